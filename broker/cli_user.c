@@ -1,0 +1,203 @@
+/* cli_user.c - `herald user add|del|passwd|list`: account administration.
+ *
+ * Works directly on the LMDB environment, so it works whether or not the
+ * server is running; the server reads the same environment and sees changes
+ * at its next lookup. Passwords come from --password, else from a no-echo
+ * prompt on a terminal, else from the first line of standard input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "errors.h"
+#include "jid.h"
+#include "scram.h"
+#include "store.h"
+
+void cli_user_usage(void *stdio_file)
+{
+    fprintf(stdio_file,
+            "Usage: herald user add JID [--password PW]   create an account\n"
+            "       herald user passwd JID [--password PW] change its password\n"
+            "       herald user del JID                   delete an account\n"
+            "       herald user list                      list accounts, one per line\n"
+            "\n"
+            "Common options (before or after the action):\n"
+            "  --data-dir DIR   data directory (default from the config, ./herald-data)\n"
+            "  --config FILE    read settings from FILE\n"
+            "\n"
+            "JID is a bare address on the served domain, e.g. alice@localhost. Without\n"
+            "--password the password is asked for on the terminal (twice, not echoed),\n"
+            "or read as one line from standard input when that is not a terminal.\n"
+            "Passwords are stored only as salted SCRAM-SHA-1 and SCRAM-SHA-256 keys.\n"
+            "Works whether or not the server is running; a running server sees the\n"
+            "change at once.\n");
+}
+
+static int read_line(const char *prompt, char *out, size_t cap)
+{
+    bool tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        fflush(stderr);
+        if (tcgetattr(STDIN_FILENO, &old) == 0) {
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        } else {
+            tty = false;
+        }
+    }
+    char *r = fgets(out, (int)cap, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (r == NULL)
+        return -1;
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+static int get_password(const char *given, char *out, size_t cap)
+{
+    if (given) {
+        if (strlen(given) >= cap)
+            return -1;
+        memcpy(out, given, strlen(given) + 1);
+        return 0;
+    }
+    if (read_line("Password: ", out, cap) != 0)
+        return -1;
+    if (isatty(STDIN_FILENO)) {
+        char again[1024];
+        if (read_line("Again: ", again, sizeof(again)) != 0 || strcmp(again, out) != 0) {
+            fprintf(stderr, "herald: passwords do not match\n");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parses JID as a bare address on cfg->domain into bare. */
+static int account_of(const struct config *cfg, const char *arg, char *bare, size_t cap)
+{
+    struct jid j;
+    if (jid_parse_str(&j, arg) != 0 || j.local[0] == '\0' || j.resource[0] != '\0') {
+        fprintf(stderr, "herald: '%s' is not a valid bare JID such as alice@%s\n", arg, cfg->domain);
+        return -1;
+    }
+    if (strcmp(j.domain, cfg->domain) != 0) {
+        fprintf(stderr, "herald: '%s' is not on the served domain %s (set server.domain "
+                "or --domain)\n", arg, cfg->domain);
+        return -1;
+    }
+    return jid_format(&j, true, bare, cap) < 0 ? -1 : 0;
+}
+
+static int print_user(void *ud, const char *bare)
+{
+    printf("%s\n", bare);
+    return 0;
+}
+
+int cli_user(struct config *cfg, int argc, char **argv)
+{
+    const char *action = NULL, *who = NULL, *password = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
+            password = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cli_user_usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "herald user: unknown option %s\n", argv[i]);
+            cli_user_usage(stderr);
+            return 2;
+        } else if (action == NULL) {
+            action = argv[i];
+        } else if (who == NULL) {
+            who = argv[i];
+        } else {
+            fprintf(stderr, "herald user: unexpected argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (action == NULL) {
+        cli_user_usage(stderr);
+        return 2;
+    }
+    bool list = strcmp(action, "list") == 0;
+    bool add = strcmp(action, "add") == 0, passwd = strcmp(action, "passwd") == 0;
+    bool del = strcmp(action, "del") == 0;
+    if (!list && !add && !passwd && !del) {
+        fprintf(stderr, "herald user: unknown action '%s'\n", action);
+        cli_user_usage(stderr);
+        return 2;
+    }
+    if (!list && who == NULL) {
+        fprintf(stderr, "herald user %s: a JID is required\n", action);
+        return 2;
+    }
+    char bare[JID_MAX + 1];
+    if (!list && account_of(cfg, who, bare, sizeof(bare)) != 0)
+        return 1;
+
+    struct store *st = NULL;
+    struct store_opts so = {.map_size = cfg->map_size_mb << 20};
+    int rc = store_open(&st, cfg->data_dir, &so);
+    if (rc != 0) {
+        fprintf(stderr, "herald: cannot open data directory %s: %s\n", cfg->data_dir,
+                herald_strerror(rc));
+        return 1;
+    }
+    int ret = 1;
+    if (list) {
+        rc = store_user_each(st, print_user, NULL);
+        if (rc == 0)
+            ret = 0;
+    } else if (del) {
+        rc = store_user_del(st, bare);
+        if (rc == 0) {
+            fprintf(stderr, "herald: deleted %s\n", bare);
+            ret = 0;
+        }
+    } else {
+        if (add && store_user_exists(st, bare) == 1) {
+            rc = HERALD_EEXIST;
+            goto report;
+        }
+        if (passwd && store_user_exists(st, bare) == 0) {
+            rc = HERALD_ENOTFOUND;
+            goto report;
+        }
+        char pw[1024];
+        if (get_password(password, pw, sizeof(pw)) != 0 || pw[0] == '\0') {
+            fprintf(stderr, "herald: no password given\n");
+            goto done;
+        }
+        struct store_user u;
+        rc = scram_make_user(&u, pw, strlen(pw), cfg->scram_iterations);
+        memset(pw, 0, sizeof(pw));
+        if (rc == 0)
+            rc = store_user_put(st, bare, &u, add);
+        if (rc == 0) {
+            fprintf(stderr, "herald: %s %s\n", add ? "created" : "changed the password of", bare);
+            ret = 0;
+        }
+    }
+report:
+    if (rc == HERALD_EEXIST)
+        fprintf(stderr, "herald: %s already exists\n", bare);
+    else if (rc == HERALD_ENOTFOUND)
+        fprintf(stderr, "herald: no such account: %s\n", bare);
+    else if (rc != 0)
+        fprintf(stderr, "herald: %s failed: %s\n", action, herald_strerror(rc));
+done:
+    store_close(st);
+    return ret;
+}

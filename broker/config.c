@@ -1,0 +1,289 @@
+/* config.c - defaults, INI parsing through libinih, validation. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "jid.h"
+#include "log.h"
+
+int config_set_str(char **field, const char *value)
+{
+    char *v = value ? strdup(value) : NULL;
+    if (value && v == NULL)
+        return -1;
+    free(*field);
+    *field = v;
+    return 0;
+}
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    config_set_str(&c->domain, "localhost");
+    config_set_str(&c->data_dir, "./herald-data");
+    config_set_str(&c->log_level, "info");
+    config_set_str(&c->c2s_bind, "127.0.0.1");
+    c->c2s_port = 5222;
+    c->require_tls = true;
+    c->max_stanza_size = 256 * 1024;
+    c->max_depth = 32;
+    c->max_connections = 20000;
+    c->max_connections_per_ip = 100;
+    c->max_outq_bytes = 1024 * 1024;
+    c->idle_timeout = 600;
+    c->keepalive_interval = 60;
+    c->login_timeout = 30;
+    config_set_str(&c->mechanisms, "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN");
+    c->failure_delay_ms = 1000;
+    c->max_failures = 3;
+    c->scram_iterations = 4096;
+    c->map_size_mb = 1024;
+    config_set_str(&c->http_bind, "127.0.0.1");
+    c->http_port = 5280;
+}
+
+void config_free(struct config *c)
+{
+    free(c->domain);
+    free(c->data_dir);
+    free(c->log_level);
+    free(c->c2s_bind);
+    free(c->mechanisms);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->http_bind);
+    memset(c, 0, sizeof(*c));
+}
+
+enum kind { K_STR, K_BOOL, K_INT, K_UINT, K_SIZE };
+
+struct option {
+    const char *section, *name;
+    enum kind kind;
+    size_t offset;
+    unsigned long long min, max;
+};
+
+#define OPT(sec, nm, k, field, lo, hi) {sec, nm, k, offsetof(struct config, field), lo, hi}
+static const struct option options[] = {
+    OPT("server", "domain", K_STR, domain, 0, 0),
+    OPT("server", "data_dir", K_STR, data_dir, 0, 0),
+    OPT("server", "log_level", K_STR, log_level, 0, 0),
+    OPT("c2s", "bind", K_STR, c2s_bind, 0, 0),
+    OPT("c2s", "port", K_INT, c2s_port, 0, 65535),
+    OPT("c2s", "require_tls", K_BOOL, require_tls, 0, 0),
+    OPT("c2s", "allow_plaintext", K_BOOL, allow_plaintext, 0, 0),
+    OPT("c2s", "allow_plaintext_public", K_BOOL, allow_plaintext_public, 0, 0),
+    OPT("c2s", "max_stanza_size", K_SIZE, max_stanza_size, 1024, 64ull << 20),
+    OPT("c2s", "max_depth", K_UINT, max_depth, 4, 1000),
+    OPT("c2s", "max_connections", K_UINT, max_connections, 1, 10000000),
+    OPT("c2s", "max_connections_per_ip", K_UINT, max_connections_per_ip, 0, 10000000),
+    OPT("c2s", "max_outq_bytes", K_SIZE, max_outq_bytes, 16384, 1ull << 32),
+    OPT("c2s", "idle_timeout", K_UINT, idle_timeout, 0, 86400 * 7),
+    OPT("c2s", "keepalive_interval", K_UINT, keepalive_interval, 0, 86400),
+    OPT("c2s", "login_timeout", K_UINT, login_timeout, 1, 3600),
+    OPT("auth", "mechanisms", K_STR, mechanisms, 0, 0),
+    OPT("auth", "failure_delay_ms", K_UINT, failure_delay_ms, 0, 60000),
+    OPT("auth", "max_failures", K_UINT, max_failures, 1, 100),
+    OPT("auth", "scram_iterations", K_UINT, scram_iterations, 4096, 10000000),
+    OPT("tls", "cert", K_STR, tls_cert, 0, 0),
+    OPT("tls", "key", K_STR, tls_key, 0, 0),
+    OPT("storage", "map_size_mb", K_SIZE, map_size_mb, 1, 1ull << 24),
+    OPT("http", "bind", K_STR, http_bind, 0, 0),
+    OPT("http", "port", K_INT, http_port, 0, 65535),
+};
+
+struct load_ctx {
+    struct config *c;
+    char *err;
+    size_t errlen;
+    const char *path;
+    int lineno;
+    int failed;
+};
+
+static int set_option(struct config *c, const struct option *o, const char *value, char *err,
+                      size_t errlen)
+{
+    void *field = (char *)c + o->offset;
+    switch (o->kind) {
+    case K_STR:
+        return config_set_str((char **)field, value[0] ? value : NULL) == 0 ? 0
+               : (snprintf(err, errlen, "out of memory"), -1);
+    case K_BOOL:
+        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1") ||
+            !strcasecmp(value, "on")) {
+            *(bool *)field = true;
+            return 0;
+        }
+        if (!strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcmp(value, "0") ||
+            !strcasecmp(value, "off")) {
+            *(bool *)field = false;
+            return 0;
+        }
+        snprintf(err, errlen, "%s.%s: expected true or false, got '%s'", o->section, o->name, value);
+        return -1;
+    default: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end != '\0' || value[0] == '-' || v < o->min || v > o->max) {
+            snprintf(err, errlen, "%s.%s: expected a whole number from %llu to %llu, got '%s'",
+                     o->section, o->name, o->min, o->max, value);
+            return -1;
+        }
+        if (o->kind == K_INT)
+            *(int *)field = (int)v;
+        else if (o->kind == K_UINT)
+            *(unsigned *)field = (unsigned)v;
+        else
+            *(size_t *)field = (size_t)v;
+        return 0;
+    }
+    }
+}
+
+static int on_ini(void *ud, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *ctx = ud;
+    if (ctx->failed)
+        return 0;
+    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+        const struct option *o = &options[i];
+        if (strcmp(o->section, section) == 0 && strcmp(o->name, name) == 0) {
+            char msg[256];
+            if (set_option(ctx->c, o, value, msg, sizeof(msg)) != 0) {
+                snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, msg);
+                ctx->failed = 1;
+                return 0;
+            }
+            return 1;
+        }
+    }
+    snprintf(ctx->err, ctx->errlen, "%s: unknown option '%s' in section [%s]", ctx->path, name,
+             section);
+    ctx->failed = 1;
+    return 0;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+    struct load_ctx ctx = {c, err, errlen, path, 0, 0};
+    int rc = ini_parse(path, on_ini, &ctx);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (ctx.failed)
+        return -1;
+    if (rc > 0) {
+        snprintf(err, errlen, "%s:%d: syntax error", path, rc);
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_loopback(const char *addr)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, addr, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, addr, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return strcmp(addr, "localhost") == 0;
+}
+
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+    struct jid j;
+    if (c->domain == NULL || jid_parse_str(&j, c->domain) != 0 || j.local[0] || j.resource[0]) {
+        snprintf(err, errlen, "server.domain '%s' is not a valid domain name",
+                 c->domain ? c->domain : "");
+        return -1;
+    }
+    if (strcmp(j.domain, c->domain) != 0) {
+        snprintf(err, errlen, "server.domain must be given in prepared form: '%s'", j.domain);
+        return -1;
+    }
+    if (c->data_dir == NULL) {
+        snprintf(err, errlen, "server.data_dir must be set");
+        return -1;
+    }
+    if (c->log_level == NULL || log_level_parse(c->log_level) < 0) {
+        snprintf(err, errlen, "server.log_level must be debug, info, warn or error");
+        return -1;
+    }
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (c->c2s_bind == NULL ||
+        (inet_pton(AF_INET, c->c2s_bind, &a4) != 1 && inet_pton(AF_INET6, c->c2s_bind, &a6) != 1)) {
+        snprintf(err, errlen, "c2s.bind must be an IPv4 or IPv6 address, got '%s'",
+                 c->c2s_bind ? c->c2s_bind : "");
+        return -1;
+    }
+    if (c->allow_plaintext && !is_loopback(c->c2s_bind) && !c->allow_plaintext_public) {
+        snprintf(err, errlen,
+                 "c2s.allow_plaintext on the non-loopback address %s sends passwords in clear; "
+                 "set c2s.allow_plaintext_public = true (or pass --allow-plaintext twice) if you "
+                 "really mean it",
+                 c->c2s_bind);
+        return -1;
+    }
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+        snprintf(err, errlen, "tls.cert and tls.key must be set together");
+        return -1;
+    }
+    if (c->mechanisms == NULL || c->mechanisms[0] == '\0') {
+        snprintf(err, errlen, "auth.mechanisms must list at least one mechanism");
+        return -1;
+    }
+    char *copy = strdup(c->mechanisms), *save = NULL;
+    if (copy == NULL)
+        return -1;
+    for (char *m = strtok_r(copy, " ,", &save); m; m = strtok_r(NULL, " ,", &save)) {
+        if (strcmp(m, "SCRAM-SHA-256") && strcmp(m, "SCRAM-SHA-1") && strcmp(m, "PLAIN")) {
+            snprintf(err, errlen, "auth.mechanisms: unsupported mechanism '%s' "
+                     "(supported: SCRAM-SHA-256 SCRAM-SHA-1 PLAIN)", m);
+            free(copy);
+            return -1;
+        }
+    }
+    free(copy);
+    if (c->keepalive_interval && c->idle_timeout && c->keepalive_interval >= c->idle_timeout) {
+        snprintf(err, errlen, "c2s.keepalive_interval must be shorter than c2s.idle_timeout");
+        return -1;
+    }
+    return 0;
+}
+
+void config_print(const struct config *c, void *stdio_file)
+{
+    FILE *f = stdio_file;
+    const char *section = "";
+    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+        const struct option *o = &options[i];
+        const void *field = (const char *)c + o->offset;
+        if (strcmp(section, o->section) != 0) {
+            fprintf(f, "%s[%s]\n", i ? "\n" : "", o->section);
+            section = o->section;
+        }
+        switch (o->kind) {
+        case K_STR: {
+            const char *s = *(char *const *)field;
+            fprintf(f, "%s = %s\n", o->name, s ? s : "");
+            break;
+        }
+        case K_BOOL: fprintf(f, "%s = %s\n", o->name, *(const bool *)field ? "true" : "false"); break;
+        case K_INT: fprintf(f, "%s = %d\n", o->name, *(const int *)field); break;
+        case K_UINT: fprintf(f, "%s = %u\n", o->name, *(const unsigned *)field); break;
+        case K_SIZE: fprintf(f, "%s = %zu\n", o->name, *(const size_t *)field); break;
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/* config.h - Herald's settings: embedded defaults, an INI file (libinih),
+ * then command-line overrides, in that order. The struct is plain data owned
+ * by the caller; strings are malloc'd and freed by config_free. Every option
+ * is described in docs/configuration.md and docs/herald.conf.example. */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config {
+    /* [server] */
+    char *domain;
+    char *data_dir;
+    char *log_level;
+    /* [c2s] */
+    char *c2s_bind;
+    int c2s_port;
+    bool require_tls;
+    bool allow_plaintext;
+    bool allow_plaintext_public; /* allow_plaintext on a non-loopback address */
+    size_t max_stanza_size;
+    unsigned max_depth;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    size_t max_outq_bytes;
+    unsigned idle_timeout;       /* seconds without traffic before closing */
+    unsigned keepalive_interval; /* seconds idle before a whitespace ping */
+    unsigned login_timeout;      /* seconds to authenticate and bind */
+    /* [auth] */
+    char *mechanisms;
+    unsigned failure_delay_ms;
+    unsigned max_failures;
+    unsigned scram_iterations;
+    /* [tls] */
+    char *tls_cert;  /* NULL: <data_dir>/tls/cert.pem, generated if absent */
+    char *tls_key;
+    /* [storage] */
+    size_t map_size_mb;
+    /* [http] (REST bridge: see docs/configuration.md for its status) */
+    char *http_bind;
+    int http_port;
+};
+
+void config_defaults(struct config *c);
+/* Reads an INI file over the current values. On error writes a message with
+ * the file and line to err and returns -1. */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+/* Checks values that depend on each other; fills err and returns -1 when a
+ * setting is unusable. */
+int config_validate(const struct config *c, char *err, size_t errlen);
+/* Sets a string field, freeing the old value. Returns -1 on ENOMEM. */
+int config_set_str(char **field, const char *value);
+/* Prints the effective configuration in the file's own format. */
+void config_print(const struct config *c, void *stdio_file);
+void config_free(struct config *c);
+
+#endif

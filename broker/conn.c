@@ -1,0 +1,440 @@
+/* conn.c - socket reads through the TLS filter to the handler; the bounded
+ * write queue flushed once per loop turn.
+ *
+ * Write queue: a singly linked list of entries, each a reference to a chunk
+ * plus a `raw` flag (bytes queued before STARTTLS must go out in clear even
+ * if TLS has started by the time they are flushed). At most one uv_write is
+ * in flight; its request owns the entries (plaintext path, zero-copy iovecs)
+ * or one ciphertext buffer (TLS path). */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "herald.h"
+#include "log.h"
+#include "outq.h"
+#include "tls.h"
+
+#define MAX_IOV 64
+
+struct outq_entry {
+    struct outq_entry *next;
+    struct chunk *ch;
+    bool raw;
+};
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+struct write_req {
+    uv_write_t req;
+    struct conn *c;
+    size_t bytes;
+    struct outq_entry *entries;  /* plaintext path */
+    char *cipher;                /* TLS path */
+};
+
+static void on_handle_closed(uv_handle_t *hd)
+{
+    struct conn *c = hd->data;
+    struct herald *h = c->h;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    h->nconns--;
+    struct outq_entry *e = c->q_head;
+    while (e) {
+        struct outq_entry *n = e->next;
+        chunk_unref(e->ch);
+        free(e);
+        e = n;
+    }
+    tls_free(c->tls);
+    if (c->handler && c->handler->on_close)
+        c->handler->on_close(c->ud);
+    free(c);
+}
+
+static void remove_from_flush_list(struct conn *c)
+{
+    if (!c->in_flush_list)
+        return;
+    struct conn **pp = &c->h->flush_list;
+    while (*pp && *pp != c)
+        pp = &(*pp)->flush_next;
+    if (*pp)
+        *pp = c->flush_next;
+    c->in_flush_list = false;
+}
+
+static void close_now(struct conn *c)
+{
+    if (c->handle_closed)
+        return;
+    c->handle_closed = true;
+    c->closing = true;
+    remove_from_flush_list(c);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+void conn_close(struct conn *c, bool drain)
+{
+    if (c->handle_closed)
+        return;
+    c->closing = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (drain && (c->q_head != NULL || c->writing)) {
+        if (!c->close_after_flush) {
+            c->close_after_flush = true;
+            c->close_started_ms = uv_now(c->h->loop);
+        }
+        return;
+    }
+    close_now(c);
+}
+
+static void schedule_flush(struct conn *c)
+{
+    if (c->in_flush_list || c->handle_closed)
+        return;
+    c->in_flush_list = true;
+    c->flush_next = c->h->flush_list;
+    c->h->flush_list = c;
+}
+
+static int enqueue(struct conn *c, struct chunk *ch, int flags)
+{
+    if (c->handle_closed || (c->closing && !(flags & CONN_SEND_FORCE)))
+        return HERALD_EUNAVAIL;
+    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + ch->len > c->q_max)
+        return HERALD_ELIMIT;
+    struct outq_entry *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return HERALD_ENOMEM;
+    e->next = NULL;
+    e->ch = chunk_ref(ch);
+    e->raw = false;
+    if (c->q_tail)
+        c->q_tail->next = e;
+    else
+        c->q_head = e;
+    c->q_tail = e;
+    c->q_bytes += ch->len;
+    schedule_flush(c);
+    return 0;
+}
+
+int conn_send_chunk(struct conn *c, struct chunk *ch, int flags) { return enqueue(c, ch, flags); }
+
+int conn_send(struct conn *c, const void *data, size_t len, int flags)
+{
+    if (c->handle_closed || (c->closing && !(flags & CONN_SEND_FORCE)))
+        return HERALD_EUNAVAIL;
+    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + len > c->q_max)
+        return HERALD_ELIMIT;
+    struct chunk *ch = chunk_new(data, len);
+    if (ch == NULL)
+        return HERALD_ENOMEM;
+    int rc = enqueue(c, ch, flags);
+    chunk_unref(ch);
+    return rc;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct conn *c = w->c;
+    struct outq_entry *e = w->entries;
+    while (e) {
+        struct outq_entry *n = e->next;
+        chunk_unref(e->ch);
+        free(e);
+        e = n;
+    }
+    free(w->cipher);
+    c->q_bytes -= w->bytes;
+    c->writing = false;
+    free(w);
+    if (c->handle_closed)
+        return;
+    if (status < 0) {
+        log_debug("conn", "%s: write failed: %s", c->peer, uv_strerror(status));
+        conn_close(c, false);
+        return;
+    }
+    if (c->reading_paused && !c->closing && c->q_bytes <= c->q_max / 4) {
+        c->reading_paused = false;
+        if (!c->input_held)
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+    if (c->q_head)
+        schedule_flush(c);
+    else if (c->close_after_flush)
+        close_now(c);
+}
+
+/* Plaintext: hand up to MAX_IOV chunks to one uv_write, zero-copy. */
+static int flush_plain(struct conn *c, struct write_req *w)
+{
+    uv_buf_t iov[MAX_IOV];
+    unsigned n = 0;
+    struct outq_entry *last = NULL;
+    for (struct outq_entry *e = c->q_head; e && n < MAX_IOV; e = e->next) {
+        iov[n++] = uv_buf_init(e->ch->data, (unsigned)e->ch->len);
+        w->bytes += e->ch->len;
+        last = e;
+    }
+    w->entries = c->q_head;
+    c->q_head = last->next;
+    if (c->q_head == NULL)
+        c->q_tail = NULL;
+    last->next = NULL;
+    return uv_write(&w->req, (uv_stream_t *)&c->tcp, iov, n, on_write);
+}
+
+/* TLS: encrypt everything queued into one buffer (raw entries copied in
+ * clear, in order), then one uv_write. */
+static int flush_tls(struct conn *c, struct write_req *w)
+{
+    size_t plain = 0, cap = 0, len = 0;
+    char *out = NULL;
+    int rc = 0;
+    for (struct outq_entry *e = c->q_head; e; e = e->next)
+        plain += e->ch->len;
+    struct outq_entry *e = c->q_head;
+    while (e) {
+        struct outq_entry *n = e->next;
+        if (rc == 0) {
+            if (!e->raw && tls_write(c->tls, e->ch->data, e->ch->len) != 0)
+                rc = -1;
+            size_t need = len + tls_pending(c->tls) + (e->raw ? e->ch->len : 0);
+            if (rc == 0 && need > cap) {
+                cap = need + 1024;
+                char *p = realloc(out, cap);
+                if (p == NULL)
+                    rc = -1;
+                else
+                    out = p;
+            }
+            if (rc == 0 && e->raw) {
+                memcpy(out + len, e->ch->data, e->ch->len);
+                len += e->ch->len;
+            }
+            if (rc == 0)
+                len += tls_take(c->tls, out + len, cap - len);
+        }
+        chunk_unref(e->ch);
+        free(e);
+        e = n;
+    }
+    c->q_head = c->q_tail = NULL;
+    /* Handshake records produced by reads are in the BIO too. */
+    size_t pend = tls_pending(c->tls);
+    if (rc == 0 && pend > 0) {
+        char *p = realloc(out, len + pend);
+        if (p == NULL) {
+            rc = -1;
+        } else {
+            out = p;
+            len += tls_take(c->tls, out + len, pend);
+        }
+    }
+    /* q_bytes counted plaintext; from here on the ciphertext is in flight. */
+    c->q_bytes -= plain;
+    c->q_bytes += len;
+    w->bytes = len;
+    w->cipher = out;
+    if (rc != 0) {
+        log_warn("conn", "%s: TLS write failed: %s", c->peer, tls_error(c->tls));
+        return -1;
+    }
+    if (len == 0)
+        return 1; /* nothing to write */
+    uv_buf_t b = uv_buf_init(out, (unsigned)len);
+    return uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+}
+
+static void flush(struct conn *c)
+{
+    if (c->writing || c->handle_closed)
+        return;
+    if (c->q_head == NULL && !(c->tls && tls_pending(c->tls) > 0)) {
+        if (c->close_after_flush)
+            close_now(c);
+        return;
+    }
+    struct write_req *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        conn_close(c, false);
+        return;
+    }
+    w->c = c;
+    int rc = (c->tls && !(c->q_head && c->q_head->raw && c->q_tail->raw)) ? flush_tls(c, w)
+                                                                           : flush_plain(c, w);
+    if (rc == 0) {
+        c->writing = true;
+        return;
+    }
+    /* Not written: undo the in-flight accounting. */
+    struct outq_entry *e = w->entries;
+    while (e) {
+        struct outq_entry *n = e->next;
+        chunk_unref(e->ch);
+        free(e);
+        e = n;
+    }
+    c->q_bytes -= w->bytes;
+    free(w->cipher);
+    free(w);
+    if (rc < 0)
+        conn_close(c, false);
+    else if (c->close_after_flush)
+        close_now(c);
+}
+
+void conn_flush_all(struct herald *h)
+{
+    while (h->flush_list) {
+        struct conn *c = h->flush_list;
+        h->flush_list = c->flush_next;
+        c->in_flush_list = false;
+        flush(c);
+    }
+}
+
+int conn_starttls(struct conn *c, struct ssl_ctx_st *ctx)
+{
+    if (c->tls)
+        return -1;
+    c->tls = tls_new(ctx);
+    if (c->tls == NULL)
+        return -1;
+    for (struct outq_entry *e = c->q_head; e; e = e->next)
+        e->raw = true;
+    return 0;
+}
+
+bool conn_is_tls(const struct conn *c) { return c->tls != NULL; }
+
+void conn_hold_input(struct conn *c, bool hold)
+{
+    if (c->closing || c->input_held == hold)
+        return;
+    c->input_held = hold;
+    if (hold)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    else if (!c->reading_paused)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = hd->data;
+    buf->base = c->h->rbuf;
+    buf->len = sizeof(c->h->rbuf);
+}
+
+static void deliver(struct conn *c, const char *data, size_t len)
+{
+    if (!c->closing)
+        c->handler->on_data(c->ud, data, len);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            log_debug("conn", "%s: read error: %s", c->peer, uv_strerror((int)nread));
+        /* The peer is gone: whatever is queued cannot be delivered. */
+        close_now(c);
+        return;
+    }
+    c->last_read_ms = uv_now(c->h->loop);
+    if (c->tls == NULL) {
+        deliver(c, buf->base, (size_t)nread);
+    } else {
+        if (tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
+            close_now(c);
+            return;
+        }
+        char plain[16384];
+        for (;;) {
+            int n = tls_read(c->tls, plain, sizeof(plain));
+            if (n < 0) {
+                log_info("conn", "%s: TLS: %s", c->peer, tls_error(c->tls));
+                /* Send any alert OpenSSL queued, then close. */
+                schedule_flush(c);
+                conn_close(c, true);
+                return;
+            }
+            if (n == 0 || c->closing)
+                break;
+            deliver(c, plain, (size_t)n);
+        }
+        if (tls_pending(c->tls) > 0)
+            schedule_flush(c);
+    }
+    /* Back-pressure: a client that does not read its replies stops being
+     * read until its queue drains (see docs/architecture.md). */
+    if (!c->closing && !c->reading_paused && c->q_bytes > c->q_max / 2) {
+        c->reading_paused = true;
+        uv_read_stop(s);
+    }
+}
+
+struct conn *conn_accept(struct herald *h, uv_stream_t *server)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->h = h;
+    c->q_max = h->cfg->max_outq_bytes;
+    if (uv_tcp_init(h->loop, &c->tcp) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->tcp.data = c;
+    c->next = h->conns;
+    if (h->conns)
+        h->conns->prev = c;
+    h->conns = c;
+    h->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        close_now(c);
+        return NULL;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    strcpy(c->peer, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof(c->peer));
+        else if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
+    }
+    c->last_read_ms = uv_now(h->loop);
+    return c;
+}
+
+int conn_start(struct conn *c, const struct conn_handler *handler, void *ud)
+{
+    c->handler = handler;
+    c->ud = ud;
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc != 0) {
+        log_warn("conn", "%s: cannot read: %s", c->peer, uv_strerror(rc));
+        close_now(c);
+        return HERALD_EIO;
+    }
+    return 0;
+}

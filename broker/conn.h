@@ -1,0 +1,87 @@
+/* conn.h - one TCP connection: socket, optional TLS filter, bounded write queue.
+ *
+ * The only place (with listener.c) that does socket I/O. Upward, a protocol
+ * handler (the XMPP stream, later HTTP) gets plaintext bytes and a close
+ * notification; downward it queues bytes with conn_send*(), which never block
+ * and never write at once: queued output is flushed once per loop turn with a
+ * single uv_write of every queued chunk (plaintext) or of one ciphertext
+ * buffer (TLS).
+ *
+ * Lifetime: conn_close() marks the connection closing (no more input is
+ * delivered), optionally lets queued output drain (bounded by a timer), then
+ * closes the socket; on_close is called once and the struct is freed in the
+ * libuv close callback. The handler must not use the conn after on_close. */
+#ifndef HERALD_CONN_H
+#define HERALD_CONN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct herald;
+struct chunk;
+struct tls;
+struct ssl_ctx_st;
+
+struct conn_handler {
+    /* Plaintext bytes arrived. The handler may close the conn from here. */
+    void (*on_data)(void *ud, const char *data, size_t len);
+    /* The connection is gone (peer closed, error, or conn_close finished). */
+    void (*on_close)(void *ud);
+};
+
+struct outq_entry;
+
+struct conn {
+    uv_tcp_t tcp;
+    struct herald *h;
+    const struct conn_handler *handler;
+    void *ud;
+    struct conn *prev, *next;         /* herald->conns */
+    struct conn *flush_next;          /* herald->flush_list */
+    struct tls *tls;
+    struct outq_entry *q_head, *q_tail;
+    size_t q_bytes;                   /* queued + in flight */
+    size_t q_max;
+    uint64_t last_read_ms;            /* uv_now at the last bytes received */
+    uint64_t close_started_ms;        /* uv_now when a draining close began */
+    char peer[48];                    /* textual peer address */
+    bool in_flush_list;
+    bool writing;                     /* one uv_write in flight at most */
+    bool reading_paused;              /* back-pressure: our queue is long */
+    bool input_held;                  /* conn_hold_input */
+    bool closing;                     /* conn_close called or peer gone */
+    bool close_after_flush;
+    bool handle_closed;
+};
+
+/* Accepts a pending connection on server. Returns NULL on failure (logged). */
+struct conn *conn_accept(struct herald *h, uv_stream_t *server);
+/* Sets the protocol handler and starts reading. */
+int conn_start(struct conn *c, const struct conn_handler *handler, void *ud);
+
+enum { CONN_SEND_FORCE = 1 }; /* ignore q_max (final stream errors) */
+
+/* Queues a copy of data. Returns 0, HERALD_ELIMIT when the queue bound would
+ * be exceeded (nothing queued) or HERALD_ENOMEM. */
+int conn_send(struct conn *c, const void *data, size_t len, int flags);
+/* Queues a reference to a shared chunk (the conn takes its own reference). */
+int conn_send_chunk(struct conn *c, struct chunk *ch, int flags);
+
+/* Output queued so far goes out in clear; everything after is TLS. Returns 0
+ * or -1. */
+int conn_starttls(struct conn *c, struct ssl_ctx_st *ctx);
+bool conn_is_tls(const struct conn *c);
+
+/* Stops (hold = true) or resumes delivering input; used while a SASL
+ * failure is being delayed. */
+void conn_hold_input(struct conn *c, bool hold);
+
+/* Closes the connection; with drain, queued output is sent first (bounded
+ * by a short timer). Safe to call more than once. */
+void conn_close(struct conn *c, bool drain);
+
+/* Called once per loop turn by the server's prepare handle. */
+void conn_flush_all(struct herald *h);
+
+#endif

@@ -1,0 +1,58 @@
+/* herald.h - the process: one struct herald made in server.c and passed down.
+ *
+ * No hidden globals: the loop, configuration, store, TLS context, listeners,
+ * connection list and session table hang off this struct; libuv handles point
+ * back to their owners through handle->data. One loop thread owns all of it. */
+#ifndef HERALD_HERALD_H
+#define HERALD_HERALD_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+struct store;
+struct conn;
+struct account;
+struct ip_count;
+struct ssl_ctx_st;
+
+struct herald_stats {
+    uint64_t connections_accepted;
+    uint64_t connections_refused;
+    uint64_t stanzas_in;
+    uint64_t stanzas_out;
+    uint64_t auth_ok;
+    uint64_t auth_failed;
+    uint64_t slow_reader_closes;
+};
+
+struct herald {
+    uv_loop_t *loop;
+    struct config *cfg;
+    struct store *store;
+    struct ssl_ctx_st *tls_ctx;
+
+    uv_tcp_t c2s_listener;
+    bool listening;
+    uv_signal_t sig_term, sig_int;
+    uv_prepare_t flush_prepare;  /* flushes write queues once per loop turn */
+    uv_timer_t sweep_timer;      /* idle/login timeouts and keepalives */
+    uv_timer_t shutdown_timer;   /* bounds a graceful shutdown */
+
+    struct conn *conns;          /* every open connection (doubly linked) */
+    unsigned nconns;
+    struct conn *flush_list;     /* connections with queued output */
+    struct ip_count *ip_counts;  /* uthash: connections per peer address */
+    struct account *accounts;    /* uthash: bare JID -> bound sessions */
+
+    char rbuf[65536];            /* shared read buffer: reads are handled synchronously */
+    bool shutting_down;
+    int exit_code;
+    struct herald_stats stats;
+};
+
+/* Runs the server until SIGTERM/SIGINT. Returns the process exit code. */
+int herald_serve(struct config *cfg);
+
+#endif

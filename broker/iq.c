@@ -1,0 +1,134 @@
+/* iq.c - iqs the server answers itself: the handler table and its handlers
+ * (XEP-0199 ping, XEP-0030 disco, XEP-0092 version, the RFC 3921 session
+ * no-op). The disco#info feature list comes from the same table. */
+#include "iq.h"
+
+#include <string.h>
+
+#include "errors.h"
+#include "herald.h"
+#include "router.h"
+#include "session.h"
+#include "xml.h"
+
+enum { IQ_GET = 1, IQ_SET = 2 };
+
+typedef void iq_handler(struct session *from, struct xnode *iq, struct xnode *child,
+                        struct arena *a);
+
+struct iq_row {
+    const char *ns, *name;
+    unsigned types;
+    iq_handler *fn;
+    const char *feature;  /* advertised in disco#info, or NULL */
+};
+
+static iq_handler on_ping, on_disco_info, on_disco_items, on_version, on_session;
+
+static const struct iq_row table[] = {
+    {NS_PING, "ping", IQ_GET, on_ping, NS_PING},
+    {NS_DISCO_INFO, "query", IQ_GET, on_disco_info, NS_DISCO_INFO},
+    {NS_DISCO_ITEMS, "query", IQ_GET, on_disco_items, NS_DISCO_ITEMS},
+    {NS_VERSION, "query", IQ_GET, on_version, NS_VERSION},
+    {NS_SESSION, "session", IQ_SET, on_session, NULL},
+};
+#define NROWS (sizeof(table) / sizeof(table[0]))
+
+const char *const *iq_features(void)
+{
+    static const char *list[NROWS + 1];
+    size_t n = 0;
+    if (list[0] == NULL)
+        for (size_t i = 0; i < NROWS; i++)
+            if (table[i].feature)
+                list[n++] = table[i].feature;
+    return list;
+}
+
+static void reply(struct session *from, struct xnode *iq, struct arena *a, struct xnode *payload)
+{
+    struct xnode *r = router_reply(a, iq, "result");
+    if (r == NULL)
+        return;
+    if (xml_attr(iq, "to") == NULL)
+        xml_del_attr(r, "from");
+    if (payload)
+        xml_append(r, payload);
+    session_send_xml(from, r);
+}
+
+static void on_ping(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a)
+{
+    reply(from, iq, a, NULL);
+}
+
+static void on_session(struct session *from, struct xnode *iq, struct xnode *child,
+                       struct arena *a)
+{
+    reply(from, iq, a, NULL);
+}
+
+static void on_disco_info(struct session *from, struct xnode *iq, struct xnode *child,
+                          struct arena *a)
+{
+    if (xml_attr(child, "node") != NULL) {
+        router_error(from, iq, a, HERALD_ENOTFOUND, NULL, NULL);
+        return;
+    }
+    struct xnode *q = xml_elem_new(a, NS_DISCO_INFO, "query");
+    struct xnode *id = q ? xml_add_elem(a, q, NS_DISCO_INFO, "identity") : NULL;
+    if (id == NULL || xml_set_attr(a, id, "category", "server") || xml_set_attr(a, id, "type", "im") ||
+        xml_set_attr(a, id, "name", "Herald"))
+        return;
+    for (const char *const *f = iq_features(); *f; f++) {
+        struct xnode *fe = xml_add_elem(a, q, NS_DISCO_INFO, "feature");
+        if (fe == NULL || xml_set_attr(a, fe, "var", *f))
+            return;
+    }
+    reply(from, iq, a, q);
+}
+
+static void on_disco_items(struct session *from, struct xnode *iq, struct xnode *child,
+                           struct arena *a)
+{
+    if (xml_attr(child, "node") != NULL) {
+        router_error(from, iq, a, HERALD_ENOTFOUND, NULL, NULL);
+        return;
+    }
+    /* No items yet: the pubsub service will be listed here. */
+    reply(from, iq, a, xml_elem_new(a, NS_DISCO_ITEMS, "query"));
+}
+
+static void on_version(struct session *from, struct xnode *iq, struct xnode *child,
+                       struct arena *a)
+{
+    struct xnode *q = xml_elem_new(a, NS_VERSION, "query");
+    struct xnode *n = q ? xml_add_elem(a, q, NS_VERSION, "name") : NULL;
+    struct xnode *v = q ? xml_add_elem(a, q, NS_VERSION, "version") : NULL;
+    if (n == NULL || v == NULL || xml_add_text(a, n, "Herald", 6) ||
+        xml_add_text(a, v, HERALD_VERSION, strlen(HERALD_VERSION)))
+        return;
+    reply(from, iq, a, q);
+}
+
+void iq_dispatch(struct session *from, struct xnode *iq, struct arena *a)
+{
+    const char *type = xml_attr(iq, "type");
+    unsigned t = strcmp(type, "get") == 0 ? IQ_GET : strcmp(type, "set") == 0 ? IQ_SET : 0;
+    if (t == 0)
+        return; /* results and errors addressed to the server need no answer */
+    /* RFC 6120 §8.2.3: a get or set has exactly one payload child. */
+    struct xnode *child = xml_first_elem(iq);
+    if (child == NULL || xml_next_elem(child) != NULL) {
+        router_error(from, iq, a, HERALD_EINVAL, NULL, NULL);
+        return;
+    }
+    for (size_t i = 0; i < NROWS; i++) {
+        const struct iq_row *r = &table[i];
+        if ((r->types & t) && strcmp(r->ns, child->ns) == 0 && strcmp(r->name, child->name) == 0) {
+            r->fn(from, iq, child, a);
+            return;
+        }
+    }
+    router_error(from, iq, a, HERALD_EUNAVAIL, NULL, NULL);
+}

@@ -1,0 +1,251 @@
+/* router.c - stanza delivery by address (RFC 6120 §10, RFC 6121 §8.5).
+ *
+ * Decision table for a stanza from a bound local session:
+ *   no 'to'            message: as if to the sender's bare JID (§10.3.1)
+ *                      presence: availability/priority of the sender
+ *                      iq: the server answers for the account (§10.3.3)
+ *   remote domain      remote-server-not-found (no s2s)
+ *   our domain         iq: the iq table; message/presence: ignored
+ *   local full JID     that resource; if absent: message as to the bare JID,
+ *                      iq service-unavailable, presence ignored (§8.5.3.2)
+ *   local bare JID     message: highest non-negative priority resource(s);
+ *                      presence: every available resource; iq: the server
+ *                      answers for the account (§8.5.2)
+ *   unknown account    message/iq: service-unavailable; presence ignored
+ * The stanza is serialized once; every recipient queues the same chunk. */
+#include "router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "iq.h"
+#include "jid.h"
+#include "log.h"
+#include "outq.h"
+#include "session.h"
+#include "store.h"
+#include "xml.h"
+
+struct xnode *router_reply(struct arena *a, const struct xnode *req, const char *type)
+{
+    struct xnode *r = xml_elem_new(a, NS_CLIENT, req->name);
+    const char *id = xml_attr(req, "id");
+    const char *from = xml_attr(req, "from");
+    const char *to = xml_attr(req, "to");
+    if (r == NULL || xml_set_attr(a, r, "type", type) != 0 ||
+        (id && xml_set_attr(a, r, "id", id) != 0) || (from && xml_set_attr(a, r, "to", from) != 0) ||
+        (to && xml_set_attr(a, r, "from", to) != 0))
+        return NULL;
+    return r;
+}
+
+void router_error(struct session *to, const struct xnode *stanza, struct arena *a, int err,
+                  const char *cond, const char *type)
+{
+    const char *st_type = xml_attr(stanza, "type");
+    /* RFC 6120 §8.3.1: never answer an error with an error; an iq result
+     * needs no answer either. */
+    if (st_type && (strcmp(st_type, "error") == 0 ||
+                    (strcmp(stanza->name, "iq") == 0 && strcmp(st_type, "result") == 0)))
+        return;
+    if (cond == NULL) {
+        cond = herald_stanza_condition(err);
+        type = herald_stanza_error_type(err);
+    }
+    struct xnode *r = router_reply(a, stanza, "error");
+    if (r == NULL)
+        return;
+    /* §8.3.1: the original payload may be included; we include it. */
+    r->children = stanza->children;
+    r->last_child = stanza->last_child;
+    struct xnode *e = xml_add_elem(a, r, NS_CLIENT, "error");
+    if (e == NULL || xml_set_attr(a, e, "type", type ? type : "cancel") != 0 ||
+        xml_add_elem(a, e, NS_STANZAS, cond) == NULL)
+        return;
+    session_send_xml(to, r);
+}
+
+/* Serializes st once and queues it on each recipient. */
+static void deliver(struct session **to, size_t n, const struct xnode *st)
+{
+    if (n == 0)
+        return;
+    struct buf b;
+    buf_init(&b, 0);
+    xml_serialize(&b, st, NS_CLIENT);
+    struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
+    buf_free(&b);
+    if (ch == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        session_send_chunk(to[i], ch);
+    chunk_unref(ch);
+}
+
+static bool is_type(const char *type, const char *want)
+{
+    return type != NULL && strcmp(type, want) == 0;
+}
+
+/* RFC 6121 §8.5.2.1.1: chat/normal to a bare JID go to the available
+ * resource(s) with the highest non-negative priority; headline to every
+ * non-negative one. Returns how many sessions were chosen. */
+static size_t pick_for_message(struct account *acct, const char *type, struct session **out,
+                               size_t cap)
+{
+    int best = -1;
+    bool all = is_type(type, "headline");
+    for (struct session *s = acct ? acct->sessions : NULL; s; s = s->next_res)
+        if (s->available && s->priority >= 0 && s->priority > best)
+            best = s->priority;
+    size_t n = 0;
+    for (struct session *s = acct ? acct->sessions : NULL; s && n < cap; s = s->next_res)
+        if (s->available && s->priority >= 0 && (all || s->priority == best))
+            out[n++] = s;
+    return n;
+}
+
+#define MAX_RECIPIENTS 64
+
+static void to_bare(struct session *from, struct xnode *st, struct arena *a, const char *bare)
+{
+    struct herald *h = from->h;
+    struct account *acct = session_account(h, bare);
+    const char *type = xml_attr(st, "type");
+    struct session *to[MAX_RECIPIENTS];
+    size_t n = 0;
+
+    if (acct == NULL && strcmp(st->name, "presence") != 0) {
+        int exists = store_user_exists(h->store, bare);
+        if (exists <= 0) {
+            router_error(from, st, a, exists < 0 ? exists : HERALD_EUNAVAIL, NULL, NULL);
+            return;
+        }
+    }
+    if (strcmp(st->name, "message") == 0) {
+        if (is_type(type, "groupchat")) {
+            router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
+            return;
+        }
+        n = pick_for_message(acct, type, to, MAX_RECIPIENTS);
+        if (n == 0 && !is_type(type, "headline") && !is_type(type, "error"))
+            /* §8.5.2.2.1: no offline storage yet, so tell the sender. */
+            router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
+        deliver(to, n, st);
+    } else if (strcmp(st->name, "presence") == 0) {
+        for (struct session *s = acct ? acct->sessions : NULL; s && n < MAX_RECIPIENTS; s = s->next_res)
+            if (s->available)
+                to[n++] = s;
+        deliver(to, n, st);
+    } else if (is_type(type, "get") || is_type(type, "set")) {
+        /* §8.5.2.1.3: the server answers for the account; it handles no
+         * account-level namespaces yet. */
+        router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
+    }
+}
+
+static void to_full(struct session *from, struct xnode *st, struct arena *a, const struct jid *j,
+                    const char *bare)
+{
+    struct session *target = session_find(from->h, bare, j->resource);
+    const char *type = xml_attr(st, "type");
+    if (target != NULL) {
+        deliver(&target, 1, st);
+        return;
+    }
+    if (strcmp(st->name, "message") == 0) {
+        /* §8.5.3.2.1: chat/normal fall back to the bare JID. */
+        if (is_type(type, "groupchat"))
+            router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
+        else if (!is_type(type, "headline") && !is_type(type, "error"))
+            to_bare(from, st, a, bare);
+    } else if (strcmp(st->name, "iq") == 0) {
+        router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
+    }
+}
+
+/* Presence with no 'to': the sender's availability (RFC 6121 §4.2, §4.5).
+ * Broadcast to contacts needs the roster (not built yet). */
+static void own_presence(struct session *from, struct xnode *st, struct arena *a)
+{
+    const char *type = xml_attr(st, "type");
+    if (type == NULL) {
+        struct xnode *pr = xml_child(st, NS_CLIENT, "priority");
+        long prio = 0;
+        if (pr != NULL) {
+            const char *t = xml_text(a, pr);
+            char *end = NULL;
+            prio = t ? strtol(t, &end, 10) : 0;
+            if (t == NULL || end == t || *end != '\0' || prio < -128 || prio > 127) {
+                router_error(from, st, a, HERALD_EINVAL, NULL, NULL);
+                return;
+            }
+        }
+        from->available = true;
+        from->priority = (int)prio;
+    } else if (strcmp(type, "unavailable") == 0) {
+        from->available = false;
+    }
+}
+
+static int check_iq(struct session *from, struct xnode *st, struct arena *a)
+{
+    const char *type = xml_attr(st, "type");
+    if (xml_attr(st, "id") == NULL || type == NULL ||
+        (strcmp(type, "get") && strcmp(type, "set") && strcmp(type, "result") && strcmp(type, "error"))) {
+        router_error(from, st, a, HERALD_EINVAL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void router_route(struct session *from, struct xnode *st, struct arena *a)
+{
+    struct herald *h = from->h;
+    bool is_iq = strcmp(st->name, "iq") == 0;
+    const char *to = xml_attr(st, "to");
+    /* RFC 6120 §8.1.2.1: the server stamps the sender's full JID. */
+    if (xml_set_attr(a, st, "from", from->full) != 0)
+        return;
+    if (is_iq && check_iq(from, st, a) != 0)
+        return;
+    if (to == NULL) {
+        if (is_iq)
+            iq_dispatch(from, st, a);
+        else if (strcmp(st->name, "message") == 0)
+            to_bare(from, st, a, from->bare);
+        else
+            own_presence(from, st, a);
+        return;
+    }
+    struct jid *j = arena_alloc(a, sizeof(*j));
+    char *bare = arena_alloc(a, JID_MAX + 1);
+    if (j == NULL || bare == NULL)
+        return;
+    if (jid_parse_str(j, to) != 0) {
+        router_error(from, st, a, HERALD_EJID, NULL, NULL);
+        return;
+    }
+    if (strcmp(j->domain, h->cfg->domain) != 0) {
+        router_error(from, st, a, HERALD_EREMOTE, NULL, NULL);
+        return;
+    }
+    /* Route and deliver with the prepared form of the address. */
+    char *prepared = arena_alloc(a, JID_MAX + 1);
+    if (prepared == NULL || jid_format(j, false, prepared, JID_MAX + 1) < 0 ||
+        xml_set_attr(a, st, "to", prepared) != 0)
+        return;
+    if (j->local[0] == '\0') {
+        if (is_iq && j->resource[0] == '\0')
+            iq_dispatch(from, st, a);
+        else if (is_iq)
+            router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
+        return; /* message/presence to the server itself: nothing to do */
+    }
+    jid_format(j, true, bare, JID_MAX + 1);
+    if (j->resource[0])
+        to_full(from, st, a, j, bare);
+    else
+        to_bare(from, st, a, bare);
+}

@@ -1,0 +1,27 @@
+/* router.h - delivers stanzas by their 'to' address (RFC 6120 §10, RFC 6121 §8).
+ *
+ * Input is a stanza from a bound session, already checked by the stream
+ * layer; the router stamps 'from', decides the target (the server itself, a
+ * local account's resources, or a remote domain we cannot reach) and either
+ * hands it to the iq table, queues it on the recipients' connections (the
+ * serialized bytes shared by reference), or answers with a stanza error. */
+#ifndef HERALD_ROUTER_H
+#define HERALD_ROUTER_H
+
+struct session;
+struct xnode;
+struct arena;
+
+void router_route(struct session *from, struct xnode *stanza, struct arena *a);
+
+/* Replies to stanza (from its sender) with a stanza error built from a
+ * HERALD_E* code or an explicit condition (cond non-NULL wins). Never
+ * answers an error with an error. */
+void router_error(struct session *to, const struct xnode *stanza, struct arena *a, int err,
+                  const char *cond, const char *type);
+
+/* A reply skeleton for req: same element name, its id, to = req's from,
+ * from = req's to (when set), and the given type. NULL on ENOMEM. */
+struct xnode *router_reply(struct arena *a, const struct xnode *req, const char *type);
+
+#endif

@@ -1,0 +1,180 @@
+/* server.c - `herald serve`: builds struct herald, opens storage, TLS and
+ * SASL, starts the listener and runs the loop until a signal, then closes
+ * every stream cleanly and LMDB last. */
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "conn.h"
+#include "errors.h"
+#include "herald.h"
+#include "listener.h"
+#include "log.h"
+#include "sasl.h"
+#include "session.h"
+#include "store.h"
+#include "tls.h"
+
+#define SHUTDOWN_GRACE_MS 5000
+#define SWEEP_MS 1000
+
+static void close_handle(uv_handle_t *hd)
+{
+    if (!uv_is_closing(hd))
+        uv_close(hd, NULL);
+}
+
+/* Called once the last connection is gone during shutdown. */
+static void finish(struct herald *h)
+{
+    close_handle((uv_handle_t *)&h->flush_prepare);
+    close_handle((uv_handle_t *)&h->sweep_timer);
+    close_handle((uv_handle_t *)&h->shutdown_timer);
+    close_handle((uv_handle_t *)&h->sig_term);
+    close_handle((uv_handle_t *)&h->sig_int);
+}
+
+static void on_prepare(uv_prepare_t *p)
+{
+    struct herald *h = p->data;
+    conn_flush_all(h);
+    if (h->shutting_down && h->nconns == 0)
+        finish(h);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    session_sweep(t->data);
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    struct herald *h = t->data;
+    log_warn("herald", "%u connection(s) did not close in time; dropping them", h->nconns);
+    for (struct conn *c = h->conns; c; c = c->next)
+        conn_close(c, false);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct herald *h = sig->data;
+    if (h->shutting_down)
+        return;
+    h->shutting_down = true;
+    log_info("herald", "received %s: closing %u connection(s) and shutting down",
+             signum == SIGTERM ? "SIGTERM" : "SIGINT", h->nconns);
+    listener_stop(h);
+    session_close_all(h);
+    uv_timer_start(&h->shutdown_timer, on_shutdown_timeout, SHUTDOWN_GRACE_MS, 0);
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int setup_tls(struct herald *h)
+{
+    char *cert = NULL, *key = NULL;
+    int rc;
+    if (h->cfg->tls_cert) {
+        cert = strdup(h->cfg->tls_cert);
+        key = strdup(h->cfg->tls_key);
+        rc = (cert && key) ? 0 : HERALD_ENOMEM;
+    } else {
+        rc = tls_ensure_cert(h->cfg->data_dir, h->cfg->domain, &cert, &key);
+    }
+    if (rc == 0) {
+        h->tls_ctx = tls_ctx_new(cert, key);
+        if (h->tls_ctx == NULL)
+            rc = HERALD_EIO;
+        else
+            log_info("tls", "certificate %s", cert);
+    }
+    free(cert);
+    free(key);
+    return rc;
+}
+
+int herald_serve(struct config *cfg)
+{
+    struct herald *h = calloc(1, sizeof(*h));
+    uv_loop_t loop;
+    int rc;
+    if (h == NULL)
+        return 1;
+    h->cfg = cfg;
+    log_set_level((enum log_level)log_level_parse(cfg->log_level));
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    struct store_opts so = {.map_size = cfg->map_size_mb << 20};
+    if ((rc = store_open(&h->store, cfg->data_dir, &so)) != 0) {
+        log_error("herald", "cannot open the data directory %s: %s", cfg->data_dir,
+                  herald_strerror(rc));
+        free(h);
+        return 1;
+    }
+    int exit_code = 1;
+    if (setup_tls(h) != 0)
+        goto out_store;
+    if (hsasl_global_init(h->store, cfg->domain, cfg->mechanisms) != 0)
+        goto out_tls;
+    if (uv_loop_init(&loop) != 0)
+        goto out_sasl;
+    h->loop = &loop;
+    uv_prepare_init(&loop, &h->flush_prepare);
+    h->flush_prepare.data = h;
+    uv_prepare_start(&h->flush_prepare, on_prepare);
+    uv_timer_init(&loop, &h->sweep_timer);
+    h->sweep_timer.data = h;
+    uv_timer_start(&h->sweep_timer, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_unref((uv_handle_t *)&h->sweep_timer);
+    uv_timer_init(&loop, &h->shutdown_timer);
+    h->shutdown_timer.data = h;
+    uv_signal_init(&loop, &h->sig_term);
+    uv_signal_init(&loop, &h->sig_int);
+    h->sig_term.data = h->sig_int.data = h;
+    uv_signal_start(&h->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&h->sig_int, on_signal, SIGINT);
+
+    if (listener_start(h) != 0) {
+        listener_stop(h);
+        h->shutting_down = true;
+    } else {
+        exit_code = 0;
+        log_info("herald", "Herald %s serving %s: clients on %s:%d (%s), data in %s",
+                 HERALD_VERSION, cfg->domain, cfg->c2s_bind, cfg->c2s_port,
+                 cfg->allow_plaintext ? "TLS optional"
+                 : cfg->require_tls   ? "STARTTLS required"
+                                      : "STARTTLS offered",
+                 store_path(h->store));
+        if (cfg->allow_plaintext)
+            log_warn("herald", "c2s.allow_plaintext is on: passwords may cross the network "
+                     "in clear (PLAIN without TLS). Use it for loopback tests only.");
+        log_info("herald", "the HTTP/REST bridge (http.port %d) is not part of this version",
+                 cfg->http_port);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (h->nconns != 0 || !h->shutting_down) {
+        /* Defensive: close anything left so the loop can be closed. */
+        finish(h);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop);
+    log_info("herald", "stopped");
+out_sasl:
+    hsasl_global_done();
+out_tls:
+    tls_ctx_free(h->tls_ctx);
+out_store:
+    store_close(h->store);
+    free(h);
+    return exit_code;
+}

@@ -1,0 +1,323 @@
+/* session.c - session lifetime, connection limits, the bound-session table,
+ * output with the slow-reader policy, stream errors and timeouts. */
+#include "session.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "errors.h"
+#include "log.h"
+#include "outq.h"
+#include "sasl.h"
+#include "xml.h"
+#include "xml_parser.h"
+
+#define DRAIN_LIMIT_MS 5000
+
+static void on_conn_closed(void *ud);
+
+static const struct conn_handler c2s_handler = {
+    .on_data = stream_on_data,
+    .on_close = on_conn_closed,
+};
+
+static void ip_adjust(struct herald *h, const char *ip, int delta)
+{
+    struct ip_count *ic = NULL;
+    HASH_FIND_STR(h->ip_counts, ip, ic);
+    if (ic == NULL) {
+        if (delta < 0)
+            return;
+        ic = calloc(1, sizeof(*ic));
+        if (ic == NULL)
+            return;
+        snprintf(ic->ip, sizeof(ic->ip), "%s", ip);
+        HASH_ADD_STR(h->ip_counts, ip, ic);
+    }
+    if (delta < 0 && ic->n > 0)
+        ic->n--;
+    else if (delta > 0)
+        ic->n++;
+    if (ic->n == 0) {
+        HASH_DEL(h->ip_counts, ic);
+        free(ic);
+    }
+}
+
+static unsigned ip_count(struct herald *h, const char *ip)
+{
+    struct ip_count *ic = NULL;
+    HASH_FIND_STR(h->ip_counts, ip, ic);
+    return ic ? ic->n : 0;
+}
+
+void session_accept(struct herald *h, struct conn *conn)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        conn_close(conn, false);
+        return;
+    }
+    s->h = h;
+    s->conn = conn;
+    s->started_ms = uv_now(h->loop);
+    unsigned char rnd[8];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        memset(rnd, 0, sizeof(rnd));
+    for (int i = 0; i < 8; i++)
+        snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
+    ip_adjust(h, conn->peer, +1);
+    if (conn_start(conn, &c2s_handler, s) != 0)
+        return; /* on_conn_closed frees s */
+    if (stream_init(s) != 0) {
+        session_stream_error(s, "resource-constraint", NULL);
+        return;
+    }
+    const struct config *cfg = h->cfg;
+    if (h->shutting_down) {
+        session_stream_error(s, "system-shutdown", NULL);
+    } else if (h->nconns > cfg->max_connections) {
+        h->stats.connections_refused++;
+        log_warn("c2s", "%s: refused: %u connections open (c2s.max_connections)", conn->peer,
+                 h->nconns - 1);
+        session_stream_error(s, "resource-constraint", "too many connections");
+    } else if (cfg->max_connections_per_ip && ip_count(h, conn->peer) > cfg->max_connections_per_ip) {
+        h->stats.connections_refused++;
+        log_warn("c2s", "%s: refused: more than %u connections from this address "
+                 "(c2s.max_connections_per_ip)", conn->peer, cfg->max_connections_per_ip);
+        session_stream_error(s, "policy-violation", "too many connections from your address");
+    } else {
+        h->stats.connections_accepted++;
+        log_debug("c2s", "%s: connected (stream %s)", conn->peer, s->stream_id);
+    }
+}
+
+static void free_session(struct session *s)
+{
+    session_unregister(s);
+    ip_adjust(s->h, s->conn->peer, -1);
+    xmlp_free(s->parser);
+    hsasl_free(s->sasl);
+    free(s->bare);
+    free(s->full);
+    free(s);
+}
+
+static void on_conn_closed(void *ud)
+{
+    struct session *s = ud;
+    if (s->full)
+        log_info("c2s", "%s: session %s ended", s->conn->peer, s->full);
+    else
+        log_debug("c2s", "%s: connection closed", s->conn->peer);
+    stream_cancel_delay(s);
+    free_session(s);
+}
+
+/* ---- the table of bound sessions ---- */
+
+struct account *session_account(struct herald *h, const char *bare)
+{
+    struct account *a = NULL;
+    HASH_FIND_STR(h->accounts, bare, a);
+    return a;
+}
+
+struct session *session_find(struct herald *h, const char *bare, const char *resource)
+{
+    struct account *a = session_account(h, bare);
+    for (struct session *s = a ? a->sessions : NULL; s; s = s->next_res)
+        if (strcmp(s->resource, resource) == 0)
+            return s;
+    return NULL;
+}
+
+int session_register(struct session *s)
+{
+    struct herald *h = s->h;
+    struct account *a = session_account(h, s->bare);
+    if (a == NULL) {
+        a = calloc(1, sizeof(*a));
+        if (a == NULL || (a->bare = strdup(s->bare)) == NULL) {
+            free(a);
+            return HERALD_ENOMEM;
+        }
+        HASH_ADD_KEYPTR(hh, h->accounts, a->bare, strlen(a->bare), a);
+    }
+    s->next_res = a->sessions;
+    a->sessions = s;
+    s->registered = true;
+    return 0;
+}
+
+void session_unregister(struct session *s)
+{
+    if (!s->registered)
+        return;
+    s->registered = false;
+    struct account *a = session_account(s->h, s->bare);
+    if (a == NULL)
+        return;
+    for (struct session **pp = &a->sessions; *pp; pp = &(*pp)->next_res) {
+        if (*pp == s) {
+            *pp = s->next_res;
+            break;
+        }
+    }
+    s->next_res = NULL;
+    if (a->sessions == NULL) {
+        HASH_DEL(s->h->accounts, a);
+        free(a->bare);
+        free(a);
+    }
+}
+
+/* ---- output ---- */
+
+static void slow_reader(struct session *s)
+{
+    s->h->stats.slow_reader_closes++;
+    log_warn("c2s", "%s: %s reads too slowly: output queue over %zu bytes "
+             "(c2s.max_outq_bytes), closing", s->conn->peer, s->full ? s->full : "client",
+             s->h->cfg->max_outq_bytes);
+    session_stream_error(s, "policy-violation", "output queue full: reading too slowly");
+}
+
+int session_send_chunk(struct session *s, struct chunk *ch)
+{
+    if (s->state == ST_CLOSED)
+        return HERALD_EUNAVAIL;
+    int rc = conn_send_chunk(s->conn, ch, 0);
+    if (rc == HERALD_ELIMIT)
+        slow_reader(s);
+    else if (rc == 0)
+        s->h->stats.stanzas_out++;
+    return rc;
+}
+
+int session_send(struct session *s, const char *data, size_t len)
+{
+    if (s->state == ST_CLOSED)
+        return HERALD_EUNAVAIL;
+    int rc = conn_send(s->conn, data, len, 0);
+    if (rc == HERALD_ELIMIT)
+        slow_reader(s);
+    return rc;
+}
+
+int session_send_xml(struct session *s, const struct xnode *e)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    xml_serialize(&b, e, NS_CLIENT);
+    int rc = buf_ok(&b) ? session_send(s, b.data, b.len) : HERALD_ENOMEM;
+    if (rc == 0)
+        s->h->stats.stanzas_out++;
+    buf_free(&b);
+    return rc;
+}
+
+/* ---- closing ---- */
+
+static void send_header_if_needed(struct session *s)
+{
+    if (s->header_sent)
+        return;
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                 "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' from='");
+    buf_xml_attr(&b, s->h->cfg->domain, strlen(s->h->cfg->domain));
+    buf_printf(&b, "' id='%s' xml:lang='en'>", s->stream_id);
+    if (buf_ok(&b))
+        conn_send(s->conn, b.data, b.len, CONN_SEND_FORCE);
+    buf_free(&b);
+    s->header_sent = true;
+}
+
+void session_stream_error(struct session *s, const char *condition, const char *text)
+{
+    if (s->state == ST_CLOSED)
+        return;
+    send_header_if_needed(s);
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS_ERR "'/>", condition);
+    if (text) {
+        buf_puts(&b, "<text xmlns='" NS_STREAMS_ERR "' xml:lang='en'>");
+        buf_xml_text(&b, text, strlen(text));
+        buf_puts(&b, "</text>");
+    }
+    buf_puts(&b, "</stream:error></stream:stream>");
+    if (buf_ok(&b))
+        conn_send(s->conn, b.data, b.len, CONN_SEND_FORCE);
+    buf_free(&b);
+    log_info("c2s", "%s: stream error <%s/>%s%s%s", s->conn->peer, condition, text ? " (" : "",
+             text ? text : "", text ? ")" : "");
+    s->state = ST_CLOSED;
+    session_unregister(s);
+    conn_close(s->conn, true);
+}
+
+void session_close(struct session *s)
+{
+    if (s->state == ST_CLOSED)
+        return;
+    if (s->header_sent)
+        conn_send(s->conn, "</stream:stream>", 16, CONN_SEND_FORCE);
+    s->state = ST_CLOSED;
+    session_unregister(s);
+    conn_close(s->conn, true);
+}
+
+static struct session *session_of(struct conn *c)
+{
+    return c->handler == &c2s_handler ? c->ud : NULL;
+}
+
+void session_sweep(struct herald *h)
+{
+    const struct config *cfg = h->cfg;
+    uint64_t now = uv_now(h->loop);
+    struct conn *next;
+    for (struct conn *c = h->conns; c; c = next) {
+        next = c->next;
+        if (c->close_after_flush && now - c->close_started_ms > DRAIN_LIMIT_MS) {
+            conn_close(c, false);
+            continue;
+        }
+        struct session *s = session_of(c);
+        if (s == NULL || s->state == ST_CLOSED)
+            continue;
+        if (s->state != ST_BOUND) {
+            if (now - s->started_ms > (uint64_t)cfg->login_timeout * 1000)
+                session_stream_error(s, "connection-timeout", "login took too long");
+            continue;
+        }
+        uint64_t idle = now - c->last_read_ms;
+        if (cfg->idle_timeout && idle > (uint64_t)cfg->idle_timeout * 1000) {
+            session_stream_error(s, "connection-timeout", "idle for too long");
+        } else if (cfg->keepalive_interval && idle > (uint64_t)cfg->keepalive_interval * 1000 &&
+                   now - s->last_keepalive_ms > (uint64_t)cfg->keepalive_interval * 1000) {
+            /* RFC 6120 §4.6.1: a whitespace keepalive. */
+            s->last_keepalive_ms = now;
+            session_send(s, " ", 1);
+        }
+    }
+}
+
+void session_close_all(struct herald *h)
+{
+    struct conn *next;
+    for (struct conn *c = h->conns; c; c = next) {
+        next = c->next;
+        struct session *s = session_of(c);
+        if (s == NULL)
+            conn_close(c, true);
+        else
+            session_stream_error(s, "system-shutdown", "the server is shutting down");
+    }
+}

@@ -1,0 +1,103 @@
+/* session.h - a client's XMPP session, and the table of bound sessions.
+ *
+ * struct session is the per-connection XMPP state: the stream parser, the
+ * SASL exchange while authenticating, and after resource binding the full JID,
+ * presence availability and priority. stream.c drives it from bytes;
+ * session.c keeps the table bare JID -> bound resources that the router
+ * reads. A session is removed from the table the moment it starts closing
+ * (nothing is routed to a closing session) and freed when its connection is.
+ *
+ * Ownership: the session owns parser, sasl, and its JID strings; the conn owns
+ * the socket and the write queue. */
+#ifndef HERALD_SESSION_H
+#define HERALD_SESSION_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "herald.h"
+
+struct conn;
+struct xmlp;
+struct hsasl;
+struct chunk;
+struct xnode;
+struct arena;
+
+enum stream_state {
+    ST_HEADER,  /* waiting for the client's stream header */
+    ST_AUTH,    /* features sent: STARTTLS / SASL */
+    ST_BIND,    /* authenticated: waiting for resource binding */
+    ST_BOUND,   /* bound: stanzas are routed */
+    ST_CLOSED,  /* stream closed or errored: input is ignored */
+};
+
+struct auth_delay;
+
+struct session {
+    struct herald *h;
+    struct conn *conn;
+    struct xmlp *parser;
+    struct hsasl *sasl;
+    struct auth_delay *delay;   /* a SASL failure waiting to be sent */
+    enum stream_state state;
+    bool header_sent;
+    bool tls;
+    bool registered;            /* in the account table */
+    bool available;             /* sent available presence (RFC 6121 §4.2) */
+    int priority;               /* from that presence, -128..127 */
+    unsigned auth_failures;
+    char stream_id[20];
+    char *bare;                 /* "user@domain" once authenticated */
+    char *full;                 /* "user@domain/resource" once bound */
+    const char *resource;       /* points into full */
+    struct session *next_res;   /* same account's other resources */
+    uint64_t started_ms;
+    uint64_t last_keepalive_ms;
+};
+
+struct account {
+    char *bare;
+    struct session *sessions;   /* bound resources, newest first */
+    UT_hash_handle hh;
+};
+
+struct ip_count {
+    char ip[48];
+    unsigned n;
+    UT_hash_handle hh;
+};
+
+/* Takes over an accepted connection (enforcing the connection limits). */
+void session_accept(struct herald *h, struct conn *conn);
+
+/* Registry of bound sessions. */
+int session_register(struct session *s);
+void session_unregister(struct session *s);
+struct account *session_account(struct herald *h, const char *bare);
+struct session *session_find(struct herald *h, const char *bare, const char *resource);
+
+/* Output. Both return 0 or a HERALD_E* code; when the session's queue is full
+ * the slow-reader policy applies (the session is closed with a
+ * policy-violation stream error) and HERALD_ELIMIT is returned. */
+int session_send(struct session *s, const char *data, size_t len);
+int session_send_chunk(struct session *s, struct chunk *ch);
+int session_send_xml(struct session *s, const struct xnode *e);
+
+/* Sends a stream error (RFC 6120 §4.9) and closes the stream. */
+void session_stream_error(struct session *s, const char *condition, const char *text);
+/* Closes the stream with </stream:stream> (shutdown, client close). */
+void session_close(struct session *s);
+
+/* Periodic checks: login timeout, idle timeout, whitespace keepalive. */
+void session_sweep(struct herald *h);
+/* Graceful shutdown of every session. */
+void session_close_all(struct herald *h);
+
+/* stream.c: the XMPP stream state machine for one session. */
+void stream_on_data(void *ud, const char *data, size_t len);
+int stream_init(struct session *s);
+/* Cancels a pending delayed SASL failure (the session is going away). */
+void stream_cancel_delay(struct session *s);
+
+#endif

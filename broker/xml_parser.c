@@ -1,0 +1,374 @@
+/* xml_parser.c - expat, namespaces on, building one tree per stanza.
+ *
+ * depth 0 is outside everything; the stream header opens depth 1; a stanza is
+ * an element opened at depth 1 (so its own depth is 2 in expat terms). We keep
+ * `depth` as the number of open elements. Byte accounting uses
+ * XML_GetCurrentByteIndex at event boundaries. */
+#include "xml_parser.h"
+
+#include <expat.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_SEP '\x01'
+
+struct xmlp {
+    XML_Parser x;
+    struct xmlp_limits lim;
+    struct xmlp_callbacks cb;
+    void *ud;
+    struct arena arena;
+    struct xnode *cur;       /* element being built (NULL between stanzas) */
+    struct xnode *root;      /* stanza root */
+    unsigned depth;          /* open elements, stream header included */
+    enum xmlp_error err;
+    bool in_callback;
+    bool restart_pending;
+    bool closed;
+    const char *default_ns;  /* from the header's xmlns declaration */
+    long long fed;           /* bytes fed since the parser was (re)started */
+    long long mark;          /* byte index where the current unit began */
+};
+
+static void fail(struct xmlp *p, enum xmlp_error e)
+{
+    if (p->err == XMLP_OK)
+        p->err = e;
+    XML_StopParser(p->x, XML_FALSE);
+}
+
+/* Splits an expat "uri\x01local" name. Returns local; *ns gets the uri in the
+ * arena ("" when none). */
+static const char *split_name(struct xmlp *p, const char *name, const char **ns)
+{
+    const char *sep = strchr(name, NS_SEP);
+    if (sep == NULL) {
+        *ns = "";
+        return name;
+    }
+    *ns = arena_strndup(&p->arena, name, (size_t)(sep - name));
+    return sep + 1;
+}
+
+static int add_attrs(struct xmlp *p, struct xnode *e, const char **atts)
+{
+    for (int i = 0; atts[i]; i += 2) {
+        const char *ns;
+        const char *local = split_name(p, atts[i], &ns);
+        if (ns == NULL)
+            return -1;
+        int rc;
+        if (strcmp(ns, NS_XML) == 0) {
+            /* Any length: a long xml:* name is well-formed, not a resource
+             * problem. */
+            size_t l = strlen(local);
+            char *qname = arena_alloc(&p->arena, l + 5);
+            if (qname == NULL)
+                return -1;
+            memcpy(qname, "xml:", 4);
+            memcpy(qname + 4, local, l + 1);
+            rc = xml_set_attr_ns(&p->arena, e, "", qname, atts[i + 1], strlen(atts[i + 1]));
+        } else {
+            rc = xml_set_attr_ns(&p->arena, e, ns, local, atts[i + 1], strlen(atts[i + 1]));
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool over_limit(struct xmlp *p)
+{
+    long long pos = XML_GetCurrentByteIndex(p->x);
+    return pos >= 0 && pos - p->mark > (long long)p->lim.max_stanza;
+}
+
+static void XMLCALL on_start(void *ud, const char *name, const char **atts)
+{
+    struct xmlp *p = ud;
+    if (p->err != XMLP_OK)
+        return;
+    const char *ns;
+    const char *local = split_name(p, name, &ns);
+    if (ns == NULL) {
+        fail(p, XMLP_NOMEM);
+        return;
+    }
+    if (p->depth == 0) {
+        if (strcmp(ns, NS_STREAM) != 0 || strcmp(local, "stream") != 0) {
+            fail(p, XMLP_INVALID_NAMESPACE);
+            return;
+        }
+        struct xnode *hdr = xml_elem_new(&p->arena, ns, local);
+        if (hdr == NULL || add_attrs(p, hdr, atts) != 0) {
+            fail(p, XMLP_NOMEM);
+            return;
+        }
+        p->depth = 1;
+        p->mark = XML_GetCurrentByteIndex(p->x);
+        p->in_callback = true;
+        p->cb.on_open(p->ud, hdr, p->default_ns ? p->default_ns : "");
+        p->in_callback = false;
+        arena_reset(&p->arena);
+        p->default_ns = NULL;
+        return;
+    }
+    if (p->depth == 1)
+        p->mark = XML_GetCurrentByteIndex(p->x);
+    else if (over_limit(p)) {
+        fail(p, XMLP_POLICY_VIOLATION);
+        return;
+    }
+    /* The element being opened sits at stanza depth p->depth (the stream
+     * header is open element 1, the stanza itself is depth 1). */
+    if (p->depth > p->lim.max_depth) {
+        fail(p, XMLP_POLICY_VIOLATION);
+        return;
+    }
+    struct xnode *e = xml_elem_new(&p->arena, ns, local);
+    if (e == NULL || add_attrs(p, e, atts) != 0) {
+        fail(p, XMLP_NOMEM);
+        return;
+    }
+    if (p->cur)
+        xml_append(p->cur, e);
+    else
+        p->root = e;
+    p->cur = e;
+    p->depth++;
+}
+
+static void XMLCALL on_end(void *ud, const char *name)
+{
+    struct xmlp *p = ud;
+    (void)name; /* expat has already matched start and end tags */
+    /* After XML_StopParser expat still reports the end of an empty element
+     * whose start handler failed (<foo/>); that element was never opened. */
+    if (p->err != XMLP_OK || p->depth == 0)
+        return;
+    if (p->depth == 1) {
+        p->depth = 0;
+        p->closed = true;
+        p->in_callback = true;
+        p->cb.on_close(p->ud);
+        p->in_callback = false;
+        XML_StopParser(p->x, XML_FALSE);
+        return;
+    }
+    p->depth--;
+    if (over_limit(p)) {
+        fail(p, XMLP_POLICY_VIOLATION);
+        return;
+    }
+    p->cur = p->cur->parent;
+    if (p->depth == 1) {
+        struct xnode *st = p->root;
+        p->root = p->cur = NULL;
+        p->in_callback = true;
+        p->cb.on_stanza(p->ud, st, &p->arena);
+        p->in_callback = false;
+        arena_reset(&p->arena);
+        p->mark = XML_GetCurrentByteIndex(p->x);
+        if (p->restart_pending)
+            XML_StopParser(p->x, XML_FALSE);
+    }
+}
+
+static void XMLCALL on_text(void *ud, const char *s, int len)
+{
+    struct xmlp *p = ud;
+    if (p->err != XMLP_OK)
+        return;
+    if (p->depth <= 1) {
+        /* Between stanzas only whitespace (keepalives) is allowed. */
+        for (int i = 0; i < len; i++) {
+            if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+                fail(p, XMLP_BAD_FORMAT);
+                return;
+            }
+        }
+        /* Whitespace keepalives are consumed, not buffered: they start a new
+         * gap, so a long idle session never accumulates toward the cap. */
+        p->mark = XML_GetCurrentByteIndex(p->x) + len;
+        return;
+    }
+    if (over_limit(p)) {
+        fail(p, XMLP_POLICY_VIOLATION);
+        return;
+    }
+    if (xml_add_text(&p->arena, p->cur, s, (size_t)len) != 0)
+        fail(p, XMLP_NOMEM);
+}
+
+static void XMLCALL on_ns_start(void *ud, const char *prefix, const char *uri)
+{
+    struct xmlp *p = ud;
+    if (p->depth == 0 && prefix == NULL) {
+        p->default_ns = arena_strdup(&p->arena, uri ? uri : "");
+        if (p->default_ns == NULL)
+            fail(p, XMLP_NOMEM);
+    }
+}
+
+static void XMLCALL on_restricted_doctype(void *ud, const char *n, const char *s,
+                                          const char *pub, int internal)
+{
+    fail(ud, XMLP_RESTRICTED_XML);
+}
+
+static void XMLCALL on_restricted_entity(void *ud, const char *n, int pe, const char *v,
+                                         int vl, const char *b, const char *s,
+                                         const char *pub, const char *nn)
+{
+    fail(ud, XMLP_RESTRICTED_XML);
+}
+
+static void XMLCALL on_restricted_pi(void *ud, const char *t, const char *d)
+{
+    fail(ud, XMLP_RESTRICTED_XML);
+}
+
+static void XMLCALL on_restricted_comment(void *ud, const char *d)
+{
+    fail(ud, XMLP_RESTRICTED_XML);
+}
+
+static int setup(struct xmlp *p)
+{
+    XML_SetUserData(p->x, p);
+    XML_SetElementHandler(p->x, on_start, on_end);
+    XML_SetCharacterDataHandler(p->x, on_text);
+    XML_SetStartNamespaceDeclHandler(p->x, on_ns_start);
+    XML_SetStartDoctypeDeclHandler(p->x, on_restricted_doctype);
+    XML_SetEntityDeclHandler(p->x, on_restricted_entity);
+    XML_SetProcessingInstructionHandler(p->x, on_restricted_pi);
+    XML_SetCommentHandler(p->x, on_restricted_comment);
+    /* Never read external entities or DTDs. */
+    XML_SetParamEntityParsing(p->x, XML_PARAM_ENTITY_PARSING_NEVER);
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+    /* expat >= 2.6 may defer parsing a completed token until more bytes
+     * arrive; a stanza must be delivered as soon as its last byte is fed. */
+    XML_SetReparseDeferralEnabled(p->x, XML_FALSE);
+#endif
+    p->cur = p->root = NULL;
+    p->depth = 0;
+    p->fed = 0;
+    p->mark = 0;
+    p->closed = false;
+    p->restart_pending = false;
+    p->default_ns = NULL;
+    arena_reset(&p->arena);
+    return 0;
+}
+
+struct xmlp *xmlp_new(const struct xmlp_limits *lim, const struct xmlp_callbacks *cb,
+                      void *ud)
+{
+    struct xmlp *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->x = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (p->x == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->lim = *lim;
+    if (p->lim.max_depth < 2)
+        p->lim.max_depth = 2;
+    p->cb = *cb;
+    p->ud = ud;
+    arena_init(&p->arena);
+    setup(p);
+    return p;
+}
+
+void xmlp_free(struct xmlp *p)
+{
+    if (p == NULL)
+        return;
+    XML_ParserFree(p->x);
+    arena_free(&p->arena);
+    free(p);
+}
+
+static void do_restart(struct xmlp *p)
+{
+    XML_ParserReset(p->x, "UTF-8");
+    setup(p);
+}
+
+void xmlp_restart(struct xmlp *p)
+{
+    if (p->in_callback)
+        p->restart_pending = true;
+    else
+        do_restart(p);
+}
+
+enum xmlp_error xmlp_feed(struct xmlp *p, const char *data, size_t len)
+{
+    if (p->err != XMLP_OK)
+        return p->err;
+    if (p->closed)
+        return len ? XMLP_CLOSED : XMLP_OK;
+    while (len > 0) {
+        /* expat takes an int length; feed in bounded slices. */
+        int n = len > (1u << 20) ? (1 << 20) : (int)len;
+        enum XML_Status st = XML_Parse(p->x, data, n, XML_FALSE);
+        if (st == XML_STATUS_ERROR) {
+            if (p->err != XMLP_OK)
+                return p->err;
+            if (p->restart_pending) {
+                do_restart(p);
+                return XMLP_OK; /* the rest of this buffer is discarded */
+            }
+            if (p->closed)
+                return XMLP_OK;
+            p->err = XMLP_NOT_WELL_FORMED;
+            return p->err;
+        }
+        p->fed += n;
+        data += n;
+        len -= (size_t)n;
+        /* Bound expat's buffering between events: a unit (header, stanza, or
+         * the gap between stanzas) may not exceed max_stanza bytes. */
+        if (p->fed - p->mark > (long long)p->lim.max_stanza) {
+            p->err = XMLP_POLICY_VIOLATION;
+            return p->err;
+        }
+    }
+    return XMLP_OK;
+}
+
+const char *xmlp_strerror(enum xmlp_error e)
+{
+    switch (e) {
+    case XMLP_OK: return "ok";
+    case XMLP_NOT_WELL_FORMED: return "XML not well-formed";
+    case XMLP_RESTRICTED_XML: return "DTD, entity, comment or processing instruction refused";
+    case XMLP_POLICY_VIOLATION: return "stanza too large or too deeply nested";
+    case XMLP_INVALID_NAMESPACE: return "stream root or namespace is wrong";
+    case XMLP_BAD_FORMAT: return "text outside any stanza";
+    case XMLP_NOMEM: return "out of memory";
+    case XMLP_CLOSED: return "data after stream close";
+    }
+    return "unknown";
+}
+
+const char *xmlp_condition(enum xmlp_error e)
+{
+    switch (e) {
+    case XMLP_NOT_WELL_FORMED: return "not-well-formed";
+    case XMLP_RESTRICTED_XML: return "restricted-xml";
+    case XMLP_POLICY_VIOLATION: return "policy-violation";
+    case XMLP_INVALID_NAMESPACE: return "invalid-namespace";
+    case XMLP_BAD_FORMAT: return "bad-format";
+    case XMLP_NOMEM: return "resource-constraint";
+    case XMLP_CLOSED: return "not-well-formed";
+    case XMLP_OK: break;
+    }
+    return "undefined-condition";
+}
+
+size_t xmlp_memory(const struct xmlp *p) { return p->arena.total; }

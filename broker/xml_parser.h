@@ -1,0 +1,73 @@
+/* xml_parser.h - sans-I/O XMPP stream parser on expat.
+ *
+ * Feed it the bytes of one XML stream (already decrypted); it calls back with
+ * the stream header (depth 0 open), each complete top-level child (a stanza or
+ * a stream-level element such as <auth/>, built as a tree in the parser's
+ * arena) and the stream close. It does no I/O and knows nothing of sockets,
+ * which is what makes it fuzzable.
+ *
+ * Hardening, each failure a named RFC 6120 §4.9.3 stream error:
+ *  - DOCTYPE, entity declarations, processing instructions and comments are
+ *    refused (RFC 6120 §11.1: restricted-xml); entities are never expanded.
+ *  - a stanza larger than max_stanza bytes, or nested deeper than max_depth,
+ *    is a policy-violation; the byte cap also bounds expat's own buffer
+ *    between events (a giant start tag is caught before it is complete).
+ *  - any other XML error is not-well-formed. Errors are sticky: after one,
+ *    feeding does nothing and returns the same error.
+ *
+ * The stanza tree handed to on_stanza lives until the callback returns (the
+ * arena is reset after it). */
+#ifndef HERALD_XML_PARSER_H
+#define HERALD_XML_PARSER_H
+#include <stddef.h>
+
+#include "xml.h"
+
+enum xmlp_error {
+    XMLP_OK = 0,
+    XMLP_NOT_WELL_FORMED,
+    XMLP_RESTRICTED_XML,
+    XMLP_POLICY_VIOLATION,   /* stanza too big or too deep */
+    XMLP_INVALID_NAMESPACE,  /* root is not stream:stream / default ns wrong */
+    XMLP_BAD_FORMAT,         /* text at stream level */
+    XMLP_NOMEM,
+    XMLP_CLOSED,             /* bytes after </stream:stream> */
+};
+
+struct xmlp_callbacks {
+    /* Stream header: hdr is the <stream:stream> element with its attributes;
+     * default_ns is the stream's declared default namespace ("" if none). */
+    void (*on_open)(void *ud, const struct xnode *hdr, const char *default_ns);
+    void (*on_stanza)(void *ud, struct xnode *stanza, struct arena *arena);
+    void (*on_close)(void *ud);
+};
+
+struct xmlp_limits {
+    size_t max_stanza;  /* bytes per top-level child, and per stream header */
+    unsigned max_depth; /* element depth within a stanza (stanza itself = 1) */
+};
+
+struct xmlp;
+
+struct xmlp *xmlp_new(const struct xmlp_limits *lim, const struct xmlp_callbacks *cb,
+                      void *ud);
+void xmlp_free(struct xmlp *p);
+
+/* Parses len bytes. Returns XMLP_OK or an error (sticky). A callback may call
+ * xmlp_restart(); the rest of the current buffer is then discarded (a client
+ * must not send more before the server's <proceed/> or <success/>). */
+enum xmlp_error xmlp_feed(struct xmlp *p, const char *data, size_t len);
+
+/* Requests a stream restart (RFC 6120 §4.3.3: after STARTTLS and SASL). When
+ * called from a callback it takes effect when the callback returns; otherwise
+ * at once. The next bytes must be a new stream header. */
+void xmlp_restart(struct xmlp *p);
+
+/* Short text for an error, and its RFC 6120 stream error condition. */
+const char *xmlp_strerror(enum xmlp_error e);
+const char *xmlp_condition(enum xmlp_error e);
+
+/* Bytes held by the parser's arena right now (for memory accounting). */
+size_t xmlp_memory(const struct xmlp *p);
+
+#endif

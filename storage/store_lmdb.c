@@ -1,0 +1,300 @@
+/* store_lmdb.c - the storage interface on LMDB.
+ *
+ * One environment per data directory, MDB_NOTLS so that a later writer thread
+ * can own write transactions. Records are fixed binary layouts with a leading
+ * version byte so that a future schema can read old records. LMDB errors map
+ * to HERALD_E* codes in one place (map_err). */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "errors.h"
+#include "log.h"
+
+#define DEFAULT_MAP_SIZE (1ull << 30)
+#define USER_RECORD_V1 1
+#define USER_RECORD_LEN (1 + 8 + 2 * (4 + STORE_SALT_LEN + 2 * STORE_KEY_MAX))
+
+struct store {
+    MDB_env *env;
+    MDB_dbi meta, users;
+    char path[4096];
+};
+
+static int map_err(int rc)
+{
+    switch (rc) {
+    case 0: return 0;
+    case MDB_NOTFOUND: return HERALD_ENOTFOUND;
+    case MDB_KEYEXIST: return HERALD_EEXIST;
+    case MDB_MAP_FULL: return HERALD_EFULL;
+    case ENOSPC: return HERALD_EFULL;
+    case ENOMEM: return HERALD_ENOMEM;
+    case MDB_VERSION_MISMATCH:
+    case MDB_INVALID: return HERALD_ESCHEMA;
+    default: return HERALD_EIO;
+    }
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int init_schema(struct store *s, bool read_only)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, read_only ? MDB_RDONLY : 0, &txn);
+    if (rc != 0)
+        goto done;
+    unsigned flags = read_only ? 0 : MDB_CREATE;
+    if ((rc = mdb_dbi_open(txn, "meta", flags, &s->meta)) != 0)
+        goto done;
+    if ((rc = mdb_dbi_open(txn, "users", flags, &s->users)) != 0)
+        goto done;
+    MDB_val k = {6, "schema"}, v;
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND && !read_only) {
+        uint8_t ver[4];
+        put_be32(ver, STORE_SCHEMA_VERSION);
+        v.mv_size = 4;
+        v.mv_data = ver;
+        rc = mdb_put(txn, s->meta, &k, &v, 0);
+    } else if (rc == 0) {
+        uint32_t have = v.mv_size == 4 ? get_be32(v.mv_data) : 0;
+        if (have == 0 || have > STORE_SCHEMA_VERSION) {
+            log_error("store", "%s has schema version %u; this herald knows up to %u", s->path,
+                      have, STORE_SCHEMA_VERSION);
+            mdb_txn_abort(txn);
+            return HERALD_ESCHEMA;
+        }
+    }
+    if (rc != 0)
+        goto done;
+    /* Commit even a read-only transaction: aborting it would also close the
+     * database handles opened in it (mdb_dbi_open). */
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+done:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (rc != 0)
+        log_error("store", "%s: %s", s->path, mdb_strerror(rc));
+    return map_err(rc);
+}
+
+int store_open(struct store **out, const char *dir, const struct store_opts *opts)
+{
+    int rc;
+    struct store *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return HERALD_ENOMEM;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        log_error("store", "cannot create data directory %s: %s", dir, strerror(errno));
+        free(s);
+        return HERALD_EIO;
+    }
+    snprintf(s->path, sizeof(s->path), "%s/data.mdb", dir);
+    if ((rc = mdb_env_create(&s->env)) != 0)
+        goto fail;
+    size_t map = (opts && opts->map_size) ? opts->map_size : DEFAULT_MAP_SIZE;
+    if ((rc = mdb_env_set_mapsize(s->env, map)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 16)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, 126)) != 0)
+        goto fail;
+    unsigned flags = MDB_NOTLS | ((opts && opts->read_only) ? MDB_RDONLY : 0);
+    if ((rc = mdb_env_open(s->env, dir, flags, 0600)) != 0)
+        goto fail;
+    rc = init_schema(s, opts && opts->read_only);
+    if (rc != 0) {
+        mdb_env_close(s->env);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+fail:
+    log_error("store", "cannot open LMDB environment in %s: %s", dir, mdb_strerror(rc));
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s);
+    return map_err(rc);
+}
+
+void store_close(struct store *s)
+{
+    if (s == NULL)
+        return;
+    mdb_env_close(s->env);
+    free(s);
+}
+
+const char *store_path(const struct store *s) { return s->path; }
+
+static void encode_scram(uint8_t **p, const struct store_scram *sc)
+{
+    put_be32(*p, sc->iterations);
+    *p += 4;
+    memcpy(*p, sc->salt, STORE_SALT_LEN);
+    *p += STORE_SALT_LEN;
+    memcpy(*p, sc->stored_key, STORE_KEY_MAX);
+    *p += STORE_KEY_MAX;
+    memcpy(*p, sc->server_key, STORE_KEY_MAX);
+    *p += STORE_KEY_MAX;
+}
+
+static void decode_scram(const uint8_t **p, struct store_scram *sc)
+{
+    sc->iterations = get_be32(*p);
+    *p += 4;
+    memcpy(sc->salt, *p, STORE_SALT_LEN);
+    *p += STORE_SALT_LEN;
+    memcpy(sc->stored_key, *p, STORE_KEY_MAX);
+    *p += STORE_KEY_MAX;
+    memcpy(sc->server_key, *p, STORE_KEY_MAX);
+    *p += STORE_KEY_MAX;
+}
+
+static int key_of(MDB_val *k, const char *bare_jid)
+{
+    size_t len = strlen(bare_jid);
+    /* LMDB's default maximum key size is 511 bytes. */
+    if (len == 0 || len > 511)
+        return HERALD_EINVAL;
+    k->mv_size = len;
+    k->mv_data = (void *)bare_jid;
+    return 0;
+}
+
+int store_user_put(struct store *s, const char *bare_jid, const struct store_user *u,
+                   bool create)
+{
+    MDB_val k, v;
+    MDB_txn *txn = NULL;
+    uint8_t rec[USER_RECORD_LEN], *p = rec;
+    int rc = key_of(&k, bare_jid);
+    if (rc != 0)
+        return rc;
+    *p++ = USER_RECORD_V1;
+    uint64_t c = u->created;
+    for (int i = 7; i >= 0; i--)
+        *p++ = (uint8_t)(c >> (i * 8));
+    encode_scram(&p, &u->sha1);
+    encode_scram(&p, &u->sha256);
+    v.mv_size = sizeof(rec);
+    v.mv_data = rec;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        goto done;
+    if (!create) {
+        MDB_val old;
+        if ((rc = mdb_get(txn, s->users, &k, &old)) != 0)
+            goto done;
+    }
+    if ((rc = mdb_put(txn, s->users, &k, &v, create ? MDB_NOOVERWRITE : 0)) != 0)
+        goto done;
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+done:
+    if (txn)
+        mdb_txn_abort(txn);
+    return map_err(rc);
+}
+
+int store_user_get(struct store *s, const char *bare_jid, struct store_user *out)
+{
+    MDB_val k, v;
+    MDB_txn *txn = NULL;
+    int rc = key_of(&k, bare_jid);
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return map_err(rc);
+    rc = mdb_get(txn, s->users, &k, &v);
+    if (rc == 0) {
+        const uint8_t *p = v.mv_data;
+        if (v.mv_size != USER_RECORD_LEN || p[0] != USER_RECORD_V1) {
+            rc = MDB_INVALID;
+        } else {
+            p++;
+            uint64_t c = 0;
+            for (int i = 0; i < 8; i++)
+                c = c << 8 | *p++;
+            out->created = c;
+            decode_scram(&p, &out->sha1);
+            decode_scram(&p, &out->sha256);
+        }
+    }
+    mdb_txn_abort(txn);
+    return map_err(rc);
+}
+
+int store_user_exists(struct store *s, const char *bare_jid)
+{
+    MDB_val k, v;
+    MDB_txn *txn = NULL;
+    int rc = key_of(&k, bare_jid);
+    if (rc != 0)
+        return 0;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return map_err(rc);
+    rc = mdb_get(txn, s->users, &k, &v);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    return rc == 0 ? 1 : map_err(rc);
+}
+
+int store_user_del(struct store *s, const char *bare_jid)
+{
+    MDB_val k;
+    MDB_txn *txn = NULL;
+    int rc = key_of(&k, bare_jid);
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return map_err(rc);
+    if ((rc = mdb_del(txn, s->users, &k, NULL)) != 0) {
+        mdb_txn_abort(txn);
+        return map_err(rc);
+    }
+    return map_err(mdb_txn_commit(txn));
+}
+
+int store_user_each(struct store *s, int (*fn)(void *ud, const char *bare_jid), void *ud)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return map_err(rc);
+    if ((rc = mdb_cursor_open(txn, s->users, &cur)) != 0)
+        goto done;
+    int ret = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && ret == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        char name[512];
+        if (k.mv_size >= sizeof(name))
+            continue;
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = '\0';
+        ret = fn(ud, name);
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc ? map_err(rc) : ret;
+done:
+    mdb_txn_abort(txn);
+    return map_err(rc);
+}
