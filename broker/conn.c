@@ -83,20 +83,44 @@ static void close_now(struct conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status < 0 && !c->handle_closed)
+        close_now(c);
+}
+
+/* Everything queued is out: send FIN and wait for the peer's. */
+static void start_shutdown(struct conn *c)
+{
+    if (c->shutdown_started || c->handle_closed)
+        return;
+    c->shutdown_started = true;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        close_now(c);
+}
+
 void conn_close(struct conn *c, bool drain)
 {
     if (c->handle_closed)
         return;
-    c->closing = true;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    if (drain && (c->q_head != NULL || c->writing)) {
-        if (!c->close_after_flush) {
-            c->close_after_flush = true;
-            c->close_started_ms = uv_now(c->h->loop);
-        }
+    if (!drain) {
+        close_now(c);
         return;
     }
-    close_now(c);
+    c->closing = true;
+    if (!c->close_after_flush) {
+        c->close_after_flush = true;
+        c->close_started_ms = uv_now(c->h->loop);
+    }
+    /* Keep reading (and discarding) so the peer's FIN is seen. */
+    if (c->reading_paused || c->input_held) {
+        c->reading_paused = c->input_held = false;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+    if (c->q_head == NULL && !c->writing)
+        start_shutdown(c);
 }
 
 static void schedule_flush(struct conn *c)
@@ -176,7 +200,7 @@ static void on_write(uv_write_t *req, int status)
     if (c->q_head)
         schedule_flush(c);
     else if (c->close_after_flush)
-        close_now(c);
+        start_shutdown(c);
 }
 
 /* Plaintext: hand up to MAX_IOV chunks to one uv_write, zero-copy. */
@@ -266,7 +290,7 @@ static void flush(struct conn *c)
         return;
     if (c->q_head == NULL && !(c->tls && tls_pending(c->tls) > 0)) {
         if (c->close_after_flush)
-            close_now(c);
+            start_shutdown(c);
         return;
     }
     struct write_req *w = calloc(1, sizeof(*w));
@@ -295,7 +319,7 @@ static void flush(struct conn *c)
     if (rc < 0)
         conn_close(c, false);
     else if (c->close_after_flush)
-        close_now(c);
+        start_shutdown(c);
 }
 
 void conn_flush_all(struct herald *h)
@@ -358,6 +382,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         close_now(c);
         return;
     }
+    if (c->closing)
+        return; /* lingering close: input is discarded */
     c->last_read_ms = uv_now(c->h->loop);
     if (c->tls == NULL) {
         deliver(c, buf->base, (size_t)nread);

@@ -8,8 +8,11 @@
  * buffer (TLS).
  *
  * Lifetime: conn_close() marks the connection closing (no more input is
- * delivered), optionally lets queued output drain (bounded by a timer), then
- * closes the socket; on_close is called once and the struct is freed in the
+ * delivered), optionally lets queued output drain, then shuts down our
+ * sending side and discards input until the peer closes too (a lingering
+ * close, so that a client still sending does not get a reset that would
+ * swallow our last bytes, e.g. a stream error); the sweep bounds all of this
+ * in time. Then the socket is closed; on_close is called once and the struct is freed in the
  * libuv close callback. The handler must not use the conn after on_close. */
 #ifndef HERALD_CONN_H
 #define HERALD_CONN_H
@@ -52,6 +55,8 @@ struct conn {
     bool input_held;                  /* conn_hold_input */
     bool closing;                     /* conn_close called or peer gone */
     bool close_after_flush;
+    bool shutdown_started;            /* our side sent FIN; discarding input */
+    uv_shutdown_t shutdown_req;
     bool handle_closed;
 };
 
