@@ -6,6 +6,7 @@
  * length checked after preparation (preparation can change it). */
 #include "jid.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <stringprep.h>
@@ -58,6 +59,15 @@ static int domainprep(char *buf)
             else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == ':' || c == '.'))
                 return HERALD_EJID;
         }
+        /* The characters alone admit "[:::::]"; the address must parse. */
+        char inner[64];
+        struct in6_addr addr;
+        if (len - 2 >= sizeof(inner))
+            return HERALD_EJID;
+        memcpy(inner, buf + 1, len - 2);
+        inner[len - 2] = '\0';
+        if (inet_pton(AF_INET6, inner, &addr) != 1)
+            return HERALD_EJID;
         return 0;
     }
     if (prep(buf, stringprep_nameprep) != 0)

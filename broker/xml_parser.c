@@ -8,10 +8,18 @@
 
 #include <expat.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NS_SEP '\x01'
+
+/* One interned namespace URI (see intern_ns). */
+struct ns_slot {
+    uint64_t hash;
+    const char *uri;
+    size_t len;
+};
 
 struct xmlp {
     XML_Parser x;
@@ -29,7 +37,38 @@ struct xmlp {
     const char *default_ns;  /* from the header's xmlns declaration */
     long long fed;           /* bytes fed since the parser was (re)started */
     long long mark;          /* byte index where the current unit began */
+    /* Namespace URIs of the current unit, interned in the arena: open
+     * addressing, emptied with the arena. */
+    struct ns_slot *ns_tab;
+    size_t ns_cap, ns_used;
+    uint64_t ns_seed;
+    /* Text of the current element not yet in the tree. expat delivers text
+     * in pieces (every line, every entity reference); merging each piece
+     * into the tree would copy the whole run each time, quadratic in bytes
+     * and arena memory. The run goes into the tree once, at the next tag. */
+    struct buf text;
 };
+
+/* Frees the current unit's tree (and with it the interned URIs). */
+static void reset_unit(struct xmlp *p)
+{
+    arena_reset(&p->arena);
+    p->ns_tab = NULL;
+    p->ns_cap = p->ns_used = 0;
+    if (p->text.cap > 4096)
+        buf_free(&p->text); /* do not keep a big stanza's buffer per stream */
+    buf_reset(&p->text);
+}
+
+/* Moves the pending text run into the tree under p->cur. */
+static int flush_text(struct xmlp *p)
+{
+    if (p->text.len == 0)
+        return buf_ok(&p->text) ? 0 : -1;
+    int rc = buf_ok(&p->text) ? xml_add_text(&p->arena, p->cur, p->text.data, p->text.len) : -1;
+    buf_reset(&p->text);
+    return rc;
+}
 
 static void fail(struct xmlp *p, enum xmlp_error e)
 {
@@ -38,8 +77,61 @@ static void fail(struct xmlp *p, enum xmlp_error e)
     XML_StopParser(p->x, XML_FALSE);
 }
 
-/* Splits an expat "uri\x01local" name. Returns local; *ns gets the uri in the
- * arena ("" when none). */
+/* Hashes a URI by its length and at most 32 bytes at each end, so a lookup
+ * costs one memcmp of the URI however long it is (expat itself copies it per
+ * name at about that speed). Seeded per parser: colliding URIs cannot be
+ * prepared in advance. */
+static uint64_t hash_uri(uint64_t seed, const char *s, size_t len)
+{
+    uint64_t h = seed ^ ((uint64_t)len * 0x9E3779B97F4A7C15ull);
+    size_t head = len < 32 ? len : 32;
+    size_t tail = len - head < 32 ? len - head : 32;
+    for (size_t i = 0; i < head; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull; /* FNV-1a step */
+    for (size_t i = len - tail; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h ^ (h >> 31);
+}
+
+/* Returns the arena copy of a namespace URI, made once per unit. expat
+ * names every element and attribute by its full URI; copying it per name
+ * would let one long xmlns declaration followed by many short elements
+ * allocate (max_stanza / 2)^2 bytes. Returns NULL on allocation failure. */
+static const char *intern_ns(struct xmlp *p, const char *uri, size_t len)
+{
+    uint64_t h = hash_uri(p->ns_seed, uri, len);
+    if (2 * (p->ns_used + 1) > p->ns_cap) {
+        size_t cap = p->ns_cap ? 2 * p->ns_cap : 16;
+        struct ns_slot *tab = arena_alloc(&p->arena, cap * sizeof(*tab));
+        if (tab == NULL)
+            return NULL;
+        for (size_t i = 0; i < p->ns_cap; i++) {
+            if (p->ns_tab[i].uri == NULL)
+                continue;
+            size_t j = p->ns_tab[i].hash & (cap - 1);
+            while (tab[j].uri != NULL)
+                j = (j + 1) & (cap - 1);
+            tab[j] = p->ns_tab[i];
+        }
+        p->ns_tab = tab;
+        p->ns_cap = cap;
+    }
+    size_t i = h & (p->ns_cap - 1);
+    for (; p->ns_tab[i].uri != NULL; i = (i + 1) & (p->ns_cap - 1)) {
+        const struct ns_slot *sl = &p->ns_tab[i];
+        if (sl->hash == h && sl->len == len && memcmp(sl->uri, uri, len) == 0)
+            return sl->uri;
+    }
+    char *copy = arena_strndup(&p->arena, uri, len);
+    if (copy == NULL)
+        return NULL;
+    p->ns_tab[i] = (struct ns_slot){h, copy, len};
+    p->ns_used++;
+    return copy;
+}
+
+/* Splits an expat "uri\x01local" name. Returns local; *ns gets the interned
+ * uri ("" when none; NULL on allocation failure). */
 static const char *split_name(struct xmlp *p, const char *name, const char **ns)
 {
     const char *sep = strchr(name, NS_SEP);
@@ -47,8 +139,43 @@ static const char *split_name(struct xmlp *p, const char *name, const char **ns)
         *ns = "";
         return name;
     }
-    *ns = arena_strndup(&p->arena, name, (size_t)(sep - name));
+    *ns = intern_ns(p, name, (size_t)(sep - name));
     return sep + 1;
+}
+
+/* Builds an element without xml_elem_new: ns is already in the arena. */
+static struct xnode *new_elem(struct xmlp *p, const char *ns, const char *local)
+{
+    struct xnode *e = arena_alloc(&p->arena, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    e->kind = XN_ELEM;
+    e->ns = ns;
+    e->name = arena_strdup(&p->arena, local);
+    return e->name ? e : NULL;
+}
+
+/* Appends an attribute. Unlike xml_set_attr_ns there is no search for an
+ * existing one (expat has already refused duplicates), so a start tag with
+ * many attributes costs linear, not quadratic, time. */
+static int append_attr(struct xmlp *p, struct xnode *e, const char *ns, const char *name,
+                       const char *value)
+{
+    struct xattr *at = arena_alloc(&p->arena, sizeof(*at));
+    if (at == NULL)
+        return -1;
+    at->ns = ns;
+    at->name = name;
+    at->value_len = strlen(value);
+    at->value = arena_strndup(&p->arena, value, at->value_len);
+    if (at->value == NULL)
+        return -1;
+    if (e->last_attr)
+        e->last_attr->next = at;
+    else
+        e->attrs = at;
+    e->last_attr = at;
+    return 0;
 }
 
 static int add_attrs(struct xmlp *p, struct xnode *e, const char **atts)
@@ -68,9 +195,10 @@ static int add_attrs(struct xmlp *p, struct xnode *e, const char **atts)
                 return -1;
             memcpy(qname, "xml:", 4);
             memcpy(qname + 4, local, l + 1);
-            rc = xml_set_attr_ns(&p->arena, e, "", qname, atts[i + 1], strlen(atts[i + 1]));
+            rc = append_attr(p, e, "", qname, atts[i + 1]);
         } else {
-            rc = xml_set_attr_ns(&p->arena, e, ns, local, atts[i + 1], strlen(atts[i + 1]));
+            char *name = arena_strdup(&p->arena, local);
+            rc = name ? append_attr(p, e, ns, name, atts[i + 1]) : -1;
         }
         if (rc != 0)
             return -1;
@@ -100,7 +228,7 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
             fail(p, XMLP_INVALID_NAMESPACE);
             return;
         }
-        struct xnode *hdr = xml_elem_new(&p->arena, ns, local);
+        struct xnode *hdr = new_elem(p, ns, local);
         if (hdr == NULL || add_attrs(p, hdr, atts) != 0) {
             fail(p, XMLP_NOMEM);
             return;
@@ -110,7 +238,7 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
         p->in_callback = true;
         p->cb.on_open(p->ud, hdr, p->default_ns ? p->default_ns : "");
         p->in_callback = false;
-        arena_reset(&p->arena);
+        reset_unit(p);
         p->default_ns = NULL;
         return;
     }
@@ -126,7 +254,11 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
         fail(p, XMLP_POLICY_VIOLATION);
         return;
     }
-    struct xnode *e = xml_elem_new(&p->arena, ns, local);
+    if (flush_text(p) != 0) {
+        fail(p, XMLP_NOMEM);
+        return;
+    }
+    struct xnode *e = new_elem(p, ns, local);
     if (e == NULL || add_attrs(p, e, atts) != 0) {
         fail(p, XMLP_NOMEM);
         return;
@@ -156,6 +288,10 @@ static void XMLCALL on_end(void *ud, const char *name)
         XML_StopParser(p->x, XML_FALSE);
         return;
     }
+    if (flush_text(p) != 0) {
+        fail(p, XMLP_NOMEM);
+        return;
+    }
     p->depth--;
     if (over_limit(p)) {
         fail(p, XMLP_POLICY_VIOLATION);
@@ -168,7 +304,7 @@ static void XMLCALL on_end(void *ud, const char *name)
         p->in_callback = true;
         p->cb.on_stanza(p->ud, st, &p->arena);
         p->in_callback = false;
-        arena_reset(&p->arena);
+        reset_unit(p);
         p->mark = XML_GetCurrentByteIndex(p->x);
         if (p->restart_pending)
             XML_StopParser(p->x, XML_FALSE);
@@ -197,7 +333,8 @@ static void XMLCALL on_text(void *ud, const char *s, int len)
         fail(p, XMLP_POLICY_VIOLATION);
         return;
     }
-    if (xml_add_text(&p->arena, p->cur, s, (size_t)len) != 0)
+    buf_append(&p->text, s, (size_t)len);
+    if (!buf_ok(&p->text))
         fail(p, XMLP_NOMEM);
 }
 
@@ -258,7 +395,7 @@ static int setup(struct xmlp *p)
     p->closed = false;
     p->restart_pending = false;
     p->default_ns = NULL;
-    arena_reset(&p->arena);
+    reset_unit(p);
     return 0;
 }
 
@@ -273,12 +410,14 @@ struct xmlp *xmlp_new(const struct xmlp_limits *lim, const struct xmlp_callbacks
         free(p);
         return NULL;
     }
+    p->ns_seed = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&p->arena;
     p->lim = *lim;
     if (p->lim.max_depth < 2)
         p->lim.max_depth = 2;
     p->cb = *cb;
     p->ud = ud;
     arena_init(&p->arena);
+    buf_init(&p->text, 0);
     setup(p);
     return p;
 }
@@ -289,6 +428,7 @@ void xmlp_free(struct xmlp *p)
         return;
     XML_ParserFree(p->x);
     arena_free(&p->arena);
+    buf_free(&p->text);
     free(p);
 }
 
@@ -371,4 +511,4 @@ const char *xmlp_condition(enum xmlp_error e)
     return "undefined-condition";
 }
 
-size_t xmlp_memory(const struct xmlp *p) { return p->arena.total; }
+size_t xmlp_memory(const struct xmlp *p) { return p->arena.total + p->text.cap; }

@@ -67,7 +67,7 @@ void xmlp_restart(struct xmlp *p);
 const char *xmlp_strerror(enum xmlp_error e);
 const char *xmlp_condition(enum xmlp_error e);
 
-/* Bytes held by the parser's arena right now (for memory accounting). */
+/* Bytes held by the parser's arena and text buffer right now (memory accounting). */
 size_t xmlp_memory(const struct xmlp *p);
 
 #endif
