@@ -43,6 +43,7 @@ void config_defaults(struct config *c)
     c->failure_delay_ms = 1000;
     c->max_failures = 3;
     c->scram_iterations = 4096;
+    c->pubsub_max_items = 10000;
     c->map_size_mb = 1024;
     config_set_str(&c->http_bind, "127.0.0.1");
     c->http_port = 5280;
@@ -58,10 +59,11 @@ void config_free(struct config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->http_bind);
+    free(c->pubsub_jid);
     memset(c, 0, sizeof(*c));
 }
 
-enum kind { K_STR, K_BOOL, K_INT, K_UINT, K_SIZE };
+enum kind { K_STR, K_BOOL, K_INT, K_UINT, K_SIZE, K_U32 };
 
 struct option {
     const char *section, *name;
@@ -94,6 +96,10 @@ static const struct option options[] = {
     OPT("auth", "scram_iterations", K_UINT, scram_iterations, 4096, 10000000),
     OPT("tls", "cert", K_STR, tls_cert, 0, 0),
     OPT("tls", "key", K_STR, tls_key, 0, 0),
+    OPT("pubsub", "jid", K_STR, pubsub_jid, 0, 0),
+    OPT("pubsub", "max_items_cap", K_U32, pubsub_max_items, 1, 1000000),
+    OPT("pubsub", "max_payload_size_cap", K_U32, pubsub_max_payload, 0, 64ull << 20),
+    OPT("pubsub", "auto_create", K_BOOL, pubsub_auto_create, 0, 0),
     OPT("storage", "map_size_mb", K_SIZE, map_size_mb, 1, 1ull << 24),
     OPT("http", "bind", K_STR, http_bind, 0, 0),
     OPT("http", "port", K_INT, http_port, 0, 65535),
@@ -142,6 +148,8 @@ static int set_option(struct config *c, const struct option *o, const char *valu
             *(int *)field = (int)v;
         else if (o->kind == K_UINT)
             *(unsigned *)field = (unsigned)v;
+        else if (o->kind == K_U32)
+            *(uint32_t *)field = (uint32_t)v;
         else
             *(size_t *)field = (size_t)v;
         return 0;
@@ -256,6 +264,16 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         }
     }
     free(copy);
+    if (c->pubsub_jid && (jid_parse_str(&j, c->pubsub_jid) != 0 || j.local[0] || j.resource[0] ||
+                          strcmp(j.domain, c->pubsub_jid) != 0 || strcmp(j.domain, c->domain) == 0)) {
+        snprintf(err, errlen, "pubsub.jid must be a prepared domain other than server.domain");
+        return -1;
+    }
+    if (c->pubsub_max_payload > c->max_stanza_size) {
+        snprintf(err, errlen, "pubsub.max_payload_size_cap (%u) must not exceed "
+                 "c2s.max_stanza_size (%zu)", c->pubsub_max_payload, c->max_stanza_size);
+        return -1;
+    }
     if (c->keepalive_interval && c->idle_timeout && c->keepalive_interval >= c->idle_timeout) {
         snprintf(err, errlen, "c2s.keepalive_interval must be shorter than c2s.idle_timeout");
         return -1;
@@ -284,6 +302,7 @@ void config_print(const struct config *c, void *stdio_file)
         case K_INT: fprintf(f, "%s = %d\n", o->name, *(const int *)field); break;
         case K_UINT: fprintf(f, "%s = %u\n", o->name, *(const unsigned *)field); break;
         case K_SIZE: fprintf(f, "%s = %zu\n", o->name, *(const size_t *)field); break;
+        case K_U32: fprintf(f, "%s = %u\n", o->name, *(const uint32_t *)field); break;
         }
     }
 }

@@ -6,6 +6,7 @@
 #define HERALD_CONFIG_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct config {
     /* [server] */
@@ -34,6 +35,11 @@ struct config {
     /* [tls] */
     char *tls_cert;  /* NULL: <data_dir>/tls/cert.pem, generated if absent */
     char *tls_key;
+    /* [pubsub] */
+    char *pubsub_jid;            /* NULL: pubsub.<domain> */
+    uint32_t pubsub_max_items;   /* cap on pubsub#max_items */
+    uint32_t pubsub_max_payload; /* cap on pubsub#max_payload_size; 0: min(64 KiB, max_stanza_size) */
+    bool pubsub_auto_create;
     /* [storage] */
     size_t map_size_mb;
     /* [http] (REST bridge: see docs/configuration.md for its status) */

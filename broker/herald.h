@@ -16,6 +16,7 @@ struct conn;
 struct account;
 struct ip_count;
 struct ssl_ctx_st;
+struct ps_service;
 
 struct herald_stats {
     uint64_t connections_accepted;
@@ -32,6 +33,7 @@ struct herald {
     struct config *cfg;
     struct store *store;
     struct ssl_ctx_st *tls_ctx;
+    struct ps_service *pubsub;
 
     uv_tcp_t c2s_listener;
     bool listening;

@@ -23,6 +23,7 @@
 #include "jid.h"
 #include "log.h"
 #include "outq.h"
+#include "pubsub.h"
 #include "session.h"
 #include "store.h"
 #include "xml.h"
@@ -107,6 +108,31 @@ static size_t pick_for_message(struct account *acct, const char *type, struct se
 }
 
 #define MAX_RECIPIENTS 64
+
+size_t router_send(struct herald *h, const char *to, struct chunk *const *parts, size_t nparts,
+                   bool message)
+{
+    struct session *targets[MAX_RECIPIENTS];
+    size_t n = 0;
+    const char *slash = strchr(to, '/');
+    if (slash != NULL) {
+        char bare[JID_MAX + 1];
+        size_t bl = (size_t)(slash - to);
+        if (bl > JID_MAX)
+            return 0;
+        memcpy(bare, to, bl);
+        bare[bl] = '\0';
+        struct session *s = session_find(h, bare, slash + 1);
+        if (s != NULL)
+            targets[n++] = s;
+    } else if (message) {
+        n = pick_for_message(session_account(h, to), "headline", targets, MAX_RECIPIENTS);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < nparts; k++)
+            session_send_chunk(targets[i], parts[k]);
+    return n;
+}
 
 static void to_bare(struct session *from, struct xnode *st, struct arena *a, const char *bare)
 {
@@ -225,6 +251,17 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
         return;
     if (jid_parse_str(j, to) != 0) {
         router_error(from, st, a, HERALD_EJID, NULL, NULL);
+        return;
+    }
+    if (h->pubsub && strcmp(j->domain, h->pubsub->jid) == 0 && j->local[0] == '\0') {
+        if (xml_set_attr(a, st, "to", h->pubsub->jid) != 0)
+            return;
+        if (is_iq && j->resource[0] == '\0')
+            pubsub_handle_iq(h->pubsub, from, st, a);
+        else if (strcmp(st->name, "message") == 0)
+            pubsub_handle_message(h->pubsub, from, st, a);
+        else if (is_iq)
+            router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
         return;
     }
     if (strcmp(j->domain, h->cfg->domain) != 0) {

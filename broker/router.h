@@ -7,6 +7,8 @@
  * serialized bytes shared by reference), or answers with a stanza error. */
 #ifndef HERALD_ROUTER_H
 #define HERALD_ROUTER_H
+#include <stdbool.h>
+#include <stddef.h>
 
 struct session;
 struct xnode;
@@ -19,6 +21,16 @@ void router_route(struct session *from, struct xnode *stanza, struct arena *a);
  * answers an error with an error. */
 void router_error(struct session *to, const struct xnode *stanza, struct arena *a, int err,
                   const char *cond, const char *type);
+
+struct herald;
+struct chunk;
+
+/* Queues the concatenation of parts on the session(s) `to` names: a full
+ * JID's session, or for a bare JID the resources a message would go to
+ * (message = true: highest non-negative priority, RFC 6121 §8.5.2) or none
+ * (iq replies need a full JID). Returns how many sessions got it. */
+size_t router_send(struct herald *h, const char *to, struct chunk *const *parts, size_t nparts,
+                   bool message);
 
 /* A reply skeleton for req: same element name, its id, to = req's from,
  * from = req's to (when set), and the given type. NULL on ENOMEM. */

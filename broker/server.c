@@ -12,6 +12,7 @@
 #include "herald.h"
 #include "listener.h"
 #include "log.h"
+#include "pubsub.h"
 #include "sasl.h"
 #include "session.h"
 #include "store.h"
@@ -39,6 +40,9 @@ static void finish(struct herald *h)
 static void on_prepare(uv_prepare_t *p)
 {
     struct herald *h = p->data;
+    /* Group commit: this turn's pubsub changes become durable, then their
+     * results and notifications join the write queues flushed below. */
+    pubsub_commit(h->pubsub);
     conn_flush_all(h);
     if (h->shutting_down && h->nconns == 0)
         finish(h);
@@ -126,6 +130,8 @@ int herald_serve(struct config *cfg)
         goto out_store;
     if (hsasl_global_init(h->store, cfg->domain, cfg->mechanisms) != 0)
         goto out_tls;
+    if (pubsub_open(h, &h->pubsub) != 0)
+        goto out_sasl;
     if (uv_loop_init(&loop) != 0)
         goto out_sasl;
     h->loop = &loop;
@@ -170,6 +176,8 @@ int herald_serve(struct config *cfg)
     uv_loop_close(&loop);
     log_info("herald", "stopped");
 out_sasl:
+    /* Anything still uncommitted was never acknowledged: drop it. */
+    pubsub_close(h->pubsub);
     hsasl_global_done();
 out_tls:
     tls_ctx_free(h->tls_ctx);

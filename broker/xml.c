@@ -63,6 +63,20 @@ int xml_add_text(struct arena *a, struct xnode *parent, const char *text, size_t
     return 0;
 }
 
+int xml_add_raw(struct arena *a, struct xnode *parent, const char *xml, size_t len)
+{
+    struct xnode *n = arena_alloc(a, sizeof(*n));
+    if (n == NULL)
+        return -1;
+    n->kind = XN_RAW;
+    n->text = arena_strndup(a, xml, len);
+    if (n->text == NULL)
+        return -1;
+    n->text_len = len;
+    xml_append(parent, n);
+    return 0;
+}
+
 int xml_set_attr_ns(struct arena *a, struct xnode *e, const char *ns, const char *name,
                     const char *value, size_t len)
 {
@@ -188,6 +202,10 @@ static void serialize(struct buf *out, const struct xnode *e, const char *parent
 {
     if (e->kind == XN_TEXT) {
         buf_xml_text(out, e->text, e->text_len);
+        return;
+    }
+    if (e->kind == XN_RAW) {
+        buf_append(out, e->text, e->text_len);
         return;
     }
     /* The XML namespace cannot be a default namespace (Namespaces in XML

@@ -32,7 +32,9 @@
 #define NS_VERSION "jabber:iq:version"
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
 
-enum xnode_kind { XN_ELEM, XN_TEXT };
+/* XN_RAW holds bytes that are already serialized XML (a stored pubsub
+ * payload, produced by this serializer): written out verbatim. */
+enum xnode_kind { XN_ELEM, XN_TEXT, XN_RAW };
 
 struct xattr {
     struct xattr *next;
@@ -49,7 +51,7 @@ struct xnode {
     const char *ns;
     const char *name;
     struct xattr *attrs, *last_attr;
-    /* XN_TEXT */
+    /* XN_TEXT, XN_RAW */
     const char *text;
     size_t text_len;
 };
@@ -60,6 +62,8 @@ struct xnode *xml_elem_new(struct arena *a, const char *ns, const char *name);
 struct xnode *xml_add_elem(struct arena *a, struct xnode *parent, const char *ns,
                            const char *name);
 int xml_add_text(struct arena *a, struct xnode *parent, const char *text, size_t len);
+/* Adds serialized XML to be written verbatim (copied into the arena). */
+int xml_add_raw(struct arena *a, struct xnode *parent, const char *xml, size_t len);
 int xml_set_attr(struct arena *a, struct xnode *e, const char *name, const char *value);
 int xml_set_attr_ns(struct arena *a, struct xnode *e, const char *ns, const char *name,
                     const char *value, size_t len);

@@ -7,8 +7,9 @@
  * `herald user add`), and a committed write is visible to the next read in any
  * of them.
  *
- * Layout (docs/storage-layout.md): named databases "meta" (schema version)
- * and "users" (bare JID -> struct store_user record, versioned). */
+ * Layout (docs/storage-layout.md): named databases "meta" (schema version,
+ * node id counter), "users" (bare JID -> credentials), and for pubsub
+ * "nodes", "items", "item_ids", "subs", "affs". */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 #include <stdbool.h>
@@ -60,5 +61,91 @@ int store_user_each(struct store *s, int (*fn)(void *ud, const char *bare_jid), 
 
 /* Path of the environment's data file, for messages. */
 const char *store_path(const struct store *s);
+
+/* ---- transactions ----
+ * Pubsub calls run inside a transaction: a write batch (one LMDB write
+ * transaction shared by every change made in one loop turn: group commit) or
+ * a read snapshot. Pointers returned by reads are valid until the
+ * transaction ends. store_txn_commit syncs to disk before returning 0; on
+ * any error the whole batch is rolled back. */
+struct store_txn;
+int store_txn_begin(struct store *s, bool write, struct store_txn **out);
+int store_txn_commit(struct store_txn *t); /* frees t */
+void store_txn_abort(struct store_txn *t); /* frees t */
+
+/* ---- pubsub nodes ----
+ * A node record: its never-reused numeric id (keys of everything below are
+ * prefixed with it, so a deleted node's data can never reappear under a new
+ * node of the same name), counters, and the configuration as an opaque blob
+ * owned by the pubsub layer. */
+struct store_node {
+    uint64_t id;
+    uint64_t created;     /* unix ms */
+    uint64_t next_seq;    /* publish sequence of the next item */
+    uint32_t item_count;
+    const void *config;
+    size_t config_len;
+};
+
+/* A fresh node id (a counter in "meta"; never reused). */
+int store_node_new_id(struct store_txn *t, uint64_t *id);
+int store_node_put(struct store_txn *t, const char *name, const struct store_node *n);
+int store_node_get(struct store_txn *t, const char *name, struct store_node *out);
+/* Deletes the node with all its items, subscriptions and affiliations. */
+int store_node_del(struct store_txn *t, const char *name, uint64_t id);
+int store_node_each(struct store_txn *t,
+                    int (*fn)(void *ud, const char *name, const struct store_node *n), void *ud);
+
+/* ---- items ---- */
+struct store_item {
+    uint64_t seq;          /* order of publication within the node */
+    uint64_t published;    /* unix ms */
+    const char *id;
+    size_t id_len;
+    const char *publisher; /* bare or full JID */
+    size_t publisher_len;
+    const char *payload;   /* serialized XML of the item's children, may be empty */
+    size_t payload_len;
+};
+
+/* Stores an item in node n (n->next_seq and n->item_count are updated and
+ * the node record rewritten). An item with the same id is replaced (it
+ * moves to the newest position). Then the oldest items beyond max_items are
+ * deleted, in the same transaction; *evicted (may be NULL) gets how many. */
+int store_item_put(struct store_txn *t, const char *node_name, struct store_node *n,
+                   struct store_item *it, uint32_t max_items, unsigned *evicted);
+/* Deletes the oldest items until at most keep remain (node record updated). */
+int store_items_trim(struct store_txn *t, const char *node_name, struct store_node *n,
+                     uint32_t keep, unsigned *evicted);
+int store_item_get(struct store_txn *t, uint64_t node_id, const char *id, size_t id_len,
+                   struct store_item *out);
+/* Deletes one item (updating the node's count); HERALD_ENOTFOUND if absent. */
+int store_item_del(struct store_txn *t, const char *node_name, struct store_node *n,
+                   const char *id, size_t id_len);
+/* Deletes every item of the node. */
+int store_items_purge(struct store_txn *t, const char *node_name, struct store_node *n);
+/* Calls fn for up to max items, newest first, starting below before_seq
+ * (UINT64_MAX: from the newest). fn returning nonzero stops the walk. */
+int store_items_newest(struct store_txn *t, uint64_t node_id, uint64_t before_seq, unsigned max,
+                       int (*fn)(void *ud, const struct store_item *it), void *ud);
+
+/* ---- subscriptions and affiliations ----
+ * (node id, JID, subid) is the key: unique by construction. */
+struct store_sub {
+    const char *jid;
+    const char *subid;
+    uint8_t state;         /* pubsub layer's enum */
+    const void *options;   /* opaque blob */
+    size_t options_len;
+};
+int store_sub_put(struct store_txn *t, uint64_t node_id, const struct store_sub *sub);
+int store_sub_del(struct store_txn *t, uint64_t node_id, const char *jid, const char *subid);
+int store_subs_each(struct store_txn *t, uint64_t node_id,
+                    int (*fn)(void *ud, const struct store_sub *sub), void *ud);
+
+/* aff 0 deletes the record. */
+int store_aff_put(struct store_txn *t, uint64_t node_id, const char *jid, uint8_t aff);
+int store_affs_each(struct store_txn *t, uint64_t node_id,
+                    int (*fn)(void *ud, const char *jid, uint8_t aff), void *ud);
 
 #endif

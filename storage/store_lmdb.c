@@ -15,18 +15,13 @@
 
 #include "errors.h"
 #include "log.h"
+#include "store_impl.h"
 
 #define DEFAULT_MAP_SIZE (1ull << 30)
 #define USER_RECORD_V1 1
 #define USER_RECORD_LEN (1 + 8 + 2 * (4 + STORE_SALT_LEN + 2 * STORE_KEY_MAX))
 
-struct store {
-    MDB_env *env;
-    MDB_dbi meta, users;
-    char path[4096];
-};
-
-static int map_err(int rc)
+int store_map_err(int rc)
 {
     switch (rc) {
     case 0: return 0;
@@ -40,16 +35,7 @@ static int map_err(int rc)
     default: return HERALD_EIO;
     }
 }
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
+#define map_err store_map_err
 
 static int init_schema(struct store *s, bool read_only)
 {
@@ -60,7 +46,12 @@ static int init_schema(struct store *s, bool read_only)
     unsigned flags = read_only ? 0 : MDB_CREATE;
     if ((rc = mdb_dbi_open(txn, "meta", flags, &s->meta)) != 0)
         goto done;
-    if ((rc = mdb_dbi_open(txn, "users", flags, &s->users)) != 0)
+    if ((rc = mdb_dbi_open(txn, "users", flags, &s->users)) != 0 ||
+        (rc = mdb_dbi_open(txn, "nodes", flags, &s->nodes)) != 0 ||
+        (rc = mdb_dbi_open(txn, "items", flags, &s->items)) != 0 ||
+        (rc = mdb_dbi_open(txn, "item_ids", flags, &s->item_ids)) != 0 ||
+        (rc = mdb_dbi_open(txn, "subs", flags, &s->subs)) != 0 ||
+        (rc = mdb_dbi_open(txn, "affs", flags, &s->affs)) != 0)
         goto done;
     MDB_val k = {6, "schema"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);

@@ -1,0 +1,567 @@
+/* store_pubsub.c - pubsub nodes, items, subscriptions and affiliations in LMDB.
+ *
+ * Keys (big-endian numbers, so LMDB's byte order is numeric order):
+ *   nodes     name                          -> v1 id created next_seq count config
+ *   items     node_id(8) seq(8)             -> v1 published idlen id publen publisher payload
+ *   item_ids  node_id(8) item id            -> seq(8)
+ *   subs      node_id(8) jid 0x00 subid     -> v1 state options
+ *   affs      node_id(8) jid                -> affiliation(1)
+ *   meta      "next_node_id"                -> u64
+ * Everything a node owns is prefixed by its id, so deleting a node is a range
+ * delete in each database, in one transaction. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "store.h"
+#include "store_impl.h"
+
+#define REC_V1 1
+#define KEY_MAX 511 /* LMDB's default maximum key size */
+
+struct store_txn {
+    struct store *s;
+    MDB_txn *txn;
+    bool write;
+};
+
+int store_txn_begin(struct store *s, bool write, struct store_txn **out)
+{
+    struct store_txn *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return HERALD_ENOMEM;
+    int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    if (rc != 0) {
+        free(t);
+        return store_map_err(rc);
+    }
+    t->s = s;
+    t->write = write;
+    *out = t;
+    return 0;
+}
+
+int store_txn_commit(struct store_txn *t)
+{
+    int rc = t->write ? mdb_txn_commit(t->txn) : (mdb_txn_abort(t->txn), 0);
+    free(t);
+    return store_map_err(rc);
+}
+
+void store_txn_abort(struct store_txn *t)
+{
+    if (t == NULL)
+        return;
+    mdb_txn_abort(t->txn);
+    free(t);
+}
+
+/* ---- helpers ---- */
+
+static int put(struct store_txn *t, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
+{
+    if (kl == 0 || kl > KEY_MAX)
+        return HERALD_ETOOBIG;
+    MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+    return store_map_err(mdb_put(t->txn, dbi, &key, &val, 0));
+}
+
+static int get(struct store_txn *t, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v)
+{
+    if (kl == 0 || kl > KEY_MAX)
+        return HERALD_ENOTFOUND;
+    MDB_val key = {kl, (void *)k};
+    return store_map_err(mdb_get(t->txn, dbi, &key, v));
+}
+
+static int del(struct store_txn *t, MDB_dbi dbi, const void *k, size_t kl)
+{
+    if (kl == 0 || kl > KEY_MAX)
+        return HERALD_ENOTFOUND;
+    MDB_val key = {kl, (void *)k};
+    return store_map_err(mdb_del(t->txn, dbi, &key, NULL));
+}
+
+/* Deletes every key starting with the 8-byte node id prefix. */
+static int del_prefix(struct store_txn *t, MDB_dbi dbi, uint64_t node_id)
+{
+    uint8_t pre[8];
+    put_be64(pre, node_id);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, dbi, &c);
+    if (rc != 0)
+        return store_map_err(rc);
+    for (;;) {
+        MDB_val k = {8, pre}, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc != 0 || k.mv_size < 8 || memcmp(k.mv_data, pre, 8) != 0)
+            break;
+        if ((rc = mdb_cursor_del(c, 0)) != 0)
+            break;
+    }
+    if (rc == 0)
+        rc = MDB_NOTFOUND; /* left the prefix: done */
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : store_map_err(rc);
+}
+
+/* Builds "node_id | bytes [| 0x00 | more]" into buf (KEY_MAX + 1). */
+static size_t make_key(uint8_t *buf, uint64_t node_id, const char *a, size_t al, const char *b)
+{
+    size_t bl = b ? strlen(b) : 0;
+    size_t n = 8 + al + (b ? 1 + bl : 0);
+    if (n > KEY_MAX)
+        return 0;
+    put_be64(buf, node_id);
+    memcpy(buf + 8, a, al);
+    if (b) {
+        buf[8 + al] = 0;
+        memcpy(buf + 9 + al, b, bl);
+    }
+    return n;
+}
+
+/* ---- nodes ---- */
+
+int store_node_new_id(struct store_txn *t, uint64_t *id)
+{
+    static const char key[] = "next_node_id";
+    MDB_val v;
+    uint64_t next = 1;
+    int rc = get(t, t->s->meta, key, sizeof(key) - 1, &v);
+    if (rc == 0 && v.mv_size == 8)
+        next = get_be64(v.mv_data);
+    else if (rc != 0 && rc != HERALD_ENOTFOUND)
+        return rc;
+    uint8_t buf[8];
+    put_be64(buf, next + 1);
+    rc = put(t, t->s->meta, key, sizeof(key) - 1, buf, 8);
+    if (rc == 0)
+        *id = next;
+    return rc;
+}
+
+#define NODE_HDR (1 + 8 + 8 + 8 + 4)
+
+int store_node_put(struct store_txn *t, const char *name, const struct store_node *n)
+{
+    size_t len = NODE_HDR + n->config_len;
+    uint8_t stackbuf[1024], *rec = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
+    if (rec == NULL)
+        return HERALD_ENOMEM;
+    rec[0] = REC_V1;
+    put_be64(rec + 1, n->id);
+    put_be64(rec + 9, n->created);
+    put_be64(rec + 17, n->next_seq);
+    put_be32(rec + 25, n->item_count);
+    if (n->config_len)
+        memcpy(rec + NODE_HDR, n->config, n->config_len);
+    int rc = put(t, t->s->nodes, name, strlen(name), rec, len);
+    if (rec != stackbuf)
+        free(rec);
+    return rc;
+}
+
+static int decode_node(const MDB_val *v, struct store_node *out)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < NODE_HDR || p[0] != REC_V1)
+        return HERALD_ESCHEMA;
+    out->id = get_be64(p + 1);
+    out->created = get_be64(p + 9);
+    out->next_seq = get_be64(p + 17);
+    out->item_count = get_be32(p + 25);
+    out->config = p + NODE_HDR;
+    out->config_len = v->mv_size - NODE_HDR;
+    return 0;
+}
+
+int store_node_get(struct store_txn *t, const char *name, struct store_node *out)
+{
+    MDB_val v;
+    int rc = get(t, t->s->nodes, name, strlen(name), &v);
+    return rc ? rc : decode_node(&v, out);
+}
+
+int store_node_del(struct store_txn *t, const char *name, uint64_t id)
+{
+    int rc = del(t, t->s->nodes, name, strlen(name));
+    if (rc == 0)
+        rc = del_prefix(t, t->s->items, id);
+    if (rc == 0)
+        rc = del_prefix(t, t->s->item_ids, id);
+    if (rc == 0)
+        rc = del_prefix(t, t->s->subs, id);
+    if (rc == 0)
+        rc = del_prefix(t, t->s->affs, id);
+    return rc;
+}
+
+int store_node_each(struct store_txn *t,
+                    int (*fn)(void *ud, const char *name, const struct store_node *n), void *ud)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(t->txn, t->s->nodes, &c);
+    if (rc != 0)
+        return store_map_err(rc);
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && ret == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        char name[KEY_MAX + 1];
+        struct store_node n;
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = '\0';
+        ret = decode_node(&v, &n);
+        if (ret == 0)
+            ret = fn(ud, name, &n);
+    }
+    mdb_cursor_close(c);
+    if (ret)
+        return ret;
+    return rc == MDB_NOTFOUND ? 0 : store_map_err(rc);
+}
+
+/* ---- items ---- */
+
+static int decode_item(const MDB_val *k, const MDB_val *v, struct store_item *out)
+{
+    const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+    if (k->mv_size != 16 || v->mv_size < 1 + 8 + 2 + 2 || p[0] != REC_V1)
+        return HERALD_ESCHEMA;
+    out->seq = get_be64((const uint8_t *)k->mv_data + 8);
+    out->published = get_be64(p + 1);
+    p += 9;
+    out->id_len = (size_t)p[0] << 8 | p[1];
+    p += 2;
+    if ((size_t)(end - p) < out->id_len + 2)
+        return HERALD_ESCHEMA;
+    out->id = (const char *)p;
+    p += out->id_len;
+    out->publisher_len = (size_t)p[0] << 8 | p[1];
+    p += 2;
+    if ((size_t)(end - p) < out->publisher_len)
+        return HERALD_ESCHEMA;
+    out->publisher = (const char *)p;
+    p += out->publisher_len;
+    out->payload = (const char *)p;
+    out->payload_len = (size_t)(end - p);
+    return 0;
+}
+
+static int item_del_seq(struct store_txn *t, uint64_t node_id, uint64_t seq, bool del_id)
+{
+    uint8_t k[16];
+    put_be64(k, node_id);
+    put_be64(k + 8, seq);
+    if (del_id) {
+        MDB_val v;
+        struct store_item it;
+        MDB_val kv = {16, k};
+        int rc = get(t, t->s->items, k, 16, &v);
+        if (rc != 0)
+            return rc;
+        if ((rc = decode_item(&kv, &v, &it)) != 0)
+            return rc;
+        uint8_t ik[KEY_MAX + 1];
+        size_t il = make_key(ik, node_id, it.id, it.id_len, NULL);
+        if (il && (rc = del(t, t->s->item_ids, ik, il)) != 0)
+            return rc;
+    }
+    return del(t, t->s->items, k, 16);
+}
+
+int store_item_put(struct store_txn *t, const char *node_name, struct store_node *n,
+                   struct store_item *it, uint32_t max_items, unsigned *evicted)
+{
+    uint8_t ik[KEY_MAX + 1];
+    size_t il = make_key(ik, n->id, it->id, it->id_len, NULL);
+    if (il == 0 || it->id_len > 0xffff || it->publisher_len > 0xffff)
+        return HERALD_ETOOBIG;
+    MDB_val old;
+    int rc = get(t, t->s->item_ids, ik, il, &old);
+    if (rc == 0 && old.mv_size == 8) {
+        /* Same id: the old version goes, the new one is the newest. */
+        if ((rc = item_del_seq(t, n->id, get_be64(old.mv_data), false)) != 0)
+            return rc;
+        n->item_count--;
+    } else if (rc != HERALD_ENOTFOUND) {
+        return rc ? rc : HERALD_ESCHEMA;
+    }
+    it->seq = n->next_seq++;
+    size_t len = 1 + 8 + 2 + it->id_len + 2 + it->publisher_len + it->payload_len;
+    uint8_t *rec = malloc(len), *p = rec;
+    if (rec == NULL)
+        return HERALD_ENOMEM;
+    *p++ = REC_V1;
+    put_be64(p, it->published);
+    p += 8;
+    *p++ = (uint8_t)(it->id_len >> 8), *p++ = (uint8_t)it->id_len;
+    memcpy(p, it->id, it->id_len);
+    p += it->id_len;
+    *p++ = (uint8_t)(it->publisher_len >> 8), *p++ = (uint8_t)it->publisher_len;
+    memcpy(p, it->publisher, it->publisher_len);
+    p += it->publisher_len;
+    if (it->payload_len)
+        memcpy(p, it->payload, it->payload_len);
+    uint8_t k[16], seqbuf[8];
+    put_be64(k, n->id);
+    put_be64(k + 8, it->seq);
+    put_be64(seqbuf, it->seq);
+    rc = put(t, t->s->items, k, 16, rec, len);
+    free(rec);
+    if (rc == 0)
+        rc = put(t, t->s->item_ids, ik, il, seqbuf, 8);
+    if (rc != 0)
+        return rc;
+    n->item_count++;
+    /* max_items trimming, oldest first, in this same transaction. */
+    return store_items_trim(t, node_name, n, max_items, evicted);
+}
+
+int store_items_trim(struct store_txn *t, const char *node_name, struct store_node *n,
+                     uint32_t keep, unsigned *evicted)
+{
+    unsigned gone = 0;
+    int rc = 0;
+    if (n->item_count > keep) {
+        MDB_cursor *c;
+        uint8_t ik[KEY_MAX + 1];
+        if ((rc = mdb_cursor_open(t->txn, t->s->items, &c)) != 0)
+            return store_map_err(rc);
+        uint8_t pre[16];
+        put_be64(pre, n->id);
+        put_be64(pre + 8, 0);
+        while (rc == 0 && n->item_count > keep) {
+            MDB_val ck = {16, pre}, cv;
+            rc = mdb_cursor_get(c, &ck, &cv, MDB_SET_RANGE);
+            if (rc != 0 || ck.mv_size != 16 || memcmp(ck.mv_data, pre, 8) != 0)
+                break;
+            struct store_item victim;
+            if ((rc = decode_item(&ck, &cv, &victim)) != 0)
+                break;
+            size_t vl = make_key(ik, n->id, victim.id, victim.id_len, NULL);
+            if (vl && (rc = del(t, t->s->item_ids, ik, vl)) != 0)
+                break;
+            if ((rc = mdb_cursor_del(c, 0)) != 0) {
+                rc = store_map_err(rc);
+                break;
+            }
+            n->item_count--;
+            gone++;
+        }
+        mdb_cursor_close(c);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        if (rc != 0)
+            return rc > 0 ? store_map_err(rc) : rc;
+    }
+    if (evicted)
+        *evicted = gone;
+    return store_node_put(t, node_name, n);
+}
+
+int store_item_get(struct store_txn *t, uint64_t node_id, const char *id, size_t id_len,
+                   struct store_item *out)
+{
+    uint8_t ik[KEY_MAX + 1];
+    size_t il = make_key(ik, node_id, id, id_len, NULL);
+    MDB_val sv, v;
+    if (il == 0)
+        return HERALD_ENOTFOUND;
+    int rc = get(t, t->s->item_ids, ik, il, &sv);
+    if (rc != 0)
+        return rc;
+    if (sv.mv_size != 8)
+        return HERALD_ESCHEMA;
+    uint8_t k[16];
+    put_be64(k, node_id);
+    memcpy(k + 8, sv.mv_data, 8);
+    if ((rc = get(t, t->s->items, k, 16, &v)) != 0)
+        return rc;
+    MDB_val kv = {16, k};
+    struct store_item tmp;
+    rc = decode_item(&kv, &v, &tmp);
+    if (rc == 0) {
+        /* kv points at our stack buffer: re-point seq only. */
+        *out = tmp;
+        out->seq = get_be64(k + 8);
+    }
+    return rc;
+}
+
+int store_item_del(struct store_txn *t, const char *node_name, struct store_node *n,
+                   const char *id, size_t id_len)
+{
+    uint8_t ik[KEY_MAX + 1];
+    size_t il = make_key(ik, n->id, id, id_len, NULL);
+    MDB_val sv;
+    if (il == 0)
+        return HERALD_ENOTFOUND;
+    int rc = get(t, t->s->item_ids, ik, il, &sv);
+    if (rc != 0)
+        return rc;
+    uint64_t seq = sv.mv_size == 8 ? get_be64(sv.mv_data) : 0;
+    if ((rc = item_del_seq(t, n->id, seq, false)) != 0 || (rc = del(t, t->s->item_ids, ik, il)) != 0)
+        return rc;
+    n->item_count--;
+    return store_node_put(t, node_name, n);
+}
+
+int store_items_purge(struct store_txn *t, const char *node_name, struct store_node *n)
+{
+    int rc = del_prefix(t, t->s->items, n->id);
+    if (rc == 0)
+        rc = del_prefix(t, t->s->item_ids, n->id);
+    if (rc != 0)
+        return rc;
+    n->item_count = 0;
+    return store_node_put(t, node_name, n);
+}
+
+int store_items_newest(struct store_txn *t, uint64_t node_id, uint64_t before_seq, unsigned max,
+                       int (*fn)(void *ud, const struct store_item *it), void *ud)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint8_t start[16];
+    int rc = mdb_cursor_open(t->txn, t->s->items, &c);
+    if (rc != 0)
+        return store_map_err(rc);
+    /* Position on the first key >= (node, before_seq), then step back. */
+    put_be64(start, node_id);
+    put_be64(start + 8, before_seq);
+    k.mv_size = 16;
+    k.mv_data = start;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    else if (rc == 0)
+        rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    /* MDB_LAST lands on the newest key overall; it may be at or past start. */
+    if (rc == 0 && k.mv_size == 16 && memcmp(k.mv_data, start, 16) >= 0)
+        rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    int ret = 0;
+    unsigned n = 0;
+    while (rc == 0 && n < max && ret == 0) {
+        if (k.mv_size != 16 || memcmp(k.mv_data, start, 8) != 0)
+            break;
+        struct store_item it;
+        ret = decode_item(&k, &v, &it);
+        if (ret == 0)
+            ret = fn(ud, &it);
+        n++;
+        rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    }
+    mdb_cursor_close(c);
+    if (ret)
+        return ret > 0 ? 0 : ret;
+    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+}
+
+/* ---- subscriptions ---- */
+
+int store_sub_put(struct store_txn *t, uint64_t node_id, const struct store_sub *sub)
+{
+    uint8_t k[KEY_MAX + 1];
+    size_t kl = make_key(k, node_id, sub->jid, strlen(sub->jid), sub->subid);
+    if (kl == 0)
+        return HERALD_ETOOBIG;
+    size_t len = 2 + sub->options_len;
+    uint8_t stackbuf[512], *rec = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
+    if (rec == NULL)
+        return HERALD_ENOMEM;
+    rec[0] = REC_V1;
+    rec[1] = sub->state;
+    if (sub->options_len)
+        memcpy(rec + 2, sub->options, sub->options_len);
+    int rc = put(t, t->s->subs, k, kl, rec, len);
+    if (rec != stackbuf)
+        free(rec);
+    return rc;
+}
+
+int store_sub_del(struct store_txn *t, uint64_t node_id, const char *jid, const char *subid)
+{
+    uint8_t k[KEY_MAX + 1];
+    size_t kl = make_key(k, node_id, jid, strlen(jid), subid);
+    return kl ? del(t, t->s->subs, k, kl) : HERALD_ENOTFOUND;
+}
+
+int store_subs_each(struct store_txn *t, uint64_t node_id,
+                    int (*fn)(void *ud, const struct store_sub *sub), void *ud)
+{
+    MDB_cursor *c;
+    uint8_t pre[8];
+    put_be64(pre, node_id);
+    int rc = mdb_cursor_open(t->txn, t->s->subs, &c);
+    if (rc != 0)
+        return store_map_err(rc);
+    MDB_val k = {8, pre}, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && ret == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 10 || memcmp(k.mv_data, pre, 8) != 0)
+            break;
+        const uint8_t *rec = v.mv_data;
+        if (v.mv_size < 2 || rec[0] != REC_V1) {
+            ret = HERALD_ESCHEMA;
+            break;
+        }
+        char key[KEY_MAX + 1];
+        memcpy(key, (const char *)k.mv_data + 8, k.mv_size - 8);
+        key[k.mv_size - 8] = '\0';
+        size_t jl = strlen(key);
+        if (jl >= k.mv_size - 8) {
+            ret = HERALD_ESCHEMA;
+            break;
+        }
+        struct store_sub sub = {key, key + jl + 1, rec[1], rec + 2, v.mv_size - 2};
+        ret = fn(ud, &sub);
+    }
+    mdb_cursor_close(c);
+    if (ret)
+        return ret;
+    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+}
+
+/* ---- affiliations ---- */
+
+int store_aff_put(struct store_txn *t, uint64_t node_id, const char *jid, uint8_t aff)
+{
+    uint8_t k[KEY_MAX + 1];
+    size_t kl = make_key(k, node_id, jid, strlen(jid), NULL);
+    if (kl == 0)
+        return HERALD_ETOOBIG;
+    if (aff == 0) {
+        int rc = del(t, t->s->affs, k, kl);
+        return rc == HERALD_ENOTFOUND ? 0 : rc;
+    }
+    return put(t, t->s->affs, k, kl, &aff, 1);
+}
+
+int store_affs_each(struct store_txn *t, uint64_t node_id,
+                    int (*fn)(void *ud, const char *jid, uint8_t aff), void *ud)
+{
+    MDB_cursor *c;
+    uint8_t pre[8];
+    put_be64(pre, node_id);
+    int rc = mdb_cursor_open(t->txn, t->s->affs, &c);
+    if (rc != 0)
+        return store_map_err(rc);
+    MDB_val k = {8, pre}, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && ret == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 9 || memcmp(k.mv_data, pre, 8) != 0)
+            break;
+        char jid[KEY_MAX + 1];
+        memcpy(jid, (const char *)k.mv_data + 8, k.mv_size - 8);
+        jid[k.mv_size - 8] = '\0';
+        ret = fn(ud, jid, v.mv_size ? *(const uint8_t *)v.mv_data : 0);
+    }
+    mdb_cursor_close(c);
+    if (ret)
+        return ret;
+    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+}
