@@ -791,6 +791,33 @@ int pubsub_configure(struct ps_service *ps, const char *who, const char *name,
     return 0;
 }
 
+void pubsub_expire(struct ps_service *ps)
+{
+    uint64_t now = now_ms();
+    struct ps_node *n, *tmp;
+    HASH_ITER(hh, ps->nodes, n, tmp) {
+        if (n->cfg.item_expire == 0 || n->item_count == 0)
+            continue;
+        uint64_t cutoff = now - (uint64_t)n->cfg.item_expire * 1000;
+        struct ps_err err;
+        int rc;
+        struct store_txn *t = begin_change(ps, &err, &rc);
+        if (t == NULL)
+            return;
+        struct store_node sn;
+        uint8_t cb[1024];
+        unsigned gone = 0;
+        to_store_node(n, &sn, cb, sizeof(cb));
+        if ((rc = store_items_expire(t, n->name, &sn, cutoff, &gone)) != 0) {
+            change_failed(ps, rc, &err);
+            return; /* state was reloaded: the iteration is over */
+        }
+        n->item_count = sn.item_count;
+        if (gone)
+            log_debug("pubsub", "node '%s': %u item(s) expired", n->name, gone);
+    }
+}
+
 /* ---- publisher use cases (XEP-0060 §7) ---- */
 
 /* "<event><items node='N'><item id='I' publisher='P'>payload</item></items>

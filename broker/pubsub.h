@@ -88,6 +88,10 @@ struct ps_err {
 int pubsub_open(struct herald *h, struct ps_service **out);
 void pubsub_close(struct ps_service *ps);
 
+/* Deletes items older than their node's pubsub#item_expire (called from the
+ * server's once-a-second sweep; the deletions join the current batch). */
+void pubsub_expire(struct ps_service *ps);
+
 /* Commits the open batch and releases its output (called once per loop turn). */
 void pubsub_commit(struct ps_service *ps);
 

@@ -385,11 +385,6 @@ static int check_config(const struct ps_config *c, const struct ps_caps *caps,
                  "%s", "presence-based delivery is not supported yet (needs presence)");
         return HERALD_ENOTIMPL;
     }
-    if (c->item_expire != 0) {
-        form_err(err, "feature-not-implemented", "cancel", "unsupported", "item-expire",
-                 "%s", "pubsub#item_expire is not supported yet: items do not expire");
-        return HERALD_ENOTIMPL;
-    }
     return 0;
 }
 

@@ -50,7 +50,9 @@ static void on_prepare(uv_prepare_t *p)
 
 static void on_sweep(uv_timer_t *t)
 {
-    session_sweep(t->data);
+    struct herald *h = t->data;
+    session_sweep(h);
+    pubsub_expire(h->pubsub);
 }
 
 static void on_shutdown_timeout(uv_timer_t *t)

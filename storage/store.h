@@ -117,6 +117,10 @@ int store_item_put(struct store_txn *t, const char *node_name, struct store_node
 /* Deletes the oldest items until at most keep remain (node record updated). */
 int store_items_trim(struct store_txn *t, const char *node_name, struct store_node *n,
                      uint32_t keep, unsigned *evicted);
+/* Deletes items published before cutoff_ms (oldest first; node record
+ * updated). *evicted gets how many. */
+int store_items_expire(struct store_txn *t, const char *node_name, struct store_node *n,
+                       uint64_t cutoff_ms, unsigned *evicted);
 int store_item_get(struct store_txn *t, uint64_t node_id, const char *id, size_t id_len,
                    struct store_item *out);
 /* Deletes one item (updating the node's count); HERALD_ENOTFOUND if absent. */

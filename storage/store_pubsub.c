@@ -319,12 +319,14 @@ int store_item_put(struct store_txn *t, const char *node_name, struct store_node
     return store_items_trim(t, node_name, n, max_items, evicted);
 }
 
-int store_items_trim(struct store_txn *t, const char *node_name, struct store_node *n,
-                     uint32_t keep, unsigned *evicted)
+/* Deletes oldest items while more than keep remain or while they were
+ * published before cutoff_ms. */
+static int drop_oldest(struct store_txn *t, const char *node_name, struct store_node *n,
+                       uint32_t keep, uint64_t cutoff_ms, unsigned *evicted)
 {
     unsigned gone = 0;
     int rc = 0;
-    if (n->item_count > keep) {
+    if (n->item_count > keep || cutoff_ms > 0) {
         MDB_cursor *c;
         uint8_t ik[KEY_MAX + 1];
         if ((rc = mdb_cursor_open(t->txn, t->s->items, &c)) != 0)
@@ -332,13 +334,15 @@ int store_items_trim(struct store_txn *t, const char *node_name, struct store_no
         uint8_t pre[16];
         put_be64(pre, n->id);
         put_be64(pre + 8, 0);
-        while (rc == 0 && n->item_count > keep) {
+        while (rc == 0 && n->item_count > 0) {
             MDB_val ck = {16, pre}, cv;
             rc = mdb_cursor_get(c, &ck, &cv, MDB_SET_RANGE);
             if (rc != 0 || ck.mv_size != 16 || memcmp(ck.mv_data, pre, 8) != 0)
                 break;
             struct store_item victim;
             if ((rc = decode_item(&ck, &cv, &victim)) != 0)
+                break;
+            if (n->item_count <= keep && victim.published >= cutoff_ms)
                 break;
             size_t vl = make_key(ik, n->id, victim.id, victim.id_len, NULL);
             if (vl && (rc = del(t, t->s->item_ids, ik, vl)) != 0)
@@ -358,7 +362,21 @@ int store_items_trim(struct store_txn *t, const char *node_name, struct store_no
     }
     if (evicted)
         *evicted = gone;
+    if (gone == 0 && cutoff_ms > 0)
+        return 0; /* nothing expired: leave the transaction clean (no sync) */
     return store_node_put(t, node_name, n);
+}
+
+int store_items_trim(struct store_txn *t, const char *node_name, struct store_node *n,
+                     uint32_t keep, unsigned *evicted)
+{
+    return drop_oldest(t, node_name, n, keep, 0, evicted);
+}
+
+int store_items_expire(struct store_txn *t, const char *node_name, struct store_node *n,
+                       uint64_t cutoff_ms, unsigned *evicted)
+{
+    return drop_oldest(t, node_name, n, UINT32_MAX, cutoff_ms, evicted);
 }
 
 int store_item_get(struct store_txn *t, uint64_t node_id, const char *id, size_t id_len,
