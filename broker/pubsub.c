@@ -173,8 +173,11 @@ static struct ps_sub *mem_add_sub(struct ps_node *n, const char *jid, const char
     s->deliver = deliver;
     /* Append: notification order follows subscription order. */
     struct ps_sub **pp = &n->subs;
-    while (*pp)
+    while (*pp) {
+        if (strcmp((*pp)->jid, jid) == 0)
+            n->shared_jids = true;
         pp = &(*pp)->next;
+    }
     *pp = s;
     return s;
 }
@@ -414,8 +417,10 @@ static void queue_event(struct ps_service *ps, const char *to, uint8_t notif_typ
     queue_out(ps, o);
 }
 
+/* Sends envelope + body; subids non-NULL adds SHIM headers naming the
+ * subscriptions the notification is for (XEP-0060 §12.7). */
 static void send_envelope(struct ps_service *ps, const char *to, uint8_t notif_type,
-                          struct chunk *body)
+                          struct chunk *body, const struct buf *subids)
 {
     struct buf b;
     buf_init(&b, 0);
@@ -425,6 +430,8 @@ static void send_envelope(struct ps_service *ps, const char *to, uint8_t notif_t
     buf_xml_attr(&b, to, strlen(to));
     buf_printf(&b, "' type='%s' id='ps-%llu'>", notif_type == PS_NOTIF_NORMAL ? "normal" : "headline",
                (unsigned long long)++ps->msg_seq);
+    if (subids)
+        buf_append(&b, subids->data, subids->len);
     struct chunk *env = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
     buf_free(&b);
     if (env == NULL)
@@ -432,6 +439,47 @@ static void send_envelope(struct ps_service *ps, const char *to, uint8_t notif_t
     struct chunk *parts[2] = {env, body};
     router_send(ps->h, to, parts, 2, true);
     chunk_unref(env);
+}
+
+static bool wants(const struct ps_sub *s)
+{
+    return s->state == SUB_SUBSCRIBED && s->deliver;
+}
+
+/* One notification per subscribed JID. The fast path (no JID with several
+ * subscriptions) is a plain walk; otherwise each JID gets one message with
+ * SHIM headers listing its subids. */
+static void fan_out(struct ps_service *ps, struct ps_node *n, const struct ps_out *o)
+{
+    if (n == NULL)
+        return;
+    if (!n->shared_jids) {
+        for (struct ps_sub *s = n->subs; s; s = s->next)
+            if (wants(s))
+                send_envelope(ps, s->jid, o->notif_type, o->body, NULL);
+        return;
+    }
+    for (struct ps_sub *s = n->subs; s; s = s->next) {
+        if (!wants(s))
+            continue;
+        bool seen = false, shared = false;
+        for (struct ps_sub *p = n->subs; p != s && !seen; p = p->next)
+            seen = wants(p) && strcmp(p->jid, s->jid) == 0;
+        if (seen)
+            continue; /* this JID was notified with its first subscription */
+        struct buf h;
+        buf_init(&h, 0);
+        buf_puts(&h, "<headers xmlns='http://jabber.org/protocol/shim'>");
+        for (struct ps_sub *p = s; p; p = p->next) {
+            if (wants(p) && strcmp(p->jid, s->jid) == 0) {
+                buf_printf(&h, "<header name='SubID'>%s</header>", p->subid);
+                shared = shared || p != s;
+            }
+        }
+        buf_puts(&h, "</headers>");
+        send_envelope(ps, s->jid, o->notif_type, o->body, shared && buf_ok(&h) ? &h : NULL);
+        buf_free(&h);
+    }
 }
 
 static void release_output(struct ps_service *ps, int failed)
@@ -444,12 +492,9 @@ static void release_output(struct ps_service *ps, int failed)
             if (o->kind == OUT_STANZA) {
                 router_send(ps->h, o->to, &o->body, 1, !o->is_reply);
             } else if (o->kind == OUT_EVENT) {
-                send_envelope(ps, o->to, o->notif_type, o->body);
+                send_envelope(ps, o->to, o->notif_type, o->body, NULL);
             } else {
-                struct ps_node *n = node_by_id(ps, o->node_id);
-                for (struct ps_sub *s = n ? n->subs : NULL; s; s = s->next)
-                    if (s->state == SUB_SUBSCRIBED && s->deliver)
-                        send_envelope(ps, s->jid, o->notif_type, o->body);
+                fan_out(ps, node_by_id(ps, o->node_id), o);
             }
         } else if (o->is_reply) {
             /* The change is not durable: tell the requester. */
@@ -1105,7 +1150,7 @@ void pubsub_send_last(struct ps_service *ps, const struct ps_node *n, const char
             if (ps->batch)
                 queue_event(ps, jid, n->cfg.notification_type, body);
             else
-                send_envelope(ps, jid, n->cfg.notification_type, body);
+                send_envelope(ps, jid, n->cfg.notification_type, body, NULL);
             chunk_unref(body);
         }
     }

@@ -55,6 +55,7 @@ struct ps_node {
     uint32_t item_count;
     struct ps_config cfg;
     struct ps_sub *subs;
+    bool shared_jids;      /* some JID holds several subscriptions (sticky) */
     struct ps_aff_rec *affs;
     UT_hash_handle hh;     /* by name */
     UT_hash_handle hh_id;  /* by id */

@@ -239,8 +239,8 @@ static int collect_item(void *ud, const struct store_item *it)
     }
     c->list[c->n++] = e;
     if (c->first == NULL)
-        c->first = id; /* newest */
-    c->last = id;      /* oldest so far */
+        c->first = id; /* the first one collected */
+    c->last = id;      /* the last one collected */
     return 0;
 }
 
@@ -551,9 +551,10 @@ static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
         }
         max = v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
     }
-    /* XEP-0059 paging: <max/> and <before/> (older pages). */
+    /* XEP-0059 paging over the node's items in publication order:
+     * <before/> pages back (older), <after/> pages forward (newer). */
     struct xnode *set = xml_child(pubsub, NS_RSM, "set");
-    uint64_t before = UINT64_MAX;
+    uint64_t before = UINT64_MAX, after = UINT64_MAX;
     int rc;
     struct store_txn *t = pubsub_txn(r->ps, false, &rc);
     if (t == NULL) {
@@ -568,26 +569,38 @@ static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
     if (set) {
         struct xnode *m = xml_child(set, NS_RSM, "max");
         struct xnode *b = xml_child(set, NS_RSM, "before");
-        if (xml_child(set, NS_RSM, "after") || xml_child(set, NS_RSM, "index")) {
+        struct xnode *af = xml_child(set, NS_RSM, "after");
+        if (xml_child(set, NS_RSM, "index")) {
             pubsub_txn_done(r->ps, t);
             fail(r, "feature-not-implemented", "cancel", NULL, NULL);
             return;
         }
         if (m) {
             const char *mt = xml_text(a, m);
-            unsigned long v = mt ? strtoul(mt, NULL, 10) : 0;
+            char *end = NULL;
+            unsigned long v = mt ? strtoul(mt, &end, 10) : 0;
+            if (mt == NULL || end == mt || *end != '\0') {
+                pubsub_txn_done(r->ps, t);
+                fail(r, "bad-request", "modify", NULL, NULL);
+                return;
+            }
             if (v < max)
                 max = (unsigned)v;
         }
         const char *bt = b ? xml_text(a, b) : NULL;
-        if (bt && bt[0]) {
+        const char *at = af ? xml_text(a, af) : NULL;
+        const char *cursor = (bt && bt[0]) ? bt : (at && at[0]) ? at : NULL;
+        if (cursor) {
             struct store_item it;
-            if (store_item_get(t, n->id, bt, strlen(bt), &it) != 0) {
+            if (store_item_get(t, n->id, cursor, strlen(cursor), &it) != 0) {
                 pubsub_txn_done(r->ps, t);
-                fail(r, "item-not-found", "cancel", NULL, NULL);
+                fail(r, "item-not-found", "cancel", NULL, NULL); /* XEP-0059 §2.5 */
                 return;
             }
-            before = it.seq;
+            if (cursor == bt)
+                before = it.seq;
+            else
+                after = it.seq;
         }
     }
     if (xml_child(items, NS_PUBSUB, "item")) {
@@ -606,12 +619,21 @@ static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
         for (size_t i = 0; i < c.n; i++)
             xml_append(ie, c.list[i]);
     } else {
-        rc = store_items_newest(t, n->id, before, max, collect_item, &c);
+        const char *first, *last;
+        if (after != UINT64_MAX) {
+            rc = store_items_oldest(t, n->id, after, max, collect_item, &c);
+            for (size_t i = 0; i < c.n; i++)
+                xml_append(ie, c.list[i]);
+            first = c.first, last = c.last; /* collected oldest first */
+        } else {
+            rc = store_items_newest(t, n->id, before, max, collect_item, &c);
+            /* Oldest first within the returned set. */
+            for (size_t i = c.n; i-- > 0;)
+                xml_append(ie, c.list[i]);
+            first = c.last, last = c.first;
+        }
         if (rc != 0)
             goto fail;
-        /* Oldest first within the returned set. */
-        for (size_t i = c.n; i-- > 0;)
-            xml_append(ie, c.list[i]);
         if (set) {
             struct xnode *rs = xml_add_elem(a, xml_first_elem(rep), NS_RSM, "set");
             char cnt[16];
@@ -622,8 +644,8 @@ static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
             if (c.n) {
                 struct xnode *fe = xml_add_elem(a, rs, NS_RSM, "first");
                 struct xnode *le = xml_add_elem(a, rs, NS_RSM, "last");
-                if (fe == NULL || le == NULL || xml_add_text(a, fe, c.last, strlen(c.last)) ||
-                    xml_add_text(a, le, c.first, strlen(c.first)))
+                if (fe == NULL || le == NULL || xml_add_text(a, fe, first, strlen(first)) ||
+                    xml_add_text(a, le, last, strlen(last)))
                     goto fail;
             }
         }

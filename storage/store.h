@@ -133,6 +133,10 @@ int store_items_purge(struct store_txn *t, const char *node_name, struct store_n
 int store_items_newest(struct store_txn *t, uint64_t node_id, uint64_t before_seq, unsigned max,
                        int (*fn)(void *ud, const struct store_item *it), void *ud);
 
+/* Calls fn for up to max items, oldest first, starting above after_seq. */
+int store_items_oldest(struct store_txn *t, uint64_t node_id, uint64_t after_seq, unsigned max,
+                       int (*fn)(void *ud, const struct store_item *it), void *ud);
+
 /* ---- subscriptions and affiliations ----
  * (node id, JID, subid) is the key: unique by construction. */
 struct store_sub {

@@ -477,6 +477,39 @@ int store_items_newest(struct store_txn *t, uint64_t node_id, uint64_t before_se
     return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
 }
 
+int store_items_oldest(struct store_txn *t, uint64_t node_id, uint64_t after_seq, unsigned max,
+                       int (*fn)(void *ud, const struct store_item *it), void *ud)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint8_t start[16];
+    if (after_seq == UINT64_MAX)
+        return 0;
+    int rc = mdb_cursor_open(t->txn, t->s->items, &c);
+    if (rc != 0)
+        return store_map_err(rc);
+    put_be64(start, node_id);
+    put_be64(start + 8, after_seq + 1);
+    k.mv_size = 16;
+    k.mv_data = start;
+    int ret = 0;
+    unsigned n = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && n < max && ret == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 16 || memcmp(k.mv_data, start, 8) != 0)
+            break;
+        struct store_item it;
+        ret = decode_item(&k, &v, &it);
+        if (ret == 0)
+            ret = fn(ud, &it);
+        n++;
+    }
+    mdb_cursor_close(c);
+    if (ret)
+        return ret > 0 ? 0 : ret;
+    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+}
+
 /* ---- subscriptions ---- */
 
 int store_sub_put(struct store_txn *t, uint64_t node_id, const struct store_sub *sub)
