@@ -448,15 +448,23 @@ static bool wants(const struct ps_sub *s)
 
 /* One notification per subscribed JID. The fast path (no JID with several
  * subscriptions) is a plain walk; otherwise each JID gets one message with
- * SHIM headers listing its subids. */
-static void fan_out(struct ps_service *ps, struct ps_node *n, const struct ps_out *o)
+ * SHIM headers listing its subids. via: the collection the event reached
+ * this node's subscribers through (XEP-0248), named in a header. */
+static void notify_subscribers(struct ps_service *ps, struct ps_node *n, const struct ps_out *o,
+                               const char *via)
 {
-    if (n == NULL)
-        return;
-    if (!n->shared_jids) {
+    if (!n->shared_jids || via) {
+        struct buf h;
+        buf_init(&h, 0);
+        if (via) {
+            buf_puts(&h, "<headers xmlns='http://jabber.org/protocol/shim'><header name='Collection'>");
+            buf_xml_text(&h, via, strlen(via));
+            buf_puts(&h, "</header></headers>");
+        }
         for (struct ps_sub *s = n->subs; s; s = s->next)
             if (wants(s))
-                send_envelope(ps, s->jid, o->notif_type, o->body, NULL);
+                send_envelope(ps, s->jid, o->notif_type, o->body, via && buf_ok(&h) ? &h : NULL);
+        buf_free(&h);
         return;
     }
     for (struct ps_sub *s = n->subs; s; s = s->next) {
@@ -479,6 +487,21 @@ static void fan_out(struct ps_service *ps, struct ps_node *n, const struct ps_ou
         buf_puts(&h, "</headers>");
         send_envelope(ps, s->jid, o->notif_type, o->body, shared && buf_ok(&h) ? &h : NULL);
         buf_free(&h);
+    }
+}
+
+/* The node's own subscribers, then those of the collections above it. */
+static void fan_out(struct ps_service *ps, struct ps_node *n, const struct ps_out *o)
+{
+    if (n == NULL)
+        return;
+    notify_subscribers(ps, n, o, NULL);
+    struct ps_node *p = n;
+    for (int depth = 0; depth < 10 && p->cfg.collection[0]; depth++) {
+        p = pubsub_node(ps, p->cfg.collection);
+        if (p == NULL)
+            break;
+        notify_subscribers(ps, p, o, p->name);
     }
 }
 
@@ -661,6 +684,25 @@ static bool can_publish(const struct ps_node *n, const char *who)
     return n->cfg.publish_model == PS_PUBLISH_SUBSCRIBERS && has_subscription(n, who);
 }
 
+/* XEP-0248: a node's pubsub#collection must name an existing collection
+ * node, and following parents must never lead back to the node. */
+static int check_collection(struct ps_service *ps, const char *name, const struct ps_config *cfg,
+                            struct ps_err *err)
+{
+    if (cfg->collection[0] == '\0')
+        return 0;
+    const char *p = cfg->collection;
+    for (int depth = 0; p[0] != '\0'; depth++) {
+        struct ps_node *parent = pubsub_node(ps, p);
+        if (parent == NULL)
+            return set_err(err, HERALD_ENOTFOUND, "item-not-found", "cancel", NULL);
+        if (parent->cfg.node_type != PS_COLLECTION || strcmp(parent->name, name) == 0 || depth > 8)
+            return set_err(err, HERALD_EINVAL, "not-acceptable", "modify", NULL);
+        p = parent->cfg.collection;
+    }
+    return 0;
+}
+
 /* ---- owner use cases (XEP-0060 §8) ---- */
 
 int pubsub_create(struct ps_service *ps, const char *who, const char *name,
@@ -682,13 +724,15 @@ int pubsub_create(struct ps_service *ps, const char *who, const char *name,
         return set_err(err, HERALD_EEXIST, "conflict", "cancel", NULL); /* §8.1.1 */
     if (config_form != NULL) {
         struct ps_form_error fe;
-        rc = ps_config_apply_form(&cfg, &ps->caps, config_form, a, &fe);
+        rc = ps_config_apply_form(&cfg, &ps->caps, config_form, true, a, &fe);
         if (rc != 0) {
             set_err(err, rc, fe.cond, fe.type, fe.app);
             err->feature = fe.feature;
             return rc;
         }
     }
+    if ((rc = check_collection(ps, name, &cfg, err)) != 0)
+        return rc;
     struct store_txn *t = begin_change(ps, err, &rc);
     if (t == NULL)
         return rc;
@@ -761,6 +805,15 @@ int pubsub_delete(struct ps_service *ps, const char *who, const char *name, cons
                 queue_event(ps, s->jid, n->cfg.notification_type, body);
         chunk_unref(body);
     }
+    /* Children of a deleted collection stay, outside any collection. */
+    struct ps_node *c, *ctmp;
+    HASH_ITER(hh, ps->nodes, c, ctmp) {
+        if (strcmp(c->cfg.collection, n->name) != 0)
+            continue;
+        c->cfg.collection[0] = '\0';
+        if ((rc = write_node(t, c)) != 0)
+            return change_failed(ps, rc, err);
+    }
     log_info("pubsub", "node '%s' deleted", n->name);
     unlink_node(ps, n);
     free_node(n);
@@ -803,12 +856,14 @@ int pubsub_configure(struct ps_service *ps, const char *who, const char *name,
         return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL); /* §8.2.3.3 */
     struct ps_config cfg = n->cfg;
     struct ps_form_error fe;
-    rc = ps_config_apply_form(&cfg, &ps->caps, form, a, &fe);
+    rc = ps_config_apply_form(&cfg, &ps->caps, form, false, a, &fe);
     if (rc != 0) {
         set_err(err, rc, fe.cond, fe.type, fe.app);
         err->feature = fe.feature;
         return rc;
     }
+    if ((rc = check_collection(ps, n->name, &cfg, err)) != 0)
+        return rc;
     struct store_txn *t = begin_change(ps, err, &rc);
     if (t == NULL)
         return rc;

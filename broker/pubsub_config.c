@@ -64,7 +64,7 @@ static const struct choice notif_choices[] = {
 };
 static const struct choice node_type_choices[] = {
     {"leaf", "A node that holds items", NULL},
-    {"collection", "A node that holds other nodes", "collections"},
+    {"collection", "A node that holds other nodes", NULL},
     {NULL, NULL, NULL},
 };
 
@@ -102,6 +102,9 @@ static const struct field fields[] = {
     {"pubsub#notification_type", "Message type of event notifications", F_LIST,
      OFF(notification_type), notif_choices, false, false},
     {"pubsub#type", "Payload type (namespace of the item payload)", F_TEXT, OFF(payload_type), NULL,
+     false, false},
+    /* Added after the first record layout: decode tolerates its absence. */
+    {"pubsub#collection", "The collection node this node belongs to", F_TEXT, OFF(collection), NULL,
      false, false},
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -200,6 +203,8 @@ int ps_config_decode(struct ps_config *c, const void *data, size_t len)
     p++;
     for (size_t i = 0; i < NFIELDS; i++) {
         const struct field *f = &fields[i];
+        if (p == end && strcmp(f->var, "pubsub#collection") == 0)
+            break; /* a record written before the field existed */
         char *dst = (char *)c + f->offset;
         switch (f->kind) {
         case F_BOOL:
@@ -389,7 +394,7 @@ static int check_config(const struct ps_config *c, const struct ps_caps *caps,
 }
 
 int ps_config_apply_form(struct ps_config *c, const struct ps_caps *caps, const struct xnode *x,
-                         struct arena *a, struct ps_form_error *err)
+                         bool at_create, struct arena *a, struct ps_form_error *err)
 {
     struct ps_config tmp = *c;
     memset(err, 0, sizeof(*err));
@@ -417,7 +422,7 @@ int ps_config_apply_form(struct ps_config *c, const struct ps_caps *caps, const 
         int rc = apply_field(&tmp, caps, fd, v, err);
         if (rc != 0)
             return rc;
-        if (fd->readonly && get_uint(&tmp, fd) != get_uint(c, fd)) {
+        if (fd->readonly && !at_create && get_uint(&tmp, fd) != get_uint(c, fd)) {
             form_err(err, "not-acceptable", "modify", NULL, NULL, "%s cannot be changed", var);
             return HERALD_EINVAL;
         }

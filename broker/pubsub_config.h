@@ -43,6 +43,7 @@ struct ps_config {
     uint32_t max_payload_size;    /* bytes */
     char title[256];
     char payload_type[256];       /* pubsub#type */
+    char collection[256];         /* pubsub#collection: parent collection node, "" = none */
 };
 
 /* Service-wide caps, from [pubsub] settings. */
@@ -61,7 +62,8 @@ size_t ps_config_encode(const struct ps_config *c, uint8_t *out, size_t cap);
 int ps_config_decode(struct ps_config *c, const void *data, size_t len);
 
 /* Applies the fields of a submitted form (<x xmlns='jabber:x:data'
- * type='submit'>) to c. On error returns a HERALD_E* code and sets *cond /
+ * type='submit'>) to c; fields fixed at creation (node_type) may only be
+ * given at_create. On error returns a HERALD_E* code and sets *cond /
  * *pubsub_cond / *feature (static strings, may stay NULL) for the reply. */
 struct ps_form_error {
     const char *cond;        /* RFC 6120 condition */
@@ -71,7 +73,7 @@ struct ps_form_error {
     char text[160];
 };
 int ps_config_apply_form(struct ps_config *c, const struct ps_caps *caps, const struct xnode *x,
-                         struct arena *a, struct ps_form_error *err);
+                         bool at_create, struct arena *a, struct ps_form_error *err);
 
 /* Checks publish-options preconditions (XEP-0060 §7.1.5): every field of the
  * form must equal the node's value. Returns 0 or -1 (precondition not met). */

@@ -32,6 +32,7 @@ static const char *const pubsub_features[] = {
     "access-authorize",
     "access-open",
     "access-whitelist",
+    "collections",
     "config-node",
     "create-and-configure",
     "create-nodes",
@@ -276,6 +277,19 @@ static void disco_items(struct req *r, struct xnode *q)
     }
     if (xml_set_attr(a, res, "node", node))
         return;
+    if (n->cfg.node_type == PS_COLLECTION) {
+        /* XEP-0248: a collection's items are its child nodes. */
+        struct ps_node *c, *tmp;
+        HASH_ITER(hh, r->ps->nodes, c, tmp) {
+            if (strcmp(c->cfg.collection, n->name) != 0)
+                continue;
+            struct xnode *it = xml_add_elem(a, res, NS_DISCO_ITEMS, "item");
+            if (it == NULL || xml_set_attr(a, it, "jid", r->ps->jid) || xml_set_attr(a, it, "node", c->name))
+                return;
+        }
+        send_reply(r, rep);
+        return;
+    }
     /* XEP-0060 §5.5: item ids as disco items. */
     int rc;
     struct store_txn *t = pubsub_txn(r->ps, false, &rc);
