@@ -636,6 +636,29 @@ static bool is_owner(const struct ps_node *n, const char *who)
     return pubsub_affiliation(n, who) == AFF_OWNER;
 }
 
+/* The node named `name`, if `who` owns it; else NULL with err set
+ * (item-not-found, or forbidden: XEP-0060 §8.*.3). */
+static struct ps_node *owned_node(struct ps_service *ps, const char *name, const char *who,
+                                  struct ps_err *err)
+{
+    struct ps_node *n = need_node(ps, name, err);
+    if (n != NULL && !is_owner(n, who)) {
+        set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL);
+        return NULL;
+    }
+    return n;
+}
+
+/* Prepares jid (RFC 7622) into out, bare or full. Returns 0 or -1. */
+static int prep_jid(const char *jid, bool bare, char *out, size_t cap)
+{
+    struct jid *j = malloc(sizeof(*j)); /* 3 KiB: not on the stack */
+    int rc = (j == NULL || jid == NULL || jid_parse_str(j, jid) != 0 ||
+              jid_format(j, bare, out, cap) < 0) ? -1 : 0;
+    free(j);
+    return rc;
+}
+
 static bool has_subscription(const struct ps_node *n, const char *who)
 {
     char bare[JID_MAX + 1];
@@ -774,12 +797,10 @@ static struct chunk *event_chunk(const char *inner_fmt_node, const char *node, c
 int pubsub_delete(struct ps_service *ps, const char *who, const char *name, const char *redirect,
                   struct ps_err *err)
 {
-    struct ps_node *n = need_node(ps, name, err);
+    struct ps_node *n = owned_node(ps, name, who, err); /* §8.4.3 */
     int rc;
     if (n == NULL)
-        return err->cond ? HERALD_ENOTFOUND : HERALD_EINVAL;
-    if (!is_owner(n, who))
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL); /* §8.4.3.1 */
+        return HERALD_EFORBIDDEN;
     struct store_txn *t = begin_change(ps, err, &rc);
     if (t == NULL)
         return rc;
@@ -822,12 +843,10 @@ int pubsub_delete(struct ps_service *ps, const char *who, const char *name, cons
 
 int pubsub_purge(struct ps_service *ps, const char *who, const char *name, struct ps_err *err)
 {
-    struct ps_node *n = need_node(ps, name, err);
+    struct ps_node *n = owned_node(ps, name, who, err); /* §8.5.3 */
     int rc;
     if (n == NULL)
-        return HERALD_ENOTFOUND;
-    if (!is_owner(n, who))
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL); /* §8.5.3.2 */
+        return HERALD_EFORBIDDEN;
     struct store_txn *t = begin_change(ps, err, &rc);
     if (t == NULL)
         return rc;
@@ -848,12 +867,10 @@ int pubsub_purge(struct ps_service *ps, const char *who, const char *name, struc
 int pubsub_configure(struct ps_service *ps, const char *who, const char *name,
                      const struct xnode *form, struct arena *a, struct ps_err *err)
 {
-    struct ps_node *n = need_node(ps, name, err);
+    struct ps_node *n = owned_node(ps, name, who, err); /* §8.2.3 */
     int rc;
     if (n == NULL)
-        return HERALD_ENOTFOUND;
-    if (!is_owner(n, who))
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL); /* §8.2.3.3 */
+        return HERALD_EFORBIDDEN;
     struct ps_config cfg = n->cfg;
     struct ps_form_error fe;
     rc = ps_config_apply_form(&cfg, &ps->caps, form, false, a, &fe);
@@ -1071,21 +1088,14 @@ int pubsub_retract(struct ps_service *ps, const char *who, const char *node, con
 /* Prepares `jid` and checks it names the requester (§6.1.3.1). */
 static int check_jid(const char *who, const char *jid, char *out, size_t cap, struct ps_err *err)
 {
-    struct jid *j = malloc(sizeof(*j));
-    int rc = 0;
-    if (j == NULL)
-        return set_err(err, HERALD_ENOMEM, "resource-constraint", "wait", NULL);
     char bare_who[JID_MAX + 1], bare_j[JID_MAX + 1];
     bare_of(who, bare_who, sizeof(bare_who));
-    if (jid == NULL || jid_parse_str(j, jid) != 0 || jid_format(j, false, out, cap) < 0) {
-        rc = set_err(err, HERALD_EJID, "bad-request", "modify", "invalid-jid");
-    } else {
-        bare_of(out, bare_j, sizeof(bare_j));
-        if (strcmp(bare_j, bare_who) != 0)
-            rc = set_err(err, HERALD_EJID, "bad-request", "modify", "invalid-jid");
-    }
-    free(j);
-    return rc;
+    if (prep_jid(jid, false, out, cap) != 0)
+        return set_err(err, HERALD_EJID, "bad-request", "modify", "invalid-jid");
+    bare_of(out, bare_j, sizeof(bare_j));
+    if (strcmp(bare_j, bare_who) != 0)
+        return set_err(err, HERALD_EJID, "bad-request", "modify", "invalid-jid");
+    return 0;
 }
 
 static int save_sub(struct store_txn *t, const struct ps_node *n, const struct ps_sub *s)
@@ -1311,11 +1321,9 @@ int pubsub_authorize(struct ps_service *ps, const char *who, const char *node, c
                      const char *subid, bool allow, struct ps_err *err)
 {
     int rc;
-    struct ps_node *n = need_node(ps, node, err);
+    struct ps_node *n = owned_node(ps, node, who, err);
     if (n == NULL)
-        return HERALD_ENOTFOUND;
-    if (!is_owner(n, who))
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL);
+        return HERALD_EFORBIDDEN;
     struct ps_sub *s = NULL;
     for (struct ps_sub *p = n->subs; p && !s; p = p->next)
         if (p->state == SUB_PENDING && jid && strcmp(p->jid, jid) == 0 &&
@@ -1346,17 +1354,11 @@ int pubsub_owner_set_sub(struct ps_service *ps, const char *who, const char *nod
                          uint8_t state, struct ps_err *err)
 {
     int rc;
-    struct ps_node *n = need_node(ps, node, err);
-    if (n == NULL)
-        return HERALD_ENOTFOUND;
-    if (!is_owner(n, who))
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL); /* §8.8.2.3 */
-    struct jid *j = malloc(sizeof(*j));
     char prepared[JID_MAX + 1];
-    rc = (j == NULL || jid == NULL || jid_parse_str(j, jid) != 0 ||
-          jid_format(j, false, prepared, sizeof(prepared)) < 0);
-    free(j);
-    if (rc)
+    struct ps_node *n = owned_node(ps, node, who, err); /* §8.8.2.3 */
+    if (n == NULL)
+        return HERALD_EFORBIDDEN;
+    if (prep_jid(jid, false, prepared, sizeof(prepared)) != 0)
         return set_err(err, HERALD_EJID, "bad-request", "modify", NULL);
     struct store_txn *t = begin_change(ps, err, &rc);
     if (t == NULL)
@@ -1392,17 +1394,11 @@ int pubsub_owner_set_aff(struct ps_service *ps, const char *who, const char *nod
                          uint8_t aff, struct ps_err *err)
 {
     int rc;
-    struct ps_node *n = need_node(ps, node, err);
-    if (n == NULL)
-        return HERALD_ENOTFOUND;
-    if (!is_owner(n, who))
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL); /* §8.9.2.3 */
-    struct jid *j = malloc(sizeof(*j));
     char bare[JID_MAX + 1];
-    rc = (j == NULL || jid == NULL || jid_parse_str(j, jid) != 0 ||
-          jid_format(j, true, bare, sizeof(bare)) < 0);
-    free(j);
-    if (rc)
+    struct ps_node *n = owned_node(ps, node, who, err); /* §8.9.2.3 */
+    if (n == NULL)
+        return HERALD_EFORBIDDEN;
+    if (prep_jid(jid, true, bare, sizeof(bare)) != 0)
         return set_err(err, HERALD_EJID, "bad-request", "modify", NULL);
     if (aff != AFF_OWNER && pubsub_affiliation(n, bare) == AFF_OWNER) {
         unsigned owners = 0;
