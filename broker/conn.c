@@ -27,6 +27,7 @@ struct outq_entry {
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void schedule_flush(struct conn *c);
 
 struct write_req {
     uv_write_t req;
@@ -119,6 +120,16 @@ void conn_close(struct conn *c, bool drain)
         c->reading_paused = c->input_held = false;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
+    if (c->tls) {
+        /* close_notify goes out after everything queued: at once when the
+         * queue is empty, else flush() adds it once the queue has drained. */
+        if (c->q_head == NULL && !c->writing)
+            tls_close_notify(c->tls);
+        else
+            c->notify_pending = true;
+        schedule_flush(c);
+        return;
+    }
     if (c->q_head == NULL && !c->writing)
         start_shutdown(c);
 }
@@ -197,7 +208,7 @@ static void on_write(uv_write_t *req, int status)
         if (!c->input_held)
             uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
-    if (c->q_head)
+    if (c->q_head || c->notify_pending)
         schedule_flush(c);
     else if (c->close_after_flush)
         start_shutdown(c);
@@ -288,6 +299,10 @@ static void flush(struct conn *c)
 {
     if (c->writing || c->handle_closed)
         return;
+    if (c->notify_pending && c->q_head == NULL) {
+        c->notify_pending = false;
+        tls_close_notify(c->tls);
+    }
     if (c->q_head == NULL && !(c->tls && tls_pending(c->tls) > 0)) {
         if (c->close_after_flush)
             start_shutdown(c);

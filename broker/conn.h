@@ -56,6 +56,7 @@ struct conn {
     bool closing;                     /* conn_close called or peer gone */
     bool close_after_flush;
     bool shutdown_started;            /* our side sent FIN; discarding input */
+    bool notify_pending;              /* TLS close_notify after the queue drains */
     uv_shutdown_t shutdown_req;
     bool handle_closed;
 };

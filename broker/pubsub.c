@@ -1018,8 +1018,14 @@ int pubsub_publish(struct ps_service *ps, const char *who, const struct ps_publi
     }
     char publisher[JID_MAX + 1];
     bare_of(who, publisher, sizeof(publisher));
-    struct store_item it = {0, now_ms(), id, strlen(id), publisher, strlen(publisher),
-                            payload.data, payload.len};
+    /* Expiry walks items in publication order: keep their times in that
+     * order even if the wall clock steps back. */
+    uint64_t stamp = now_ms();
+    if (stamp < ps->last_stamp)
+        stamp = ps->last_stamp;
+    ps->last_stamp = stamp;
+    struct store_item it = {0, stamp, id, strlen(id), publisher, strlen(publisher), payload.data,
+                            payload.len};
     struct store_node sn;
     uint8_t cb[1024];
     to_store_node(n, &sn, cb, sizeof(cb));

@@ -74,6 +74,7 @@ struct ps_service {
     unsigned batch_ops;
     struct ps_out *out_head, *out_tail;
     uint64_t msg_seq;
+    uint64_t last_stamp;        /* publish times never go backwards (item_expire) */
 };
 
 /* An error for the requester: RFC 6120 condition, type, and the optional

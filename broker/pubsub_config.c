@@ -196,9 +196,11 @@ size_t ps_config_encode(const struct ps_config *c, uint8_t *out, size_t cap)
 
 int ps_config_decode(struct ps_config *c, const void *data, size_t len)
 {
-    const uint8_t *p = data, *end = p + len;
     memset(c, 0, sizeof(*c));
-    if (len < 1 || p[0] != 1)
+    if (data == NULL || len < 1)
+        return HERALD_ESCHEMA;
+    const uint8_t *p = data, *end = p + len;
+    if (p[0] != 1)
         return HERALD_ESCHEMA;
     p++;
     for (size_t i = 0; i < NFIELDS; i++) {
@@ -212,11 +214,15 @@ int ps_config_decode(struct ps_config *c, const void *data, size_t len)
                 return HERALD_ESCHEMA;
             *(bool *)dst = *p++ != 0;
             break;
-        case F_LIST:
-            if (end - p < 1)
+        case F_LIST: {
+            size_t nchoices = 0;
+            while (f->choices[nchoices].value)
+                nchoices++;
+            if (end - p < 1 || *p >= nchoices)
                 return HERALD_ESCHEMA;
             set_uint(c, f, *p++);
             break;
+        }
         case F_UINT:
             if (end - p < 4)
                 return HERALD_ESCHEMA;

@@ -226,6 +226,14 @@ int tls_write(struct tls *t, const char *data, size_t len)
     return 0;
 }
 
+void tls_close_notify(struct tls *t)
+{
+    /* Sends our alert; we do not wait for the peer's (the socket closes). */
+    if (SSL_is_init_finished(t->ssl))
+        SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
 size_t tls_pending(struct tls *t) { return BIO_ctrl_pending(t->wbio); }
 
 size_t tls_take(struct tls *t, char *out, size_t cap)

@@ -27,6 +27,8 @@ int tls_feed(struct tls *t, const char *data, size_t len);
 int tls_read(struct tls *t, char *out, size_t cap);
 /* Encrypts plaintext into the output BIO. Returns 0 or -1. */
 int tls_write(struct tls *t, const char *data, size_t len);
+/* Queues the close_notify alert (RFC 8446 §6.1) for the socket. */
+void tls_close_notify(struct tls *t);
 /* Ciphertext waiting for the socket, and taking it. */
 size_t tls_pending(struct tls *t);
 size_t tls_take(struct tls *t, char *out, size_t cap);
