@@ -17,6 +17,7 @@ struct account;
 struct ip_count;
 struct ssl_ctx_st;
 struct ps_service;
+struct batch;
 
 struct herald_stats {
     uint64_t connections_accepted;
@@ -33,6 +34,7 @@ struct herald {
     struct config *cfg;
     struct store *store;
     struct ssl_ctx_st *tls_ctx;
+    struct batch *batch;         /* this loop turn's write transaction (group commit) */
     struct ps_service *pubsub;
 
     uv_tcp_t c2s_listener;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batch.h"
 #include "errors.h"
 #include "herald.h"
 #include "jid.h"
@@ -31,7 +32,7 @@ enum out_kind {
 };
 
 struct ps_out {
-    struct ps_out *next;
+    struct ps_service *ps;
     enum out_kind kind;
     char *to;
     char *reply_id;        /* OUT_STANZA replies: iq id, for an error if the commit fails */
@@ -263,6 +264,16 @@ static int load(struct ps_service *ps)
     return rc;
 }
 
+/* Rollback hook: the batch failed, so memory must match LMDB again. */
+static void reload(void *ctx)
+{
+    struct ps_service *ps = ctx;
+    free_all_nodes(ps);
+    int rc = load(ps);
+    if (rc != 0)
+        log_error("pubsub", "reloading pubsub state failed: %s", herald_strerror(rc));
+}
+
 int pubsub_open(struct herald *h, struct ps_service **out)
 {
     struct ps_service *ps = calloc(1, sizeof(*ps));
@@ -284,6 +295,8 @@ int pubsub_open(struct herald *h, struct ps_service **out)
         ps->caps.max_payload_size = cfg->max_stanza_size < 65536 ? (uint32_t)cfg->max_stanza_size : 65536;
     ps->auto_create = cfg->pubsub_auto_create;
     int rc = ps->jid ? load(ps) : HERALD_ENOMEM;
+    if (rc == 0 && batch_on_rollback(h->batch, reload, ps) != 0)
+        rc = HERALD_ENOMEM;
     if (rc != 0) {
         log_error("pubsub", "cannot load pubsub state: %s", herald_strerror(rc));
         pubsub_close(ps);
@@ -307,13 +320,6 @@ void pubsub_close(struct ps_service *ps)
 {
     if (ps == NULL)
         return;
-    store_txn_abort(ps->batch);
-    struct ps_out *o = ps->out_head;
-    while (o) {
-        struct ps_out *next = o->next;
-        free_out(o);
-        o = next;
-    }
     free_all_nodes(ps);
     free(ps->jid);
     free(ps);
@@ -321,33 +327,24 @@ void pubsub_close(struct ps_service *ps)
 
 /* ---- the batch and its output ---- */
 
-struct store_txn *pubsub_txn(struct ps_service *ps, bool write, int *rc)
+struct store_txn *pubsub_txn(struct ps_service *ps, int *rc)
 {
-    *rc = 0;
-    if (ps->batch)
-        return ps->batch;
-    struct store_txn *t = NULL;
-    *rc = store_txn_begin(ps->h->store, write, &t);
-    if (*rc != 0)
-        return NULL;
-    if (write)
-        ps->batch = t;
-    return t;
+    return batch_read(ps->h->batch, rc);
 }
 
 void pubsub_txn_done(struct ps_service *ps, struct store_txn *t)
 {
-    if (t != NULL && t != ps->batch)
-        store_txn_abort(t);
+    batch_read_done(ps->h->batch, t);
 }
 
+static void out_run(void *ctx, int failed);
+
+/* Output waits for the batch: a result must not announce a change that a
+ * crash could still take back. */
 static void queue_out(struct ps_service *ps, struct ps_out *o)
 {
-    if (ps->out_tail)
-        ps->out_tail->next = o;
-    else
-        ps->out_head = o;
-    ps->out_tail = o;
+    o->ps = ps;
+    batch_after(ps->h->batch, out_run, o);
 }
 
 static struct chunk *serialize(const struct xnode *st)
@@ -366,11 +363,6 @@ void pubsub_send(struct ps_service *ps, const char *to, const struct xnode *st, 
     struct chunk *ch = serialize(st);
     if (ch == NULL)
         return;
-    if (ps->batch == NULL) {
-        router_send(ps->h, to, &ch, 1, !is_reply);
-        chunk_unref(ch);
-        return;
-    }
     struct ps_out *o = calloc(1, sizeof(*o));
     if (o == NULL || (o->to = strdup(to)) == NULL ||
         (reply_id && (o->reply_id = strdup(reply_id)) == NULL)) {
@@ -505,98 +497,52 @@ static void fan_out(struct ps_service *ps, struct ps_node *n, const struct ps_ou
     }
 }
 
-static void release_output(struct ps_service *ps, int failed)
+static void out_run(void *ctx, int failed)
 {
-    struct ps_out *o = ps->out_head;
-    ps->out_head = ps->out_tail = NULL;
-    while (o) {
-        struct ps_out *next = o->next;
-        if (!failed) {
-            if (o->kind == OUT_STANZA) {
-                router_send(ps->h, o->to, &o->body, 1, !o->is_reply);
-            } else if (o->kind == OUT_EVENT) {
-                send_envelope(ps, o->to, o->notif_type, o->body, NULL);
-            } else {
-                fan_out(ps, node_by_id(ps, o->node_id), o);
-            }
-        } else if (o->is_reply) {
-            /* The change is not durable: tell the requester. */
-            struct buf b;
-            buf_init(&b, 0);
-            buf_puts(&b, "<iq type='error' from='");
-            buf_xml_attr(&b, ps->jid, strlen(ps->jid));
-            buf_puts(&b, "' to='");
-            buf_xml_attr(&b, o->to, strlen(o->to));
-            buf_puts(&b, "' id='");
-            buf_xml_attr(&b, o->reply_id ? o->reply_id : "", o->reply_id ? strlen(o->reply_id) : 0);
-            buf_printf(&b, "'><error type='wait'><%s xmlns='" NS_STANZAS "'/></error></iq>",
-                       failed == HERALD_EFULL ? "resource-constraint" : "internal-server-error");
-            struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-            buf_free(&b);
-            if (ch) {
-                router_send(ps->h, o->to, &ch, 1, false);
-                chunk_unref(ch);
-            }
+    struct ps_out *o = ctx;
+    struct ps_service *ps = o->ps;
+    if (!failed) {
+        if (o->kind == OUT_STANZA)
+            router_send(ps->h, o->to, &o->body, 1, !o->is_reply);
+        else if (o->kind == OUT_EVENT)
+            send_envelope(ps, o->to, o->notif_type, o->body, NULL);
+        else
+            fan_out(ps, node_by_id(ps, o->node_id), o);
+    } else if (o->is_reply && failed != HERALD_EUNAVAIL) {
+        /* The change is not durable: tell the requester. */
+        struct buf b;
+        buf_init(&b, 0);
+        buf_puts(&b, "<iq type='error' from='");
+        buf_xml_attr(&b, ps->jid, strlen(ps->jid));
+        buf_puts(&b, "' to='");
+        buf_xml_attr(&b, o->to, strlen(o->to));
+        buf_puts(&b, "' id='");
+        buf_xml_attr(&b, o->reply_id ? o->reply_id : "", o->reply_id ? strlen(o->reply_id) : 0);
+        buf_printf(&b, "'><error type='wait'><%s xmlns='" NS_STANZAS "'/></error></iq>",
+                   failed == HERALD_EFULL ? "resource-constraint" : "internal-server-error");
+        struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
+        buf_free(&b);
+        if (ch) {
+            router_send(ps->h, o->to, &ch, 1, false);
+            chunk_unref(ch);
         }
-        free_out(o);
-        o = next;
     }
-}
-
-/* A write failed or the commit failed: nothing of this batch happened. */
-static void batch_failed(struct ps_service *ps, int rc)
-{
-    log_error("pubsub", "write batch of %u change(s) failed: %s; answering with errors and "
-              "reloading state from storage", ps->batch_ops, herald_strerror(rc));
-    store_txn_abort(ps->batch);
-    ps->batch = NULL;
-    ps->batch_ops = 0;
-    release_output(ps, rc);
-    free_all_nodes(ps);
-    int lrc = load(ps);
-    if (lrc != 0)
-        log_error("pubsub", "reloading pubsub state failed: %s", herald_strerror(lrc));
-}
-
-void pubsub_commit(struct ps_service *ps)
-{
-    if (ps->batch == NULL) {
-        if (ps->out_head)
-            release_output(ps, 0);
-        return;
-    }
-    struct store_txn *t = ps->batch;
-    ps->batch = NULL;
-    int rc = store_txn_commit(t);
-    if (rc != 0) {
-        ps->batch = NULL;
-        log_error("pubsub", "commit failed: %s", herald_strerror(rc));
-        ps->batch_ops = 0;
-        release_output(ps, rc);
-        free_all_nodes(ps);
-        load(ps);
-        return;
-    }
-    ps->batch_ops = 0;
-    release_output(ps, 0);
+    free_out(o);
 }
 
 /* Begins (or joins) the batch for a change. */
 static struct store_txn *begin_change(struct ps_service *ps, struct ps_err *err, int *rc)
 {
-    struct store_txn *t = pubsub_txn(ps, true, rc);
-    if (t == NULL) {
+    struct store_txn *t = batch_txn(ps->h->batch, rc);
+    if (t == NULL)
         set_err(err, *rc, "internal-server-error", "wait", NULL);
-        return NULL;
-    }
-    ps->batch_ops++;
     return t;
 }
 
 /* A store call inside the batch failed: the batch is lost. */
 static int change_failed(struct ps_service *ps, int rc, struct ps_err *err)
 {
-    batch_failed(ps, rc);
+    batch_abort(ps->h->batch, rc); /* runs reload() */
     return set_err(err, rc, rc == HERALD_EFULL ? "resource-constraint" : "internal-server-error",
                    "wait", NULL);
 }
@@ -1207,7 +1153,7 @@ static int newest_item_cb(void *ud, const struct store_item *it)
 void pubsub_send_last(struct ps_service *ps, const struct ps_node *n, const char *jid)
 {
     int rc;
-    struct store_txn *t = pubsub_txn(ps, false, &rc);
+    struct store_txn *t = pubsub_txn(ps, &rc);
     if (t == NULL)
         return;
     struct store_item it;
@@ -1218,10 +1164,7 @@ void pubsub_send_last(struct ps_service *ps, const struct ps_node *n, const char
         struct chunk *body = item_event(n->name, it.id, it.id_len, publisher, it.payload,
                                         n->cfg.deliver_payloads ? it.payload_len : 0);
         if (body) {
-            if (ps->batch)
-                queue_event(ps, jid, n->cfg.notification_type, body);
-            else
-                send_envelope(ps, jid, n->cfg.notification_type, body, NULL);
+            queue_event(ps, jid, n->cfg.notification_type, body);
             chunk_unref(body);
         }
     }

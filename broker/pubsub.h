@@ -8,12 +8,11 @@
  * XML beyond the payload bytes it stores; pubsub_iq.c translates stanzas to
  * these calls and results back to stanzas.
  *
- * Durability contract (docs/pubsub.md): every change made while handling the
- * stanzas of one loop turn joins one LMDB write transaction (group commit).
- * pubsub_commit(), run once per loop turn before output is flushed, commits
- * it (fsync); only then are the queued iq results and event notifications
- * released. If the commit fails, every queued result becomes an error reply,
- * nothing is notified, and the in-memory state is reloaded from LMDB. */
+ * Durability contract (docs/pubsub.md): every change joins the loop turn's
+ * write batch (batch.h, group commit); iq results and event notifications
+ * are released by batch callbacks only after the commit. If the batch fails,
+ * every queued result becomes an error reply, nothing is notified, and the
+ * in-memory state is reloaded from LMDB. */
 #ifndef HERALD_PUBSUB_H
 #define HERALD_PUBSUB_H
 #include <stdbool.h>
@@ -70,9 +69,6 @@ struct ps_service {
     bool auto_create;
     struct ps_node *nodes;      /* by name */
     struct ps_node *by_id;
-    struct store_txn *batch;    /* open write transaction, or NULL */
-    unsigned batch_ops;
-    struct ps_out *out_head, *out_tail;
     uint64_t msg_seq;
     uint64_t last_stamp;        /* publish times never go backwards (item_expire) */
 };
@@ -94,13 +90,9 @@ void pubsub_close(struct ps_service *ps);
  * server's once-a-second sweep; the deletions join the current batch). */
 void pubsub_expire(struct ps_service *ps);
 
-/* Commits the open batch and releases its output (called once per loop turn). */
-void pubsub_commit(struct ps_service *ps);
-
-/* The transaction to use now: the open batch if any (so reads see this
- * turn's writes), else a new read snapshot that the caller ends with
- * pubsub_txn_done. */
-struct store_txn *pubsub_txn(struct ps_service *ps, bool write, int *rc);
+/* A read view (the open batch, so reads see this turn's writes, or a
+ * snapshot); end it with pubsub_txn_done. */
+struct store_txn *pubsub_txn(struct ps_service *ps, int *rc);
 void pubsub_txn_done(struct ps_service *ps, struct store_txn *t);
 
 /* Sends a stanza (serialized once) to a local JID: now if no batch is open,

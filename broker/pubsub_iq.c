@@ -292,7 +292,7 @@ static void disco_items(struct req *r, struct xnode *q)
     }
     /* XEP-0060 §5.5: item ids as disco items. */
     int rc;
-    struct store_txn *t = pubsub_txn(r->ps, false, &rc);
+    struct store_txn *t = pubsub_txn(r->ps, &rc);
     if (t == NULL) {
         fail(r, "internal-server-error", "wait", NULL, NULL);
         return;
@@ -554,6 +554,11 @@ static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
         send_error(r, &e);
         return;
     }
+    if (n->cfg.node_type == PS_COLLECTION) {
+        /* A collection holds nodes, not items (XEP-0248). */
+        fail(r, "feature-not-implemented", "cancel", "unsupported", "retrieve-items");
+        return;
+    }
     unsigned max = UINT32_MAX;
     const char *mi = xml_attr(items, "max_items");
     if (mi) {
@@ -570,7 +575,7 @@ static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
     struct xnode *set = xml_child(pubsub, NS_RSM, "set");
     uint64_t before = UINT64_MAX, after = UINT64_MAX;
     int rc;
-    struct store_txn *t = pubsub_txn(r->ps, false, &rc);
+    struct store_txn *t = pubsub_txn(r->ps, &rc);
     if (t == NULL) {
         fail(r, "internal-server-error", "wait", NULL, NULL);
         return;

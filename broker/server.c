@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "batch.h"
 #include "conn.h"
 #include "errors.h"
 #include "herald.h"
@@ -40,9 +41,9 @@ static void finish(struct herald *h)
 static void on_prepare(uv_prepare_t *p)
 {
     struct herald *h = p->data;
-    /* Group commit: this turn's pubsub changes become durable, then their
-     * results and notifications join the write queues flushed below. */
-    pubsub_commit(h->pubsub);
+    /* Group commit: this turn's changes become durable, then their results
+     * and notifications join the write queues flushed below. */
+    batch_commit(h->batch);
     conn_flush_all(h);
     if (h->shutting_down && h->nconns == 0)
         finish(h);
@@ -132,7 +133,7 @@ int herald_serve(struct config *cfg)
         goto out_store;
     if (hsasl_global_init(h->store, cfg->domain, cfg->mechanisms) != 0)
         goto out_tls;
-    if (pubsub_open(h, &h->pubsub) != 0)
+    if (batch_new(h->store, &h->batch) != 0 || pubsub_open(h, &h->pubsub) != 0)
         goto out_sasl;
     if (uv_loop_init(&loop) != 0)
         goto out_sasl;
@@ -179,6 +180,7 @@ int herald_serve(struct config *cfg)
     log_info("herald", "stopped");
 out_sasl:
     /* Anything still uncommitted was never acknowledged: drop it. */
+    batch_free(h->batch);
     pubsub_close(h->pubsub);
     hsasl_global_done();
 out_tls:
