@@ -711,6 +711,7 @@ int pubsub_create(struct ps_service *ps, const char *who, const char *name,
     struct ps_node *n = mem_new_node(ps, name, id, now_ms(), &cfg);
     if (n == NULL)
         return change_failed(ps, HERALD_ENOMEM, err);
+    n->next_seq = 1; /* sequence 0 means "before the first item" when paging */
     char owner[JID_MAX + 1];
     bare_of(who, owner, sizeof(owner));
     if ((rc = mem_set_aff(n, owner, AFF_OWNER)) != 0 || (rc = write_node(t, n)) != 0 ||
@@ -847,7 +848,21 @@ int pubsub_configure(struct ps_service *ps, const char *who, const char *name,
         n->item_count = sn.item_count;
     }
     if (cfg.notify_config) {
-        struct chunk *body = event_chunk("configuration", n->name, NULL); /* §8.2.5.2 */
+        /* §8.2.5.2: with deliver_payloads the notification carries the form. */
+        struct chunk *body = NULL;
+        struct xnode *x = cfg.deliver_payloads ? ps_config_form(a, &cfg, &ps->caps) : NULL;
+        if (x != NULL) {
+            xml_set_attr(a, x, "type", "result");
+            struct buf b;
+            buf_init(&b, 0);
+            buf_putc(&b, '>');
+            xml_serialize(&b, x, NS_EVENT);
+            buf_puts(&b, "</configuration>");
+            body = buf_ok(&b) ? event_chunk("configuration", n->name, b.data) : NULL;
+            buf_free(&b);
+        } else {
+            body = event_chunk("configuration", n->name, NULL);
+        }
         if (body)
             queue_fanout(ps, n, body);
     }
@@ -944,8 +959,10 @@ int pubsub_publish(struct ps_service *ps, const char *who, const struct ps_publi
             buf_free(&payload);
             return set_err(err, HERALD_ETOOBIG, "not-acceptable", "modify", "payload-too-big"); /* §7.1.3.6 */
         }
+    } else if (!req->has_item && n->cfg.persist_items) {
+        return set_err(err, HERALD_EINVAL, "bad-request", "modify", "item-required"); /* §7.1.3.6 */
     } else if (n->cfg.persist_items || n->cfg.deliver_payloads) {
-        return set_err(err, HERALD_EINVAL, "bad-request", "modify", "payload-required"); /* §7.1.3.6 */
+        return set_err(err, HERALD_EINVAL, "bad-request", "modify", "payload-required"); /* §7.1.3.7 */
     }
     char genid[32];
     const char *id = req->item_id;
@@ -1209,8 +1226,13 @@ int pubsub_unsubscribe(struct ps_service *ps, const char *who, const char *node,
     struct ps_node *n = need_node(ps, node, err);
     if (n == NULL)
         return HERALD_ENOTFOUND;
-    if ((rc = check_jid(who, jid, prepared, sizeof(prepared), err)) != 0)
+    if ((rc = check_jid(who, jid, prepared, sizeof(prepared), err)) != 0) {
+        /* §6.2.3.3: unsubscribing another entity is forbidden. */
+        if (strcmp(err->app ? err->app : "", "invalid-jid") == 0 && prep_jid(jid, false, prepared,
+                                                                         sizeof(prepared)) == 0)
+            return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL);
         return rc;
+    }
     struct ps_sub *s = pick_sub(n, prepared, subid, err, &rc);
     if (s == NULL)
         return rc;

@@ -117,6 +117,7 @@ int pubsub_configure(struct ps_service *ps, const char *who, const char *name,
 struct ps_publish_req {
     const char *node;
     const char *item_id;        /* NULL: generate */
+    bool has_item;                /* an <item/> was given */
     const struct xnode *payload;  /* the item's one child element, or NULL */
     const struct xnode *options;  /* publish-options form, or NULL */
 };

@@ -356,9 +356,15 @@ static int apply_field(struct ps_config *tmp, const struct ps_caps *caps, const 
             form_err(err, "not-acceptable", "modify", NULL, NULL, "unknown value for %s", f->var);
             return HERALD_EINVAL;
         }
+        if (ch->feature && strcmp(f->var, "pubsub#access_model") == 0) {
+            /* XEP-0060 §8.1.3: an access model the service lacks. */
+            form_err(err, "not-acceptable", "modify", "unsupported-access-model", NULL,
+                     "access model %s is not supported yet (needs rosters and presence)", v);
+            return HERALD_ENOTIMPL;
+        }
         if (ch->feature) {
             form_err(err, "feature-not-implemented", "cancel", "unsupported", ch->feature,
-                     "%s is not supported yet (needs rosters and presence)", v);
+                     "%s is not supported yet (needs presence)", v);
             return HERALD_ENOTIMPL;
         }
         set_uint(tmp, f, (uint32_t)idx);

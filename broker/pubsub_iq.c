@@ -105,10 +105,13 @@ static void send_reply(struct req *r, struct xnode *reply)
         pubsub_send(r->ps, r->who, reply, true, xml_attr(r->iq, "id"));
 }
 
-static void send_error(struct req *r, const struct ps_err *e)
+/* The error reply, carrying payload (e.g. refused entries) when given. */
+static void send_error_with(struct req *r, const struct ps_err *e, struct xnode *payload)
 {
     struct arena *a = r->a;
     struct xnode *rep = router_reply(a, r->iq, "error");
+    if (rep && payload)
+        xml_append(rep, payload);
     struct xnode *er = rep ? xml_add_elem(a, rep, NS_CLIENT, "error") : NULL;
     if (er == NULL || xml_set_attr(a, er, "type", e->type ? e->type : "cancel") ||
         xml_add_elem(a, er, NS_STANZAS, e->cond ? e->cond : "internal-server-error") == NULL)
@@ -119,6 +122,11 @@ static void send_error(struct req *r, const struct ps_err *e)
             return;
     }
     send_reply(r, rep);
+}
+
+static void send_error(struct req *r, const struct ps_err *e)
+{
+    send_error_with(r, e, NULL);
 }
 
 static void fail(struct req *r, const char *cond, const char *type, const char *app,
@@ -333,13 +341,14 @@ static void do_create(struct req *r, struct xnode *create, struct xnode *pubsub)
 
 static void do_publish(struct req *r, struct xnode *publish, struct xnode *pubsub)
 {
-    struct ps_publish_req req = {xml_attr(publish, "node"), NULL, NULL, NULL};
+    struct ps_publish_req req = {xml_attr(publish, "node"), NULL, false, NULL, NULL};
     struct xnode *item = xml_child(publish, NS_PUBSUB, "item");
     if (xml_count_elems(publish) > 1) {
         fail(r, "bad-request", "modify", "invalid-payload", NULL); /* one item per publish */
         return;
     }
     if (item) {
+        req.has_item = true;
         req.item_id = xml_attr(item, "id");
         if (xml_count_elems(item) > 1) {
             fail(r, "bad-request", "modify", "invalid-payload", NULL); /* §7.1.3.5 */
@@ -564,7 +573,7 @@ static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
     if (mi) {
         char *end;
         unsigned long v = strtoul(mi, &end, 10);
-        if (*mi == '\0' || *end != '\0' || v == 0) {
+        if (*mi < '0' || *mi > '9' || *end != '\0' || v == 0) {
             fail(r, "bad-request", "modify", NULL, NULL);
             return;
         }
@@ -598,7 +607,7 @@ static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
             const char *mt = xml_text(a, m);
             char *end = NULL;
             unsigned long v = mt ? strtoul(mt, &end, 10) : 0;
-            if (mt == NULL || end == mt || *end != '\0') {
+            if (mt == NULL || *mt < '0' || *mt > '9' || *end != '\0') {
                 pubsub_txn_done(r->ps, t);
                 fail(r, "bad-request", "modify", NULL, NULL);
                 return;
@@ -609,6 +618,10 @@ static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
         const char *bt = b ? xml_text(a, b) : NULL;
         const char *at = af ? xml_text(a, af) : NULL;
         const char *cursor = (bt && bt[0]) ? bt : (at && at[0]) ? at : NULL;
+        /* XEP-0059 §2: the set is the items in publication order; without
+         * a cursor the first page is the oldest, <before/> asks for the last. */
+        if (cursor == NULL && b == NULL)
+            after = 0;
         if (cursor) {
             struct store_item it;
             if (store_item_get(t, n->id, cursor, strlen(cursor), &it) != 0) {
@@ -724,10 +737,31 @@ static void do_default_sub(struct req *r)
     send_reply(r, rep);
 }
 
+/* XEP-0060 §6-7: one action per <pubsub/>, with only its known companion
+ * (create+configure, publish+publish-options, subscribe+options) and an
+ * XEP-0059 <set/> for items. */
+static bool one_action(const struct xnode *pubsub, const struct xnode *op)
+{
+    static const char *const pairs[][2] = {
+        {"create", "configure"}, {"publish", "publish-options"}, {"subscribe", "options"},
+    };
+    for (struct xnode *c = xml_first_elem(pubsub); c; c = xml_next_elem(c)) {
+        if (c == op)
+            continue;
+        bool ok = strcmp(c->ns, NS_RSM) == 0 && strcmp(op->name, "items") == 0;
+        for (size_t i = 0; !ok && i < sizeof(pairs) / sizeof(pairs[0]); i++)
+            ok = strcmp(op->name, pairs[i][0]) == 0 && strcmp(c->name, pairs[i][1]) == 0 &&
+                 strcmp(c->ns, NS_PUBSUB) == 0;
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static void entity(struct req *r, struct xnode *pubsub, bool set)
 {
     struct xnode *op = xml_first_elem(pubsub);
-    if (op == NULL || strcmp(op->ns, NS_PUBSUB) != 0) {
+    if (op == NULL || strcmp(op->ns, NS_PUBSUB) != 0 || !one_action(pubsub, op)) {
         fail(r, "bad-request", "modify", NULL, NULL);
         return;
     }
@@ -815,24 +849,43 @@ static void owner_list(struct req *r, struct xnode *op, bool set, bool affs)
     if (n == NULL)
         return;
     if (set) {
+        /* §8.8.2.4, §8.9.2.4: entries that cannot be applied are returned
+         * in the error with their current value; the others take effect. */
         const char *child = affs ? "affiliation" : "subscription";
-        const char *attr = affs ? "affiliation" : "subscription";
+        struct xnode *refused = xml_elem_new(r->a, NS_OWNER, "pubsub");
+        struct xnode *rlist = refused ? xml_add_elem(r->a, refused, NS_OWNER,
+                                                     affs ? "affiliations" : "subscriptions") : NULL;
+        struct ps_err first = {NULL, NULL, NULL, NULL, NULL};
+        if (rlist == NULL || xml_set_attr(r->a, rlist, "node", node))
+            return;
         for (struct xnode *c = xml_first_elem(op); c; c = xml_next_elem(c)) {
             if (strcmp(c->name, child) != 0)
                 continue;
-            int v = affs ? aff_parse(xml_attr(c, attr)) : sub_parse(xml_attr(c, attr));
-            if (v < 0) {
+            const char *jid = xml_attr(c, "jid");
+            int v = affs ? aff_parse(xml_attr(c, child)) : sub_parse(xml_attr(c, child));
+            if (v < 0 || jid == NULL) {
                 fail(r, "bad-request", "modify", NULL, NULL);
                 return;
             }
-            int rc = affs ? pubsub_owner_set_aff(r->ps, r->who, node, xml_attr(c, "jid"), (uint8_t)v, &e)
-                          : pubsub_owner_set_sub(r->ps, r->who, node, xml_attr(c, "jid"), (uint8_t)v, &e);
-            if (rc != 0) {
+            int rc = affs ? pubsub_owner_set_aff(r->ps, r->who, node, jid, (uint8_t)v, &e)
+                          : pubsub_owner_set_sub(r->ps, r->who, node, jid, (uint8_t)v, &e);
+            if (rc == 0)
+                continue;
+            if (strcmp(e.cond, "not-acceptable") != 0 || (n = pubsub_node(r->ps, node)) == NULL) {
                 send_error(r, &e);
                 return;
             }
+            if (first.cond == NULL)
+                first = e;
+            struct xnode *back = xml_add_elem(r->a, rlist, NS_OWNER, child);
+            const char *now = affs ? aff_names[pubsub_affiliation(n, jid)] : "none";
+            if (back == NULL || xml_set_attr(r->a, back, "jid", jid) || xml_set_attr(r->a, back, child, now))
+                return;
         }
-        send_reply(r, result(r));
+        if (first.cond != NULL)
+            send_error_with(r, &first, refused);
+        else
+            send_reply(r, result(r));
         return;
     }
     struct xnode *rep = result(r);
