@@ -40,6 +40,8 @@ struct config {
     uint32_t pubsub_max_items;   /* cap on pubsub#max_items */
     uint32_t pubsub_max_payload; /* cap on pubsub#max_payload_size; 0: min(64 KiB, max_stanza_size) */
     bool pubsub_auto_create;
+    /* [im] */
+    unsigned max_offline;        /* stored messages per account */
     /* [storage] */
     size_t map_size_mb;
     /* [http] (REST bridge: see docs/configuration.md for its status) */

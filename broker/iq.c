@@ -7,6 +7,7 @@
 
 #include "errors.h"
 #include "herald.h"
+#include "im.h"
 #include "router.h"
 #include "session.h"
 #include "xml.h"
@@ -23,7 +24,7 @@ struct iq_row {
     const char *feature;  /* advertised in disco#info, or NULL */
 };
 
-static iq_handler on_ping, on_disco_info, on_disco_items, on_version, on_session;
+static iq_handler on_ping, on_disco_info, on_disco_items, on_version, on_session, on_roster;
 
 static const struct iq_row table[] = {
     {NS_PING, "ping", IQ_GET, on_ping, NS_PING},
@@ -31,6 +32,7 @@ static const struct iq_row table[] = {
     {NS_DISCO_ITEMS, "query", IQ_GET, on_disco_items, NS_DISCO_ITEMS},
     {NS_VERSION, "query", IQ_GET, on_version, NS_VERSION},
     {NS_SESSION, "session", IQ_SET, on_session, NULL},
+    {NS_ROSTER, "query", IQ_GET | IQ_SET, on_roster, NULL}, /* RFC 6121 §2 */
 };
 #define NROWS (sizeof(table) / sizeof(table[0]))
 
@@ -60,6 +62,11 @@ static void reply(struct session *from, struct xnode *iq, struct arena *a, struc
 static void on_ping(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a)
 {
     reply(from, iq, a, NULL);
+}
+
+static void on_roster(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a)
+{
+    roster_handle_iq(from, iq, a);
 }
 
 static void on_session(struct session *from, struct xnode *iq, struct xnode *child,

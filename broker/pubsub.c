@@ -429,7 +429,7 @@ static void send_envelope(struct ps_service *ps, const char *to, uint8_t notif_t
     if (env == NULL)
         return;
     struct chunk *parts[2] = {env, body};
-    router_send(ps->h, to, parts, 2, true);
+    router_send(ps->h, to, parts, 2, ROUTE_MESSAGE);
     chunk_unref(env);
 }
 
@@ -503,7 +503,7 @@ static void out_run(void *ctx, int failed)
     struct ps_service *ps = o->ps;
     if (!failed) {
         if (o->kind == OUT_STANZA)
-            router_send(ps->h, o->to, &o->body, 1, !o->is_reply);
+            router_send(ps->h, o->to, &o->body, 1, o->is_reply ? ROUTE_FULL : ROUTE_MESSAGE);
         else if (o->kind == OUT_EVENT)
             send_envelope(ps, o->to, o->notif_type, o->body, NULL);
         else
@@ -523,7 +523,7 @@ static void out_run(void *ctx, int failed)
         struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
         buf_free(&b);
         if (ch) {
-            router_send(ps->h, o->to, &ch, 1, false);
+            router_send(ps->h, o->to, &ch, 1, ROUTE_FULL);
             chunk_unref(ch);
         }
     }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "im.h"
 #include "iq.h"
 #include "jid.h"
 #include "log.h"
@@ -110,7 +111,7 @@ static size_t pick_for_message(struct account *acct, const char *type, struct se
 #define MAX_RECIPIENTS 64
 
 size_t router_send(struct herald *h, const char *to, struct chunk *const *parts, size_t nparts,
-                   bool message)
+                   enum route_mode mode)
 {
     struct session *targets[MAX_RECIPIENTS];
     size_t n = 0;
@@ -125,8 +126,13 @@ size_t router_send(struct herald *h, const char *to, struct chunk *const *parts,
         struct session *s = session_find(h, bare, slash + 1);
         if (s != NULL)
             targets[n++] = s;
-    } else if (message) {
+    } else if (mode == ROUTE_MESSAGE) {
         n = pick_for_message(session_account(h, to), "headline", targets, MAX_RECIPIENTS);
+    } else if (mode == ROUTE_PRESENCE) {
+        struct account *acct = session_account(h, to);
+        for (struct session *s = acct ? acct->sessions : NULL; s && n < MAX_RECIPIENTS; s = s->next_res)
+            if (s->available)
+                targets[n++] = s;
     }
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < nparts; k++)
@@ -155,19 +161,20 @@ static void to_bare(struct session *from, struct xnode *st, struct arena *a, con
             return;
         }
         n = pick_for_message(acct, type, to, MAX_RECIPIENTS);
-        if (n == 0 && !is_type(type, "headline") && !is_type(type, "error"))
-            /* §8.5.2.2.1: no offline storage yet, so tell the sender. */
+        /* §8.5.2.2.1: nobody available: store chat/normal (XEP-0160). */
+        if (n == 0 && presence_offline_store(from, st, a, bare) != 0 && !is_type(type, "headline") &&
+            !is_type(type, "error"))
             router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
         deliver(to, n, st);
     } else if (strcmp(st->name, "presence") == 0) {
-        for (struct session *s = acct ? acct->sessions : NULL; s && n < MAX_RECIPIENTS; s = s->next_res)
-            if (s->available)
-                to[n++] = s;
-        deliver(to, n, st);
+        presence_handle(from, st, a, NULL, bare, acct != NULL || store_user_exists(h->store, bare) == 1);
     } else if (is_type(type, "get") || is_type(type, "set")) {
-        /* §8.5.2.1.3: the server answers for the account; it handles no
-         * account-level namespaces yet. */
-        router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
+        /* §8.5.2.1.3: the server answers for the account: for one's own
+         * account with the server's handlers (the roster among them). */
+        if (strcmp(bare, from->bare) == 0)
+            iq_dispatch(from, st, a);
+        else
+            router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
     }
 }
 
@@ -176,6 +183,14 @@ static void to_full(struct session *from, struct xnode *st, struct arena *a, con
 {
     struct session *target = session_find(from->h, bare, j->resource);
     const char *type = xml_attr(st, "type");
+    if (strcmp(st->name, "presence") == 0 && !is_type(type, "error")) {
+        /* Subscriptions and probes are about the bare JID (§3, §4.3);
+         * directed presence is remembered (§4.6). */
+        char full[JID_MAX + 1];
+        snprintf(full, sizeof(full), "%s/%s", bare, j->resource);
+        presence_handle(from, st, a, full, bare, true);
+        return;
+    }
     if (target != NULL) {
         deliver(&target, 1, st);
         return;
@@ -188,30 +203,6 @@ static void to_full(struct session *from, struct xnode *st, struct arena *a, con
             to_bare(from, st, a, bare);
     } else if (strcmp(st->name, "iq") == 0) {
         router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
-    }
-}
-
-/* Presence with no 'to': the sender's availability (RFC 6121 §4.2, §4.5).
- * Broadcast to contacts needs the roster (not built yet). */
-static void own_presence(struct session *from, struct xnode *st, struct arena *a)
-{
-    const char *type = xml_attr(st, "type");
-    if (type == NULL) {
-        struct xnode *pr = xml_child(st, NS_CLIENT, "priority");
-        long prio = 0;
-        if (pr != NULL) {
-            const char *t = xml_text(a, pr);
-            char *end = NULL;
-            prio = t ? strtol(t, &end, 10) : 0;
-            if (t == NULL || end == t || *end != '\0' || prio < -128 || prio > 127) {
-                router_error(from, st, a, HERALD_EINVAL, NULL, NULL);
-                return;
-            }
-        }
-        from->available = true;
-        from->priority = (int)prio;
-    } else if (strcmp(type, "unavailable") == 0) {
-        from->available = false;
     }
 }
 
@@ -242,7 +233,7 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
         else if (strcmp(st->name, "message") == 0)
             to_bare(from, st, a, from->bare);
         else
-            own_presence(from, st, a);
+            presence_handle(from, st, a, NULL, NULL, false);
         return;
     }
     struct jid *j = arena_alloc(a, sizeof(*j));

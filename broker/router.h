@@ -25,12 +25,18 @@ void router_error(struct session *to, const struct xnode *stanza, struct arena *
 struct herald;
 struct chunk;
 
+/* Which sessions a bare JID means for router_send. */
+enum route_mode {
+    ROUTE_FULL,      /* a full JID only (iq replies) */
+    ROUTE_MESSAGE,   /* bare: highest non-negative priority resources (headline: all of them) */
+    ROUTE_PRESENCE,  /* bare: every available resource (RFC 6121 §8.5.2.1.2) */
+};
+
 /* Queues the concatenation of parts on the session(s) `to` names: a full
- * JID's session, or for a bare JID the resources a message would go to
- * (message = true: highest non-negative priority, RFC 6121 §8.5.2) or none
- * (iq replies need a full JID). Returns how many sessions got it. */
+ * JID's session, or for a bare JID the resources the mode selects. Returns
+ * how many sessions got it. */
 size_t router_send(struct herald *h, const char *to, struct chunk *const *parts, size_t nparts,
-                   bool message);
+                   enum route_mode mode);
 
 /* A reply skeleton for req: same element name, its id, to = req's from,
  * from = req's to (when set), and the given type. NULL on ENOMEM. */

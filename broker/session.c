@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "im.h"
 #include "errors.h"
 #include "log.h"
 #include "outq.h"
@@ -155,6 +156,8 @@ int session_register(struct session *s)
 
 void session_unregister(struct session *s)
 {
+    /* Contacts see us go before we leave the table (RFC 6121 §4.5). */
+    presence_session_gone(s);
     if (!s->registered)
         return;
     s->registered = false;

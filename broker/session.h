@@ -52,6 +52,10 @@ struct session {
     char *full;                 /* "user@domain/resource" once bound */
     const char *resource;       /* points into full */
     struct session *next_res;   /* same account's other resources */
+    bool roster_requested;      /* an "interested resource" (RFC 6121 §2.1.6) */
+    struct chunk *presence;     /* last available presence, from "<presence" on */
+    char **directed;            /* JIDs given directed presence (§4.6), to get unavailable */
+    unsigned ndirected;
     uint64_t started_ms;
     uint64_t last_keepalive_ms;
 };

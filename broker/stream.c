@@ -89,7 +89,9 @@ static void send_features(struct session *s)
         }
     } else {
         buf_puts(&b, "<bind xmlns='" NS_BIND "'/>"
-                     "<session xmlns='" NS_SESSION "'><optional/></session>");
+                     "<session xmlns='" NS_SESSION "'><optional/></session>"
+                     "<ver xmlns='urn:xmpp:features:rosterver'/>"      /* RFC 6121 §2.6 */
+                     "<sub xmlns='urn:xmpp:features:pre-approval'/>"); /* RFC 6121 §3.4 */
     }
     buf_puts(&b, "</stream:features>");
     if (buf_ok(&b))

@@ -156,4 +156,41 @@ int store_aff_put(struct store_txn *t, uint64_t node_id, const char *jid, uint8_
 int store_affs_each(struct store_txn *t, uint64_t node_id,
                     int (*fn)(void *ud, const char *jid, uint8_t aff), void *ud);
 
+/* ---- rosters (RFC 6121 §2) ----
+ * Keyed by (owner bare JID, contact bare JID). A removed item stays as a
+ * tombstone carrying the roster version of its removal, so that roster
+ * versioning can tell a reconnecting client what went away. */
+enum { ROSTER_NONE = 0, ROSTER_TO = 1, ROSTER_FROM = 2, ROSTER_BOTH = 3 };
+
+struct store_roster_item {
+    const char *contact;
+    uint8_t sub;          /* ROSTER_* */
+    bool ask;             /* outbound subscription pending */
+    bool pending_in;      /* inbound subscription request waiting for an answer */
+    bool approved;        /* pre-approved (RFC 6121 §3.4) */
+    bool removed;         /* tombstone */
+    uint64_t ver;         /* roster version of the last change */
+    const char *name;     /* may be "" */
+    const char *groups;   /* groups_len bytes: names separated by NUL */
+    size_t groups_len;
+};
+
+int store_roster_put(struct store_txn *t, const char *owner, const struct store_roster_item *it);
+int store_roster_get(struct store_txn *t, const char *owner, const char *contact,
+                     struct store_roster_item *out);
+int store_roster_each(struct store_txn *t, const char *owner,
+                      int (*fn)(void *ud, const struct store_roster_item *it), void *ud);
+/* The owner's next roster version (a per-user counter, starting at 1). */
+int store_roster_next_ver(struct store_txn *t, const char *owner, uint64_t *ver);
+int store_roster_ver(struct store_txn *t, const char *owner, uint64_t *ver);
+
+/* ---- offline messages (XEP-0160) ---- */
+/* Appends a serialized message; HERALD_ELIMIT when the owner already has max. */
+int store_offline_push(struct store_txn *t, const char *owner, const char *xml, size_t len,
+                       unsigned max);
+/* Calls fn for each stored message in arrival order. */
+int store_offline_each(struct store_txn *t, const char *owner,
+                       int (*fn)(void *ud, const char *xml, size_t len), void *ud);
+int store_offline_clear(struct store_txn *t, const char *owner);
+
 #endif

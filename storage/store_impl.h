@@ -2,12 +2,20 @@
 #ifndef HERALD_STORE_IMPL_H
 #define HERALD_STORE_IMPL_H
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct store {
     MDB_env *env;
-    MDB_dbi meta, users, nodes, items, item_ids, subs, affs;
+    MDB_dbi meta, users, nodes, items, item_ids, subs, affs, roster, offline;
     char path[4096];
+};
+
+/* A transaction (store_pubsub.c defines it; every domain file uses it). */
+struct store_txn {
+    struct store *s;
+    MDB_txn *txn;
+    bool write;
 };
 
 /* Maps an LMDB or errno code to a HERALD_E* code. */

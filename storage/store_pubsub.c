@@ -19,12 +19,6 @@
 #define REC_V1 1
 #define KEY_MAX 511 /* LMDB's default maximum key size */
 
-struct store_txn {
-    struct store *s;
-    MDB_txn *txn;
-    bool write;
-};
-
 int store_txn_begin(struct store *s, bool write, struct store_txn **out)
 {
     struct store_txn *t = calloc(1, sizeof(*t));

@@ -103,10 +103,11 @@ def test_message_to_offline_full_jid_goes_to_bare(herald):
 
 
 def test_message_to_offline_or_unknown_user_service_unavailable(herald):
-    """RFC 6121 8.5.1 (no such account) and 8.5.2.2 (no available resource,
-    no offline storage): the sender gets a message error
-    <service-unavailable/> from the addressed JID."""
-    srv = herald(users=USERS)
+    """RFC 6121 8.5.1 (no such account) and 8.5.2.2.1 with XEP-0160 §3 (no
+    available resource and offline storage full: [im] max_offline_messages =
+    0): the sender gets a message error <service-unavailable/> from the
+    addressed JID."""
+    srv = herald(users=USERS, config={"im": {"max_offline_messages": 0}})
 
     async def body():
         alice = XClient(srv, "alice@localhost/a1", "wonderland")

@@ -59,7 +59,8 @@ def test_negative_priority_never_gets_bare_jid_messages(herald):
     receives messages to the bare JID; with only negative-priority resources
     the sender gets <service-unavailable/>; a full-JID message still reaches
     the negative-priority resource (RFC 6121 8.5.3.1)."""
-    srv = herald(users=USERS)
+    # Offline storage is off so that "nobody available" shows as an error.
+    srv = herald(users=USERS, config={"im": {"max_offline_messages": 0}})
 
     async def body():
         alice, neg = await login_all(
@@ -85,7 +86,8 @@ def test_unavailable_resource_not_a_bare_jid_target(herald):
     """RFC 6121 8.5.2.1.1 ('available resources' only): a resource that has
     not sent initial presence gets no bare-JID messages; when it is the only
     one, the sender gets <service-unavailable/>."""
-    srv = herald(users=USERS)
+    # Offline storage is off so that "nobody available" shows as an error.
+    srv = herald(users=USERS, config={"im": {"max_offline_messages": 0}})
 
     async def body():
         alice, silent = await login_all(

@@ -1,0 +1,70 @@
+/* im.h - instant messaging and presence (RFC 6121): rosters, presence
+ * subscriptions, presence broadcast, offline messages.
+ *
+ * roster.c keeps each account's roster in LMDB (no copy in memory: rosters
+ * are small and read when presence changes) with per-user roster versions
+ * and tombstones for versioning. presence.c runs the subscription state
+ * machine (RFC 6121 Appendix A) between local accounts, presence broadcast
+ * and probes, directed presence, and offline message storage (XEP-0160).
+ * Every change goes through the loop turn's write batch; roster pushes and
+ * results leave after its commit. */
+#ifndef HERALD_IM_H
+#define HERALD_IM_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct herald;
+struct session;
+struct xnode;
+struct arena;
+struct store_txn;
+
+#define NS_ROSTER "jabber:iq:roster"
+
+/* An account's roster entry for one contact, as roster.c reads and writes it. */
+struct ritem {
+    char contact[512];
+    uint8_t sub;        /* ROSTER_* (store.h) */
+    bool ask, pending_in, approved;
+    bool in_roster;     /* false: unknown, or only a stored request / tombstone */
+    char name[256];
+    char groups[1024];  /* NUL-separated */
+    size_t groups_len;
+};
+
+/* roster.c */
+void roster_handle_iq(struct session *s, struct xnode *iq, struct arena *a);
+/* Loads owner's item for contact (in_roster false and zeroed when absent). */
+int roster_load(struct store_txn *t, const char *owner, const char *contact, struct ritem *it);
+/* Writes it with a new roster version and pushes it to owner's interested
+ * resources after the commit. Returns 0 or a HERALD_E* code (the batch is
+ * then aborted). */
+int roster_save(struct herald *h, struct store_txn *t, const char *owner, struct ritem *it);
+/* Every roster item of owner with `want` bits in its subscription, then fn. */
+int roster_each_sub(struct herald *h, const char *owner, uint8_t want,
+                    void (*fn)(void *ud, const char *contact), void *ud);
+
+/* presence.c */
+/* A presence stanza from a bound session (no 'to', or 'to' parsed into
+ * to_bare/to_full, both prepared). */
+void presence_handle(struct session *from, struct xnode *st, struct arena *a, const char *to_full,
+                     const char *to_bare, bool to_local_account);
+/* Handles an outbound subscription-type presence (subscribe, subscribed,
+ * unsubscribe, unsubscribed) from user to contact, both bare (§3). */
+void presence_subscription(struct herald *h, const char *user, const char *contact,
+                           const char *type);
+/* The session is going away: broadcast its unavailable presence. */
+void presence_session_gone(struct session *s);
+/* Stores a message for an account with no available resource. Returns 0
+ * when stored (or an error was returned to the sender), -1 if the message
+ * is not storable (the caller answers). */
+int presence_offline_store(struct session *from, struct xnode *msg, struct arena *a,
+                           const char *bare);
+
+/* Pubsub hooks: does contact hold a presence subscription to owner
+ * (owner's roster item for contact is from/both)? Is a full JID available? */
+bool im_presence_subscribed(struct herald *h, const char *owner, const char *contact);
+bool im_available(struct herald *h, const char *full_jid);
+
+#endif

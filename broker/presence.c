@@ -1,0 +1,588 @@
+/* presence.c - RFC 6121 §3-4 and XEP-0160 between local accounts:
+ * subscription state machine, presence broadcast and probes, directed
+ * presence, unavailable on logout or broken connections, offline messages.
+ *
+ * A session keeps its last available presence serialized from just after
+ * "<presence" (so every recipient gets "<presence to='...'" in front of the
+ * same shared bytes). Rosters are read from LMDB through the batch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "errors.h"
+#include "herald.h"
+#include "im.h"
+#include "jid.h"
+#include "log.h"
+#include "outq.h"
+#include "router.h"
+#include "session.h"
+#include "store.h"
+#include "xml.h"
+
+#define PRESENCE_TAG_LEN 9 /* strlen("<presence") */
+#define MAX_DIRECTED 64
+
+/* "<presence to='T'" + tail: one recipient of a session's presence. */
+static void send_tail(struct herald *h, const char *to, struct chunk *tail, enum route_mode mode)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<presence to='");
+    buf_xml_attr(&b, to, strlen(to));
+    buf_puts(&b, "'");
+    struct chunk *head = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
+    buf_free(&b);
+    if (head == NULL)
+        return;
+    struct chunk *parts[2] = {head, tail};
+    router_send(h, to, parts, 2, mode);
+    chunk_unref(head);
+}
+
+/* <presence from='F' to='T' type='X'/> */
+static void send_simple(struct herald *h, const char *from, const char *to, const char *type,
+                        enum route_mode mode)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<presence from='");
+    buf_xml_attr(&b, from, strlen(from));
+    buf_puts(&b, "' to='");
+    buf_xml_attr(&b, to, strlen(to));
+    buf_printf(&b, "' type='%s'/>", type);
+    struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
+    buf_free(&b);
+    if (ch) {
+        router_send(h, to, &ch, 1, mode);
+        chunk_unref(ch);
+    }
+}
+
+/* A presence serialized without its 'to' and its first PRESENCE_TAG_LEN
+ * bytes: each recipient gets its own "<presence to='...'" in front. */
+static struct chunk *tail_of(struct xnode *st)
+{
+    xml_del_attr(st, "to");
+    struct buf b;
+    buf_init(&b, 0);
+    xml_serialize(&b, st, NS_CLIENT);
+    struct chunk *ch = (buf_ok(&b) && b.len > PRESENCE_TAG_LEN)
+                           ? chunk_new(b.data + PRESENCE_TAG_LEN, b.len - PRESENCE_TAG_LEN)
+                           : NULL;
+    buf_free(&b);
+    return ch;
+}
+
+/* Every available presence of account `bare` to `to` (probe answers, §4.3). */
+static void send_account_presence(struct herald *h, const char *bare, const char *to,
+                                  enum route_mode mode)
+{
+    struct account *acct = session_account(h, bare);
+    for (struct session *s = acct ? acct->sessions : NULL; s; s = s->next_res)
+        if (s->available && s->presence)
+            send_tail(h, to, s->presence, mode);
+}
+
+/* The unavailable presence of every available resource of `bare` to `to`. */
+static void send_account_unavailable(struct herald *h, const char *bare, const char *to)
+{
+    struct account *acct = session_account(h, bare);
+    for (struct session *s = acct ? acct->sessions : NULL; s; s = s->next_res)
+        if (s->available)
+            send_simple(h, s->full, to, "unavailable", ROUTE_PRESENCE);
+}
+
+static bool is_local_account(struct herald *h, const char *bare)
+{
+    const char *at = strchr(bare, '@');
+    if (at == NULL || strcmp(at + 1, h->cfg->domain) != 0)
+        return false;
+    return session_account(h, bare) != NULL || store_user_exists(h->store, bare) == 1;
+}
+
+/* ---- subscriptions (§3) ---- */
+
+/* Loads, lets `change` edit, saves if it returns true. Returns 0 or error. */
+static int update_item(struct herald *h, struct store_txn *t, const char *owner, const char *contact,
+                       bool (*change)(struct ritem *it))
+{
+    struct ritem *it = malloc(sizeof(*it));
+    int rc = it ? roster_load(t, owner, contact, it) : HERALD_ENOMEM;
+    if (rc == 0 && change(it))
+        rc = roster_save(h, t, owner, it);
+    free(it);
+    return rc;
+}
+
+static bool set_ask(struct ritem *it)
+{
+    if ((it->sub & ROSTER_TO) || it->ask)
+        return false;
+    it->ask = true;
+    it->in_roster = true;
+    return true;
+}
+
+static bool got_subscribed(struct ritem *it)
+{
+    if (!it->ask)
+        return false; /* §3.1.6: no request pending: ignore */
+    it->ask = false;
+    it->sub |= ROSTER_TO;
+    it->in_roster = true;
+    return true;
+}
+
+static bool lose_to(struct ritem *it)
+{
+    if (!(it->sub & ROSTER_TO) && !it->ask)
+        return false;
+    it->sub &= (uint8_t)~ROSTER_TO;
+    it->ask = false;
+    return true;
+}
+
+static bool lose_from(struct ritem *it)
+{
+    if (!(it->sub & ROSTER_FROM) && !it->pending_in && !it->approved)
+        return false;
+    it->sub &= (uint8_t)~ROSTER_FROM;
+    it->pending_in = it->approved = false;
+    return true;
+}
+
+/* The user side of a "subscribed" from contact (§3.1.6). */
+static int subscribed_at_user(struct herald *h, struct store_txn *t, const char *user,
+                              const char *contact)
+{
+    struct ritem *it = malloc(sizeof(*it));
+    int rc = it ? roster_load(t, user, contact, it) : HERALD_ENOMEM;
+    if (rc == 0 && got_subscribed(it)) {
+        rc = roster_save(h, t, user, it);
+        if (rc == 0) {
+            send_simple(h, contact, user, "subscribed", ROUTE_PRESENCE);
+            send_account_presence(h, contact, user, ROUTE_PRESENCE);
+        }
+    }
+    free(it);
+    return rc;
+}
+
+/* The user side of an "unsubscribed" from contact (§3.2.3). */
+static int unsubscribed_at_user(struct herald *h, struct store_txn *t, const char *user,
+                                const char *contact)
+{
+    struct ritem *it = malloc(sizeof(*it));
+    int rc = it ? roster_load(t, user, contact, it) : HERALD_ENOMEM;
+    if (rc == 0 && lose_to(it)) {
+        rc = roster_save(h, t, user, it);
+        if (rc == 0) {
+            send_simple(h, contact, user, "unsubscribed", ROUTE_PRESENCE);
+            send_account_unavailable(h, contact, user);
+        }
+    }
+    free(it);
+    return rc;
+}
+
+static int do_subscribe(struct herald *h, struct store_txn *t, const char *user, const char *contact)
+{
+    int rc = update_item(h, t, user, contact, set_ask); /* §3.1.2 */
+    if (rc != 0)
+        return rc;
+    if (!is_local_account(h, contact)) /* §3.1.3: no such contact */
+        return unsubscribed_at_user(h, t, user, contact);
+    struct ritem *c = malloc(sizeof(*c));
+    if (c == NULL || (rc = roster_load(t, contact, user, c)) != 0)
+        goto done;
+    if (c->sub & ROSTER_FROM) {
+        rc = subscribed_at_user(h, t, user, contact); /* already approved: auto-reply */
+    } else if (c->approved) {
+        c->sub |= ROSTER_FROM; /* §3.4: pre-approved */
+        c->approved = false;
+        if ((rc = roster_save(h, t, contact, c)) == 0)
+            rc = subscribed_at_user(h, t, user, contact);
+    } else {
+        if (!c->pending_in) {
+            c->pending_in = true; /* kept until answered, even while offline (§3.1.3) */
+            rc = roster_save(h, t, contact, c);
+        }
+        if (rc == 0)
+            send_simple(h, user, contact, "subscribe", ROUTE_PRESENCE);
+    }
+done:
+    if (c == NULL)
+        rc = HERALD_ENOMEM;
+    free(c);
+    return rc;
+}
+
+static int do_subscribed(struct herald *h, struct store_txn *t, const char *user, const char *contact)
+{
+    struct ritem *u = malloc(sizeof(*u));
+    int rc = u ? roster_load(t, user, contact, u) : HERALD_ENOMEM;
+    if (rc != 0)
+        goto done;
+    if (u->pending_in) {
+        u->pending_in = false; /* §3.1.5: approve */
+        u->sub |= ROSTER_FROM;
+        u->in_roster = true;
+        if ((rc = roster_save(h, t, user, u)) == 0 && is_local_account(h, contact))
+            rc = subscribed_at_user(h, t, contact, user);
+    } else if (!(u->sub & ROSTER_FROM) && !u->approved) {
+        u->approved = true; /* §3.4: pre-approval */
+        u->in_roster = true;
+        rc = roster_save(h, t, user, u);
+    }
+done:
+    free(u);
+    return rc;
+}
+
+static int do_unsubscribe(struct herald *h, struct store_txn *t, const char *user, const char *contact)
+{
+    int rc = update_item(h, t, user, contact, lose_to); /* §3.3.2 */
+    if (rc != 0 || !is_local_account(h, contact))
+        return rc;
+    struct ritem *c = malloc(sizeof(*c));
+    if (c == NULL)
+        return HERALD_ENOMEM;
+    if ((rc = roster_load(t, contact, user, c)) == 0 && lose_from(c)) {
+        if ((rc = roster_save(h, t, contact, c)) == 0) {
+            send_simple(h, user, contact, "unsubscribe", ROUTE_PRESENCE);
+            send_account_unavailable(h, contact, user); /* §3.3.3 */
+        }
+    }
+    free(c);
+    return rc;
+}
+
+static int do_unsubscribed(struct herald *h, struct store_txn *t, const char *user, const char *contact)
+{
+    int rc = update_item(h, t, user, contact, lose_from); /* §3.2.2 */
+    if (rc == 0 && is_local_account(h, contact))
+        rc = unsubscribed_at_user(h, t, contact, user);
+    return rc;
+}
+
+void presence_subscription(struct herald *h, const char *user, const char *contact, const char *type)
+{
+    int rc;
+    struct store_txn *t = batch_txn(h->batch, &rc);
+    if (t == NULL)
+        return;
+    if (strcmp(type, "subscribe") == 0)
+        rc = do_subscribe(h, t, user, contact);
+    else if (strcmp(type, "subscribed") == 0)
+        rc = do_subscribed(h, t, user, contact);
+    else if (strcmp(type, "unsubscribe") == 0)
+        rc = do_unsubscribe(h, t, user, contact);
+    else
+        rc = do_unsubscribed(h, t, user, contact);
+    if (rc != 0)
+        batch_abort(h->batch, rc);
+}
+
+/* ---- presence broadcast (§4) ---- */
+
+struct bcast {
+    struct herald *h;
+    struct chunk *tail;
+    const char *from_full;
+};
+
+static void to_contact(void *ud, const char *contact)
+{
+    struct bcast *b = ud;
+    send_tail(b->h, contact, b->tail, ROUTE_PRESENCE);
+}
+
+/* tail to every contact with a subscription from us, and our other resources. */
+static void broadcast(struct session *s, struct chunk *tail)
+{
+    struct bcast b = {s->h, tail, s->full};
+    roster_each_sub(s->h, s->bare, ROSTER_FROM, to_contact, &b);
+    struct account *acct = session_account(s->h, s->bare);
+    for (struct session *o = acct ? acct->sessions : NULL; o; o = o->next_res)
+        if (o != s && o->available)
+            send_tail(s->h, o->full, tail, ROUTE_FULL);
+}
+
+static void probe_contact(void *ud, const char *contact)
+{
+    struct session *s = ud;
+    send_account_presence(s->h, contact, s->full, ROUTE_FULL); /* §4.3 */
+}
+
+static int pending_cb(void *ud, const struct store_roster_item *it)
+{
+    struct session *s = ud;
+    if (it->pending_in)
+        send_simple(s->h, it->contact, s->full, "subscribe", ROUTE_FULL); /* §3.1.3 */
+    return 0;
+}
+
+struct offline_list {
+    char **msgs;
+    size_t *lens;
+    size_t n, cap;
+};
+
+static int offline_cb(void *ud, const char *xml, size_t len)
+{
+    struct offline_list *l = ud;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **m = realloc(l->msgs, cap * sizeof(*m));
+        size_t *ls = m ? realloc(l->lens, cap * sizeof(*ls)) : NULL;
+        if (m)
+            l->msgs = m;
+        if (ls == NULL)
+            return HERALD_ENOMEM;
+        l->lens = ls;
+        l->cap = cap;
+    }
+    if ((l->msgs[l->n] = malloc(len)) == NULL)
+        return HERALD_ENOMEM;
+    memcpy(l->msgs[l->n], xml, len);
+    l->lens[l->n++] = len;
+    return 0;
+}
+
+/* XEP-0160: stored messages go to the first non-negative-priority resource,
+ * in order, and then leave storage (at-least-once: a failed commit means
+ * they are delivered again later). */
+static void deliver_offline(struct session *s)
+{
+    int rc;
+    struct offline_list l = {NULL, NULL, 0, 0};
+    struct store_txn *t = batch_read(s->h->batch, &rc);
+    if (t == NULL)
+        return;
+    rc = store_offline_each(t, s->bare, offline_cb, &l);
+    batch_read_done(s->h->batch, t);
+    for (size_t i = 0; i < l.n; i++) {
+        if (rc == 0)
+            session_send(s, l.msgs[i], l.lens[i]);
+        free(l.msgs[i]);
+    }
+    free(l.msgs);
+    free(l.lens);
+    if (rc != 0 || l.n == 0)
+        return;
+    if ((t = batch_txn(s->h->batch, &rc)) == NULL || (rc = store_offline_clear(t, s->bare)) != 0)
+        batch_abort(s->h->batch, rc);
+    else
+        log_info("im", "%s: delivered %zu offline message(s)", s->full, l.n);
+}
+
+static void available(struct session *s, struct xnode *st, struct arena *a)
+{
+    struct xnode *pr = xml_child(st, NS_CLIENT, "priority");
+    long prio = 0;
+    if (pr != NULL) {
+        const char *txt = xml_text(a, pr);
+        char *end = NULL;
+        prio = txt ? strtol(txt, &end, 10) : 0;
+        if (txt == NULL || end == txt || *end != '\0' || prio < -128 || prio > 127) {
+            router_error(s, st, a, HERALD_EINVAL, NULL, NULL);
+            return;
+        }
+    }
+    struct chunk *tail = tail_of(st);
+    if (tail == NULL)
+        return;
+    bool initial = !s->available;
+    s->available = true;
+    s->priority = (int)prio;
+    chunk_unref(s->presence);
+    s->presence = tail;
+    broadcast(s, tail);
+    if (initial) {
+        /* §4.2.3: contacts we are subscribed to, and our own other resources. */
+        roster_each_sub(s->h, s->bare, ROSTER_TO, probe_contact, s);
+        struct account *acct = session_account(s->h, s->bare);
+        for (struct session *o = acct ? acct->sessions : NULL; o; o = o->next_res)
+            if (o != s && o->available && o->presence)
+                send_tail(s->h, s->full, o->presence, ROUTE_FULL);
+        int rc;
+        struct store_txn *t = batch_read(s->h->batch, &rc);
+        if (t != NULL) {
+            store_roster_each(t, s->bare, pending_cb, s);
+            batch_read_done(s->h->batch, t);
+        }
+    }
+    if (s->priority >= 0)
+        deliver_offline(s);
+}
+
+static void forget_directed(struct session *s)
+{
+    for (unsigned i = 0; i < s->ndirected; i++)
+        free(s->directed[i]);
+    free(s->directed);
+    s->directed = NULL;
+    s->ndirected = 0;
+}
+
+static void unavailable(struct session *s, struct chunk *tail)
+{
+    s->available = false;
+    chunk_unref(s->presence);
+    s->presence = NULL;
+    broadcast(s, tail);
+    for (unsigned i = 0; i < s->ndirected; i++) /* §4.6.3 */
+        send_tail(s->h, s->directed[i], tail, strchr(s->directed[i], '/') ? ROUTE_FULL : ROUTE_PRESENCE);
+    forget_directed(s);
+}
+
+void presence_session_gone(struct session *s)
+{
+    if (s->available && s->full) {
+        /* §4.5.4 (broken connection) and logout: the server says unavailable. */
+        struct buf b;
+        buf_init(&b, 0);
+        buf_puts(&b, " from='");
+        buf_xml_attr(&b, s->full, strlen(s->full));
+        buf_puts(&b, "' type='unavailable'/>");
+        struct chunk *tail = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
+        buf_free(&b);
+        if (tail) {
+            unavailable(s, tail);
+            chunk_unref(tail);
+        }
+    }
+    chunk_unref(s->presence);
+    s->presence = NULL;
+    s->available = false;
+    forget_directed(s);
+}
+
+static void remember_directed(struct session *s, const char *to)
+{
+    /* Contacts allowed to see our presence get the unavailable broadcast
+     * anyway; only others need remembering (§4.6.3). */
+    char bare[JID_MAX + 1];
+    snprintf(bare, sizeof(bare), "%.*s", (int)strcspn(to, "/"), to);
+    if (strcmp(bare, s->bare) == 0 || im_presence_subscribed(s->h, s->bare, bare))
+        return;
+    for (unsigned i = 0; i < s->ndirected; i++)
+        if (strcmp(s->directed[i], to) == 0)
+            return;
+    if (s->ndirected >= MAX_DIRECTED)
+        return; /* bounded: beyond this, directed presence is not tracked */
+    char **d = realloc(s->directed, (s->ndirected + 1) * sizeof(*d));
+    if (d == NULL)
+        return;
+    s->directed = d;
+    if ((d[s->ndirected] = strdup(to)) != NULL)
+        s->ndirected++;
+}
+
+void presence_handle(struct session *from, struct xnode *st, struct arena *a, const char *to_full,
+                     const char *to_bare, bool to_local_account)
+{
+    struct herald *h = from->h;
+    const char *type = xml_attr(st, "type");
+    if (to_bare == NULL) {
+        if (type == NULL) {
+            available(from, st, a);
+        } else if (strcmp(type, "unavailable") == 0 && from->available) {
+            struct chunk *tail = tail_of(st);
+            if (tail) {
+                unavailable(from, tail);
+                chunk_unref(tail);
+            }
+        }
+        return;
+    }
+    if (type && (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||
+                 !strcmp(type, "unsubscribe") || !strcmp(type, "unsubscribed"))) {
+        if (strcmp(to_bare, from->bare) != 0)
+            presence_subscription(h, from->bare, to_bare, type);
+        return;
+    }
+    if (type && strcmp(type, "probe") == 0) {
+        /* §4.3.2: answered for contacts the target lets see its presence. */
+        if (to_local_account && im_presence_subscribed(h, to_bare, from->bare))
+            send_account_presence(h, to_bare, from->full, ROUTE_FULL);
+        return;
+    }
+    /* Directed presence (§4.6), or an error presence. */
+    struct chunk *tail = tail_of(st);
+    if (tail == NULL)
+        return;
+    bool full = to_full && strchr(to_full, '/');
+    send_tail(h, full ? to_full : to_bare, tail, full ? ROUTE_FULL : ROUTE_PRESENCE);
+    chunk_unref(tail);
+    if (type == NULL && from->available)
+        remember_directed(from, full ? to_full : to_bare);
+}
+
+/* ---- offline storage (XEP-0160) ---- */
+
+int presence_offline_store(struct session *from, struct xnode *msg, struct arena *a,
+                           const char *bare)
+{
+    const char *type = xml_attr(msg, "type");
+    if (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0)
+        return -1;
+    /* XEP-0203: when it was received. */
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    struct xnode *d = xml_add_elem(a, msg, "urn:xmpp:delay", "delay");
+    if (d == NULL || xml_set_attr(a, d, "from", from->h->cfg->domain) || xml_set_attr(a, d, "stamp", stamp))
+        return -1;
+    struct buf b;
+    buf_init(&b, 0);
+    xml_serialize(&b, msg, NS_CLIENT);
+    int rc = HERALD_ENOMEM;
+    struct store_txn *t = buf_ok(&b) ? batch_txn(from->h->batch, &rc) : NULL;
+    if (t != NULL)
+        rc = store_offline_push(t, bare, b.data, b.len, from->h->cfg->max_offline);
+    buf_free(&b);
+    if (rc == HERALD_ELIMIT) {
+        log_info("im", "offline storage of %s is full (im.max_offline_messages)", bare);
+        router_error(from, msg, a, HERALD_EUNAVAIL, NULL, NULL); /* XEP-0160 §3 */
+        return 0;
+    }
+    if (rc != 0) {
+        if (t != NULL)
+            batch_abort(from->h->batch, rc);
+        router_error(from, msg, a, rc, NULL, NULL);
+    }
+    return 0;
+}
+
+/* ---- hooks for pubsub ---- */
+
+bool im_presence_subscribed(struct herald *h, const char *owner, const char *contact)
+{
+    int rc;
+    struct ritem *it = malloc(sizeof(*it));
+    struct store_txn *t = it ? batch_read(h->batch, &rc) : NULL;
+    bool yes = false;
+    if (t != NULL && roster_load(t, owner, contact, it) == 0)
+        yes = it->in_roster && (it->sub & ROSTER_FROM);
+    batch_read_done(h->batch, t);
+    free(it);
+    return yes;
+}
+
+bool im_available(struct herald *h, const char *full_jid)
+{
+    const char *slash = strchr(full_jid, '/');
+    char bare[JID_MAX + 1];
+    if (slash == NULL || (size_t)(slash - full_jid) > JID_MAX)
+        return false;
+    memcpy(bare, full_jid, (size_t)(slash - full_jid));
+    bare[slash - full_jid] = '\0';
+    struct session *s = session_find(h, bare, slash + 1);
+    return s != NULL && s->available;
+}
