@@ -11,6 +11,7 @@
 #include "batch.h"
 #include "errors.h"
 #include "herald.h"
+#include "im.h"
 #include "jid.h"
 #include "log.h"
 #include "outq.h"
@@ -605,6 +606,20 @@ static int prep_jid(const char *jid, bool bare, char *out, size_t cap)
     return rc;
 }
 
+/* The presence access model (XEP-0060 §4.5): who holds a presence
+ * subscription (from/both in an owner's roster) to one of the owners. */
+static bool sees_owner_presence(struct ps_service *ps, const struct ps_node *n, const char *who)
+{
+    char bare[JID_MAX + 1];
+    bare_of(who, bare, sizeof(bare));
+    struct ps_aff_rec *r, *tmp;
+    HASH_ITER(hh, n->affs, r, tmp) {
+        if (r->aff == AFF_OWNER && im_presence_subscribed(ps->h, r->jid, bare))
+            return true;
+    }
+    return false;
+}
+
 static bool has_subscription(const struct ps_node *n, const char *who)
 {
     char bare[JID_MAX + 1];
@@ -636,6 +651,12 @@ int pubsub_can_read(struct ps_service *ps, const struct ps_node *n, const char *
             return 0;
         /* §6.5.9.5 */
         return set_err(err, HERALD_EFORBIDDEN, "not-authorized", "auth", "not-subscribed");
+    case PS_ACCESS_PRESENCE:
+        if (sees_owner_presence(ps, n, who))
+            return 0;
+        /* §6.5.9.2 */
+        return set_err(err, HERALD_EFORBIDDEN, "not-authorized", "auth",
+                       "presence-subscription-required");
     default:
         return set_err(err, HERALD_ENOTIMPL, "feature-not-implemented", "cancel", "unsupported");
     }
@@ -1139,9 +1160,13 @@ int pubsub_subscribe(struct ps_service *ps, const char *who, const char *node, c
                                "pending-subscription"); /* §6.1.3.7 */
         state = SUB_PENDING;
     }
-    if (n->cfg.access_model == PS_ACCESS_PRESENCE || n->cfg.access_model == PS_ACCESS_ROSTER) {
+    if (!privileged && n->cfg.access_model == PS_ACCESS_PRESENCE &&
+        !sees_owner_presence(ps, n, prepared)) /* §6.1.3.2 */
+        return set_err(err, HERALD_EFORBIDDEN, "not-authorized", "auth",
+                       "presence-subscription-required");
+    if (n->cfg.access_model == PS_ACCESS_ROSTER) {
         set_err(err, HERALD_ENOTIMPL, "feature-not-implemented", "cancel", "unsupported");
-        err->feature = n->cfg.access_model == PS_ACCESS_PRESENCE ? "access-presence" : "access-roster";
+        err->feature = "access-roster";
         return HERALD_ENOTIMPL;
     }
     struct store_txn *t = begin_change(ps, err, &rc);

@@ -38,7 +38,7 @@ struct field {
 
 static const struct choice access_choices[] = {
     {"open", "Anyone may subscribe and retrieve items", NULL},
-    {"presence", "Subscribers to the owner's presence", "access-presence"},
+    {"presence", "Subscribers to the owner's presence", NULL},
     {"roster", "Contacts in allowed roster groups", "access-roster"},
     {"authorize", "Subscriptions need the owner's approval", NULL},
     {"whitelist", "Only entities the owner allows", NULL},

@@ -31,6 +31,7 @@
 static const char *const pubsub_features[] = {
     "access-authorize",
     "access-open",
+    "access-presence",
     "access-whitelist",
     "collections",
     "config-node",

@@ -640,18 +640,12 @@ static void test_apply_unsupported(void)
     arena_init(&a);
     struct ps_form_error err;
 
-    const char *presence[] = {"pubsub#access_model", "presence", NULL};
-    CHECK_EQ_INT(apply_refused(&a, presence, &err), HERALD_ENOTIMPL);
-    CHECK_EQ_STR(err.cond, "feature-not-implemented");
-    CHECK_EQ_STR(err.type, "cancel");
-    CHECK_EQ_STR(err.app, "unsupported");
-    CHECK_EQ_STR(err.feature, "access-presence");
-
+    /* XEP-0060 §8.1.3: an access model the service lacks (roster groups). */
     const char *roster[] = {"pubsub#title", "X", "pubsub#access_model", "roster", NULL};
     CHECK_EQ_INT(apply_refused(&a, roster, &err), HERALD_ENOTIMPL);
-    CHECK_EQ_STR(err.cond, "feature-not-implemented");
-    CHECK_EQ_STR(err.app, "unsupported");
-    CHECK_EQ_STR(err.feature, "access-roster");
+    CHECK_EQ_STR(err.cond, "not-acceptable");
+    CHECK_EQ_STR(err.type, "modify");
+    CHECK_EQ_STR(err.app, "unsupported-access-model");
 
 
     const char *pbd[] = {"pubsub#presence_based_delivery", "1", NULL};
@@ -700,11 +694,11 @@ static void test_apply_node_type_and_collection(void)
     /* At creation the other rules still hold. */
     ps_config_defaults(&c, &caps);
     before = c;
-    const char *pres[] = {"pubsub#node_type", "collection", "pubsub#access_model", "presence",
+    const char *pres[] = {"pubsub#node_type", "collection", "pubsub#access_model", "roster",
                           NULL};
     CHECK_EQ_INT(ps_config_apply_form(&c, &caps, submit(&a, pres), true, &a, &err),
                  HERALD_ENOTIMPL);
-    CHECK_EQ_STR(err.feature, "access-presence");
+    CHECK_EQ_STR(err.app, "unsupported-access-model");
     CHECK(config_equal(&c, &before));
     const char *over[] = {"pubsub#node_type", "collection", "pubsub#max_items", "1000", NULL};
     CHECK_EQ_INT(ps_config_apply_form(&c, &caps, submit(&a, over), true, &a, &err), HERALD_EINVAL);
@@ -960,7 +954,7 @@ static void test_config_form(void)
     CHECK(ps_form_value(&a, x, "pubsub#nope") == NULL);
     /* Only what is implemented is offered. */
     CHECK_EQ_STR(field_options(&a, x, "pubsub#access_model", opts, sizeof(opts)),
-                 "open,authorize,whitelist");
+                 "open,presence,authorize,whitelist");
     CHECK_EQ_STR(field_options(&a, x, "pubsub#node_type", opts, sizeof(opts)), "leaf,collection");
     CHECK_EQ_STR(field_options(&a, x, "pubsub#publish_model", opts, sizeof(opts)),
                  "publishers,subscribers,open");
@@ -982,7 +976,7 @@ static void test_config_form(void)
         CHECK(strstr(b.data, "var='pubsub#max_items'") != NULL);
         CHECK(strstr(b.data, "<value>authorize</value>") != NULL);
         CHECK(strstr(b.data, "<value>86400</value>") != NULL);
-        CHECK(strstr(b.data, "<value>presence</value>") == NULL);
+        CHECK(strstr(b.data, "<value>presence</value>") != NULL);
         CHECK(strstr(b.data, "<value>roster</value>") == NULL);
     }
     buf_free(&b);
