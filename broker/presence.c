@@ -300,14 +300,15 @@ static void to_contact(void *ud, const char *contact)
     send_tail(b->h, contact, b->tail, ROUTE_PRESENCE);
 }
 
-/* tail to every contact with a subscription from us, and our other resources. */
+/* tail to every contact with a subscription from us, and to every available
+ * resource of our own account, the sender included (§4.2.2, §4.4.2). */
 static void broadcast(struct session *s, struct chunk *tail)
 {
     struct bcast b = {s->h, tail, s->full};
     roster_each_sub(s->h, s->bare, ROSTER_FROM, to_contact, &b);
     struct account *acct = session_account(s->h, s->bare);
     for (struct session *o = acct ? acct->sessions : NULL; o; o = o->next_res)
-        if (o != s && o->available)
+        if (o->available)
             send_tail(s->h, o->full, tail, ROUTE_FULL);
 }
 
