@@ -244,7 +244,12 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
         router_error(from, st, a, HERALD_EJID, NULL, NULL);
         return;
     }
-    if (h->pubsub && strcmp(j->domain, h->pubsub->jid) == 0 && j->local[0] == '\0') {
+    if (h->pubsub && strcmp(j->domain, h->pubsub->jid) == 0 && j->local[0] != '\0') {
+        /* The service has no addressable entities under it. */
+        router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
+        return;
+    }
+    if (h->pubsub && strcmp(j->domain, h->pubsub->jid) == 0) {
         if (xml_set_attr(a, st, "to", h->pubsub->jid) != 0)
             return;
         if (is_iq && j->resource[0] == '\0')
