@@ -511,22 +511,7 @@ static void out_run(void *ctx, int failed)
             fan_out(ps, node_by_id(ps, o->node_id), o);
     } else if (o->is_reply && failed != HERALD_EUNAVAIL) {
         /* The change is not durable: tell the requester. */
-        struct buf b;
-        buf_init(&b, 0);
-        buf_puts(&b, "<iq type='error' from='");
-        buf_xml_attr(&b, ps->jid, strlen(ps->jid));
-        buf_puts(&b, "' to='");
-        buf_xml_attr(&b, o->to, strlen(o->to));
-        buf_puts(&b, "' id='");
-        buf_xml_attr(&b, o->reply_id ? o->reply_id : "", o->reply_id ? strlen(o->reply_id) : 0);
-        buf_printf(&b, "'><error type='wait'><%s xmlns='" NS_STANZAS "'/></error></iq>",
-                   failed == HERALD_EFULL ? "resource-constraint" : "internal-server-error");
-        struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-        buf_free(&b);
-        if (ch) {
-            router_send(ps->h, o->to, &ch, 1, ROUTE_FULL);
-            chunk_unref(ch);
-        }
+        router_batch_failed(ps->h, o->to, o->reply_id, ps->jid, failed);
     }
     free_out(o);
 }

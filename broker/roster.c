@@ -237,7 +237,6 @@ static void reply_head(struct buf *b, struct session *s, const char *id, const c
 }
 
 struct deferred_reply {
-    struct session *s_unused;
     char to[1100];
     struct chunk *ok;
     char id[256];
@@ -250,20 +249,7 @@ static void deferred_run(void *ctx, int failed)
     if (!failed) {
         router_send(d->h, d->to, &d->ok, 1, ROUTE_FULL);
     } else if (failed != HERALD_EUNAVAIL) {
-        struct buf b;
-        buf_init(&b, 0);
-        buf_puts(&b, "<iq type='error' id='");
-        buf_xml_attr(&b, d->id, strlen(d->id));
-        buf_puts(&b, "' to='");
-        buf_xml_attr(&b, d->to, strlen(d->to));
-        buf_puts(&b, "'><error type='wait'><internal-server-error xmlns='" NS_STANZAS
-                     "'/></error></iq>");
-        struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-        buf_free(&b);
-        if (ch) {
-            router_send(d->h, d->to, &ch, 1, ROUTE_FULL);
-            chunk_unref(ch);
-        }
+        router_batch_failed(d->h, d->to, d->id, NULL, failed);
     }
     chunk_unref(d->ok);
     free(d);

@@ -110,6 +110,29 @@ static size_t pick_for_message(struct account *acct, const char *type, struct se
 
 #define MAX_RECIPIENTS 64
 
+void router_batch_failed(struct herald *h, const char *to, const char *id, const char *from,
+                         int err)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<iq type='error' id='");
+    buf_xml_attr(&b, id ? id : "", id ? strlen(id) : 0);
+    buf_puts(&b, "' to='");
+    buf_xml_attr(&b, to, strlen(to));
+    if (from) {
+        buf_puts(&b, "' from='");
+        buf_xml_attr(&b, from, strlen(from));
+    }
+    buf_printf(&b, "'><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>",
+               herald_stanza_error_type(err), herald_stanza_condition(err));
+    struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
+    buf_free(&b);
+    if (ch) {
+        router_send(h, to, &ch, 1, ROUTE_FULL);
+        chunk_unref(ch);
+    }
+}
+
 size_t router_send(struct herald *h, const char *to, struct chunk *const *parts, size_t nparts,
                    enum route_mode mode)
 {

@@ -38,6 +38,12 @@ enum route_mode {
 size_t router_send(struct herald *h, const char *to, struct chunk *const *parts, size_t nparts,
                    enum route_mode mode);
 
+/* Tells `to` that its iq `id` failed after all because the write batch
+ * holding its change could not be committed (err: HERALD_E*). from may be
+ * NULL. */
+void router_batch_failed(struct herald *h, const char *to, const char *id, const char *from,
+                         int err);
+
 /* A reply skeleton for req: same element name, its id, to = req's from,
  * from = req's to (when set), and the given type. NULL on ENOMEM. */
 struct xnode *router_reply(struct arena *a, const struct xnode *req, const char *type);
