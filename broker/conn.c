@@ -208,6 +208,8 @@ static void on_write(uv_write_t *req, int status)
         if (!c->input_held)
             uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
+    if (!c->closing && c->handler->on_drain && c->q_bytes <= c->q_max / 4)
+        c->handler->on_drain(c->ud);
     if (c->q_head || c->notify_pending)
         schedule_flush(c);
     else if (c->close_after_flush)

@@ -31,6 +31,8 @@ struct conn_handler {
     void (*on_data)(void *ud, const char *data, size_t len);
     /* The connection is gone (peer closed, error, or conn_close finished). */
     void (*on_close)(void *ud);
+    /* Optional: the write queue has drained below a quarter of its bound. */
+    void (*on_drain)(void *ud);
 };
 
 struct outq_entry;

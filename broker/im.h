@@ -31,6 +31,8 @@ struct ritem {
     char name[256];
     char groups[1024];  /* NUL-separated */
     size_t groups_len;
+    char request[4096]; /* stored inbound subscribe stanza (§3.1.3), if it fit */
+    size_t request_len;
 };
 
 /* roster.c */
@@ -53,7 +55,7 @@ void presence_handle(struct session *from, struct xnode *st, struct arena *a, co
 /* Handles an outbound subscription-type presence (subscribe, subscribed,
  * unsubscribe, unsubscribed) from user to contact, both bare (§3). */
 void presence_subscription(struct herald *h, const char *user, const char *contact,
-                           const char *type);
+                           const char *type, struct xnode *st);
 /* The session is going away: broadcast its unavailable presence. */
 void presence_session_gone(struct session *s);
 /* Stores a message for an account with no available resource. Returns 0
@@ -61,6 +63,9 @@ void presence_session_gone(struct session *s);
  * is not storable (the caller answers). */
 int presence_offline_store(struct session *from, struct xnode *msg, struct arena *a,
                            const char *bare);
+
+/* Delivers more stored messages once the write queue has room again. */
+void presence_offline_continue(struct session *s);
 
 /* Pubsub hooks: does contact hold a presence subscription to owner
  * (owner's roster item for contact is from/both)? Is a full JID available? */

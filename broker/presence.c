@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "batch.h"
+#include "conn.h"
 #include "errors.h"
 #include "herald.h"
 #include "im.h"
@@ -188,7 +189,46 @@ static int unsubscribed_at_user(struct herald *h, struct store_txn *t, const cha
     return rc;
 }
 
-static int do_subscribe(struct herald *h, struct store_txn *t, const char *user, const char *contact)
+/* The request as the contact will see it: the user's stanza (status, nick,
+ * id kept) from the user's bare JID to the contact's (§3.1.2), or a plain one. */
+static size_t request_bytes(struct xnode *st, const char *user, const char *contact, char *out,
+                            size_t cap)
+{
+    struct buf b;
+    size_t n = 0;
+    if (st == NULL)
+        return 0;
+    struct arena a;
+    arena_init(&a);
+    buf_init(&b, cap);
+    if (xml_set_attr(&a, st, "from", user) == 0 && xml_set_attr(&a, st, "to", contact) == 0) {
+        xml_serialize(&b, st, NS_CLIENT);
+        if (buf_ok(&b) && b.len <= cap) {
+            memcpy(out, b.data, b.len);
+            n = b.len;
+        }
+    }
+    buf_free(&b);
+    arena_free(&a);
+    return n;
+}
+
+static void deliver_request(struct herald *h, const struct ritem *c, const char *user,
+                            const char *to, enum route_mode mode)
+{
+    if (c->request_len == 0) {
+        send_simple(h, user, to, "subscribe", mode);
+        return;
+    }
+    struct chunk *ch = chunk_new(c->request, c->request_len);
+    if (ch) {
+        router_send(h, to, &ch, 1, mode);
+        chunk_unref(ch);
+    }
+}
+
+static int do_subscribe(struct herald *h, struct store_txn *t, const char *user, const char *contact,
+                        struct xnode *st)
 {
     int rc = update_item(h, t, user, contact, set_ask); /* §3.1.2 */
     if (rc != 0)
@@ -208,10 +248,11 @@ static int do_subscribe(struct herald *h, struct store_txn *t, const char *user,
     } else {
         if (!c->pending_in) {
             c->pending_in = true; /* kept until answered, even while offline (§3.1.3) */
+            c->request_len = request_bytes(st, user, contact, c->request, sizeof(c->request));
             rc = roster_save(h, t, contact, c);
         }
         if (rc == 0)
-            send_simple(h, user, contact, "subscribe", ROUTE_PRESENCE);
+            deliver_request(h, c, user, contact, ROUTE_PRESENCE);
     }
 done:
     if (c == NULL)
@@ -268,14 +309,15 @@ static int do_unsubscribed(struct herald *h, struct store_txn *t, const char *us
     return rc;
 }
 
-void presence_subscription(struct herald *h, const char *user, const char *contact, const char *type)
+void presence_subscription(struct herald *h, const char *user, const char *contact, const char *type,
+                           struct xnode *st)
 {
     int rc;
     struct store_txn *t = batch_txn(h->batch, &rc);
     if (t == NULL)
         return;
     if (strcmp(type, "subscribe") == 0)
-        rc = do_subscribe(h, t, user, contact);
+        rc = do_subscribe(h, t, user, contact, st);
     else if (strcmp(type, "subscribed") == 0)
         rc = do_subscribed(h, t, user, contact);
     else if (strcmp(type, "unsubscribe") == 0)
@@ -321,8 +363,17 @@ static void probe_contact(void *ud, const char *contact)
 static int pending_cb(void *ud, const struct store_roster_item *it)
 {
     struct session *s = ud;
-    if (it->pending_in)
+    if (!it->pending_in)
+        return 0;
+    if (it->request_len == 0) {
         send_simple(s->h, it->contact, s->full, "subscribe", ROUTE_FULL); /* §3.1.3 */
+        return 0;
+    }
+    struct chunk *ch = chunk_new(it->request, it->request_len);
+    if (ch) {
+        session_send_chunk(s, ch);
+        chunk_unref(ch);
+    }
     return 0;
 }
 
@@ -365,19 +416,37 @@ static void deliver_offline(struct session *s)
         return;
     rc = store_offline_each(t, s->bare, offline_cb, &l);
     batch_read_done(s->h->batch, t);
+    /* Only what fits in half the write queue goes now; the rest follows as
+     * the client reads (on_drain), so a backlog never trips the slow-reader
+     * bound and nothing is deleted that was not queued. */
+    size_t sent = 0;
+    s->offline_pending = false;
     for (size_t i = 0; i < l.n; i++) {
-        if (rc == 0)
-            session_send(s, l.msgs[i], l.lens[i]);
+        if (rc == 0 && !s->offline_pending) {
+            if (sent > 0 && s->conn->q_bytes + l.lens[i] > s->conn->q_max / 2)
+                s->offline_pending = true;
+            else if (session_send(s, l.msgs[i], l.lens[i]) == 0)
+                sent++;
+            else
+                s->offline_pending = true;
+        }
         free(l.msgs[i]);
     }
     free(l.msgs);
     free(l.lens);
-    if (rc != 0 || l.n == 0)
+    if (rc != 0 || sent == 0)
         return;
-    if ((t = batch_txn(s->h->batch, &rc)) == NULL || (rc = store_offline_clear(t, s->bare)) != 0)
+    if ((t = batch_txn(s->h->batch, &rc)) == NULL || (rc = store_offline_drop(t, s->bare, sent)) != 0)
         batch_abort(s->h->batch, rc);
     else
-        log_info("im", "%s: delivered %zu offline message(s)", s->full, l.n);
+        log_info("im", "%s: delivered %zu offline message(s)%s", s->full, sent,
+                 s->offline_pending ? ", more to follow" : "");
+}
+
+void presence_offline_continue(struct session *s)
+{
+    if (s->available && s->priority >= 0)
+        deliver_offline(s);
 }
 
 static void available(struct session *s, struct xnode *st, struct arena *a)
@@ -503,7 +572,7 @@ void presence_handle(struct session *from, struct xnode *st, struct arena *a, co
     if (type && (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||
                  !strcmp(type, "unsubscribe") || !strcmp(type, "unsubscribed"))) {
         if (strcmp(to_bare, from->bare) != 0)
-            presence_subscription(h, from->bare, to_bare, type);
+            presence_subscription(h, from->bare, to_bare, type, st);
         return;
     }
     if (type && strcmp(type, "probe") == 0) {

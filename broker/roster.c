@@ -39,6 +39,10 @@ int roster_load(struct store_txn *t, const char *owner, const char *contact, str
         memcpy(it->groups, si.groups, si.groups_len);
         it->groups_len = si.groups_len;
     }
+    if (si.request_len <= sizeof(it->request)) {
+        memcpy(it->request, si.request, si.request_len);
+        it->request_len = si.request_len;
+    }
     return 0;
 }
 
@@ -142,8 +146,10 @@ int roster_save(struct herald *h, struct store_txn *t, const char *owner, struct
         rc = store_roster_next_ver(t, owner, &ver);
     if (rc != 0)
         return rc;
+    /* The stored request matters only while it is pending. */
     struct store_roster_item si = {it->contact, it->sub, it->ask, it->pending_in, it->approved,
-                                   !it->in_roster, ver, it->name, it->groups, it->groups_len};
+                                   !it->in_roster, ver, it->name, it->groups, it->groups_len,
+                                   it->request, it->pending_in ? it->request_len : 0};
     if ((rc = store_roster_put(t, owner, &si)) != 0)
         return rc;
     /* §2.1.6: a push for every change that interested resources can see. */
@@ -288,16 +294,20 @@ static void roster_get(struct session *s, struct xnode *iq, struct xnode *q, str
         return;
     }
     s->roster_requested = true;
+    /* A version we handed out (0 is the empty roster's) is known. */
     uint64_t since = 0;
-    if (ver_s && ver_s[0]) {
+    bool known = false;
+    if (ver_s && ver_s[0] >= '0' && ver_s[0] <= '9') {
         char *end;
         unsigned long long v = strtoull(ver_s, &end, 10);
-        if (*end == '\0' && ver_s[0] >= '0' && ver_s[0] <= '9' && v <= cur)
+        if (*end == '\0' && v <= cur) {
             since = v;
+            known = true;
+        }
     }
     struct buf b;
     buf_init(&b, 0);
-    if (since != 0 || (ver_s && since == 0 && cur == 0 && ver_s[0] == '0' && ver_s[1] == '\0')) {
+    if (known) {
         /* §2.6.3: an empty result, then pushes for what changed since. */
         reply_head(&b, s, id, "result");
         buf_puts(&b, "/>");
@@ -373,9 +383,9 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
             return;
         }
         if (it->sub & ROSTER_TO)
-            presence_subscription(s->h, s->bare, contact, "unsubscribe");
+            presence_subscription(s->h, s->bare, contact, "unsubscribe", NULL);
         if (it->sub & ROSTER_FROM)
-            presence_subscription(s->h, s->bare, contact, "unsubscribed");
+            presence_subscription(s->h, s->bare, contact, "unsubscribed", NULL);
         if ((rc = roster_load(t, s->bare, contact, it)) != 0)
             goto fail;
         it->in_roster = false;

@@ -194,8 +194,11 @@ static void to_bare(struct session *from, struct xnode *st, struct arena *a, con
     } else if (is_type(type, "get") || is_type(type, "set")) {
         /* §8.5.2.1.3: the server answers for the account: for one's own
          * account with the server's handlers (the roster among them). */
+        struct xnode *q = xml_first_elem(st);
         if (strcmp(bare, from->bare) == 0)
             iq_dispatch(from, st, a);
+        else if (q && strcmp(q->ns, NS_ROSTER) == 0)
+            router_error(from, st, a, HERALD_EFORBIDDEN, NULL, NULL); /* RFC 6121 §2.1.5 */
         else
             router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
     }

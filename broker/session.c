@@ -20,9 +20,17 @@
 
 static void on_conn_closed(void *ud);
 
+static void on_drain(void *ud)
+{
+    struct session *s = ud;
+    if (s->offline_pending && s->state == ST_BOUND)
+        presence_offline_continue(s);
+}
+
 static const struct conn_handler c2s_handler = {
     .on_data = stream_on_data,
     .on_close = on_conn_closed,
+    .on_drain = on_drain,
 };
 
 static void ip_adjust(struct herald *h, const char *ip, int delta)

@@ -53,6 +53,7 @@ struct session {
     const char *resource;       /* points into full */
     struct session *next_res;   /* same account's other resources */
     bool roster_requested;      /* an "interested resource" (RFC 6121 §2.1.6) */
+    bool offline_pending;       /* stored messages wait for room in the write queue */
     struct chunk *presence;     /* last available presence, from "<presence" on */
     char **directed;            /* JIDs given directed presence (§4.6), to get unavailable */
     unsigned ndirected;

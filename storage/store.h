@@ -173,6 +173,8 @@ struct store_roster_item {
     const char *name;     /* may be "" */
     const char *groups;   /* groups_len bytes: names separated by NUL */
     size_t groups_len;
+    const char *request;  /* the stored inbound subscribe stanza, or empty */
+    size_t request_len;
 };
 
 int store_roster_put(struct store_txn *t, const char *owner, const struct store_roster_item *it);
@@ -192,5 +194,7 @@ int store_offline_push(struct store_txn *t, const char *owner, const char *xml, 
 int store_offline_each(struct store_txn *t, const char *owner,
                        int (*fn)(void *ud, const char *xml, size_t len), void *ud);
 int store_offline_clear(struct store_txn *t, const char *owner);
+/* Deletes the owner's n oldest stored messages. */
+int store_offline_drop(struct store_txn *t, const char *owner, size_t n);
 
 #endif

@@ -1,10 +1,13 @@
 /* store_im.c - rosters and offline messages in LMDB.
  *
  * Keys:
- *   roster   owner 0x00 contact       -> v1 sub flags ver(8) namelen(2) name groups
+ *   roster   owner 0x00 contact       -> v1 sub flags ver(8) namelen(2) name
+ *                                       groupslen(2) groups request
  *   offline  owner 0x00 seq(8)        -> serialized message
  *   meta     "rv" 0x00 owner          -> roster version counter (u64)
  * Owner and contact are prepared bare JIDs. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,9 +36,9 @@ int store_roster_put(struct store_txn *t, const char *owner, const struct store_
     uint8_t k[KEY_MAX + 1];
     size_t kl = key2(k, owner, it->contact, strlen(it->contact));
     size_t nl = strlen(it->name ? it->name : "");
-    if (kl == 0 || nl > 0xffff)
+    if (kl == 0 || nl > 0xffff || it->groups_len > 0xffff)
         return HERALD_ETOOBIG;
-    size_t len = 1 + 1 + 1 + 8 + 2 + nl + it->groups_len;
+    size_t len = 1 + 1 + 1 + 8 + 2 + nl + 2 + it->groups_len + it->request_len;
     uint8_t *rec = malloc(len), *p = rec;
     if (rec == NULL)
         return HERALD_ENOMEM;
@@ -50,8 +53,13 @@ int store_roster_put(struct store_txn *t, const char *owner, const struct store_
     if (nl)
         memcpy(p, it->name, nl);
     p += nl;
+    *p++ = (uint8_t)(it->groups_len >> 8);
+    *p++ = (uint8_t)it->groups_len;
     if (it->groups_len)
         memcpy(p, it->groups, it->groups_len);
+    p += it->groups_len;
+    if (it->request_len)
+        memcpy(p, it->request, it->request_len);
     MDB_val key = {kl, k}, val = {len, rec};
     int rc = store_map_err(mdb_put(t->txn, t->s->roster, &key, &val, 0));
     free(rec);
@@ -75,11 +83,15 @@ static int decode(const MDB_val *k, size_t owner_len, const MDB_val *v, struct s
     out->removed = p[2] & F_REMOVED;
     out->ver = get_be64(p + 3);
     size_t nl = (size_t)p[11] << 8 | p[12];
-    if (v->mv_size < 13 + nl)
+    if (v->mv_size < 13 + nl + 2)
         return HERALD_ESCHEMA;
-    out->name = (const char *)p + 13; /* not NUL-terminated: copied below */
-    out->groups = (const char *)p + 13 + nl;
-    out->groups_len = v->mv_size - 13 - nl;
+    size_t gl = (size_t)p[13 + nl] << 8 | p[14 + nl];
+    if (v->mv_size < 15 + nl + gl)
+        return HERALD_ESCHEMA;
+    out->groups = (const char *)p + 15 + nl;
+    out->groups_len = gl;
+    out->request = (const char *)p + 15 + nl + gl;
+    out->request_len = v->mv_size - 15 - nl - gl;
     /* The name is handed out NUL-terminated after the contact in the
      * caller's buffer. */
     if (cl + 1 + nl + 1 > cap)
@@ -249,6 +261,11 @@ int store_offline_each(struct store_txn *t, const char *owner,
 
 int store_offline_clear(struct store_txn *t, const char *owner)
 {
+    return store_offline_drop(t, owner, SIZE_MAX);
+}
+
+int store_offline_drop(struct store_txn *t, const char *owner, size_t n)
+{
     uint8_t pre[KEY_MAX + 1];
     size_t pl = key2(pre, owner, "", 0);
     if (pl == 0)
@@ -257,7 +274,7 @@ int store_offline_clear(struct store_txn *t, const char *owner)
     int rc = mdb_cursor_open(t->txn, t->s->offline, &c);
     if (rc != 0)
         return store_map_err(rc);
-    for (;;) {
+    for (size_t done = 0; done < n; done++) {
         MDB_val k = {pl, pre}, v;
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
         if (rc != 0 || k.mv_size != pl + 8 || memcmp(k.mv_data, pre, pl) != 0)
@@ -267,4 +284,88 @@ int store_offline_clear(struct store_txn *t, const char *owner)
     }
     mdb_cursor_close(c);
     return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+}
+
+/* Deletes every key of dbi that starts with prefix. */
+static int del_prefix(struct store_txn *t, MDB_dbi dbi, const uint8_t *pre, size_t pl)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, dbi, &c);
+    if (rc != 0)
+        return store_map_err(rc);
+    for (;;) {
+        MDB_val k = {pl, (void *)pre}, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc != 0 || k.mv_size < pl || memcmp(k.mv_data, pre, pl) != 0)
+            break;
+        if ((rc = mdb_cursor_del(c, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+}
+
+int store_im_forget_account(struct store_txn *t, const char *bare)
+{
+    uint8_t pre[KEY_MAX + 1];
+    size_t pl = key2(pre, bare, "", 0);
+    if (pl == 0)
+        return 0; /* too long to appear in any roster or offline key */
+    int rc = del_prefix(t, t->s->roster, pre, pl);
+    if (rc == 0)
+        rc = del_prefix(t, t->s->offline, pre, pl);
+    uint8_t vk[KEY_MAX + 1];
+    size_t vl = ver_key(vk, bare);
+    if (rc == 0 && vl) {
+        MDB_val k = {vl, vk};
+        rc = mdb_del(t->txn, t->s->meta, &k, NULL);
+        rc = (rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+    }
+    if (rc != 0)
+        return rc;
+    /* Other rosters: items for this account lose every subscription state.
+     * A full scan, collected first (the writes would move the cursor). */
+    size_t bl = strlen(bare);
+    char **owners = NULL;
+    size_t n = 0, cap = 0;
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(t->txn, t->s->roster, &c)) != 0)
+        return store_map_err(rc);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const char *key = k.mv_data;
+        if (k.mv_size <= bl + 1 || key[k.mv_size - bl - 1] != 0 ||
+            memcmp(key + k.mv_size - bl, bare, bl) != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **o = realloc(owners, cap * sizeof(*o));
+            if (o == NULL) {
+                rc = ENOMEM;
+                break;
+            }
+            owners = o;
+        }
+        if ((owners[n] = strndup(key, k.mv_size - bl - 1)) == NULL) {
+            rc = ENOMEM;
+            break;
+        }
+        n++;
+    }
+    mdb_cursor_close(c);
+    rc = (rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+    for (size_t i = 0; i < n; i++) {
+        struct store_roster_item it;
+        uint64_t ver;
+        if (rc == 0 && (rc = store_roster_get(t, owners[i], bare, &it)) == 0 &&
+            (rc = store_roster_next_ver(t, owners[i], &ver)) == 0) {
+            it.sub = ROSTER_NONE;
+            it.ask = it.pending_in = it.approved = false;
+            it.ver = ver;
+            rc = store_roster_put(t, owners[i], &it);
+        }
+        free(owners[i]);
+    }
+    free(owners);
+    return rc;
 }

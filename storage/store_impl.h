@@ -18,6 +18,11 @@ struct store_txn {
     bool write;
 };
 
+/* store_im.c: deletes an account's roster, roster version and offline
+ * messages, and turns every other roster's item for it into subscription
+ * none (RFC 6121 has the server cancel subscriptions of a deleted account). */
+int store_im_forget_account(struct store_txn *t, const char *bare);
+
 /* Maps an LMDB or errno code to a HERALD_E* code. */
 int store_map_err(int rc);
 

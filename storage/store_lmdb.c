@@ -259,6 +259,13 @@ int store_user_del(struct store *s, const char *bare_jid)
         mdb_txn_abort(txn);
         return map_err(rc);
     }
+    /* The account's roster, offline messages and subscriptions go with it,
+     * in the same transaction: a new account of that name starts clean. */
+    struct store_txn t = {s, txn, true};
+    if ((rc = store_im_forget_account(&t, bare_jid)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
     return map_err(mdb_txn_commit(txn));
 }
 
