@@ -172,9 +172,10 @@ static int subscribed_at_user(struct herald *h, struct store_txn *t, const char 
     return rc;
 }
 
-/* The user side of an "unsubscribed" from contact (§3.2.3). */
+/* The user side of an "unsubscribed" from contact (§3.2.3). The contact's
+ * resources say unavailable only if the user could see them (§3.2.2). */
 static int unsubscribed_at_user(struct herald *h, struct store_txn *t, const char *user,
-                                const char *contact)
+                                const char *contact, bool was_visible)
 {
     struct ritem *it = malloc(sizeof(*it));
     int rc = it ? roster_load(t, user, contact, it) : HERALD_ENOMEM;
@@ -182,7 +183,8 @@ static int unsubscribed_at_user(struct herald *h, struct store_txn *t, const cha
         rc = roster_save(h, t, user, it);
         if (rc == 0) {
             send_simple(h, contact, user, "unsubscribed", ROUTE_PRESENCE);
-            send_account_unavailable(h, contact, user);
+            if (was_visible)
+                send_account_unavailable(h, contact, user);
         }
     }
     free(it);
@@ -234,7 +236,7 @@ static int do_subscribe(struct herald *h, struct store_txn *t, const char *user,
     if (rc != 0)
         return rc;
     if (!is_local_account(h, contact)) /* §3.1.3: no such contact */
-        return unsubscribed_at_user(h, t, user, contact);
+        return unsubscribed_at_user(h, t, user, contact, false);
     struct ritem *c = malloc(sizeof(*c));
     if (c == NULL || (rc = roster_load(t, contact, user, c)) != 0)
         goto done;
@@ -303,9 +305,14 @@ static int do_unsubscribe(struct herald *h, struct store_txn *t, const char *use
 
 static int do_unsubscribed(struct herald *h, struct store_txn *t, const char *user, const char *contact)
 {
-    int rc = update_item(h, t, user, contact, lose_from); /* §3.2.2 */
+    struct ritem *u = malloc(sizeof(*u));
+    int rc = u ? roster_load(t, user, contact, u) : HERALD_ENOMEM;
+    bool was_visible = rc == 0 && (u->sub & ROSTER_FROM);
+    if (rc == 0 && lose_from(u)) /* §3.2.2 */
+        rc = roster_save(h, t, user, u);
+    free(u);
     if (rc == 0 && is_local_account(h, contact))
-        rc = unsubscribed_at_user(h, t, contact, user);
+        rc = unsubscribed_at_user(h, t, contact, user, was_visible);
     return rc;
 }
 
