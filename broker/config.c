@@ -35,6 +35,7 @@ void config_defaults(struct config *c)
     c->max_depth = 32;
     c->max_connections = 20000;
     c->max_connections_per_ip = 100;
+    c->max_resources = 100;
     c->max_outq_bytes = 1024 * 1024;
     c->idle_timeout = 600;
     c->keepalive_interval = 60;
@@ -87,6 +88,7 @@ static const struct option options[] = {
     OPT("c2s", "max_depth", K_UINT, max_depth, 4, 1000),
     OPT("c2s", "max_connections", K_UINT, max_connections, 1, 10000000),
     OPT("c2s", "max_connections_per_ip", K_UINT, max_connections_per_ip, 0, 10000000),
+    OPT("c2s", "max_resources_per_account", K_UINT, max_resources, 1, 1000000),
     OPT("c2s", "max_outq_bytes", K_SIZE, max_outq_bytes, 16384, 1ull << 32),
     OPT("c2s", "idle_timeout", K_UINT, idle_timeout, 0, 86400 * 7),
     OPT("c2s", "keepalive_interval", K_UINT, keepalive_interval, 0, 86400),

@@ -23,6 +23,7 @@ struct config {
     unsigned max_depth;
     unsigned max_connections;
     unsigned max_connections_per_ip;
+    unsigned max_resources;      /* bound resources per account */
     size_t max_outq_bytes;
     unsigned idle_timeout;       /* seconds without traffic before closing */
     unsigned keepalive_interval; /* seconds idle before a whitespace ping */

@@ -518,7 +518,8 @@ static void unavailable(struct session *s, struct chunk *tail)
 
 void presence_session_gone(struct session *s)
 {
-    if (s->available && s->full) {
+    /* At shutdown every local session goes at once: nobody is left to tell. */
+    if (s->available && s->full && !s->h->shutting_down) {
         /* §4.5.4 (broken connection) and logout: the server says unavailable. */
         struct buf b;
         buf_init(&b, 0);

@@ -2,6 +2,9 @@
  * SASL, starts the listener and runs the loop until a signal, then closes
  * every stream cleanly and LMDB last. */
 #include <openssl/ssl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,11 +52,31 @@ static void on_prepare(uv_prepare_t *p)
         finish(h);
 }
 
+/* A login costs far more memory (SASL, TLS handshake, parser buffers) than
+ * the idle session it leaves behind, and glibc keeps freed heap mapped: after
+ * a burst of logins, give it back so that RSS tracks live sessions. */
+static void trim_heap(struct herald *h)
+{
+#ifdef __GLIBC__
+    /* Once a burst is over (logins happened, none in the last second). */
+    static uint64_t logins_at_trim, logins_seen;
+    uint64_t now = h->stats.auth_ok;
+    if (now != logins_at_trim && now == logins_seen) {
+        logins_at_trim = now;
+        malloc_trim(0);
+    }
+    logins_seen = now;
+#else
+    (void)h;
+#endif
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     struct herald *h = t->data;
     session_sweep(h);
     pubsub_expire(h->pubsub);
+    trim_heap(h);
 }
 
 static void on_shutdown_timeout(uv_timer_t *t)

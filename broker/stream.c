@@ -440,6 +440,16 @@ static void do_bind(struct session *s, struct xnode *iq, struct xnode *bind, str
     memcpy(full + bl + 1, res, rl + 1);
     /* §7.7.2.2: a new session with the same resource replaces the old one. */
     struct session *old = session_find(s->h, s->bare, res);
+    struct account *acct = session_account(s->h, s->bare);
+    unsigned nres = 0;
+    for (struct session *o = acct ? acct->sessions : NULL; o; o = o->next_res)
+        nres++;
+    if (old == NULL && nres >= s->h->cfg->max_resources) {
+        /* §7.6.2.1: presence fan-out between resources is quadratic; bound it. */
+        free(full);
+        iq_bind_error(s, iq, a, "resource-constraint", "wait");
+        return;
+    }
     if (old != NULL)
         session_stream_error(old, "conflict", "replaced by a new session with the same resource");
     s->full = full;
