@@ -219,3 +219,45 @@ def test_slow_reader_disconnected(herald):
         await alice.sync()
         assert alice.stream_errors == []
     run(body, timeout=80)
+
+
+def test_resources_per_account_bounded(herald):
+    """RFC 6120 7.6.2.1 <resource-constraint/>: with [c2s]
+    max_resources_per_account = 2, a third resource of one account cannot
+    bind (the iq error says resource-constraint) while the two bound ones
+    and other accounts keep working; replacing a bound resource (7.7.2.2)
+    is not a new resource and still works."""
+    srv = herald(config={"c2s": {"max_resources_per_account": 2}}, users=USERS)
+    streams = []
+    try:
+        for res in ("one", "two"):
+            s = RawStream(srv.port)
+            streams.append(s)
+            assert s.login("alice", "wonderland", res) == "alice@localhost/" + res
+        third = RawStream(srv.port)
+        streams.append(third)
+        assert third.open() is not None
+        third.features()
+        third.starttls()
+        assert third.open() is not None
+        third.features()
+        assert third.auth_plain("alice", "wonderland").tag == q(
+            "urn:ietf:params:xml:ns:xmpp-sasl", "success")
+        assert third.open() is not None
+        third.features()
+        resp = third.iq("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>three"
+                        "</resource></bind>", itype="set")
+        assert resp is not None and resp.get("type") == "error", resp
+        err = resp.find(q("jabber:client", "error"))
+        assert err is not None and err.find(
+            q("urn:ietf:params:xml:ns:xmpp-stanzas", "resource-constraint")) is not None, resp
+        # Replacing an existing resource is allowed at the limit.
+        again = RawStream(srv.port)
+        streams.append(again)
+        assert again.login("alice", "wonderland", "two") == "alice@localhost/two"
+        other = RawStream(srv.port)
+        streams.append(other)
+        assert other.login("bob", "builder", "b") == "bob@localhost/b"
+    finally:
+        for s in streams:
+            s.close()
