@@ -3,6 +3,7 @@
 #include "batch.h"
 
 #include <stdlib.h>
+#include <uv.h>
 
 #include "errors.h"
 #include "log.h"
@@ -19,7 +20,11 @@ struct hook {
     void *ctx;
 };
 
+const double batch_bucket_bounds[BATCH_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                   0.05,   0.1,   0.25,   0.5,   1.0,  1e300};
+
 struct batch {
+    struct batch_stats stats;
     struct store *store;
     struct store_txn *txn;
     struct after *head, *tail;
@@ -135,12 +140,23 @@ void batch_commit(struct batch *b)
     }
     struct store_txn *t = b->txn;
     b->txn = NULL;
+    uint64_t t0 = uv_hrtime();
     int rc = store_txn_commit(t);
-    if (rc != 0)
+    double secs = (double)(uv_hrtime() - t0) / 1e9;
+    b->stats.commits++;
+    b->stats.seconds_sum += secs;
+    for (int i = 0; i < BATCH_BUCKETS; i++)
+        if (secs <= batch_bucket_bounds[i])
+            b->stats.buckets[i]++;
+    if (rc != 0) {
+        b->stats.failures++;
         rolled_back(b, rc);
-    else
+    } else {
         run_all(b, 0);
+    }
 }
+
+const struct batch_stats *batch_stats(const struct batch *b) { return &b->stats; }
 
 int batch_on_rollback(struct batch *b, void (*fn)(void *ctx), void *ctx)
 {

@@ -17,6 +17,7 @@
 #ifndef HERALD_BATCH_H
 #define HERALD_BATCH_H
 #include <stdbool.h>
+#include <stdint.h>
 
 struct store;
 struct store_txn;
@@ -45,6 +46,17 @@ int batch_after(struct batch *b, batch_fn *fn, void *ctx);
 void batch_abort(struct batch *b, int rc);
 /* Once per loop turn. */
 void batch_commit(struct batch *b);
+
+/* Commit latency histogram (Prometheus buckets, seconds). */
+#define BATCH_BUCKETS 12
+extern const double batch_bucket_bounds[BATCH_BUCKETS]; /* last is +Inf */
+struct batch_stats {
+    uint64_t commits;
+    uint64_t failures;
+    double seconds_sum;
+    uint64_t buckets[BATCH_BUCKETS]; /* cumulative counts */
+};
+const struct batch_stats *batch_stats(const struct batch *b);
 
 /* A hook run after every rollback (to reload in-memory state). */
 int batch_on_rollback(struct batch *b, void (*fn)(void *ctx), void *ctx);

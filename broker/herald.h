@@ -27,6 +27,9 @@ struct herald_stats {
     uint64_t auth_ok;
     uint64_t auth_failed;
     uint64_t slow_reader_closes;
+    uint64_t publishes;          /* pubsub items committed */
+    uint64_t notifications;      /* pubsub event messages queued */
+    uint64_t http_requests[6];   /* by status class: [2] = 2xx ... [5] = 5xx */
 };
 
 struct herald {
@@ -39,6 +42,8 @@ struct herald {
 
     uv_tcp_t c2s_listener;
     bool listening;
+    uv_tcp_t http_listener;
+    bool http_listening;
     uv_signal_t sig_term, sig_int;
     uv_prepare_t flush_prepare;  /* flushes write queues once per loop turn */
     uv_timer_t sweep_timer;      /* idle/login timeouts and keepalives */

@@ -6,6 +6,7 @@
 #include "herald.h"
 #include "log.h"
 #include "session.h"
+#include "http.h"
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -19,34 +20,58 @@ static void on_connection(uv_stream_t *server, int status)
         session_accept(h, c);
 }
 
-int listener_start(struct herald *h)
+static void on_http_connection(uv_stream_t *server, int status)
 {
-    const struct config *cfg = h->cfg;
+    struct herald *h = server->data;
+    if (status < 0) {
+        log_warn("http", "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    struct conn *c = conn_accept(h, server);
+    if (c != NULL)
+        http_accept(h, c);
+}
+
+static int listen_on(struct herald *h, uv_tcp_t *tcp, bool *flag, const char *area,
+                     const char *bind, int port, uv_connection_cb cb)
+{
     struct sockaddr_storage addr;
-    int rc = uv_ip4_addr(cfg->c2s_bind, cfg->c2s_port, (struct sockaddr_in *)&addr);
+    int rc = uv_ip4_addr(bind, port, (struct sockaddr_in *)&addr);
     if (rc != 0)
-        rc = uv_ip6_addr(cfg->c2s_bind, cfg->c2s_port, (struct sockaddr_in6 *)&addr);
+        rc = uv_ip6_addr(bind, port, (struct sockaddr_in6 *)&addr);
     if (rc != 0) {
-        log_error("c2s", "bad listen address %s", cfg->c2s_bind);
+        log_error(area, "bad listen address %s", bind);
         return HERALD_EINVAL;
     }
-    if ((rc = uv_tcp_init(h->loop, &h->c2s_listener)) != 0)
+    if ((rc = uv_tcp_init(h->loop, tcp)) != 0)
         goto fail;
-    h->c2s_listener.data = h;
-    h->listening = true;
-    if ((rc = uv_tcp_bind(&h->c2s_listener, (struct sockaddr *)&addr, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&h->c2s_listener, 511, on_connection)) != 0)
+    tcp->data = h;
+    *flag = true;
+    if ((rc = uv_tcp_bind(tcp, (struct sockaddr *)&addr, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)tcp, 511, cb)) != 0)
         goto fail;
     return 0;
 fail:
-    log_error("c2s", "cannot listen on %s port %d: %s", cfg->c2s_bind, cfg->c2s_port,
-              uv_strerror(rc));
+    log_error(area, "cannot listen on %s port %d: %s", bind, port, uv_strerror(rc));
     return HERALD_EIO;
+}
+
+int listener_start(struct herald *h)
+{
+    const struct config *cfg = h->cfg;
+    int rc = listen_on(h, &h->c2s_listener, &h->listening, "c2s", cfg->c2s_bind, cfg->c2s_port,
+                       on_connection);
+    if (rc == 0 && cfg->http_port != 0)
+        rc = listen_on(h, &h->http_listener, &h->http_listening, "http", cfg->http_bind,
+                       cfg->http_port, on_http_connection);
+    return rc;
 }
 
 void listener_stop(struct herald *h)
 {
     if (h->listening && !uv_is_closing((uv_handle_t *)&h->c2s_listener))
         uv_close((uv_handle_t *)&h->c2s_listener, NULL);
-    h->listening = false;
+    if (h->http_listening && !uv_is_closing((uv_handle_t *)&h->http_listener))
+        uv_close((uv_handle_t *)&h->http_listener, NULL);
+    h->listening = h->http_listening = false;
 }

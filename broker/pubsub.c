@@ -430,7 +430,8 @@ static void send_envelope(struct ps_service *ps, const char *to, uint8_t notif_t
     if (env == NULL)
         return;
     struct chunk *parts[2] = {env, body};
-    router_send(ps->h, to, parts, 2, ROUTE_MESSAGE);
+    if (router_send(ps->h, to, parts, 2, ROUTE_MESSAGE) > 0)
+        ps->h->stats.notifications++;
     chunk_unref(env);
 }
 
@@ -1005,6 +1006,7 @@ int pubsub_publish(struct ps_service *ps, const char *who, const struct ps_publi
     }
     n->next_seq = sn.next_seq;
     n->item_count = sn.item_count;
+    ps->h->stats.publishes++;
     if (n->cfg.deliver_notifications) {
         struct chunk *body = item_event(n->name, id, strlen(id), publisher, payload.data,
                                         n->cfg.deliver_payloads ? payload.len : 0);

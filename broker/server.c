@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "herald.h"
+#include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "pubsub.h"
@@ -75,6 +76,7 @@ static void on_sweep(uv_timer_t *t)
 {
     struct herald *h = t->data;
     session_sweep(h);
+    http_sweep(h);
     pubsub_expire(h->pubsub);
     trim_heap(h);
 }
@@ -190,8 +192,9 @@ int herald_serve(struct config *cfg)
         if (cfg->allow_plaintext)
             log_warn("herald", "c2s.allow_plaintext is on: passwords may cross the network "
                      "in clear (PLAIN without TLS). Use it for loopback tests only.");
-        log_info("herald", "the HTTP/REST bridge (http.port %d) is not part of this version",
-                 cfg->http_port);
+        if (cfg->http_port)
+            log_info("http", "HTTP on %s:%d: /healthz and /metrics (the REST API is not built yet)",
+                     cfg->http_bind, cfg->http_port);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     if (h->nconns != 0 || !h->shutting_down) {

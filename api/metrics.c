@@ -1,0 +1,67 @@
+/* metrics.c - /metrics in the Prometheus text format (version 0.0.4):
+ * connections, sessions, stanzas, logins, pubsub publishes and
+ * notifications, write-queue bytes, HTTP requests by status class, and the
+ * group-commit latency histogram. */
+#include <stdio.h>
+
+#include "batch.h"
+#include "buf.h"
+#include "conn.h"
+#include "herald.h"
+#include "http.h"
+#include "session.h"
+
+static void metric(struct buf *b, const char *name, const char *type, const char *help,
+                   unsigned long long value)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, value);
+}
+
+void metrics_render(struct herald *h, struct buf *b)
+{
+    const struct herald_stats *st = &h->stats;
+    unsigned long long sessions = 0, queued = 0;
+    for (struct account *a = h->accounts; a; a = a->hh.next)
+        for (struct session *s = a->sessions; s; s = s->next_res)
+            sessions++;
+    for (struct conn *c = h->conns; c; c = c->next)
+        queued += c->q_bytes;
+    metric(b, "herald_connections", "gauge", "Open TCP connections (XMPP and HTTP).", h->nconns);
+    metric(b, "herald_sessions", "gauge", "Bound XMPP sessions.", sessions);
+    metric(b, "herald_connections_accepted_total", "counter", "XMPP connections accepted.",
+           st->connections_accepted);
+    metric(b, "herald_connections_refused_total", "counter",
+           "XMPP connections refused by a connection limit.", st->connections_refused);
+    metric(b, "herald_stanzas_in_total", "counter", "Top-level elements received from clients.",
+           st->stanzas_in);
+    metric(b, "herald_stanzas_out_total", "counter", "Stanzas queued to clients.", st->stanzas_out);
+    metric(b, "herald_logins_total", "counter", "Successful SASL authentications.", st->auth_ok);
+    metric(b, "herald_login_failures_total", "counter", "Failed SASL authentications.",
+           st->auth_failed);
+    metric(b, "herald_slow_reader_disconnects_total", "counter",
+           "Sessions closed because their output queue was full.", st->slow_reader_closes);
+    metric(b, "herald_pubsub_publishes_total", "counter", "Pubsub items published.", st->publishes);
+    metric(b, "herald_pubsub_notifications_total", "counter",
+           "Pubsub event messages queued to subscribers.", st->notifications);
+    metric(b, "herald_output_queue_bytes", "gauge", "Bytes queued or in flight to all clients.",
+           queued);
+    buf_puts(b, "# HELP herald_http_requests_total HTTP responses by status class.\n"
+                "# TYPE herald_http_requests_total counter\n");
+    for (int c = 2; c <= 5; c++)
+        buf_printf(b, "herald_http_requests_total{code=\"%dxx\"} %llu\n", c,
+                   (unsigned long long)st->http_requests[c]);
+    const struct batch_stats *bs = batch_stats(h->batch);
+    buf_puts(b, "# HELP herald_commit_seconds LMDB group-commit latency (fsync included).\n"
+                "# TYPE herald_commit_seconds histogram\n");
+    for (int i = 0; i < BATCH_BUCKETS; i++) {
+        if (i == BATCH_BUCKETS - 1)
+            buf_puts(b, "herald_commit_seconds_bucket{le=\"+Inf\"}");
+        else
+            buf_printf(b, "herald_commit_seconds_bucket{le=\"%g\"}", batch_bucket_bounds[i]);
+        buf_printf(b, " %llu\n", (unsigned long long)bs->buckets[i]);
+    }
+    buf_printf(b, "herald_commit_seconds_sum %.9f\nherald_commit_seconds_count %llu\n",
+               bs->seconds_sum, (unsigned long long)bs->commits);
+    metric(b, "herald_commit_failures_total", "counter", "Group commits that failed and rolled back.",
+           bs->failures);
+}
