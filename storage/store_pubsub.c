@@ -533,41 +533,57 @@ int store_sub_del(struct store_txn *t, uint64_t node_id, const char *jid, const 
     return kl ? del(t, t->s->subs, k, kl) : HERALD_ENOTFOUND;
 }
 
-int store_subs_each(struct store_txn *t, uint64_t node_id,
-                    int (*fn)(void *ud, const struct store_sub *sub), void *ud)
+/* Calls row for every record of dbi whose key starts with the node id;
+ * a nonzero return from row stops the walk and is returned. */
+static int each_in_node(struct store_txn *t, MDB_dbi dbi, uint64_t node_id,
+                        int (*row)(void *ud, const MDB_val *k, const MDB_val *v), void *ud)
 {
     MDB_cursor *c;
     uint8_t pre[8];
     put_be64(pre, node_id);
-    int rc = mdb_cursor_open(t->txn, t->s->subs, &c);
+    int rc = mdb_cursor_open(t->txn, dbi, &c);
     if (rc != 0)
         return store_map_err(rc);
     MDB_val k = {8, pre}, v;
     int ret = 0;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && ret == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < 10 || memcmp(k.mv_data, pre, 8) != 0)
+        if (k.mv_size < 9 || memcmp(k.mv_data, pre, 8) != 0)
             break;
-        const uint8_t *rec = v.mv_data;
-        if (v.mv_size < 2 || rec[0] != REC_V1) {
-            ret = HERALD_ESCHEMA;
-            break;
-        }
-        char key[KEY_MAX + 1];
-        memcpy(key, (const char *)k.mv_data + 8, k.mv_size - 8);
-        key[k.mv_size - 8] = '\0';
-        size_t jl = strlen(key);
-        if (jl >= k.mv_size - 8) {
-            ret = HERALD_ESCHEMA;
-            break;
-        }
-        struct store_sub sub = {key, key + jl + 1, rec[1], rec + 2, v.mv_size - 2};
-        ret = fn(ud, &sub);
+        ret = row(ud, &k, &v);
     }
     mdb_cursor_close(c);
     if (ret)
         return ret;
     return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+}
+
+struct subs_walk {
+    int (*fn)(void *ud, const struct store_sub *sub);
+    void *ud;
+};
+
+static int sub_row(void *ud, const MDB_val *k, const MDB_val *v)
+{
+    struct subs_walk *w = ud;
+    const uint8_t *rec = v->mv_data;
+    if (k->mv_size < 10 || v->mv_size < 2 || rec[0] != REC_V1)
+        return HERALD_ESCHEMA;
+    char key[KEY_MAX + 1];
+    memcpy(key, (const char *)k->mv_data + 8, k->mv_size - 8);
+    key[k->mv_size - 8] = '\0';
+    size_t jl = strlen(key);
+    if (jl >= k->mv_size - 8)
+        return HERALD_ESCHEMA;
+    struct store_sub sub = {key, key + jl + 1, rec[1], rec + 2, v->mv_size - 2};
+    return w->fn(w->ud, &sub);
+}
+
+int store_subs_each(struct store_txn *t, uint64_t node_id,
+                    int (*fn)(void *ud, const struct store_sub *sub), void *ud)
+{
+    struct subs_walk w = {fn, ud};
+    return each_in_node(t, t->s->subs, node_id, sub_row, &w);
 }
 
 /* ---- affiliations ---- */
@@ -585,28 +601,23 @@ int store_aff_put(struct store_txn *t, uint64_t node_id, const char *jid, uint8_
     return put(t, t->s->affs, k, kl, &aff, 1);
 }
 
+struct affs_walk {
+    int (*fn)(void *ud, const char *jid, uint8_t aff);
+    void *ud;
+};
+
+static int aff_row(void *ud, const MDB_val *k, const MDB_val *v)
+{
+    struct affs_walk *w = ud;
+    char jid[KEY_MAX + 1];
+    memcpy(jid, (const char *)k->mv_data + 8, k->mv_size - 8);
+    jid[k->mv_size - 8] = '\0';
+    return w->fn(w->ud, jid, v->mv_size ? *(const uint8_t *)v->mv_data : 0);
+}
+
 int store_affs_each(struct store_txn *t, uint64_t node_id,
                     int (*fn)(void *ud, const char *jid, uint8_t aff), void *ud)
 {
-    MDB_cursor *c;
-    uint8_t pre[8];
-    put_be64(pre, node_id);
-    int rc = mdb_cursor_open(t->txn, t->s->affs, &c);
-    if (rc != 0)
-        return store_map_err(rc);
-    MDB_val k = {8, pre}, v;
-    int ret = 0;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && ret == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < 9 || memcmp(k.mv_data, pre, 8) != 0)
-            break;
-        char jid[KEY_MAX + 1];
-        memcpy(jid, (const char *)k.mv_data + 8, k.mv_size - 8);
-        jid[k.mv_size - 8] = '\0';
-        ret = fn(ud, jid, v.mv_size ? *(const uint8_t *)v.mv_data : 0);
-    }
-    mdb_cursor_close(c);
-    if (ret)
-        return ret;
-    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+    struct affs_walk w = {fn, ud};
+    return each_in_node(t, t->s->affs, node_id, aff_row, &w);
 }

@@ -17,6 +17,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 /* Every helper is static in each test file; not all files use all of them. */
 #define TEST_UNUSED_ __attribute__((unused))
@@ -71,6 +74,39 @@ static TEST_UNUSED_ void test_check_(bool ok, const char *file, int line, const 
         test_fail_at_(file, line);
         fprintf(stderr, "%s\n", expr);
     }
+}
+
+/* A fresh directory under $TMPDIR (or /tmp) named prefix-XXXXXX, malloc'd;
+ * NULL (and a failed check) if it cannot be made. */
+static TEST_UNUSED_ char *test_make_dir(const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof(tmpl), "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+    char *d = mkdtemp(tmpl);
+    test_check_(d != NULL, __FILE__, __LINE__, "mkdtemp");
+    return d ? strdup(d) : NULL;
+}
+
+/* Removes a flat directory made by test_make_dir and frees its name. */
+static TEST_UNUSED_ void test_remove_dir(char *dir)
+{
+    if (dir == NULL)
+        return;
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            char path[8192];
+            snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+    free(dir);
 }
 
 static TEST_UNUSED_ void test_check_int_(long long a, long long b, const char *file, int line,

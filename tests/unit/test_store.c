@@ -17,35 +17,9 @@
 #include "store.h"
 #include "test.h"
 
-static char *make_dir(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    char tmpl[4096];
-    snprintf(tmpl, sizeof(tmpl), "%s/herald-test-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    char *d = mkdtemp(tmpl);
-    CHECK(d != NULL);
-    return d ? strdup(d) : NULL;
-}
+static char *make_dir(void) { return test_make_dir("herald-test-store"); }
 
-static void remove_dir(char *dir)
-{
-    if (dir == NULL)
-        return;
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            char path[8192];
-            snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-    free(dir);
-}
+static void remove_dir(char *dir) { test_remove_dir(dir); }
 
 static void fill_user(struct store_user *u, unsigned seed)
 {
