@@ -1,6 +1,7 @@
 /* http.c - HTTP/1.1 on conn.c with libhttp-parser: bounded requests,
- * keep-alive, pipelining (answers in request order), problem+json errors
- * (RFC 9457), and the routing table of the operations endpoints. */
+ * keep-alive, pipelining answered in order (a request whose answer waits
+ * for a commit pauses the parser), event streams, problem+json errors
+ * (RFC 9457), and the operations endpoints. /v1 goes to rest.c. */
 #include "http.h"
 
 #include <http_parser.h>
@@ -11,101 +12,279 @@
 
 #include "buf.h"
 #include "conn.h"
+#include "errors.h"
 #include "herald.h"
 #include "log.h"
 
 #define HEADER_TIMEOUT_MS 10000 /* a request must arrive in full this fast */
 #define IDLE_TIMEOUT_MS 60000   /* keep-alive connections with nothing to do */
+#define STREAM_KEEPALIVE_MS 15000
+#define HEADER_NAME_MAX 32
+
+enum { H_AUTH, H_CTYPE, H_LAST_EVENT_ID, H_COUNT_ };
+static const char *const header_names[H_COUNT_] = {"authorization", "content-type",
+                                                   "last-event-id"};
 
 struct http_conn {
     struct herald *h;
-    struct conn *conn;
+    struct conn *conn;          /* NULL once closed */
+    unsigned refs;              /* the connection's own + deferred answers' */
     http_parser parser;
-    struct buf url;
+    struct buf url, body, stash;
+    struct buf headers[H_COUNT_];
+    char header_name[HEADER_NAME_MAX + 1];
+    size_t header_name_len;
+    int header_cur;             /* H_* being read, or -1 */
+    bool header_value_seen;
     size_t header_bytes;
-    size_t body_bytes;
     bool in_request;
+    bool keep_alive;            /* of the request being answered */
+    bool in_dispatch;
+    bool answered;              /* the current request has its answer */
+    bool paused;                /* waiting for a deferred answer */
     bool closing;
     uint64_t request_started_ms;
+    /* event stream mode */
+    const struct http_stream_ops *stream_ops;
+    void *stream_ud;
+    uint64_t last_stream_send_ms;
 };
 
-static void send_response(struct http_conn *hc, int status, const char *reason, const char *type,
-                          const char *body, size_t len, bool keep_alive)
+static void feed(struct http_conn *hc, const char *data, size_t len);
+
+struct herald *http_herald(const struct http_conn *hc) { return hc->h; }
+bool http_alive(const struct http_conn *hc) { return hc->conn != NULL && !hc->closing; }
+void http_ref(struct http_conn *hc) { hc->refs++; }
+
+void http_unref(struct http_conn *hc)
 {
+    if (--hc->refs > 0)
+        return;
+    buf_free(&hc->url);
+    buf_free(&hc->body);
+    buf_free(&hc->stash);
+    for (int i = 0; i < H_COUNT_; i++)
+        buf_free(&hc->headers[i]);
+    free(hc);
+}
+
+static void close_conn(struct http_conn *hc)
+{
+    hc->closing = true;
+    if (hc->conn)
+        conn_close(hc->conn, true);
+}
+
+/* The parser was paused for a deferred answer: go on with what the client
+ * pipelined meanwhile. */
+static void resume(struct http_conn *hc)
+{
+    hc->paused = false;
+    http_parser_pause(&hc->parser, 0);
+    struct buf rest = hc->stash;
+    buf_init(&hc->stash, 0);
+    if (rest.len)
+        feed(hc, rest.data, rest.len);
+    buf_free(&rest);
+    if (!hc->paused && hc->conn && !hc->closing)
+        conn_hold_input(hc->conn, false);
+}
+
+void http_respond(struct http_conn *hc, int status, const char *type, const char *headers,
+                  const char *body, size_t len)
+{
+    if (!http_alive(hc) || hc->answered)
+        return;
+    hc->answered = true;
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                   "Cache-Control: no-store\r\n%s\r\n",
-               status, reason, type, len, keep_alive ? "" : "Connection: close\r\n");
+    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_str((enum http_status)status));
+    if (len || type)
+        buf_printf(&b, "Content-Type: %s\r\n", type ? type : "application/octet-stream");
+    if (status != 204 && status != 304)
+        buf_printf(&b, "Content-Length: %zu\r\n", len);
+    buf_printf(&b, "Cache-Control: no-store\r\n%s%s\r\n", headers ? headers : "",
+               hc->keep_alive ? "" : "Connection: close\r\n");
     if (hc->parser.method != HTTP_HEAD)
         buf_append(&b, body, len);
     if (buf_ok(&b))
         conn_send(hc->conn, b.data, b.len, CONN_SEND_FORCE);
     buf_free(&b);
-    if (status >= 200 && status < 600)
+    if (status >= 100 && status < 600)
         hc->h->stats.http_requests[status / 100]++;
-    if (!keep_alive) {
-        hc->closing = true;
-        conn_close(hc->conn, true);
+    if (!hc->keep_alive)
+        close_conn(hc);
+    else if (hc->paused && !hc->in_dispatch)
+        resume(hc);
+}
+
+static void json_escape(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            buf_printf(b, "\\u%04x", c);
+        else
+            buf_append(b, s, 1);
     }
 }
 
-/* RFC 9457 problem details. */
-static void send_problem(struct http_conn *hc, int status, const char *title, const char *detail,
-                         bool keep_alive)
+void http_problem(struct http_conn *hc, int status, const char *condition, const char *app,
+                  const char *detail)
 {
+    const char *title = http_status_str((enum http_status)status);
     struct buf b;
     buf_init(&b, 0);
-    /* title and detail are fixed ASCII strings from this file: no escaping needed. */
-    buf_printf(&b, "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"detail\":\"%s\"}\n",
-               title, status, detail);
+    buf_puts(&b, "{\"type\":\"");
+    if (condition) {
+        buf_puts(&b, "urn:herald:problem:");
+        json_escape(&b, app ? app : condition);
+    } else {
+        buf_puts(&b, "about:blank");
+    }
+    buf_puts(&b, "\",\"title\":\"");
+    json_escape(&b, title);
+    buf_printf(&b, "\",\"status\":%d,\"detail\":\"", status);
+    json_escape(&b, detail ? detail : title);
+    buf_puts(&b, "\"");
+    if (condition) {
+        buf_puts(&b, ",\"condition\":\"");
+        json_escape(&b, condition);
+        buf_puts(&b, "\"");
+    }
+    if (app) {
+        buf_puts(&b, ",\"pubsub-condition\":\"");
+        json_escape(&b, app);
+        buf_puts(&b, "\"");
+    }
+    buf_puts(&b, "}\n");
+    const char *extra = status == 401 ? "WWW-Authenticate: Bearer realm=\"herald\"\r\n" : NULL;
     if (buf_ok(&b))
-        send_response(hc, status, title, "application/problem+json", b.data, b.len, keep_alive);
+        http_respond(hc, status, "application/problem+json", extra, b.data, b.len);
+    else
+        http_respond(hc, 500, "text/plain", NULL, "out of memory\n", 14);
     buf_free(&b);
 }
 
-/* The routing table: method, exact path, handler. */
-typedef void route_fn(struct http_conn *hc, bool keep_alive);
-
-static void get_healthz(struct http_conn *hc, bool keep_alive)
+/* An error found by the transport: answer and close (the stream of requests
+ * cannot be trusted after it). */
+static void fail(struct http_conn *hc, int status, const char *detail)
 {
-    send_response(hc, 200, "OK", "text/plain; charset=utf-8", "ok\n", 3, keep_alive);
+    hc->keep_alive = false;
+    hc->answered = false;
+    http_problem(hc, status, NULL, NULL, detail);
+    close_conn(hc);
 }
 
-static void get_metrics(struct http_conn *hc, bool keep_alive)
+/* ---- event streams ---- */
+
+int http_stream_start(struct http_conn *hc, const struct http_stream_ops *ops, void *ud)
+{
+    if (!http_alive(hc))
+        return HERALD_EUNAVAIL;
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n"
+                               "Connection: close\r\n\r\n";
+    int rc = conn_send(hc->conn, head, sizeof(head) - 1, CONN_SEND_FORCE);
+    if (rc != 0)
+        return rc;
+    hc->answered = true;
+    hc->keep_alive = false;
+    hc->stream_ops = ops;
+    hc->stream_ud = ud;
+    hc->last_stream_send_ms = uv_now(hc->h->loop);
+    hc->h->stats.http_requests[2]++;
+    return 0;
+}
+
+int http_stream_send(struct http_conn *hc, const char *data, size_t len)
+{
+    if (!http_alive(hc))
+        return HERALD_EUNAVAIL;
+    hc->last_stream_send_ms = uv_now(hc->h->loop);
+    return conn_send(hc->conn, data, len, 0);
+}
+
+size_t http_stream_backlog(const struct http_conn *hc) { return hc->conn ? hc->conn->q_bytes : 0; }
+size_t http_stream_limit(const struct http_conn *hc) { return hc->conn ? hc->conn->q_max : 0; }
+void http_stream_close(struct http_conn *hc) { close_conn(hc); }
+
+/* ---- the operations endpoints ---- */
+
+static void get_healthz(struct http_conn *hc)
+{
+    http_respond(hc, 200, "text/plain; charset=utf-8", NULL, "ok\n", 3);
+}
+
+static void get_metrics(struct http_conn *hc)
 {
     struct buf b;
     buf_init(&b, 0);
     metrics_render(hc->h, &b);
     if (buf_ok(&b))
-        send_response(hc, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.data, b.len,
-                      keep_alive);
+        http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len);
     else
-        send_problem(hc, 500, "Internal Server Error", "metrics could not be rendered", keep_alive);
+        http_problem(hc, 500, NULL, NULL, "metrics could not be rendered");
     buf_free(&b);
 }
 
 static const struct route {
     enum http_method method;
     const char *path;
-    route_fn *fn;
+    void (*fn)(struct http_conn *hc);
 } routes[] = {
     {HTTP_GET, "/healthz", get_healthz},
     {HTTP_GET, "/metrics", get_metrics},
 };
 
+static const char *header(struct http_conn *hc, int i)
+{
+    return hc->headers[i].len ? hc->headers[i].data : NULL;
+}
+
 static void dispatch(struct http_conn *hc)
 {
-    bool keep_alive = http_should_keep_alive(&hc->parser) != 0;
     struct http_parser_url u;
     const char *url = hc->url.data ? hc->url.data : "";
     http_parser_url_init(&u);
     if (http_parser_parse_url(url, hc->url.len, 0, &u) != 0 || !(u.field_set & (1 << UF_PATH))) {
-        send_problem(hc, 400, "Bad Request", "the request target is not a valid URL", keep_alive);
+        http_problem(hc, 400, NULL, NULL, "the request target is not a valid URL");
         return;
     }
     const char *path = url + u.field_data[UF_PATH].off;
     size_t plen = u.field_data[UF_PATH].len;
+    for (int i = 0; i < H_COUNT_; i++)
+        if (!buf_ok(&hc->headers[i]) || buf_nul(&hc->headers[i]) != 0) {
+            http_problem(hc, 500, NULL, NULL, "out of memory");
+            return;
+        }
+    if (!buf_ok(&hc->body) || buf_nul(&hc->body) != 0) {
+        http_problem(hc, 500, NULL, NULL, "out of memory");
+        return;
+    }
+    /* The URL buffer is NUL-terminated by buf_nul; cut the path and query
+     * apart in place (the fragment, if any, is dropped). */
+    char *mut = hc->url.data;
+    struct http_req req = {
+        .method = hc->parser.method,
+        .path = path,
+        .path_len = plen,
+        .authorization = header(hc, H_AUTH),
+        .content_type = header(hc, H_CTYPE),
+        .last_event_id = header(hc, H_LAST_EVENT_ID),
+        .body = hc->body.data ? hc->body.data : "",
+        .body_len = hc->body.len,
+    };
+    if (u.field_set & (1 << UF_QUERY)) {
+        req.query = url + u.field_data[UF_QUERY].off;
+        req.query_len = u.field_data[UF_QUERY].len;
+        mut[u.field_data[UF_QUERY].off + u.field_data[UF_QUERY].len] = '\0';
+    }
+    mut[u.field_data[UF_PATH].off + plen] = '\0';
+    if (rest_dispatch(hc, &req))
+        return;
     bool path_known = false;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strlen(routes[i].path) != plen || memcmp(routes[i].path, path, plen) != 0)
@@ -113,15 +292,14 @@ static void dispatch(struct http_conn *hc)
         path_known = true;
         if (routes[i].method == hc->parser.method ||
             (hc->parser.method == HTTP_HEAD && routes[i].method == HTTP_GET)) {
-            routes[i].fn(hc, keep_alive);
+            routes[i].fn(hc);
             return;
         }
     }
     if (path_known)
-        send_problem(hc, 405, "Method Not Allowed", "this resource does not support that method",
-                     keep_alive);
+        http_problem(hc, 405, NULL, NULL, "this resource does not support that method");
     else
-        send_problem(hc, 404, "Not Found", "no such resource", keep_alive);
+        http_problem(hc, 404, NULL, NULL, "no such resource");
 }
 
 /* ---- http_parser callbacks ---- */
@@ -130,7 +308,13 @@ static int on_message_begin(http_parser *p)
 {
     struct http_conn *hc = p->data;
     buf_reset(&hc->url);
-    hc->header_bytes = hc->body_bytes = 0;
+    buf_reset(&hc->body);
+    for (int i = 0; i < H_COUNT_; i++)
+        buf_reset(&hc->headers[i]);
+    hc->header_bytes = 0;
+    hc->header_cur = -1;
+    hc->header_name_len = 0;
+    hc->header_value_seen = false;
     hc->in_request = true;
     hc->request_started_ms = uv_now(hc->h->loop);
     return 0;
@@ -140,34 +324,71 @@ static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *hc = p->data;
     if (hc->url.len + len > HTTP_MAX_URL) {
-        send_problem(hc, 414, "URI Too Long", "the request target is over 8 KiB", false);
+        fail(hc, 414, "the request target is over 8 KiB");
         return -1;
     }
     buf_append(&hc->url, at, len);
     return 0;
 }
 
-static int on_header_bytes(http_parser *p, const char *at, size_t len)
+static int count_header_bytes(struct http_conn *hc, size_t len)
 {
-    struct http_conn *hc = p->data;
-    (void)at;
     hc->header_bytes += len;
     if (hc->header_bytes > HTTP_MAX_HEADERS) {
-        send_problem(hc, 431, "Request Header Fields Too Large", "the headers are over 16 KiB", false);
+        fail(hc, 431, "the headers are over 16 KiB");
         return -1;
     }
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *hc = p->data;
+    if (count_header_bytes(hc, len) != 0)
+        return -1;
+    if (hc->header_value_seen) { /* a new header begins */
+        hc->header_name_len = 0;
+        hc->header_value_seen = false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = at[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (hc->header_name_len < HEADER_NAME_MAX)
+            hc->header_name[hc->header_name_len] = c;
+        hc->header_name_len++; /* over the max: matches nothing */
+    }
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *hc = p->data;
+    if (count_header_bytes(hc, len) != 0)
+        return -1;
+    if (!hc->header_value_seen) {
+        hc->header_value_seen = true;
+        hc->header_cur = -1;
+        for (int i = 0; i < H_COUNT_; i++)
+            if (hc->header_name_len == strlen(header_names[i]) &&
+                memcmp(hc->header_name, header_names[i], hc->header_name_len) == 0) {
+                hc->header_cur = i;
+                buf_reset(&hc->headers[i]); /* a repeated header: the last one counts */
+            }
+    }
+    if (hc->header_cur >= 0)
+        buf_append(&hc->headers[hc->header_cur], at, len);
     return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *hc = p->data;
-    (void)at;
-    hc->body_bytes += len;
-    if (hc->body_bytes > HTTP_MAX_BODY) {
-        send_problem(hc, 413, "Content Too Large", "the body is over 1 MiB", false);
+    if (hc->body.len + len > HTTP_MAX_BODY) {
+        fail(hc, 413, "the body is over 1 MiB");
         return -1;
     }
+    buf_append(&hc->body, at, len);
     return 0;
 }
 
@@ -175,50 +396,91 @@ static int on_message_complete(http_parser *p)
 {
     struct http_conn *hc = p->data;
     hc->in_request = false;
+    hc->keep_alive = http_should_keep_alive(p) != 0 && !hc->h->shutting_down;
+    hc->answered = false;
     if (!buf_ok(&hc->url)) {
-        send_problem(hc, 500, "Internal Server Error", "out of memory", false);
+        fail(hc, 500, "out of memory");
         return -1;
     }
+    hc->in_dispatch = true;
     dispatch(hc);
-    return hc->closing ? -1 : 0;
+    hc->in_dispatch = false;
+    if (hc->closing || hc->stream_ops)
+        return -1; /* nothing more is read from this connection */
+    if (!hc->answered) {
+        /* The answer waits for a commit: so does the next request. */
+        hc->paused = true;
+        http_parser_pause(p, 1);
+    }
+    return 0;
 }
 
 static const http_parser_settings settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
-    .on_header_field = on_header_bytes,
-    .on_header_value = on_header_bytes,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
 
+static void feed(struct http_conn *hc, const char *data, size_t len)
+{
+    if (hc->paused) {
+        buf_append(&hc->stash, data, len);
+        if (!buf_ok(&hc->stash))
+            fail(hc, 500, "out of memory");
+        return;
+    }
+    size_t n = http_parser_execute(&hc->parser, &settings, data, len);
+    if (hc->closing || hc->stream_ops)
+        return;
+    enum http_errno e = HTTP_PARSER_ERRNO(&hc->parser);
+    if (e == HPE_PAUSED) {
+        buf_append(&hc->stash, data + n, len - n);
+        if (!buf_ok(&hc->stash))
+            fail(hc, 500, "out of memory");
+        else if (hc->conn)
+            conn_hold_input(hc->conn, true);
+    } else if (e != HPE_OK || n != len) {
+        /* A parse error, or an upgrade we do not offer: answer and close. */
+        fail(hc, 400, "the request is not valid HTTP/1.1");
+    }
+}
+
 static void on_data(void *ud, const char *data, size_t len)
 {
     struct http_conn *hc = ud;
-    if (hc->closing)
-        return;
-    size_t n = http_parser_execute(&hc->parser, &settings, data, len);
-    if (hc->closing)
-        return;
-    if (HTTP_PARSER_ERRNO(&hc->parser) != HPE_OK || n != len) {
-        /* A parse error, or an upgrade we do not offer: answer and close. */
-        send_problem(hc, 400, "Bad Request", "the request is not valid HTTP/1.1", false);
-    }
+    if (hc->closing || hc->stream_ops)
+        return; /* an event stream's client has nothing more to say */
+    feed(hc, data, len);
+}
+
+static void on_drain(void *ud)
+{
+    struct http_conn *hc = ud;
+    if (hc->stream_ops && hc->stream_ops->on_drain)
+        hc->stream_ops->on_drain(hc->stream_ud);
 }
 
 static void on_close(void *ud)
 {
     struct http_conn *hc = ud;
-    buf_free(&hc->url);
-    free(hc);
+    hc->conn = NULL;
+    hc->closing = true;
+    if (hc->stream_ops && hc->stream_ops->on_gone)
+        hc->stream_ops->on_gone(hc->stream_ud);
+    hc->stream_ops = NULL;
+    http_unref(hc);
 }
 
 static const struct conn_handler http_handler = {
     .on_data = on_data,
     .on_close = on_close,
+    .on_drain = on_drain,
 };
 
-void http_accept(struct herald *h, struct conn *c)
+void http_accept(struct herald *h, struct conn *c, bool tls)
 {
     struct http_conn *hc = calloc(1, sizeof(*hc));
     if (hc == NULL) {
@@ -227,13 +489,27 @@ void http_accept(struct herald *h, struct conn *c)
     }
     hc->h = h;
     hc->conn = c;
+    hc->refs = 1;
     buf_init(&hc->url, HTTP_MAX_URL + 1);
+    buf_init(&hc->body, HTTP_MAX_BODY + 1);
+    buf_init(&hc->stash, 0);
+    for (int i = 0; i < H_COUNT_; i++)
+        buf_init(&hc->headers[i], HTTP_MAX_HEADERS + 1);
     http_parser_init(&hc->parser, HTTP_REQUEST);
     hc->parser.data = hc;
+    if (tls && (h->tls_ctx == NULL || conn_starttls(c, h->tls_ctx) != 0)) {
+        log_warn("http", "%s: TLS setup failed", c->peer);
+        conn_close(c, false);
+        hc->conn = NULL;
+        http_unref(hc);
+        return;
+    }
     if (conn_start(c, &http_handler, hc) != 0)
         return; /* on_close frees hc */
-    if (h->shutting_down)
-        send_problem(hc, 503, "Service Unavailable", "the server is shutting down", false);
+    if (h->shutting_down) {
+        hc->keep_alive = false;
+        http_problem(hc, 503, NULL, NULL, "the server is shutting down");
+    }
 }
 
 void http_sweep(struct herald *h)
@@ -245,10 +521,15 @@ void http_sweep(struct herald *h)
         if (c->handler != &http_handler || c->closing)
             continue;
         struct http_conn *hc = c->ud;
-        if (hc->in_request && now - hc->request_started_ms > HEADER_TIMEOUT_MS)
-            send_problem(hc, 408, "Request Timeout", "the request took too long to arrive", false);
-        else if (!hc->in_request && now - c->last_read_ms > IDLE_TIMEOUT_MS && !c->writing &&
-                 c->q_head == NULL)
+        if (hc->stream_ops) {
+            if (now - hc->last_stream_send_ms >= STREAM_KEEPALIVE_MS &&
+                http_stream_send(hc, ": keepalive\n\n", 13) != 0)
+                close_conn(hc);
+        } else if (hc->in_request && now - hc->request_started_ms > HEADER_TIMEOUT_MS) {
+            fail(hc, 408, "the request took too long to arrive");
+        } else if (!hc->in_request && !hc->paused && now - c->last_read_ms > IDLE_TIMEOUT_MS &&
+                   !c->writing && c->q_head == NULL) {
             conn_close(c, true);
+        }
     }
 }

@@ -1,12 +1,18 @@
-/* http.h - the HTTP/1.1 listener's connections (REST bridge foundation).
+/* http.h - the HTTP/1.1 listeners' connections.
  *
- * Each accepted connection gets an http_parser (Debian's libhttp-parser,
- * the parser Node.js used for years: small, no allocation, handles
- * pipelining and keep-alive) over the same conn.c transport as XMPP.
- * Requests are bounded (URL, headers, body) and answered in order;
- * today the routes are the operations endpoints /healthz and /metrics. */
+ * Each accepted connection (plain, or TLS from the first byte on the HTTPS
+ * port) gets an http_parser (Debian's libhttp-parser, the parser Node.js
+ * used for years: small, no allocation, handles pipelining and keep-alive)
+ * over the same conn.c transport as XMPP. Requests are bounded (URL,
+ * headers, body) and answered strictly in order: while one request waits
+ * for its answer (a change waits for its group commit), the parser is paused
+ * and later pipelined bytes wait in a small stash with reading stopped.
+ *
+ * http.c owns the transport side (parsing, limits, timeouts, ordering,
+ * problem+json); rest.c owns the /v1 routes; sse.c the event streams. */
 #ifndef HERALD_HTTP_H
 #define HERALD_HTTP_H
+#include <stdbool.h>
 #include <stddef.h>
 
 struct herald;
@@ -17,10 +23,68 @@ struct buf;
 #define HTTP_MAX_HEADERS 16384
 #define HTTP_MAX_BODY (1024 * 1024)
 
-/* Takes over an accepted connection on the HTTP listener. */
-void http_accept(struct herald *h, struct conn *c);
-/* Closes idle keep-alive connections and slow requests (from the sweep). */
+struct http_conn;
+
+/* One parsed request, valid until it is answered. Strings are NUL-terminated;
+ * absent headers are NULL. */
+struct http_req {
+    int method;             /* enum http_method */
+    const char *path;       /* still percent-encoded */
+    size_t path_len;
+    const char *query;      /* without '?', or NULL */
+    size_t query_len;
+    const char *authorization;
+    const char *content_type;
+    const char *last_event_id;
+    const char *body;
+    size_t body_len;
+};
+
+/* Takes over an accepted connection on an HTTP listener (tls: HTTPS). */
+void http_accept(struct herald *h, struct conn *c, bool tls);
+/* Closes idle keep-alive connections and slow requests, keeps event streams
+ * alive (from the once-a-second sweep). */
 void http_sweep(struct herald *h);
+
+struct herald *http_herald(const struct http_conn *hc);
+
+/* Answers the current request. headers: extra header lines, each ending in
+ * "\r\n", or NULL. May be called later than the handler returned (after a
+ * commit): the connection's next request waits until then. Does nothing if
+ * the connection has gone meanwhile. */
+void http_respond(struct http_conn *hc, int status, const char *type, const char *headers,
+                  const char *body, size_t len);
+/* RFC 9457 problem details. condition/app: the XMPP stanza error condition
+ * and pubsub condition it stands for, or NULL. detail is escaped. */
+void http_problem(struct http_conn *hc, int status, const char *condition, const char *app,
+                  const char *detail);
+
+/* Keeps hc (not its connection) alive across a deferred answer. */
+void http_ref(struct http_conn *hc);
+void http_unref(struct http_conn *hc);
+/* False once the connection has closed. */
+bool http_alive(const struct http_conn *hc);
+
+/* Event streams: answers the current request with 200 text/event-stream and
+ * no length; the connection then carries only http_stream_send output until
+ * it closes. ud and on_gone belong to the stream's owner (sse.c): on_gone
+ * runs once when the connection closes, on_drain when its write queue has
+ * room again. */
+struct http_stream_ops {
+    void (*on_drain)(void *ud);
+    void (*on_gone)(void *ud);
+};
+int http_stream_start(struct http_conn *hc, const struct http_stream_ops *ops, void *ud);
+/* Queues bytes; HERALD_ELIMIT when the client is too far behind (the caller
+ * closes the stream), 0 otherwise. */
+int http_stream_send(struct http_conn *hc, const char *data, size_t len);
+/* Bytes queued but not yet written. */
+size_t http_stream_backlog(const struct http_conn *hc);
+size_t http_stream_limit(const struct http_conn *hc);
+void http_stream_close(struct http_conn *hc);
+
+/* rest.c: answers a /v1 request; false when the path is not under /v1. */
+bool rest_dispatch(struct http_conn *hc, const struct http_req *req);
 
 /* metrics.c: the Prometheus text exposition of the server's counters. */
 void metrics_render(struct herald *h, struct buf *out);

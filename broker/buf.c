@@ -192,3 +192,23 @@ long base64_decode(const char *in, size_t len, unsigned char *out)
     }
     return (long)o;
 }
+
+int buf_nul(struct buf *b)
+{
+    buf_putc(b, '\0');
+    if (!buf_ok(b))
+        return -1;
+    b->len--;
+    return 0;
+}
+
+int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -33,6 +33,11 @@ void buf_base64(struct buf *b, const void *p, size_t n);
 /* Strict RFC 4648 base64 decode (padding required, no whitespace). out must
  * hold 3 * (len / 4) bytes. Returns the decoded length or -1. */
 long base64_decode(const char *in, size_t len, unsigned char *out);
+/* The value of a hexadecimal digit, or -1. */
+int hex_value(char c);
+/* Makes data a C string (a NUL after len, len unchanged; data is non-NULL
+ * afterwards). Returns 0, or -1 if the buffer has failed. */
+int buf_nul(struct buf *b);
 /* Takes ownership of the bytes (NUL-terminated); the buffer becomes empty. */
 char *buf_take(struct buf *b, size_t *len);
 

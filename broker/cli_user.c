@@ -83,8 +83,7 @@ static int get_password(const char *given, char *out, size_t cap)
     return 0;
 }
 
-/* Parses JID as a bare address on cfg->domain into bare. */
-static int account_of(const struct config *cfg, const char *arg, char *bare, size_t cap)
+int cli_account_of(const struct config *cfg, const char *arg, char *bare, size_t cap)
 {
     struct jid j;
     if (jid_parse_str(&j, arg) != 0 || j.local[0] == '\0' || j.resource[0] != '\0') {
@@ -97,6 +96,19 @@ static int account_of(const struct config *cfg, const char *arg, char *bare, siz
         return -1;
     }
     return jid_format(&j, true, bare, cap) < 0 ? -1 : 0;
+}
+
+struct store *cli_open_store(const struct config *cfg)
+{
+    struct store *st = NULL;
+    struct store_opts so = {.map_size = cfg->map_size_mb << 20};
+    int rc = store_open(&st, cfg->data_dir, &so);
+    if (rc != 0) {
+        fprintf(stderr, "herald: cannot open data directory %s: %s\n", cfg->data_dir,
+                herald_strerror(rc));
+        return NULL;
+    }
+    return st;
 }
 
 static int print_user(void *ud, const char *bare)
@@ -144,18 +156,12 @@ int cli_user(struct config *cfg, int argc, char **argv)
         return 2;
     }
     char bare[JID_MAX + 1];
-    if (!list && account_of(cfg, who, bare, sizeof(bare)) != 0)
+    if (!list && cli_account_of(cfg, who, bare, sizeof(bare)) != 0)
         return 1;
-
-    struct store *st = NULL;
-    struct store_opts so = {.map_size = cfg->map_size_mb << 20};
-    int rc = store_open(&st, cfg->data_dir, &so);
-    if (rc != 0) {
-        fprintf(stderr, "herald: cannot open data directory %s: %s\n", cfg->data_dir,
-                herald_strerror(rc));
+    struct store *st = cli_open_store(cfg);
+    if (st == NULL)
         return 1;
-    }
-    int ret = 1;
+    int rc, ret = 1;
     if (list) {
         rc = store_user_each(st, print_user, NULL);
         if (rc == 0)

@@ -49,6 +49,7 @@ void config_defaults(struct config *c)
     c->map_size_mb = 1024;
     config_set_str(&c->http_bind, "127.0.0.1");
     c->http_port = 5280;
+    c->https_port = 5281;
 }
 
 void config_free(struct config *c)
@@ -107,6 +108,7 @@ static const struct option options[] = {
     OPT("storage", "map_size_mb", K_SIZE, map_size_mb, 1, 1ull << 24),
     OPT("http", "bind", K_STR, http_bind, 0, 0),
     OPT("http", "port", K_INT, http_port, 0, 65535),
+    OPT("http", "tls_port", K_INT, https_port, 0, 65535),
 };
 
 struct load_ctx {

@@ -48,6 +48,7 @@ struct config {
     /* [http] (REST bridge: see docs/configuration.md for its status) */
     char *http_bind;
     int http_port;
+    int https_port;              /* the same API over TLS; 0 = off */
 };
 
 void config_defaults(struct config *c);

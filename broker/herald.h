@@ -44,6 +44,8 @@ struct herald {
     bool listening;
     uv_tcp_t http_listener;
     bool http_listening;
+    uv_tcp_t https_listener;
+    bool https_listening;
     uv_signal_t sig_term, sig_int;
     uv_prepare_t flush_prepare;  /* flushes write queues once per loop turn */
     uv_timer_t sweep_timer;      /* idle/login timeouts and keepalives */

@@ -20,6 +20,7 @@ static void on_connection(uv_stream_t *server, int status)
         session_accept(h, c);
 }
 
+/* Both HTTP listeners; the HTTPS one starts TLS at the first byte. */
 static void on_http_connection(uv_stream_t *server, int status)
 {
     struct herald *h = server->data;
@@ -29,7 +30,7 @@ static void on_http_connection(uv_stream_t *server, int status)
     }
     struct conn *c = conn_accept(h, server);
     if (c != NULL)
-        http_accept(h, c);
+        http_accept(h, c, server == (uv_stream_t *)&h->https_listener);
 }
 
 static int listen_on(struct herald *h, uv_tcp_t *tcp, bool *flag, const char *area,
@@ -64,6 +65,9 @@ int listener_start(struct herald *h)
     if (rc == 0 && cfg->http_port != 0)
         rc = listen_on(h, &h->http_listener, &h->http_listening, "http", cfg->http_bind,
                        cfg->http_port, on_http_connection);
+    if (rc == 0 && cfg->https_port != 0)
+        rc = listen_on(h, &h->https_listener, &h->https_listening, "http", cfg->http_bind,
+                       cfg->https_port, on_http_connection);
     return rc;
 }
 
@@ -73,5 +77,7 @@ void listener_stop(struct herald *h)
         uv_close((uv_handle_t *)&h->c2s_listener, NULL);
     if (h->http_listening && !uv_is_closing((uv_handle_t *)&h->http_listener))
         uv_close((uv_handle_t *)&h->http_listener, NULL);
-    h->listening = h->http_listening = false;
+    if (h->https_listening && !uv_is_closing((uv_handle_t *)&h->https_listener))
+        uv_close((uv_handle_t *)&h->https_listener, NULL);
+    h->listening = h->http_listening = h->https_listening = false;
 }

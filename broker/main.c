@@ -25,6 +25,7 @@ static void usage_main(FILE *f)
             "                'localhost' on 127.0.0.1:5222 with data in ./herald-data\n"
             "                and a self-signed certificate made on first start\n"
             "  user          add, delete and list accounts, change passwords\n"
+            "  token         create, list and revoke bearer tokens for the REST API\n"
             "  check-config  validate a configuration file and print the settings\n"
             "  version       print the version of herald and of its libraries\n"
             "\n"
@@ -48,8 +49,9 @@ static void usage_serve(FILE *f)
             "                      (default ./herald-data)\n"
             "  --bind ADDR         address of the client listener (default 127.0.0.1)\n"
             "  --c2s-port N        client port (default 5222)\n"
-            "  --http-port N       HTTP port for /healthz and /metrics (default 5280,\n"
-            "                      0 turns HTTP off)\n"
+            "  --http-port N       HTTP port of the REST API, /healthz and /metrics\n"
+            "                      (default 5280, 0 turns it off)\n"
+            "  --https-port N      the same over TLS (default 5281, 0 turns it off)\n"
             "  --allow-plaintext   make STARTTLS optional and offer PLAIN without TLS,\n"
             "                      for loopback tests and benchmarks; refused on a\n"
             "                      non-loopback --bind unless given twice\n"
@@ -136,6 +138,8 @@ static int load_config(struct config *cfg, int *argc, char **argv, bool strict)
             port = &cfg->c2s_port;
         else if (strcmp(a, "--http-port") == 0)
             port = &cfg->http_port;
+        else if (strcmp(a, "--https-port") == 0)
+            port = &cfg->https_port;
         if (field || port) {
             if (v == NULL) {
                 fprintf(stderr, "herald: %s needs a value\n", a);
@@ -227,6 +231,14 @@ int main(int argc, char **argv)
         rc = load_config(&cfg, &argc, argv, false);
         if (rc == 0)
             rc = cli_user(&cfg, argc, argv);
+    } else if (strcmp(cmd, "token") == 0) {
+        if (wants_help(argc, argv)) {
+            cli_token_usage(stdout);
+            return 0;
+        }
+        rc = load_config(&cfg, &argc, argv, false);
+        if (rc == 0)
+            rc = cli_token(&cfg, argc, argv);
     } else {
         fprintf(stderr, "herald: unknown command '%s'\n\n", cmd);
         usage_main(stderr);

@@ -30,6 +30,7 @@ enum out_kind {
     OUT_STANZA,  /* a complete stanza for `to` */
     OUT_EVENT,   /* an event body for `to`, sent behind its own envelope */
     OUT_FANOUT,  /* an event body for every subscriber of node_id */
+    OUT_WATCH,   /* a change for the local watchers of node_id */
 };
 
 struct ps_out {
@@ -40,7 +41,14 @@ struct ps_out {
     bool is_reply;
     uint64_t node_id;
     uint8_t notif_type;
+    uint8_t watch_event;
     struct chunk *body;
+};
+
+struct ps_watch_set {
+    uint64_t node_id;
+    struct ps_watch *head;
+    UT_hash_handle hh;
 };
 
 static uint64_t now_ms(void)
@@ -322,6 +330,11 @@ void pubsub_close(struct ps_service *ps)
     if (ps == NULL)
         return;
     free_all_nodes(ps);
+    struct ps_watch_set *set, *tmp;
+    HASH_ITER(hh, ps->watch_sets, set, tmp) {
+        HASH_DEL(ps->watch_sets, set);
+        free(set);
+    }
     free(ps->jid);
     free(ps);
 }
@@ -499,11 +512,91 @@ static void fan_out(struct ps_service *ps, struct ps_node *n, const struct ps_ou
     }
 }
 
+/* ---- local watchers ---- */
+
+int pubsub_watch(struct ps_service *ps, struct ps_watch *w)
+{
+    struct ps_watch_set *set;
+    HASH_FIND(hh, ps->watch_sets, &w->node_id, sizeof(w->node_id), set);
+    if (set == NULL) {
+        if ((set = calloc(1, sizeof(*set))) == NULL)
+            return HERALD_ENOMEM;
+        set->node_id = w->node_id;
+        HASH_ADD(hh, ps->watch_sets, node_id, sizeof(set->node_id), set);
+    }
+    w->prev = NULL;
+    w->next = set->head;
+    if (set->head)
+        set->head->prev = w;
+    set->head = w;
+    return 0;
+}
+
+void pubsub_unwatch(struct ps_service *ps, struct ps_watch *w)
+{
+    struct ps_watch_set *set;
+    HASH_FIND(hh, ps->watch_sets, &w->node_id, sizeof(w->node_id), set);
+    if (set == NULL || (w->prev == NULL && set->head != w))
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        set->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    if (set->head == NULL) {
+        HASH_DEL(ps->watch_sets, set);
+        free(set);
+    }
+}
+
+static bool watched(struct ps_service *ps, uint64_t node_id)
+{
+    struct ps_watch_set *set;
+    HASH_FIND(hh, ps->watch_sets, &node_id, sizeof(node_id), set);
+    return set != NULL;
+}
+
+static void queue_watch(struct ps_service *ps, uint64_t node_id, enum ps_watch_event ev,
+                        const char *item_id)
+{
+    if (!watched(ps, node_id))
+        return;
+    struct ps_out *o = calloc(1, sizeof(*o));
+    if (o == NULL || (item_id && (o->to = strdup(item_id)) == NULL)) {
+        free(o);
+        return;
+    }
+    o->kind = OUT_WATCH;
+    o->node_id = node_id;
+    o->watch_event = (uint8_t)ev;
+    queue_out(ps, o);
+}
+
+static void run_watchers(struct ps_service *ps, uint64_t node_id, enum ps_watch_event ev,
+                         const char *item_id)
+{
+    struct ps_watch_set *set;
+    HASH_FIND(hh, ps->watch_sets, &node_id, sizeof(node_id), set);
+    struct ps_watch *w = set ? set->head : NULL;
+    while (w) {
+        /* fn may unwatch w (or close its stream): step first. */
+        struct ps_watch *next = w->next;
+        if (ev == PS_WATCH_DELETE)
+            pubsub_unwatch(ps, w);
+        w->fn(w, ev, item_id);
+        w = next;
+    }
+}
+
 static void out_run(void *ctx, int failed)
 {
     struct ps_out *o = ctx;
     struct ps_service *ps = o->ps;
-    if (!failed) {
+    if (!failed && o->kind == OUT_WATCH) {
+        run_watchers(ps, o->node_id, (enum ps_watch_event)o->watch_event, o->to);
+    } else if (!failed) {
         if (o->kind == OUT_STANZA)
             router_send(ps->h, o->to, &o->body, 1, o->is_reply ? ROUTE_FULL : ROUTE_MESSAGE);
         else if (o->kind == OUT_EVENT)
@@ -789,6 +882,7 @@ int pubsub_delete(struct ps_service *ps, const char *who, const char *name, cons
         if ((rc = write_node(t, c)) != 0)
             return change_failed(ps, rc, err);
     }
+    queue_watch(ps, n->id, PS_WATCH_DELETE, NULL);
     log_info("pubsub", "node '%s' deleted", n->name);
     unlink_node(ps, n);
     free_node(n);
@@ -810,6 +904,7 @@ int pubsub_purge(struct ps_service *ps, const char *who, const char *name, struc
     if ((rc = store_items_purge(t, n->name, &sn)) != 0)
         return change_failed(ps, rc, err);
     n->item_count = 0;
+    queue_watch(ps, n->id, PS_WATCH_PURGE, NULL);
     if (n->cfg.notify_retract) {
         struct chunk *body = event_chunk("purge", n->name, NULL); /* §8.5.2 */
         if (body)
@@ -1007,6 +1102,7 @@ int pubsub_publish(struct ps_service *ps, const char *who, const struct ps_publi
     n->next_seq = sn.next_seq;
     n->item_count = sn.item_count;
     ps->h->stats.publishes++;
+    queue_watch(ps, n->id, PS_WATCH_ITEMS, NULL);
     if (n->cfg.deliver_notifications) {
         struct chunk *body = item_event(n->name, id, strlen(id), publisher, payload.data,
                                         n->cfg.deliver_payloads ? payload.len : 0);
@@ -1044,6 +1140,7 @@ int pubsub_retract(struct ps_service *ps, const char *who, const char *node, con
     if (rc != 0)
         return change_failed(ps, rc, err);
     n->item_count = sn.item_count;
+    queue_watch(ps, n->id, PS_WATCH_RETRACT, item_id);
     if (notify || n->cfg.notify_retract) {
         struct buf b;
         buf_init(&b, 0);

@@ -62,6 +62,18 @@ struct ps_node {
 
 struct ps_out;
 
+/* A local watcher of one node (the REST bridge's event streams). Its fn runs
+ * after a change of the node has committed: PS_WATCH_ITEMS (items were
+ * published: read them from storage), PS_WATCH_RETRACT (item_id), PS_WATCH_PURGE,
+ * PS_WATCH_DELETE (the watcher is detached before fn runs). */
+enum ps_watch_event { PS_WATCH_ITEMS, PS_WATCH_RETRACT, PS_WATCH_PURGE, PS_WATCH_DELETE };
+struct ps_watch {
+    struct ps_watch *prev, *next;
+    uint64_t node_id;
+    void (*fn)(struct ps_watch *w, enum ps_watch_event ev, const char *item_id);
+};
+struct ps_watch_set;
+
 struct ps_service {
     struct herald *h;
     char *jid;                  /* pubsub.<domain> */
@@ -71,6 +83,7 @@ struct ps_service {
     struct ps_node *by_id;
     uint64_t msg_seq;
     uint64_t last_stamp;        /* publish times never go backwards (item_expire) */
+    struct ps_watch_set *watch_sets; /* by node id */
 };
 
 /* An error for the requester: RFC 6120 condition, type, and the optional
@@ -147,6 +160,11 @@ int pubsub_can_read(struct ps_service *ps, const struct ps_node *n, const char *
 
 /* Queues the node's newest item for jid (send_last_published_item). */
 void pubsub_send_last(struct ps_service *ps, const struct ps_node *n, const char *jid);
+
+/* Watching a node: w->node_id and w->fn set by the caller. Unwatching an
+ * unwatched w does nothing. */
+int pubsub_watch(struct ps_service *ps, struct ps_watch *w);
+void pubsub_unwatch(struct ps_service *ps, struct ps_watch *w);
 
 /* Stanzas addressed to the service (router.c calls these). */
 void pubsub_handle_iq(struct ps_service *ps, struct session *from, struct xnode *iq, struct arena *a);

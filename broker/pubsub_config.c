@@ -536,6 +536,22 @@ static struct xnode *build_form(struct arena *a, const char *form_type, const ch
     return x;
 }
 
+void ps_config_each(const struct ps_config *c,
+                    void (*fn)(void *ud, const char *var, enum ps_field_kind kind, const char *value),
+                    void *ud)
+{
+    for (size_t i = 0; i < NFIELDS; i++) {
+        const struct field *f = &fields[i];
+        char val[300];
+        field_value(c, f, val, sizeof(val));
+        enum ps_field_kind k = f->kind == F_BOOL   ? PS_FIELD_BOOL
+                               : f->kind == F_UINT ? PS_FIELD_UINT
+                               : f->kind == F_LIST ? PS_FIELD_LIST
+                                                   : PS_FIELD_TEXT;
+        fn(ud, f->var, k, val);
+    }
+}
+
 struct xnode *ps_config_form(struct arena *a, const struct ps_config *c, const struct ps_caps *caps)
 {
     return build_form(a, NS_NODE_CONFIG, "form", c, true);

@@ -87,6 +87,14 @@ struct xnode *ps_config_metadata(struct arena *a, const struct ps_config *c,
                                  const struct ps_caps *caps, uint64_t created_ms,
                                  const char *const *owners, size_t nowners);
 
+/* Calls fn for every configuration field in table order: its var
+ * ("pubsub#max_items"), kind and current value as form text (booleans "0"
+ * or "1", "max" for an unbounded max_items). Drives the REST bridge's JSON. */
+enum ps_field_kind { PS_FIELD_BOOL, PS_FIELD_UINT, PS_FIELD_LIST, PS_FIELD_TEXT };
+void ps_config_each(const struct ps_config *c,
+                    void (*fn)(void *ud, const char *var, enum ps_field_kind kind, const char *value),
+                    void *ud);
+
 /* Returns the value of a form field (first <value/>), or NULL. */
 const char *ps_form_value(struct arena *a, const struct xnode *x, const char *var);
 /* The FORM_TYPE of a data form, or NULL. */

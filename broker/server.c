@@ -193,8 +193,10 @@ int herald_serve(struct config *cfg)
             log_warn("herald", "c2s.allow_plaintext is on: passwords may cross the network "
                      "in clear (PLAIN without TLS). Use it for loopback tests only.");
         if (cfg->http_port)
-            log_info("http", "HTTP on %s:%d: /healthz and /metrics (the REST API is not built yet)",
+            log_info("http", "REST API on http://%s:%d/v1/ (and /healthz, /metrics)",
                      cfg->http_bind, cfg->http_port);
+        if (cfg->https_port)
+            log_info("http", "REST API on https://%s:%d/v1/", cfg->http_bind, cfg->https_port);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     if (h->nconns != 0 || !h->shutting_down) {

@@ -512,3 +512,52 @@ const char *xmlp_condition(enum xmlp_error e)
 }
 
 size_t xmlp_memory(const struct xmlp *p) { return p->arena.total + p->text.cap; }
+
+/* ---- one element outside a stream ---- */
+
+struct one_elem {
+    struct buf *out;
+    unsigned count;
+    bool no_ns;
+};
+
+static void one_open(void *ud, const struct xnode *hdr, const char *default_ns)
+{
+    (void)ud, (void)hdr, (void)default_ns;
+}
+
+static void one_stanza(void *ud, struct xnode *el, struct arena *a)
+{
+    struct one_elem *o = ud;
+    (void)a;
+    if (o->count++ == 0) {
+        o->no_ns = el->ns[0] == '\0';
+        /* "\x01" is no namespace: the root always declares its own. */
+        xml_serialize(o->out, el, "\x01");
+    }
+}
+
+static void one_close(void *ud) { (void)ud; }
+
+enum xmlp_error xmlp_parse_element(const char *data, size_t len, const struct xmlp_limits *lim,
+                                   struct buf *out)
+{
+    static const struct xmlp_callbacks cb = {one_open, one_stanza, one_close};
+    static const char open[] = "<s:stream xmlns:s='" NS_STREAM "'>";
+    static const char close[] = "</s:stream>";
+    struct one_elem o = {out, 0, false};
+    struct xmlp *p = xmlp_new(lim, &cb, &o);
+    if (p == NULL)
+        return XMLP_NOMEM;
+    enum xmlp_error e = xmlp_feed(p, open, sizeof(open) - 1);
+    if (e == XMLP_OK)
+        e = xmlp_feed(p, data, len);
+    if (e == XMLP_OK)
+        e = xmlp_feed(p, close, sizeof(close) - 1);
+    xmlp_free(p);
+    if (e == XMLP_OK && (o.count != 1 || o.no_ns))
+        e = XMLP_BAD_FORMAT;
+    if (e == XMLP_OK && !buf_ok(out))
+        e = XMLP_NOMEM;
+    return e;
+}

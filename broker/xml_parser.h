@@ -67,6 +67,14 @@ void xmlp_restart(struct xmlp *p);
 const char *xmlp_strerror(enum xmlp_error e);
 const char *xmlp_condition(enum xmlp_error e);
 
+/* Parses data as exactly one namespaced element (an XML payload from
+ * outside a stream, e.g. a REST body) with the same hardening, and appends
+ * its canonical serialization (as a pubsub payload is stored) to out.
+ * XMLP_BAD_FORMAT: not exactly one element, text around it, or no
+ * namespace. */
+enum xmlp_error xmlp_parse_element(const char *data, size_t len, const struct xmlp_limits *lim,
+                                   struct buf *out);
+
 /* Bytes held by the parser's arena and text buffer right now (memory accounting). */
 size_t xmlp_memory(const struct xmlp *p);
 

@@ -8,8 +8,9 @@
  * of them.
  *
  * Layout (docs/storage-layout.md): named databases "meta" (schema version,
- * node id counter), "users" (bare JID -> credentials), and for pubsub
- * "nodes", "items", "item_ids", "subs", "affs". */
+ * node id counter), "users" (bare JID -> credentials), "tokens" (REST bearer
+ * tokens), for pubsub "nodes", "items", "item_ids", "subs", "affs", and for
+ * IM "roster", "offline". */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 #include <stdbool.h>
@@ -58,6 +59,25 @@ int store_user_del(struct store *s, const char *bare_jid);
 /* Calls fn for each user in key order; a nonzero return from fn stops the walk
  * and is returned. */
 int store_user_each(struct store *s, int (*fn)(void *ud, const char *bare_jid), void *ud);
+
+/* REST bearer tokens: a public id and SHA-256 of the secret, never the
+ * secret itself. Each call is its own transaction (like users), so the CLI
+ * and the server see each other's changes at once. */
+#define STORE_TOKEN_ID_LEN 8
+#define STORE_TOKEN_HASH_LEN 32
+struct store_token {
+    uint8_t id[STORE_TOKEN_ID_LEN];
+    uint8_t hash[STORE_TOKEN_HASH_LEN];
+    uint8_t scopes;        /* bit set, meaning defined by the REST layer */
+    uint64_t created;      /* unix seconds */
+    uint64_t expires;      /* unix seconds; 0 = never */
+    char jid[3072];        /* the bare JID the token acts as */
+};
+/* Fails with HERALD_EEXIST if the id is taken. */
+int store_token_put(struct store *s, const struct store_token *tok);
+int store_token_get(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN], struct store_token *out);
+int store_token_del(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN]);
+int store_token_each(struct store *s, int (*fn)(void *ud, const struct store_token *tok), void *ud);
 
 /* Path of the environment's data file, for messages. */
 const char *store_path(const struct store *s);

@@ -7,7 +7,7 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi meta, users, nodes, items, item_ids, subs, affs, roster, offline;
+    MDB_dbi meta, users, nodes, items, item_ids, subs, affs, roster, offline, tokens;
     char path[4096];
 };
 

@@ -53,7 +53,8 @@ static int init_schema(struct store *s, bool read_only)
         (rc = mdb_dbi_open(txn, "subs", flags, &s->subs)) != 0 ||
         (rc = mdb_dbi_open(txn, "affs", flags, &s->affs)) != 0 ||
         (rc = mdb_dbi_open(txn, "roster", flags, &s->roster)) != 0 ||
-        (rc = mdb_dbi_open(txn, "offline", flags, &s->offline)) != 0)
+        (rc = mdb_dbi_open(txn, "offline", flags, &s->offline)) != 0 ||
+        (rc = mdb_dbi_open(txn, "tokens", flags, &s->tokens)) != 0)
         goto done;
     MDB_val k = {6, "schema"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);

@@ -118,6 +118,7 @@ class HeraldServer:
         self.extra_args = list(extra_args)
         self.port = free_port()
         self.http_port = free_port()
+        self.https_port = free_port()
         self.proc = None
         self.returncode = None
         self._log = None
@@ -129,6 +130,7 @@ class HeraldServer:
             argv += ["--config", self.config_path]
         argv += ["--domain", DOMAIN, "--data-dir", self.data_dir,
                  "--c2s-port", str(self.port), "--http-port", str(self.http_port),
+                 "--https-port", str(self.https_port),
                  "--bind", "127.0.0.1", "--log-level", LOG_LEVEL]
         if self.allow_plaintext:
             argv.append("--allow-plaintext")

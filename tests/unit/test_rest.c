@@ -1,0 +1,158 @@
+/* test_rest.c - the REST bridge's parsers and token store: bearer tokens
+ * (create, check, expiry, revocation, scopes), JSON checking and canonical
+ * form (yajl), and XML payload bodies (xmlp_parse_element). */
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "errors.h"
+#include "json.h"
+#include "store.h"
+#include "test.h"
+#include "token.h"
+#include "xml_parser.h"
+
+static void test_scopes(void)
+{
+    uint8_t s = 0;
+    CHECK_EQ_INT(token_scopes_parse("read", &s), 0);
+    CHECK_EQ_INT(s, SCOPE_READ);
+    CHECK_EQ_INT(token_scopes_parse("manage,read,publish", &s), 0);
+    CHECK_EQ_INT(s, SCOPE_ALL);
+    CHECK_EQ_INT(token_scopes_parse("", &s), -1);
+    CHECK_EQ_INT(token_scopes_parse("read,admin", &s), -1);
+    CHECK_EQ_INT(token_scopes_parse("rea", &s), -1);
+    char out[64];
+    token_scopes_format(SCOPE_READ | SCOPE_MANAGE, out, sizeof(out));
+    CHECK_EQ_STR(out, "read,manage");
+}
+
+static int count_token(void *ud, const struct store_token *t)
+{
+    (*(unsigned *)ud)++;
+    CHECK(t->jid[0] != '\0');
+    return 0;
+}
+
+static void test_tokens(void)
+{
+    char *dir = test_make_dir("herald-test-rest");
+    struct store *s = NULL;
+    CHECK_EQ_INT(store_open(&s, dir, NULL), 0);
+    if (s == NULL) {
+        test_remove_dir(dir);
+        return;
+    }
+    char text[TOKEN_TEXT_MAX];
+    struct store_token rec, got;
+    uint64_t now = (uint64_t)time(NULL);
+    CHECK_EQ_INT(token_create(s, "alice@localhost", SCOPE_READ, 0, text, sizeof(text), &rec), 0);
+    CHECK_EQ_INT(strlen(text), 60);
+    CHECK_EQ_INT(text[16], '.');
+    CHECK_EQ_INT(token_check(s, text, strlen(text), now, &got), 0);
+    CHECK_EQ_STR(got.jid, "alice@localhost");
+    CHECK_EQ_INT(got.scopes, SCOPE_READ);
+    /* Any changed character of the secret, a truncation, garbage: refused. */
+    char bad[TOKEN_TEXT_MAX];
+    memcpy(bad, text, sizeof(bad));
+    bad[40] = bad[40] == 'A' ? 'B' : 'A';
+    CHECK_EQ_INT(token_check(s, bad, strlen(bad), now, &got), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(token_check(s, text, strlen(text) - 1, now, &got), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(token_check(s, "x", 1, now, &got), HERALD_EFORBIDDEN);
+    memcpy(bad, text, sizeof(bad));
+    bad[0] = bad[0] == '0' ? '1' : '0'; /* another id */
+    CHECK_EQ_INT(token_check(s, bad, strlen(bad), now, &got), HERALD_EFORBIDDEN);
+    /* Expiry. */
+    char text2[TOKEN_TEXT_MAX];
+    struct store_token rec2;
+    CHECK_EQ_INT(token_create(s, "bob@localhost", SCOPE_ALL, now + 10, text2, sizeof(text2), &rec2), 0);
+    CHECK_EQ_INT(token_check(s, text2, strlen(text2), now + 9, &got), 0);
+    CHECK_EQ_INT(token_check(s, text2, strlen(text2), now + 10, &got), HERALD_EFORBIDDEN);
+    /* Listing: both; revocation: gone, the other stays. */
+    unsigned count = 0;
+    CHECK_EQ_INT(store_token_each(s, count_token, &count), 0);
+    CHECK_EQ_INT(count, 2);
+    CHECK_EQ_INT(store_token_del(s, rec.id), 0);
+    CHECK_EQ_INT(token_check(s, text, strlen(text), now, &got), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(store_token_del(s, rec.id), HERALD_ENOTFOUND);
+    CHECK_EQ_INT(token_check(s, text2, strlen(text2), now, &got), 0);
+    uint8_t id[8];
+    char idtext[17];
+    token_id_format(rec2.id, idtext);
+    CHECK_EQ_INT(token_id_parse(idtext, id), 0);
+    CHECK(memcmp(id, rec2.id, 8) == 0);
+    CHECK_EQ_INT(token_id_parse(text2, id), 0); /* a whole token names its id */
+    CHECK_EQ_INT(token_id_parse("12345", id), -1);
+    CHECK_EQ_INT(token_id_parse("zz345678901234567", id), -1);
+    store_close(s);
+    test_remove_dir(dir);
+}
+
+static void check_canonical(const char *in, const char *want)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    int rc = json_canonical(in, strlen(in), &b);
+    if (want == NULL) {
+        CHECK_EQ_INT(rc, -1);
+    } else {
+        CHECK_EQ_INT(rc, 0);
+        CHECK_EQ_MEM(b.data, b.len, want, strlen(want));
+    }
+    buf_free(&b);
+}
+
+static void test_json(void)
+{
+    check_canonical("{ \"a\" : [1, 2.50, true, null], \"b\": \"x\\u0041\" }",
+                    "{\"a\":[1,2.50,true,null],\"b\":\"xA\"}");
+    check_canonical("3.5", "3.5");
+    check_canonical("\"s\"", "\"s\"");
+    check_canonical("12345678901234567890123", "12345678901234567890123"); /* no precision lost */
+    check_canonical("", NULL);
+    check_canonical("{", NULL);
+    check_canonical("{} {}", NULL);       /* one value only */
+    check_canonical("[1,]", NULL);
+    check_canonical("/* c */ 1", NULL);   /* no comments */
+    check_canonical("\"\xff\"", NULL);    /* not UTF-8 */
+    /* Nesting is bounded by yajl_gen (128): deeper is refused, not a crash. */
+    char deep[600];
+    memset(deep, '[', 300);
+    memset(deep + 300, ']', 300);
+    CHECK(!json_valid(deep, 600));
+    CHECK(json_valid(deep + 250, 100));
+}
+
+static void check_xml(const char *in, enum xmlp_error want_err, const char *want)
+{
+    struct xmlp_limits lim = {4096, 16};
+    struct buf b;
+    buf_init(&b, 0);
+    enum xmlp_error e = xmlp_parse_element(in, strlen(in), &lim, &b);
+    CHECK_EQ_INT(e, want_err);
+    if (want)
+        CHECK_EQ_MEM(b.data, b.len, want, strlen(want));
+    buf_free(&b);
+}
+
+static void test_xml_payload(void)
+{
+    check_xml("<m xmlns='urn:x'>hi <b>there</b></m>", XMLP_OK, "<m xmlns='urn:x'>hi <b>there</b></m>");
+    check_xml("  <p:m xmlns:p='urn:y' a=\"1\"/>\n", XMLP_OK, "<m xmlns='urn:y' a='1'/>");
+    check_xml("<m/>", XMLP_BAD_FORMAT, NULL);                          /* no namespace */
+    check_xml("<m xmlns='urn:x'/><n xmlns='urn:x'/>", XMLP_BAD_FORMAT, NULL);
+    check_xml("text<m xmlns='urn:x'/>", XMLP_BAD_FORMAT, NULL);
+    check_xml("", XMLP_BAD_FORMAT, NULL);
+    check_xml("<m xmlns='urn:x'>", XMLP_NOT_WELL_FORMED, NULL);
+    check_xml("<m xmlns='urn:x'/></s:stream><n/>", XMLP_CLOSED, NULL);
+    check_xml("<!DOCTYPE m><m xmlns='urn:x'/>", XMLP_NOT_WELL_FORMED, NULL); /* inside the wrapper */
+    check_xml("<?pi x?><m xmlns='urn:x'/>", XMLP_RESTRICTED_XML, NULL);
+    check_xml("<m xmlns='urn:x'><!-- c --></m>", XMLP_RESTRICTED_XML, NULL);
+    check_xml("<m xmlns='urn:x'>&ent;</m>", XMLP_NOT_WELL_FORMED, NULL);
+    check_xml("<a xmlns='urn:x'><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a/></a></a></a></a>"
+              "</a></a></a></a></a></a></a></a></a></a></a></a></a>",
+              XMLP_POLICY_VIOLATION, NULL);
+}
+
+TEST_MAIN(TEST_CASE(test_scopes), TEST_CASE(test_tokens), TEST_CASE(test_json),
+          TEST_CASE(test_xml_payload))
