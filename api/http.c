@@ -20,6 +20,7 @@
 #define IDLE_TIMEOUT_MS 60000   /* keep-alive connections with nothing to do */
 #define STREAM_KEEPALIVE_MS 15000
 #define HEADER_NAME_MAX 32
+#define STASH_HOLD 65536        /* pipelined bytes kept while an answer is pending */
 
 enum { H_AUTH, H_CTYPE, H_LAST_EVENT_ID, H_COUNT_ };
 static const char *const header_names[H_COUNT_] = {"authorization", "content-type",
@@ -424,12 +425,22 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* Keeps bytes that arrive while an answer is pending. Reading stops once
+ * the stash holds STASH_HOLD bytes (not at once: a client that waits for its
+ * answer costs no read_stop/read_start syscalls). */
+static void stash(struct http_conn *hc, const char *data, size_t len)
+{
+    buf_append(&hc->stash, data, len);
+    if (!buf_ok(&hc->stash))
+        fail(hc, 500, "out of memory");
+    else if (hc->stash.len >= STASH_HOLD && hc->conn)
+        conn_hold_input(hc->conn, true);
+}
+
 static void feed(struct http_conn *hc, const char *data, size_t len)
 {
     if (hc->paused) {
-        buf_append(&hc->stash, data, len);
-        if (!buf_ok(&hc->stash))
-            fail(hc, 500, "out of memory");
+        stash(hc, data, len);
         return;
     }
     size_t n = http_parser_execute(&hc->parser, &settings, data, len);
@@ -437,11 +448,7 @@ static void feed(struct http_conn *hc, const char *data, size_t len)
         return;
     enum http_errno e = HTTP_PARSER_ERRNO(&hc->parser);
     if (e == HPE_PAUSED) {
-        buf_append(&hc->stash, data + n, len - n);
-        if (!buf_ok(&hc->stash))
-            fail(hc, 500, "out of memory");
-        else if (hc->conn)
-            conn_hold_input(hc->conn, true);
+        stash(hc, data + n, len - n);
     } else if (e != HPE_OK || n != len) {
         /* A parse error, or an upgrade we do not offer: answer and close. */
         fail(hc, 400, "the request is not valid HTTP/1.1");

@@ -6,7 +6,7 @@
  * over the same conn.c transport as XMPP. Requests are bounded (URL,
  * headers, body) and answered strictly in order: while one request waits
  * for its answer (a change waits for its group commit), the parser is paused
- * and later pipelined bytes wait in a small stash with reading stopped.
+ * and later pipelined bytes wait in a stash (reading stops at 64 KiB).
  *
  * http.c owns the transport side (parsing, limits, timeouts, ordering,
  * problem+json); rest.c owns the /v1 routes; sse.c the event streams. */
