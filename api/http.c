@@ -135,6 +135,12 @@ static void json_escape(struct buf *b, const char *s)
 void http_problem(struct http_conn *hc, int status, const char *condition, const char *app,
                   const char *detail)
 {
+    http_problem_h(hc, status, condition, app, detail, NULL);
+}
+
+void http_problem_h(struct http_conn *hc, int status, const char *condition, const char *app,
+                    const char *detail, const char *headers)
+{
     const char *title = http_status_str((enum http_status)status);
     struct buf b;
     buf_init(&b, 0);
@@ -161,7 +167,7 @@ void http_problem(struct http_conn *hc, int status, const char *condition, const
         buf_puts(&b, "\"");
     }
     buf_puts(&b, "}\n");
-    const char *extra = status == 401 ? "WWW-Authenticate: Bearer realm=\"herald\"\r\n" : NULL;
+    const char *extra = status == 401 ? "WWW-Authenticate: Bearer realm=\"herald\"\r\n" : headers;
     if (buf_ok(&b))
         http_respond(hc, status, "application/problem+json", extra, b.data, b.len);
     else
@@ -205,7 +211,9 @@ int http_stream_send(struct http_conn *hc, const char *data, size_t len)
     if (!http_alive(hc))
         return HERALD_EUNAVAIL;
     hc->last_stream_send_ms = uv_now(hc->h->loop);
-    return conn_send(hc->conn, data, len, 0);
+    /* An event larger than the queue bound still goes out when nothing else
+     * is queued: otherwise a reader could never get past it. */
+    return conn_send(hc->conn, data, len, hc->conn->q_bytes == 0 ? CONN_SEND_FORCE : 0);
 }
 
 size_t http_stream_backlog(const struct http_conn *hc) { return hc->conn ? hc->conn->q_bytes : 0; }
@@ -297,8 +305,9 @@ static void dispatch(struct http_conn *hc)
             return;
         }
     }
-    if (path_known)
-        http_problem(hc, 405, NULL, NULL, "this resource does not support that method");
+    if (path_known) /* every operations endpoint is GET (and so HEAD) */
+        http_problem_h(hc, 405, NULL, NULL, "this resource does not support that method",
+                       "Allow: GET, HEAD\r\n");
     else
         http_problem(hc, 404, NULL, NULL, "no such resource");
 }

@@ -58,6 +58,9 @@ void http_respond(struct http_conn *hc, int status, const char *type, const char
  * and pubsub condition it stands for, or NULL. detail is escaped. */
 void http_problem(struct http_conn *hc, int status, const char *condition, const char *app,
                   const char *detail);
+/* The same with extra header lines (e.g. "Allow: GET, HEAD\r\n" on a 405). */
+void http_problem_h(struct http_conn *hc, int status, const char *condition, const char *app,
+                    const char *detail, const char *headers);
 
 /* Keeps hc (not its connection) alive across a deferred answer. */
 void http_ref(struct http_conn *hc);

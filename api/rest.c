@@ -679,6 +679,11 @@ static void publish(struct rctx *r, const char *item_id)
      * this turn's uncommitted writes too; the answer waits for the commit. */
     bool existed = false;
     struct ps_node *n = pubsub_node(r->ps, r->node);
+    if (n == NULL && !(r->ps->auto_create && (r->tok.scopes & SCOPE_MANAGE))) {
+        /* Creating a node by publishing ([pubsub] auto_create) needs 'manage'. */
+        http_problem(r->hc, 404, "item-not-found", NULL, "no such node");
+        return;
+    }
     if (item_id && n) {
         int rc;
         struct store_txn *t = pubsub_txn(r->ps, &rc);
@@ -874,7 +879,11 @@ static void get_events(struct rctx *r)
         http_problem(r->hc, 400, "bad-request", NULL, "Last-Event-ID must be an event id (a number)");
         return;
     }
-    sse_start(r->hc, r->ps, n, last ? last_seq + 1 : n->next_seq);
+    if (r->req->method == HTTP_HEAD) { /* RFC 9110 §9.3.2: the headers only */
+        http_respond(r->hc, 200, "text/event-stream", NULL, "", 0);
+        return;
+    }
+    sse_start(r->hc, r->ps, n, &r->tok, last ? last_seq + 1 : n->next_seq);
 }
 
 /* ---- dispatch ---- */
@@ -968,18 +977,15 @@ bool rest_dispatch(struct http_conn *hc, const struct http_req *req)
             found = &routes[i];
         } else {
             size_t l = strlen(allow);
-            snprintf(allow + l, sizeof(allow) - l, "%s%s", l ? ", " : "",
-                     http_method_str(routes[i].method));
+            snprintf(allow + l, sizeof(allow) - l, "%s%s%s", l ? ", " : "",
+                     http_method_str(routes[i].method), routes[i].method == HTTP_GET ? ", HEAD" : "");
         }
     }
     if (found == NULL) {
         if (allow[0]) {
             char hdr[128];
             snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
-            static const char body[] =
-                "{\"type\":\"about:blank\",\"title\":\"Method Not Allowed\",\"status\":405,"
-                "\"detail\":\"this resource does not support that method\"}\n";
-            http_respond(hc, 405, "application/problem+json", hdr, body, sizeof(body) - 1);
+            http_problem_h(hc, 405, NULL, NULL, "this resource does not support that method", hdr);
         } else if (bad) {
             http_problem(hc, 400, "bad-request", NULL,
                          "a path segment is not valid percent-encoded UTF-8 or is too long");

@@ -9,6 +9,7 @@ struct http_conn;
 struct ps_service;
 struct ps_node;
 struct store_item;
+struct store_token;
 
 #define NS_JSON "urn:xmpp:json:0"
 
@@ -16,9 +17,11 @@ struct store_item;
  * "json" | "xml"}. */
 void rest_item_json(yajl_gen g, const struct store_item *it);
 
-/* sse.c: answers the request with an event stream of node n; items with a
- * seq >= next_seq that are (or become) stored are sent first, oldest first. */
+/* sse.c: answers the request with an event stream of node n for the token's
+ * JID; items with a seq >= next_seq that are (or become) stored are sent,
+ * oldest first. The token and the JID's right to read the node are checked
+ * again before every delivery: revoking either ends the stream. */
 void sse_start(struct http_conn *hc, struct ps_service *ps, const struct ps_node *n,
-               uint64_t next_seq);
+               const struct store_token *tok, uint64_t next_seq);
 
 #endif

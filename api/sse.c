@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "batch.h"
 #include "buf.h"
@@ -28,6 +29,9 @@ struct sse {
     struct ps_service *ps;
     struct herald *h;
     uint64_t next_seq;          /* the first seq not yet sent */
+    uint8_t token_id[STORE_TOKEN_ID_LEN];
+    char *jid;                  /* the token's JID */
+    char *node;                 /* the node's name */
     unsigned refs;              /* the stream's own + a pending catch-up */
     bool gone;
     bool in_catch_up;
@@ -35,8 +39,11 @@ struct sse {
 
 static void sse_unref(struct sse *s)
 {
-    if (--s->refs == 0)
-        free(s);
+    if (--s->refs > 0)
+        return;
+    free(s->jid);
+    free(s->node);
+    free(s);
 }
 
 static void end_stream(struct sse *s)
@@ -85,11 +92,28 @@ static int emit_item(void *ud, const struct store_item *it)
     return 0;
 }
 
+/* Is the stream's reader still allowed to read the node? (The token may
+ * have been revoked or have expired, the JID made an outcast, the node's
+ * access model changed.) */
+static bool still_allowed(struct sse *s)
+{
+    struct store_token tok;
+    struct ps_err e;
+    const struct ps_node *n = pubsub_node(s->ps, s->node);
+    return store_token_get(s->h->store, s->token_id, &tok) == 0 &&
+           (tok.expires == 0 || (uint64_t)time(NULL) < tok.expires) && n != NULL &&
+           n->id == s->watch.node_id && pubsub_can_read(s->ps, n, s->jid, &e) == 0;
+}
+
 /* Sends stored items from next_seq on while the write queue has room. */
 static void catch_up(struct sse *s)
 {
     if (s->gone || s->in_catch_up)
         return;
+    if (!still_allowed(s)) {
+        end_stream(s);
+        return;
+    }
     s->in_catch_up = true;
     for (;;) {
         if (s->gone || http_stream_backlog(s->hc) > http_stream_limit(s->hc) / 2)
@@ -119,6 +143,10 @@ static void on_watch(struct ps_watch *w, enum ps_watch_event ev, const char *ite
         return;
     if (ev == PS_WATCH_ITEMS) {
         catch_up(s);
+        return;
+    }
+    if (ev != PS_WATCH_DELETE && !still_allowed(s)) {
+        end_stream(s);
         return;
     }
     struct buf b;
@@ -168,10 +196,13 @@ static void first_catch_up(void *ctx, int failed)
 }
 
 void sse_start(struct http_conn *hc, struct ps_service *ps, const struct ps_node *n,
-               uint64_t next_seq)
+               const struct store_token *tok, uint64_t next_seq)
 {
     struct sse *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
+    if (s == NULL || (s->jid = strdup(tok->jid)) == NULL || (s->node = strdup(n->name)) == NULL) {
+        if (s)
+            free(s->jid);
+        free(s);
         http_problem(hc, 500, "internal-server-error", NULL, "out of memory");
         return;
     }
@@ -182,14 +213,15 @@ void sse_start(struct http_conn *hc, struct ps_service *ps, const struct ps_node
     s->watch.node_id = n->id;
     s->watch.fn = on_watch;
     s->refs = 1;
+    memcpy(s->token_id, tok->id, sizeof(s->token_id));
     if (pubsub_watch(ps, &s->watch) != 0) {
-        free(s);
+        sse_unref(s);
         http_problem(hc, 500, "internal-server-error", NULL, "out of memory");
         return;
     }
     if (http_stream_start(hc, &stream_ops, s) != 0) {
         pubsub_unwatch(ps, &s->watch);
-        free(s);
+        sse_unref(s);
         http_problem(hc, 500, "internal-server-error", NULL, "the stream could not start");
         return;
     }

@@ -546,6 +546,19 @@ enum xmlp_error xmlp_parse_element(const char *data, size_t len, const struct xm
     static const char open[] = "<s:stream xmlns:s='" NS_STREAM "'>";
     static const char close[] = "</s:stream>";
     struct one_elem o = {out, 0, false};
+    /* A document may start with a byte order mark and an XML declaration
+     * (most serializers write one): both are skipped, the rest is parsed
+     * inside the wrapper. */
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+        data += 3, len -= 3;
+    if (len >= 6 && memcmp(data, "<?xml", 5) == 0 &&
+        (data[5] == ' ' || data[5] == '\t' || data[5] == '\r' || data[5] == '\n')) {
+        const char *end = memmem(data, len, "?>", 2);
+        if (end == NULL)
+            return XMLP_NOT_WELL_FORMED;
+        len -= (size_t)(end + 2 - data);
+        data = end + 2;
+    }
     struct xmlp *p = xmlp_new(lim, &cb, &o);
     if (p == NULL)
         return XMLP_NOMEM;

@@ -139,6 +139,10 @@ static void test_xml_payload(void)
 {
     check_xml("<m xmlns='urn:x'>hi <b>there</b></m>", XMLP_OK, "<m xmlns='urn:x'>hi <b>there</b></m>");
     check_xml("  <p:m xmlns:p='urn:y' a=\"1\"/>\n", XMLP_OK, "<m xmlns='urn:y' a='1'/>");
+    check_xml("<?xml version='1.0' encoding='UTF-8'?>\n<m xmlns='urn:x'/>", XMLP_OK, "<m xmlns='urn:x'/>");
+    check_xml("\xEF\xBB\xBF<m xmlns='urn:x'/>", XMLP_OK, "<m xmlns='urn:x'/>");
+    check_xml("<?xml version='1.0'", XMLP_NOT_WELL_FORMED, NULL);
+    check_xml("<?xml version='1.0'?><?xml version='1.0'?><m xmlns='urn:x'/>", XMLP_NOT_WELL_FORMED, NULL);
     check_xml("<m/>", XMLP_BAD_FORMAT, NULL);                          /* no namespace */
     check_xml("<m xmlns='urn:x'/><n xmlns='urn:x'/>", XMLP_BAD_FORMAT, NULL);
     check_xml("text<m xmlns='urn:x'/>", XMLP_BAD_FORMAT, NULL);
