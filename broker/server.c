@@ -48,6 +48,11 @@ static void on_prepare(uv_prepare_t *p)
     /* Group commit: this turn's changes become durable, then their results
      * and notifications join the write queues flushed below. */
     batch_commit(h->batch);
+    /* The commit's callbacks may start new changes (an HTTP connection goes
+     * on with a pipelined request once its answer is out): commit those too
+     * before the loop sleeps. */
+    while (batch_open_now(h->batch))
+        batch_commit(h->batch);
     conn_flush_all(h);
     if (h->shutting_down && h->nconns == 0)
         finish(h);
