@@ -1,0 +1,263 @@
+/* bench.h — shared types of herald-bench, the load generator.
+ *
+ * One process, one libuv loop, one thread. `struct bench` holds the options,
+ * the scenario's phase and every counter; `struct xclient` is one XMPP client
+ * connection (xmpp.c) and `struct hconn` one HTTP/1.1 keep-alive connection
+ * (http.c). herald-bench.c drives the phases and prints the report; stats.c has
+ * the byte buffer, the latency histogram and the /proc readers.
+ *
+ * Ownership: the bench owns every client and connection (arrays allocated in
+ * main, freed at exit); a client owns its parser and its two output buffers. */
+#ifndef HERALD_BENCH_H
+#define HERALD_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <expat.h>
+#include <uv.h>
+
+/* ---- growable byte buffer (stats.c) ---- */
+
+struct bbuf {
+    char *data;
+    size_t len, cap;
+};
+
+/* Each returns 0, or -1 when memory ran out (the buffer is unchanged). */
+int bbuf_reserve(struct bbuf *b, size_t extra);
+int bbuf_append(struct bbuf *b, const char *s, size_t n);
+int bbuf_puts(struct bbuf *b, const char *s);
+int bbuf_printf(struct bbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bbuf_free(struct bbuf *b);
+
+/* ---- latency histogram in nanoseconds, about 1.6 % resolution (stats.c) ---- */
+
+#define HIST_SUB 64
+#define HIST_BUCKETS (64 * HIST_SUB)
+
+struct hist {
+    uint64_t count, max, sum;
+    uint64_t b[HIST_BUCKETS];
+};
+
+void hist_add(struct hist *h, uint64_t ns);
+/* The value below which a fraction p (0..1) of the samples lie; 0 when empty. */
+uint64_t hist_pct(const struct hist *h, double p);
+
+/* ---- process statistics (stats.c) ---- */
+
+struct procstat {
+    int ok;        /* 0 when the process could not be read */
+    double cpu_s;  /* user + system CPU seconds (/proc/PID/stat) */
+    long rss_kib;  /* VmRSS (/proc/PID/status) */
+};
+
+void proc_sample(int pid, struct procstat *out);
+double self_cpu_s(void);
+
+/* ---- base64 (stats.c) ---- */
+
+/* Writes the base64 of in[0..n) and a NUL into out (cap bytes); -1 if too small. */
+int base64_encode(const unsigned char *in, size_t n, char *out, size_t cap);
+
+/* ---- the bench ---- */
+
+enum scenario { SC_FANOUT, SC_MANYNODES, SC_LATENCY, SC_IDLE, SC_HTTP, SC_REGISTER };
+
+enum phase {
+    PH_CONNECT,  /* log clients in */
+    PH_CREATE,   /* owners create the nodes */
+    PH_SUBSCRIBE,
+    PH_PUBLISH,  /* XMPP publishes or HTTP POSTs */
+    PH_DRAIN,    /* wait for the last notifications */
+    PH_SETTLE,   /* idle: let the server settle before reading its RSS */
+    PH_DONE
+};
+
+enum role { ROLE_IDLE, ROLE_PUB, ROLE_SUB };
+
+enum xstate {
+    XS_NEW,
+    XS_CONNECTING,
+    XS_FEATURES,  /* stream opened, waiting for the first features */
+    XS_REGISTER,  /* in-band registration (XEP-0077) sent */
+    XS_AUTH,      /* <auth mechanism='PLAIN'> sent */
+    XS_FEATURES2, /* restarted stream, waiting for bind features */
+    XS_BIND,
+    XS_SESSION,
+    XS_READY,
+    XS_DEAD
+};
+
+struct bench;
+
+struct xclient {
+    struct bench *b;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    XML_Parser xp;
+    struct bbuf out;   /* stanzas queued this loop turn */
+    struct bbuf wbuf;  /* bytes handed to uv_write, until its callback */
+    int writing, dirty, closed;
+    int is_ready;      /* reached XS_READY once */
+    int index;         /* 0-based; the account is users PREFIX(first_user + index) */
+    int state;
+    int role;
+    int node;          /* subscriber: its node; publisher: its index among publishers */
+    char jid[320];     /* full JID from bind */
+
+    /* stanza splitter (xmpp.c) */
+    struct bbuf pend;  /* partial top-level unit carried to the next read */
+    size_t scan_pos;   /* where scanning resumes in pend */
+    int sdepth;        /* element depth, 1 inside the stream */
+    int in_tag, tag_kind;
+    int in_msg;        /* inside a <message> stanza, looking for its end */
+    char quote;
+
+    /* expat state, per top-level stanza */
+    int depth;
+    int stanza;        /* enum in xmpp.c */
+    int iq_type;       /* enum in xmpp.c */
+    char iq_id[48];
+    int in_error;      /* depth of <error/>, 0 if outside */
+    char cond[48];     /* first error condition seen in the stanza */
+    int collect;       /* collecting character data of the current element */
+    char text[512];
+    size_t text_len;
+    int feat_plain, feat_bind, feat_session, feat_session_opt;
+    int sub_pending;   /* subscription result said 'pending' */
+    int restart;       /* <success/> seen: restart the stream after this feed */
+
+    /* publisher */
+    uint64_t seq;          /* publishes sent */
+    uint64_t acked;
+    uint32_t outstanding;
+    uint32_t rr;           /* round-robin position over its nodes */
+    uint64_t *sent_ns;     /* ring of send times, 2 * window slots */
+    uint16_t *sent_node;
+
+    /* subscriber */
+    uint64_t received;
+};
+
+struct hconn {
+    struct bench *b;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    int index;
+    int closed;
+    int busy;          /* a request is outstanding */
+    struct bbuf in;
+    struct bbuf req;
+    uint64_t seq;
+    uint64_t sent_ns;
+};
+
+struct bench {
+    uv_loop_t *loop;
+    uv_prepare_t flush;
+    uv_timer_t tick;
+
+    /* options */
+    const char *host;
+    int port;
+    const char *domain;
+    const char *pubsub;
+    const char *users;
+    const char *password;
+    int first_user;
+    int scenario;
+    int subscribers, publishers, nodes;
+    uint64_t publishes;     /* 0: use duration */
+    double duration;
+    int window;
+    int payload;
+    int sessions;
+    int server_pid;
+    int json_only;
+    int connect_window;
+    double drain;
+    double timeout;
+    double settle;
+    int do_register;
+    int presence;
+    const char *label;
+    const char *node_prefix;
+    int http_port;
+    const char *token;
+    int connections;
+    int quiet;
+
+    struct sockaddr_storage addr;
+    struct sockaddr_storage http_addr;
+
+    /* clients */
+    struct xclient *clients;
+    int nclients;
+    int next_connect;       /* next client to start */
+    int logins_inflight;
+    int ready, failed;
+    struct xclient **dirtyq, **dirtyq2; /* clients with output this turn (two, swapped while flushing) */
+    int ndirty;
+
+    struct hconn *hconns;
+    int nhconns;
+
+    /* state */
+    int phase;
+    int error;              /* a fatal error ended the run */
+    char errmsg[256];
+    int pending;            /* creates/subscribes awaiting an answer */
+    int next_create;        /* next node to create */
+    int nodes_created, nodes_existed, subscribed, setup_errors;
+
+    uint64_t pub_sent, pub_acked, pub_errors;
+    uint64_t *node_acked;   /* acknowledged publishes per node */
+    uint64_t *node_subs;    /* subscribers per node */
+    uint64_t notif_received;
+    uint64_t notif_expected;
+    char first_error[160];
+
+    struct hist lat;        /* publish -> notification */
+    struct hist ack;        /* publish -> ack (or HTTP request -> response) */
+
+    uint64_t t_start, t_connect_start, t_connect_end;
+    uint64_t t_pub_start, t_pub_end, t_last_notif, t_drain_end;
+    uint64_t t_progress;    /* last time something moved, for the watchdog */
+    uint64_t t_report;      /* last progress line */
+    uint64_t progress_mark; /* value of the progress counter at t_progress */
+    uint64_t t_phase;
+
+    struct procstat srv_start, srv_pub0, srv_pub1, srv_idle0, srv_idle1, srv_end;
+    double self_cpu0, self_cpu_pub0, self_cpu_pub1;
+};
+
+/* xmpp.c */
+int xclient_start(struct xclient *c);          /* connect; 0 or a libuv error */
+void xclient_send(struct xclient *c, const char *s, size_t n);
+void xclient_flush(struct xclient *c);
+void xclient_close(struct xclient *c);
+void xclient_free(struct xclient *c);
+
+/* http.c */
+int hconn_start(struct hconn *h);
+int hconn_send(struct hconn *h);              /* writes h->req; 0 or a libuv error */
+void hconn_close(struct hconn *h);
+void hconn_free(struct hconn *h);
+
+/* herald-bench.c: events from the clients */
+void bench_client_ready(struct bench *b, struct xclient *c);
+void bench_client_failed(struct bench *b, struct xclient *c, const char *why);
+void bench_iq_answer(struct bench *b, struct xclient *c, const char *id, int ok, const char *cond);
+void bench_notification(struct bench *b, struct xclient *c, uint64_t sent_ns, uint64_t now);
+void bench_http_response(struct bench *b, struct hconn *h, int status, const char *body, size_t n);
+void bench_http_failed(struct bench *b, struct hconn *h, const char *why);
+void bench_mark_dirty(struct bench *b, struct xclient *c);
+void bench_note_error(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Current time for a received batch of bytes: set once per read callback. */
+extern uint64_t bench_now_ns;
+
+#endif
