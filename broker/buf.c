@@ -84,23 +84,54 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* The escape of c in XML text (attr false) or an attribute value, or NULL. */
+static const char *xml_rep(char c, bool attr)
+{
+    switch (c) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '\'': return attr ? "&apos;" : NULL;
+    case '"': return attr ? "&quot;" : NULL;
+    /* Attribute values normalise whitespace on re-parse; keep it exact. */
+    case '\t': return attr ? "&#9;" : NULL;
+    case '\n': return attr ? "&#10;" : NULL;
+    case '\r': return "&#13;";
+    default: return NULL;
+    }
+}
+
+size_t xml_attr_len(const char *s, size_t n)
+{
+    size_t len = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *rep = xml_rep(s[i], true);
+        if (rep)
+            len += strlen(rep) - 1;
+    }
+    return len;
+}
+
+char *xml_attr_put(char *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *rep = xml_rep(s[i], true);
+        if (rep == NULL) {
+            *out++ = s[i];
+        } else {
+            size_t l = strlen(rep);
+            memcpy(out, rep, l);
+            out += l;
+        }
+    }
+    return out;
+}
+
 static void escape(struct buf *b, const char *s, size_t n, bool attr)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *rep = NULL;
-        switch (s[i]) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '\'': rep = attr ? "&apos;" : NULL; break;
-        case '"': rep = attr ? "&quot;" : NULL; break;
-        /* Attribute values normalise whitespace on re-parse; keep it exact. */
-        case '\t': rep = attr ? "&#9;" : NULL; break;
-        case '\n': rep = attr ? "&#10;" : NULL; break;
-        case '\r': rep = "&#13;"; break;
-        default: break;
-        }
+        const char *rep = xml_rep(s[i], attr);
         if (rep != NULL) {
             buf_append(b, s + run, i - run);
             buf_puts(b, rep);

@@ -28,6 +28,11 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
  * (also ' and "). */
 void buf_xml_text(struct buf *b, const char *s, size_t n);
 void buf_xml_attr(struct buf *b, const char *s, size_t n);
+/* Sized attribute escaping for callers that write into memory of the exact
+ * size (fan-out envelopes): the escaped length of s, and the escaped bytes
+ * written at out (returns the end). */
+size_t xml_attr_len(const char *s, size_t n);
+char *xml_attr_put(char *out, const char *s, size_t n);
 /* Appends the RFC 4648 base64 encoding of n bytes. */
 void buf_base64(struct buf *b, const void *p, size_t n);
 /* Strict RFC 4648 base64 decode (padding required, no whitespace). out must

@@ -4,14 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct chunk *chunk_new(const void *p, size_t len)
+struct chunk *chunk_alloc(size_t len)
 {
     struct chunk *c = malloc(sizeof(*c) + len);
     if (c == NULL)
         return NULL;
     c->refs = 1;
     c->len = len;
-    if (len)
+    return c;
+}
+
+struct chunk *chunk_new(const void *p, size_t len)
+{
+    struct chunk *c = chunk_alloc(len);
+    if (c != NULL && len)
         memcpy(c->data, p, len);
     return c;
 }

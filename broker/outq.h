@@ -15,6 +15,9 @@ struct chunk {
 
 /* A new chunk with refs = 1 holding a copy of p (len bytes), or NULL. */
 struct chunk *chunk_new(const void *p, size_t len);
+/* A new chunk with refs = 1 and len bytes of uninitialized data to fill
+ * before it is queued, or NULL. */
+struct chunk *chunk_alloc(size_t len);
 struct chunk *chunk_ref(struct chunk *c);
 void chunk_unref(struct chunk *c);
 

@@ -298,6 +298,16 @@ int pubsub_open(struct herald *h, struct ps_service **out)
         if (ps->jid)
             snprintf(ps->jid, n, "pubsub.%s", cfg->domain);
     }
+    if (ps->jid) {
+        size_t jl = strlen(ps->jid);
+        ps->env_prefix_len = 15 + xml_attr_len(ps->jid, jl) + 6;
+        if ((ps->env_prefix = malloc(ps->env_prefix_len + 1)) != NULL) {
+            char *p = ps->env_prefix;
+            memcpy(p, "<message from='", 15);
+            p = xml_attr_put(p + 15, ps->jid, jl);
+            memcpy(p, "' to='", 7);
+        }
+    }
     ps->caps.max_items = cfg->pubsub_max_items;
     ps->caps.max_payload_size = cfg->pubsub_max_payload;
     if (ps->caps.max_payload_size == 0)
@@ -336,6 +346,7 @@ void pubsub_close(struct ps_service *ps)
         free(set);
     }
     free(ps->jid);
+    free(ps->env_prefix);
     free(ps);
 }
 
@@ -424,24 +435,39 @@ static void queue_event(struct ps_service *ps, const char *to, uint8_t notif_typ
 }
 
 /* Sends envelope + body; subids non-NULL adds SHIM headers naming the
- * subscriptions the notification is for (XEP-0060 §12.7). */
+ * subscriptions the notification is for (XEP-0060 §12.7). The envelope
+ * "<message from='S' to='T' type='headline' id='ps-N'>" is the only
+ * per-subscriber work of a fan-out: it is written straight into a chunk of
+ * its exact size (no printf, no intermediate buffer). */
 static void send_envelope(struct ps_service *ps, const char *to, uint8_t notif_type,
                           struct chunk *body, const struct buf *subids)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "<message from='");
-    buf_xml_attr(&b, ps->jid, strlen(ps->jid));
-    buf_puts(&b, "' to='");
-    buf_xml_attr(&b, to, strlen(to));
-    buf_printf(&b, "' type='%s' id='ps-%llu'>", notif_type == PS_NOTIF_NORMAL ? "normal" : "headline",
-               (unsigned long long)++ps->msg_seq);
-    if (subids)
-        buf_append(&b, subids->data, subids->len);
-    struct chunk *env = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-    buf_free(&b);
+    static const char type_headline[] = "' type='headline' id='ps-";
+    static const char type_normal[] = "' type='normal' id='ps-";
+    const char *type = notif_type == PS_NOTIF_NORMAL ? type_normal : type_headline;
+    size_t type_len = notif_type == PS_NOTIF_NORMAL ? sizeof(type_normal) - 1
+                                                    : sizeof(type_headline) - 1;
+    char num[24];
+    size_t nl = 0;
+    for (uint64_t v = ++ps->msg_seq; v || nl == 0; v /= 10)
+        num[sizeof(num) - 1 - nl++] = (char)('0' + v % 10);
+    size_t tl = strlen(to), sl = subids ? subids->len : 0;
+    if (ps->env_prefix == NULL)
+        return;
+    struct chunk *env =
+        chunk_alloc(ps->env_prefix_len + xml_attr_len(to, tl) + type_len + nl + 2 + sl);
     if (env == NULL)
         return;
+    char *p = env->data;
+    memcpy(p, ps->env_prefix, ps->env_prefix_len);
+    p = xml_attr_put(p + ps->env_prefix_len, to, tl);
+    memcpy(p, type, type_len);
+    memcpy(p += type_len, num + sizeof(num) - nl, nl);
+    p += nl;
+    *p++ = '\'';
+    *p++ = '>';
+    if (sl)
+        memcpy(p, subids->data, sl);
     struct chunk *parts[2] = {env, body};
     if (router_send(ps->h, to, parts, 2, ROUTE_MESSAGE) > 0)
         ps->h->stats.notifications++;

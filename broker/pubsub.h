@@ -82,6 +82,8 @@ struct ps_service {
     struct ps_node *nodes;      /* by name */
     struct ps_node *by_id;
     uint64_t msg_seq;
+    char *env_prefix;           /* "<message from='<jid>' to='", escaped once */
+    size_t env_prefix_len;
     uint64_t last_stamp;        /* publish times never go backwards (item_expire) */
     struct ps_watch_set *watch_sets; /* by node id */
 };

@@ -1158,7 +1158,24 @@ static void test_strings(void)
     CHECK_EQ_STR(xmlp_strerror(XMLP_OK), "ok");
 }
 
-TEST_MAIN(TEST_CASE(test_builders_and_lookups), TEST_CASE(test_serialize_exact),
+/* The sized attribute writer (fan-out envelopes) agrees with buf_xml_attr. */
+static void test_sized_attr_escape(void)
+{
+    const char *cases[] = {"", "alice@localhost/r", "a&b<c>d'e\"f\tg\nh\ri", "&&&&", "x'"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct buf b;
+        buf_init(&b, 0);
+        buf_xml_attr(&b, cases[i], strlen(cases[i]));
+        char out[128];
+        size_t n = xml_attr_len(cases[i], strlen(cases[i]));
+        char *end = xml_attr_put(out, cases[i], strlen(cases[i]));
+        CHECK_EQ_INT(n, b.len);
+        CHECK_EQ_MEM(out, (size_t)(end - out), b.data ? b.data : "", b.len);
+        buf_free(&b);
+    }
+}
+
+TEST_MAIN(TEST_CASE(test_sized_attr_escape), TEST_CASE(test_builders_and_lookups), TEST_CASE(test_serialize_exact),
           TEST_CASE(test_round_trip_escaping), TEST_CASE(test_round_trip_namespaces),
           TEST_CASE(test_xml_lang), TEST_CASE(test_open_and_stanzas),
           TEST_CASE(test_split_boundaries), TEST_CASE(test_keepalives),
