@@ -4,6 +4,7 @@
  * server is running; the server reads the same environment and sees changes
  * at its next lookup. Passwords come from --password, else from a no-echo
  * prompt on a terminal, else from the first line of standard input. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ void cli_user_usage(void *stdio_file)
             "       herald user passwd JID [--password PW] change its password\n"
             "       herald user del JID                   delete an account\n"
             "       herald user list                      list accounts, one per line\n"
+            "       herald user import [FILE]             create many accounts from lines\n"
+            "                                             'JID PASSWORD' (FILE or stdin)\n"
             "\n"
             "Common options (before or after the action):\n"
             "  --data-dir DIR   data directory (default from the config, ./herald-data)\n"
@@ -33,6 +36,10 @@ void cli_user_usage(void *stdio_file)
             "--password the password is asked for on the terminal (twice, not echoed),\n"
             "or read as one line from standard input when that is not a terminal.\n"
             "Passwords are stored only as salted SCRAM-SHA-1 and SCRAM-SHA-256 keys.\n"
+            "import reads one account per line (the password is the rest of the line\n"
+            "after the JID and its blanks; empty lines and lines starting with '#' are\n"
+            "skipped), reports progress every 1,000 accounts on stderr and a summary\n"
+            "at the end; existing accounts are left unchanged and counted.\n"
             "Works whether or not the server is running; a running server sees the\n"
             "change at once.\n");
 }
@@ -117,6 +124,72 @@ static int print_user(void *ud, const char *bare)
     return 0;
 }
 
+/* `herald user import [FILE]`: one account per line, "JID PASSWORD". */
+static int user_import(const struct config *cfg, const char *path)
+{
+    FILE *in = stdin;
+    if (path && strcmp(path, "-") != 0 && (in = fopen(path, "r")) == NULL) {
+        fprintf(stderr, "herald: cannot read %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    struct store *st = cli_open_store(cfg);
+    if (st == NULL) {
+        if (in != stdin)
+            fclose(in);
+        return 1;
+    }
+    char line[2048], bare[JID_MAX + 1];
+    unsigned long lineno = 0, created = 0, existing = 0, bad = 0;
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), in) != NULL) {
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(in)) {
+            fprintf(stderr, "herald: line %lu: longer than %zu bytes, skipped\n", lineno, sizeof(line) - 2);
+            int ch;
+            while ((ch = fgetc(in)) != EOF && ch != '\n')
+                ;
+            bad++;
+            continue;
+        }
+        line[strcspn(line, "\r\n")] = '\0';
+        char *jid = line + strspn(line, " \t");
+        if (*jid == '\0' || *jid == '#')
+            continue;
+        char *pw = jid + strcspn(jid, " \t");
+        if (*pw != '\0')
+            *pw++ = '\0';
+        pw += strspn(pw, " \t");
+        if (*pw == '\0' || cli_account_of(cfg, jid, bare, sizeof(bare)) != 0) {
+            fprintf(stderr, "herald: line %lu: expected 'JID PASSWORD', skipped\n", lineno);
+            bad++;
+            continue;
+        }
+        if (store_user_exists(st, bare) == 1) {
+            existing++;
+            continue;
+        }
+        struct store_user u;
+        rc = scram_make_user(&u, pw, strlen(pw), cfg->scram_iterations);
+        memset(line, 0, sizeof(line));
+        if (rc == 0)
+            rc = store_user_put(st, bare, &u, true);
+        if (rc == HERALD_EEXIST) {
+            existing++;
+            rc = 0;
+        } else if (rc == 0 && ++created % 1000 == 0) {
+            fprintf(stderr, "herald: %lu accounts created...\n", created);
+        }
+    }
+    if (rc != 0)
+        fprintf(stderr, "herald: import stopped at line %lu: %s\n", lineno, herald_strerror(rc));
+    fprintf(stderr, "herald: import: %lu created, %lu already existed, %lu lines skipped\n", created,
+            existing, bad);
+    store_close(st);
+    if (in != stdin)
+        fclose(in);
+    return rc != 0 || bad != 0 ? 1 : 0;
+}
+
 int cli_user(struct config *cfg, int argc, char **argv)
 {
     const char *action = NULL, *who = NULL, *password = NULL;
@@ -126,7 +199,7 @@ int cli_user(struct config *cfg, int argc, char **argv)
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             cli_user_usage(stdout);
             return 0;
-        } else if (argv[i][0] == '-') {
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') { /* "-": standard input */
             fprintf(stderr, "herald user: unknown option %s\n", argv[i]);
             cli_user_usage(stderr);
             return 2;
@@ -146,6 +219,8 @@ int cli_user(struct config *cfg, int argc, char **argv)
     bool list = strcmp(action, "list") == 0;
     bool add = strcmp(action, "add") == 0, passwd = strcmp(action, "passwd") == 0;
     bool del = strcmp(action, "del") == 0;
+    if (strcmp(action, "import") == 0)
+        return user_import(cfg, who);
     if (!list && !add && !passwd && !del) {
         fprintf(stderr, "herald user: unknown action '%s'\n", action);
         cli_user_usage(stderr);

@@ -98,3 +98,29 @@ def test_user_list_and_errors(herald):
         c = XClient(srv, "henry@localhost/r", "pw1")
         await c.login()
     run(body)
+
+
+def test_user_import_from_stdin(herald):
+    """`herald user import -`: one 'JID PASSWORD' per line (passwords may hold
+    blanks), comments and blank lines skipped, existing accounts counted and
+    left unchanged, bad lines reported with exit status 1; the imported
+    accounts log in at once on the running server."""
+    import subprocess
+    from e2e_helpers import HERALD_BIN
+    srv = herald(users={"gina": "pw-gina"})
+    lines = "# bulk\n\nhal@localhost pw hal 1\nivy@localhost pw-ivy\ngina@localhost changed\n" \
+            "not a jid@\n"
+    r = subprocess.run([HERALD_BIN, "user", "import", "-", "--data-dir", srv.data_dir],
+                       input=lines.encode(), capture_output=True, timeout=60)
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert "2 created, 1 already existed, 1 lines skipped" in err, err
+    assert "line 6" in err, err
+
+    async def logins():
+        for jid, pw in (("hal@localhost/r", "pw hal 1"), ("ivy@localhost/r", "pw-ivy"),
+                        ("gina@localhost/r", "pw-gina")):
+            c = XClient(srv, jid, pw)
+            await c.login()
+            await c.close()
+    run(logins)
