@@ -89,7 +89,8 @@ static int emit_item(void *ud, const struct store_item *it)
         return e->rc;
     e->s->next_seq = it->seq + 1;
     e->n++;
-    return 0;
+    /* Paced by the write queue: stop at half the bound, on_drain goes on. */
+    return http_stream_backlog(e->s->hc) > http_stream_limit(e->s->hc) / 2 ? 1 : 0;
 }
 
 /* Is the stream's reader still allowed to read the node? (The token may
@@ -131,7 +132,7 @@ static void catch_up(struct sse *s)
             break;
         }
         if (e.n < READ_BATCH)
-            break;
+            break; /* all sent, or the queue is at half its bound */
     }
     s->in_catch_up = false;
 }
