@@ -40,6 +40,9 @@ void metrics_render(struct herald *h, struct buf *b)
            st->auth_failed);
     metric(b, "herald_slow_reader_disconnects_total", "counter",
            "Sessions closed because their output queue was full.", st->slow_reader_closes);
+    metric(b, "herald_parser_hibernations_total", "counter",
+           "Idle sessions whose XML parser memory was released until they send again.",
+           st->parser_hibernations);
     metric(b, "herald_pubsub_publishes_total", "counter", "Pubsub items published.", st->publishes);
     metric(b, "herald_pubsub_notifications_total", "counter",
            "Pubsub event messages queued to subscribers.", st->notifications);

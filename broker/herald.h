@@ -27,6 +27,7 @@ struct herald_stats {
     uint64_t auth_ok;
     uint64_t auth_failed;
     uint64_t slow_reader_closes;
+    uint64_t parser_hibernations; /* idle sessions' parsers released */
     uint64_t publishes;          /* pubsub items committed */
     uint64_t notifications;      /* pubsub event messages queued */
     uint64_t http_requests[6];   /* by status class: [2] = 2xx ... [5] = 5xx */

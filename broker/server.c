@@ -60,30 +60,38 @@ static void on_prepare(uv_prepare_t *p)
 
 /* A login costs far more memory (SASL, TLS handshake, parser buffers) than
  * the idle session it leaves behind, and glibc keeps freed heap mapped: after
- * a burst of logins, give it back so that RSS tracks live sessions. */
-static void trim_heap(struct herald *h)
+ * a burst of logins, or once many idle parsers have hibernated, give it back
+ * so that RSS tracks live sessions. */
+#define TRIM_AFTER_HIBERNATED 64 /* about 700 KiB of parsers */
+
+static void trim_heap(struct herald *h, unsigned hibernated)
 {
 #ifdef __GLIBC__
-    /* Once a burst is over (logins happened, none in the last second). */
+    /* A login burst is over when logins happened and none in the last second. */
     static uint64_t logins_at_trim, logins_seen;
+    static unsigned hibernated_since_trim;
     uint64_t now = h->stats.auth_ok;
-    if (now != logins_at_trim && now == logins_seen) {
+    hibernated_since_trim += hibernated;
+    bool burst_over = now != logins_at_trim && now == logins_seen;
+    if (burst_over || hibernated_since_trim >= TRIM_AFTER_HIBERNATED) {
         logins_at_trim = now;
+        hibernated_since_trim = 0;
         malloc_trim(0);
     }
     logins_seen = now;
 #else
     (void)h;
+    (void)hibernated;
 #endif
 }
 
 static void on_sweep(uv_timer_t *t)
 {
     struct herald *h = t->data;
-    session_sweep(h);
+    unsigned hibernated = session_sweep(h);
     http_sweep(h);
     pubsub_expire(h->pubsub);
-    trim_heap(h);
+    trim_heap(h, hibernated);
 }
 
 static void on_shutdown_timeout(uv_timer_t *t)

@@ -17,6 +17,9 @@
 #include "xml_parser.h"
 
 #define DRAIN_LIMIT_MS 5000
+/* A bound session that read nothing for this long gives its parser's memory
+ * back (xmlp_hibernate); its next bytes make a new one. */
+#define HIBERNATE_IDLE_MS 1000
 
 static void on_conn_closed(void *ud);
 
@@ -289,10 +292,11 @@ static struct session *session_of(struct conn *c)
     return c->handler == &c2s_handler ? c->ud : NULL;
 }
 
-void session_sweep(struct herald *h)
+unsigned session_sweep(struct herald *h)
 {
     const struct config *cfg = h->cfg;
     uint64_t now = uv_now(h->loop);
+    unsigned hibernated = 0;
     struct conn *next;
     for (struct conn *c = h->conns; c; c = next) {
         next = c->next;
@@ -317,7 +321,11 @@ void session_sweep(struct herald *h)
             s->last_keepalive_ms = now;
             session_send(s, " ", 1);
         }
+        if (s->state == ST_BOUND && idle >= HIBERNATE_IDLE_MS && xmlp_hibernate(s->parser))
+            hibernated++;
     }
+    h->stats.parser_hibernations += hibernated;
+    return hibernated;
 }
 
 void session_close_all(struct herald *h)

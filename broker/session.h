@@ -94,8 +94,9 @@ void session_stream_error(struct session *s, const char *condition, const char *
 /* Closes the stream with </stream:stream> (shutdown, client close). */
 void session_close(struct session *s);
 
-/* Periodic checks: login timeout, idle timeout, whitespace keepalive. */
-void session_sweep(struct herald *h);
+/* Periodic checks: login timeout, idle timeout, whitespace keepalive; idle
+ * bound sessions' parsers hibernate. Returns how many parsers hibernated. */
+unsigned session_sweep(struct herald *h);
 /* Graceful shutdown of every session. */
 void session_close_all(struct herald *h);
 

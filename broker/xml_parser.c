@@ -37,6 +37,13 @@ struct xmlp {
     const char *default_ns;  /* from the header's xmlns declaration */
     long long fed;           /* bytes fed since the parser was (re)started */
     long long mark;          /* byte index where the current unit began */
+    long long idle_at;       /* byte index just past the last complete unit */
+    /* The stream header's start tag as the client sent it: waking a
+     * hibernated parser replays it, so the new expat parser has the same
+     * namespace bindings and root prefix (see xmlp_hibernate). */
+    char *hdr;
+    size_t hdr_len;
+    bool replaying;          /* parsing hdr on wake: no callbacks */
     /* Namespace URIs of the current unit, interned in the arena: open
      * addressing, emptied with the arena. */
     struct ns_slot *ns_tab;
@@ -212,6 +219,32 @@ static bool over_limit(struct xmlp *p)
     return pos >= 0 && pos - p->mark > (long long)p->lim.max_stanza;
 }
 
+/* End of the current event (a tag or a run of text) in expat's byte index. */
+static long long event_end(struct xmlp *p)
+{
+    return XML_GetCurrentByteIndex(p->x) + XML_GetCurrentByteCount(p->x);
+}
+
+/* Keeps a copy of the stream header's start tag, the current event. Without
+ * it (expat built without context bytes, or no memory) the parser simply
+ * never hibernates. */
+static void keep_header(struct xmlp *p)
+{
+    int off = 0, size = 0;
+    const char *ctx = XML_GetInputContext(p->x, &off, &size);
+    int n = XML_GetCurrentByteCount(p->x);
+    free(p->hdr);
+    p->hdr = NULL;
+    p->hdr_len = 0;
+    if (ctx == NULL || n <= 0 || off < 0 || off > size || n > size - off)
+        return;
+    p->hdr = malloc((size_t)n);
+    if (p->hdr == NULL)
+        return;
+    memcpy(p->hdr, ctx + off, (size_t)n);
+    p->hdr_len = (size_t)n;
+}
+
 static void XMLCALL on_start(void *ud, const char *name, const char **atts)
 {
     struct xmlp *p = ud;
@@ -228,6 +261,10 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
             fail(p, XMLP_INVALID_NAMESPACE);
             return;
         }
+        if (p->replaying) {
+            p->depth = 1;
+            return;
+        }
         struct xnode *hdr = new_elem(p, ns, local);
         if (hdr == NULL || add_attrs(p, hdr, atts) != 0) {
             fail(p, XMLP_NOMEM);
@@ -235,6 +272,8 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
         }
         p->depth = 1;
         p->mark = XML_GetCurrentByteIndex(p->x);
+        p->idle_at = event_end(p);
+        keep_header(p);
         p->in_callback = true;
         p->cb.on_open(p->ud, hdr, p->default_ns ? p->default_ns : "");
         p->in_callback = false;
@@ -306,6 +345,7 @@ static void XMLCALL on_end(void *ud, const char *name)
         p->in_callback = false;
         reset_unit(p);
         p->mark = XML_GetCurrentByteIndex(p->x);
+        p->idle_at = event_end(p);
         if (p->restart_pending)
             XML_StopParser(p->x, XML_FALSE);
     }
@@ -327,6 +367,7 @@ static void XMLCALL on_text(void *ud, const char *s, int len)
         /* Whitespace keepalives are consumed, not buffered: they start a new
          * gap, so a long idle session never accumulates toward the cap. */
         p->mark = XML_GetCurrentByteIndex(p->x) + len;
+        p->idle_at = event_end(p);
         return;
     }
     if (over_limit(p)) {
@@ -392,6 +433,7 @@ static int setup(struct xmlp *p)
     p->depth = 0;
     p->fed = 0;
     p->mark = 0;
+    p->idle_at = -1;
     p->closed = false;
     p->restart_pending = false;
     p->default_ns = NULL;
@@ -426,16 +468,63 @@ void xmlp_free(struct xmlp *p)
 {
     if (p == NULL)
         return;
-    XML_ParserFree(p->x);
+    if (p->x)
+        XML_ParserFree(p->x);
     arena_free(&p->arena);
     buf_free(&p->text);
+    free(p->hdr);
     free(p);
 }
 
 static void do_restart(struct xmlp *p)
 {
-    XML_ParserReset(p->x, "UTF-8");
+    if (p->x)
+        XML_ParserReset(p->x, "UTF-8");
+    else
+        p->x = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (p->x == NULL) {
+        p->err = XMLP_NOMEM;
+        return;
+    }
     setup(p);
+}
+
+bool xmlp_hibernate(struct xmlp *p)
+{
+    /* Only between stanzas, with every byte fed consumed by a complete
+     * event: expat then holds nothing but the open header's context. */
+    if (p->x == NULL || p->hdr == NULL || p->err != XMLP_OK || p->closed || p->in_callback ||
+        p->restart_pending || p->depth != 1 || p->cur != NULL || p->fed != p->idle_at)
+        return false;
+    XML_ParserFree(p->x);
+    p->x = NULL;
+    arena_free(&p->arena);
+    arena_init(&p->arena);
+    p->ns_tab = NULL;
+    p->ns_cap = p->ns_used = 0;
+    buf_free(&p->text);
+    return true;
+}
+
+/* A new expat parser in the state the old one had between stanzas: the
+ * client's own header replayed, no callback. */
+static enum xmlp_error wake(struct xmlp *p)
+{
+    p->x = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (p->x == NULL)
+        return p->err = XMLP_NOMEM;
+    setup(p);
+    p->replaying = true;
+    enum XML_Status st = XML_Parse(p->x, p->hdr, (int)p->hdr_len, XML_FALSE);
+    p->replaying = false;
+    if (p->err != XMLP_OK)
+        return p->err;
+    if (st == XML_STATUS_ERROR || p->depth != 1)
+        return p->err = XMLP_NOT_WELL_FORMED;
+    reset_unit(p);
+    p->default_ns = NULL;
+    p->fed = p->mark = p->idle_at = (long long)p->hdr_len;
+    return XMLP_OK;
 }
 
 void xmlp_restart(struct xmlp *p)
@@ -452,6 +541,8 @@ enum xmlp_error xmlp_feed(struct xmlp *p, const char *data, size_t len)
         return p->err;
     if (p->closed)
         return len ? XMLP_CLOSED : XMLP_OK;
+    if (p->x == NULL && len > 0 && wake(p) != XMLP_OK)
+        return p->err;
     while (len > 0) {
         /* expat takes an int length; feed in bounded slices. */
         int n = len > (1u << 20) ? (1 << 20) : (int)len;

@@ -19,6 +19,7 @@
  * arena is reset after it). */
 #ifndef HERALD_XML_PARSER_H
 #define HERALD_XML_PARSER_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "xml.h"
@@ -62,6 +63,15 @@ enum xmlp_error xmlp_feed(struct xmlp *p, const char *data, size_t len);
  * called from a callback it takes effect when the callback returns; otherwise
  * at once. The next bytes must be a new stream header. */
 void xmlp_restart(struct xmlp *p);
+
+/* Releases expat's parser, the arena and the text buffer of a stream that
+ * is between stanzas with no partial input (an idle session keeps about 11
+ * KiB there), keeping only a copy of the stream header's start tag. The next
+ * xmlp_feed creates a new expat parser and replays that tag without calling
+ * on_open, so parsing goes on exactly as before. Returns whether it did;
+ * false (nothing changed) when the parser is mid-stanza, holds unparsed
+ * bytes, is in a callback, closed or failed, or is already hibernating. */
+bool xmlp_hibernate(struct xmlp *p);
 
 /* Short text for an error, and its RFC 6120 stream error condition. */
 const char *xmlp_strerror(enum xmlp_error e);

@@ -14,7 +14,10 @@
  * serializing that gives the same bytes (the serializer's output is a fixed
  * point). The parser's memory stays linear in the input and errors are
  * sticky. A stanza named <proceed/> or <success/> restarts the stream, as
- * STARTTLS and SASL do. Any violation aborts. */
+ * STARTTLS and SASL do. Each input is parsed twice, the second time with
+ * xmlp_hibernate tried after every other chunk; when both runs succeed they
+ * must deliver the same headers and stanzas, byte for byte. Any violation
+ * aborts. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,10 +88,14 @@ static void die(const char *what, const struct buf *b, enum xmlp_error e)
 
 struct first {
     struct xmlp *p;
+    unsigned opens;
+    struct buf seen; /* every stanza's serialization, '|' after each */
 };
 
 static void on_open(void *ud, const struct xnode *hdr, const char *default_ns)
 {
+    struct first *f = ud;
+    f->opens++;
     /* The header tree must be well-formed too: serialize it for ASan. */
     struct buf b;
     buf_init(&b, 0);
@@ -129,6 +136,8 @@ static void on_stanza(void *ud, struct xnode *st, struct arena *a)
         die("reparsed tree differs", &b, e);
     if (r.again.len != b.len || memcmp(r.again.data, b.data, b.len) != 0)
         die("serialization is not a fixed point", &b, e);
+    buf_append(&f->seen, b.data, b.len);
+    buf_putc(&f->seen, '|');
     xmlp_free(q);
     buf_free(&r.again);
     buf_free(&b);
@@ -139,23 +148,24 @@ static void on_stanza(void *ud, struct xnode *st, struct arena *a)
 
 static const struct xmlp_callbacks cb = {on_open, on_stanza, on_close};
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Parses the stream as the mode byte says; with `hibernate`, tries
+ * xmlp_hibernate after every other chunk. */
+static enum xmlp_error run(const uint8_t *data, size_t size, uint8_t mode, bool hibernate,
+                           struct first *f)
 {
-    if (size == 0)
-        return 0;
-    uint8_t mode = data[0];
-    data++, size--;
-    struct first f;
     struct xmlp_limits lim = {MAX_STANZA, MAX_DEPTH};
-    f.p = xmlp_new(&lim, &cb, &f);
-    if (f.p == NULL)
+    f->opens = 0;
+    buf_init(&f->seen, 0);
+    f->p = xmlp_new(&lim, &cb, f);
+    if (f->p == NULL)
         abort();
     enum xmlp_error e = XMLP_OK;
     if (mode & 0x80)
-        e = xmlp_feed(f.p, HDR, sizeof(HDR) - 1);
+        e = xmlp_feed(f->p, HDR, sizeof(HDR) - 1);
     unsigned max_chunk = mode & 0x7f;
     uint32_t rng = 0x9E3779B9u ^ ((uint32_t)mode * 0x01000193u);
     size_t off = 0;
+    unsigned nchunk = 0;
     while (e == XMLP_OK && off < size) {
         size_t n = size - off;
         if (max_chunk) {
@@ -169,20 +179,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* A private copy of each chunk, so ASan sees reads past it. */
         char *chunk = malloc(n);
         memcpy(chunk, data + off, n);
-        e = xmlp_feed(f.p, chunk, n);
+        e = xmlp_feed(f->p, chunk, n);
         free(chunk);
         off += n;
+        /* A hibernated parser holds no arena or text buffer. */
+        if (hibernate && (nchunk++ & 1) == 0 && xmlp_hibernate(f->p) && xmlp_memory(f->p) != 0)
+            abort();
         /* Memory stays linear in the stanza's size: a tree node per few
          * bytes of input, never a copy of the text or a namespace URI per
          * piece or per name. */
-        if (xmlp_memory(f.p) > 128 * MAX_STANZA) {
-            fprintf(stderr, "fuzz_xml: parser holds %zu bytes\n", xmlp_memory(f.p));
+        if (xmlp_memory(f->p) > 128 * MAX_STANZA) {
+            fprintf(stderr, "fuzz_xml: parser holds %zu bytes\n", xmlp_memory(f->p));
             abort();
         }
     }
     /* Errors are sticky. */
-    if (e != XMLP_OK && xmlp_feed(f.p, "<a/>", 4) != e)
+    if (e != XMLP_OK && xmlp_feed(f->p, "<a/>", 4) != e)
         abort();
-    xmlp_free(f.p);
+    xmlp_free(f->p);
+    return e;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    uint8_t mode = data[0];
+    data++, size--;
+    struct first a, b;
+    enum xmlp_error ea = run(data, size, mode, false, &a);
+    enum xmlp_error eb = run(data, size, mode, true, &b);
+    if (ea == XMLP_OK && eb == XMLP_OK &&
+        (a.opens != b.opens || a.seen.len != b.seen.len ||
+         (a.seen.len && memcmp(a.seen.data, b.seen.data, a.seen.len) != 0))) {
+        fprintf(stderr, "fuzz_xml: hibernation changed the result\n");
+        abort();
+    }
+    buf_free(&a.seen);
+    buf_free(&b.seen);
     return 0;
 }

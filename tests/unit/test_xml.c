@@ -1158,6 +1158,116 @@ static void test_strings(void)
     CHECK_EQ_STR(xmlp_strerror(XMLP_OK), "ok");
 }
 
+/* Feeds len bytes in chunks of `chunk`, trying xmlp_hibernate after every
+ * chunk; counts how often it released the parser. */
+static enum xmlp_error feed_hibernating(struct rec *r, const char *s, size_t len, size_t chunk,
+                                        unsigned *slept)
+{
+    enum xmlp_error e = XMLP_OK;
+    for (size_t off = 0; off < len && e == XMLP_OK; off += chunk) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        char *copy = malloc(n);
+        memcpy(copy, s + off, n);
+        e = xmlp_feed(r->p, copy, n);
+        free(copy);
+        if (xmlp_hibernate(r->p))
+            (*slept)++;
+    }
+    return e;
+}
+
+/* A hibernated parser wakes into the same state: the same stanzas, one
+ * on_open, the header's own prefixes and namespaces, limits and close. */
+static void test_hibernate(void)
+{
+    char whole[sizeof(HDR) + sizeof(stream_body)];
+    snprintf(whole, sizeof(whole), "%s%s", HDR, stream_body);
+    size_t len = strlen(whole);
+    struct rec ref;
+    rec_init(&ref, 1 << 16, 16);
+    CHECK_EQ_INT(feed(&ref, whole, len, 0), XMLP_OK);
+
+    static const size_t chunks[] = {1, 2, 3, 5, 13, 64, 4096};
+    for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        struct rec r;
+        unsigned slept = 0;
+        rec_init(&r, 1 << 16, 16);
+        CHECK_EQ_INT(feed_hibernating(&r, whole, len, chunks[i], &slept), XMLP_OK);
+        CHECK_EQ_INT(r.opens, 1);
+        CHECK_EQ_INT(r.stanzas, 5);
+        CHECK_EQ_STR(rec_out(&r), rec_out(&ref));
+        CHECK(slept >= 1); /* at least after the last stanza */
+        CHECK_EQ_INT(xmlp_memory(r.p), 0);
+        rec_free(&r);
+    }
+    rec_free(&ref);
+
+    /* Not mid-stanza, not with unparsed bytes, not twice. */
+    struct rec r;
+    rec_init(&r, 4096, 8);
+    CHECK(!xmlp_hibernate(r.p)); /* no header yet */
+    CHECK_EQ_INT(feed_str(&r, HDR, 0), XMLP_OK);
+    CHECK(xmlp_hibernate(r.p));  /* right after the header */
+    CHECK(!xmlp_hibernate(r.p)); /* already */
+    CHECK_EQ_INT(feed_str(&r, "<message><body>x", 0), XMLP_OK);
+    CHECK(!xmlp_hibernate(r.p));
+    CHECK_EQ_INT(feed_str(&r, "</body></message><pres", 0), XMLP_OK);
+    CHECK(!xmlp_hibernate(r.p)); /* '<pres' is still in expat's buffer */
+    CHECK_EQ_INT(feed_str(&r, "ence/>", 0), XMLP_OK);
+    CHECK_EQ_INT(r.stanzas, 2);
+    CHECK(xmlp_hibernate(r.p));
+    CHECK_EQ_INT(feed_str(&r, "  \n", 0), XMLP_OK); /* keepalives wake it too */
+    CHECK(xmlp_hibernate(r.p));
+    /* The per-stanza cap still holds after waking. */
+    char big[5000];
+    memset(big, 'x', sizeof(big));
+    CHECK_EQ_INT(feed_str(&r, "<message><body>", 0), XMLP_OK);
+    CHECK_EQ_INT(feed(&r, big, sizeof(big), 0), XMLP_POLICY_VIOLATION);
+    CHECK(!xmlp_hibernate(r.p)); /* failed parsers stay as they are */
+    rec_free(&r);
+
+    /* A header with its own prefixes: the stream prefix 's', a prefix
+     * declared on the header and used in stanzas, the close tag. */
+    rec_init(&r, 4096, 8);
+    CHECK_EQ_INT(feed_str(&r, "<?xml version='1.0'?><s:stream xmlns='jabber:client'"
+                              " xmlns:s='http://etherx.jabber.org/streams'"
+                              " xmlns:e='urn:example' to='localhost' version='1.0'>", 0),
+                 XMLP_OK);
+    CHECK(xmlp_hibernate(r.p));
+    CHECK_EQ_INT(feed_str(&r, "<message><e:x e:a='1'/></message>", 0), XMLP_OK);
+    CHECK(xmlp_hibernate(r.p));
+    CHECK_EQ_INT(feed_str(&r, "<e:y/>", 0), XMLP_OK);
+    CHECK(xmlp_hibernate(r.p));
+    CHECK_EQ_INT(feed_str(&r, "</s:stream>", 0), XMLP_OK);
+    CHECK_EQ_INT(r.opens, 1);
+    CHECK_EQ_INT(r.stanzas, 2);
+    CHECK_EQ_INT(r.closes, 1);
+    CHECK_EQ_STR(rec_out(&r), "<message><x xmlns='urn:example' xmlns:a0='urn:example' a0:a='1'/>"
+                              "</message>|<y xmlns='urn:example'/>|");
+    rec_free(&r);
+
+    /* A wrong close tag after waking is still an error. */
+    rec_init(&r, 4096, 8);
+    CHECK_EQ_INT(feed_str(&r, HDR, 0), XMLP_OK);
+    CHECK(xmlp_hibernate(r.p));
+    CHECK_EQ_INT(feed_str(&r, "</stream:other>", 0), XMLP_NOT_WELL_FORMED);
+    rec_free(&r);
+
+    /* A restart requested by a stanza after waking (STARTTLS, SASL), and a
+     * new header afterwards. */
+    rec_init(&r, 4096, 8);
+    r.restart_on = "success";
+    CHECK_EQ_INT(feed_str(&r, HDR, 0), XMLP_OK);
+    CHECK(xmlp_hibernate(r.p));
+    CHECK_EQ_INT(feed_str(&r, "<success/>", 0), XMLP_OK);
+    CHECK_EQ_INT(feed_str(&r, HDR "<presence/>", 0), XMLP_OK);
+    CHECK(xmlp_hibernate(r.p));
+    CHECK_EQ_INT(feed_str(&r, "<presence/>", 0), XMLP_OK);
+    CHECK_EQ_INT(r.opens, 2);
+    CHECK_EQ_INT(r.stanzas, 3);
+    rec_free(&r);
+}
+
 /* The sized attribute writer (fan-out envelopes) agrees with buf_xml_attr. */
 static void test_sized_attr_escape(void)
 {
@@ -1187,4 +1297,5 @@ TEST_MAIN(TEST_CASE(test_sized_attr_escape), TEST_CASE(test_builders_and_lookups
           TEST_CASE(test_restart_from_callback), TEST_CASE(test_valid_chars),
           TEST_CASE(test_regressions), TEST_CASE(test_memory_linear),
           TEST_CASE(test_text_linear),
-          TEST_CASE(test_attributes_linear), TEST_CASE(test_strings))
+          TEST_CASE(test_attributes_linear), TEST_CASE(test_strings),
+          TEST_CASE(test_hibernate))
