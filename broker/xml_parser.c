@@ -412,6 +412,13 @@ static void XMLCALL on_restricted_comment(void *ud, const char *d)
     fail(ud, XMLP_RESTRICTED_XML);
 }
 
+/* A new expat parser for p (namespaces on). Returns false without memory. */
+static bool create_expat(struct xmlp *p)
+{
+    p->x = XML_ParserCreateNS("UTF-8", NS_SEP);
+    return p->x != NULL;
+}
+
 static int setup(struct xmlp *p)
 {
     XML_SetUserData(p->x, p);
@@ -447,8 +454,7 @@ struct xmlp *xmlp_new(const struct xmlp_limits *lim, const struct xmlp_callbacks
     struct xmlp *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
-    p->x = XML_ParserCreateNS("UTF-8", NS_SEP);
-    if (p->x == NULL) {
+    if (!create_expat(p)) {
         free(p);
         return NULL;
     }
@@ -480,9 +486,7 @@ static void do_restart(struct xmlp *p)
 {
     if (p->x)
         XML_ParserReset(p->x, "UTF-8");
-    else
-        p->x = XML_ParserCreateNS("UTF-8", NS_SEP);
-    if (p->x == NULL) {
+    else if (!create_expat(p)) {
         p->err = XMLP_NOMEM;
         return;
     }
@@ -498,10 +502,8 @@ bool xmlp_hibernate(struct xmlp *p)
         return false;
     XML_ParserFree(p->x);
     p->x = NULL;
-    arena_free(&p->arena);
-    arena_init(&p->arena);
-    p->ns_tab = NULL;
-    p->ns_cap = p->ns_used = 0;
+    reset_unit(p);
+    arena_free(&p->arena); /* the block a reset keeps, too */
     buf_free(&p->text);
     return true;
 }
@@ -510,8 +512,7 @@ bool xmlp_hibernate(struct xmlp *p)
  * client's own header replayed, no callback. */
 static enum xmlp_error wake(struct xmlp *p)
 {
-    p->x = XML_ParserCreateNS("UTF-8", NS_SEP);
-    if (p->x == NULL)
+    if (!create_expat(p))
         return p->err = XMLP_NOMEM;
     setup(p);
     p->replaying = true;

@@ -455,16 +455,22 @@ static void test_open_and_stanzas(void)
     rec_free(&r);
 }
 
+/* HDR + stream_body into whole, and what one parser delivers for it in ref. */
+static size_t parse_reference(char *whole, size_t cap, struct rec *ref)
+{
+    snprintf(whole, cap, "%s%s", HDR, stream_body);
+    size_t len = strlen(whole);
+    rec_init(ref, 1 << 16, 16);
+    CHECK_EQ_INT(feed(ref, whole, len, 0), XMLP_OK);
+    CHECK_EQ_INT(ref->stanzas, 5);
+    return len;
+}
+
 static void test_split_boundaries(void)
 {
     char whole[sizeof(HDR) + sizeof(stream_body)];
-    snprintf(whole, sizeof(whole), "%s%s", HDR, stream_body);
-    size_t len = strlen(whole);
-
     struct rec ref;
-    rec_init(&ref, 1 << 16, 16);
-    CHECK_EQ_INT(feed(&ref, whole, len, 0), XMLP_OK);
-    CHECK_EQ_INT(ref.stanzas, 5);
+    size_t len = parse_reference(whole, sizeof(whole), &ref);
 
     /* One byte at a time, and a few other chunk sizes. */
     static const size_t chunks[] = {1, 2, 3, 5, 13, 64};
@@ -1181,11 +1187,8 @@ static enum xmlp_error feed_hibernating(struct rec *r, const char *s, size_t len
 static void test_hibernate(void)
 {
     char whole[sizeof(HDR) + sizeof(stream_body)];
-    snprintf(whole, sizeof(whole), "%s%s", HDR, stream_body);
-    size_t len = strlen(whole);
     struct rec ref;
-    rec_init(&ref, 1 << 16, 16);
-    CHECK_EQ_INT(feed(&ref, whole, len, 0), XMLP_OK);
+    size_t len = parse_reference(whole, sizeof(whole), &ref);
 
     static const size_t chunks[] = {1, 2, 3, 5, 13, 64, 4096};
     for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
