@@ -175,6 +175,12 @@ void http_problem_h(struct http_conn *hc, int status, const char *condition, con
     buf_free(&b);
 }
 
+void http_problem_code(struct http_conn *hc, int code, const char *detail)
+{
+    const struct herald_error *e = herald_error(code);
+    http_problem(hc, e->http, e->cond, e->app, detail && detail[0] ? detail : e->msg);
+}
+
 /* An error found by the transport: answer and close (the stream of requests
  * cannot be trusted after it). */
 static void fail(struct http_conn *hc, int status, const char *detail)

@@ -61,6 +61,10 @@ void http_problem(struct http_conn *hc, int status, const char *condition, const
 /* The same with extra header lines (e.g. "Allow: GET, HEAD\r\n" on a 405). */
 void http_problem_h(struct http_conn *hc, int status, const char *condition, const char *app,
                     const char *detail, const char *headers);
+/* A HERALD_E* code as problem details: status, condition and pubsub
+ * condition from the one error table (errors.c); detail NULL or "" uses the
+ * table's message. */
+void http_problem_code(struct http_conn *hc, int code, const char *detail);
 
 /* Keeps hc (not its connection) alive across a deferred answer. */
 void http_ref(struct http_conn *hc);

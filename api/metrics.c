@@ -67,4 +67,7 @@ void metrics_render(struct herald *h, struct buf *b)
                bs->seconds_sum, (unsigned long long)bs->commits);
     metric(b, "herald_commit_failures_total", "counter", "Group commits that failed and rolled back.",
            bs->failures);
+    metric(b, "herald_storage_operation_failures_total", "counter",
+           "Single operations rolled back alone (storage full or I/O error); the rest of their "
+           "group commit went on.", bs->op_failures);
 }

@@ -1,11 +1,19 @@
 /* rest.c - the /v1 REST bridge (docs/rest-api.md): bearer tokens, one
  * route table, and handlers that call the same pubsub service as XMPP.
  *
- * Reads use a committed snapshot (an HTTP reader never sees a change a crash
- * could take back). Changes join the loop turn's write batch like XMPP
- * requests do, and their answers (201/200/204) are released by a batch
- * callback only after the commit; until then the connection's next
- * pipelined request waits (http.c). */
+ * Everything about pubsub data goes through pubsub.h: the service applies
+ * the access rules to every read and change, so a handler never checks
+ * affiliations or walks the service's tables itself. JSON maps straight
+ * onto the service's vocabulary: a "config" object becomes (var, values)
+ * fields, a JSON item body becomes the serialized XEP-0335 container the
+ * service stores, and an error is a HERALD_E* code rendered as
+ * problem+json from the one table in errors.c.
+ *
+ * Reads ask the service for committed data only (an HTTP reader never sees
+ * a change a crash could take back). Changes join the loop turn's write
+ * batch like XMPP requests do, and their answers (201/200/204) are released
+ * by a batch callback only after the commit; until then the connection's
+ * next pipelined request waits (http.c). */
 #include <http_parser.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,15 +23,14 @@
 #include <time.h>
 #include <yajl/yajl_tree.h>
 
-#include "arena.h"
 #include "batch.h"
 #include "buf.h"
 #include "errors.h"
 #include "herald.h"
 #include "http.h"
-#include "log.h"
 #include "pubsub.h"
 #include "rest.h"
+#include "sse.h"
 #include "store.h"
 #include "token.h"
 #include "xml.h"
@@ -34,50 +41,42 @@ extern const size_t herald_openapi_json_len;
 
 #define MAX_PAGE 500
 #define DEFAULT_PAGE 20
-#define NODE_NAME_MAX 256
-#define ITEM_ID_MAX 256
+#define MAX_CONFIG_FIELDS 64
 
 /* One request being handled. */
 struct rctx {
     struct http_conn *hc;
     struct herald *h;
-    struct ps_service *ps;
+    struct pubsub *ps;
     const struct http_req *req;
-    struct arena *a;
-    struct store_token tok;       /* who: tok.jid */
-    char node[NODE_NAME_MAX + 1]; /* {node}, decoded */
-    char id[ITEM_ID_MAX + 1];     /* {id}, decoded */
+    struct store_token tok;           /* who: tok.jid */
+    char node[PS_NODE_NAME_MAX + 1];  /* {node}, decoded */
+    char id[PS_ITEM_ID_MAX + 1];      /* {id}, decoded */
 };
 
 /* ---- answers ---- */
 
-static int status_of(const struct ps_err *e)
+static void problem(struct rctx *r, int code, const char *detail)
 {
-    static const struct {
-        const char *cond;
-        int status;
-    } map[] = {
-        {"bad-request", 400},     {"jid-malformed", 400},         {"not-acceptable", 400},
-        {"policy-violation", 400}, {"not-authorized", 403},        {"forbidden", 403},
-        {"not-allowed", 403},     {"registration-required", 403}, {"subscription-required", 403},
-        {"item-not-found", 404},  {"conflict", 409},              {"feature-not-implemented", 501},
-        {"resource-constraint", 507}, {"service-unavailable", 503}, {"internal-server-error", 500},
-    };
-    if (e->app && strcmp(e->app, "payload-too-big") == 0)
-        return 413;
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (e->cond && strcmp(map[i].cond, e->cond) == 0)
-            return map[i].status;
-    return 500;
+    http_problem_code(r->hc, code, detail);
 }
 
-static void ps_problem(struct rctx *r, const struct ps_err *e, const char *detail)
+/* A failed pubsub call: the service's own sentence when it gave one, else
+ * "no such node" when the node in the path does not exist, else the table's
+ * message for a XEP-0060 condition (it names the rule), else fallback. */
+static void ps_problem(struct rctx *r, int code, const char *fallback)
 {
-    const char *text = e->text ? e->text : detail;
-    if (e->cond && strcmp(e->cond, "item-not-found") == 0 && r->node[0] &&
-        pubsub_node(r->ps, r->node) == NULL)
-        text = "no such node";
-    http_problem(r->hc, status_of(e), e->cond ? e->cond : "internal-server-error", e->app, text);
+    const struct ps_why *why = pubsub_why(r->ps);
+    char text[sizeof(why->text)];
+    text[0] = '\0';
+    if (why && why->text[0]) {
+        memcpy(text, why->text, sizeof(text));
+        text[sizeof(text) - 1] = '\0';
+    }
+    if (text[0] == '\0' && code == HERALD_ENOTFOUND && r->node[0] &&
+        pubsub_node_readable(r->ps, r->tok.jid, r->node) == HERALD_ENOTFOUND)
+        snprintf(text, sizeof(text), "no such node");
+    problem(r, code, text[0] ? text : herald_error(code)->app ? NULL : fallback);
 }
 
 static void respond_json(struct rctx *r, int status, yajl_gen g, const char *headers)
@@ -88,7 +87,7 @@ static void respond_json(struct rctx *r, int status, yajl_gen g, const char *hea
         buf_putc(&b, '\n');
         http_respond(r->hc, status, "application/json", headers, b.data, b.len);
     } else {
-        http_problem(r->hc, 500, "internal-server-error", NULL, "the answer could not be encoded");
+        problem(r, HERALD_EIO, "the answer could not be encoded");
     }
     buf_free(&b);
 }
@@ -109,11 +108,11 @@ static void pending_run(void *ctx, int failed)
         http_respond(p->hc, p->status, p->len ? "application/json" : NULL, p->headers, p->body,
                      p->len);
     else if (failed == HERALD_EFULL)
-        http_problem(p->hc, 507, "resource-constraint", NULL, "the change could not be stored: storage is full");
+        http_problem_code(p->hc, failed, "the change could not be stored: storage is full");
     else if (failed == HERALD_EUNAVAIL)
-        http_problem(p->hc, 503, "service-unavailable", NULL, "the server is shutting down");
+        http_problem_code(p->hc, failed, "the server is shutting down");
     else
-        http_problem(p->hc, 500, "internal-server-error", NULL, "the change could not be stored");
+        http_problem_code(p->hc, failed, "the change could not be stored");
     http_unref(p->hc);
     free(p->headers);
     free(p->body);
@@ -127,24 +126,25 @@ static void respond_after_commit(struct rctx *r, int status, yajl_gen g, const c
     struct pending *p = calloc(1, sizeof(*p));
     struct buf b;
     buf_init(&b, 0);
-    if (g && json_gen_take(g, &b) == 0)
+    int rc = g ? json_gen_take(g, &b) : 0;
+    if (g)
         buf_putc(&b, '\n');
-    if (p == NULL || (g && !buf_ok(&b)) || (headers && (p->headers = strdup(headers)) == NULL)) {
+    if (p == NULL || rc != 0 || !buf_ok(&b) ||
+        (headers && (p->headers = strdup(headers)) == NULL)) {
         if (p)
             free(p->headers);
         free(p);
-        buf_free(&b);
-        http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
-        return;
+        problem(r, HERALD_ENOMEM, "out of memory");
+        goto done;
     }
     p->hc = r->hc;
     p->status = status;
     p->body = b.len ? buf_take(&b, &p->len) : NULL;
-    buf_free(&b);
     http_ref(r->hc);
-    if (batch_after(r->h->batch, pending_run, p) != 0) {
+    if (batch_after(r->h->batch, pending_run, p) != 0)
         pending_run(p, HERALD_ENOMEM);
-    }
+done:
+    buf_free(&b);
 }
 
 /* ---- paths ---- */
@@ -261,41 +261,47 @@ static const char *aff_name(uint8_t aff)
     return aff < sizeof(names) / sizeof(names[0]) ? names[aff] : "none";
 }
 
-static void config_field_json(void *ud, const char *var, enum ps_field_kind kind, const char *value)
+static const char *type_name(uint8_t node_type)
+{
+    return node_type == PS_COLLECTION ? "collection" : "leaf";
+}
+
+static void config_field_json(void *ud, const struct ps_config_field *f, const char *value)
 {
     yajl_gen g = ud;
-    json_str(g, strncmp(var, "pubsub#", 7) == 0 ? var + 7 : var);
-    if (kind == PS_FIELD_BOOL)
+    json_str(g, strncmp(f->var, "pubsub#", 7) == 0 ? f->var + 7 : f->var);
+    if (f->kind == PS_FIELD_BOOL)
         yajl_gen_bool(g, strcmp(value, "1") == 0);
-    else if (kind == PS_FIELD_UINT && strcmp(value, "max") != 0)
+    else if (f->kind == PS_FIELD_UINT && strcmp(value, "max") != 0)
         yajl_gen_number(g, value, strlen(value));
     else
         json_str(g, value);
 }
 
-static void node_json(yajl_gen g, const struct ps_node *n, const char *who)
+static void node_json(yajl_gen g, const struct ps_node_info *n)
 {
     yajl_gen_map_open(g);
     json_key_str(g, "node", n->name);
-    json_key_str(g, "type", n->cfg.node_type == PS_COLLECTION ? "collection" : "leaf");
+    json_key_str(g, "type", type_name(n->config.node_type));
     json_key_time(g, "created", n->created);
     json_key_uint(g, "items", n->item_count);
-    json_key_str(g, "affiliation", aff_name(pubsub_affiliation(n, who)));
+    json_key_str(g, "affiliation", aff_name(n->affiliation));
     json_str(g, "config");
     yajl_gen_map_open(g);
-    ps_config_each(&n->cfg, config_field_json, g);
+    ps_config_each(&n->config, config_field_json, g);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
 }
 
-/* The JSON text of an XEP-0335 container as stored (this serializer's
- * output: "<json xmlns='urn:xmpp:json:0'>escaped text</json>"), unescaped
- * into out; -1 when the payload is anything else. */
+static const char json_open[] = "<json xmlns='" NS_JSON "'>", json_close[] = "</json>";
+
+/* The JSON text of an XEP-0335 container as stored (rest_json_payload's
+ * output, which is also what the XMPP edge's serializer makes of any
+ * container), unescaped into out; -1 when the payload is anything else. */
 static int json_container_text(const char *p, size_t n, struct buf *out)
 {
-    static const char open[] = "<json xmlns='" NS_JSON "'>", close[] = "</json>";
-    size_t ol = sizeof(open) - 1, cl = sizeof(close) - 1;
-    if (n < ol + cl || memcmp(p, open, ol) != 0 || memcmp(p + n - cl, close, cl) != 0)
+    size_t ol = sizeof(json_open) - 1, cl = sizeof(json_close) - 1;
+    if (n < ol + cl || memcmp(p, json_open, ol) != 0 || memcmp(p + n - cl, json_close, cl) != 0)
         return -1;
     static const struct {
         const char *ent;
@@ -325,7 +331,29 @@ static int json_container_text(const char *p, size_t n, struct buf *out)
     return buf_ok(out) ? 0 : -1;
 }
 
-void rest_item_json(yajl_gen g, const struct store_item *it)
+int rest_json_payload(const char *json, size_t len, struct buf *out)
+{
+    struct buf text;
+    int rc = 0;
+    buf_init(&text, 0);
+    if (json_canonical(json, len, &text) != 0) {
+        rc = HERALD_EINVAL;
+        goto done;
+    }
+    /* Byte for byte what xml_serialize(out, <json/> with one text child,
+     * "\x01") writes: the stored bytes of an item do not depend on the
+     * protocol it came in by. */
+    buf_puts(out, json_open);
+    buf_xml_text(out, text.data, text.len);
+    buf_puts(out, json_close);
+    if (!buf_ok(out))
+        rc = HERALD_ENOMEM;
+done:
+    buf_free(&text);
+    return rc;
+}
+
+void rest_item_json(yajl_gen g, const struct ps_item *it)
 {
     yajl_gen_map_open(g);
     json_str(g, "id");
@@ -386,58 +414,72 @@ static yajl_val json_body(struct rctx *r, bool required)
         v = yajl_tree_parse(r->req->body, err, sizeof(err));
     if (v == NULL || !YAJL_IS_OBJECT(v)) {
         yajl_tree_free(v);
-        http_problem(r->hc, 400, "bad-request", NULL, "the body is not a JSON object");
+        problem(r, HERALD_EINVAL, "the body is not a JSON object");
         return NULL;
     }
     return v;
 }
 
-struct known_ctx {
-    const char *var;
-    bool found;
+/* A "config" object as (var, values) fields for the service. The strings
+ * point into the yajl tree, which must outlive the fields. */
+struct config_fields {
+    struct ps_field f[MAX_CONFIG_FIELDS];
+    size_t n;
+    char vars[MAX_CONFIG_FIELDS][72];
+    const char **values;          /* one malloc'd array for every field's values */
 };
 
-static void is_known(void *ud, const char *var, enum ps_field_kind kind, const char *value)
+static void config_fields_free(struct config_fields *c)
 {
-    struct known_ctx *k = ud;
-    (void)kind, (void)value;
-    k->found = k->found || strcmp(k->var, var) == 0;
+    free(c->values);
+    c->values = NULL;
 }
 
-/* {"max_items": 10, ...} -> a submitted pubsub#node_config form. NULL after
- * answering 400. */
-static struct xnode *config_form(struct rctx *r, yajl_val cfg)
+/* {"max_items": 10, "pubsub#title": "x", "children": ["a", "b"]} -> fields
+ * pubsub#max_items = "10", pubsub#title = "x", pubsub#children = "a", "b";
+ * true/false are "1"/"0". -1 after answering 400 (unknown field, a value
+ * that is not a string, number or boolean) or 503 (no memory). */
+static int config_fields(struct rctx *r, yajl_val cfg, struct config_fields *c)
 {
+    char msg[200];
+    int rc = -1;
+    c->n = 0;
+    c->values = NULL;
     if (!YAJL_IS_OBJECT(cfg)) {
-        http_problem(r->hc, 400, "bad-request", NULL, "\"config\" must be a JSON object");
-        return NULL;
+        problem(r, HERALD_EINVAL, "\"config\" must be a JSON object");
+        goto done;
     }
-    struct xnode *x = xml_elem_new(r->a, "jabber:x:data", "x");
-    struct xnode *ft = x ? xml_add_elem(r->a, x, "jabber:x:data", "field") : NULL;
-    struct xnode *ftv = ft ? xml_add_elem(r->a, ft, "jabber:x:data", "value") : NULL;
-    static const char form_type[] = "http://jabber.org/protocol/pubsub#node_config";
-    if (ftv == NULL || xml_set_attr(r->a, x, "type", "submit") ||
-        xml_set_attr(r->a, ft, "var", "FORM_TYPE") ||
-        xml_add_text(r->a, ftv, form_type, sizeof(form_type) - 1))
-        goto nomem;
+    if (cfg->u.object.len > MAX_CONFIG_FIELDS) {
+        problem(r, HERALD_EINVAL, "\"config\" has too many fields");
+        goto done;
+    }
+    size_t nvalues = 0;
+    for (size_t i = 0; i < cfg->u.object.len; i++) {
+        yajl_val v = cfg->u.object.values[i];
+        nvalues += YAJL_IS_ARRAY(v) ? v->u.array.len : 1;
+    }
+    c->values = calloc(nvalues ? nvalues : 1, sizeof(*c->values));
+    if (c->values == NULL) {
+        problem(r, HERALD_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t used = 0;
     for (size_t i = 0; i < cfg->u.object.len; i++) {
         const char *key = cfg->u.object.keys[i];
         yajl_val v = cfg->u.object.values[i];
-        char var[128];
-        snprintf(var, sizeof(var), "%s%s", strncmp(key, "pubsub#", 7) == 0 ? "" : "pubsub#", key);
-        struct known_ctx k = {var, false};
-        ps_config_each(&(struct ps_config){0}, is_known, &k);
-        if (!k.found) {
-            char msg[200];
+        char *var = c->vars[i];
+        int n = snprintf(var, sizeof(c->vars[i]), "%s%s",
+                         strncmp(key, "pubsub#", 7) == 0 ? "" : "pubsub#", key);
+        if (n < 0 || (size_t)n >= sizeof(c->vars[i]) || !ps_config_known(var)) {
             snprintf(msg, sizeof(msg), "unknown configuration field \"%.100s\"", key);
-            http_problem(r->hc, 400, "bad-request", NULL, msg);
-            return NULL;
+            problem(r, HERALD_EINVAL, msg);
+            goto done;
         }
-        struct xnode *f = xml_add_elem(r->a, x, "jabber:x:data", "field");
-        if (f == NULL || xml_set_attr(r->a, f, "var", var))
-            goto nomem;
-        size_t nvals = YAJL_IS_ARRAY(v) ? v->u.array.len : 1;
-        for (size_t j = 0; j < nvals; j++) {
+        struct ps_field *f = &c->f[c->n++];
+        f->var = var;
+        f->values = c->values + used;
+        f->nvalues = YAJL_IS_ARRAY(v) ? v->u.array.len : 1;
+        for (size_t j = 0; j < f->nvalues; j++) {
             yajl_val e = YAJL_IS_ARRAY(v) ? v->u.array.values[j] : v;
             const char *text = YAJL_IS_STRING(e)   ? e->u.string
                                : YAJL_IS_NUMBER(e) ? e->u.number.r
@@ -445,56 +487,49 @@ static struct xnode *config_form(struct rctx *r, yajl_val cfg)
                                : YAJL_IS_FALSE(e)  ? "0"
                                                    : NULL;
             if (text == NULL) {
-                char msg[200];
                 snprintf(msg, sizeof(msg), "\"%.100s\" needs a string, number or boolean", key);
-                http_problem(r->hc, 400, "bad-request", NULL, msg);
-                return NULL;
+                problem(r, HERALD_EINVAL, msg);
+                goto done;
             }
-            struct xnode *ve = xml_add_elem(r->a, f, "jabber:x:data", "value");
-            if (ve == NULL || xml_add_text(r->a, ve, text, strlen(text)))
-                goto nomem;
+            c->values[used++] = text;
         }
     }
-    return x;
-nomem:
-    http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
-    return NULL;
+    rc = 0;
+done:
+    if (rc != 0)
+        config_fields_free(c);
+    return rc;
 }
 
-/* The request body as an item payload, or NULL after answering. */
-static const struct xnode *item_payload(struct rctx *r)
+/* The request body as a serialized item payload into out, or -1 after
+ * answering (400, 413, 415). */
+static int item_payload(struct rctx *r, struct buf *out)
 {
-    struct buf text;
-    buf_init(&text, HTTP_MAX_BODY * 2);
-    struct xnode *payload = NULL;
+    char msg[160];
+    int rc = -1;
     switch (body_kind(r->req)) {
     case BODY_JSON:
-        if (json_canonical(r->req->body, r->req->body_len, &text) != 0) {
-            http_problem(r->hc, 400, "bad-request", NULL, "the body is not valid JSON");
-            break;
-        }
-        payload = xml_elem_new(r->a, NS_JSON, "json");
-        if (payload == NULL || xml_add_text(r->a, payload, text.data, text.len)) {
-            payload = NULL;
-            http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
-        }
+        rc = rest_json_payload(r->req->body, r->req->body_len, out);
+        if (rc == HERALD_EINVAL)
+            problem(r, rc, "the body is not valid JSON");
+        else if (rc != 0)
+            problem(r, rc, "out of memory");
         break;
     case BODY_XML: {
+        /* xmlp_parse_element's output is canonical: carried verbatim. */
         struct xmlp_limits lim = {HTTP_MAX_BODY, r->h->cfg->max_depth};
-        enum xmlp_error e = xmlp_parse_element(r->req->body, r->req->body_len, &lim, &text);
-        if (e != XMLP_OK) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "the body must be one well-formed, namespaced XML element (%s)",
-                     e == XMLP_BAD_FORMAT ? "not exactly one namespaced element" : xmlp_strerror(e));
-            http_problem(r->hc, 400, "bad-request", NULL, msg);
-            break;
+        enum xmlp_error e = xmlp_parse_element(r->req->body, r->req->body_len, &lim, out);
+        if (e == XMLP_OK && !buf_ok(out)) {
+            problem(r, HERALD_ENOMEM, "out of memory");
+        } else if (e != XMLP_OK) {
+            snprintf(msg, sizeof(msg),
+                     "the body must be one well-formed, namespaced XML element (%s)",
+                     e == XMLP_BAD_FORMAT ? "not exactly one namespaced element"
+                                          : xmlp_strerror(e));
+            problem(r, HERALD_EINVAL, msg);
+        } else {
+            rc = 0;
         }
-        /* Already canonical: carried verbatim. */
-        struct xnode *holder = xml_elem_new(r->a, "", "x");
-        if (holder == NULL || xml_add_raw(r->a, holder, text.data, text.len))
-            http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
-        else
-            payload = holder->last_child;
         break;
     }
     default:
@@ -502,27 +537,28 @@ static const struct xnode *item_payload(struct rctx *r)
                      "an item body must be application/json or application/xml");
         break;
     }
-    buf_free(&text);
-    return payload;
+    uint32_t cap = pubsub_caps(r->ps)->max_payload_size;
+    if (rc == 0 && out->len > cap) {
+        snprintf(msg, sizeof(msg), "the payload (%zu bytes) exceeds max_payload_size (%u bytes)",
+                 out->len, (unsigned)cap);
+        problem(r, HERALD_EPAYLOAD_TOO_BIG, msg);
+        rc = -1;
+    }
+    return rc;
 }
 
 /* ---- handlers ---- */
 
-/* The node named in the path, readable by the token's JID; NULL after
- * answering 404/403. */
-static struct ps_node *readable_node(struct rctx *r)
+/* 0 when the token's JID may read the node in the path, else -1 after
+ * answering (404 no such node, 403 ...). */
+static int check_readable(struct rctx *r)
 {
-    struct ps_node *n = pubsub_node(r->ps, r->node);
-    struct ps_err e = {0};
-    if (n == NULL) {
-        http_problem(r->hc, 404, "item-not-found", NULL, "no such node");
-        return NULL;
+    int rc = pubsub_node_readable(r->ps, r->tok.jid, r->node);
+    if (rc != 0) {
+        ps_problem(r, rc, "the node's access model does not allow this JID to read it");
+        return -1;
     }
-    if (pubsub_can_read(r->ps, n, r->tok.jid, &e) != 0) {
-        ps_problem(r, &e, "the node's access model does not allow this JID to read it");
-        return NULL;
-    }
-    return n;
+    return 0;
 }
 
 static void get_openapi(struct rctx *r)
@@ -541,195 +577,207 @@ static void node_location(struct buf *b, const char *node, const char *item)
     buf_puts(b, "\r\n");
 }
 
+/* Answers a node change (create, configure) with the node object once the
+ * change has committed. */
+static void node_changed(struct rctx *r, const char *name, int status, bool location)
+{
+    struct ps_node_info n;
+    struct buf loc;
+    yajl_gen g = NULL;
+    buf_init(&loc, 0);
+    int rc = pubsub_node_get(r->ps, r->tok.jid, name, &n);
+    if (rc != 0) {
+        ps_problem(r, rc, "the node cannot be read back");
+        goto done;
+    }
+    if ((g = json_gen_new()) == NULL) {
+        problem(r, HERALD_ENOMEM, "out of memory");
+        goto done;
+    }
+    node_json(g, &n);
+    if (location)
+        node_location(&loc, name, NULL);
+    if (!buf_ok(&loc) || buf_nul(&loc) != 0) {
+        problem(r, HERALD_ENOMEM, "out of memory");
+        goto done;
+    }
+    respond_after_commit(r, status, g, location ? loc.data : NULL);
+done:
+    if (g)
+        yajl_gen_free(g);
+    buf_free(&loc);
+}
+
 static void post_nodes(struct rctx *r)
 {
+    struct config_fields cf = {.n = 0};
     yajl_val body = json_body(r, false);
     if (body == NULL && r->req->body_len)
         return;
     const char *path_name[] = {"node", NULL}, *path_cfg[] = {"config", NULL};
     yajl_val name = body ? yajl_tree_get(body, path_name, yajl_t_any) : NULL;
     yajl_val cfg = body ? yajl_tree_get(body, path_cfg, yajl_t_any) : NULL;
-    struct xnode *form = NULL;
     if (name && !YAJL_IS_STRING(name)) {
-        http_problem(r->hc, 400, "bad-request", NULL, "\"node\" must be a string");
+        problem(r, HERALD_EINVAL, "\"node\" must be a string");
         goto done;
     }
-    if (cfg && (form = config_form(r, cfg)) == NULL)
+    if (cfg && config_fields(r, cfg, &cf) != 0)
         goto done;
-    char *created = NULL;
-    struct ps_err e = {0};
-    if (pubsub_create(r->ps, r->tok.jid, name ? name->u.string : NULL, form, r->a, &created, &e) != 0) {
-        ps_problem(r, &e, "the node could not be created");
+    char created[PS_NODE_NAME_MAX + 1];
+    int rc = pubsub_create(r->ps, r->tok.jid, name ? name->u.string : NULL, cf.f, cf.n, created);
+    if (rc != 0) {
+        ps_problem(r, rc, "the node could not be created");
         goto done;
     }
-    struct ps_node *n = pubsub_node(r->ps, created);
-    yajl_gen g = json_gen_new();
-    struct buf loc;
-    buf_init(&loc, 0);
-    if (n && g) {
-        node_json(g, n, r->tok.jid);
-        node_location(&loc, n->name, NULL);
-        respond_after_commit(r, 201, g, buf_ok(&loc) ? loc.data : NULL);
-    } else {
-        http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
-    }
-    buf_free(&loc);
-    if (g)
-        yajl_gen_free(g);
+    node_changed(r, created, 201, true);
 done:
+    config_fields_free(&cf);
     yajl_tree_free(body);
+}
+
+static int list_node(void *ud, const struct ps_node_info *n)
+{
+    yajl_gen g = ud;
+    yajl_gen_map_open(g);
+    json_key_str(g, "node", n->name);
+    json_key_str(g, "type", type_name(n->config.node_type));
+    json_key_uint(g, "items", n->item_count);
+    yajl_gen_map_close(g);
+    return 0;
 }
 
 static void get_nodes(struct rctx *r)
 {
     yajl_gen g = json_gen_new();
     if (g == NULL) {
-        http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
+        problem(r, HERALD_ENOMEM, "out of memory");
         return;
     }
     yajl_gen_map_open(g);
     json_str(g, "nodes");
     yajl_gen_array_open(g);
-    struct ps_node *n, *tmp;
-    HASH_ITER(hh, r->ps->nodes, n, tmp) {
-        struct ps_err e;
-        if (pubsub_can_read(r->ps, n, r->tok.jid, &e) != 0)
-            continue;
-        yajl_gen_map_open(g);
-        json_key_str(g, "node", n->name);
-        json_key_str(g, "type", n->cfg.node_type == PS_COLLECTION ? "collection" : "leaf");
-        json_key_uint(g, "items", n->item_count);
-        yajl_gen_map_close(g);
-    }
+    int rc = pubsub_nodes(r->ps, r->tok.jid, NULL, list_node, g);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    respond_json(r, 200, g, NULL);
+    if (rc < 0)
+        ps_problem(r, rc, "the nodes could not be listed");
+    else
+        respond_json(r, 200, g, NULL);
     yajl_gen_free(g);
 }
 
 static void get_node(struct rctx *r)
 {
-    struct ps_node *n = readable_node(r);
-    if (n == NULL)
+    struct ps_node_info n;
+    yajl_gen g = NULL;
+    if (check_readable(r) != 0)
         return;
-    yajl_gen g = json_gen_new();
-    if (g == NULL) {
-        http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
-        return;
+    int rc = pubsub_node_get(r->ps, r->tok.jid, r->node, &n);
+    if (rc != 0) {
+        ps_problem(r, rc, "the node cannot be read");
+        goto done;
     }
-    node_json(g, n, r->tok.jid);
+    if ((g = json_gen_new()) == NULL) {
+        problem(r, HERALD_ENOMEM, "out of memory");
+        goto done;
+    }
+    node_json(g, &n);
     respond_json(r, 200, g, NULL);
-    yajl_gen_free(g);
+done:
+    if (g)
+        yajl_gen_free(g);
 }
 
 static void patch_node(struct rctx *r)
 {
+    struct config_fields cf = {.n = 0};
     yajl_val body = json_body(r, true);
     if (body == NULL)
         return;
     const char *path_cfg[] = {"config", NULL};
     yajl_val cfg = yajl_tree_get(body, path_cfg, yajl_t_any);
-    struct xnode *form = NULL;
-    struct ps_err e = {0};
-    if (cfg == NULL)
-        http_problem(r->hc, 400, "bad-request", NULL, "the body needs a \"config\" object");
-    else if ((form = config_form(r, cfg)) == NULL)
-        ;
-    else if (pubsub_configure(r->ps, r->tok.jid, r->node, form, r->a, &e) != 0)
-        ps_problem(r, &e, "the node could not be reconfigured");
-    else {
-        struct ps_node *n = pubsub_node(r->ps, r->node);
-        yajl_gen g = json_gen_new();
-        if (n && g) {
-            node_json(g, n, r->tok.jid);
-            respond_after_commit(r, 200, g, NULL);
-        } else {
-            http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
-        }
-        if (g)
-            yajl_gen_free(g);
+    if (cfg == NULL) {
+        problem(r, HERALD_EINVAL, "the body needs a \"config\" object");
+        goto done;
     }
+    if (config_fields(r, cfg, &cf) != 0)
+        goto done;
+    int rc = pubsub_configure(r->ps, r->tok.jid, r->node, cf.f, cf.n);
+    if (rc != 0) {
+        ps_problem(r, rc, "the node could not be reconfigured");
+        goto done;
+    }
+    node_changed(r, r->node, 200, false);
+done:
+    config_fields_free(&cf);
     yajl_tree_free(body);
 }
 
 static void delete_node(struct rctx *r)
 {
-    struct ps_err e = {0};
-    if (pubsub_delete(r->ps, r->tok.jid, r->node, NULL, &e) != 0)
-        ps_problem(r, &e, "the node could not be deleted");
+    int rc = pubsub_delete(r->ps, r->tok.jid, r->node, NULL);
+    if (rc != 0)
+        ps_problem(r, rc, "the node could not be deleted");
     else
         respond_after_commit(r, 204, NULL, NULL);
 }
 
 static void purge_node(struct rctx *r)
 {
-    struct ps_err e = {0};
-    if (pubsub_purge(r->ps, r->tok.jid, r->node, &e) != 0)
-        ps_problem(r, &e, "the node could not be purged");
+    int rc = pubsub_purge(r->ps, r->tok.jid, r->node);
+    if (rc != 0)
+        ps_problem(r, rc, "the node could not be purged");
     else
         respond_after_commit(r, 204, NULL, NULL);
 }
 
 static void publish(struct rctx *r, const char *item_id)
 {
-    const struct xnode *payload = item_payload(r);
-    if (payload == NULL)
-        return;
-    /* PUT: 200 when it replaces an item, 201 when it is new. The check sees
-     * this turn's uncommitted writes too; the answer waits for the commit. */
-    bool existed = false;
-    struct ps_node *n = pubsub_node(r->ps, r->node);
-    if (n == NULL && !(r->ps->auto_create && (r->tok.scopes & SCOPE_MANAGE))) {
-        /* Creating a node by publishing ([pubsub] auto_create) needs 'manage'. */
-        http_problem(r->hc, 404, "item-not-found", NULL, "no such node");
-        return;
-    }
-    if (item_id && n) {
-        int rc;
-        struct store_txn *t = pubsub_txn(r->ps, &rc);
-        struct store_item it;
-        existed = t && store_item_get(t, n->id, item_id, strlen(item_id), &it) == 0;
-        if (t)
-            pubsub_txn_done(r->ps, t);
-    }
-    struct ps_publish_req preq = {r->node, item_id, true, payload, NULL};
-    char id[ITEM_ID_MAX + 8];
-    struct ps_err e = {0};
-    if (pubsub_publish(r->ps, r->tok.jid, &preq, r->a, id, sizeof(id), &e) != 0) {
-        ps_problem(r, &e, "the item could not be published");
-        return;
-    }
-    yajl_gen g = json_gen_new();
-    struct buf loc;
+    struct buf payload, loc;
+    yajl_gen g = NULL;
+    buf_init(&payload, 0);
     buf_init(&loc, 0);
-    node_location(&loc, r->node, id);
-    if (g == NULL || !buf_ok(&loc)) {
-        http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
-    } else {
-        yajl_gen_map_open(g);
-        json_key_str(g, "node", r->node);
-        json_key_str(g, "id", id);
-        yajl_gen_map_close(g);
-        respond_after_commit(r, existed ? 200 : 201, g, loc.data);
+    /* Creating a node by publishing ([pubsub] auto_create) needs 'manage'. */
+    if (pubsub_auto_create(r->ps) && !(r->tok.scopes & SCOPE_MANAGE) &&
+        pubsub_node_readable(r->ps, r->tok.jid, r->node) == HERALD_ENOTFOUND) {
+        problem(r, HERALD_ENOTFOUND, "no such node");
+        goto done;
     }
-    buf_free(&loc);
+    if (item_payload(r, &payload) != 0)
+        goto done;
+    struct ps_publish req = {
+        .node = r->node,
+        .item_id = item_id,
+        .has_item = true,
+        .payload = payload.data,
+        .payload_len = payload.len,
+    };
+    struct ps_published out;
+    int rc = pubsub_publish(r->ps, r->tok.jid, &req, &out);
+    if (rc != 0) {
+        ps_problem(r, rc, "the item could not be published");
+        goto done;
+    }
+    node_location(&loc, r->node, out.id);
+    if ((g = json_gen_new()) == NULL || !buf_ok(&loc) || buf_nul(&loc) != 0) {
+        problem(r, HERALD_ENOMEM, "out of memory");
+        goto done;
+    }
+    yajl_gen_map_open(g);
+    json_key_str(g, "node", r->node);
+    json_key_str(g, "id", out.id);
+    yajl_gen_map_close(g);
+    /* PUT: 200 when it replaced an item, 201 when it is new. */
+    respond_after_commit(r, out.replaced ? 200 : 201, g, loc.data);
+done:
     if (g)
         yajl_gen_free(g);
+    buf_free(&loc);
+    buf_free(&payload);
 }
 
 static void post_item(struct rctx *r) { publish(r, NULL); }
 static void put_item(struct rctx *r) { publish(r, r->id); }
-
-/* Items are read from a committed snapshot, not the open batch. */
-static struct store_txn *snapshot(struct rctx *r)
-{
-    struct store_txn *t = NULL;
-    if (store_txn_begin(r->h->store, false, &t) != 0) {
-        http_problem(r->hc, 503, "internal-server-error", NULL, "storage is not readable now");
-        return NULL;
-    }
-    return t;
-}
 
 struct page {
     yajl_gen g;
@@ -738,7 +786,7 @@ struct page {
     bool more;
 };
 
-static int page_item(void *ud, const struct store_item *it)
+static int page_item(void *ud, const struct ps_item *it)
 {
     struct page *p = ud;
     if (p->n == p->max) {
@@ -753,35 +801,34 @@ static int page_item(void *ud, const struct store_item *it)
 
 static void get_items(struct rctx *r)
 {
-    struct ps_node *n = readable_node(r);
-    if (n == NULL)
-        return;
     char v[32];
-    uint64_t max = DEFAULT_PAGE, before = UINT64_MAX;
+    uint64_t max = DEFAULT_PAGE, before = 0;
     const char *s;
-    if ((s = query_param(r->req, "max", v, sizeof(v))) && (parse_u64(s, &max) || max < 1 || max > MAX_PAGE)) {
-        http_problem(r->hc, 400, "bad-request", NULL, "max must be a number from 1 to 500");
+    yajl_gen g = NULL;
+    if ((s = query_param(r->req, "max", v, sizeof(v))) &&
+        (parse_u64(s, &max) || max < 1 || max > MAX_PAGE)) {
+        problem(r, HERALD_EINVAL, "max must be a number from 1 to 500");
         return;
     }
-    if ((s = query_param(r->req, "before", v, sizeof(v))) && parse_u64(s, &before)) {
-        http_problem(r->hc, 400, "bad-request", NULL, "before must be a cursor from \"next\"");
+    bool has_before = (s = query_param(r->req, "before", v, sizeof(v))) != NULL;
+    if (has_before && parse_u64(s, &before)) {
+        problem(r, HERALD_EINVAL, "before must be a cursor from \"next\"");
         return;
     }
-    struct store_txn *t = snapshot(r);
-    yajl_gen g = t ? json_gen_new() : NULL;
-    if (g == NULL) {
-        if (t) {
-            store_txn_abort(t);
-            http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
-        }
+    if ((g = json_gen_new()) == NULL) {
+        problem(r, HERALD_ENOMEM, "out of memory");
         return;
     }
     yajl_gen_map_open(g);
     json_str(g, "items");
     yajl_gen_array_open(g);
-    struct page p = {g, 0, (unsigned)max, 0, false};
-    int rc = store_items_newest(t, n->id, before, (unsigned)max + 1, page_item, &p);
-    store_txn_abort(t);
+    /* One more than a page tells whether there is a next one. before=0 is
+     * before every item: an empty page (the service still checks access). */
+    struct page p = {g, 0, has_before && before == 0 ? 0 : (unsigned)max, 0, false};
+    struct ps_items_query q = {.max = (unsigned)max + 1, .before_seq = before, .committed = true};
+    int rc = pubsub_items(r->ps, r->tok.jid, r->node, &q, page_item, &p);
+    if (p.max == 0)
+        p.more = false;
     yajl_gen_array_close(g);
     json_str(g, "next");
     if (p.more) {
@@ -792,82 +839,90 @@ static void get_items(struct rctx *r)
         yajl_gen_null(g);
     }
     yajl_gen_map_close(g);
-    if (rc != 0)
-        http_problem(r->hc, 500, "internal-server-error", NULL, "the items could not be read");
+    if (rc < 0)
+        ps_problem(r, rc, "the items could not be read");
     else
         respond_json(r, 200, g, NULL);
     yajl_gen_free(g);
 }
 
+struct one_item {
+    yajl_gen g;
+    bool found;
+};
+
+static int one_item(void *ud, const struct ps_item *it)
+{
+    struct one_item *o = ud;
+    if (o->found)
+        return 1;
+    rest_item_json(o->g, it);
+    o->found = true;
+    return 0;
+}
+
 static void get_item(struct rctx *r)
 {
-    struct ps_node *n = readable_node(r);
-    if (n == NULL)
+    struct one_item o = {json_gen_new(), false};
+    if (o.g == NULL) {
+        problem(r, HERALD_ENOMEM, "out of memory");
         return;
-    struct store_txn *t = snapshot(r);
-    if (t == NULL)
-        return;
-    struct store_item it;
-    int rc = store_item_get(t, n->id, r->id, strlen(r->id), &it);
-    yajl_gen g = rc == 0 ? json_gen_new() : NULL;
-    if (g)
-        rest_item_json(g, &it);
-    store_txn_abort(t);
-    if (rc == HERALD_ENOTFOUND)
-        http_problem(r->hc, 404, "item-not-found", NULL, "no such item");
-    else if (g == NULL)
-        http_problem(r->hc, 500, "internal-server-error", NULL, "the item could not be read");
+    }
+    const char *ids[] = {r->id};
+    struct ps_items_query q = {.ids = ids, .nids = 1, .committed = true};
+    int rc = pubsub_items(r->ps, r->tok.jid, r->node, &q, one_item, &o);
+    if (rc < 0)
+        ps_problem(r, rc, "the item could not be read");
+    else if (!o.found)
+        problem(r, HERALD_ENOTFOUND, "no such item");
     else
-        respond_json(r, 200, g, NULL);
-    if (g)
-        yajl_gen_free(g);
+        respond_json(r, 200, o.g, NULL);
+    yajl_gen_free(o.g);
 }
 
 static void delete_item(struct rctx *r)
 {
-    struct ps_err e = {0};
-    if (pubsub_retract(r->ps, r->tok.jid, r->node, r->id, true, &e) != 0)
-        ps_problem(r, &e, "the item could not be retracted");
+    int rc = pubsub_retract(r->ps, r->tok.jid, r->node, r->id, true);
+    if (rc != 0)
+        ps_problem(r, rc, rc == HERALD_ENOTFOUND ? "no such item" : "the item could not be retracted");
     else
         respond_after_commit(r, 204, NULL, NULL);
 }
 
+static int list_subscription(void *ud, const struct ps_subscription *s)
+{
+    yajl_gen g = ud;
+    yajl_gen_map_open(g);
+    json_key_str(g, "jid", s->jid);
+    json_key_str(g, "subid", s->subid);
+    json_key_str(g, "state", s->state == SUB_PENDING ? "pending" : "subscribed");
+    yajl_gen_map_close(g);
+    return 0;
+}
+
 static void get_subscriptions(struct rctx *r)
 {
-    struct ps_node *n = pubsub_node(r->ps, r->node);
-    if (n == NULL) {
-        http_problem(r->hc, 404, "item-not-found", NULL, "no such node");
-        return;
-    }
-    if (pubsub_affiliation(n, r->tok.jid) != AFF_OWNER) { /* XEP-0060 §8.8.1.3 */
-        http_problem(r->hc, 403, "forbidden", NULL, "only an owner of the node may list its subscriptions");
-        return;
-    }
     yajl_gen g = json_gen_new();
     if (g == NULL) {
-        http_problem(r->hc, 500, "internal-server-error", NULL, "out of memory");
+        problem(r, HERALD_ENOMEM, "out of memory");
         return;
     }
     yajl_gen_map_open(g);
     json_str(g, "subscriptions");
     yajl_gen_array_open(g);
-    for (const struct ps_sub *s = n->subs; s; s = s->next) {
-        yajl_gen_map_open(g);
-        json_key_str(g, "jid", s->jid);
-        json_key_str(g, "subid", s->subid);
-        json_key_str(g, "state", s->state == SUB_PENDING ? "pending" : "subscribed");
-        yajl_gen_map_close(g);
-    }
+    int rc = pubsub_subscriptions_node(r->ps, r->tok.jid, r->node, list_subscription, g);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    respond_json(r, 200, g, NULL);
+    if (rc < 0) /* XEP-0060 §8.8.1.3 */
+        ps_problem(r, rc, "only an owner of the node may list its subscriptions");
+    else
+        respond_json(r, 200, g, NULL);
     yajl_gen_free(g);
 }
 
 static void get_events(struct rctx *r)
 {
-    struct ps_node *n = readable_node(r);
-    if (n == NULL)
+    if (check_readable(r) != 0)
         return;
     /* Resume after the last event the client saw (the HTML EventSource
      * sends Last-Event-ID itself when it reconnects). */
@@ -876,14 +931,21 @@ static void get_events(struct rctx *r)
                                              : query_param(r->req, "last_event_id", v, sizeof(v));
     uint64_t last_seq = 0;
     if (last && (parse_u64(last, &last_seq) != 0 || last_seq == UINT64_MAX)) {
-        http_problem(r->hc, 400, "bad-request", NULL, "Last-Event-ID must be an event id (a number)");
+        problem(r, HERALD_EINVAL, "Last-Event-ID must be an event id (a number)");
         return;
     }
     if (r->req->method == HTTP_HEAD) { /* RFC 9110 §9.3.2: the headers only */
         http_respond(r->hc, 200, "text/event-stream", NULL, "", 0);
         return;
     }
-    sse_start(r->hc, r->ps, n, &r->tok, last ? last_seq + 1 : n->next_seq);
+    struct ps_node_info n;
+    int rc = pubsub_node_get(r->ps, r->tok.jid, r->node, &n);
+    if (rc != 0) {
+        ps_problem(r, rc, "the node cannot be read");
+        return;
+    }
+    /* Without Last-Event-ID the stream starts with the next item published. */
+    sse_start(r->hc, r->ps, &n, &r->tok, last ? last_seq : n.last_seq);
 }
 
 /* ---- dispatch ---- */
@@ -911,12 +973,13 @@ static const struct route {
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
-/* 0 with r->tok filled, or -1 after answering 401/403/503. */
+/* 0 with r->tok filled, or -1 after answering 401/403 (or the storage
+ * error's status). */
 static int authenticate(struct rctx *r, uint8_t scope)
 {
     const char *auth = r->req->authorization;
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
-        http_problem(r->hc, 401, "not-authorized", NULL, "a bearer token is required (Authorization: Bearer ...)");
+        problem(r, HERALD_EAUTH, "a bearer token is required (Authorization: Bearer ...)");
         return -1;
     }
     const char *tok = auth + 7;
@@ -926,21 +989,24 @@ static int authenticate(struct rctx *r, uint8_t scope)
     while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
         len--;
     int rc = token_check(r->h->store, tok, len, (uint64_t)time(NULL), &r->tok);
-    if (rc == 0 && store_user_exists(r->h->store, r->tok.jid) != 1)
-        rc = HERALD_EFORBIDDEN; /* the account was deleted */
+    if (rc == 0) {
+        int exists = store_user_exists(r->h->store, r->tok.jid);
+        rc = exists == 1 ? 0 : exists == 0 ? HERALD_EFORBIDDEN /* the account was deleted */
+                                           : exists;
+    }
     if (rc == HERALD_EFORBIDDEN) {
-        http_problem(r->hc, 401, "not-authorized", NULL, "the token is unknown, revoked or expired");
+        problem(r, HERALD_EAUTH, "the token is unknown, revoked or expired");
         return -1;
     }
     if (rc != 0) {
-        http_problem(r->hc, 503, "internal-server-error", NULL, "tokens cannot be checked now");
+        problem(r, rc, "tokens cannot be checked now");
         return -1;
     }
     if (!(r->tok.scopes & scope)) {
         char need[32], msg[96];
         token_scopes_format(scope, need, sizeof(need));
         snprintf(msg, sizeof(msg), "the token lacks the '%s' scope", need);
-        http_problem(r->hc, 403, "forbidden", NULL, msg);
+        problem(r, HERALD_EFORBIDDEN, msg);
         return -1;
     }
     return 0;
@@ -951,18 +1017,15 @@ bool rest_dispatch(struct http_conn *hc, const struct http_req *req)
     if (req->path_len < 3 || memcmp(req->path, "/v1", 3) != 0 ||
         (req->path_len > 3 && req->path[3] != '/'))
         return false;
-    struct arena a;
-    arena_init(&a);
     struct rctx *r = calloc(1, sizeof(*r)); /* holds a 3 KiB JID: not on the stack */
     if (r == NULL) {
-        http_problem(hc, 500, NULL, NULL, "out of memory");
+        http_problem_code(hc, HERALD_ENOMEM, "out of memory");
         return true;
     }
     r->hc = hc;
     r->h = http_herald(hc);
     r->ps = r->h->pubsub;
     r->req = req;
-    r->a = &a;
     const struct route *found = NULL;
     char allow[96] = "";
     bool bad = false;
@@ -987,17 +1050,16 @@ bool rest_dispatch(struct http_conn *hc, const struct http_req *req)
             snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
             http_problem_h(hc, 405, NULL, NULL, "this resource does not support that method", hdr);
         } else if (bad) {
-            http_problem(hc, 400, "bad-request", NULL,
-                         "a path segment is not valid percent-encoded UTF-8 or is too long");
+            http_problem_code(hc, HERALD_EINVAL,
+                              "a path segment is not valid percent-encoded UTF-8 or is too long");
         } else {
             http_problem(hc, 404, NULL, NULL, "no such resource");
         }
     } else if (r->ps == NULL) {
-        http_problem(hc, 503, "service-unavailable", NULL, "the pubsub service is not running");
+        http_problem_code(hc, HERALD_EUNAVAIL, "the pubsub service is not running");
     } else if (found->scope == 0 || authenticate(r, found->scope) == 0) {
         found->fn(r);
     }
     free(r);
-    arena_free(&a);
     return true;
 }

@@ -1,27 +1,26 @@
-/* rest.h - what rest.c and sse.c share. */
+/* rest.h - what rest.c shares with sse.c and the unit tests: the JSON view
+ * of an item and the XEP-0335 container a JSON item body becomes. */
 #ifndef HERALD_REST_H
 #define HERALD_REST_H
-#include <stdint.h>
+#include <stddef.h>
 
 #include "json.h"
 
-struct http_conn;
-struct ps_service;
-struct ps_node;
-struct store_item;
-struct store_token;
+struct buf;
+struct ps_item;
 
 #define NS_JSON "urn:xmpp:json:0"
 
 /* An item as the API shows it: {"id", "seq", "published", "publisher",
- * "json" | "xml"}. */
-void rest_item_json(yajl_gen g, const struct store_item *it);
+ * "json" | "xml"}: "json" when the payload is a urn:xmpp:json:0 container
+ * holding valid JSON, else "xml" (the payload's text) when there is one. */
+void rest_item_json(yajl_gen g, const struct ps_item *it);
 
-/* sse.c: answers the request with an event stream of node n for the token's
- * JID; items with a seq >= next_seq that are (or become) stored are sent,
- * oldest first. The token and the JID's right to read the node are checked
- * again before every delivery: revoking either ends the stream. */
-void sse_start(struct http_conn *hc, struct ps_service *ps, const struct ps_node *n,
-               const struct store_token *tok, uint64_t next_seq);
+/* A JSON text as the stored payload of an item: the XEP-0335 container
+ * <json xmlns='urn:xmpp:json:0'>canonical JSON, XML-escaped</json>,
+ * appended to out, byte for byte what the XML serializer (xml.h) writes for
+ * that element. HERALD_EINVAL when the text is not one JSON value,
+ * HERALD_ENOMEM when out failed. */
+int rest_json_payload(const char *json, size_t len, struct buf *out);
 
 #endif

@@ -27,6 +27,14 @@ struct batch {
     struct batch_stats stats;
     struct store *store;
     struct store_txn *txn;
+    /* Open operations, innermost last: an operation may run another (a
+     * roster removal cancels presence subscriptions), each one nested in
+     * the one before. mark: the last callback registered before it began. */
+    struct {
+        struct store_txn *txn;
+        struct after *mark;
+    } ops[8];
+    unsigned nops;
     struct after *head, *tail;
     unsigned pending;
     struct hook hooks[4];
@@ -60,6 +68,8 @@ void batch_free(struct batch *b)
 {
     if (b == NULL)
         return;
+    while (b->nops)
+        store_txn_abort(b->ops[--b->nops].txn);
     store_txn_abort(b->txn);
     b->txn = NULL;
     /* Nothing was acknowledged: callbacks only release their contexts. */
@@ -67,12 +77,67 @@ void batch_free(struct batch *b)
     free(b);
 }
 
-struct store_txn *batch_txn(struct batch *b, int *rc)
+static struct store_txn *innermost(const struct batch *b)
+{
+    return b->nops ? b->ops[b->nops - 1].txn : b->txn;
+}
+
+struct store_txn *batch_op_begin(struct batch *b, int *rc)
 {
     *rc = 0;
-    if (b->txn == NULL)
-        *rc = store_txn_begin(b->store, true, &b->txn);
-    return b->txn;
+    if (b->nops == sizeof(b->ops) / sizeof(b->ops[0])) {
+        log_error("batch", "operations nested too deep");
+        *rc = HERALD_EIO;
+        return NULL;
+    }
+    if (b->txn == NULL && (*rc = store_txn_begin(b->store, true, &b->txn)) != 0)
+        return NULL;
+    struct store_txn *t;
+    if ((*rc = store_txn_begin_nested(innermost(b), &t)) != 0)
+        return NULL;
+    b->ops[b->nops].txn = t;
+    b->ops[b->nops].mark = b->tail;
+    b->nops++;
+    return t;
+}
+
+/* Callbacks registered by a rolled-back operation learn of it now: what
+ * they would announce will never commit. */
+static void cancel_since(struct batch *b, struct after *mark, int rc)
+{
+    struct after *a = mark ? mark->next : b->head;
+    if (a == NULL)
+        return;
+    if (mark)
+        mark->next = NULL;
+    else
+        b->head = NULL;
+    b->tail = mark;
+    while (a) {
+        struct after *next = a->next;
+        b->pending--;
+        a->fn(a->ctx, rc);
+        free(a);
+        a = next;
+    }
+}
+
+int batch_op_end(struct batch *b, struct store_txn *op, int rc)
+{
+    if (op == NULL || b->nops == 0 || op != b->ops[b->nops - 1].txn) {
+        log_error("batch", "an operation ended out of order");
+        return rc ? rc : HERALD_EIO;
+    }
+    struct after *mark = b->ops[--b->nops].mark;
+    if (rc == 0)
+        rc = store_txn_commit(op);
+    else
+        store_txn_abort(op);
+    if (rc != 0) {
+        b->stats.op_failures++;
+        cancel_since(b, mark, rc);
+    }
+    return rc;
 }
 
 bool batch_open_now(const struct batch *b) { return b->txn != NULL; }
@@ -81,15 +146,15 @@ struct store_txn *batch_read(struct batch *b, int *rc)
 {
     struct store_txn *t = NULL;
     *rc = 0;
-    if (b->txn)
-        return b->txn;
+    if (b->txn) /* LMDB: while a child is open, only the child may be used */
+        return innermost(b);
     *rc = store_txn_begin(b->store, false, &t);
     return t;
 }
 
 void batch_read_done(struct batch *b, struct store_txn *t)
 {
-    if (t != NULL && t != b->txn)
+    if (t != NULL && t != b->txn && (b->nops == 0 || t != innermost(b)))
         store_txn_abort(t);
 }
 
@@ -125,18 +190,16 @@ static void rolled_back(struct batch *b, int rc)
         b->hooks[i].fn(b->hooks[i].ctx);
 }
 
-void batch_abort(struct batch *b, int rc)
-{
-    store_txn_abort(b->txn);
-    b->txn = NULL;
-    rolled_back(b, rc);
-}
-
 void batch_commit(struct batch *b)
 {
     if (b->txn == NULL) {
         run_all(b, 0);
         return;
+    }
+    if (b->nops) { /* cannot happen: operations end before the turn does */
+        log_error("batch", "an operation was left open; rolling it back");
+        while (b->nops)
+            store_txn_abort(b->ops[--b->nops].txn);
     }
     struct store_txn *t = b->txn;
     b->txn = NULL;
@@ -154,6 +217,9 @@ void batch_commit(struct batch *b)
     } else {
         run_all(b, 0);
     }
+    /* No transaction of this process is open now: the one moment the map
+     * may be resized. */
+    store_grow(b->store);
 }
 
 const struct batch_stats *batch_stats(const struct batch *b) { return &b->stats; }

@@ -30,7 +30,8 @@ void cli_token_usage(void *stdio_file)
             "                   (default: all three)\n"
             "  --expires TIME   lifetime: seconds, or a number followed by s, m, h\n"
             "                   or d (e.g. 30d); default: never expires\n"
-            "  --data-dir DIR   data directory (default from the config, ./herald-data)\n"
+            "  --data-dir DIR   data directory (default from the config, ./herald-data;\n"
+            "                   without this option the one used is named on stderr)\n"
             "  --config FILE    read settings from FILE\n"
             "\n"
             "create prints the token's id, JID, scopes and expiry, then the token\n"
@@ -142,7 +143,17 @@ int cli_token(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "herald token revoke: give the 16-hex-digit id shown by 'herald token list'\n");
         return 2;
     }
-    struct store *st = cli_open_store(cfg);
+    bool absent;
+    struct store *st = cli_open_store(cfg, false, &absent);
+    if (st == NULL && absent) {
+        /* No store: no accounts and no tokens. Only list succeeds (empty). */
+        if (create)
+            fprintf(stderr, "herald: no such account: %s (create it with 'herald user add')\n",
+                    bare);
+        else if (revoke)
+            fprintf(stderr, "herald: no token with id %.16s\n", arg);
+        return list ? 0 : 1;
+    }
     if (st == NULL)
         return 1;
     int rc, ret = 1;

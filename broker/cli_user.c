@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -29,7 +30,8 @@ void cli_user_usage(void *stdio_file)
             "                                             'JID PASSWORD' (FILE or stdin)\n"
             "\n"
             "Common options (before or after the action):\n"
-            "  --data-dir DIR   data directory (default from the config, ./herald-data)\n"
+            "  --data-dir DIR   data directory (default from the config, ./herald-data;\n"
+            "                   without this option the one used is named on stderr)\n"
             "  --config FILE    read settings from FILE\n"
             "\n"
             "JID is a bare address on the served domain, e.g. alice@localhost. Without\n"
@@ -105,10 +107,42 @@ int cli_account_of(const struct config *cfg, const char *arg, char *bare, size_t
     return jid_format(&j, true, bare, cap) < 0 ? -1 : 0;
 }
 
-struct store *cli_open_store(const struct config *cfg)
+struct store *cli_open_store(const struct config *cfg, bool create, bool *absent)
 {
+    *absent = false;
+    /* The default is relative to the working directory, so a command run
+     * from elsewhere silently sees (or makes) another, empty store: say
+     * which directory this is unless the command line named it. */
+    if (cfg->data_dir_origin == NULL)
+        fprintf(stderr, "herald: using data directory %s (default; --data-dir to change)\n",
+                cfg->data_dir);
+    else if (strcmp(cfg->data_dir_origin, "--data-dir") != 0)
+        fprintf(stderr, "herald: using data directory %s (from %s; --data-dir to change)\n",
+                cfg->data_dir, cfg->data_dir_origin);
+    size_t n = strlen(cfg->data_dir) + sizeof("/data.mdb");
+    char *mdb = malloc(n);
+    if (mdb == NULL) {
+        fprintf(stderr, "herald: out of memory\n");
+        return NULL;
+    }
+    snprintf(mdb, n, "%s/data.mdb", cfg->data_dir);
+    struct stat sb;
+    bool missing = stat(mdb, &sb) != 0 && errno == ENOENT;
+    free(mdb);
+    if (missing && !create) {
+        fprintf(stderr,
+                "herald: warning: %s holds no store yet (no data.mdb), so no accounts or "
+                "tokens; not creating one\n",
+                cfg->data_dir);
+        *absent = true;
+        return NULL;
+    }
+    if (missing)
+        fprintf(stderr, "herald: warning: %s holds no store yet (no data.mdb); creating one\n",
+                cfg->data_dir);
     struct store *st = NULL;
-    struct store_opts so = {.map_size = cfg->map_size_mb << 20};
+    struct store_opts so = {.map_size = cfg->map_size_mb << 20,
+                            .max_map_size = cfg->max_map_size_mb << 20};
     int rc = store_open(&st, cfg->data_dir, &so);
     if (rc != 0) {
         fprintf(stderr, "herald: cannot open data directory %s: %s\n", cfg->data_dir,
@@ -132,7 +166,8 @@ static int user_import(const struct config *cfg, const char *path)
         fprintf(stderr, "herald: cannot read %s: %s\n", path, strerror(errno));
         return 1;
     }
-    struct store *st = cli_open_store(cfg);
+    bool absent;
+    struct store *st = cli_open_store(cfg, true, &absent);
     if (st == NULL) {
         if (in != stdin)
             fclose(in);
@@ -233,7 +268,16 @@ int cli_user(struct config *cfg, int argc, char **argv)
     char bare[JID_MAX + 1];
     if (!list && cli_account_of(cfg, who, bare, sizeof(bare)) != 0)
         return 1;
-    struct store *st = cli_open_store(cfg);
+    bool absent;
+    struct store *st = cli_open_store(cfg, add, &absent);
+    if (st == NULL && absent) {
+        /* No store: no accounts. list shows that (an empty list); del and
+         * passwd fail as for any missing account. */
+        if (list)
+            return 0;
+        fprintf(stderr, "herald: no such account: %s\n", bare);
+        return 1;
+    }
     if (st == NULL)
         return 1;
     int rc, ret = 1;

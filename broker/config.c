@@ -47,6 +47,7 @@ void config_defaults(struct config *c)
     c->pubsub_max_items = 10000;
     c->max_offline = 100;
     c->map_size_mb = 1024;
+    c->max_map_size_mb = 16384;
     config_set_str(&c->http_bind, "127.0.0.1");
     c->http_port = 5280;
     c->https_port = 5281;
@@ -89,6 +90,7 @@ static const struct option options[] = {
     OPT("c2s", "max_depth", K_UINT, max_depth, 4, 1000),
     OPT("c2s", "max_connections", K_UINT, max_connections, 1, 10000000),
     OPT("c2s", "max_connections_per_ip", K_UINT, max_connections_per_ip, 0, 10000000),
+    OPT("c2s", "limit_loopback", K_BOOL, limit_loopback, 0, 0),
     OPT("c2s", "max_resources_per_account", K_UINT, max_resources, 1, 1000000),
     OPT("c2s", "max_outq_bytes", K_SIZE, max_outq_bytes, 16384, 1ull << 32),
     OPT("c2s", "idle_timeout", K_UINT, idle_timeout, 0, 86400 * 7),
@@ -106,6 +108,7 @@ static const struct option options[] = {
     OPT("pubsub", "auto_create", K_BOOL, pubsub_auto_create, 0, 0),
     OPT("im", "max_offline_messages", K_UINT, max_offline, 0, 100000),
     OPT("storage", "map_size_mb", K_SIZE, map_size_mb, 1, 1ull << 24),
+    OPT("storage", "max_map_size_mb", K_SIZE, max_map_size_mb, 1, 1ull << 24),
     OPT("http", "bind", K_STR, http_bind, 0, 0),
     OPT("http", "port", K_INT, http_port, 0, 65535),
     OPT("http", "tls_port", K_INT, https_port, 0, 65535),
@@ -177,6 +180,8 @@ static int on_ini(void *ud, const char *section, const char *name, const char *v
                 ctx->failed = 1;
                 return 0;
             }
+            if (o->offset == offsetof(struct config, data_dir))
+                ctx->c->data_dir_origin = ctx->path;
             return 1;
         }
     }

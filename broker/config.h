@@ -12,6 +12,10 @@ struct config {
     /* [server] */
     char *domain;
     char *data_dir;
+    /* Where data_dir was set, for the CLI's messages: NULL for the built-in
+     * default, else the config file's path or "--data-dir" (not owned: the
+     * strings passed to config_load and main's argv outlive the struct). */
+    const char *data_dir_origin;
     char *log_level;
     /* [c2s] */
     char *c2s_bind;
@@ -23,6 +27,7 @@ struct config {
     unsigned max_depth;
     unsigned max_connections;
     unsigned max_connections_per_ip;
+    bool limit_loopback;         /* apply max_connections_per_ip to 127.0.0.0/8 and ::1 too */
     unsigned max_resources;      /* bound resources per account */
     size_t max_outq_bytes;
     unsigned idle_timeout;       /* seconds without traffic before closing */
@@ -45,6 +50,7 @@ struct config {
     unsigned max_offline;        /* stored messages per account */
     /* [storage] */
     size_t map_size_mb;
+    size_t max_map_size_mb;   /* automatic growth stops here */
     /* [http] (REST bridge: see docs/configuration.md for its status) */
     char *http_bind;
     int http_port;

@@ -1,42 +1,73 @@
-/* errors.c - the table that maps HERALD_E* codes to messages, XMPP stanza
- * error conditions (RFC 6120 §8.3.3) and HTTP statuses. */
+/* errors.c - the one table of error conditions: name, message, XMPP stanza
+ * error (RFC 6120 §8.3.3), XEP-0060 application condition, HTTP status. */
 #include "errors.h"
 
-struct err_row {
-    const char *msg;
-    const char *cond;
-    const char *type;
-    int http;
-};
+#define ROW(code, msg, cond, type, app, http) [-(code)] = {#code, msg, cond, type, app, http}
 
 /* Indexed by -code. */
-static const struct err_row rows[HERALD_E_COUNT_] = {
-    [0] = {"success", "undefined-condition", "cancel", 200},
-    [1] = {"out of memory", "resource-constraint", "wait", 503},
-    [2] = {"malformed request", "bad-request", "modify", 400},
-    [3] = {"not found", "item-not-found", "cancel", 404},
-    [4] = {"already exists", "conflict", "cancel", 409},
-    [5] = {"storage I/O error", "internal-server-error", "wait", 500},
-    [6] = {"storage full", "resource-constraint", "wait", 507},
-    [7] = {"limit reached", "policy-violation", "modify", 429},
-    [8] = {"forbidden", "forbidden", "auth", 403},
-    [9] = {"malformed address", "jid-malformed", "modify", 400},
-    [10] = {"service unavailable", "service-unavailable", "cancel", 503},
-    [11] = {"not implemented", "feature-not-implemented", "cancel", 501},
-    [12] = {"unknown storage schema version", "internal-server-error", "cancel", 500},
-    [13] = {"remote server not found", "remote-server-not-found", "cancel", 502},
-    [14] = {"conflict", "conflict", "cancel", 409},
-    [15] = {"too large", "not-acceptable", "modify", 413},
+static const struct herald_error rows[HERALD_E_COUNT_] = {
+    ROW(HERALD_OK, "success", "undefined-condition", "cancel", 0, 200),
+    ROW(HERALD_ENOMEM, "out of memory", "resource-constraint", "wait", 0, 503),
+    ROW(HERALD_EINVAL, "malformed request", "bad-request", "modify", 0, 400),
+    ROW(HERALD_ENOTFOUND, "not found", "item-not-found", "cancel", 0, 404),
+    ROW(HERALD_EEXIST, "already exists", "conflict", "cancel", 0, 409),
+    ROW(HERALD_EIO, "storage I/O error", "internal-server-error", "wait", 0, 500),
+    ROW(HERALD_EFULL, "storage full", "resource-constraint", "wait", 0, 507),
+    ROW(HERALD_ELIMIT, "limit reached", "policy-violation", "modify", 0, 429),
+    ROW(HERALD_EFORBIDDEN, "forbidden", "forbidden", "auth", 0, 403),
+    ROW(HERALD_EJID, "malformed address", "jid-malformed", "modify", 0, 400),
+    ROW(HERALD_EUNAVAIL, "service unavailable", "service-unavailable", "cancel", 0, 503),
+    ROW(HERALD_ENOTIMPL, "not implemented", "feature-not-implemented", "cancel", 0, 501),
+    ROW(HERALD_ESCHEMA, "unknown storage schema version", "internal-server-error", "cancel", 0, 500),
+    ROW(HERALD_EREMOTE, "remote server not found", "remote-server-not-found", "cancel", 0, 502),
+    ROW(HERALD_ECONFLICT, "conflict", "conflict", "cancel", 0, 409),
+    ROW(HERALD_ETOOBIG, "too large", "not-acceptable", "modify", 0, 413),
+    ROW(HERALD_EAUTH, "not authorized: credentials missing or wrong", "not-authorized", "auth", 0,
+        401),
+    ROW(HERALD_ENOTACCEPTABLE, "not acceptable", "not-acceptable", "modify", 0, 400),
+    ROW(HERALD_ENODEID_REQUIRED, "a node must be named", "bad-request", "modify", "nodeid-required",
+        400),
+    ROW(HERALD_EITEM_REQUIRED, "an item is required", "bad-request", "modify", "item-required", 400),
+    ROW(HERALD_EPAYLOAD_REQUIRED, "the node requires a payload", "bad-request", "modify",
+        "payload-required", 400),
+    ROW(HERALD_EINVALID_PAYLOAD, "an item must hold exactly one payload element", "bad-request",
+        "modify", "invalid-payload", 400),
+    ROW(HERALD_EPAYLOAD_TOO_BIG, "the payload exceeds the node's max_payload_size",
+        "not-acceptable", "modify", "payload-too-big", 413),
+    ROW(HERALD_EINVALID_JID, "the JID does not name the requester", "bad-request", "modify",
+        "invalid-jid", 400),
+    ROW(HERALD_EINVALID_OPTIONS, "invalid options", "bad-request", "modify", "invalid-options", 400),
+    ROW(HERALD_EINVALID_SUBID, "no subscription with that subid", "not-acceptable", "modify",
+        "invalid-subid", 400),
+    ROW(HERALD_ESUBID_REQUIRED, "several subscriptions: a subid is required", "bad-request",
+        "modify", "subid-required", 400),
+    ROW(HERALD_ENOT_SUBSCRIBED, "not subscribed", "unexpected-request", "cancel", "not-subscribed",
+        404),
+    ROW(HERALD_ENOT_SUBSCRIBED_READ, "the node's items need an approved subscription",
+        "not-authorized", "auth", "not-subscribed", 403),
+    ROW(HERALD_ECLOSED_NODE, "the node is whitelist-only", "not-allowed", "cancel", "closed-node",
+        403),
+    ROW(HERALD_EPENDING_SUBSCRIPTION, "a subscription request is already pending",
+        "not-authorized", "auth", "pending-subscription", 409),
+    ROW(HERALD_EPRESENCE_REQUIRED, "the node needs a presence subscription to its owner",
+        "not-authorized", "auth", "presence-subscription-required", 403),
+    ROW(HERALD_EUNSUPPORTED, "not supported", "feature-not-implemented", "cancel", "unsupported",
+        501),
+    ROW(HERALD_EPRECONDITION, "publish options do not match the node's configuration", "conflict",
+        "cancel", "precondition-not-met", 409),
+    ROW(HERALD_EUNSUPPORTED_ACCESS, "unsupported access model", "not-acceptable", "modify",
+        "unsupported-access-model", 400),
+    ROW(HERALD_EBADREQUEST_IQ, "unexpected request", "unexpected-request", "cancel", 0, 409),
 };
 
-static const struct err_row *row(int err)
+const struct herald_error *herald_error(int err)
 {
     if (err > 0 || -err >= HERALD_E_COUNT_)
         return &rows[-HERALD_EIO];
     return &rows[-err];
 }
 
-const char *herald_strerror(int err) { return row(err)->msg; }
-const char *herald_stanza_condition(int err) { return row(err)->cond; }
-const char *herald_stanza_error_type(int err) { return row(err)->type; }
-int herald_http_status(int err) { return row(err)->http; }
+const char *herald_strerror(int err) { return herald_error(err)->msg; }
+const char *herald_stanza_condition(int err) { return herald_error(err)->cond; }
+const char *herald_stanza_error_type(int err) { return herald_error(err)->type; }
+int herald_http_status(int err) { return herald_error(err)->http; }

@@ -1,9 +1,16 @@
 /* errors.h - Herald's one error vocabulary.
  *
  * Every fallible function returns 0 or a negative HERALD_E* code. One table
- * (errors.c) maps each code to a message, to the XMPP stanza error it becomes
- * (RFC 6120 §8.3.3) and to an HTTP status, so handlers never spell error XML
- * or statuses by hand. */
+ * (errors.c) gives each code a name, an English message, the XMPP stanza
+ * error it becomes (RFC 6120 §8.3.3 condition and type), the XEP-0060
+ * application condition (pubsub#errors) when there is one, and the HTTP
+ * status the REST bridge answers with. Handlers never spell an error
+ * condition or a status by hand: they return a code, and the edge renders it.
+ *
+ * not-authorized vs forbidden (RFC 6120 §8.3.3.12 and §8.3.3.6):
+ * not-authorized is about credentials (HTTP 401, HERALD_EAUTH); XEP-0060
+ * reuses it for "you lack a presence subscription / an approved
+ * subscription", which is authorization, so those rows carry HTTP 403. */
 #ifndef HERALD_ERRORS_H
 #define HERALD_ERRORS_H
 
@@ -24,18 +31,46 @@ enum {
     HERALD_EREMOTE = -13,    /* remote domain: no server-to-server support */
     HERALD_ECONFLICT = -14,  /* conflicting state (e.g. resource in use) */
     HERALD_ETOOBIG = -15,    /* too large */
-    HERALD_E_COUNT_ = 16
+    HERALD_EAUTH = -16,      /* no or wrong credentials */
+    HERALD_ENOTACCEPTABLE = -17, /* well-formed but refused (a name, the last owner) */
+    /* XEP-0060 §7-8 and §12: pubsub#errors application conditions. */
+    HERALD_ENODEID_REQUIRED = -18,
+    HERALD_EITEM_REQUIRED = -19,
+    HERALD_EPAYLOAD_REQUIRED = -20,
+    HERALD_EINVALID_PAYLOAD = -21,
+    HERALD_EPAYLOAD_TOO_BIG = -22,
+    HERALD_EINVALID_JID = -23,
+    HERALD_EINVALID_OPTIONS = -24,
+    HERALD_EINVALID_SUBID = -25,
+    HERALD_ESUBID_REQUIRED = -26,
+    HERALD_ENOT_SUBSCRIBED = -27,       /* unsubscribe/options without a subscription */
+    HERALD_ENOT_SUBSCRIBED_READ = -28,  /* authorize model: items need a subscription */
+    HERALD_ECLOSED_NODE = -29,          /* whitelist model */
+    HERALD_EPENDING_SUBSCRIPTION = -30,
+    HERALD_EPRESENCE_REQUIRED = -31,
+    HERALD_EUNSUPPORTED = -32,          /* feature-not-implemented + <unsupported feature=/> */
+    HERALD_EPRECONDITION = -33,         /* publish-options not met */
+    HERALD_EUNSUPPORTED_ACCESS = -34,   /* not-acceptable + unsupported-access-model */
+    HERALD_EBADREQUEST_IQ = -35,        /* unexpected-request (wrong state) */
+    HERALD_E_COUNT_ = 36
 };
 
-/* Static English message for an error code; never NULL. */
-const char *herald_strerror(int err);
+struct herald_error {
+    const char *name;   /* "HERALD_EFULL": for logs */
+    const char *msg;    /* English, for logs and problem+json titles */
+    const char *cond;   /* RFC 6120 §8.3.3 defined condition */
+    const char *type;   /* "cancel", "modify", "wait", "auth" */
+    const char *app;    /* XEP-0060 pubsub#errors condition, or NULL */
+    int http;           /* HTTP status */
+};
 
-/* The RFC 6120 §8.3.3 defined condition for an error code, and its error type
- * ("cancel", "modify", "wait", "auth"). Both static strings. */
+/* The table row for a code (unknown codes get HERALD_EIO's); never NULL. */
+const struct herald_error *herald_error(int err);
+
+/* Shorthands for the row's fields. */
+const char *herald_strerror(int err);
 const char *herald_stanza_condition(int err);
 const char *herald_stanza_error_type(int err);
-
-/* HTTP status for an error code (used by the REST bridge). */
 int herald_http_status(int err);
 
 #endif

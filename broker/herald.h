@@ -16,7 +16,9 @@ struct conn;
 struct account;
 struct ip_count;
 struct ssl_ctx_st;
-struct ps_service;
+struct pubsub;
+struct ps_xmpp;
+struct sse_hub;
 struct batch;
 
 struct herald_stats {
@@ -39,7 +41,9 @@ struct herald {
     struct store *store;
     struct ssl_ctx_st *tls_ctx;
     struct batch *batch;         /* this loop turn's write transaction (group commit) */
-    struct ps_service *pubsub;
+    struct pubsub *pubsub;       /* the pubsub service (protocol-free) */
+    struct ps_xmpp *ps_xmpp;     /* its XMPP edge: handlers and notifications */
+    struct sse_hub *sse;         /* the REST event streams (a sink of the service) */
 
     uv_tcp_t c2s_listener;
     bool listening;

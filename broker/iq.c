@@ -3,11 +3,14 @@
  * no-op). The disco#info feature list comes from the same table. */
 #include "iq.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "errors.h"
 #include "herald.h"
 #include "im.h"
+#include "jid.h"
 #include "router.h"
 #include "session.h"
 #include "xml.h"
@@ -75,6 +78,26 @@ static void on_session(struct session *from, struct xnode *iq, struct xnode *chi
     reply(from, iq, a, NULL);
 }
 
+/* The router hands us iqs to the sender's own bare JID too (RFC 6121
+ * §8.5.2.1.3: the server answers on behalf of the account); 'to' is in
+ * prepared form by then. Disco must then describe the account, not the
+ * server (XEP-0030 §3.1). */
+static bool to_own_account(const struct session *from, const struct xnode *iq)
+{
+    const char *to = xml_attr(iq, "to");
+    return to != NULL && from->bare != NULL && strcmp(to, from->bare) == 0;
+}
+
+static int add_features(struct arena *a, struct xnode *q, const char *const *features)
+{
+    for (const char *const *f = features; *f; f++) {
+        struct xnode *fe = xml_add_elem(a, q, NS_DISCO_INFO, "feature");
+        if (fe == NULL || xml_set_attr(a, fe, "var", *f))
+            return -1;
+    }
+    return 0;
+}
+
 static void on_disco_info(struct session *from, struct xnode *iq, struct xnode *child,
                           struct arena *a)
 {
@@ -82,15 +105,21 @@ static void on_disco_info(struct session *from, struct xnode *iq, struct xnode *
         router_error(from, iq, a, HERALD_ENOTFOUND, NULL, NULL);
         return;
     }
+    /* What an account offers itself: discovery and nothing else until PEP
+     * (XEP-0163) exists; ping, version and the like are the server's. */
+    static const char *const account_features[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NULL};
+    bool account = to_own_account(from, iq);
     struct xnode *q = xml_elem_new(a, NS_DISCO_INFO, "query");
     struct xnode *id = q ? xml_add_elem(a, q, NS_DISCO_INFO, "identity") : NULL;
-    if (id == NULL || xml_set_attr(a, id, "category", "server") || xml_set_attr(a, id, "type", "im") ||
-        xml_set_attr(a, id, "name", "Herald"))
+    if (id == NULL)
         return;
-    for (const char *const *f = iq_features(); *f; f++) {
-        struct xnode *fe = xml_add_elem(a, q, NS_DISCO_INFO, "feature");
-        if (fe == NULL || xml_set_attr(a, fe, "var", *f))
+    if (account) {
+        if (xml_set_attr(a, id, "category", "account") ||
+            xml_set_attr(a, id, "type", "registered") || add_features(a, q, account_features))
             return;
+    } else if (xml_set_attr(a, id, "category", "server") || xml_set_attr(a, id, "type", "im") ||
+               xml_set_attr(a, id, "name", "Herald") || add_features(a, q, iq_features())) {
+        return;
     }
     reply(from, iq, a, q);
 }
@@ -102,8 +131,28 @@ static void on_disco_items(struct session *from, struct xnode *iq, struct xnode 
         router_error(from, iq, a, HERALD_ENOTFOUND, NULL, NULL);
         return;
     }
-    /* No items yet: the pubsub service will be listed here. */
-    reply(from, iq, a, xml_elem_new(a, NS_DISCO_ITEMS, "query"));
+    struct xnode *q = xml_elem_new(a, NS_DISCO_ITEMS, "query");
+    if (q == NULL)
+        return;
+    /* XEP-0030 §4.1, XEP-0060 §5.1: clients find the pubsub service among
+     * the server's items. The account itself has none (no PEP). The JID is
+     * derived as pubsub_open() does, from the configuration alone. */
+    if (!to_own_account(from, iq)) {
+        const struct config *cfg = from->h->cfg;
+        char jid[JID_MAX + 1];
+        const char *ps = cfg->pubsub_jid;
+        if (ps == NULL) {
+            int n = snprintf(jid, sizeof(jid), "pubsub.%s", cfg->domain);
+            if (n < 0 || (size_t)n >= sizeof(jid))
+                return;
+            ps = jid;
+        }
+        struct xnode *it = xml_add_elem(a, q, NS_DISCO_ITEMS, "item");
+        if (it == NULL || xml_set_attr(a, it, "jid", ps) ||
+            xml_set_attr(a, it, "name", "Publish-Subscribe service"))
+            return;
+    }
+    reply(from, iq, a, q);
 }
 
 static void on_version(struct session *from, struct xnode *iq, struct xnode *child,

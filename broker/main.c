@@ -147,6 +147,8 @@ static int load_config(struct config *cfg, int *argc, char **argv, bool strict)
             }
             if (field && config_set_str(field, v) != 0)
                 return 1;
+            if (field == &cfg->data_dir)
+                cfg->data_dir_origin = "--data-dir";
             if (port) {
                 char *end;
                 long p = strtol(v, &end, 10);

@@ -320,9 +320,11 @@ void presence_subscription(struct herald *h, const char *user, const char *conta
                            struct xnode *st)
 {
     int rc;
-    struct store_txn *t = batch_txn(h->batch, &rc);
-    if (t == NULL)
+    struct store_txn *t = batch_op_begin(h->batch, &rc);
+    if (t == NULL) {
+        log_error("im", "%s -> %s %s not stored: %s", user, contact, type, herald_strerror(rc));
         return;
+    }
     if (strcmp(type, "subscribe") == 0)
         rc = do_subscribe(h, t, user, contact, st);
     else if (strcmp(type, "subscribed") == 0)
@@ -331,8 +333,8 @@ void presence_subscription(struct herald *h, const char *user, const char *conta
         rc = do_unsubscribe(h, t, user, contact);
     else
         rc = do_unsubscribed(h, t, user, contact);
-    if (rc != 0)
-        batch_abort(h->batch, rc);
+    if ((rc = batch_op_end(h->batch, t, rc)) != 0)
+        log_error("im", "%s -> %s %s not stored: %s", user, contact, type, herald_strerror(rc));
 }
 
 /* ---- presence broadcast (§4) ---- */
@@ -443,8 +445,13 @@ static void deliver_offline(struct session *s)
     free(l.lens);
     if (rc != 0 || sent == 0)
         return;
-    if ((t = batch_txn(s->h->batch, &rc)) == NULL || (rc = store_offline_drop(t, s->bare, sent)) != 0)
-        batch_abort(s->h->batch, rc);
+    /* If the deletion fails, the delivered messages stay stored and come
+     * again at the next login (offline delivery is at-least-once). */
+    if ((t = batch_op_begin(s->h->batch, &rc)) != NULL)
+        rc = batch_op_end(s->h->batch, t, store_offline_drop(t, s->bare, sent));
+    if (rc != 0)
+        log_error("im", "%s: delivered offline messages not deleted: %s", s->full,
+                  herald_strerror(rc));
     else
         log_info("im", "%s: delivered %zu offline message(s)%s", s->full, sent,
                  s->offline_pending ? ", more to follow" : "");
@@ -621,20 +628,18 @@ int presence_offline_store(struct session *from, struct xnode *msg, struct arena
     buf_init(&b, 0);
     xml_serialize(&b, msg, NS_CLIENT);
     int rc = HERALD_ENOMEM;
-    struct store_txn *t = buf_ok(&b) ? batch_txn(from->h->batch, &rc) : NULL;
+    struct store_txn *t = buf_ok(&b) ? batch_op_begin(from->h->batch, &rc) : NULL;
     if (t != NULL)
-        rc = store_offline_push(t, bare, b.data, b.len, from->h->cfg->max_offline);
+        rc = batch_op_end(from->h->batch, t,
+                          store_offline_push(t, bare, b.data, b.len, from->h->cfg->max_offline));
     buf_free(&b);
     if (rc == HERALD_ELIMIT) {
         log_info("im", "offline storage of %s is full (im.max_offline_messages)", bare);
         router_error(from, msg, a, HERALD_EUNAVAIL, NULL, NULL); /* XEP-0160 §3 */
         return 0;
     }
-    if (rc != 0) {
-        if (t != NULL)
-            batch_abort(from->h->batch, rc);
+    if (rc != 0)
         router_error(from, msg, a, rc, NULL, NULL);
-    }
     return 0;
 }
 

@@ -1,5 +1,18 @@
-/* pubsub.c - XEP-0060 service state and rules, the write batch (group
- * commit) and the deferred output released after each commit. */
+/* pubsub.c - the publish/subscribe service: XEP-0060 rules over nodes,
+ * items, affiliations and subscriptions, with no protocol in it.
+ *
+ * Data: LMDB holds everything (store.h); memory holds an index of every
+ * node (by name and by id) with its configuration, affiliations (a hash per
+ * node) and subscriptions (a list per node, in subscription order, so a
+ * publish never looks at other nodes). Items stay in LMDB only.
+ *
+ * Every change is one operation (batch_op_begin/_end: a nested transaction
+ * of the loop turn's group commit). An operation first does all its
+ * storage writes; only when they have succeeded does it change the index
+ * and queue its events. A storage error therefore leaves memory untouched
+ * and fails just that request. Events are queued with batch_after and go to
+ * the sinks after the commit; if the commit fails they are dropped and the
+ * index is reloaded from storage (the rollback hook). */
 #include "pubsub.h"
 
 #include <openssl/rand.h>
@@ -7,48 +20,70 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <uthash.h>
 
 #include "batch.h"
 #include "errors.h"
-#include "herald.h"
-#include "im.h"
 #include "jid.h"
 #include "log.h"
-#include "outq.h"
-#include "router.h"
 #include "store.h"
-#include "xml.h"
 
-#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
-#define NS_EVENT "http://jabber.org/protocol/pubsub#event"
-#define NS_DATA "jabber:x:data"
-#define NAME_MAX_LEN 256
-#define ITEM_ID_MAX 256
+#define MAX_SINKS 8
+#define CFG_RECORD_MAX 1024
 
-/* Output waiting for the batch to commit. */
-enum out_kind {
-    OUT_STANZA,  /* a complete stanza for `to` */
-    OUT_EVENT,   /* an event body for `to`, sent behind its own envelope */
-    OUT_FANOUT,  /* an event body for every subscriber of node_id */
-    OUT_WATCH,   /* a change for the local watchers of node_id */
+struct ps_sub {
+    struct ps_sub *next;
+    char *jid;          /* as subscribed: bare or full */
+    char subid[PS_SUBID_MAX + 1];
+    uint8_t state;
+    bool deliver;       /* pubsub#deliver subscription option */
 };
 
-struct ps_out {
-    struct ps_service *ps;
-    enum out_kind kind;
-    char *to;
-    char *reply_id;        /* OUT_STANZA replies: iq id, for an error if the commit fails */
-    bool is_reply;
-    uint64_t node_id;
-    uint8_t notif_type;
-    uint8_t watch_event;
-    struct chunk *body;
-};
-
-struct ps_watch_set {
-    uint64_t node_id;
-    struct ps_watch *head;
+struct ps_aff_rec {
+    char *jid;          /* bare JID */
+    uint8_t aff;
     UT_hash_handle hh;
+};
+
+struct ps_node {
+    char *name;
+    uint64_t id;
+    uint64_t created;
+    uint64_t next_seq;
+    uint32_t item_count;
+    struct ps_config cfg;
+    struct ps_sub *subs;
+    bool shared_jids;      /* some JID holds several subscriptions (sticky) */
+    struct ps_aff_rec *affs;
+    UT_hash_handle hh;     /* by name */
+    UT_hash_handle hh_id;  /* by id */
+};
+
+struct sink {
+    ps_sink_fn *fn;
+    void *ud;
+};
+
+struct pubsub {
+    struct store *store;
+    struct batch *batch;
+    struct ps_caps caps;
+    bool auto_create;
+    struct pubsub_hooks hooks;
+    struct ps_node *nodes;      /* by name */
+    struct ps_node *by_id;
+    uint64_t last_stamp;        /* publish times never go backwards (item_expire) */
+    struct sink sinks[MAX_SINKS];
+    unsigned nsinks;
+    struct ps_node *dead;       /* the deleted node of the event being emitted */
+    struct ps_why why;
+};
+
+/* An event waiting for its commit: the struct and copies of its strings. */
+struct queued {
+    struct pubsub *ps;
+    struct ps_node *dead;       /* PS_EV_DELETED: the node, freed after the sinks ran */
+    struct ps_event ev;
 };
 
 static uint64_t now_ms(void)
@@ -78,19 +113,41 @@ static void bare_of(const char *jid, char *out, size_t cap)
     out[n] = '\0';
 }
 
-static int set_err(struct ps_err *e, int code, const char *cond, const char *type, const char *app)
+/* Prepares jid (RFC 7622) into out, bare or full. Returns 0 or -1. */
+static int prep_jid(const char *jid, bool bare, char *out, size_t cap)
 {
-    memset(e, 0, sizeof(*e));
-    e->cond = cond;
-    e->type = type;
-    e->app = app;
+    struct jid *j = malloc(sizeof(*j)); /* 3 KiB: not on the stack */
+    int rc = (j == NULL || jid == NULL || jid_parse_str(j, jid) != 0 ||
+              jid_format(j, bare, out, cap) < 0) ? -1 : 0;
+    free(j);
+    return rc;
+}
+
+/* Records the detail of a failure for pubsub_why and returns code. */
+static int fail(struct pubsub *ps, int code, const char *feature, const char *text)
+{
+    ps->why.feature = feature;
+    snprintf(ps->why.text, sizeof(ps->why.text), "%s", text ? text : "");
     return code;
 }
 
-/* ---- in-memory state ---- */
+static void clear_why(struct pubsub *ps)
+{
+    ps->why.feature = NULL;
+    ps->why.text[0] = '\0';
+}
+
+const struct ps_why *pubsub_why(const struct pubsub *ps) { return &ps->why; }
+const struct ps_caps *pubsub_caps(const struct pubsub *ps) { return &ps->caps; }
+bool pubsub_auto_create(const struct pubsub *ps) { return ps->auto_create; }
+unsigned pubsub_node_count(const struct pubsub *ps) { return HASH_CNT(hh, ps->nodes); }
+
+/* ---- the index ---- */
 
 static void free_node(struct ps_node *n)
 {
+    if (n == NULL)
+        return;
     struct ps_sub *s = n->subs;
     while (s) {
         struct ps_sub *next = s->next;
@@ -108,13 +165,13 @@ static void free_node(struct ps_node *n)
     free(n);
 }
 
-static void unlink_node(struct ps_service *ps, struct ps_node *n)
+static void unlink_node(struct pubsub *ps, struct ps_node *n)
 {
     HASH_DELETE(hh, ps->nodes, n);
     HASH_DELETE(hh_id, ps->by_id, n);
 }
 
-static void free_all_nodes(struct ps_service *ps)
+static void free_all_nodes(struct pubsub *ps)
 {
     struct ps_node *n, *tmp;
     HASH_ITER(hh, ps->nodes, n, tmp) {
@@ -123,21 +180,22 @@ static void free_all_nodes(struct ps_service *ps)
     }
 }
 
-struct ps_node *pubsub_node(struct ps_service *ps, const char *name)
+static struct ps_node *find_node(struct pubsub *ps, const char *name)
 {
     struct ps_node *n = NULL;
-    HASH_FIND_STR(ps->nodes, name, n);
+    if (name)
+        HASH_FIND_STR(ps->nodes, name, n);
     return n;
 }
 
-static struct ps_node *node_by_id(struct ps_service *ps, uint64_t id)
+static struct ps_node *node_by_id(struct pubsub *ps, uint64_t id)
 {
     struct ps_node *n = NULL;
     HASH_FIND(hh_id, ps->by_id, &id, sizeof(id), n);
     return n;
 }
 
-uint8_t pubsub_affiliation(const struct ps_node *n, const char *jid)
+static uint8_t affiliation(const struct ps_node *n, const char *jid)
 {
     char bare[JID_MAX + 1];
     bare_of(jid, bare, sizeof(bare));
@@ -170,8 +228,7 @@ static int mem_set_aff(struct ps_node *n, const char *bare, uint8_t aff)
     return 0;
 }
 
-static struct ps_sub *mem_add_sub(struct ps_node *n, const char *jid, const char *subid, uint8_t state,
-                                  bool deliver)
+static struct ps_sub *sub_new(const char *jid, const char *subid, uint8_t state, bool deliver)
 {
     struct ps_sub *s = calloc(1, sizeof(*s));
     if (s == NULL || (s->jid = strdup(jid)) == NULL) {
@@ -181,18 +238,22 @@ static struct ps_sub *mem_add_sub(struct ps_node *n, const char *jid, const char
     snprintf(s->subid, sizeof(s->subid), "%s", subid);
     s->state = state;
     s->deliver = deliver;
-    /* Append: notification order follows subscription order. */
+    return s;
+}
+
+/* Appends: notification order follows subscription order. */
+static void sub_link(struct ps_node *n, struct ps_sub *s)
+{
     struct ps_sub **pp = &n->subs;
     while (*pp) {
-        if (strcmp((*pp)->jid, jid) == 0)
+        if (strcmp((*pp)->jid, s->jid) == 0)
             n->shared_jids = true;
         pp = &(*pp)->next;
     }
     *pp = s;
-    return s;
 }
 
-static void mem_del_sub(struct ps_node *n, struct ps_sub *victim)
+static void sub_unlink_free(struct ps_node *n, struct ps_sub *victim)
 {
     for (struct ps_sub **pp = &n->subs; *pp; pp = &(*pp)->next) {
         if (*pp == victim) {
@@ -204,8 +265,8 @@ static void mem_del_sub(struct ps_node *n, struct ps_sub *victim)
     }
 }
 
-static struct ps_node *mem_new_node(struct ps_service *ps, const char *name, uint64_t id,
-                                    uint64_t created, const struct ps_config *cfg)
+static struct ps_node *node_new(const char *name, uint64_t id, uint64_t created,
+                                const struct ps_config *cfg)
 {
     struct ps_node *n = calloc(1, sizeof(*n));
     if (n == NULL || (n->name = strdup(name)) == NULL) {
@@ -215,15 +276,19 @@ static struct ps_node *mem_new_node(struct ps_service *ps, const char *name, uin
     n->id = id;
     n->created = created;
     n->cfg = *cfg;
+    return n;
+}
+
+static void node_link(struct pubsub *ps, struct ps_node *n)
+{
     HASH_ADD_KEYPTR(hh, ps->nodes, n->name, strlen(n->name), n);
     HASH_ADD(hh_id, ps->by_id, id, sizeof(n->id), n);
-    return n;
 }
 
 /* ---- loading ---- */
 
 struct load_ctx {
-    struct ps_service *ps;
+    struct pubsub *ps;
     struct store_txn *t;
     struct ps_node *node;
 };
@@ -232,7 +297,11 @@ static int load_sub(void *ud, const struct store_sub *s)
 {
     struct load_ctx *c = ud;
     bool deliver = !(s->options_len >= 1 && ((const uint8_t *)s->options)[0] == 0);
-    return mem_add_sub(c->node, s->jid, s->subid, s->state, deliver) ? 0 : HERALD_ENOMEM;
+    struct ps_sub *sub = sub_new(s->jid, s->subid, s->state, deliver);
+    if (sub == NULL)
+        return HERALD_ENOMEM;
+    sub_link(c->node, sub);
+    return 0;
 }
 
 static int load_aff(void *ud, const char *jid, uint8_t aff)
@@ -250,9 +319,10 @@ static int load_node(void *ud, const char *name, const struct store_node *sn)
         log_error("pubsub", "node '%s': unreadable configuration record", name);
         return rc;
     }
-    struct ps_node *n = mem_new_node(c->ps, name, sn->id, sn->created, &cfg);
+    struct ps_node *n = node_new(name, sn->id, sn->created, &cfg);
     if (n == NULL)
         return HERALD_ENOMEM;
+    node_link(c->ps, n);
     n->next_seq = sn->next_seq;
     n->item_count = sn->item_count;
     c->node = n;
@@ -261,10 +331,10 @@ static int load_node(void *ud, const char *name, const struct store_node *sn)
     return store_affs_each(c->t, n->id, load_aff, c);
 }
 
-static int load(struct ps_service *ps)
+static int load(struct pubsub *ps)
 {
     struct store_txn *t;
-    int rc = store_txn_begin(ps->h->store, false, &t);
+    int rc = store_txn_begin(ps->store, false, &t);
     if (rc != 0)
         return rc;
     struct load_ctx c = {ps, t, NULL};
@@ -273,205 +343,131 @@ static int load(struct ps_service *ps)
     return rc;
 }
 
-/* Rollback hook: the batch failed, so memory must match LMDB again. */
+/* Rollback hook: a commit failed, so memory must match LMDB again. It runs
+ * from batch_commit, when no request is being handled. */
 static void reload(void *ctx)
 {
-    struct ps_service *ps = ctx;
+    struct pubsub *ps = ctx;
     free_all_nodes(ps);
     int rc = load(ps);
     if (rc != 0)
         log_error("pubsub", "reloading pubsub state failed: %s", herald_strerror(rc));
 }
 
-int pubsub_open(struct herald *h, struct ps_service **out)
+int pubsub_open(const struct pubsub_opts *o, struct pubsub **out)
 {
-    struct ps_service *ps = calloc(1, sizeof(*ps));
+    struct pubsub *ps = calloc(1, sizeof(*ps));
     if (ps == NULL)
         return HERALD_ENOMEM;
-    ps->h = h;
-    const struct config *cfg = h->cfg;
-    if (cfg->pubsub_jid) {
-        ps->jid = strdup(cfg->pubsub_jid);
-    } else {
-        size_t n = strlen(cfg->domain) + 8;
-        ps->jid = malloc(n);
-        if (ps->jid)
-            snprintf(ps->jid, n, "pubsub.%s", cfg->domain);
-    }
-    if (ps->jid) {
-        size_t jl = strlen(ps->jid);
-        ps->env_prefix_len = 15 + xml_attr_len(ps->jid, jl) + 6;
-        if ((ps->env_prefix = malloc(ps->env_prefix_len + 1)) != NULL) {
-            char *p = ps->env_prefix;
-            memcpy(p, "<message from='", 15);
-            p = xml_attr_put(p + 15, ps->jid, jl);
-            memcpy(p, "' to='", 7);
-        }
-    }
-    ps->caps.max_items = cfg->pubsub_max_items;
-    ps->caps.max_payload_size = cfg->pubsub_max_payload;
-    if (ps->caps.max_payload_size == 0)
-        ps->caps.max_payload_size = cfg->max_stanza_size < 65536 ? (uint32_t)cfg->max_stanza_size : 65536;
-    ps->auto_create = cfg->pubsub_auto_create;
-    int rc = ps->jid ? load(ps) : HERALD_ENOMEM;
-    if (rc == 0 && batch_on_rollback(h->batch, reload, ps) != 0)
+    ps->store = o->store;
+    ps->batch = o->batch;
+    ps->caps = o->caps;
+    ps->auto_create = o->auto_create;
+    ps->hooks = o->hooks;
+    int rc = load(ps);
+    if (rc == 0 && batch_on_rollback(ps->batch, reload, ps) != 0)
         rc = HERALD_ENOMEM;
     if (rc != 0) {
         log_error("pubsub", "cannot load pubsub state: %s", herald_strerror(rc));
         pubsub_close(ps);
         return rc;
     }
-    unsigned nodes = HASH_CNT(hh, ps->nodes);
-    log_info("pubsub", "service %s: %u node(s) loaded", ps->jid, nodes);
+    log_info("pubsub", "%u node(s) loaded", HASH_CNT(hh, ps->nodes));
     *out = ps;
     return 0;
 }
 
-static void free_out(struct ps_out *o)
-{
-    free(o->to);
-    free(o->reply_id);
-    chunk_unref(o->body);
-    free(o);
-}
-
-void pubsub_close(struct ps_service *ps)
+void pubsub_close(struct pubsub *ps)
 {
     if (ps == NULL)
         return;
     free_all_nodes(ps);
-    struct ps_watch_set *set, *tmp;
-    HASH_ITER(hh, ps->watch_sets, set, tmp) {
-        HASH_DEL(ps->watch_sets, set);
-        free(set);
-    }
-    free(ps->jid);
-    free(ps->env_prefix);
     free(ps);
 }
 
-/* ---- the batch and its output ---- */
-
-struct store_txn *pubsub_txn(struct ps_service *ps, int *rc)
+int pubsub_sink_add(struct pubsub *ps, ps_sink_fn *fn, void *ud)
 {
-    return batch_read(ps->h->batch, rc);
+    if (ps->nsinks == MAX_SINKS)
+        return HERALD_ELIMIT;
+    ps->sinks[ps->nsinks].fn = fn;
+    ps->sinks[ps->nsinks].ud = ud;
+    ps->nsinks++;
+    return 0;
 }
 
-void pubsub_txn_done(struct ps_service *ps, struct store_txn *t)
+/* ---- events ---- */
+
+static void event_run(void *ctx, int failed)
 {
-    batch_read_done(ps->h->batch, t);
+    struct queued *q = ctx;
+    struct pubsub *ps = q->ps;
+    if (!failed) {
+        ps->dead = q->dead;
+        for (unsigned i = 0; i < ps->nsinks; i++)
+            ps->sinks[i].fn(ps->sinks[i].ud, ps, &q->ev);
+        ps->dead = NULL;
+    }
+    free_node(q->dead);
+    free(q);
 }
 
-static void out_run(void *ctx, int failed);
+static size_t slen(const char *s) { return s ? strlen(s) + 1 : 0; }
 
-/* Output waits for the batch: a result must not announce a change that a
- * crash could still take back. */
-static void queue_out(struct ps_service *ps, struct ps_out *o)
+static const char *scopy(char **p, const char *s)
 {
-    o->ps = ps;
-    batch_after(ps->h->batch, out_run, o);
+    if (s == NULL)
+        return NULL;
+    size_t l = strlen(s) + 1;
+    memcpy(*p, s, l);
+    const char *r = *p;
+    *p += l;
+    return r;
 }
 
-static struct chunk *serialize(const struct xnode *st)
+/* Queues ev (its strings and payload copied) for the sinks after the
+ * commit; dead (may be NULL) is a deleted node the event owns. Sinks that
+ * cannot be told for lack of memory are logged: the change itself stands. */
+static void emit(struct pubsub *ps, const struct ps_event *ev, struct ps_node *dead)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    xml_serialize(&b, st, NS_CLIENT);
-    struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-    buf_free(&b);
-    return ch;
-}
-
-void pubsub_send(struct ps_service *ps, const char *to, const struct xnode *st, bool is_reply,
-                 const char *reply_id)
-{
-    struct chunk *ch = serialize(st);
-    if (ch == NULL)
-        return;
-    struct ps_out *o = calloc(1, sizeof(*o));
-    if (o == NULL || (o->to = strdup(to)) == NULL ||
-        (reply_id && (o->reply_id = strdup(reply_id)) == NULL)) {
-        if (o)
-            free(o->to);
-        free(o);
-        chunk_unref(ch);
+    if (ps->nsinks == 0) {
+        free_node(dead);
         return;
     }
-    o->kind = OUT_STANZA;
-    o->is_reply = is_reply;
-    o->body = ch;
-    queue_out(ps, o);
-}
-
-/* Queues an event for every subscriber of node: body is "<event>...</event>
- * </message>", each subscriber gets its own envelope in front of it. */
-static void queue_fanout(struct ps_service *ps, struct ps_node *n, struct chunk *body)
-{
-    struct ps_out *o = calloc(1, sizeof(*o));
-    if (o == NULL) {
-        chunk_unref(body);
+    size_t extra = slen(ev->node) + slen(ev->item_id) + slen(ev->publisher) + slen(ev->redirect) +
+                   slen(ev->to) + slen(ev->jid) + slen(ev->subid) + ev->payload_len + 1;
+    struct queued *q = malloc(sizeof(*q) + extra);
+    if (q == NULL) {
+        log_error("pubsub", "out of memory: an event of node '%s' is not announced", ev->node);
+        free_node(dead);
         return;
     }
-    o->kind = OUT_FANOUT;
-    o->node_id = n->id;
-    o->notif_type = n->cfg.notification_type;
-    o->body = body;
-    queue_out(ps, o);
+    q->ps = ps;
+    q->dead = dead;
+    q->ev = *ev;
+    char *p = (char *)(q + 1);
+    q->ev.node = scopy(&p, ev->node);
+    q->ev.item_id = scopy(&p, ev->item_id);
+    q->ev.publisher = scopy(&p, ev->publisher);
+    q->ev.redirect = scopy(&p, ev->redirect);
+    q->ev.to = scopy(&p, ev->to);
+    q->ev.jid = scopy(&p, ev->jid);
+    q->ev.subid = scopy(&p, ev->subid);
+    if (ev->payload_len)
+        memcpy(p, ev->payload, ev->payload_len);
+    p[ev->payload_len] = '\0';
+    q->ev.payload = ev->payload ? p : NULL;
+    batch_after(ps->batch, event_run, q);
 }
 
-/* Queues an event body for one JID (it gets an envelope when sent). */
-static void queue_event(struct ps_service *ps, const char *to, uint8_t notif_type,
-                        struct chunk *body)
+static struct ps_event node_event(const struct ps_node *n, enum ps_event_kind kind)
 {
-    struct ps_out *o = calloc(1, sizeof(*o));
-    if (o == NULL || (o->to = strdup(to)) == NULL) {
-        free(o);
-        return;
-    }
-    o->kind = OUT_EVENT;
-    o->notif_type = notif_type;
-    o->body = chunk_ref(body);
-    queue_out(ps, o);
-}
-
-/* Sends envelope + body; subids non-NULL adds SHIM headers naming the
- * subscriptions the notification is for (XEP-0060 §12.7). The envelope
- * "<message from='S' to='T' type='headline' id='ps-N'>" is the only
- * per-subscriber work of a fan-out: it is written straight into a chunk of
- * its exact size (no printf, no intermediate buffer). */
-static void send_envelope(struct ps_service *ps, const char *to, uint8_t notif_type,
-                          struct chunk *body, const struct buf *subids)
-{
-    static const char type_headline[] = "' type='headline' id='ps-";
-    static const char type_normal[] = "' type='normal' id='ps-";
-    const char *type = notif_type == PS_NOTIF_NORMAL ? type_normal : type_headline;
-    size_t type_len = notif_type == PS_NOTIF_NORMAL ? sizeof(type_normal) - 1
-                                                    : sizeof(type_headline) - 1;
-    char num[24];
-    size_t nl = 0;
-    for (uint64_t v = ++ps->msg_seq; v || nl == 0; v /= 10)
-        num[sizeof(num) - 1 - nl++] = (char)('0' + v % 10);
-    size_t tl = strlen(to), sl = subids ? subids->len : 0;
-    if (ps->env_prefix == NULL)
-        return;
-    struct chunk *env =
-        chunk_alloc(ps->env_prefix_len + xml_attr_len(to, tl) + type_len + nl + 2 + sl);
-    if (env == NULL)
-        return;
-    char *p = env->data;
-    memcpy(p, ps->env_prefix, ps->env_prefix_len);
-    p = xml_attr_put(p + ps->env_prefix_len, to, tl);
-    memcpy(p, type, type_len);
-    memcpy(p += type_len, num + sizeof(num) - nl, nl);
-    p += nl;
-    *p++ = '\'';
-    *p++ = '>';
-    if (sl)
-        memcpy(p, subids->data, sl);
-    struct chunk *parts[2] = {env, body};
-    if (router_send(ps->h, to, parts, 2, ROUTE_MESSAGE) > 0)
-        ps->h->stats.notifications++;
-    chunk_unref(env);
+    struct ps_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = kind;
+    ev.node = n->name;
+    ev.node_id = n->id;
+    ev.config = n->cfg;
+    return ev;
 }
 
 static bool wants(const struct ps_sub *s)
@@ -479,189 +475,182 @@ static bool wants(const struct ps_sub *s)
     return s->state == SUB_SUBSCRIBED && s->deliver;
 }
 
-/* One notification per subscribed JID. The fast path (no JID with several
- * subscriptions) is a plain walk; otherwise each JID gets one message with
- * SHIM headers listing its subids. via: the collection the event reached
- * this node's subscribers through (XEP-0248), named in a header. */
-static void notify_subscribers(struct ps_service *ps, struct ps_node *n, const struct ps_out *o,
-                               const char *via)
+/* One call per subscribed JID, directly or through a collection (via).
+ * Without shared JIDs a plain walk; otherwise each JID once, with all its
+ * subids. */
+static void recipients_of(const struct ps_node *n, const char *via, ps_recipient_fn *fn, void *ud)
 {
-    if (!n->shared_jids || via) {
-        struct buf h;
-        buf_init(&h, 0);
-        if (via) {
-            buf_puts(&h, "<headers xmlns='http://jabber.org/protocol/shim'><header name='Collection'>");
-            buf_xml_text(&h, via, strlen(via));
-            buf_puts(&h, "</header></headers>");
-        }
-        for (struct ps_sub *s = n->subs; s; s = s->next)
+    if (!n->shared_jids) {
+        for (const struct ps_sub *s = n->subs; s; s = s->next) {
+            const char *one = s->subid;
             if (wants(s))
-                send_envelope(ps, s->jid, o->notif_type, o->body, via && buf_ok(&h) ? &h : NULL);
-        buf_free(&h);
+                fn(ud, s->jid, &one, 1, via);
+        }
         return;
     }
-    for (struct ps_sub *s = n->subs; s; s = s->next) {
+    for (const struct ps_sub *s = n->subs; s; s = s->next) {
         if (!wants(s))
             continue;
-        bool seen = false, shared = false;
-        for (struct ps_sub *p = n->subs; p != s && !seen; p = p->next)
+        bool seen = false;
+        for (const struct ps_sub *p = n->subs; p != s && !seen; p = p->next)
             seen = wants(p) && strcmp(p->jid, s->jid) == 0;
         if (seen)
-            continue; /* this JID was notified with its first subscription */
-        struct buf h;
-        buf_init(&h, 0);
-        buf_puts(&h, "<headers xmlns='http://jabber.org/protocol/shim'>");
-        for (struct ps_sub *p = s; p; p = p->next) {
-            if (wants(p) && strcmp(p->jid, s->jid) == 0) {
-                buf_printf(&h, "<header name='SubID'>%s</header>", p->subid);
-                shared = shared || p != s;
-            }
-        }
-        buf_puts(&h, "</headers>");
-        send_envelope(ps, s->jid, o->notif_type, o->body, shared && buf_ok(&h) ? &h : NULL);
-        buf_free(&h);
+            continue; /* this JID was called with its first subscription */
+        const char *ids[32];
+        size_t k = 0;
+        for (const struct ps_sub *p = s; p && k < 32; p = p->next)
+            if (wants(p) && strcmp(p->jid, s->jid) == 0)
+                ids[k++] = p->subid;
+        fn(ud, s->jid, ids, k, via);
     }
 }
 
-/* The node's own subscribers, then those of the collections above it. */
-static void fan_out(struct ps_service *ps, struct ps_node *n, const struct ps_out *o)
+void pubsub_event_recipients(struct pubsub *ps, const struct ps_event *ev, ps_recipient_fn *fn,
+                             void *ud)
 {
-    if (n == NULL)
+    if (ev->kind == PS_EV_DELETED) {
+        if (ps->dead)
+            recipients_of(ps->dead, NULL, fn, ud);
         return;
-    notify_subscribers(ps, n, o, NULL);
-    struct ps_node *p = n;
-    for (int depth = 0; depth < 10 && p->cfg.collection[0]; depth++) {
-        p = pubsub_node(ps, p->cfg.collection);
-        if (p == NULL)
+    }
+    struct ps_node *n = node_by_id(ps, ev->node_id);
+    if (n == NULL)
+        return; /* deleted later in the same turn */
+    recipients_of(n, NULL, fn, ud);
+    for (int depth = 0; depth < 10 && n->cfg.collection[0]; depth++) {
+        n = find_node(ps, n->cfg.collection);
+        if (n == NULL)
             break;
-        notify_subscribers(ps, p, o, p->name);
+        recipients_of(n, n->name, fn, ud);
     }
 }
 
-/* ---- local watchers ---- */
+/* ---- access rules ---- */
 
-int pubsub_watch(struct ps_service *ps, struct ps_watch *w)
+static struct ps_node *need_node(struct pubsub *ps, const char *name, int *rc)
 {
-    struct ps_watch_set *set;
-    HASH_FIND(hh, ps->watch_sets, &w->node_id, sizeof(w->node_id), set);
-    if (set == NULL) {
-        if ((set = calloc(1, sizeof(*set))) == NULL)
-            return HERALD_ENOMEM;
-        set->node_id = w->node_id;
-        HASH_ADD(hh, ps->watch_sets, node_id, sizeof(set->node_id), set);
+    struct ps_node *n = find_node(ps, name);
+    *rc = name == NULL ? fail(ps, HERALD_ENODEID_REQUIRED, NULL, NULL)
+          : n == NULL  ? fail(ps, HERALD_ENOTFOUND, NULL, "no such node")
+                       : 0;
+    return n;
+}
+
+/* The node, if `who` owns it (XEP-0060 §8.*.3: item-not-found, forbidden). */
+static struct ps_node *owned_node(struct pubsub *ps, const char *name, const char *who, int *rc)
+{
+    struct ps_node *n = need_node(ps, name, rc);
+    if (n != NULL && affiliation(n, who) != AFF_OWNER) {
+        *rc = fail(ps, HERALD_EFORBIDDEN, NULL, "only an owner of the node may do this");
+        return NULL;
     }
-    w->prev = NULL;
-    w->next = set->head;
-    if (set->head)
-        set->head->prev = w;
-    set->head = w;
+    return n;
+}
+
+/* The presence access model (§4.5): who holds a presence subscription
+ * (from/both in an owner's roster) to one of the owners. */
+static bool sees_owner_presence(struct pubsub *ps, const struct ps_node *n, const char *who)
+{
+    char bare[JID_MAX + 1];
+    bare_of(who, bare, sizeof(bare));
+    if (ps->hooks.presence_subscribed == NULL)
+        return false;
+    struct ps_aff_rec *r, *tmp;
+    HASH_ITER(hh, n->affs, r, tmp) {
+        if (r->aff == AFF_OWNER && ps->hooks.presence_subscribed(ps->hooks.ud, r->jid, bare))
+            return true;
+    }
+    return false;
+}
+
+static bool has_subscription(const struct ps_node *n, const char *who)
+{
+    char bare[JID_MAX + 1];
+    bare_of(who, bare, sizeof(bare));
+    for (const struct ps_sub *s = n->subs; s; s = s->next) {
+        if (s->state == SUB_SUBSCRIBED && (strcmp(s->jid, who) == 0 || strcmp(s->jid, bare) == 0))
+            return true;
+    }
+    return false;
+}
+
+static bool affiliated(uint8_t aff)
+{
+    return aff == AFF_OWNER || aff == AFF_PUBLISHER || aff == AFF_PUBLISH_ONLY || aff == AFF_MEMBER;
+}
+
+/* The listing policy (docs/pubsub.md): nobody sees a node they are outcast
+ * from, and a whitelist node shows only to entities affiliated with it. */
+static bool visible(const struct ps_node *n, const char *who)
+{
+    uint8_t aff = affiliation(n, who);
+    if (aff == AFF_OUTCAST)
+        return false;
+    return n->cfg.access_model != PS_ACCESS_WHITELIST || affiliated(aff);
+}
+
+/* May `who` read the node's items (§6.5.9)? */
+static int can_read(struct pubsub *ps, const struct ps_node *n, const char *who)
+{
+    uint8_t aff = affiliation(n, who);
+    if (aff == AFF_OUTCAST)
+        return fail(ps, HERALD_EFORBIDDEN, NULL, "outcast");
+    if (aff == AFF_OWNER || aff == AFF_PUBLISHER || aff == AFF_MEMBER)
+        return 0;
+    switch (n->cfg.access_model) {
+    case PS_ACCESS_OPEN: return 0;
+    case PS_ACCESS_WHITELIST: return fail(ps, HERALD_ECLOSED_NODE, NULL, NULL); /* §6.5.9.4 */
+    case PS_ACCESS_AUTHORIZE:
+        return has_subscription(n, who) ? 0 : fail(ps, HERALD_ENOT_SUBSCRIBED_READ, NULL, NULL);
+    case PS_ACCESS_PRESENCE:
+        return sees_owner_presence(ps, n, who) ? 0 : fail(ps, HERALD_EPRESENCE_REQUIRED, NULL, NULL);
+    default: return fail(ps, HERALD_EUNSUPPORTED, "access-roster", NULL);
+    }
+}
+
+static bool can_publish(const struct ps_node *n, const char *who)
+{
+    uint8_t aff = affiliation(n, who);
+    if (aff == AFF_OUTCAST)
+        return false;
+    if (aff == AFF_OWNER || aff == AFF_PUBLISHER || aff == AFF_PUBLISH_ONLY)
+        return true;
+    if (n->cfg.publish_model == PS_PUBLISH_OPEN)
+        return true;
+    return n->cfg.publish_model == PS_PUBLISH_SUBSCRIBERS && has_subscription(n, who);
+}
+
+/* Prepares `jid` and checks it names the requester (§6.1.3.1). */
+static int check_jid(struct pubsub *ps, const char *who, const char *jid, char *out, size_t cap)
+{
+    char bare_who[JID_MAX + 1], bare_j[JID_MAX + 1];
+    bare_of(who, bare_who, sizeof(bare_who));
+    if (prep_jid(jid, false, out, cap) != 0)
+        return fail(ps, HERALD_EINVALID_JID, NULL, "the JID is malformed");
+    bare_of(out, bare_j, sizeof(bare_j));
+    if (strcmp(bare_j, bare_who) != 0)
+        return fail(ps, HERALD_EINVALID_JID, NULL, "the JID is not the requester's");
     return 0;
 }
 
-void pubsub_unwatch(struct ps_service *ps, struct ps_watch *w)
+/* XEP-0248: a node's pubsub#collection must name an existing collection
+ * node, and following parents must never lead back to the node. */
+static int check_collection(struct pubsub *ps, const char *name, const struct ps_config *cfg)
 {
-    struct ps_watch_set *set;
-    HASH_FIND(hh, ps->watch_sets, &w->node_id, sizeof(w->node_id), set);
-    if (set == NULL || (w->prev == NULL && set->head != w))
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        set->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->prev = w->next = NULL;
-    if (set->head == NULL) {
-        HASH_DEL(ps->watch_sets, set);
-        free(set);
+    const char *p = cfg->collection;
+    for (int depth = 0; p[0] != '\0'; depth++) {
+        struct ps_node *parent = find_node(ps, p);
+        if (parent == NULL)
+            return fail(ps, HERALD_ENOTFOUND, NULL, "pubsub#collection names no node");
+        if (parent->cfg.node_type != PS_COLLECTION || strcmp(parent->name, name) == 0 || depth > 8)
+            return fail(ps, HERALD_ENOTACCEPTABLE, NULL,
+                        "pubsub#collection must name a collection node, without cycles");
+        p = parent->cfg.collection;
     }
+    return 0;
 }
 
-static bool watched(struct ps_service *ps, uint64_t node_id)
-{
-    struct ps_watch_set *set;
-    HASH_FIND(hh, ps->watch_sets, &node_id, sizeof(node_id), set);
-    return set != NULL;
-}
-
-static void queue_watch(struct ps_service *ps, uint64_t node_id, enum ps_watch_event ev,
-                        const char *item_id)
-{
-    if (!watched(ps, node_id))
-        return;
-    struct ps_out *o = calloc(1, sizeof(*o));
-    if (o == NULL || (item_id && (o->to = strdup(item_id)) == NULL)) {
-        free(o);
-        return;
-    }
-    o->kind = OUT_WATCH;
-    o->node_id = node_id;
-    o->watch_event = (uint8_t)ev;
-    queue_out(ps, o);
-}
-
-static void run_watchers(struct ps_service *ps, uint64_t node_id, enum ps_watch_event ev,
-                         const char *item_id)
-{
-    struct ps_watch_set *set;
-    HASH_FIND(hh, ps->watch_sets, &node_id, sizeof(node_id), set);
-    struct ps_watch *w = set ? set->head : NULL;
-    while (w) {
-        /* fn may unwatch w (or close its stream): step first. */
-        struct ps_watch *next = w->next;
-        if (ev == PS_WATCH_DELETE)
-            pubsub_unwatch(ps, w);
-        w->fn(w, ev, item_id);
-        w = next;
-    }
-}
-
-static void out_run(void *ctx, int failed)
-{
-    struct ps_out *o = ctx;
-    struct ps_service *ps = o->ps;
-    if (!failed && o->kind == OUT_WATCH) {
-        run_watchers(ps, o->node_id, (enum ps_watch_event)o->watch_event, o->to);
-    } else if (!failed) {
-        if (o->kind == OUT_STANZA)
-            router_send(ps->h, o->to, &o->body, 1, o->is_reply ? ROUTE_FULL : ROUTE_MESSAGE);
-        else if (o->kind == OUT_EVENT)
-            send_envelope(ps, o->to, o->notif_type, o->body, NULL);
-        else
-            fan_out(ps, node_by_id(ps, o->node_id), o);
-    } else if (o->is_reply && failed != HERALD_EUNAVAIL) {
-        /* The change is not durable: tell the requester. */
-        router_batch_failed(ps->h, o->to, o->reply_id, ps->jid, failed);
-    }
-    free_out(o);
-}
-
-/* Begins (or joins) the batch for a change. */
-static struct store_txn *begin_change(struct ps_service *ps, struct ps_err *err, int *rc)
-{
-    struct store_txn *t = batch_txn(ps->h->batch, rc);
-    if (t == NULL)
-        set_err(err, *rc, "internal-server-error", "wait", NULL);
-    return t;
-}
-
-/* A store call inside the batch failed: the batch is lost. */
-static int change_failed(struct ps_service *ps, int rc, struct ps_err *err)
-{
-    batch_abort(ps->h->batch, rc); /* runs reload() */
-    return set_err(err, rc, rc == HERALD_EFULL ? "resource-constraint" : "internal-server-error",
-                   "wait", NULL);
-}
-
-static int write_node(struct store_txn *t, struct ps_node *n)
-{
-    uint8_t cfg[1024];
-    size_t len = ps_config_encode(&n->cfg, cfg, sizeof(cfg));
-    if (len == 0)
-        return HERALD_EIO;
-    struct store_node sn = {n->id, n->created, n->next_seq, n->item_count, cfg, len};
-    return store_node_put(t, n->name, &sn);
-}
+/* ---- storage helpers ---- */
 
 static void to_store_node(const struct ps_node *n, struct store_node *sn, uint8_t *cfg, size_t cap)
 {
@@ -673,654 +662,229 @@ static void to_store_node(const struct ps_node *n, struct store_node *sn, uint8_
     sn->config_len = ps_config_encode(&n->cfg, cfg, cap);
 }
 
-/* ---- access rules ---- */
-
-static struct ps_node *need_node(struct ps_service *ps, const char *name, struct ps_err *err)
+static int write_node(struct store_txn *t, const struct ps_node *n, const struct ps_config *cfg)
 {
-    struct ps_node *n = name ? pubsub_node(ps, name) : NULL;
-    if (n == NULL)
-        set_err(err, HERALD_ENOTFOUND, "item-not-found", "cancel", NULL);
-    return n;
+    uint8_t rec[CFG_RECORD_MAX];
+    size_t len = ps_config_encode(cfg, rec, sizeof(rec));
+    if (len == 0)
+        return HERALD_EIO;
+    struct store_node sn = {n->id, n->created, n->next_seq, n->item_count, rec, len};
+    return store_node_put(t, n->name, &sn);
 }
 
-static bool is_owner(const struct ps_node *n, const char *who)
+static int save_sub(struct store_txn *t, uint64_t node_id, const char *jid, const char *subid,
+                    uint8_t state, bool deliver)
 {
-    return pubsub_affiliation(n, who) == AFF_OWNER;
+    uint8_t opts[1] = {deliver ? 1 : 0};
+    struct store_sub ss = {jid, subid, state, opts, 1};
+    return store_sub_put(t, node_id, &ss);
 }
 
-/* The node named `name`, if `who` owns it; else NULL with err set
- * (item-not-found, or forbidden: XEP-0060 §8.*.3). */
-static struct ps_node *owned_node(struct ps_service *ps, const char *name, const char *who,
-                                  struct ps_err *err)
+/* Begins an operation; NULL with *rc set (and the detail) on failure. */
+static struct store_txn *op_begin(struct pubsub *ps, int *rc)
 {
-    struct ps_node *n = need_node(ps, name, err);
-    if (n != NULL && !is_owner(n, who)) {
-        set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL);
-        return NULL;
-    }
-    return n;
+    struct store_txn *t = batch_op_begin(ps->batch, rc);
+    if (t == NULL)
+        fail(ps, *rc, NULL, "storage is not writable now");
+    return t;
 }
 
-/* Prepares jid (RFC 7622) into out, bare or full. Returns 0 or -1. */
-static int prep_jid(const char *jid, bool bare, char *out, size_t cap)
+/* Ends it: 0, or the code with the detail set. */
+static int op_end(struct pubsub *ps, struct store_txn *t, int rc)
 {
-    struct jid *j = malloc(sizeof(*j)); /* 3 KiB: not on the stack */
-    int rc = (j == NULL || jid == NULL || jid_parse_str(j, jid) != 0 ||
-              jid_format(j, bare, out, cap) < 0) ? -1 : 0;
-    free(j);
+    rc = batch_op_end(ps->batch, t, rc);
+    if (rc == HERALD_EFULL)
+        return fail(ps, rc, NULL, "storage is full");
+    if (rc != 0 && ps->why.text[0] == '\0')
+        return fail(ps, rc, NULL, "the change could not be stored");
     return rc;
 }
 
-/* The presence access model (XEP-0060 §4.5): who holds a presence
- * subscription (from/both in an owner's roster) to one of the owners. */
-static bool sees_owner_presence(struct ps_service *ps, const struct ps_node *n, const char *who)
+/* ---- reads ---- */
+
+static void fill_info(const struct ps_node *n, const char *who, struct ps_node_info *out)
 {
-    char bare[JID_MAX + 1];
-    bare_of(who, bare, sizeof(bare));
+    memset(out, 0, sizeof(*out));
+    out->name = n->name;
+    out->id = n->id;
+    out->created = n->created;
+    out->item_count = n->item_count;
+    out->last_seq = n->next_seq ? n->next_seq - 1 : 0;
+    out->affiliation = who ? affiliation(n, who) : AFF_NONE;
+    out->config = n->cfg;
     struct ps_aff_rec *r, *tmp;
     HASH_ITER(hh, n->affs, r, tmp) {
-        if (r->aff == AFF_OWNER && im_presence_subscribed(ps->h, r->jid, bare))
-            return true;
-    }
-    return false;
-}
-
-static bool has_subscription(const struct ps_node *n, const char *who)
-{
-    char bare[JID_MAX + 1];
-    bare_of(who, bare, sizeof(bare));
-    for (const struct ps_sub *s = n->subs; s; s = s->next) {
-        if (s->state != SUB_SUBSCRIBED)
-            continue;
-        if (strcmp(s->jid, who) == 0 || strcmp(s->jid, bare) == 0)
-            return true;
-    }
-    return false;
-}
-
-int pubsub_can_read(struct ps_service *ps, const struct ps_node *n, const char *who,
-                    struct ps_err *err)
-{
-    uint8_t aff = pubsub_affiliation(n, who);
-    if (aff == AFF_OUTCAST)
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL);
-    if (aff == AFF_OWNER || aff == AFF_PUBLISHER || aff == AFF_MEMBER)
-        return 0;
-    switch (n->cfg.access_model) {
-    case PS_ACCESS_OPEN: return 0;
-    case PS_ACCESS_WHITELIST:
-        /* XEP-0060 §6.5.9.4 */
-        return set_err(err, HERALD_EFORBIDDEN, "not-allowed", "cancel", "closed-node");
-    case PS_ACCESS_AUTHORIZE:
-        if (has_subscription(n, who))
-            return 0;
-        /* §6.5.9.5 */
-        return set_err(err, HERALD_EFORBIDDEN, "not-authorized", "auth", "not-subscribed");
-    case PS_ACCESS_PRESENCE:
-        if (sees_owner_presence(ps, n, who))
-            return 0;
-        /* §6.5.9.2 */
-        return set_err(err, HERALD_EFORBIDDEN, "not-authorized", "auth",
-                       "presence-subscription-required");
-    default:
-        return set_err(err, HERALD_ENOTIMPL, "feature-not-implemented", "cancel", "unsupported");
+        if (r->aff == AFF_OWNER && out->nowners < sizeof(out->owners) / sizeof(out->owners[0]))
+            out->owners[out->nowners++] = r->jid;
     }
 }
 
-static bool can_publish(const struct ps_node *n, const char *who)
+int pubsub_node_get(struct pubsub *ps, const char *who, const char *node, struct ps_node_info *out)
 {
-    uint8_t aff = pubsub_affiliation(n, who);
-    if (aff == AFF_OUTCAST)
-        return false;
-    if (aff == AFF_OWNER || aff == AFF_PUBLISHER || aff == AFF_PUBLISH_ONLY)
-        return true;
-    if (n->cfg.publish_model == PS_PUBLISH_OPEN)
-        return true;
-    return n->cfg.publish_model == PS_PUBLISH_SUBSCRIBERS && has_subscription(n, who);
-}
-
-/* XEP-0248: a node's pubsub#collection must name an existing collection
- * node, and following parents must never lead back to the node. */
-static int check_collection(struct ps_service *ps, const char *name, const struct ps_config *cfg,
-                            struct ps_err *err)
-{
-    if (cfg->collection[0] == '\0')
-        return 0;
-    const char *p = cfg->collection;
-    for (int depth = 0; p[0] != '\0'; depth++) {
-        struct ps_node *parent = pubsub_node(ps, p);
-        if (parent == NULL)
-            return set_err(err, HERALD_ENOTFOUND, "item-not-found", "cancel", NULL);
-        if (parent->cfg.node_type != PS_COLLECTION || strcmp(parent->name, name) == 0 || depth > 8)
-            return set_err(err, HERALD_EINVAL, "not-acceptable", "modify", NULL);
-        p = parent->cfg.collection;
-    }
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = need_node(ps, node, &rc);
+    if (n == NULL)
+        return rc;
+    if (!visible(n, who))
+        return fail(ps, HERALD_ENOTFOUND, NULL, "no such node");
+    fill_info(n, who, out);
     return 0;
 }
 
-/* ---- owner use cases (XEP-0060 §8) ---- */
-
-int pubsub_create(struct ps_service *ps, const char *who, const char *name,
-                  const struct xnode *config_form, struct arena *a, char **created_name,
-                  struct ps_err *err)
+int pubsub_node_readable(struct pubsub *ps, const char *who, const char *node)
 {
-    char instant[40];
     int rc;
-    struct ps_config cfg;
-    ps_config_defaults(&cfg, &ps->caps);
-    if (name == NULL) {
-        /* §8.1.2: instant node, a unique name chosen by the service. */
-        random_hex(instant, 12);
-        name = instant;
-    }
-    if (name[0] == '\0' || strlen(name) > NAME_MAX_LEN)
-        return set_err(err, HERALD_EINVAL, "not-acceptable", "modify", NULL);
-    if (pubsub_node(ps, name) != NULL)
-        return set_err(err, HERALD_EEXIST, "conflict", "cancel", NULL); /* §8.1.1 */
-    if (config_form != NULL) {
-        struct ps_form_error fe;
-        rc = ps_config_apply_form(&cfg, &ps->caps, config_form, true, a, &fe);
-        if (rc != 0) {
-            set_err(err, rc, fe.cond, fe.type, fe.app);
-            err->feature = fe.feature;
+    clear_why(ps);
+    struct ps_node *n = need_node(ps, node, &rc);
+    return n ? can_read(ps, n, who) : rc;
+}
+
+int pubsub_nodes(struct pubsub *ps, const char *who, const char *parent, ps_node_fn *fn, void *ud)
+{
+    int rc;
+    clear_why(ps);
+    if (parent) {
+        struct ps_node *p = need_node(ps, parent, &rc);
+        if (p == NULL || (rc = can_read(ps, p, who)) != 0)
             return rc;
-        }
     }
-    if ((rc = check_collection(ps, name, &cfg, err)) != 0)
-        return rc;
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
-        return rc;
-    uint64_t id;
-    if ((rc = store_node_new_id(t, &id)) != 0)
-        return change_failed(ps, rc, err);
-    struct ps_node *n = mem_new_node(ps, name, id, now_ms(), &cfg);
-    if (n == NULL)
-        return change_failed(ps, HERALD_ENOMEM, err);
-    n->next_seq = 1; /* sequence 0 means "before the first item" when paging */
-    char owner[JID_MAX + 1];
-    bare_of(who, owner, sizeof(owner));
-    if ((rc = mem_set_aff(n, owner, AFF_OWNER)) != 0 || (rc = write_node(t, n)) != 0 ||
-        (rc = store_aff_put(t, id, owner, AFF_OWNER)) != 0)
-        return change_failed(ps, rc, err);
-    *created_name = n->name;
-    log_info("pubsub", "%s created node '%s'", owner, n->name);
-    return 0;
-}
-
-static struct chunk *event_chunk(const char *inner_fmt_node, const char *node, const char *extra)
-{
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "<event xmlns='" NS_EVENT "'><");
-    buf_puts(&b, inner_fmt_node);
-    buf_puts(&b, " node='");
-    buf_xml_attr(&b, node, strlen(node));
-    buf_puts(&b, "'");
-    if (extra)
-        buf_puts(&b, extra);
-    else
-        buf_puts(&b, "/>");
-    buf_puts(&b, "</event></message>");
-    struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-    buf_free(&b);
-    return ch;
-}
-
-int pubsub_delete(struct ps_service *ps, const char *who, const char *name, const char *redirect,
-                  struct ps_err *err)
-{
-    struct ps_node *n = owned_node(ps, name, who, err); /* §8.4.3 */
-    int rc;
-    if (n == NULL)
-        return HERALD_EFORBIDDEN;
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
-        return rc;
-    if ((rc = store_node_del(t, n->name, n->id)) != 0)
-        return change_failed(ps, rc, err);
-    if (n->cfg.notify_delete) {
-        /* §8.4.2: subscribers learn of the deletion (with a redirect if given).
-         * The node leaves memory now, so each subscriber gets its own entry. */
-        struct chunk *body;
-        if (redirect) {
-            struct buf b;
-            buf_init(&b, 0);
-            buf_puts(&b, "><redirect uri='");
-            buf_xml_attr(&b, redirect, strlen(redirect));
-            buf_puts(&b, "'/></delete>");
-            body = buf_ok(&b) ? event_chunk("delete", n->name, b.data) : NULL;
-            buf_free(&b);
-        } else {
-            body = event_chunk("delete", n->name, NULL);
-        }
-        for (struct ps_sub *s = body ? n->subs : NULL; s; s = s->next)
-            if (s->state == SUB_SUBSCRIBED && s->deliver)
-                queue_event(ps, s->jid, n->cfg.notification_type, body);
-        chunk_unref(body);
-    }
-    /* Children of a deleted collection stay, outside any collection. */
-    struct ps_node *c, *ctmp;
-    HASH_ITER(hh, ps->nodes, c, ctmp) {
-        if (strcmp(c->cfg.collection, n->name) != 0)
-            continue;
-        c->cfg.collection[0] = '\0';
-        if ((rc = write_node(t, c)) != 0)
-            return change_failed(ps, rc, err);
-    }
-    queue_watch(ps, n->id, PS_WATCH_DELETE, NULL);
-    log_info("pubsub", "node '%s' deleted", n->name);
-    unlink_node(ps, n);
-    free_node(n);
-    return 0;
-}
-
-int pubsub_purge(struct ps_service *ps, const char *who, const char *name, struct ps_err *err)
-{
-    struct ps_node *n = owned_node(ps, name, who, err); /* §8.5.3 */
-    int rc;
-    if (n == NULL)
-        return HERALD_EFORBIDDEN;
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
-        return rc;
-    uint8_t cfg[1024];
-    struct store_node sn;
-    to_store_node(n, &sn, cfg, sizeof(cfg));
-    if ((rc = store_items_purge(t, n->name, &sn)) != 0)
-        return change_failed(ps, rc, err);
-    n->item_count = 0;
-    queue_watch(ps, n->id, PS_WATCH_PURGE, NULL);
-    if (n->cfg.notify_retract) {
-        struct chunk *body = event_chunk("purge", n->name, NULL); /* §8.5.2 */
-        if (body)
-            queue_fanout(ps, n, body);
-    }
-    return 0;
-}
-
-int pubsub_configure(struct ps_service *ps, const char *who, const char *name,
-                     const struct xnode *form, struct arena *a, struct ps_err *err)
-{
-    struct ps_node *n = owned_node(ps, name, who, err); /* §8.2.3 */
-    int rc;
-    if (n == NULL)
-        return HERALD_EFORBIDDEN;
-    struct ps_config cfg = n->cfg;
-    struct ps_form_error fe;
-    rc = ps_config_apply_form(&cfg, &ps->caps, form, false, a, &fe);
-    if (rc != 0) {
-        set_err(err, rc, fe.cond, fe.type, fe.app);
-        err->feature = fe.feature;
-        return rc;
-    }
-    if ((rc = check_collection(ps, n->name, &cfg, err)) != 0)
-        return rc;
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
-        return rc;
-    struct ps_config old = n->cfg;
-    n->cfg = cfg;
-    if ((rc = write_node(t, n)) != 0) {
-        n->cfg = old;
-        return change_failed(ps, rc, err);
-    }
-    /* A smaller max_items holds at once: trim in the same transaction. */
-    uint32_t keep = ps_config_keep(&cfg, &ps->caps);
-    if (n->item_count > keep) {
-        struct store_node sn;
-        uint8_t cb[1024];
-        to_store_node(n, &sn, cb, sizeof(cb));
-        if ((rc = store_items_trim(t, n->name, &sn, keep, NULL)) != 0)
-            return change_failed(ps, rc, err);
-        n->item_count = sn.item_count;
-    }
-    if (cfg.notify_config) {
-        /* §8.2.5.2: with deliver_payloads the notification carries the form. */
-        struct chunk *body = NULL;
-        struct xnode *x = cfg.deliver_payloads ? ps_config_form(a, &cfg, &ps->caps) : NULL;
-        if (x != NULL) {
-            xml_set_attr(a, x, "type", "result");
-            struct buf b;
-            buf_init(&b, 0);
-            buf_putc(&b, '>');
-            xml_serialize(&b, x, NS_EVENT);
-            buf_puts(&b, "</configuration>");
-            body = buf_ok(&b) ? event_chunk("configuration", n->name, b.data) : NULL;
-            buf_free(&b);
-        } else {
-            body = event_chunk("configuration", n->name, NULL);
-        }
-        if (body)
-            queue_fanout(ps, n, body);
-    }
-    return 0;
-}
-
-void pubsub_expire(struct ps_service *ps)
-{
-    uint64_t now = now_ms();
     struct ps_node *n, *tmp;
     HASH_ITER(hh, ps->nodes, n, tmp) {
-        if (n->cfg.item_expire == 0 || n->item_count == 0)
+        if (parent && strcmp(n->cfg.collection, parent) != 0)
             continue;
-        uint64_t cutoff = now - (uint64_t)n->cfg.item_expire * 1000;
-        struct ps_err err;
-        int rc;
-        struct store_txn *t = begin_change(ps, &err, &rc);
-        if (t == NULL)
-            return;
-        struct store_node sn;
-        uint8_t cb[1024];
-        unsigned gone = 0;
-        to_store_node(n, &sn, cb, sizeof(cb));
-        if ((rc = store_items_expire(t, n->name, &sn, cutoff, &gone)) != 0) {
-            change_failed(ps, rc, &err);
-            return; /* state was reloaded: the iteration is over */
-        }
-        n->item_count = sn.item_count;
-        if (gone)
-            log_debug("pubsub", "node '%s': %u item(s) expired", n->name, gone);
-    }
-}
-
-/* ---- publisher use cases (XEP-0060 §7) ---- */
-
-/* "<event><items node='N'><item id='I' publisher='P'>payload</item></items>
- *  </event></message>": the shared body of a publish notification. */
-static struct chunk *item_event(const char *node, const char *id, size_t id_len,
-                                const char *publisher, const char *payload, size_t payload_len)
-{
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "<event xmlns='" NS_EVENT "'><items node='");
-    buf_xml_attr(&b, node, strlen(node));
-    buf_puts(&b, "'><item id='");
-    buf_xml_attr(&b, id, id_len);
-    if (publisher) {
-        buf_puts(&b, "' publisher='");
-        buf_xml_attr(&b, publisher, strlen(publisher));
-    }
-    if (payload_len) {
-        buf_puts(&b, "'>");
-        buf_append(&b, payload, payload_len);
-        buf_puts(&b, "</item></items></event></message>");
-    } else {
-        buf_puts(&b, "'/></items></event></message>");
-    }
-    struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-    buf_free(&b);
-    return ch;
-}
-
-int pubsub_publish(struct ps_service *ps, const char *who, const struct ps_publish_req *req,
-                   struct arena *a, char *id_out, size_t id_cap, struct ps_err *err)
-{
-    int rc;
-    struct ps_node *n = req->node ? pubsub_node(ps, req->node) : NULL;
-    if (req->node == NULL)
-        return set_err(err, HERALD_EINVAL, "bad-request", "modify", "nodeid-required");
-    if (n == NULL && ps->auto_create) {
-        /* §7.1.4: auto-create, configured by publish-options if given. */
-        char *name;
-        if ((rc = pubsub_create(ps, who, req->node, req->options, a, &name, err)) != 0)
+        if (!visible(n, who))
+            continue;
+        struct ps_node_info info;
+        fill_info(n, who, &info);
+        if ((rc = fn(ud, &info)) != 0)
             return rc;
-        n = pubsub_node(ps, name);
-    }
-    if (n == NULL)
-        return set_err(err, HERALD_ENOTFOUND, "item-not-found", "cancel", NULL); /* §7.1.3.3 */
-    if (n->cfg.node_type == PS_COLLECTION) {
-        set_err(err, HERALD_ENOTIMPL, "feature-not-implemented", "cancel", "unsupported");
-        err->feature = "publish";
-        return HERALD_ENOTIMPL;
-    }
-    if (!can_publish(n, who))
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL); /* §7.1.3.1 */
-    if (req->options && ps_config_check_preconditions(&n->cfg, &ps->caps, req->options, a) != 0)
-        return set_err(err, HERALD_ECONFLICT, "conflict", "cancel", "precondition-not-met"); /* §7.1.5 */
-    struct buf payload;
-    buf_init(&payload, (size_t)n->cfg.max_payload_size + 1);
-    if (req->payload) {
-        /* "\x01" is no namespace: the payload root always declares its own. */
-        xml_serialize(&payload, req->payload, "\x01");
-        if (!buf_ok(&payload) || payload.len > n->cfg.max_payload_size) {
-            buf_free(&payload);
-            return set_err(err, HERALD_ETOOBIG, "not-acceptable", "modify", "payload-too-big"); /* §7.1.3.6 */
-        }
-    } else if (!req->has_item && n->cfg.persist_items) {
-        return set_err(err, HERALD_EINVAL, "bad-request", "modify", "item-required"); /* §7.1.3.6 */
-    } else if (n->cfg.persist_items || n->cfg.deliver_payloads) {
-        return set_err(err, HERALD_EINVAL, "bad-request", "modify", "payload-required"); /* §7.1.3.7 */
-    }
-    char genid[32];
-    const char *id = req->item_id;
-    if (id == NULL || id[0] == '\0') {
-        random_hex(genid, 12);
-        id = genid;
-    }
-    if (strlen(id) > ITEM_ID_MAX || strlen(id) >= id_cap) {
-        buf_free(&payload);
-        return set_err(err, HERALD_EINVAL, "not-acceptable", "modify", NULL);
-    }
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL) {
-        buf_free(&payload);
-        return rc;
-    }
-    char publisher[JID_MAX + 1];
-    bare_of(who, publisher, sizeof(publisher));
-    /* Expiry walks items in publication order: keep their times in that
-     * order even if the wall clock steps back. */
-    uint64_t stamp = now_ms();
-    if (stamp < ps->last_stamp)
-        stamp = ps->last_stamp;
-    ps->last_stamp = stamp;
-    struct store_item it = {0, stamp, id, strlen(id), publisher, strlen(publisher), payload.data,
-                            payload.len};
-    struct store_node sn;
-    uint8_t cb[1024];
-    to_store_node(n, &sn, cb, sizeof(cb));
-    rc = store_item_put(t, n->name, &sn, &it, ps_config_keep(&n->cfg, &ps->caps), NULL);
-    if (rc != 0) {
-        buf_free(&payload);
-        return change_failed(ps, rc, err);
-    }
-    n->next_seq = sn.next_seq;
-    n->item_count = sn.item_count;
-    ps->h->stats.publishes++;
-    queue_watch(ps, n->id, PS_WATCH_ITEMS, NULL);
-    if (n->cfg.deliver_notifications) {
-        struct chunk *body = item_event(n->name, id, strlen(id), publisher, payload.data,
-                                        n->cfg.deliver_payloads ? payload.len : 0);
-        if (body)
-            queue_fanout(ps, n, body);
-    }
-    buf_free(&payload);
-    memcpy(id_out, id, strlen(id) + 1);
-    return 0;
-}
-
-int pubsub_retract(struct ps_service *ps, const char *who, const char *node, const char *item_id,
-                   bool notify, struct ps_err *err)
-{
-    int rc;
-    if (node == NULL)
-        return set_err(err, HERALD_EINVAL, "bad-request", "modify", "nodeid-required"); /* §7.2.3.3 */
-    struct ps_node *n = need_node(ps, node, err);
-    if (n == NULL)
-        return HERALD_ENOTFOUND;
-    if (item_id == NULL || item_id[0] == '\0')
-        return set_err(err, HERALD_EINVAL, "bad-request", "modify", "item-required"); /* §7.2.3.4 */
-    uint8_t aff = pubsub_affiliation(n, who);
-    if (aff != AFF_OWNER && aff != AFF_PUBLISHER && aff != AFF_PUBLISH_ONLY)
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL); /* §7.2.3.1 */
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
-        return rc;
-    struct store_node sn;
-    uint8_t cb[1024];
-    to_store_node(n, &sn, cb, sizeof(cb));
-    rc = store_item_del(t, n->name, &sn, item_id, strlen(item_id));
-    if (rc == HERALD_ENOTFOUND)
-        return set_err(err, rc, "item-not-found", "cancel", NULL); /* §7.2.3.5 */
-    if (rc != 0)
-        return change_failed(ps, rc, err);
-    n->item_count = sn.item_count;
-    queue_watch(ps, n->id, PS_WATCH_RETRACT, item_id);
-    if (notify || n->cfg.notify_retract) {
-        struct buf b;
-        buf_init(&b, 0);
-        buf_puts(&b, "<event xmlns='" NS_EVENT "'><items node='");
-        buf_xml_attr(&b, n->name, strlen(n->name));
-        buf_puts(&b, "'><retract id='");
-        buf_xml_attr(&b, item_id, strlen(item_id));
-        buf_puts(&b, "'/></items></event></message>");
-        struct chunk *body = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-        buf_free(&b);
-        if (body)
-            queue_fanout(ps, n, body);
     }
     return 0;
 }
 
-/* ---- subscriber use cases (XEP-0060 §6) ---- */
+struct item_tramp {
+    ps_item_fn *fn;
+    void *ud;
+};
 
-/* Prepares `jid` and checks it names the requester (§6.1.3.1). */
-static int check_jid(const char *who, const char *jid, char *out, size_t cap, struct ps_err *err)
+static int item_tramp(void *ud, const struct store_item *it)
 {
-    char bare_who[JID_MAX + 1], bare_j[JID_MAX + 1];
-    bare_of(who, bare_who, sizeof(bare_who));
-    if (prep_jid(jid, false, out, cap) != 0)
-        return set_err(err, HERALD_EJID, "bad-request", "modify", "invalid-jid");
-    bare_of(out, bare_j, sizeof(bare_j));
-    if (strcmp(bare_j, bare_who) != 0)
-        return set_err(err, HERALD_EJID, "bad-request", "modify", "invalid-jid");
-    return 0;
+    struct item_tramp *tr = ud;
+    struct ps_item pi = {it->seq,        it->published,     it->id,      it->id_len,
+                         it->publisher, it->publisher_len, it->payload, it->payload_len};
+    return tr->fn(tr->ud, &pi);
 }
 
-static int save_sub(struct store_txn *t, const struct ps_node *n, const struct ps_sub *s)
+static int cursor_seq(struct store_txn *t, uint64_t node_id, const char *id, uint64_t *seq)
 {
-    uint8_t opts[1] = {s->deliver ? 1 : 0};
-    struct store_sub ss = {s->jid, s->subid, s->state, opts, 1};
-    return store_sub_put(t, n->id, &ss);
-}
-
-static void notify_owners_pending(struct ps_service *ps, struct ps_node *n, const struct ps_sub *s)
-{
-    struct arena a;
-    arena_init(&a);
-    struct ps_aff_rec *r, *tmp;
-    HASH_ITER(hh, n->affs, r, tmp) {
-        if (r->aff != AFF_OWNER)
-            continue;
-        /* §8.6: a data form asking the owner to approve. */
-        struct xnode *m = xml_elem_new(&a, NS_CLIENT, "message");
-        struct xnode *x = m ? xml_add_elem(&a, m, NS_DATA, "x") : NULL;
-        struct xnode *title = x ? xml_add_elem(&a, x, NS_DATA, "title") : NULL;
-        if (title == NULL || xml_set_attr(&a, m, "to", r->jid) || xml_set_attr(&a, m, "from", ps->jid) ||
-            xml_set_attr(&a, x, "type", "form") || xml_add_text(&a, title, "PubSub subscriber request", 25))
-            break;
-        const char *fields[][3] = {
-            {"FORM_TYPE", "hidden", "http://jabber.org/protocol/pubsub#subscribe_authorization"},
-            {"pubsub#subid", "hidden", s->subid},
-            {"pubsub#node", "text-single", n->name},
-            {"pubsub#subscriber_jid", "jid-single", s->jid},
-            {"pubsub#allow", "boolean", "false"},
-        };
-        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-            struct xnode *f = xml_add_elem(&a, x, NS_DATA, "field");
-            struct xnode *v = f ? xml_add_elem(&a, f, NS_DATA, "value") : NULL;
-            if (v == NULL || xml_set_attr(&a, f, "var", fields[i][0]) ||
-                xml_set_attr(&a, f, "type", fields[i][1]) ||
-                xml_add_text(&a, v, fields[i][2], strlen(fields[i][2])))
-                break;
-        }
-        pubsub_send(ps, r->jid, m, false, NULL);
-        arena_reset(&a);
-    }
-    arena_free(&a);
-}
-
-int pubsub_subscribe(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                     struct ps_sub **out, struct ps_err *err)
-{
-    char prepared[JID_MAX + 1];
-    int rc;
-    struct ps_node *n = need_node(ps, node, err);
-    if (n == NULL)
-        return HERALD_ENOTFOUND; /* §6.1.3.12 */
-    if ((rc = check_jid(who, jid, prepared, sizeof(prepared), err)) != 0)
-        return rc;
-    uint8_t aff = pubsub_affiliation(n, prepared);
-    if (aff == AFF_OUTCAST)
-        return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL); /* §6.1.3.8 */
-    if (!n->cfg.subscribe) {
-        set_err(err, HERALD_ENOTIMPL, "feature-not-implemented", "cancel", "unsupported");
-        err->feature = "subscribe";
-        return HERALD_ENOTIMPL;
-    }
-    bool privileged = aff == AFF_OWNER || aff == AFF_PUBLISHER || aff == AFF_MEMBER;
-    uint8_t state = SUB_SUBSCRIBED;
-    if (!privileged && n->cfg.access_model == PS_ACCESS_WHITELIST)
-        return set_err(err, HERALD_EFORBIDDEN, "not-allowed", "cancel", "closed-node"); /* §6.1.3.4 */
-    if (!privileged && n->cfg.access_model == PS_ACCESS_AUTHORIZE) {
-        for (struct ps_sub *s = n->subs; s; s = s->next)
-            if (s->state == SUB_PENDING && strcmp(s->jid, prepared) == 0)
-                return set_err(err, HERALD_ECONFLICT, "not-authorized", "auth",
-                               "pending-subscription"); /* §6.1.3.7 */
-        state = SUB_PENDING;
-    }
-    if (!privileged && n->cfg.access_model == PS_ACCESS_PRESENCE &&
-        !sees_owner_presence(ps, n, prepared)) /* §6.1.3.2 */
-        return set_err(err, HERALD_EFORBIDDEN, "not-authorized", "auth",
-                       "presence-subscription-required");
-    if (n->cfg.access_model == PS_ACCESS_ROSTER) {
-        set_err(err, HERALD_ENOTIMPL, "feature-not-implemented", "cancel", "unsupported");
-        err->feature = "access-roster";
-        return HERALD_ENOTIMPL;
-    }
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
-        return rc;
-    char subid[20];
-    random_hex(subid, 8);
-    struct ps_sub *s = mem_add_sub(n, prepared, subid, state, true);
-    if (s == NULL)
-        return change_failed(ps, HERALD_ENOMEM, err);
-    if ((rc = save_sub(t, n, s)) != 0)
-        return change_failed(ps, rc, err);
-    if (state == SUB_PENDING)
-        notify_owners_pending(ps, n, s);
-    *out = s;
-    return 0;
-}
-
-static int newest_item_cb(void *ud, const struct store_item *it)
-{
-    struct store_item *out = ud;
-    *out = *it;
-    return 1;
-}
-
-void pubsub_send_last(struct ps_service *ps, const struct ps_node *n, const char *jid)
-{
-    int rc;
-    struct store_txn *t = pubsub_txn(ps, &rc);
-    if (t == NULL)
-        return;
     struct store_item it;
-    memset(&it, 0, sizeof(it));
-    if (store_items_newest(t, n->id, UINT64_MAX, 1, newest_item_cb, &it) == 0 && it.id != NULL) {
-        char publisher[JID_MAX + 1];
-        snprintf(publisher, sizeof(publisher), "%.*s", (int)it.publisher_len, it.publisher);
-        struct chunk *body = item_event(n->name, it.id, it.id_len, publisher, it.payload,
-                                        n->cfg.deliver_payloads ? it.payload_len : 0);
-        if (body) {
-            queue_event(ps, jid, n->cfg.notification_type, body);
-            chunk_unref(body);
+    int rc = store_item_get(t, node_id, id, strlen(id), &it);
+    if (rc == 0)
+        *seq = it.seq;
+    return rc;
+}
+
+int pubsub_items(struct pubsub *ps, const char *who, const char *node,
+                 const struct ps_items_query *q, ps_item_fn *fn, void *ud)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = need_node(ps, node, &rc);
+    if (n == NULL || (rc = can_read(ps, n, who)) != 0)
+        return rc;
+    if (n->cfg.node_type == PS_COLLECTION) /* a collection holds nodes (XEP-0248) */
+        return fail(ps, HERALD_EUNSUPPORTED, "retrieve-items", "a collection node has no items");
+    struct store_txn *t = NULL;
+    if (q->committed)
+        rc = store_txn_begin(ps->store, false, &t);
+    else
+        t = batch_read(ps->batch, &rc);
+    if (t == NULL)
+        return fail(ps, rc ? rc : HERALD_EIO, NULL, "storage is not readable now");
+    struct item_tramp tr = {fn, ud};
+    unsigned max = q->max ? q->max : UINT32_MAX;
+    if (q->nids) {
+        for (size_t i = 0; i < q->nids && rc == 0; i++) {
+            struct store_item it;
+            if (q->ids[i] == NULL)
+                continue;
+            rc = store_item_get(t, n->id, q->ids[i], strlen(q->ids[i]), &it);
+            if (rc == HERALD_ENOTFOUND)
+                rc = 0;
+            else if (rc == 0)
+                rc = item_tramp(&tr, &it);
+        }
+    } else if (q->oldest_first) {
+        uint64_t after = q->after_seq;
+        if (q->after_id && (rc = cursor_seq(t, n->id, q->after_id, &after)) != 0)
+            goto done;
+        rc = store_items_oldest(t, n->id, after, max, item_tramp, &tr);
+    } else {
+        uint64_t before = q->before_seq ? q->before_seq : UINT64_MAX;
+        if (q->before_id && (rc = cursor_seq(t, n->id, q->before_id, &before)) != 0)
+            goto done;
+        rc = store_items_newest(t, n->id, before, max, item_tramp, &tr);
+    }
+done:
+    if (q->committed)
+        store_txn_abort(t);
+    else
+        batch_read_done(ps->batch, t);
+    if (rc == HERALD_ENOTFOUND)
+        return fail(ps, rc, NULL, "no item with that id"); /* XEP-0059 §2.5 */
+    return rc < 0 ? fail(ps, rc, NULL, "the items could not be read") : rc;
+}
+
+static struct ps_subscription sub_view(const struct ps_node *n, const struct ps_sub *s)
+{
+    struct ps_subscription v = {n->name, s->jid, s->subid, s->state, s->deliver};
+    return v;
+}
+
+static bool is_own(const char *jid, const char *bare)
+{
+    size_t bl = strlen(bare);
+    return strncmp(jid, bare, bl) == 0 && (jid[bl] == '\0' || jid[bl] == '/');
+}
+
+int pubsub_subscriptions_own(struct pubsub *ps, const char *who, const char *node, ps_sub_fn *fn,
+                             void *ud)
+{
+    int rc;
+    char bare[JID_MAX + 1];
+    clear_why(ps);
+    bare_of(who, bare, sizeof(bare));
+    struct ps_node *only = node ? need_node(ps, node, &rc) : NULL;
+    if (node && only == NULL)
+        return rc;
+    struct ps_node *n, *tmp;
+    HASH_ITER(hh, ps->nodes, n, tmp) {
+        if (only && n != only)
+            continue;
+        for (const struct ps_sub *s = n->subs; s; s = s->next) {
+            struct ps_subscription v = sub_view(n, s);
+            if (is_own(s->jid, bare) && (rc = fn(ud, &v)) != 0)
+                return rc;
         }
     }
-    pubsub_txn_done(ps, t);
+    return 0;
+}
+
+int pubsub_subscriptions_node(struct pubsub *ps, const char *who, const char *node, ps_sub_fn *fn,
+                              void *ud)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc);
+    if (n == NULL)
+        return rc;
+    for (const struct ps_sub *s = n->subs; s; s = s->next) {
+        struct ps_subscription v = sub_view(n, s);
+        if ((rc = fn(ud, &v)) != 0)
+            return rc;
+    }
+    return 0;
 }
 
 static struct ps_sub *find_sub(struct ps_node *n, const char *jid, const char *subid, unsigned *count)
@@ -1331,205 +895,718 @@ static struct ps_sub *find_sub(struct ps_node *n, const char *jid, const char *s
         if (strcmp(s->jid, jid) != 0)
             continue;
         (*count)++;
-        if (subid == NULL || strcmp(s->subid, subid) == 0)
-            found = found ? found : s;
+        if ((subid == NULL || strcmp(s->subid, subid) == 0) && found == NULL)
+            found = s;
     }
     return found;
 }
 
 /* The one subscription a request names (§6.2.3, §6.3.4). */
-static struct ps_sub *pick_sub(struct ps_node *n, const char *jid, const char *subid,
-                               struct ps_err *err, int *rc)
+static struct ps_sub *pick_sub(struct pubsub *ps, struct ps_node *n, const char *jid,
+                               const char *subid, int *rc)
 {
     unsigned count;
     struct ps_sub *s = find_sub(n, jid, subid, &count);
     *rc = 0;
     if (count == 0)
-        *rc = set_err(err, HERALD_ENOTFOUND, "unexpected-request", "cancel", "not-subscribed");
+        *rc = fail(ps, HERALD_ENOT_SUBSCRIBED, NULL, NULL);
     else if (subid == NULL && count > 1)
-        *rc = set_err(err, HERALD_EINVAL, "bad-request", "modify", "subid-required");
+        *rc = fail(ps, HERALD_ESUBID_REQUIRED, NULL, NULL);
     else if (s == NULL)
-        *rc = set_err(err, HERALD_EINVAL, "not-acceptable", "modify", "invalid-subid");
+        *rc = fail(ps, HERALD_EINVALID_SUBID, NULL, NULL);
     return *rc ? NULL : s;
 }
 
-int pubsub_unsubscribe(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                       const char *subid, struct ps_err *err)
+int pubsub_subscription_get(struct pubsub *ps, const char *who, const char *node, const char *jid,
+                            const char *subid, struct ps_subscription *out)
+{
+    int rc;
+    char prepared[JID_MAX + 1];
+    clear_why(ps);
+    struct ps_node *n = need_node(ps, node, &rc);
+    if (n == NULL)
+        return rc;
+    if ((rc = check_jid(ps, who, jid, prepared, sizeof(prepared))) != 0) {
+        /* §6.3.4.2: asking for another entity's options is forbidden. */
+        if (prep_jid(jid, false, prepared, sizeof(prepared)) == 0)
+            return fail(ps, HERALD_EFORBIDDEN, NULL, "the subscription is not the requester's");
+        return rc;
+    }
+    struct ps_sub *s = pick_sub(ps, n, prepared, subid, &rc);
+    if (s == NULL)
+        return rc;
+    *out = sub_view(n, s);
+    return 0;
+}
+
+int pubsub_affiliations_own(struct pubsub *ps, const char *who, const char *node, ps_aff_fn *fn,
+                            void *ud)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *only = node ? need_node(ps, node, &rc) : NULL;
+    if (node && only == NULL)
+        return rc;
+    struct ps_node *n, *tmp;
+    HASH_ITER(hh, ps->nodes, n, tmp) {
+        if (only && n != only)
+            continue;
+        uint8_t aff = affiliation(n, who);
+        if (aff != AFF_NONE && (rc = fn(ud, n->name, NULL, aff)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int pubsub_affiliations_node(struct pubsub *ps, const char *who, const char *node, ps_aff_fn *fn,
+                             void *ud)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc);
+    if (n == NULL)
+        return rc;
+    struct ps_aff_rec *r, *tmp;
+    HASH_ITER(hh, n->affs, r, tmp) {
+        if ((rc = fn(ud, n->name, r->jid, r->aff)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+void pubsub_config_default(const struct pubsub *ps, struct ps_config *out)
+{
+    ps_config_defaults(out, &ps->caps);
+}
+
+int pubsub_config_get(struct pubsub *ps, const char *who, const char *node, struct ps_config *out)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc);
+    if (n == NULL)
+        return rc;
+    *out = n->cfg;
+    return 0;
+}
+
+int pubsub_pending_nodes(struct pubsub *ps, const char *who, ps_name_fn *fn, void *ud)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n, *tmp;
+    HASH_ITER(hh, ps->nodes, n, tmp) {
+        if (affiliation(n, who) != AFF_OWNER)
+            continue;
+        const struct ps_sub *s = n->subs;
+        while (s && s->state != SUB_PENDING)
+            s = s->next;
+        if (s && (rc = fn(ud, n->name)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- owner use cases (§8) ---- */
+
+static int apply_config(struct pubsub *ps, struct ps_config *cfg, const struct ps_field *f,
+                        size_t n, bool at_create)
+{
+    struct ps_why why = {NULL, ""};
+    int rc = ps_config_apply(cfg, &ps->caps, f, n, at_create, &why);
+    return rc ? fail(ps, rc, why.feature, why.text) : 0;
+}
+
+int pubsub_create(struct pubsub *ps, const char *who, const char *name,
+                  const struct ps_field *cfgf, size_t ncfg, char *name_out)
+{
+    char instant[40];
+    int rc;
+    struct ps_config cfg;
+    clear_why(ps);
+    ps_config_defaults(&cfg, &ps->caps);
+    if (name == NULL) {
+        /* §8.1.2: instant node, a unique name chosen by the service. */
+        random_hex(instant, 12);
+        name = instant;
+    }
+    if (name[0] == '\0' || strlen(name) > PS_NODE_NAME_MAX)
+        return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "a node name has 1 to 256 bytes");
+    if (find_node(ps, name) != NULL)
+        return fail(ps, HERALD_EEXIST, NULL, "a node of that name exists"); /* §8.1.1 */
+    if ((rc = apply_config(ps, &cfg, cfgf, ncfg, true)) != 0 ||
+        (rc = check_collection(ps, name, &cfg)) != 0)
+        return rc;
+    char owner[JID_MAX + 1];
+    bare_of(who, owner, sizeof(owner));
+    struct ps_node *n = node_new(name, 0, now_ms(), &cfg);
+    if (n == NULL || mem_set_aff(n, owner, AFF_OWNER) != 0) {
+        free_node(n);
+        return fail(ps, HERALD_ENOMEM, NULL, NULL);
+    }
+    n->next_seq = 1; /* sequence 0 means "before the first item" when paging */
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL) {
+        free_node(n);
+        return rc;
+    }
+    if ((rc = store_node_new_id(t, &n->id)) == 0 && (rc = write_node(t, n, &n->cfg)) == 0)
+        rc = store_aff_put(t, n->id, owner, AFF_OWNER);
+    if ((rc = op_end(ps, t, rc)) != 0) {
+        free_node(n);
+        return rc;
+    }
+    node_link(ps, n);
+    memcpy(name_out, n->name, strlen(n->name) + 1);
+    log_info("pubsub", "%s created node '%s'", owner, n->name);
+    return 0;
+}
+
+int pubsub_configure(struct pubsub *ps, const char *who, const char *node,
+                     const struct ps_field *cfgf, size_t ncfg)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc); /* §8.2.3 */
+    if (n == NULL)
+        return rc;
+    struct ps_config cfg = n->cfg;
+    if ((rc = apply_config(ps, &cfg, cfgf, ncfg, false)) != 0 ||
+        (rc = check_collection(ps, n->name, &cfg)) != 0)
+        return rc;
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL)
+        return rc;
+    struct store_node sn;
+    uint8_t cb[CFG_RECORD_MAX];
+    to_store_node(n, &sn, cb, sizeof(cb));
+    sn.config_len = ps_config_encode(&cfg, cb, sizeof(cb));
+    rc = sn.config_len ? store_node_put(t, n->name, &sn) : HERALD_EIO;
+    /* A smaller max_items holds at once: trim in the same operation. */
+    uint32_t keep = ps_config_keep(&cfg, &ps->caps);
+    if (rc == 0 && sn.item_count > keep)
+        rc = store_items_trim(t, n->name, &sn, keep, NULL);
+    if ((rc = op_end(ps, t, rc)) != 0)
+        return rc;
+    n->cfg = cfg;
+    n->item_count = sn.item_count;
+    emit(ps, &(struct ps_event){.kind = PS_EV_CONFIGURED, .node = n->name, .node_id = n->id,
+                                .config = n->cfg},
+         NULL);
+    return 0;
+}
+
+int pubsub_delete(struct pubsub *ps, const char *who, const char *node, const char *redirect)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc); /* §8.4.3 */
+    if (n == NULL)
+        return rc;
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL)
+        return rc;
+    rc = store_node_del(t, n->name, n->id);
+    /* Children of a deleted collection stay, outside any collection. */
+    struct ps_node *c, *ctmp;
+    HASH_ITER(hh, ps->nodes, c, ctmp) {
+        if (rc != 0)
+            break;
+        if (strcmp(c->cfg.collection, n->name) != 0)
+            continue;
+        struct ps_config orphan = c->cfg;
+        orphan.collection[0] = '\0';
+        rc = write_node(t, c, &orphan);
+    }
+    if ((rc = op_end(ps, t, rc)) != 0)
+        return rc;
+    HASH_ITER(hh, ps->nodes, c, ctmp) {
+        if (strcmp(c->cfg.collection, n->name) == 0)
+            c->cfg.collection[0] = '\0';
+    }
+    log_info("pubsub", "node '%s' deleted", n->name);
+    unlink_node(ps, n);
+    struct ps_event ev = node_event(n, PS_EV_DELETED);
+    ev.redirect = redirect;
+    emit(ps, &ev, n); /* the event owns the node now */
+    return 0;
+}
+
+int pubsub_purge(struct pubsub *ps, const char *who, const char *node)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc); /* §8.5.3 */
+    if (n == NULL)
+        return rc;
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL)
+        return rc;
+    uint8_t cb[CFG_RECORD_MAX];
+    struct store_node sn;
+    to_store_node(n, &sn, cb, sizeof(cb));
+    if ((rc = op_end(ps, t, store_items_purge(t, n->name, &sn))) != 0)
+        return rc;
+    n->item_count = 0;
+    struct ps_event ev = node_event(n, PS_EV_PURGED);
+    emit(ps, &ev, NULL);
+    return 0;
+}
+
+void pubsub_expire(struct pubsub *ps)
+{
+    uint64_t now = now_ms();
+    struct ps_node *n, *tmp;
+    HASH_ITER(hh, ps->nodes, n, tmp) {
+        if (n->cfg.item_expire == 0 || n->item_count == 0)
+            continue;
+        uint64_t cutoff = now - (uint64_t)n->cfg.item_expire * 1000;
+        int rc;
+        struct store_txn *t = op_begin(ps, &rc);
+        if (t == NULL)
+            return;
+        struct store_node sn;
+        uint8_t cb[CFG_RECORD_MAX];
+        unsigned gone = 0;
+        to_store_node(n, &sn, cb, sizeof(cb));
+        if ((rc = op_end(ps, t, store_items_expire(t, n->name, &sn, cutoff, &gone))) != 0) {
+            log_error("pubsub", "node '%s': expiring items failed: %s", n->name,
+                      herald_strerror(rc));
+            continue;
+        }
+        n->item_count = sn.item_count;
+        if (gone)
+            log_debug("pubsub", "node '%s': %u item(s) expired", n->name, gone);
+    }
+}
+
+/* ---- publisher use cases (§7) ---- */
+
+int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *req,
+                   struct ps_published *out)
+{
+    int rc;
+    clear_why(ps);
+    if (req->node == NULL)
+        return fail(ps, HERALD_ENODEID_REQUIRED, NULL, NULL);
+    struct ps_node *n = find_node(ps, req->node);
+    if (n == NULL && ps->auto_create) {
+        /* §7.1.4: auto-create, configured by the publish-options. It is an
+         * operation of its own: if the publish then fails, the node stays. */
+        char name[PS_NODE_NAME_MAX + 1];
+        if ((rc = pubsub_create(ps, who, req->node, req->options, req->noptions, name)) != 0)
+            return rc;
+        n = find_node(ps, name);
+    }
+    if (n == NULL)
+        return fail(ps, HERALD_ENOTFOUND, NULL, "no such node"); /* §7.1.3.3 */
+    if (n->cfg.node_type == PS_COLLECTION)
+        return fail(ps, HERALD_EUNSUPPORTED, "publish", "a collection node holds no items");
+    if (!can_publish(n, who))
+        return fail(ps, HERALD_EFORBIDDEN, NULL, "the requester may not publish here"); /* §7.1.3.1 */
+    if (req->noptions && ps_config_matches(&n->cfg, &ps->caps, req->options, req->noptions) != 0)
+        return fail(ps, HERALD_EPRECONDITION, NULL, NULL); /* §7.1.5 */
+    if (req->payload) {
+        if (req->payload_len > n->cfg.max_payload_size)
+            return fail(ps, HERALD_EPAYLOAD_TOO_BIG, NULL, NULL); /* §7.1.3.6 */
+    } else if (!req->has_item && n->cfg.persist_items) {
+        return fail(ps, HERALD_EITEM_REQUIRED, NULL, NULL); /* §7.1.3.6 */
+    } else if (n->cfg.persist_items || n->cfg.deliver_payloads) {
+        return fail(ps, HERALD_EPAYLOAD_REQUIRED, NULL, NULL); /* §7.1.3.7 */
+    }
+    char genid[32];
+    const char *id = req->item_id;
+    if (id == NULL || id[0] == '\0') {
+        random_hex(genid, 12);
+        id = genid;
+    }
+    size_t idl = strlen(id);
+    if (idl > PS_ITEM_ID_MAX)
+        return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "an item id has at most 256 bytes");
+    char publisher[JID_MAX + 1];
+    bare_of(who, publisher, sizeof(publisher));
+    /* Expiry walks items in publication order: keep their times in that
+     * order even if the wall clock steps back. */
+    uint64_t stamp = now_ms();
+    if (stamp < ps->last_stamp)
+        stamp = ps->last_stamp;
+    ps->last_stamp = stamp;
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL)
+        return rc;
+    struct store_item old;
+    bool replaced = store_item_get(t, n->id, id, idl, &old) == 0;
+    struct store_item it = {0,         stamp,  id, idl, publisher, strlen(publisher),
+                            req->payload ? req->payload : "", req->payload ? req->payload_len : 0};
+    struct store_node sn;
+    uint8_t cb[CFG_RECORD_MAX];
+    to_store_node(n, &sn, cb, sizeof(cb));
+    rc = store_item_put(t, n->name, &sn, &it, ps_config_keep(&n->cfg, &ps->caps), NULL);
+    if ((rc = op_end(ps, t, rc)) != 0)
+        return rc;
+    n->next_seq = sn.next_seq;
+    n->item_count = sn.item_count;
+    struct ps_event ev = node_event(n, PS_EV_PUBLISHED);
+    ev.item_id = id;
+    ev.seq = it.seq;
+    ev.published = stamp;
+    ev.publisher = publisher;
+    ev.payload = it.payload;
+    ev.payload_len = it.payload_len;
+    emit(ps, &ev, NULL);
+    memcpy(out->id, id, idl + 1);
+    out->seq = it.seq;
+    out->replaced = replaced;
+    return 0;
+}
+
+int pubsub_retract(struct pubsub *ps, const char *who, const char *node, const char *item_id,
+                   bool notify)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = need_node(ps, node, &rc); /* §7.2.3.3 */
+    if (n == NULL)
+        return rc;
+    if (item_id == NULL || item_id[0] == '\0')
+        return fail(ps, HERALD_EITEM_REQUIRED, NULL, NULL); /* §7.2.3.4 */
+    uint8_t aff = affiliation(n, who);
+    if (aff != AFF_OWNER && aff != AFF_PUBLISHER && aff != AFF_PUBLISH_ONLY)
+        return fail(ps, HERALD_EFORBIDDEN, NULL, "the requester may not retract here"); /* §7.2.3.1 */
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL)
+        return rc;
+    struct store_node sn;
+    uint8_t cb[CFG_RECORD_MAX];
+    to_store_node(n, &sn, cb, sizeof(cb));
+    rc = store_item_del(t, n->name, &sn, item_id, strlen(item_id));
+    if (rc == HERALD_ENOTFOUND) {
+        batch_op_end(ps->batch, t, rc);
+        return fail(ps, rc, NULL, "no such item"); /* §7.2.3.5 */
+    }
+    if ((rc = op_end(ps, t, rc)) != 0)
+        return rc;
+    n->item_count = sn.item_count;
+    struct ps_event ev = node_event(n, PS_EV_RETRACTED);
+    ev.item_id = item_id;
+    ev.notify = notify || n->cfg.notify_retract;
+    emit(ps, &ev, NULL);
+    return 0;
+}
+
+/* ---- subscriber use cases (§6) ---- */
+
+static void emit_pending(struct pubsub *ps, const struct ps_node *n, const struct ps_sub *s,
+                         const char *only_to)
+{
+    struct ps_aff_rec *r, *tmp;
+    HASH_ITER(hh, n->affs, r, tmp) {
+        if (r->aff != AFF_OWNER || (only_to && strcmp(r->jid, only_to) != 0))
+            continue;
+        struct ps_event ev = node_event(n, PS_EV_APPROVAL_PENDING);
+        ev.to = r->jid;
+        ev.jid = s->jid;
+        ev.subid = s->subid;
+        ev.state = s->state;
+        emit(ps, &ev, NULL);
+    }
+}
+
+static int newest_item_cb(void *ud, const struct store_item *it)
+{
+    struct store_item *out = ud;
+    *out = *it;
+    return 1;
+}
+
+/* §6.1.7: the node's newest item for a new subscriber. */
+static void emit_last_item(struct pubsub *ps, const struct ps_node *n, const char *jid)
+{
+    int rc;
+    struct store_txn *t = batch_read(ps->batch, &rc);
+    if (t == NULL)
+        return;
+    struct store_item it;
+    memset(&it, 0, sizeof(it));
+    if (store_items_newest(t, n->id, UINT64_MAX, 1, newest_item_cb, &it) >= 0 && it.id != NULL) {
+        char id[PS_ITEM_ID_MAX + 1], publisher[JID_MAX + 1];
+        snprintf(id, sizeof(id), "%.*s", (int)it.id_len, it.id);
+        snprintf(publisher, sizeof(publisher), "%.*s", (int)it.publisher_len, it.publisher);
+        struct ps_event ev = node_event(n, PS_EV_LAST_ITEM);
+        ev.to = jid;
+        ev.item_id = id;
+        ev.seq = it.seq;
+        ev.published = it.published;
+        ev.publisher = publisher;
+        ev.payload = it.payload;
+        ev.payload_len = it.payload_len;
+        emit(ps, &ev, NULL);
+    }
+    batch_read_done(ps->batch, t);
+}
+
+int pubsub_subscribe(struct pubsub *ps, const char *who, const char *node, const char *jid,
+                     const struct ps_field *opts, size_t nopts, struct ps_subscription *out)
 {
     char prepared[JID_MAX + 1];
     int rc;
-    struct ps_node *n = need_node(ps, node, err);
+    clear_why(ps);
+    struct ps_node *n = need_node(ps, node, &rc); /* §6.1.3.12 */
+    if (n == NULL || (rc = check_jid(ps, who, jid, prepared, sizeof(prepared))) != 0)
+        return rc;
+    uint8_t aff = affiliation(n, prepared);
+    if (aff == AFF_OUTCAST)
+        return fail(ps, HERALD_EFORBIDDEN, NULL, "outcast"); /* §6.1.3.8 */
+    if (!n->cfg.subscribe)
+        return fail(ps, HERALD_EUNSUPPORTED, "subscribe", "the node does not allow subscriptions");
+    bool privileged = aff == AFF_OWNER || aff == AFF_PUBLISHER || aff == AFF_MEMBER;
+    uint8_t state = SUB_SUBSCRIBED;
+    if (!privileged && n->cfg.access_model == PS_ACCESS_WHITELIST)
+        return fail(ps, HERALD_ECLOSED_NODE, NULL, NULL); /* §6.1.3.4 */
+    if (!privileged && n->cfg.access_model == PS_ACCESS_AUTHORIZE) {
+        for (struct ps_sub *s = n->subs; s; s = s->next)
+            if (s->state == SUB_PENDING && strcmp(s->jid, prepared) == 0)
+                return fail(ps, HERALD_EPENDING_SUBSCRIPTION, NULL, NULL); /* §6.1.3.7 */
+        state = SUB_PENDING;
+    }
+    if (!privileged && n->cfg.access_model == PS_ACCESS_PRESENCE &&
+        !sees_owner_presence(ps, n, prepared)) /* §6.1.3.2 */
+        return fail(ps, HERALD_EPRESENCE_REQUIRED, NULL, NULL);
+    if (n->cfg.access_model == PS_ACCESS_ROSTER)
+        return fail(ps, HERALD_EUNSUPPORTED, "access-roster", NULL);
+    bool deliver = true;
+    struct ps_why why = {NULL, ""};
+    if ((rc = ps_sub_options_apply(&deliver, opts, nopts, &why)) != 0) /* §6.3.7 */
+        return fail(ps, rc, why.feature, why.text);
+    char subid[PS_SUBID_MAX + 1];
+    random_hex(subid, 8);
+    struct ps_sub *s = sub_new(prepared, subid, state, deliver);
+    if (s == NULL)
+        return fail(ps, HERALD_ENOMEM, NULL, NULL);
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL || (rc = op_end(ps, t, save_sub(t, n->id, s->jid, s->subid, state, deliver))) != 0) {
+        free(s->jid);
+        free(s);
+        return rc;
+    }
+    sub_link(n, s);
+    if (state == SUB_PENDING)
+        emit_pending(ps, n, s, NULL);
+    else if (n->cfg.send_last == PS_SEND_ON_SUB)
+        emit_last_item(ps, n, s->jid);
+    if (out)
+        *out = sub_view(n, s);
+    return 0;
+}
+
+int pubsub_unsubscribe(struct pubsub *ps, const char *who, const char *node, const char *jid,
+                       const char *subid)
+{
+    char prepared[JID_MAX + 1];
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = need_node(ps, node, &rc);
     if (n == NULL)
-        return HERALD_ENOTFOUND;
-    if ((rc = check_jid(who, jid, prepared, sizeof(prepared), err)) != 0) {
+        return rc;
+    if ((rc = check_jid(ps, who, jid, prepared, sizeof(prepared))) != 0) {
         /* §6.2.3.3: unsubscribing another entity is forbidden. */
-        if (strcmp(err->app ? err->app : "", "invalid-jid") == 0 && prep_jid(jid, false, prepared,
-                                                                         sizeof(prepared)) == 0)
-            return set_err(err, HERALD_EFORBIDDEN, "forbidden", "auth", NULL);
+        if (prep_jid(jid, false, prepared, sizeof(prepared)) == 0)
+            return fail(ps, HERALD_EFORBIDDEN, NULL, "the subscription is not the requester's");
         return rc;
     }
-    struct ps_sub *s = pick_sub(n, prepared, subid, err, &rc);
+    struct ps_sub *s = pick_sub(ps, n, prepared, subid, &rc);
     if (s == NULL)
         return rc;
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL || (rc = op_end(ps, t, store_sub_del(t, n->id, s->jid, s->subid))) != 0)
         return rc;
-    if ((rc = store_sub_del(t, n->id, s->jid, s->subid)) != 0)
-        return change_failed(ps, rc, err);
-    mem_del_sub(n, s);
+    sub_unlink_free(n, s);
     return 0;
 }
 
-int pubsub_set_sub_options(struct ps_service *ps, const char *who, const char *node,
-                           const char *jid, const char *subid, bool deliver, struct ps_err *err)
+int pubsub_subscription_configure(struct pubsub *ps, const char *who, const char *node,
+                                  const char *jid, const char *subid, const struct ps_field *opts,
+                                  size_t nopts)
 {
     char prepared[JID_MAX + 1];
     int rc;
-    struct ps_node *n = need_node(ps, node, err);
-    if (n == NULL)
-        return HERALD_ENOTFOUND;
-    if ((rc = check_jid(who, jid, prepared, sizeof(prepared), err)) != 0)
+    clear_why(ps);
+    struct ps_node *n = need_node(ps, node, &rc);
+    if (n == NULL || (rc = check_jid(ps, who, jid, prepared, sizeof(prepared))) != 0)
         return rc;
-    struct ps_sub *s = pick_sub(n, prepared, subid, err, &rc);
+    struct ps_sub *s = pick_sub(ps, n, prepared, subid, &rc);
     if (s == NULL)
         return rc;
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
+    bool deliver = s->deliver;
+    struct ps_why why = {NULL, ""};
+    if ((rc = ps_sub_options_apply(&deliver, opts, nopts, &why)) != 0) /* §6.3.6 */
+        return fail(ps, rc, why.feature, why.text);
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL ||
+        (rc = op_end(ps, t, save_sub(t, n->id, s->jid, s->subid, s->state, deliver))) != 0)
         return rc;
-    bool old = s->deliver;
     s->deliver = deliver;
-    if ((rc = save_sub(t, n, s)) != 0) {
-        s->deliver = old;
-        return change_failed(ps, rc, err);
-    }
     return 0;
 }
 
-static void notify_subscription(struct ps_service *ps, struct ps_node *n, const struct ps_sub *s,
-                                const char *state)
-{
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "<event xmlns='" NS_EVENT "'><subscription node='");
-    buf_xml_attr(&b, n->name, strlen(n->name));
-    buf_puts(&b, "' jid='");
-    buf_xml_attr(&b, s->jid, strlen(s->jid));
-    buf_printf(&b, "' subid='%s' subscription='%s'/></event></message>", s->subid, state);
-    struct chunk *body = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-    buf_free(&b);
-    if (body) {
-        queue_event(ps, s->jid, n->cfg.notification_type, body);
-        chunk_unref(body);
-    }
-}
-
-int pubsub_authorize(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                     const char *subid, bool allow, struct ps_err *err)
+int pubsub_authorize(struct pubsub *ps, const char *who, const char *node, const char *jid,
+                     const char *subid, bool allow)
 {
     int rc;
-    struct ps_node *n = owned_node(ps, node, who, err);
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc);
     if (n == NULL)
-        return HERALD_EFORBIDDEN;
+        return rc;
     struct ps_sub *s = NULL;
     for (struct ps_sub *p = n->subs; p && !s; p = p->next)
         if (p->state == SUB_PENDING && jid && strcmp(p->jid, jid) == 0 &&
             (subid == NULL || subid[0] == '\0' || strcmp(p->subid, subid) == 0))
             s = p;
     if (s == NULL)
-        return set_err(err, HERALD_ENOTFOUND, "item-not-found", "cancel", NULL);
-    struct store_txn *t = begin_change(ps, err, &rc);
+        return fail(ps, HERALD_ENOTFOUND, NULL, "no such pending subscription");
+    struct store_txn *t = op_begin(ps, &rc);
     if (t == NULL)
         return rc;
-    if (allow) {
+    rc = allow ? save_sub(t, n->id, s->jid, s->subid, SUB_SUBSCRIBED, s->deliver)
+               : store_sub_del(t, n->id, s->jid, s->subid);
+    if ((rc = op_end(ps, t, rc)) != 0)
+        return rc;
+    /* §8.6.2: the subscriber learns the owner's decision. */
+    struct ps_event ev = node_event(n, PS_EV_SUBSCRIPTION);
+    ev.to = s->jid;
+    ev.jid = s->jid;
+    ev.subid = s->subid;
+    ev.state = allow ? SUB_SUBSCRIBED : SUB_NONE;
+    emit(ps, &ev, NULL);
+    if (allow)
         s->state = SUB_SUBSCRIBED;
-        if ((rc = save_sub(t, n, s)) != 0)
-            return change_failed(ps, rc, err);
-        notify_subscription(ps, n, s, "subscribed"); /* §8.6.2 */
-    } else {
-        if ((rc = store_sub_del(t, n->id, s->jid, s->subid)) != 0)
-            return change_failed(ps, rc, err);
-        notify_subscription(ps, n, s, "none");
-        mem_del_sub(n, s);
-    }
+    else
+        sub_unlink_free(n, s);
+    return 0;
+}
+
+int pubsub_pending_resend(struct pubsub *ps, const char *who, const char *node)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc);
+    if (n == NULL)
+        return rc;
+    char bare[JID_MAX + 1];
+    bare_of(who, bare, sizeof(bare));
+    for (const struct ps_sub *s = n->subs; s; s = s->next)
+        if (s->state == SUB_PENDING)
+            emit_pending(ps, n, s, bare);
     return 0;
 }
 
 /* ---- owner: subscriptions and affiliations (§8.8, §8.9) ---- */
 
-int pubsub_owner_set_sub(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                         uint8_t state, struct ps_err *err)
+int pubsub_owner_set_subscription(struct pubsub *ps, const char *who, const char *node,
+                                  const char *jid, uint8_t state)
 {
     int rc;
     char prepared[JID_MAX + 1];
-    struct ps_node *n = owned_node(ps, node, who, err); /* §8.8.2.3 */
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc); /* §8.8.2.3 */
     if (n == NULL)
-        return HERALD_EFORBIDDEN;
-    if (prep_jid(jid, false, prepared, sizeof(prepared)) != 0)
-        return set_err(err, HERALD_EJID, "bad-request", "modify", NULL);
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
         return rc;
+    if (prep_jid(jid, false, prepared, sizeof(prepared)) != 0)
+        return fail(ps, HERALD_EINVAL, NULL, "the JID is malformed");
     unsigned count;
-    struct ps_sub *s = find_sub(n, prepared, NULL, &count);
-    if (state == SUB_NONE) {
-        while ((s = find_sub(n, prepared, NULL, &count)) != NULL) {
-            if ((rc = store_sub_del(t, n->id, s->jid, s->subid)) != 0)
-                return change_failed(ps, rc, err);
-            mem_del_sub(n, s);
-        }
-        return 0;
-    }
-    if (s == NULL) {
-        char subid[20];
+    struct ps_sub *fresh = NULL;
+    if (state != SUB_NONE && find_sub(n, prepared, NULL, &count) == NULL) {
+        char subid[PS_SUBID_MAX + 1];
         random_hex(subid, 8);
-        s = mem_add_sub(n, prepared, subid, state, true);
-        if (s == NULL)
-            return change_failed(ps, HERALD_ENOMEM, err);
+        if ((fresh = sub_new(prepared, subid, state, true)) == NULL)
+            return fail(ps, HERALD_ENOMEM, NULL, NULL);
     }
-    for (struct ps_sub *p = n->subs; p; p = p->next) {
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL) {
+        if (fresh)
+            free(fresh->jid);
+        free(fresh);
+        return rc;
+    }
+    if (fresh)
+        rc = save_sub(t, n->id, fresh->jid, fresh->subid, state, true);
+    for (struct ps_sub *p = n->subs; p && rc == 0; p = p->next) {
         if (strcmp(p->jid, prepared) != 0)
             continue;
-        p->state = state;
-        if ((rc = save_sub(t, n, p)) != 0)
-            return change_failed(ps, rc, err);
+        rc = state == SUB_NONE ? store_sub_del(t, n->id, p->jid, p->subid)
+                               : save_sub(t, n->id, p->jid, p->subid, state, p->deliver);
     }
+    if ((rc = op_end(ps, t, rc)) != 0) {
+        if (fresh)
+            free(fresh->jid);
+        free(fresh);
+        return rc;
+    }
+    for (struct ps_sub *p = n->subs, *next; p; p = next) {
+        next = p->next;
+        if (strcmp(p->jid, prepared) != 0)
+            continue;
+        if (state == SUB_NONE)
+            sub_unlink_free(n, p);
+        else
+            p->state = state;
+    }
+    if (fresh)
+        sub_link(n, fresh);
     return 0;
 }
 
-int pubsub_owner_set_aff(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                         uint8_t aff, struct ps_err *err)
+int pubsub_owner_set_affiliation(struct pubsub *ps, const char *who, const char *node,
+                                 const char *jid, uint8_t aff)
 {
     int rc;
     char bare[JID_MAX + 1];
-    struct ps_node *n = owned_node(ps, node, who, err); /* §8.9.2.3 */
+    clear_why(ps);
+    struct ps_node *n = owned_node(ps, node, who, &rc); /* §8.9.2.3 */
     if (n == NULL)
-        return HERALD_EFORBIDDEN;
+        return rc;
     if (prep_jid(jid, true, bare, sizeof(bare)) != 0)
-        return set_err(err, HERALD_EJID, "bad-request", "modify", NULL);
-    if (aff != AFF_OWNER && pubsub_affiliation(n, bare) == AFF_OWNER) {
+        return fail(ps, HERALD_EINVAL, NULL, "the JID is malformed");
+    if (aff != AFF_OWNER && affiliation(n, bare) == AFF_OWNER) {
         unsigned owners = 0;
         struct ps_aff_rec *r, *tmp;
         HASH_ITER(hh, n->affs, r, tmp) owners += r->aff == AFF_OWNER;
         if (owners <= 1) /* §8.9.2.4: a node keeps at least one owner */
-            return set_err(err, HERALD_EINVAL, "not-acceptable", "modify", NULL);
+            return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "a node keeps at least one owner");
     }
-    struct store_txn *t = begin_change(ps, err, &rc);
-    if (t == NULL)
-        return rc;
-    if ((rc = store_aff_put(t, n->id, bare, aff)) != 0 || (rc = mem_set_aff(n, bare, aff)) != 0)
-        return change_failed(ps, rc, err);
-    if (aff == AFF_OUTCAST) {
+    /* The record first, so that a failed write leaves memory as it was. */
+    struct ps_aff_rec *rec = NULL;
+    HASH_FIND_STR(n->affs, bare, rec);
+    if (rec == NULL && aff != AFF_NONE) {
+        if ((rc = mem_set_aff(n, bare, aff)) != 0)
+            return fail(ps, rc, NULL, NULL);
+        HASH_FIND_STR(n->affs, bare, rec);
+        rec->aff = AFF_NONE; /* not in effect until the write succeeded */
+    }
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t != NULL) {
+        rc = store_aff_put(t, n->id, bare, aff);
         /* An outcast keeps no subscription, bare or full. */
-        for (struct ps_sub *s = n->subs, *next; s; s = next) {
-            next = s->next;
+        for (struct ps_sub *s = n->subs; s && rc == 0 && aff == AFF_OUTCAST; s = s->next) {
             char sb[JID_MAX + 1];
             bare_of(s->jid, sb, sizeof(sb));
-            if (strcmp(sb, bare) != 0)
-                continue;
-            if ((rc = store_sub_del(t, n->id, s->jid, s->subid)) != 0)
-                return change_failed(ps, rc, err);
-            mem_del_sub(n, s);
+            if (strcmp(sb, bare) == 0)
+                rc = store_sub_del(t, n->id, s->jid, s->subid);
         }
+        rc = op_end(ps, t, rc);
+    }
+    if (rc != 0) {
+        if (rec && rec->aff == AFF_NONE)
+            mem_set_aff(n, bare, AFF_NONE);
+        return rc;
+    }
+    mem_set_aff(n, bare, aff); /* an existing record: no allocation */
+    for (struct ps_sub *s = n->subs, *next; s && aff == AFF_OUTCAST; s = next) {
+        next = s->next;
+        char sb[JID_MAX + 1];
+        bare_of(s->jid, sb, sizeof(sb));
+        if (strcmp(sb, bare) == 0)
+            sub_unlink_free(n, s);
     }
     return 0;
 }

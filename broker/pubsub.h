@@ -1,176 +1,281 @@
-/* pubsub.h - the XEP-0060 publish/subscribe service.
+/* pubsub.h - the publish/subscribe service (XEP-0060 semantics), free of
+ * any protocol.
  *
- * pubsub.c holds the service's state and rules: nodes with their
- * configuration, affiliations and subscriptions in memory (loaded from LMDB
- * at start; subscribers indexed per node so a publish never looks at other
- * nodes), every change written into the current write batch, and the
- * deferred output that goes out only after that batch commits. It knows no
- * XML beyond the payload bytes it stores; pubsub_iq.c translates stanzas to
- * these calls and results back to stanzas.
+ * The service owns nodes, their configuration, affiliations, subscriptions
+ * and items (in LMDB through store.h, with an index of nodes and subscribers
+ * in memory). Front ends (the XMPP edge in pubsub_iq.c, the REST bridge in
+ * api/rest.c) call the functions below with the requester's JID; every read
+ * and every change applies the access rules here, so no front end can skip
+ * a check. Nothing here knows XML or JSON: payloads are bytes the edges
+ * serialize, configuration is (var, values) pairs, errors are HERALD_E*
+ * codes (errors.h) with an optional detail (pubsub_why).
  *
- * Durability contract (docs/pubsub.md): every change joins the loop turn's
- * write batch (batch.h, group commit); iq results and event notifications
- * are released by batch callbacks only after the commit. If the batch fails,
- * every queued result becomes an error reply, nothing is notified, and the
- * in-memory state is reloaded from LMDB. */
+ * Changes. Each change is one operation: a nested transaction inside the
+ * loop turn's write batch (batch.h). A storage error (map full, I/O) fails
+ * only that operation: its writes are rolled back, the in-memory index is
+ * left as it was, and the call returns the code (HERALD_EFULL,
+ * HERALD_EIO); other operations of the same turn go on and commit.
+ *
+ * Events. After the batch that holds a change has committed, the service
+ * emits typed events (struct ps_event) to every registered sink, in the
+ * order the changes were made. The XMPP notifications (pubsub_notify.c) and
+ * the REST event streams (api/sse.c) are sinks. If the batch fails, no event
+ * of it is emitted and the index is reloaded from storage.
+ *
+ * Lifetimes. Strings passed in are only read during the call. Pointers in
+ * structs handed to callbacks are valid during the callback only; pointers
+ * in out-structs (ps_node_info, ps_subscription) until the next call that
+ * changes the service. */
 #ifndef HERALD_PUBSUB_H
 #define HERALD_PUBSUB_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uthash.h>
 
 #include "pubsub_config.h"
 
-struct herald;
-struct store_txn;
-struct chunk;
-struct xnode;
-struct arena;
-struct session;
+struct pubsub;
+struct store;
+struct batch;
+
+#define PS_NODE_NAME_MAX 256
+#define PS_ITEM_ID_MAX 256
+#define PS_SUBID_MAX 19
 
 enum ps_aff { AFF_NONE, AFF_OWNER, AFF_PUBLISHER, AFF_PUBLISH_ONLY, AFF_MEMBER, AFF_OUTCAST };
 enum ps_sub_state { SUB_NONE, SUB_SUBSCRIBED, SUB_PENDING };
 
-struct ps_sub {
-    struct ps_sub *next;
-    char *jid;          /* as subscribed: bare or full */
-    char subid[20];
-    uint8_t state;
-    bool deliver;       /* pubsub#deliver subscription option */
+/* What the service asks of the rest of the server (the presence access
+ * model): does contact hold a presence subscription to owner? Both bare. */
+struct pubsub_hooks {
+    bool (*presence_subscribed)(void *ud, const char *owner, const char *contact);
+    void *ud;
 };
 
-struct ps_aff_rec {
-    char *jid;          /* bare JID */
-    uint8_t aff;
-    UT_hash_handle hh;
-};
-
-struct ps_node {
-    char *name;
-    uint64_t id;
-    uint64_t created;
-    uint64_t next_seq;
-    uint32_t item_count;
-    struct ps_config cfg;
-    struct ps_sub *subs;
-    bool shared_jids;      /* some JID holds several subscriptions (sticky) */
-    struct ps_aff_rec *affs;
-    UT_hash_handle hh;     /* by name */
-    UT_hash_handle hh_id;  /* by id */
-};
-
-struct ps_out;
-
-/* A local watcher of one node (the REST bridge's event streams). Its fn runs
- * after a change of the node has committed: PS_WATCH_ITEMS (items were
- * published: read them from storage), PS_WATCH_RETRACT (item_id), PS_WATCH_PURGE,
- * PS_WATCH_DELETE (the watcher is detached before fn runs). */
-enum ps_watch_event { PS_WATCH_ITEMS, PS_WATCH_RETRACT, PS_WATCH_PURGE, PS_WATCH_DELETE };
-struct ps_watch {
-    struct ps_watch *prev, *next;
-    uint64_t node_id;
-    void (*fn)(struct ps_watch *w, enum ps_watch_event ev, const char *item_id);
-};
-struct ps_watch_set;
-
-struct ps_service {
-    struct herald *h;
-    char *jid;                  /* pubsub.<domain> */
+struct pubsub_opts {
+    struct store *store;
+    struct batch *batch;
     struct ps_caps caps;
-    bool auto_create;
-    struct ps_node *nodes;      /* by name */
-    struct ps_node *by_id;
-    uint64_t msg_seq;
-    char *env_prefix;           /* "<message from='<jid>' to='", escaped once */
-    size_t env_prefix_len;
-    uint64_t last_stamp;        /* publish times never go backwards (item_expire) */
-    struct ps_watch_set *watch_sets; /* by node id */
+    bool auto_create;          /* publishing to a missing node creates it (§7.1.4) */
+    struct pubsub_hooks hooks;
 };
 
-/* An error for the requester: RFC 6120 condition, type, and the optional
- * pubsub#errors condition and feature (XEP-0060 §7, §12). */
-struct ps_err {
-    const char *cond;
-    const char *type;
-    const char *app;
-    const char *feature;
-    const char *text;
+/* Loads the index from storage. *out is owned by the caller. */
+int pubsub_open(const struct pubsub_opts *o, struct pubsub **out);
+void pubsub_close(struct pubsub *ps);
+
+/* The detail of the last failed call (feature for HERALD_EUNSUPPORTED,
+ * a sentence for configuration errors); fields may be NULL / "". */
+const struct ps_why *pubsub_why(const struct pubsub *ps);
+
+const struct ps_caps *pubsub_caps(const struct pubsub *ps);
+bool pubsub_auto_create(const struct pubsub *ps);
+unsigned pubsub_node_count(const struct pubsub *ps);
+
+/* ---- reads ---- */
+
+struct ps_node_info {
+    const char *name;
+    uint64_t id;               /* never reused, even after the node is deleted */
+    uint64_t created;          /* unix ms */
+    uint32_t item_count;
+    uint64_t last_seq;         /* sequence of the newest item ever published (0: none) */
+    uint8_t affiliation;       /* the requester's */
+    struct ps_config config;
+    const char *owners[8];     /* the first owners (bare JIDs) */
+    unsigned nowners;
 };
 
-int pubsub_open(struct herald *h, struct ps_service **out);
-void pubsub_close(struct ps_service *ps);
+/* A node the requester may see (listing policy: docs/pubsub.md): whitelist
+ * nodes only to affiliated entities, no node to its outcasts. */
+int pubsub_node_get(struct pubsub *ps, const char *who, const char *node, struct ps_node_info *out);
+/* Whether the requester may read the node's items (access model, §6.5):
+ * 0 or the error a retrieval would get. */
+int pubsub_node_readable(struct pubsub *ps, const char *who, const char *node);
 
-/* Deletes items older than their node's pubsub#item_expire (called from the
- * server's once-a-second sweep; the deletions join the current batch). */
-void pubsub_expire(struct ps_service *ps);
+typedef int ps_node_fn(void *ud, const struct ps_node_info *n);
+/* The nodes the requester may see: every node (parent NULL), or the child
+ * nodes of collection `parent` (which the requester must be able to read).
+ * fn returning nonzero stops the walk and is returned. */
+int pubsub_nodes(struct pubsub *ps, const char *who, const char *parent, ps_node_fn *fn, void *ud);
 
-/* A read view (the open batch, so reads see this turn's writes, or a
- * snapshot); end it with pubsub_txn_done. */
-struct store_txn *pubsub_txn(struct ps_service *ps, int *rc);
-void pubsub_txn_done(struct ps_service *ps, struct store_txn *t);
+struct ps_item {
+    uint64_t seq;              /* per-node publish sequence: later publishes have larger ones */
+    uint64_t published;        /* unix ms */
+    const char *id;
+    size_t id_len;
+    const char *publisher;     /* bare JID */
+    size_t publisher_len;
+    const char *payload;       /* serialized payload element, may be empty */
+    size_t payload_len;
+};
+typedef int ps_item_fn(void *ud, const struct ps_item *it);
 
-/* Sends a stanza (serialized once) to a local JID: now if no batch is open,
- * else after the commit. `reply_to`/`reply_id` let a failed commit turn it
- * into an error reply instead. */
-void pubsub_send(struct ps_service *ps, const char *to, const struct xnode *st,
-                 bool is_reply, const char *reply_id);
+struct ps_items_query {
+    unsigned max;              /* 0: no limit */
+    bool oldest_first;         /* else newest first */
+    uint64_t before_seq;       /* newest first: items with seq < before_seq (0: from the newest) */
+    uint64_t after_seq;        /* oldest first: items with seq > after_seq */
+    const char *before_id;     /* a cursor item id instead of before_seq (HERALD_ENOTFOUND if gone) */
+    const char *after_id;      /* a cursor item id instead of after_seq */
+    const char *const *ids;    /* nids > 0: these items, in this order; missing ids are skipped */
+    size_t nids;
+    bool committed;            /* read committed data only (not this turn's open batch) */
+};
 
-struct ps_node *pubsub_node(struct ps_service *ps, const char *name);
-uint8_t pubsub_affiliation(const struct ps_node *n, const char *bare);
+/* Items of a leaf node the requester may read (§6.5). */
+int pubsub_items(struct pubsub *ps, const char *who, const char *node,
+                 const struct ps_items_query *q, ps_item_fn *fn, void *ud);
 
-/* ---- use cases (XEP-0060 §6-8). `who` is the requester's full JID. ---- */
-int pubsub_create(struct ps_service *ps, const char *who, const char *name,
-                  const struct xnode *config_form, struct arena *a, char **created_name,
-                  struct ps_err *err);
-int pubsub_delete(struct ps_service *ps, const char *who, const char *name, const char *redirect,
-                  struct ps_err *err);
-int pubsub_purge(struct ps_service *ps, const char *who, const char *name, struct ps_err *err);
-int pubsub_configure(struct ps_service *ps, const char *who, const char *name,
-                     const struct xnode *form, struct arena *a, struct ps_err *err);
-
-struct ps_publish_req {
+struct ps_subscription {
     const char *node;
-    const char *item_id;        /* NULL: generate */
-    bool has_item;                /* an <item/> was given */
-    const struct xnode *payload;  /* the item's one child element, or NULL */
-    const struct xnode *options;  /* publish-options form, or NULL */
+    const char *jid;           /* as subscribed: bare or full */
+    const char *subid;
+    uint8_t state;             /* enum ps_sub_state */
+    bool deliver;              /* pubsub#deliver subscription option */
 };
-int pubsub_publish(struct ps_service *ps, const char *who, const struct ps_publish_req *req,
-                   struct arena *a, char *id_out, size_t id_cap, struct ps_err *err);
-int pubsub_retract(struct ps_service *ps, const char *who, const char *node, const char *item_id,
-                   bool notify, struct ps_err *err);
+typedef int ps_sub_fn(void *ud, const struct ps_subscription *s);
 
-int pubsub_subscribe(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                     struct ps_sub **out, struct ps_err *err);
-int pubsub_unsubscribe(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                       const char *subid, struct ps_err *err);
-int pubsub_set_sub_options(struct ps_service *ps, const char *who, const char *node,
-                           const char *jid, const char *subid, bool deliver, struct ps_err *err);
-/* Owner: set a subscription state (SUB_NONE removes all of jid's). */
-int pubsub_owner_set_sub(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                         uint8_t state, struct ps_err *err);
-int pubsub_owner_set_aff(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                         uint8_t aff, struct ps_err *err);
-/* Owner answers a pending subscription (XEP-0060 §8.6). */
-int pubsub_authorize(struct ps_service *ps, const char *who, const char *node, const char *jid,
-                     const char *subid, bool allow, struct ps_err *err);
+/* The requester's own subscriptions (its bare JID and its full JIDs) on
+ * every node, or on `node` only (§5.6). */
+int pubsub_subscriptions_own(struct pubsub *ps, const char *who, const char *node, ps_sub_fn *fn,
+                             void *ud);
+/* Every subscription of a node; owners only (§8.8.1). */
+int pubsub_subscriptions_node(struct pubsub *ps, const char *who, const char *node, ps_sub_fn *fn,
+                              void *ud);
+/* The one subscription of jid (which must be the requester's) that a
+ * request names (§6.3.2-6.3.4): subid may be NULL when there is one. */
+int pubsub_subscription_get(struct pubsub *ps, const char *who, const char *node, const char *jid,
+                            const char *subid, struct ps_subscription *out);
 
-/* May `who` read items / see the node (access model, affiliation)? */
-int pubsub_can_read(struct ps_service *ps, const struct ps_node *n, const char *who,
-                    struct ps_err *err);
+typedef int ps_aff_fn(void *ud, const char *node, const char *jid, uint8_t aff);
+/* The requester's affiliations on every node or on `node` (§5.7). */
+int pubsub_affiliations_own(struct pubsub *ps, const char *who, const char *node, ps_aff_fn *fn,
+                            void *ud);
+/* Every affiliation of a node; owners only (§8.9.1). */
+int pubsub_affiliations_node(struct pubsub *ps, const char *who, const char *node, ps_aff_fn *fn,
+                             void *ud);
 
-/* Queues the node's newest item for jid (send_last_published_item). */
-void pubsub_send_last(struct ps_service *ps, const struct ps_node *n, const char *jid);
+/* The default configuration of a new node (§8.3). */
+void pubsub_config_default(const struct pubsub *ps, struct ps_config *out);
+/* A node's configuration; owners only (§8.2.1). */
+int pubsub_config_get(struct pubsub *ps, const char *who, const char *node, struct ps_config *out);
 
-/* Watching a node: w->node_id and w->fn set by the caller. Unwatching an
- * unwatched w does nothing. */
-int pubsub_watch(struct ps_service *ps, struct ps_watch *w);
-void pubsub_unwatch(struct ps_service *ps, struct ps_watch *w);
+/* Nodes owned by the requester that have pending subscriptions (§8.7). */
+typedef int ps_name_fn(void *ud, const char *node);
+int pubsub_pending_nodes(struct pubsub *ps, const char *who, ps_name_fn *fn, void *ud);
 
-/* Stanzas addressed to the service (router.c calls these). */
-void pubsub_handle_iq(struct ps_service *ps, struct session *from, struct xnode *iq, struct arena *a);
-void pubsub_handle_message(struct ps_service *ps, struct session *from, struct xnode *msg,
-                           struct arena *a);
+/* ---- changes (each one operation; results are durable once the batch
+ * commits, and the edge answers after that) ---- */
+
+/* Creates a node (name NULL: an instant node with a generated name, §8.1.2),
+ * configured by fields over the defaults (§8.1.3). The name goes to
+ * name_out (at least PS_NODE_NAME_MAX + 1 bytes). */
+int pubsub_create(struct pubsub *ps, const char *who, const char *name,
+                  const struct ps_field *cfg, size_t ncfg, char *name_out);
+/* Applies fields to the node's configuration (§8.2.4); a smaller max_items
+ * trims at once. */
+int pubsub_configure(struct pubsub *ps, const char *who, const char *node,
+                     const struct ps_field *cfg, size_t ncfg);
+int pubsub_delete(struct pubsub *ps, const char *who, const char *node, const char *redirect);
+int pubsub_purge(struct pubsub *ps, const char *who, const char *node);
+
+struct ps_publish {
+    const char *node;
+    const char *item_id;       /* NULL or "": generated */
+    bool has_item;             /* an <item/> was given (XMPP) */
+    const char *payload;       /* serialized payload element; NULL: none */
+    size_t payload_len;
+    const struct ps_field *options; /* publish-options preconditions (§7.1.5) */
+    size_t noptions;
+};
+struct ps_published {
+    char id[PS_ITEM_ID_MAX + 1];
+    uint64_t seq;
+    bool replaced;             /* an item with this id existed */
+};
+int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *req,
+                   struct ps_published *out);
+/* Retracts an item (§7.2); subscribers are notified if notify or the node's
+ * notify_retract says so. */
+int pubsub_retract(struct pubsub *ps, const char *who, const char *node, const char *item_id,
+                   bool notify);
+
+/* Subscribes jid (the requester's bare or full JID) with the given
+ * subscription options (§6.1, §6.3.7); invalid options fail the whole
+ * request with HERALD_EINVALID_OPTIONS. out (may be NULL) describes the new
+ * subscription. */
+int pubsub_subscribe(struct pubsub *ps, const char *who, const char *node, const char *jid,
+                     const struct ps_field *opts, size_t nopts, struct ps_subscription *out);
+int pubsub_unsubscribe(struct pubsub *ps, const char *who, const char *node, const char *jid,
+                       const char *subid);
+/* Sets subscription options (§6.3.5); a field not given keeps its value. */
+int pubsub_subscription_configure(struct pubsub *ps, const char *who, const char *node,
+                                  const char *jid, const char *subid, const struct ps_field *opts,
+                                  size_t nopts);
+/* Owner: sets jid's subscription state (SUB_NONE removes all of jid's;
+ * §8.8.2). */
+int pubsub_owner_set_subscription(struct pubsub *ps, const char *who, const char *node,
+                                  const char *jid, uint8_t state);
+/* Owner: sets jid's affiliation (AFF_NONE removes it; §8.9.2). A node keeps
+ * at least one owner (HERALD_ENOTACCEPTABLE). */
+int pubsub_owner_set_affiliation(struct pubsub *ps, const char *who, const char *node,
+                                 const char *jid, uint8_t aff);
+/* Owner answers a pending subscription (§8.6). */
+int pubsub_authorize(struct pubsub *ps, const char *who, const char *node, const char *jid,
+                     const char *subid, bool allow);
+/* Owner asks again for the pending subscriptions of a node (§8.7): one
+ * PS_EV_APPROVAL_PENDING event each, to the requester. */
+int pubsub_pending_resend(struct pubsub *ps, const char *who, const char *node);
+
+/* Deletes items older than their node's item_expire (once a second). */
+void pubsub_expire(struct pubsub *ps);
+
+/* ---- events ---- */
+
+enum ps_event_kind {
+    PS_EV_PUBLISHED,        /* item_*, seq, publisher, payload */
+    PS_EV_RETRACTED,        /* item_id, notify */
+    PS_EV_PURGED,
+    PS_EV_DELETED,          /* redirect (may be NULL) */
+    PS_EV_CONFIGURED,       /* config is the new configuration */
+    PS_EV_SUBSCRIPTION,     /* to = jid, subid, state: the owner decided (§8.6.2) */
+    PS_EV_APPROVAL_PENDING, /* to = an owner; jid, subid: the subscriber (§8.6.1) */
+    PS_EV_LAST_ITEM,        /* to = the new subscriber; item_* and payload (§6.1.7) */
+};
+
+struct ps_event {
+    enum ps_event_kind kind;
+    const char *node;
+    uint64_t node_id;
+    struct ps_config config;   /* the node's configuration when the change was made */
+    const char *item_id;
+    uint64_t seq;
+    uint64_t published;
+    const char *publisher;
+    const char *payload;
+    size_t payload_len;
+    bool notify;               /* PS_EV_RETRACTED: subscribers are to be told */
+    const char *redirect;
+    const char *to;
+    const char *jid;
+    const char *subid;
+    uint8_t state;
+};
+
+/* A sink sees every event after its commit. It must not change the service
+ * from the callback. At most 8 sinks. */
+typedef void ps_sink_fn(void *ud, struct pubsub *ps, const struct ps_event *ev);
+int pubsub_sink_add(struct pubsub *ps, ps_sink_fn *fn, void *ud);
+
+/* The subscribers an event of the node reaches, grouped by JID: for each
+ * JID with delivery on, its subids (several when the JID holds several
+ * subscriptions, §12.7), then the same for every collection above the node
+ * with `via` naming it (XEP-0248); for PS_EV_DELETED the deleted node's
+ * own subscribers only. Call from a sink only. */
+typedef void ps_recipient_fn(void *ud, const char *jid, const char *const *subids, size_t nsubids,
+                             const char *via);
+void pubsub_event_recipients(struct pubsub *ps, const struct ps_event *ev, ps_recipient_fn *fn,
+                             void *ud);
 
 #endif

@@ -1,113 +1,125 @@
-/* pubsub_config.c - one table of node configuration fields drives the
- * stored record, the node_config form, form submission, publish-options
- * preconditions and the meta-data form. */
+/* pubsub_config.c - node configuration and subscription options, free of
+ * any protocol.
+ *
+ * One table of fields (`fields[]`) drives everything: the stored record
+ * (every field in table order behind a version byte), setting fields from
+ * their text values (ps_config_apply), publish-options preconditions
+ * (ps_config_matches) and the walk the edges render forms and JSON from
+ * (ps_config_each). Each row holds the public description of the field
+ * (struct ps_config_field, handed out as is), where the value lives in
+ * struct ps_config, and for lists every value by its stored index next to
+ * the values the service implements. The XEP-0004 side is pubsub_form.c. */
 #include "pubsub_config.h"
 
 #include <errno.h>
 #include <stdarg.h>
-#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
-#include "xml.h"
-
-#define NS_DATA "jabber:x:data"
-#define NS_NODE_CONFIG "http://jabber.org/protocol/pubsub#node_config"
-#define NS_META_DATA "http://jabber.org/protocol/pubsub#meta-data"
-
-enum kind { F_BOOL, F_UINT, F_LIST, F_TEXT };
-
-struct choice {
-    const char *value;
-    const char *label;
-    const char *feature; /* non-NULL: not implemented yet; refused with this feature */
-};
 
 struct field {
-    const char *var;
-    const char *label;
-    enum kind kind;
+    struct ps_config_field pub; /* var, label, kind, implemented options */
     size_t offset;
-    size_t size;                 /* F_TEXT buffer size / F_UINT and F_LIST width */
-    const struct choice *choices;
-    bool readonly;               /* fixed at creation (node_type) */
-    bool max_word;               /* F_UINT accepts "max" */
+    size_t size;                /* PS_FIELD_TEXT buffer size / uint and list width */
+    /* PS_FIELD_LIST: every value, by the index the record stores (the enum
+     * order); a value missing from pub.options is not implemented and is
+     * refused (HERALD_EUNSUPPORTED with this feature). */
+    const char *const *values;
+    const char *unsupported_feature;
+    bool readonly;              /* fixed at creation (node_type) */
+    bool max_word;              /* PS_FIELD_UINT accepts "max" */
 };
 
-static const struct choice access_choices[] = {
-    {"open", "Anyone may subscribe and retrieve items", NULL},
-    {"presence", "Subscribers to the owner's presence", NULL},
-    {"roster", "Contacts in allowed roster groups", "access-roster"},
-    {"authorize", "Subscriptions need the owner's approval", NULL},
-    {"whitelist", "Only entities the owner allows", NULL},
-    {NULL, NULL, NULL},
-};
-static const struct choice publish_choices[] = {
-    {"publishers", "Owners and publishers", NULL},
-    {"subscribers", "Subscribers too", NULL},
-    {"open", "Anyone", NULL},
-    {NULL, NULL, NULL},
-};
-static const struct choice send_last_choices[] = {
-    {"never", "Never", NULL},
-    {"on_sub", "When a subscription is made", NULL},
-    {"on_sub_and_presence", "On subscription and when the subscriber comes online",
-     "presence-notifications"},
-    {NULL, NULL, NULL},
-};
-static const struct choice notif_choices[] = {
-    {"headline", "Messages of type headline", NULL},
-    {"normal", "Messages of type normal", NULL},
-    {NULL, NULL, NULL},
-};
-static const struct choice node_type_choices[] = {
-    {"leaf", "A node that holds items", NULL},
-    {"collection", "A node that holds other nodes", NULL},
-    {NULL, NULL, NULL},
-};
+/* List values. The *_values arrays are the stored order and must match the
+ * enums in pubsub_config.h; the *_options arrays (with their labels) are
+ * what the service implements and offers. */
+static const char *const node_type_values[] = {"leaf", "collection", NULL};
+static const char *const node_type_options[] = {"leaf", "collection", NULL};
+static const char *const node_type_labels[] = {"A node that holds items",
+                                               "A node that holds other nodes", NULL};
 
-#define OFF(f) offsetof(struct ps_config, f), sizeof(((struct ps_config *)0)->f)
+static const char *const access_values[] = {"open", "presence", "roster", "authorize", "whitelist",
+                                            NULL};
+static const char *const access_options[] = {"open", "presence", "authorize", "whitelist", NULL};
+static const char *const access_labels[] = {"Anyone may subscribe and retrieve items",
+                                            "Subscribers to the owner's presence",
+                                            "Subscriptions need the owner's approval",
+                                            "Only entities the owner allows", NULL};
+
+static const char *const publish_values[] = {"publishers", "subscribers", "open", NULL};
+static const char *const publish_options[] = {"publishers", "subscribers", "open", NULL};
+static const char *const publish_labels[] = {"Owners and publishers", "Subscribers too", "Anyone",
+                                             NULL};
+
+static const char *const send_last_values[] = {"never", "on_sub", "on_sub_and_presence", NULL};
+static const char *const send_last_options[] = {"never", "on_sub", NULL};
+static const char *const send_last_labels[] = {"Never", "When a subscription is made", NULL};
+
+static const char *const notif_values[] = {"headline", "normal", NULL};
+static const char *const notif_options[] = {"headline", "normal", NULL};
+static const char *const notif_labels[] = {"Messages of type headline", "Messages of type normal",
+                                           NULL};
+
+#define NVALUES(list) (sizeof(list) / sizeof(list[0]) - 1)
+_Static_assert(NVALUES(node_type_values) == PS_COLLECTION + 1, "node_type values");
+_Static_assert(NVALUES(access_values) == PS_ACCESS_WHITELIST + 1, "access_model values");
+_Static_assert(NVALUES(publish_values) == PS_PUBLISH_OPEN + 1, "publish_model values");
+_Static_assert(NVALUES(send_last_values) == PS_SEND_ON_SUB_AND_PRESENCE + 1, "send_last values");
+_Static_assert(NVALUES(notif_values) == PS_NOTIF_NORMAL + 1, "notification_type values");
+
+#define OFF(m) offsetof(struct ps_config, m), sizeof(((struct ps_config *)0)->m)
+#define FIELD_BOOL(var, label, m)                                                                  \
+    {{var, label, PS_FIELD_BOOL, NULL, NULL}, OFF(m), NULL, NULL, false, false}
+#define FIELD_UINT(var, label, m, max_word)                                                        \
+    {{var, label, PS_FIELD_UINT, NULL, NULL}, OFF(m), NULL, NULL, false, max_word}
+#define FIELD_TEXT(var, label, m)                                                                  \
+    {{var, label, PS_FIELD_TEXT, NULL, NULL}, OFF(m), NULL, NULL, false, false}
+#define FIELD_LIST(var, label, m, list, feature, readonly)                                         \
+    {{var, label, PS_FIELD_LIST, list##_options, list##_labels}, OFF(m), list##_values, feature,   \
+     readonly, false}
+
+/* The order is the stored record's: append only. */
 static const struct field fields[] = {
-    {"pubsub#title", "A friendly name for the node", F_TEXT, OFF(title), NULL, false, false},
-    {"pubsub#node_type", "Node type", F_LIST, OFF(node_type), node_type_choices, true, false},
-    {"pubsub#deliver_notifications", "Deliver event notifications", F_BOOL,
-     OFF(deliver_notifications), NULL, false, false},
-    {"pubsub#deliver_payloads", "Deliver payloads with event notifications", F_BOOL,
-     OFF(deliver_payloads), NULL, false, false},
-    {"pubsub#notify_config", "Notify subscribers when the configuration changes", F_BOOL,
-     OFF(notify_config), NULL, false, false},
-    {"pubsub#notify_delete", "Notify subscribers when the node is deleted", F_BOOL,
-     OFF(notify_delete), NULL, false, false},
-    {"pubsub#notify_retract", "Notify subscribers when items are removed", F_BOOL,
-     OFF(notify_retract), NULL, false, false},
-    {"pubsub#persist_items", "Persist items to storage", F_BOOL, OFF(persist_items), NULL, false,
-     false},
-    {"pubsub#max_items", "Maximum number of items to persist ('max' for the service cap)",
-     F_UINT, OFF(max_items), NULL, false, true},
-    {"pubsub#item_expire", "Seconds after which items expire (0: never)", F_UINT,
-     OFF(item_expire), NULL, false, false},
-    {"pubsub#subscribe", "Allow subscriptions", F_BOOL, OFF(subscribe), NULL, false, false},
-    {"pubsub#access_model", "Who may subscribe and retrieve items", F_LIST, OFF(access_model),
-     access_choices, false, false},
-    {"pubsub#publish_model", "Who may publish", F_LIST, OFF(publish_model), publish_choices, false,
-     false},
-    {"pubsub#max_payload_size", "Maximum payload size in bytes", F_UINT, OFF(max_payload_size),
-     NULL, false, false},
-    {"pubsub#send_last_published_item", "When to send the last published item", F_LIST,
-     OFF(send_last), send_last_choices, false, false},
-    {"pubsub#presence_based_delivery", "Deliver only to available subscribers", F_BOOL,
-     OFF(presence_based_delivery), NULL, false, false},
-    {"pubsub#notification_type", "Message type of event notifications", F_LIST,
-     OFF(notification_type), notif_choices, false, false},
-    {"pubsub#type", "Payload type (namespace of the item payload)", F_TEXT, OFF(payload_type), NULL,
-     false, false},
+    FIELD_TEXT("pubsub#title", "A friendly name for the node", title),
+    FIELD_LIST("pubsub#node_type", "Node type", node_type, node_type, NULL, true),
+    FIELD_BOOL("pubsub#deliver_notifications", "Deliver event notifications",
+               deliver_notifications),
+    FIELD_BOOL("pubsub#deliver_payloads", "Deliver payloads with event notifications",
+               deliver_payloads),
+    FIELD_BOOL("pubsub#notify_config", "Notify subscribers when the configuration changes",
+               notify_config),
+    FIELD_BOOL("pubsub#notify_delete", "Notify subscribers when the node is deleted",
+               notify_delete),
+    FIELD_BOOL("pubsub#notify_retract", "Notify subscribers when items are removed",
+               notify_retract),
+    FIELD_BOOL("pubsub#persist_items", "Persist items to storage", persist_items),
+    FIELD_UINT("pubsub#max_items", "Maximum number of items to persist ('max' for the service cap)",
+               max_items, true),
+    FIELD_UINT("pubsub#item_expire", "Seconds after which items expire (0: never)", item_expire,
+               false),
+    FIELD_BOOL("pubsub#subscribe", "Allow subscriptions", subscribe),
+    /* An access model not offered is refused as XEP-0060 §8.1.3 says
+     * (HERALD_EUNSUPPORTED_ACCESS), with no feature. */
+    FIELD_LIST("pubsub#access_model", "Who may subscribe and retrieve items", access_model, access,
+               NULL, false),
+    FIELD_LIST("pubsub#publish_model", "Who may publish", publish_model, publish, NULL, false),
+    FIELD_UINT("pubsub#max_payload_size", "Maximum payload size in bytes", max_payload_size,
+               false),
+    FIELD_LIST("pubsub#send_last_published_item", "When to send the last published item",
+               send_last, send_last, "presence-notifications", false),
+    FIELD_BOOL("pubsub#presence_based_delivery", "Deliver only to available subscribers",
+               presence_based_delivery),
+    FIELD_LIST("pubsub#notification_type", "Message type of event notifications",
+               notification_type, notif, NULL, false),
+    FIELD_TEXT("pubsub#type", "Payload type (namespace of the item payload)", payload_type),
     /* Added after the first record layout: decode tolerates its absence. */
-    {"pubsub#collection", "The collection node this node belongs to", F_TEXT, OFF(collection), NULL,
-     false, false},
+    FIELD_TEXT("pubsub#collection", "The collection node this node belongs to", collection),
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+
+#define PRESENCE_FEATURE "presence-notifications"
 
 void ps_config_defaults(struct ps_config *c, const struct ps_caps *caps)
 {
@@ -133,6 +145,37 @@ uint32_t ps_config_keep(const struct ps_config *c, const struct ps_caps *caps)
     if (!c->persist_items)
         return 1; /* the last item is kept for send_last_published_item */
     return c->max_items == PS_MAX_ITEMS_MAX ? caps->max_items : c->max_items;
+}
+
+static const struct field *find_field(const char *var)
+{
+    if (var == NULL)
+        return NULL;
+    for (size_t i = 0; i < NFIELDS; i++)
+        if (strcmp(fields[i].pub.var, var) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+bool ps_config_known(const char *var)
+{
+    return find_field(var) != NULL;
+}
+
+static size_t count(const char *const *list)
+{
+    size_t n = 0;
+    while (list[n])
+        n++;
+    return n;
+}
+
+static bool in_list(const char *const *list, const char *v)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(list[i], v) == 0)
+            return true;
+    return false;
 }
 
 /* ---- stored record: v1, then every field in table order ---- */
@@ -167,10 +210,10 @@ size_t ps_config_encode(const struct ps_config *c, uint8_t *out, size_t cap)
     for (size_t i = 0; i < NFIELDS; i++) {
         const struct field *f = &fields[i];
         const char *p = (const char *)c + f->offset;
-        switch (f->kind) {
-        case F_BOOL: EMIT(*(const bool *)p); break;
-        case F_LIST: EMIT(get_uint(c, f)); break;
-        case F_UINT: {
+        switch (f->pub.kind) {
+        case PS_FIELD_BOOL: EMIT(*(const bool *)p); break;
+        case PS_FIELD_LIST: EMIT(get_uint(c, f)); break;
+        case PS_FIELD_UINT: {
             uint32_t v = get_uint(c, f);
             EMIT(v >> 24);
             EMIT(v >> 16);
@@ -178,7 +221,7 @@ size_t ps_config_encode(const struct ps_config *c, uint8_t *out, size_t cap)
             EMIT(v);
             break;
         }
-        case F_TEXT: {
+        case PS_FIELD_TEXT: {
             size_t l = strnlen(p, f->size - 1);
             EMIT(l >> 8);
             EMIT(l);
@@ -205,31 +248,28 @@ int ps_config_decode(struct ps_config *c, const void *data, size_t len)
     p++;
     for (size_t i = 0; i < NFIELDS; i++) {
         const struct field *f = &fields[i];
-        if (p == end && strcmp(f->var, "pubsub#collection") == 0)
+        if (p == end && strcmp(f->pub.var, "pubsub#collection") == 0)
             break; /* a record written before the field existed */
         char *dst = (char *)c + f->offset;
-        switch (f->kind) {
-        case F_BOOL:
+        switch (f->pub.kind) {
+        case PS_FIELD_BOOL:
             if (end - p < 1)
                 return HERALD_ESCHEMA;
             *(bool *)dst = *p++ != 0;
             break;
-        case F_LIST: {
-            size_t nchoices = 0;
-            while (f->choices[nchoices].value)
-                nchoices++;
-            if (end - p < 1 || *p >= nchoices)
+        case PS_FIELD_LIST:
+            /* The renderers index the value table with it. */
+            if (end - p < 1 || *p >= count(f->values))
                 return HERALD_ESCHEMA;
             set_uint(c, f, *p++);
             break;
-        }
-        case F_UINT:
+        case PS_FIELD_UINT:
             if (end - p < 4)
                 return HERALD_ESCHEMA;
             set_uint(c, f, (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
             p += 4;
             break;
-        case F_TEXT: {
+        case PS_FIELD_TEXT: {
             if (end - p < 2)
                 return HERALD_ESCHEMA;
             size_t l = (size_t)p[0] << 8 | p[1];
@@ -246,25 +286,16 @@ int ps_config_decode(struct ps_config *c, const void *data, size_t len)
     return 0;
 }
 
-/* ---- forms ---- */
+/* ---- setting fields from text ---- */
 
-const char *ps_form_value(struct arena *a, const struct xnode *x, const char *var)
+__attribute__((format(printf, 3, 4))) static void why_set(struct ps_why *why, const char *feature,
+                                                          const char *fmt, ...)
 {
-    for (struct xnode *f = xml_first_elem(x); f; f = xml_next_elem(f)) {
-        if (strcmp(f->name, "field") != 0 || strcmp(f->ns, NS_DATA) != 0)
-            continue;
-        const char *v = xml_attr(f, "var");
-        if (v && strcmp(v, var) == 0) {
-            struct xnode *val = xml_child(f, NS_DATA, "value");
-            return val ? xml_text(a, val) : "";
-        }
-    }
-    return NULL;
-}
-
-const char *ps_form_type(struct arena *a, const struct xnode *x)
-{
-    return ps_form_value(a, x, "FORM_TYPE");
+    why->feature = feature;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why->text, sizeof(why->text), fmt, ap);
+    va_end(ap);
 }
 
 static int parse_bool(const char *s, bool *out)
@@ -289,83 +320,75 @@ static int parse_uint(const char *s, bool max_word, uint32_t *out)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
+    /* UINT32_MAX itself is the "max" marker, never a number. */
     if (s[0] == '\0' || s[0] == '-' || *end != '\0' || errno || v >= UINT32_MAX)
         return -1;
     *out = (uint32_t)v;
     return 0;
 }
 
-static const struct choice *find_choice(const struct choice *ch, const char *v, int *index)
+/* The one text value of a configuration field: a field without values is
+ * "" (an XEP-0004 <field/> with no <value/>); several values are refused,
+ * as every configuration field holds one. NULL: why is set. */
+static const char *single_value(const struct ps_field *in, struct ps_why *why)
 {
-    for (int i = 0; ch[i].value; i++) {
-        if (strcmp(ch[i].value, v) == 0) {
-            *index = i;
-            return &ch[i];
-        }
+    if (in->nvalues == 0)
+        return "";
+    if (in->nvalues > 1) {
+        why_set(why, NULL, "%s takes one value", in->var);
+        return NULL;
     }
-    return NULL;
+    return in->values[0] ? in->values[0] : "";
 }
 
-__attribute__((format(printf, 6, 7))) static void form_err(struct ps_form_error *e,
-                                                           const char *cond, const char *type,
-                                                           const char *app, const char *feature,
-                                                           const char *fmt, ...)
-{
-    e->cond = cond;
-    e->type = type;
-    e->app = app;
-    e->feature = feature;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->text, sizeof(e->text), fmt, ap);
-    va_end(ap);
-}
-
-/* Parses one field's value into tmp. Returns 0 or fills err. */
-static int apply_field(struct ps_config *tmp, const struct ps_caps *caps, const struct field *f,
-                       const char *v, struct ps_form_error *err)
+/* Parses text v for field f into tmp. Returns 0 or an error with why set. */
+static int parse_field(struct ps_config *tmp, const struct field *f, const char *v,
+                       struct ps_why *why)
 {
     char *dst = (char *)tmp + f->offset;
-    switch (f->kind) {
-    case F_BOOL:
+    switch (f->pub.kind) {
+    case PS_FIELD_BOOL:
         if (parse_bool(v, (bool *)dst) != 0) {
-            form_err(err, "not-acceptable", "modify", NULL, NULL, "%s must be a boolean", f->var);
-            return HERALD_EINVAL;
+            why_set(why, NULL, "%s must be a boolean", f->pub.var);
+            return HERALD_ENOTACCEPTABLE;
         }
         break;
-    case F_TEXT:
-        if (strlen(v) >= f->size) {
-            form_err(err, "not-acceptable", "modify", NULL, NULL, "%s is too long", f->var);
-            return HERALD_EINVAL;
+    case PS_FIELD_TEXT: {
+        size_t l = strlen(v);
+        if (l >= f->size) {
+            why_set(why, NULL, "%s is too long", f->pub.var);
+            return HERALD_ENOTACCEPTABLE;
         }
-        memcpy(dst, v, strlen(v) + 1);
+        memcpy(dst, v, l + 1);
         break;
-    case F_UINT: {
+    }
+    case PS_FIELD_UINT: {
         uint32_t n;
         if (parse_uint(v, f->max_word, &n) != 0) {
-            form_err(err, "not-acceptable", "modify", NULL, NULL, "%s must be a whole number", f->var);
-            return HERALD_EINVAL;
+            why_set(why, NULL, "%s must be a whole number", f->pub.var);
+            return HERALD_ENOTACCEPTABLE;
         }
         set_uint(tmp, f, n);
         break;
     }
-    case F_LIST: {
-        int idx;
-        const struct choice *ch = find_choice(f->choices, v, &idx);
-        if (ch == NULL) {
-            form_err(err, "not-acceptable", "modify", NULL, NULL, "unknown value for %s", f->var);
-            return HERALD_EINVAL;
+    case PS_FIELD_LIST: {
+        size_t idx;
+        for (idx = 0; f->values[idx]; idx++)
+            if (strcmp(f->values[idx], v) == 0)
+                break;
+        if (f->values[idx] == NULL) {
+            why_set(why, NULL, "unknown value for %s", f->pub.var);
+            return HERALD_ENOTACCEPTABLE;
         }
-        if (ch->feature && strcmp(f->var, "pubsub#access_model") == 0) {
-            /* XEP-0060 §8.1.3: an access model the service lacks. */
-            form_err(err, "not-acceptable", "modify", "unsupported-access-model", NULL,
-                     "access model %s is not supported yet (needs rosters and presence)", v);
-            return HERALD_ENOTIMPL;
-        }
-        if (ch->feature) {
-            form_err(err, "feature-not-implemented", "cancel", "unsupported", ch->feature,
-                     "%s is not supported yet (needs presence)", v);
-            return HERALD_ENOTIMPL;
+        if (!in_list(f->pub.options, v)) {
+            if (strcmp(f->pub.var, "pubsub#access_model") == 0) {
+                /* XEP-0060 §8.1.3: an access model the service lacks. */
+                why_set(why, NULL, "access model %s is not supported yet (needs roster groups)",
+                        v);
+                return HERALD_EUNSUPPORTED_ACCESS;
+            }
+            why_set(why, f->unsupported_feature, "%s is not supported yet (needs presence)", v);
+            return HERALD_EUNSUPPORTED;
         }
         set_uint(tmp, f, (uint32_t)idx);
         break;
@@ -374,212 +397,146 @@ static int apply_field(struct ps_config *tmp, const struct ps_caps *caps, const 
     return 0;
 }
 
-/* Caps and cross-field rules, checked after all fields are applied. Values
+/* Caps and cross-field rules, checked once every field is parsed. Values
  * over a cap are refused loudly, never clamped. */
-static int check_config(const struct ps_config *c, const struct ps_caps *caps,
-                        struct ps_form_error *err)
+static int check_config(const struct ps_config *c, const struct ps_caps *caps, struct ps_why *why)
 {
-    char num[32];
     if (c->max_items != PS_MAX_ITEMS_MAX && c->max_items > caps->max_items) {
-        snprintf(num, sizeof(num), "%u", caps->max_items);
-        form_err(err, "not-acceptable", "modify", NULL, NULL,
-                 "pubsub#max_items is over this service's cap of %s", num);
-        return HERALD_EINVAL;
+        why_set(why, NULL, "pubsub#max_items is over this service's cap of %u", caps->max_items);
+        return HERALD_ENOTACCEPTABLE;
     }
     if (c->max_items == 0 && c->persist_items) {
-        form_err(err, "not-acceptable", "modify", NULL, NULL, "%s",
-                 "pubsub#max_items must be at least 1 when items persist");
-        return HERALD_EINVAL;
+        why_set(why, NULL, "%s", "pubsub#max_items must be at least 1 when items persist");
+        return HERALD_ENOTACCEPTABLE;
     }
     if (c->max_payload_size > caps->max_payload_size || c->max_payload_size == 0) {
-        snprintf(num, sizeof(num), "%u", caps->max_payload_size);
-        form_err(err, "not-acceptable", "modify", NULL, NULL,
-                 "pubsub#max_payload_size must be from 1 to this service's cap of %s", num);
-        return HERALD_EINVAL;
+        why_set(why, NULL, "pubsub#max_payload_size must be from 1 to this service's cap of %u",
+                caps->max_payload_size);
+        return HERALD_ENOTACCEPTABLE;
     }
     if (c->presence_based_delivery) {
-        form_err(err, "feature-not-implemented", "cancel", "unsupported", "presence-notifications",
-                 "%s", "presence-based delivery is not supported yet (needs presence)");
-        return HERALD_ENOTIMPL;
+        why_set(why, PRESENCE_FEATURE, "%s",
+                "presence-based delivery is not supported yet (needs presence)");
+        return HERALD_EUNSUPPORTED;
     }
     return 0;
 }
 
-int ps_config_apply_form(struct ps_config *c, const struct ps_caps *caps, const struct xnode *x,
-                         bool at_create, struct arena *a, struct ps_form_error *err)
+int ps_config_apply(struct ps_config *c, const struct ps_caps *caps, const struct ps_field *f,
+                    size_t n, bool at_create, struct ps_why *why)
 {
+    struct ps_why scratch;
+    if (why == NULL)
+        why = &scratch;
+    why->feature = NULL;
+    why->text[0] = '\0';
+
+    /* Everything goes into a copy; c changes only when all of it holds. */
     struct ps_config tmp = *c;
-    memset(err, 0, sizeof(*err));
-    const char *type = xml_attr(x, "type");
-    if (type && strcmp(type, "cancel") == 0)
-        return 0;
-    for (struct xnode *f = xml_first_elem(x); f; f = xml_next_elem(f)) {
-        if (strcmp(f->name, "field") != 0 || strcmp(f->ns, NS_DATA) != 0)
-            continue;
-        const char *var = xml_attr(f, "var");
-        if (var == NULL || strcmp(var, "FORM_TYPE") == 0)
-            continue;
-        struct xnode *vn = xml_child(f, NS_DATA, "value");
-        const char *v = vn ? xml_text(a, vn) : "";
-        if (v == NULL)
-            return HERALD_ENOMEM;
-        const struct field *fd = NULL;
-        for (size_t i = 0; i < NFIELDS; i++)
-            if (strcmp(fields[i].var, var) == 0)
-                fd = &fields[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct field *fd = find_field(f[i].var);
         if (fd == NULL) {
-            form_err(err, "not-acceptable", "modify", NULL, NULL, "unknown field %s", var);
-            return HERALD_EINVAL;
+            why_set(why, NULL, "unknown field %s", f[i].var ? f[i].var : "(none)");
+            return HERALD_ENOTACCEPTABLE;
         }
-        int rc = apply_field(&tmp, caps, fd, v, err);
+        const char *v = single_value(&f[i], why);
+        if (v == NULL)
+            return HERALD_ENOTACCEPTABLE;
+        int rc = parse_field(&tmp, fd, v, why);
         if (rc != 0)
             return rc;
         if (fd->readonly && !at_create && get_uint(&tmp, fd) != get_uint(c, fd)) {
-            form_err(err, "not-acceptable", "modify", NULL, NULL, "%s cannot be changed", var);
-            return HERALD_EINVAL;
+            why_set(why, NULL, "%s cannot be changed", fd->pub.var);
+            return HERALD_ENOTACCEPTABLE;
         }
     }
-    int rc = check_config(&tmp, caps, err);
+    int rc = check_config(&tmp, caps, why);
     if (rc == 0)
         *c = tmp;
     return rc;
 }
 
-int ps_config_check_preconditions(const struct ps_config *c, const struct ps_caps *caps,
-                                  const struct xnode *x, struct arena *a)
+int ps_config_matches(const struct ps_config *c, const struct ps_caps *caps,
+                      const struct ps_field *f, size_t n)
 {
-    for (struct xnode *f = xml_first_elem(x); f; f = xml_next_elem(f)) {
-        if (strcmp(f->name, "field") != 0 || strcmp(f->ns, NS_DATA) != 0)
-            continue;
-        const char *var = xml_attr(f, "var");
-        if (var == NULL || strcmp(var, "FORM_TYPE") == 0)
-            continue;
-        const struct field *fd = NULL;
-        for (size_t i = 0; i < NFIELDS; i++)
-            if (strcmp(fields[i].var, var) == 0)
-                fd = &fields[i];
-        struct xnode *vn = xml_child(f, NS_DATA, "value");
-        const char *v = vn ? xml_text(a, vn) : "";
-        if (fd == NULL || v == NULL)
-            return -1;
+    struct ps_why why;
+    for (size_t i = 0; i < n; i++) {
+        const struct field *fd = find_field(f[i].var);
+        if (fd == NULL)
+            return HERALD_EPRECONDITION;
+        const char *v = single_value(&f[i], &why);
+        if (v == NULL)
+            return HERALD_EPRECONDITION;
+        /* Parse into a copy of the node's own configuration, so that the
+         * bytes of a text field past its NUL are the node's too. A value
+         * the node cannot hold (unparseable, unsupported) cannot match. */
         struct ps_config want = *c;
-        struct ps_form_error err;
-        if (apply_field(&want, caps, fd, v, &err) != 0)
-            return -1;
+        if (parse_field(&want, fd, v, &why) != 0)
+            return HERALD_EPRECONDITION;
         if (memcmp((const char *)&want + fd->offset, (const char *)c + fd->offset, fd->size) != 0)
-            return -1;
+            return HERALD_EPRECONDITION;
     }
     return 0;
 }
 
-static struct xnode *add_field(struct arena *a, struct xnode *x, const char *var, const char *type,
-                               const char *label, const char *value)
-{
-    struct xnode *f = xml_add_elem(a, x, NS_DATA, "field");
-    if (f == NULL || xml_set_attr(a, f, "var", var) || (type && xml_set_attr(a, f, "type", type)) ||
-        (label && xml_set_attr(a, f, "label", label)))
-        return NULL;
-    if (value) {
-        struct xnode *v = xml_add_elem(a, f, NS_DATA, "value");
-        if (v == NULL || xml_add_text(a, v, value, strlen(value)))
-            return NULL;
-    }
-    return f;
-}
+/* ---- rendering ---- */
 
-static int field_value(const struct ps_config *c, const struct field *f, char *buf, size_t cap)
+static void field_value(const struct ps_config *c, const struct field *f, char *buf, size_t cap)
 {
     const char *p = (const char *)c + f->offset;
-    switch (f->kind) {
-    case F_BOOL: snprintf(buf, cap, "%d", *(const bool *)p ? 1 : 0); break;
-    case F_TEXT: snprintf(buf, cap, "%s", p); break;
-    case F_UINT:
+    switch (f->pub.kind) {
+    case PS_FIELD_BOOL: snprintf(buf, cap, "%d", *(const bool *)p ? 1 : 0); break;
+    case PS_FIELD_TEXT: snprintf(buf, cap, "%.*s", (int)strnlen(p, f->size - 1), p); break;
+    case PS_FIELD_UINT:
         if (f->max_word && get_uint(c, f) == PS_MAX_ITEMS_MAX)
             snprintf(buf, cap, "max");
         else
             snprintf(buf, cap, "%u", get_uint(c, f));
         break;
-    case F_LIST: snprintf(buf, cap, "%s", f->choices[get_uint(c, f)].value); break;
+    case PS_FIELD_LIST: {
+        /* A configuration built by hand may hold anything; decode never
+         * yields an index out of range. */
+        uint32_t idx = get_uint(c, f);
+        snprintf(buf, cap, "%s", idx < count(f->values) ? f->values[idx] : "");
+        break;
     }
-    return 0;
+    }
 }
 
-static struct xnode *build_form(struct arena *a, const char *form_type, const char *x_type,
-                                const struct ps_config *c, bool options)
+void ps_config_each(const struct ps_config *c, ps_config_field_fn *fn, void *ud)
 {
-    struct xnode *x = xml_elem_new(a, NS_DATA, "x");
-    if (x == NULL || xml_set_attr(a, x, "type", x_type))
-        return NULL;
-    if (add_field(a, x, "FORM_TYPE", "hidden", NULL, form_type) == NULL)
-        return NULL;
     for (size_t i = 0; i < NFIELDS; i++) {
-        const struct field *f = &fields[i];
         char val[300];
-        field_value(c, f, val, sizeof(val));
-        const char *type = f->kind == F_BOOL ? "boolean" : f->kind == F_LIST ? "list-single"
-                                                                            : "text-single";
-        struct xnode *fe = add_field(a, x, f->var, type, f->label, val);
-        if (fe == NULL)
-            return NULL;
-        if (options && f->kind == F_LIST) {
-            for (const struct choice *ch = f->choices; ch->value; ch++) {
-                if (ch->feature)
-                    continue; /* offer only what is implemented */
-                struct xnode *o = xml_add_elem(a, fe, NS_DATA, "option");
-                struct xnode *ov = o ? xml_add_elem(a, o, NS_DATA, "value") : NULL;
-                if (ov == NULL || xml_set_attr(a, o, "label", ch->label) ||
-                    xml_add_text(a, ov, ch->value, strlen(ch->value)))
-                    return NULL;
-            }
+        field_value(c, &fields[i], val, sizeof(val));
+        fn(ud, &fields[i].pub, val);
+    }
+}
+
+/* ---- subscription options ---- */
+
+int ps_sub_options_apply(bool *deliver, const struct ps_field *f, size_t n, struct ps_why *why)
+{
+    struct ps_why scratch;
+    if (why == NULL)
+        why = &scratch;
+    why->feature = NULL;
+    why->text[0] = '\0';
+
+    bool tmp = *deliver;
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].var == NULL || strcmp(f[i].var, "pubsub#deliver") != 0) {
+            why_set(why, NULL, "unknown subscription option %s", f[i].var ? f[i].var : "(none)");
+            return HERALD_EINVALID_OPTIONS;
+        }
+        if (f[i].nvalues != 1 || f[i].values[0] == NULL) {
+            why_set(why, NULL, "pubsub#deliver takes exactly one value");
+            return HERALD_EINVALID_OPTIONS;
+        }
+        if (parse_bool(f[i].values[0], &tmp) != 0) {
+            why_set(why, NULL, "pubsub#deliver must be a boolean");
+            return HERALD_EINVALID_OPTIONS;
         }
     }
-    return x;
-}
-
-void ps_config_each(const struct ps_config *c,
-                    void (*fn)(void *ud, const char *var, enum ps_field_kind kind, const char *value),
-                    void *ud)
-{
-    for (size_t i = 0; i < NFIELDS; i++) {
-        const struct field *f = &fields[i];
-        char val[300];
-        field_value(c, f, val, sizeof(val));
-        enum ps_field_kind k = f->kind == F_BOOL   ? PS_FIELD_BOOL
-                               : f->kind == F_UINT ? PS_FIELD_UINT
-                               : f->kind == F_LIST ? PS_FIELD_LIST
-                                                   : PS_FIELD_TEXT;
-        fn(ud, f->var, k, val);
-    }
-}
-
-struct xnode *ps_config_form(struct arena *a, const struct ps_config *c, const struct ps_caps *caps)
-{
-    return build_form(a, NS_NODE_CONFIG, "form", c, true);
-}
-
-struct xnode *ps_config_metadata(struct arena *a, const struct ps_config *c,
-                                 const struct ps_caps *caps, uint64_t created_ms,
-                                 const char *const *owners, size_t nowners)
-{
-    struct xnode *x = build_form(a, NS_META_DATA, "result", c, false);
-    if (x == NULL)
-        return NULL;
-    /* Effective limits, so clients see what the service really keeps. */
-    char buf[64];
-    snprintf(buf, sizeof(buf), "%u", ps_config_keep(c, caps));
-    if (add_field(a, x, "pubsub#effective_max_items", "text-single", "Items actually kept", buf) == NULL)
-        return NULL;
-    time_t secs = (time_t)(created_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (add_field(a, x, "pubsub#creation_date", "text-single", NULL, buf) == NULL)
-        return NULL;
-    struct xnode *of = add_field(a, x, "pubsub#owner", "jid-multi", NULL, NULL);
-    for (size_t i = 0; of && i < nowners; i++) {
-        struct xnode *v = xml_add_elem(a, of, NS_DATA, "value");
-        if (v == NULL || xml_add_text(a, v, owners[i], strlen(owners[i])))
-            return NULL;
-    }
-    return of ? x : NULL;
+    *deliver = tmp;
+    return 0;
 }

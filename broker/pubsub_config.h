@@ -1,24 +1,22 @@
-/* pubsub_config.h - node configuration (XEP-0060 §8.2, §16.4.4): the struct,
- * its defaults, its stored form, and the XEP-0004 forms that carry it.
+/* pubsub_config.h - node configuration (XEP-0060 §8.2, §16.4.4) and
+ * subscription options (§6.3), free of any protocol.
  *
- * Parsing a submitted form checks every field against what the service
- * implements and against the service's caps: a value over a cap is refused
- * (not clamped), an access model that needs rosters (presence, roster) is
- * refused with feature-not-implemented until rosters exist. */
+ * One table of fields (pubsub_config.c) drives everything: defaults, the
+ * stored record, setting a field from its text values (what a submitted
+ * XEP-0004 form and a REST JSON body both come down to), publish-options
+ * preconditions, and the walk the edges use to render forms and JSON.
+ * A value over a service cap is refused (not clamped); a value the service
+ * does not implement is refused with HERALD_EUNSUPPORTED and its feature. */
 #ifndef HERALD_PUBSUB_CONFIG_H
 #define HERALD_PUBSUB_CONFIG_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct arena;
-struct xnode;
-struct buf;
-
 enum ps_node_type { PS_LEAF = 0, PS_COLLECTION = 1 };
 enum ps_access { PS_ACCESS_OPEN, PS_ACCESS_PRESENCE, PS_ACCESS_ROSTER, PS_ACCESS_AUTHORIZE,
                  PS_ACCESS_WHITELIST };
-enum ps_publish { PS_PUBLISH_PUBLISHERS, PS_PUBLISH_SUBSCRIBERS, PS_PUBLISH_OPEN };
+enum ps_publish_model { PS_PUBLISH_PUBLISHERS, PS_PUBLISH_SUBSCRIBERS, PS_PUBLISH_OPEN };
 enum ps_send_last { PS_SEND_NEVER, PS_SEND_ON_SUB, PS_SEND_ON_SUB_AND_PRESENCE };
 enum ps_notif_type { PS_NOTIF_HEADLINE, PS_NOTIF_NORMAL };
 
@@ -52,52 +50,65 @@ struct ps_caps {
     uint32_t max_payload_size;
 };
 
+/* A (var, values) pair: a node configuration field ("pubsub#max_items") or
+ * a subscription option ("pubsub#deliver"), values as form text. */
+struct ps_field {
+    const char *var;
+    const char *const *values;
+    size_t nvalues;
+};
+
+/* The detail of an error: the feature of HERALD_EUNSUPPORTED, and a
+ * sentence for people ("pubsub#max_items must be a whole number"). */
+struct ps_why {
+    const char *feature;
+    char text[160];
+};
+
 void ps_config_defaults(struct ps_config *c, const struct ps_caps *caps);
-/* The number of items actually kept (resolves "max", and persist_items =
- * false keeps just the last item). */
+/* The number of items actually kept (resolves "max"; persist_items = false
+ * keeps just the last item). */
 uint32_t ps_config_keep(const struct ps_config *c, const struct ps_caps *caps);
 
-/* Stored form: a small versioned binary record. */
+/* Stored form: a small versioned binary record. encode returns the length
+ * (0: cap too small). */
 size_t ps_config_encode(const struct ps_config *c, uint8_t *out, size_t cap);
 int ps_config_decode(struct ps_config *c, const void *data, size_t len);
 
-/* Applies the fields of a submitted form (<x xmlns='jabber:x:data'
- * type='submit'>) to c; fields fixed at creation (node_type) may only be
- * given at_create. On error returns a HERALD_E* code and sets *cond /
- * *pubsub_cond / *feature (static strings, may stay NULL) for the reply. */
-struct ps_form_error {
-    const char *cond;        /* RFC 6120 condition */
-    const char *type;        /* error type */
-    const char *app;         /* pubsub#errors condition or NULL */
-    const char *feature;     /* for <unsupported feature=.../> */
-    char text[160];
-};
-int ps_config_apply_form(struct ps_config *c, const struct ps_caps *caps, const struct xnode *x,
-                         bool at_create, struct arena *a, struct ps_form_error *err);
+/* Applies fields to c as one change: every field is parsed into a copy,
+ * cross-field rules and caps are checked, and only then is c updated.
+ * Fields fixed at creation (node_type) may change only at_create. Errors:
+ * HERALD_ENOTACCEPTABLE (unknown field, bad value, over a cap),
+ * HERALD_EUNSUPPORTED_ACCESS, HERALD_EUNSUPPORTED (why->feature set),
+ * with why->text saying which field and why. why may be NULL. */
+int ps_config_apply(struct ps_config *c, const struct ps_caps *caps, const struct ps_field *f,
+                    size_t n, bool at_create, struct ps_why *why);
 
-/* Checks publish-options preconditions (XEP-0060 §7.1.5): every field of the
- * form must equal the node's value. Returns 0 or -1 (precondition not met). */
-int ps_config_check_preconditions(const struct ps_config *c, const struct ps_caps *caps,
-                                  const struct xnode *x, struct arena *a);
+/* Publish-options preconditions (§7.1.5): 0 when every field equals the
+ * node's value, else HERALD_EPRECONDITION (also for unknown fields). */
+int ps_config_matches(const struct ps_config *c, const struct ps_caps *caps,
+                      const struct ps_field *f, size_t n);
 
-/* The pubsub#node_config form (type form) describing c. */
-struct xnode *ps_config_form(struct arena *a, const struct ps_config *c, const struct ps_caps *caps);
-/* The pubsub#meta-data form (type result) for disco#info on a node. */
-struct xnode *ps_config_metadata(struct arena *a, const struct ps_config *c,
-                                 const struct ps_caps *caps, uint64_t created_ms,
-                                 const char *const *owners, size_t nowners);
-
-/* Calls fn for every configuration field in table order: its var
- * ("pubsub#max_items"), kind and current value as form text (booleans "0"
- * or "1", "max" for an unbounded max_items). Drives the REST bridge's JSON. */
+/* A field of the table, for rendering (forms, JSON). */
 enum ps_field_kind { PS_FIELD_BOOL, PS_FIELD_UINT, PS_FIELD_LIST, PS_FIELD_TEXT };
-void ps_config_each(const struct ps_config *c,
-                    void (*fn)(void *ud, const char *var, enum ps_field_kind kind, const char *value),
-                    void *ud);
+struct ps_config_field {
+    const char *var;               /* "pubsub#max_items" */
+    const char *label;
+    enum ps_field_kind kind;
+    const char *const *options;    /* PS_FIELD_LIST: implemented values, NULL-terminated */
+    const char *const *option_labels;
+};
+/* Calls fn for every field in table order with its current value as form
+ * text (booleans "0"/"1", "max" for an unbounded max_items). */
+typedef void ps_config_field_fn(void *ud, const struct ps_config_field *f, const char *value);
+void ps_config_each(const struct ps_config *c, ps_config_field_fn *fn, void *ud);
+/* Whether var names a configuration field. */
+bool ps_config_known(const char *var);
 
-/* Returns the value of a form field (first <value/>), or NULL. */
-const char *ps_form_value(struct arena *a, const struct xnode *x, const char *var);
-/* The FORM_TYPE of a data form, or NULL. */
-const char *ps_form_type(struct arena *a, const struct xnode *x);
+/* Subscription options (§6.3): today pubsub#deliver (boolean). Applies the
+ * fields to *deliver; a field not given keeps its value; an unknown field
+ * or a value that is not a boolean ("1", "0", "true", "false") is
+ * HERALD_EINVALID_OPTIONS (§6.3.6) and nothing changes. */
+int ps_sub_options_apply(bool *deliver, const struct ps_field *f, size_t n, struct ps_why *why);
 
 #endif

@@ -1,19 +1,41 @@
-/* pubsub_iq.c - XEP-0060 over XMPP: parses the service's iqs and messages,
- * calls pubsub.c, and builds results, errors (with their pubsub#errors
- * conditions) and disco answers. `pubsub_features` is the single list of
- * what is implemented: disco#info advertises exactly it. */
+/* pubsub_iq.c - the pubsub service's XMPP edge: iqs and messages addressed
+ * to the service (XEP-0060, XEP-0248 collections, XEP-0059 paging, XEP-0050
+ * for the §8.7 get-pending command) become calls of pubsub.h, and their
+ * results and errors become stanzas.
+ *
+ * Main data structure: pubsub_iq_table, one row per request the edge
+ * understands, keyed by (namespace, element, iq type) with its flags and
+ * the features it implements. One dispatcher checks the iq's shape and the
+ * row's flags before any handler runs, answers what no row handles, and the
+ * service's disco#info features are generated from the same table, so what
+ * is advertised is what is implemented. Access rules are never checked
+ * here: every read and change goes through the service, which applies them.
+ *
+ * Answers. Every get/set gets exactly one answer. A handler returns 0 once
+ * it has queued its result, or a HERALD_E* code that send_error (the one
+ * place that writes error XML) renders through the error table: condition,
+ * type, pubsub#errors condition and, for <unsupported/>, the feature. If
+ * the answer itself cannot be built (out of memory), a resource-constraint
+ * error goes out instead. Answers are serialized once and released by the
+ * write batch after it commits (batch_after): a result never announces a
+ * change a crash could still take back; if the commit fails the requester
+ * gets the commit's error instead. */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "errors.h"
 #include "herald.h"
-#include "jid.h"
 #include "log.h"
+#include "outq.h"
 #include "pubsub.h"
+#include "pubsub_form.h"
+#include "pubsub_xmpp_impl.h"
 #include "router.h"
 #include "session.h"
-#include "store.h"
 #include "xml.h"
 
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
@@ -21,730 +43,340 @@
 #define NS_ERRORS "http://jabber.org/protocol/pubsub#errors"
 #define NS_DATA "jabber:x:data"
 #define NS_RSM "http://jabber.org/protocol/rsm"
+#define NS_COMMANDS "http://jabber.org/protocol/commands"
 #define NS_SUB_OPTIONS "http://jabber.org/protocol/pubsub#subscribe_options"
 #define NS_SUB_AUTH "http://jabber.org/protocol/pubsub#subscribe_authorization"
 #define NS_PUBLISH_OPTIONS "http://jabber.org/protocol/pubsub#publish-options"
 #define NS_NODE_CONFIG "http://jabber.org/protocol/pubsub#node_config"
+#define NODE_GET_PENDING "http://jabber.org/protocol/pubsub#get-pending" /* §8.7 */
+#define GET_PENDING_NAME "Get pending subscription requests"
 
-/* XEP-0060 §10: the features this service implements, advertised as
- * http://jabber.org/protocol/pubsub#<feature>. */
-static const char *const pubsub_features[] = {
-    "access-authorize",
-    "access-open",
-    "access-presence",
-    "access-whitelist",
-    "collections",
-    "config-node",
-    "create-and-configure",
-    "create-nodes",
-    "delete-items",
-    "delete-nodes",
-    "instant-nodes",
-    "item-ids",
-    "last-published",
-    "manage-subscriptions",
-    "member-affiliation",
-    "meta-data",
-    "modify-affiliations",
-    "multi-subscribe",
-    "outcast-affiliation",
-    "persistent-items",
-    "publish",
-    "publish-only-affiliation",
-    "publish-options",
-    "publisher-affiliation",
-    "purge-nodes",
-    "retract-items",
-    "retrieve-affiliations",
-    "retrieve-default",
-    "retrieve-default-sub",
-    "retrieve-items",
-    "retrieve-subscriptions",
-    "subscribe",
-    "subscription-notifications",
-    "subscription-options",
-};
-
-static const char *const aff_names[] = {"none", "owner", "publisher", "publish-only", "member",
-                                        "outcast"};
+static const char *const aff_names[] = {"none",         "owner",  "publisher",
+                                        "publish-only", "member", "outcast"};
 static const char *const sub_names[] = {"none", "subscribed", "pending"};
+#define NAFF (sizeof(aff_names) / sizeof(aff_names[0]))
+#define NSUB (sizeof(sub_names) / sizeof(sub_names[0]))
 
-static int aff_parse(const char *s)
-{
-    for (int i = 0; s && i < 6; i++)
-        if (strcmp(s, aff_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-static int sub_parse(const char *s)
-{
-    for (int i = 0; s && i < 3; i++)
-        if (strcmp(s, sub_names[i]) == 0)
-            return i;
-    return -1;
-}
-
+/* One request being handled. */
 struct req {
-    struct ps_service *ps;
-    struct session *from;
+    struct ps_xmpp *x;
+    struct pubsub *ps;
     struct xnode *iq;
     struct arena *a;
-    const char *who;
+    const char *who; /* the requester's full JID */
+    /* Detail for send_error. */
+    const struct ps_why *why;  /* the service's, when the error came from it */
+    struct ps_why why_copy;    /* kept across later service calls */
+    const char *feature;       /* the edge's own <unsupported feature=/> */
+    struct xnode *err_payload; /* refused entries (§8.8.2.4, §8.9.2.4) */
 };
 
-/* ---- replies ---- */
+/* The error came from the service: its detail goes with it. */
+static int from_service(struct req *r, int rc)
+{
+    if (rc != 0)
+        r->why = pubsub_why(r->ps);
+    return rc;
+}
+
+/* ---- answers ---- */
+
+/* An answer waiting for the batch: one allocation with its strings. */
+struct answer {
+    struct herald *h;
+    struct chunk *body; /* NULL: send the error `err` instead */
+    int err;
+    const char *to, *id, *from;
+};
+
+static void answer_run(void *ctx, int failed)
+{
+    struct answer *p = ctx;
+    if (failed == HERALD_EUNAVAIL) {
+        /* The server is shutting down: nothing was acknowledged. */
+    } else if (failed != 0 || p->body == NULL) {
+        /* The change is not durable (or no answer could be built): say so. */
+        router_batch_failed(p->h, p->to, p->id, p->from, failed ? failed : p->err);
+    } else {
+        router_send(p->h, p->to, &p->body, 1, ROUTE_FULL);
+    }
+    chunk_unref(p->body);
+    free(p);
+}
+
+static char *put_str(char *dst, const char *s, const char **out)
+{
+    size_t n = strlen(s) + 1;
+    memcpy(dst, s, n);
+    *out = dst;
+    return dst + n;
+}
+
+/* Queues body (or, with body NULL, the error err) for the requester after
+ * the commit. On success the answer is as good as sent: batch_after runs it
+ * at once when no batch is open, and with the error when it cannot queue.
+ * Returns HERALD_ENOMEM (nothing queued) only when no memory is left. */
+static int queue_answer(struct req *r, struct chunk *body, int err)
+{
+    const char *to = xml_attr(r->iq, "from");
+    const char *id = xml_attr(r->iq, "id");
+    if (to == NULL)
+        to = r->who;
+    if (id == NULL)
+        id = "";
+    size_t len = strlen(to) + strlen(id) + strlen(r->x->jid) + 3;
+    struct answer *p = malloc(sizeof(*p) + len);
+    if (p == NULL)
+        return HERALD_ENOMEM;
+    char *s = (char *)(p + 1);
+    s = put_str(s, to, &p->to);
+    s = put_str(s, id, &p->id);
+    put_str(s, r->x->jid, &p->from);
+    p->h = r->x->h;
+    p->body = body;
+    p->err = err;
+    /* Without memory to queue it, batch_after runs answer_run at once with
+     * HERALD_ENOMEM: the requester is answered either way. */
+    (void)batch_after(r->x->h->batch, answer_run, p);
+    return 0;
+}
+
+/* Serializes st once and queues it. Returns 0 (the answer is on its way)
+ * or HERALD_ENOMEM (nothing was queued; st NULL means building it failed). */
+static int answer(struct req *r, const struct xnode *st)
+{
+    if (st == NULL)
+        return HERALD_ENOMEM;
+    struct buf b;
+    buf_init(&b, 0);
+    xml_serialize(&b, st, NS_CLIENT);
+    struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
+    buf_free(&b);
+    if (ch == NULL)
+        return HERALD_ENOMEM;
+    int rc = queue_answer(r, ch, 0);
+    if (rc != 0)
+        chunk_unref(ch);
+    return rc;
+}
+
+/* The one place error XML is written: the code's row of the error table
+ * (RFC 6120 condition and type, XEP-0060 §7-8 pubsub#errors condition),
+ * the feature of <unsupported/>, the service's explanation as <text/>, and
+ * refused entries when a request partly failed. Always answers. */
+static void send_error(struct req *r, int rc)
+{
+    const struct herald_error *e = herald_error(rc);
+    struct arena *a = r->a;
+    const char *feature = r->feature ? r->feature : r->why ? r->why->feature : NULL;
+    const char *text = r->why && r->why->text[0] ? r->why->text : NULL;
+    struct xnode *rep = router_reply(a, r->iq, "error");
+    if (rep && r->err_payload)
+        xml_append(rep, r->err_payload);
+    struct xnode *er = rep ? xml_add_elem(a, rep, NS_CLIENT, "error") : NULL;
+    struct xnode *app = NULL, *te = NULL;
+    bool ok = er != NULL && xml_set_attr(a, er, "type", e->type) == 0 &&
+              xml_add_elem(a, er, NS_STANZAS, e->cond) != NULL;
+    if (ok && text) {
+        te = xml_add_elem(a, er, NS_STANZAS, "text");
+        ok = te != NULL && xml_add_text(a, te, text, strlen(text)) == 0;
+    }
+    if (ok && e->app) {
+        app = xml_add_elem(a, er, NS_ERRORS, e->app);
+        ok = app != NULL;
+        if (ok && rc == HERALD_EUNSUPPORTED && feature && feature[0])
+            ok = xml_set_attr(a, app, "feature", feature) == 0;
+    }
+    if (ok && answer(r, rep) == 0)
+        return;
+    /* Out of memory while building the error: the requester still gets an
+     * answer, resource-constraint, sent now if it cannot even be queued. */
+    if (queue_answer(r, NULL, HERALD_ENOMEM) != 0) {
+        const char *to = xml_attr(r->iq, "from");
+        router_batch_failed(r->x->h, to ? to : r->who, xml_attr(r->iq, "id"), r->x->jid,
+                            HERALD_ENOMEM);
+    }
+}
+
+/* ---- building blocks ---- */
 
 static struct xnode *result(struct req *r)
 {
     return router_reply(r->a, r->iq, "result");
 }
 
-static void send_reply(struct req *r, struct xnode *reply)
-{
-    if (reply != NULL)
-        pubsub_send(r->ps, r->who, reply, true, xml_attr(r->iq, "id"));
-}
-
-/* The error reply, carrying payload (e.g. refused entries) when given. */
-static void send_error_with(struct req *r, const struct ps_err *e, struct xnode *payload)
-{
-    struct arena *a = r->a;
-    struct xnode *rep = router_reply(a, r->iq, "error");
-    if (rep && payload)
-        xml_append(rep, payload);
-    struct xnode *er = rep ? xml_add_elem(a, rep, NS_CLIENT, "error") : NULL;
-    if (er == NULL || xml_set_attr(a, er, "type", e->type ? e->type : "cancel") ||
-        xml_add_elem(a, er, NS_STANZAS, e->cond ? e->cond : "internal-server-error") == NULL)
-        return;
-    if (e->app) {
-        struct xnode *app = xml_add_elem(a, er, NS_ERRORS, e->app);
-        if (app == NULL || (e->feature && xml_set_attr(a, app, "feature", e->feature)))
-            return;
-    }
-    send_reply(r, rep);
-}
-
-static void send_error(struct req *r, const struct ps_err *e)
-{
-    send_error_with(r, e, NULL);
-}
-
-static void fail(struct req *r, const char *cond, const char *type, const char *app,
-                 const char *feature)
-{
-    struct ps_err e = {cond, type, app, feature, NULL};
-    send_error(r, &e);
-}
-
-/* <pubsub xmlns=ns><name node=...>: the usual wrapper of a result. */
+/* <pubsub xmlns=ns><name node=...>: the usual wrapper of a result. NULL on
+ * ENOMEM. */
 static struct xnode *wrap(struct req *r, struct xnode *reply, const char *ns, const char *name,
                           const char *node)
 {
     struct xnode *p = reply ? xml_add_elem(r->a, reply, ns, "pubsub") : NULL;
     struct xnode *e = p ? xml_add_elem(r->a, p, ns, name) : NULL;
-    if (e && node && xml_set_attr(r->a, e, "node", node))
+    if (e && node && xml_set_attr(r->a, e, "node", node) != 0)
         return NULL;
     return e;
 }
 
-/* ---- disco (XEP-0030, XEP-0060 §5) ---- */
-
-static void disco_info(struct req *r, struct xnode *q)
+/* Sets attributes on e (NULL values are skipped). Returns 0 or -1 (e NULL
+ * or ENOMEM), so that a chain of builders needs one check. */
+static int attrs(struct arena *a, struct xnode *e, const char *n1, const char *v1, const char *n2,
+                 const char *v2, const char *n3, const char *v3)
 {
-    struct arena *a = r->a;
-    const char *node = xml_attr(q, "node");
-    struct xnode *rep = result(r);
-    struct xnode *res = rep ? xml_add_elem(a, rep, NS_DISCO_INFO, "query") : NULL;
-    struct xnode *id = res ? xml_add_elem(a, res, NS_DISCO_INFO, "identity") : NULL;
-    if (id == NULL || xml_set_attr(a, id, "category", "pubsub"))
-        return;
-    if (node == NULL) {
-        if (xml_set_attr(a, id, "type", "service") || xml_set_attr(a, id, "name", "Herald pubsub"))
-            return;
-        struct xnode *f = xml_add_elem(a, res, NS_DISCO_INFO, "feature");
-        if (f == NULL || xml_set_attr(a, f, "var", NS_PUBSUB))
-            return;
-        f = xml_add_elem(a, res, NS_DISCO_INFO, "feature");
-        if (f == NULL || xml_set_attr(a, f, "var", NS_DISCO_INFO))
-            return;
-        f = xml_add_elem(a, res, NS_DISCO_INFO, "feature");
-        if (f == NULL || xml_set_attr(a, f, "var", NS_DISCO_ITEMS))
-            return;
-        size_t nf = sizeof(pubsub_features) / sizeof(pubsub_features[0]);
-        for (size_t i = 0; i <= nf; i++) {
-            const char *name = i < nf ? pubsub_features[i] : (r->ps->auto_create ? "auto-create" : NULL);
-            if (name == NULL)
-                break;
-            char var[128];
-            snprintf(var, sizeof(var), NS_PUBSUB "#%s", name);
-            f = xml_add_elem(a, res, NS_DISCO_INFO, "feature");
-            if (f == NULL || xml_set_attr(a, f, "var", var))
-                return;
-        }
-        send_reply(r, rep);
-        return;
-    }
-    struct ps_node *n = pubsub_node(r->ps, node);
-    if (n == NULL) {
-        fail(r, "item-not-found", "cancel", NULL, NULL);
-        return;
-    }
-    /* Smack and others need the leaf/collection identity on a node. */
-    if (xml_set_attr(a, id, "type", n->cfg.node_type == PS_COLLECTION ? "collection" : "leaf") ||
-        xml_set_attr(a, res, "node", node))
-        return;
-    struct xnode *f = xml_add_elem(a, res, NS_DISCO_INFO, "feature");
-    if (f == NULL || xml_set_attr(a, f, "var", NS_PUBSUB))
-        return;
-    const char *owners[16];
-    size_t no = 0;
-    struct ps_aff_rec *ar, *tmp;
-    HASH_ITER(hh, n->affs, ar, tmp) if (ar->aff == AFF_OWNER && no < 16) owners[no++] = ar->jid;
-    struct xnode *md = ps_config_metadata(a, &n->cfg, &r->ps->caps, n->created, owners, no);
-    if (md == NULL)
-        return;
-    xml_append(res, md);
-    send_reply(r, rep);
-}
-
-struct items_ctx {
-    struct arena *a;
-    struct xnode *parent;
-    const char *jid;
-    bool payloads;
-    bool ids_only;
-    struct xnode **list;
-    size_t n, cap;
-    const char *first, *last;
-};
-
-static int collect_item(void *ud, const struct store_item *it)
-{
-    struct items_ctx *c = ud;
-    struct xnode *e = xml_elem_new(c->a, c->ids_only ? NS_DISCO_ITEMS : NS_PUBSUB, "item");
-    char *id = e ? arena_strndup(c->a, it->id, it->id_len) : NULL;
-    if (id == NULL)
-        return HERALD_ENOMEM;
-    if (c->ids_only) {
-        if (xml_set_attr(c->a, e, "jid", c->jid) || xml_set_attr(c->a, e, "name", id))
-            return HERALD_ENOMEM;
-    } else {
-        char *pub = arena_strndup(c->a, it->publisher, it->publisher_len);
-        if (pub == NULL || xml_set_attr(c->a, e, "id", id) ||
-            (it->publisher_len && xml_set_attr(c->a, e, "publisher", pub)))
-            return HERALD_ENOMEM;
-        if (c->payloads && it->payload_len && xml_add_raw(c->a, e, it->payload, it->payload_len))
-            return HERALD_ENOMEM;
-    }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 16;
-        struct xnode **l = arena_alloc(c->a, cap * sizeof(*l));
-        if (l == NULL)
-            return HERALD_ENOMEM;
-        if (c->n)
-            memcpy(l, c->list, c->n * sizeof(*l));
-        c->list = l;
-        c->cap = cap;
-    }
-    c->list[c->n++] = e;
-    if (c->first == NULL)
-        c->first = id; /* the first one collected */
-    c->last = id;      /* the last one collected */
+    if (e == NULL)
+        return -1;
+    if ((v1 && xml_set_attr(a, e, n1, v1) != 0) || (v2 && xml_set_attr(a, e, n2, v2) != 0) ||
+        (v3 && xml_set_attr(a, e, n3, v3) != 0))
+        return -1;
     return 0;
 }
 
-static void disco_items(struct req *r, struct xnode *q)
+/* A data form field, with one value unless value is NULL (options follow). */
+static struct xnode *form_field(struct arena *a, struct xnode *x, const char *var, const char *type,
+                                const char *label, const char *value)
 {
-    struct arena *a = r->a;
-    const char *node = xml_attr(q, "node");
-    struct xnode *rep = result(r);
-    struct xnode *res = rep ? xml_add_elem(a, rep, NS_DISCO_ITEMS, "query") : NULL;
-    if (res == NULL)
-        return;
-    if (node == NULL) {
-        struct ps_node *n, *tmp;
-        HASH_ITER(hh, r->ps->nodes, n, tmp) {
-            struct xnode *it = xml_add_elem(a, res, NS_DISCO_ITEMS, "item");
-            if (it == NULL || xml_set_attr(a, it, "jid", r->ps->jid) ||
-                xml_set_attr(a, it, "node", n->name) ||
-                (n->cfg.title[0] && xml_set_attr(a, it, "name", n->cfg.title)))
-                return;
-        }
-        send_reply(r, rep);
-        return;
-    }
-    struct ps_node *n = pubsub_node(r->ps, node);
-    struct ps_err e;
-    if (n == NULL) {
-        fail(r, "item-not-found", "cancel", NULL, NULL);
-        return;
-    }
-    if (pubsub_can_read(r->ps, n, r->who, &e) != 0) {
-        send_error(r, &e);
-        return;
-    }
-    if (xml_set_attr(a, res, "node", node))
-        return;
-    if (n->cfg.node_type == PS_COLLECTION) {
-        /* XEP-0248: a collection's items are its child nodes. */
-        struct ps_node *c, *tmp;
-        HASH_ITER(hh, r->ps->nodes, c, tmp) {
-            if (strcmp(c->cfg.collection, n->name) != 0)
-                continue;
-            struct xnode *it = xml_add_elem(a, res, NS_DISCO_ITEMS, "item");
-            if (it == NULL || xml_set_attr(a, it, "jid", r->ps->jid) || xml_set_attr(a, it, "node", c->name))
-                return;
-        }
-        send_reply(r, rep);
-        return;
-    }
-    /* XEP-0060 §5.5: item ids as disco items. */
-    int rc;
-    struct store_txn *t = pubsub_txn(r->ps, &rc);
-    if (t == NULL) {
-        fail(r, "internal-server-error", "wait", NULL, NULL);
-        return;
-    }
-    struct items_ctx c = {a, res, r->ps->jid, false, true, NULL, 0, 0, NULL, NULL};
-    rc = store_items_newest(t, n->id, UINT64_MAX, UINT32_MAX, collect_item, &c);
-    pubsub_txn_done(r->ps, t);
-    if (rc != 0) {
-        fail(r, "internal-server-error", "wait", NULL, NULL);
-        return;
-    }
-    for (size_t i = c.n; i-- > 0;)
-        xml_append(res, c.list[i]);
-    send_reply(r, rep);
-}
-
-/* ---- entity requests (http://jabber.org/protocol/pubsub) ---- */
-
-static void do_create(struct req *r, struct xnode *create, struct xnode *pubsub)
-{
-    struct xnode *configure = xml_child(pubsub, NS_PUBSUB, "configure");
-    struct xnode *form = configure ? xml_child(configure, NS_DATA, "x") : NULL;
-    const char *node = xml_attr(create, "node");
-    char *name = NULL;
-    struct ps_err e;
-    if (pubsub_create(r->ps, r->who, node, form, r->a, &name, &e) != 0) {
-        send_error(r, &e);
-        return;
-    }
-    struct xnode *rep = result(r);
-    if (node == NULL) {
-        /* §8.1.2: tell the owner the instant node's name. */
-        if (wrap(r, rep, NS_PUBSUB, "create", name) == NULL)
-            return;
-    }
-    send_reply(r, rep);
-}
-
-static void do_publish(struct req *r, struct xnode *publish, struct xnode *pubsub)
-{
-    struct ps_publish_req req = {xml_attr(publish, "node"), NULL, false, NULL, NULL};
-    struct xnode *item = xml_child(publish, NS_PUBSUB, "item");
-    if (xml_count_elems(publish) > 1) {
-        fail(r, "bad-request", "modify", "invalid-payload", NULL); /* one item per publish */
-        return;
-    }
-    if (item) {
-        req.has_item = true;
-        req.item_id = xml_attr(item, "id");
-        if (xml_count_elems(item) > 1) {
-            fail(r, "bad-request", "modify", "invalid-payload", NULL); /* §7.1.3.5 */
-            return;
-        }
-        req.payload = xml_first_elem(item);
-    }
-    struct xnode *po = xml_child(pubsub, NS_PUBSUB, "publish-options");
-    if (po) {
-        req.options = xml_child(po, NS_DATA, "x");
-        const char *ft = req.options ? ps_form_type(r->a, req.options) : NULL;
-        if (req.options && (ft == NULL || strcmp(ft, NS_PUBLISH_OPTIONS) != 0)) {
-            fail(r, "bad-request", "modify", "invalid-options", NULL);
-            return;
-        }
-    }
-    char id[300];
-    struct ps_err e;
-    if (pubsub_publish(r->ps, r->who, &req, r->a, id, sizeof(id), &e) != 0) {
-        send_error(r, &e);
-        return;
-    }
-    struct xnode *rep = result(r);
-    struct xnode *p = wrap(r, rep, NS_PUBSUB, "publish", req.node);
-    struct xnode *it = p ? xml_add_elem(r->a, p, NS_PUBSUB, "item") : NULL;
-    if (it == NULL || xml_set_attr(r->a, it, "id", id))
-        return;
-    send_reply(r, rep);
-}
-
-static void do_retract(struct req *r, struct xnode *retract)
-{
-    struct xnode *item = xml_child(retract, NS_PUBSUB, "item");
-    const char *notify = xml_attr(retract, "notify");
-    bool n = notify && (strcmp(notify, "true") == 0 || strcmp(notify, "1") == 0);
-    struct ps_err e;
-    if (pubsub_retract(r->ps, r->who, xml_attr(retract, "node"), item ? xml_attr(item, "id") : NULL,
-                       n, &e) != 0) {
-        send_error(r, &e);
-        return;
-    }
-    send_reply(r, result(r));
-}
-
-static struct xnode *subscription_elem(struct req *r, struct xnode *parent, const char *ns,
-                                       const char *node, const struct ps_sub *s)
-{
-    struct xnode *e = xml_add_elem(r->a, parent, ns, "subscription");
-    if (e == NULL || (node && xml_set_attr(r->a, e, "node", node)) ||
-        xml_set_attr(r->a, e, "jid", s->jid) || xml_set_attr(r->a, e, "subid", s->subid) ||
-        xml_set_attr(r->a, e, "subscription", sub_names[s->state]))
+    struct xnode *f = xml_add_elem(a, x, NS_DATA, "field");
+    if (attrs(a, f, "var", var, "type", type, "label", label) != 0)
         return NULL;
-    return e;
+    if (value) {
+        struct xnode *v = xml_add_elem(a, f, NS_DATA, "value");
+        if (v == NULL || xml_add_text(a, v, value, strlen(value)) != 0)
+            return NULL;
+    }
+    return f;
 }
 
-static bool form_bool(struct arena *a, const struct xnode *x, const char *var, bool dflt)
+static bool is_true(const char *v)
 {
-    const char *v = ps_form_value(a, x, var);
-    if (v == NULL)
-        return dflt;
-    return strcmp(v, "1") == 0 || strcmp(v, "true") == 0;
+    return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 }
 
-static void do_subscribe(struct req *r, struct xnode *sub, struct xnode *pubsub)
+static bool eq(const char *a, const char *b)
 {
-    const char *node = xml_attr(sub, "node");
-    struct ps_sub *s = NULL;
-    struct ps_err e;
-    if (node == NULL) {
-        fail(r, "bad-request", "modify", "nodeid-required", NULL);
-        return;
-    }
-    if (pubsub_subscribe(r->ps, r->who, node, xml_attr(sub, "jid"), &s, &e) != 0) {
-        send_error(r, &e);
-        return;
-    }
-    /* §6.3.7: subscribe and configure in one request. */
-    struct xnode *opts = xml_child(pubsub, NS_PUBSUB, "options");
-    struct xnode *x = opts ? xml_child(opts, NS_DATA, "x") : NULL;
-    if (x && !form_bool(r->a, x, "pubsub#deliver", true))
-        pubsub_set_sub_options(r->ps, r->who, node, s->jid, s->subid, false, &e);
-    struct xnode *rep = result(r);
-    struct xnode *p = rep ? xml_add_elem(r->a, rep, NS_PUBSUB, "pubsub") : NULL;
-    if (p == NULL || subscription_elem(r, p, NS_PUBSUB, node, s) == NULL)
-        return;
-    send_reply(r, rep);
-    struct ps_node *n = pubsub_node(r->ps, node);
-    if (n && s->state == SUB_SUBSCRIBED && n->cfg.send_last == PS_SEND_ON_SUB)
-        pubsub_send_last(r->ps, n, s->jid); /* §6.1.7 */
+    return a && b && strcmp(a, b) == 0;
 }
 
-static void do_unsubscribe(struct req *r, struct xnode *un)
+/* A submitted form's fields (none when x is NULL). With form_type, the
+ * form must be of that FORM_TYPE when it names one, and must name it when
+ * require_type (a form of type 'cancel' needs none: it has no fields). */
+static int form_fields(struct req *r, const struct xnode *x, const char *form_type,
+                       bool require_type, struct ps_field **f, size_t *n)
 {
-    struct ps_err e;
-    const char *node = xml_attr(un, "node");
-    if (node == NULL) {
-        fail(r, "bad-request", "modify", "nodeid-required", NULL);
-        return;
-    }
-    if (pubsub_unsubscribe(r->ps, r->who, node, xml_attr(un, "jid"), xml_attr(un, "subid"), &e)) {
-        send_error(r, &e);
-        return;
-    }
-    send_reply(r, result(r));
-}
-
-static struct xnode *sub_options_form(struct arena *a, bool deliver)
-{
-    struct xnode *x = xml_elem_new(a, NS_DATA, "x");
-    struct xnode *ft = x ? xml_add_elem(a, x, NS_DATA, "field") : NULL;
-    struct xnode *ftv = ft ? xml_add_elem(a, ft, NS_DATA, "value") : NULL;
-    struct xnode *d = x ? xml_add_elem(a, x, NS_DATA, "field") : NULL;
-    struct xnode *dv = d ? xml_add_elem(a, d, NS_DATA, "value") : NULL;
-    if (dv == NULL || ftv == NULL || xml_set_attr(a, x, "type", "form") ||
-        xml_set_attr(a, ft, "var", "FORM_TYPE") || xml_set_attr(a, ft, "type", "hidden") ||
-        xml_add_text(a, ftv, NS_SUB_OPTIONS, strlen(NS_SUB_OPTIONS)) ||
-        xml_set_attr(a, d, "var", "pubsub#deliver") || xml_set_attr(a, d, "type", "boolean") ||
-        xml_set_attr(a, d, "label", "Enable delivery?") || xml_add_text(a, dv, deliver ? "1" : "0", 1))
-        return NULL;
-    return x;
-}
-
-static void do_options(struct req *r, struct xnode *o, bool set)
-{
-    const char *node = xml_attr(o, "node");
-    const char *jid = xml_attr(o, "jid");
-    const char *subid = xml_attr(o, "subid");
-    struct ps_err e;
-    struct ps_node *n = node ? pubsub_node(r->ps, node) : NULL;
-    if (node == NULL) {
-        fail(r, "bad-request", "modify", "nodeid-required", NULL);
-        return;
-    }
-    if (n == NULL) {
-        fail(r, "item-not-found", "cancel", NULL, NULL);
-        return;
-    }
-    if (set) {
-        struct xnode *x = xml_child(o, NS_DATA, "x");
-        if (x == NULL) {
-            fail(r, "bad-request", "modify", "invalid-options", NULL);
-            return;
-        }
-        if (pubsub_set_sub_options(r->ps, r->who, node, jid, subid,
-                                   form_bool(r->a, x, "pubsub#deliver", true), &e) != 0) {
-            send_error(r, &e);
-            return;
-        }
-        send_reply(r, result(r));
-        return;
-    }
-    /* §6.3.2: find the subscription the request names. */
-    struct jid *j = arena_alloc(r->a, sizeof(*j));
-    char prepared[JID_MAX + 1], bare_who[JID_MAX + 1];
-    if (j == NULL || jid == NULL || jid_parse_str(j, jid) != 0 ||
-        jid_format(j, false, prepared, sizeof(prepared)) < 0) {
-        fail(r, "bad-request", "modify", "invalid-jid", NULL);
-        return;
-    }
-    snprintf(bare_who, sizeof(bare_who), "%.*s", (int)strcspn(r->who, "/"), r->who);
-    if (strncmp(prepared, bare_who, strlen(bare_who)) != 0 ||
-        (prepared[strlen(bare_who)] != '\0' && prepared[strlen(bare_who)] != '/')) {
-        fail(r, "forbidden", "auth", NULL, NULL); /* §6.3.4.2 */
-        return;
-    }
-    const struct ps_sub *found = NULL;
-    unsigned count = 0;
-    for (const struct ps_sub *s = n->subs; s; s = s->next) {
-        if (strcmp(s->jid, prepared) != 0)
-            continue;
-        count++;
-        if (subid == NULL || strcmp(subid, s->subid) == 0)
-            found = found ? found : s;
-    }
-    if (count == 0) {
-        fail(r, "unexpected-request", "cancel", "not-subscribed", NULL);
-        return;
-    }
-    if (subid == NULL && count > 1) {
-        fail(r, "bad-request", "modify", "subid-required", NULL);
-        return;
-    }
-    if (found == NULL) {
-        fail(r, "not-acceptable", "modify", "invalid-subid", NULL);
-        return;
-    }
-    struct xnode *rep = result(r);
-    struct xnode *oe = wrap(r, rep, NS_PUBSUB, "options", node);
-    struct xnode *x = oe ? sub_options_form(r->a, found->deliver) : NULL;
-    if (x == NULL || xml_set_attr(r->a, oe, "jid", found->jid) ||
-        xml_set_attr(r->a, oe, "subid", found->subid))
-        return;
-    xml_append(oe, x);
-    send_reply(r, rep);
-}
-
-static void do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
-{
-    struct arena *a = r->a;
-    const char *node = xml_attr(items, "node");
-    struct ps_err e;
-    if (node == NULL) {
-        fail(r, "bad-request", "modify", "nodeid-required", NULL);
-        return;
-    }
-    struct ps_node *n = pubsub_node(r->ps, node);
-    if (n == NULL) {
-        fail(r, "item-not-found", "cancel", NULL, NULL); /* §6.5.9.11 */
-        return;
-    }
-    if (pubsub_can_read(r->ps, n, r->who, &e) != 0) {
-        send_error(r, &e);
-        return;
-    }
-    if (n->cfg.node_type == PS_COLLECTION) {
-        /* A collection holds nodes, not items (XEP-0248). */
-        fail(r, "feature-not-implemented", "cancel", "unsupported", "retrieve-items");
-        return;
-    }
-    unsigned max = UINT32_MAX;
-    const char *mi = xml_attr(items, "max_items");
-    if (mi) {
-        char *end;
-        unsigned long v = strtoul(mi, &end, 10);
-        if (*mi < '0' || *mi > '9' || *end != '\0' || v == 0) {
-            fail(r, "bad-request", "modify", NULL, NULL);
-            return;
-        }
-        max = v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
-    }
-    /* XEP-0059 paging over the node's items in publication order:
-     * <before/> pages back (older), <after/> pages forward (newer). */
-    struct xnode *set = xml_child(pubsub, NS_RSM, "set");
-    uint64_t before = UINT64_MAX, after = UINT64_MAX;
-    int rc;
-    struct store_txn *t = pubsub_txn(r->ps, &rc);
-    if (t == NULL) {
-        fail(r, "internal-server-error", "wait", NULL, NULL);
-        return;
-    }
-    struct xnode *rep = result(r);
-    struct xnode *ie = wrap(r, rep, NS_PUBSUB, "items", node);
-    struct items_ctx c = {a, ie, NULL, true, false, NULL, 0, 0, NULL, NULL};
-    if (ie == NULL)
-        goto done;
-    if (set) {
-        struct xnode *m = xml_child(set, NS_RSM, "max");
-        struct xnode *b = xml_child(set, NS_RSM, "before");
-        struct xnode *af = xml_child(set, NS_RSM, "after");
-        if (xml_child(set, NS_RSM, "index")) {
-            pubsub_txn_done(r->ps, t);
-            fail(r, "feature-not-implemented", "cancel", NULL, NULL);
-            return;
-        }
-        if (m) {
-            const char *mt = xml_text(a, m);
-            char *end = NULL;
-            unsigned long v = mt ? strtoul(mt, &end, 10) : 0;
-            if (mt == NULL || *mt < '0' || *mt > '9' || *end != '\0') {
-                pubsub_txn_done(r->ps, t);
-                fail(r, "bad-request", "modify", NULL, NULL);
-                return;
-            }
-            if (v < max)
-                max = (unsigned)v;
-        }
-        const char *bt = b ? xml_text(a, b) : NULL;
-        const char *at = af ? xml_text(a, af) : NULL;
-        const char *cursor = (bt && bt[0]) ? bt : (at && at[0]) ? at : NULL;
-        /* XEP-0059 §2: the set is the items in publication order; without
-         * a cursor the first page is the oldest, <before/> asks for the last. */
-        if (cursor == NULL && b == NULL)
-            after = 0;
-        if (cursor) {
-            struct store_item it;
-            if (store_item_get(t, n->id, cursor, strlen(cursor), &it) != 0) {
-                pubsub_txn_done(r->ps, t);
-                fail(r, "item-not-found", "cancel", NULL, NULL); /* XEP-0059 §2.5 */
-                return;
-            }
-            if (cursor == bt)
-                before = it.seq;
-            else
-                after = it.seq;
-        }
-    }
-    if (xml_child(items, NS_PUBSUB, "item")) {
-        /* §6.5.8: particular items by id. */
-        for (struct xnode *it = xml_first_elem(items); it; it = xml_next_elem(it)) {
-            const char *id = xml_attr(it, "id");
-            struct store_item si;
-            if (id == NULL)
-                continue;
-            rc = store_item_get(t, n->id, id, strlen(id), &si);
-            if (rc == HERALD_ENOTFOUND)
-                continue;
-            if (rc != 0 || collect_item(&c, &si) != 0)
-                goto fail;
-        }
-        for (size_t i = 0; i < c.n; i++)
-            xml_append(ie, c.list[i]);
-    } else {
-        const char *first, *last;
-        if (after != UINT64_MAX) {
-            rc = store_items_oldest(t, n->id, after, max, collect_item, &c);
-            for (size_t i = 0; i < c.n; i++)
-                xml_append(ie, c.list[i]);
-            first = c.first, last = c.last; /* collected oldest first */
-        } else {
-            rc = store_items_newest(t, n->id, before, max, collect_item, &c);
-            /* Oldest first within the returned set. */
-            for (size_t i = c.n; i-- > 0;)
-                xml_append(ie, c.list[i]);
-            first = c.last, last = c.first;
-        }
-        if (rc != 0)
-            goto fail;
-        if (set) {
-            struct xnode *rs = xml_add_elem(a, xml_first_elem(rep), NS_RSM, "set");
-            char cnt[16];
-            snprintf(cnt, sizeof(cnt), "%u", n->item_count);
-            struct xnode *ce = rs ? xml_add_elem(a, rs, NS_RSM, "count") : NULL;
-            if (ce == NULL || xml_add_text(a, ce, cnt, strlen(cnt)))
-                goto fail;
-            if (c.n) {
-                struct xnode *fe = xml_add_elem(a, rs, NS_RSM, "first");
-                struct xnode *le = xml_add_elem(a, rs, NS_RSM, "last");
-                if (fe == NULL || le == NULL || xml_add_text(a, fe, first, strlen(first)) ||
-                    xml_add_text(a, le, last, strlen(last)))
-                    goto fail;
-            }
-        }
-    }
-done:
-    pubsub_txn_done(r->ps, t);
-    send_reply(r, rep);
-    return;
-fail:
-    pubsub_txn_done(r->ps, t);
-    fail(r, "internal-server-error", "wait", NULL, NULL);
-}
-
-/* §5.6 and §5.7: what the requester has, across nodes or for one. */
-static void do_own_list(struct req *r, struct xnode *q, bool affs)
-{
-    const char *only = xml_attr(q, "node");
-    char bare[JID_MAX + 1];
-    snprintf(bare, sizeof(bare), "%.*s", (int)strcspn(r->who, "/"), r->who);
-    struct xnode *rep = result(r);
-    struct xnode *list = wrap(r, rep, NS_PUBSUB, affs ? "affiliations" : "subscriptions", only);
-    if (list == NULL)
-        return;
-    struct ps_node *n, *tmp;
-    HASH_ITER(hh, r->ps->nodes, n, tmp) {
-        if (only && strcmp(only, n->name) != 0)
-            continue;
-        if (affs) {
-            uint8_t aff = pubsub_affiliation(n, bare);
-            if (aff == AFF_NONE)
-                continue;
-            struct xnode *e = xml_add_elem(r->a, list, NS_PUBSUB, "affiliation");
-            if (e == NULL || xml_set_attr(r->a, e, "node", n->name) ||
-                xml_set_attr(r->a, e, "affiliation", aff_names[aff]))
-                return;
-            continue;
-        }
-        for (struct ps_sub *s = n->subs; s; s = s->next) {
-            size_t bl = strlen(bare);
-            if (strncmp(s->jid, bare, bl) != 0 || (s->jid[bl] != '\0' && s->jid[bl] != '/'))
-                continue;
-            if (subscription_elem(r, list, NS_PUBSUB, n->name, s) == NULL)
-                return;
-        }
-    }
-    send_reply(r, rep);
-}
-
-static void do_default_sub(struct req *r)
-{
-    struct xnode *rep = result(r);
-    struct xnode *d = wrap(r, rep, NS_PUBSUB, "default", NULL);
-    struct xnode *x = d ? sub_options_form(r->a, true) : NULL;
+    *f = NULL;
+    *n = 0;
     if (x == NULL)
-        return;
-    xml_append(d, x);
-    send_reply(r, rep);
+        return 0;
+    const char *ft = ps_form_type(r->a, x);
+    bool cancel = eq(xml_attr(x, "type"), "cancel");
+    if (form_type && !cancel &&
+        ((ft == NULL && require_type) || (ft && strcmp(ft, form_type) != 0)))
+        return HERALD_EINVALID_OPTIONS;
+    return ps_form_fields(r->a, x, f, n);
 }
 
-/* XEP-0060 §6-7: one action per <pubsub/>, with only its known companion
- * (create+configure, publish+publish-options, subscribe+options) and an
- * XEP-0059 <set/> for items. */
+/* A positive whole number (XEP-0060 max_items, XEP-0059 <max/> when
+ * zero_ok). Returns 0 or HERALD_EINVAL. */
+static int parse_count(const char *s, bool zero_ok, unsigned *out)
+{
+    if (s == NULL || s[0] < '0' || s[0] > '9')
+        return HERALD_EINVAL;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || (v == 0 && !zero_ok))
+        return HERALD_EINVAL;
+    *out = v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+    return 0;
+}
+
+static int name_index(const char *s, const char *const *names, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* ---- the table ---- */
+
+enum { IQ_GET = 1, IQ_SET = 2 };
+/* Row flags. There is no owner-only flag: every owner use case is checked
+ * by the service itself (pubsub.h), so the edge cannot forget one. */
+enum { NEEDS_NODE = 1 }; /* a missing node attribute is <nodeid-required/> */
+
+/* op: the action element (the child of <pubsub/>, or the iq's child for
+ * the other namespaces); pubsub: its <pubsub/> (or op again). */
+typedef int ps_iq_fn(struct req *r, struct xnode *op, struct xnode *pubsub);
+
+struct ps_iq_row {
+    const char *ns;   /* of <pubsub/>, or of the iq's child */
+    const char *elem; /* the action element */
+    unsigned types;   /* IQ_GET | IQ_SET */
+    unsigned flags;
+    ps_iq_fn *fn;
+    const char *const *features; /* XEP-0060 §10 names (pubsub#<name>) or URIs */
+};
+
+#define FEATURES(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define NO_FEATURES NULL
+
+static ps_iq_fn disco_info, disco_items, do_ping, do_create, do_publish, do_retract, do_subscribe,
+    do_unsubscribe, do_options, do_items, do_own_subscriptions, do_own_affiliations, do_default_sub,
+    owner_configure, owner_default, owner_delete, owner_purge, owner_subscriptions,
+    owner_affiliations, do_command;
+
+/* Each feature sits on the row whose handler implements it (access models
+ * and affiliations are set through configure and affiliations). */
+static const struct ps_iq_row pubsub_iq_table[] = {
+    {NS_DISCO_INFO, "query", IQ_GET, 0, disco_info, FEATURES(NS_DISCO_INFO, "meta-data")},
+    {NS_DISCO_ITEMS, "query", IQ_GET, 0, disco_items, FEATURES(NS_DISCO_ITEMS)},
+    {NS_PING, "ping", IQ_GET, 0, do_ping, NO_FEATURES},
+    /* XEP-0060 §6-7: entity use cases. */
+    {NS_PUBSUB, "create", IQ_SET, 0, do_create,
+     FEATURES("create-nodes", "instant-nodes", "create-and-configure", "collections")},
+    {NS_PUBSUB, "publish", IQ_SET, NEEDS_NODE, do_publish,
+     FEATURES("publish", "publish-options", "item-ids", "persistent-items")},
+    {NS_PUBSUB, "retract", IQ_SET, NEEDS_NODE, do_retract,
+     FEATURES("retract-items", "delete-items")},
+    {NS_PUBSUB, "subscribe", IQ_SET, NEEDS_NODE, do_subscribe,
+     FEATURES("subscribe", "multi-subscribe", "last-published", "subscription-notifications")},
+    {NS_PUBSUB, "unsubscribe", IQ_SET, NEEDS_NODE, do_unsubscribe, NO_FEATURES},
+    {NS_PUBSUB, "options", IQ_GET | IQ_SET, NEEDS_NODE, do_options,
+     FEATURES("subscription-options")},
+    {NS_PUBSUB, "items", IQ_GET, NEEDS_NODE, do_items, FEATURES("retrieve-items")},
+    {NS_PUBSUB, "subscriptions", IQ_GET, 0, do_own_subscriptions,
+     FEATURES("retrieve-subscriptions")},
+    {NS_PUBSUB, "affiliations", IQ_GET, 0, do_own_affiliations, FEATURES("retrieve-affiliations")},
+    {NS_PUBSUB, "default", IQ_GET, 0, do_default_sub, FEATURES("retrieve-default-sub")},
+    /* XEP-0060 §8: owner use cases. */
+    {NS_OWNER, "configure", IQ_GET | IQ_SET, NEEDS_NODE, owner_configure,
+     FEATURES("config-node", "access-open", "access-presence", "access-authorize",
+              "access-whitelist")},
+    {NS_OWNER, "default", IQ_GET, 0, owner_default, FEATURES("retrieve-default")},
+    {NS_OWNER, "delete", IQ_SET, NEEDS_NODE, owner_delete, FEATURES("delete-nodes")},
+    {NS_OWNER, "purge", IQ_SET, NEEDS_NODE, owner_purge, FEATURES("purge-nodes")},
+    {NS_OWNER, "subscriptions", IQ_GET | IQ_SET, NEEDS_NODE, owner_subscriptions,
+     FEATURES("manage-subscriptions")},
+    {NS_OWNER, "affiliations", IQ_GET | IQ_SET, NEEDS_NODE, owner_affiliations,
+     FEATURES("modify-affiliations", "publisher-affiliation", "publish-only-affiliation",
+              "member-affiliation", "outcast-affiliation")},
+    /* §8.7 through XEP-0050. */
+    {NS_COMMANDS, "command", IQ_SET, 0, do_command, FEATURES(NS_COMMANDS, "get-pending")},
+};
+#define NROWS (sizeof(pubsub_iq_table) / sizeof(pubsub_iq_table[0]))
+
+static bool wrapped_ns(const char *ns)
+{
+    return strcmp(ns, NS_PUBSUB) == 0 || strcmp(ns, NS_OWNER) == 0;
+}
+
+/* XEP-0060 §14 (schema): one action per <pubsub/>, with only its known
+ * companion (create+configure, publish+publish-options, subscribe+options)
+ * and an XEP-0059 <set/> beside <items/>. */
 static bool one_action(const struct xnode *pubsub, const struct xnode *op)
 {
     static const char *const pairs[][2] = {
-        {"create", "configure"}, {"publish", "publish-options"}, {"subscribe", "options"},
+        {"create", "configure"},
+        {"publish", "publish-options"},
+        {"subscribe", "options"},
     };
     for (struct xnode *c = xml_first_elem(pubsub); c; c = xml_next_elem(c)) {
         if (c == op)
@@ -759,244 +391,981 @@ static bool one_action(const struct xnode *pubsub, const struct xnode *op)
     return true;
 }
 
-static void entity(struct req *r, struct xnode *pubsub, bool set)
+static int dispatch(struct req *r, unsigned type)
 {
-    struct xnode *op = xml_first_elem(pubsub);
-    if (op == NULL || strcmp(op->ns, NS_PUBSUB) != 0 || !one_action(pubsub, op)) {
-        fail(r, "bad-request", "modify", NULL, NULL);
-        return;
+    /* RFC 6120 §8.2.3: a get or set has exactly one payload child. */
+    struct xnode *child = xml_first_elem(r->iq);
+    if (child == NULL || xml_next_elem(child) != NULL)
+        return HERALD_EINVAL;
+    struct xnode *op = child;
+    bool wrapped = strcmp(child->name, "pubsub") == 0 && wrapped_ns(child->ns);
+    if (wrapped) {
+        op = xml_first_elem(child);
+        if (op == NULL || strcmp(op->ns, child->ns) != 0 || !one_action(child, op))
+            return HERALD_EINVAL;
     }
-    const char *name = op->name;
-    if (set && strcmp(name, "create") == 0)
-        do_create(r, op, pubsub);
-    else if (set && strcmp(name, "publish") == 0)
-        do_publish(r, op, pubsub);
-    else if (set && strcmp(name, "retract") == 0)
-        do_retract(r, op);
-    else if (set && strcmp(name, "subscribe") == 0)
-        do_subscribe(r, op, pubsub);
-    else if (set && strcmp(name, "unsubscribe") == 0)
-        do_unsubscribe(r, op);
-    else if (strcmp(name, "options") == 0)
-        do_options(r, op, set);
-    else if (!set && strcmp(name, "items") == 0)
-        do_items(r, op, pubsub);
-    else if (!set && strcmp(name, "subscriptions") == 0)
-        do_own_list(r, op, false);
-    else if (!set && strcmp(name, "affiliations") == 0)
-        do_own_list(r, op, true);
-    else if (!set && strcmp(name, "default") == 0)
-        do_default_sub(r);
-    else
-        fail(r, "feature-not-implemented", "cancel", "unsupported", name);
+    for (size_t i = 0; i < NROWS; i++) {
+        const struct ps_iq_row *row = &pubsub_iq_table[i];
+        if (wrapped_ns(row->ns) != wrapped || strcmp(row->ns, op->ns) != 0 ||
+            strcmp(row->elem, op->name) != 0 || !(row->types & type))
+            continue;
+        if ((row->flags & NEEDS_NODE) && xml_attr(op, "node") == NULL)
+            return HERALD_ENODEID_REQUIRED;
+        return row->fn(r, op, child);
+    }
+    if (wrapped) {
+        /* A pubsub request we do not implement (§7-8 "unsupported"). */
+        r->feature = op->name;
+        return HERALD_EUNSUPPORTED;
+    }
+    return HERALD_EUNAVAIL;
 }
 
-/* ---- owner requests (http://jabber.org/protocol/pubsub#owner, §8) ---- */
-
-static struct ps_node *owned(struct req *r, const char *node)
-{
-    struct ps_node *n = node ? pubsub_node(r->ps, node) : NULL;
-    if (node == NULL)
-        fail(r, "bad-request", "modify", "nodeid-required", NULL);
-    else if (n == NULL)
-        fail(r, "item-not-found", "cancel", NULL, NULL);
-    else if (pubsub_affiliation(n, r->who) != AFF_OWNER)
-        fail(r, "forbidden", "auth", NULL, NULL);
-    else
-        return n;
-    return NULL;
-}
-
-static void owner_configure(struct req *r, struct xnode *op, bool set)
-{
-    const char *node = xml_attr(op, "node");
-    struct ps_err e;
-    if (set) {
-        struct xnode *x = xml_child(op, NS_DATA, "x");
-        if (x == NULL) {
-            fail(r, "bad-request", "modify", NULL, NULL);
-            return;
-        }
-        const char *ft = ps_form_type(r->a, x);
-        const char *type = xml_attr(x, "type");
-        if ((type == NULL || strcmp(type, "cancel") != 0) && ft && strcmp(ft, NS_NODE_CONFIG) != 0) {
-            fail(r, "bad-request", "modify", "invalid-options", NULL);
-            return;
-        }
-        if (pubsub_configure(r->ps, r->who, node, x, r->a, &e) != 0) {
-            send_error(r, &e);
-            return;
-        }
-        send_reply(r, result(r));
-        return;
-    }
-    struct ps_node *n = owned(r, node);
-    if (n == NULL)
-        return;
-    struct xnode *rep = result(r);
-    struct xnode *c = wrap(r, rep, NS_OWNER, "configure", node);
-    struct xnode *x = c ? ps_config_form(r->a, &n->cfg, &r->ps->caps) : NULL;
-    if (x == NULL)
-        return;
-    xml_append(c, x);
-    send_reply(r, rep);
-}
-
-static void owner_list(struct req *r, struct xnode *op, bool set, bool affs)
-{
-    const char *node = xml_attr(op, "node");
-    struct ps_node *n = owned(r, node);
-    struct ps_err e;
-    if (n == NULL)
-        return;
-    if (set) {
-        /* §8.8.2.4, §8.9.2.4: entries that cannot be applied are returned
-         * in the error with their current value; the others take effect. */
-        const char *child = affs ? "affiliation" : "subscription";
-        struct xnode *refused = xml_elem_new(r->a, NS_OWNER, "pubsub");
-        struct xnode *rlist = refused ? xml_add_elem(r->a, refused, NS_OWNER,
-                                                     affs ? "affiliations" : "subscriptions") : NULL;
-        struct ps_err first = {NULL, NULL, NULL, NULL, NULL};
-        if (rlist == NULL || xml_set_attr(r->a, rlist, "node", node))
-            return;
-        for (struct xnode *c = xml_first_elem(op); c; c = xml_next_elem(c)) {
-            if (strcmp(c->name, child) != 0)
-                continue;
-            const char *jid = xml_attr(c, "jid");
-            int v = affs ? aff_parse(xml_attr(c, child)) : sub_parse(xml_attr(c, child));
-            if (v < 0 || jid == NULL) {
-                fail(r, "bad-request", "modify", NULL, NULL);
-                return;
-            }
-            int rc = affs ? pubsub_owner_set_aff(r->ps, r->who, node, jid, (uint8_t)v, &e)
-                          : pubsub_owner_set_sub(r->ps, r->who, node, jid, (uint8_t)v, &e);
-            if (rc == 0)
-                continue;
-            if (strcmp(e.cond, "not-acceptable") != 0 || (n = pubsub_node(r->ps, node)) == NULL) {
-                send_error(r, &e);
-                return;
-            }
-            if (first.cond == NULL)
-                first = e;
-            struct xnode *back = xml_add_elem(r->a, rlist, NS_OWNER, child);
-            const char *now = affs ? aff_names[pubsub_affiliation(n, jid)] : "none";
-            if (back == NULL || xml_set_attr(r->a, back, "jid", jid) || xml_set_attr(r->a, back, child, now))
-                return;
-        }
-        if (first.cond != NULL)
-            send_error_with(r, &first, refused);
-        else
-            send_reply(r, result(r));
-        return;
-    }
-    struct xnode *rep = result(r);
-    struct xnode *list = wrap(r, rep, NS_OWNER, affs ? "affiliations" : "subscriptions", node);
-    if (list == NULL)
-        return;
-    if (affs) {
-        struct ps_aff_rec *ar, *tmp;
-        HASH_ITER(hh, n->affs, ar, tmp) {
-            struct xnode *e2 = xml_add_elem(r->a, list, NS_OWNER, "affiliation");
-            if (e2 == NULL || xml_set_attr(r->a, e2, "jid", ar->jid) ||
-                xml_set_attr(r->a, e2, "affiliation", aff_names[ar->aff]))
-                return;
-        }
-    } else {
-        for (struct ps_sub *s = n->subs; s; s = s->next)
-            if (subscription_elem(r, list, NS_OWNER, NULL, s) == NULL)
-                return;
-    }
-    send_reply(r, rep);
-}
-
-static void owner(struct req *r, struct xnode *pubsub, bool set)
-{
-    struct xnode *op = xml_first_elem(pubsub);
-    struct ps_err e;
-    if (op == NULL || strcmp(op->ns, NS_OWNER) != 0) {
-        fail(r, "bad-request", "modify", NULL, NULL);
-        return;
-    }
-    const char *name = op->name;
-    if (strcmp(name, "configure") == 0) {
-        owner_configure(r, op, set);
-    } else if (!set && strcmp(name, "default") == 0) {
-        struct ps_config cfg;
-        ps_config_defaults(&cfg, &r->ps->caps);
-        struct xnode *rep = result(r);
-        struct xnode *d = wrap(r, rep, NS_OWNER, "default", NULL);
-        struct xnode *x = d ? ps_config_form(r->a, &cfg, &r->ps->caps) : NULL;
-        if (x == NULL)
-            return;
-        xml_append(d, x);
-        send_reply(r, rep);
-    } else if (set && strcmp(name, "delete") == 0) {
-        struct xnode *redirect = xml_child(op, NS_OWNER, "redirect");
-        if (pubsub_delete(r->ps, r->who, xml_attr(op, "node"),
-                          redirect ? xml_attr(redirect, "uri") : NULL, &e) != 0)
-            send_error(r, &e);
-        else
-            send_reply(r, result(r));
-    } else if (set && strcmp(name, "purge") == 0) {
-        if (pubsub_purge(r->ps, r->who, xml_attr(op, "node"), &e) != 0)
-            send_error(r, &e);
-        else
-            send_reply(r, result(r));
-    } else if (strcmp(name, "subscriptions") == 0) {
-        owner_list(r, op, set, false);
-    } else if (strcmp(name, "affiliations") == 0) {
-        owner_list(r, op, set, true);
-    } else {
-        fail(r, "feature-not-implemented", "cancel", "unsupported", name);
-    }
-}
-
-void pubsub_handle_iq(struct ps_service *ps, struct session *from, struct xnode *iq, struct arena *a)
+void ps_xmpp_handle_iq(struct ps_xmpp *x, struct session *from, struct xnode *iq, struct arena *a)
 {
     const char *type = xml_attr(iq, "type");
-    bool set = strcmp(type, "set") == 0;
-    if (!set && strcmp(type, "get") != 0)
+    unsigned t = eq(type, "get") ? IQ_GET : eq(type, "set") ? IQ_SET : 0;
+    if (t == 0)
         return; /* results and errors need no answer */
-    struct req r = {ps, from, iq, a, from->full};
-    struct xnode *child = xml_first_elem(iq);
-    if (child == NULL || xml_next_elem(child) != NULL) {
-        fail(&r, "bad-request", "modify", NULL, NULL);
-        return;
-    }
-    if (!set && strcmp(child->ns, NS_DISCO_INFO) == 0 && strcmp(child->name, "query") == 0)
-        disco_info(&r, child);
-    else if (!set && strcmp(child->ns, NS_DISCO_ITEMS) == 0 && strcmp(child->name, "query") == 0)
-        disco_items(&r, child);
-    else if (strcmp(child->ns, NS_PUBSUB) == 0 && strcmp(child->name, "pubsub") == 0)
-        entity(&r, child, set);
-    else if (strcmp(child->ns, NS_OWNER) == 0 && strcmp(child->name, "pubsub") == 0)
-        owner(&r, child, set);
-    else if (!set && strcmp(child->ns, NS_PING) == 0 && strcmp(child->name, "ping") == 0)
-        send_reply(&r, result(&r));
-    else
-        fail(&r, "service-unavailable", "cancel", NULL, NULL);
+    struct req r;
+    memset(&r, 0, sizeof(r));
+    r.x = x;
+    r.ps = x->ps;
+    r.iq = iq;
+    r.a = a;
+    r.who = from->full;
+    int rc = dispatch(&r, t);
+    if (rc != 0)
+        send_error(&r, rc);
 }
 
-/* §8.6: an owner answers a subscription request with the submitted form. */
-void pubsub_handle_message(struct ps_service *ps, struct session *from, struct xnode *msg,
-                           struct arena *a)
+/* ---- disco (XEP-0030, XEP-0060 §5) ---- */
+
+static char *concat(struct arena *a, const char *p, const char *s)
 {
-    const char *type = xml_attr(msg, "type");
-    if (type && strcmp(type, "error") == 0)
+    size_t pl = strlen(p), sl = strlen(s);
+    char *out = arena_alloc(a, pl + sl + 1);
+    if (out) {
+        memcpy(out, p, pl);
+        memcpy(out + pl, s, sl + 1);
+    }
+    return out;
+}
+
+static int add_feature(struct arena *a, struct xnode *q, const char *var)
+{
+    struct xnode *f = xml_add_elem(a, q, NS_DISCO_INFO, "feature");
+    return f && xml_set_attr(a, f, "var", var) == 0 ? 0 : HERALD_ENOMEM;
+}
+
+/* Whether feature k of row i already appeared in an earlier position. */
+static bool seen_before(size_t i, size_t k, const char *f)
+{
+    for (size_t j = 0; j <= i; j++) {
+        const char *const *fs = pubsub_iq_table[j].features;
+        for (size_t m = 0; fs && fs[m] && (j < i || m < k); m++)
+            if (strcmp(fs[m], f) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* §5.1: the service's features, generated from the table. */
+static int service_features(struct req *r, struct xnode *q)
+{
+    int rc = add_feature(r->a, q, NS_PUBSUB);
+    for (size_t i = 0; rc == 0 && i < NROWS; i++) {
+        const char *const *fs = pubsub_iq_table[i].features;
+        for (size_t k = 0; rc == 0 && fs && fs[k]; k++) {
+            if (seen_before(i, k, fs[k]))
+                continue;
+            const char *var = strchr(fs[k], ':') ? fs[k] : concat(r->a, NS_PUBSUB "#", fs[k]);
+            rc = var ? add_feature(r->a, q, var) : HERALD_ENOMEM;
+        }
+    }
+    /* §7.1.4: only when publishing to a missing node creates it. */
+    if (rc == 0 && pubsub_auto_create(r->ps))
+        rc = add_feature(r->a, q, NS_PUBSUB "#auto-create");
+    return rc;
+}
+
+static int disco_info(struct req *r, struct xnode *q, struct xnode *unused)
+{
+    struct arena *a = r->a;
+    const char *node = xml_attr(q, "node");
+    struct xnode *rep = result(r);
+    struct xnode *res = rep ? xml_add_elem(a, rep, NS_DISCO_INFO, "query") : NULL;
+    struct xnode *id = res ? xml_add_elem(a, res, NS_DISCO_INFO, "identity") : NULL;
+    if (id == NULL)
+        return HERALD_ENOMEM;
+    if (node == NULL) {
+        if (attrs(a, id, "category", "pubsub", "type", "service", "name", "Herald pubsub") != 0 ||
+            service_features(r, res) != 0)
+            return HERALD_ENOMEM;
+        return answer(r, rep);
+    }
+    if (xml_set_attr(a, res, "node", node) != 0)
+        return HERALD_ENOMEM;
+    if (strcmp(node, NODE_GET_PENDING) == 0) {
+        /* XEP-0050 §2.3: the command's own node. */
+        if (attrs(a, id, "category", "automation", "type", "command-node", "name",
+                  GET_PENDING_NAME) != 0 ||
+            add_feature(a, res, NS_COMMANDS) != 0 || add_feature(a, res, NS_DATA) != 0)
+            return HERALD_ENOMEM;
+        return answer(r, rep);
+    }
+    /* §5.3, §5.4: the node's identity (clients such as Smack need leaf or
+     * collection) and its meta-data form. */
+    struct ps_node_info info;
+    int rc = pubsub_node_get(r->ps, r->who, node, &info);
+    if (rc != 0)
+        return from_service(r, rc);
+    struct xnode *md = ps_form_metadata(a, &info, pubsub_caps(r->ps));
+    if (md == NULL ||
+        attrs(a, id, "category", "pubsub", "type",
+              info.config.node_type == PS_COLLECTION ? "collection" : "leaf", NULL, NULL) != 0 ||
+        add_feature(a, res, NS_PUBSUB) != 0)
+        return HERALD_ENOMEM;
+    xml_append(res, md);
+    return answer(r, rep);
+}
+
+struct list_ctx {
+    struct req *r;
+    struct xnode *parent;
+    bool nomem; /* the walk stopped for lack of memory (ours, not the service's) */
+};
+
+static int add_node_item(void *ud, const struct ps_node_info *n)
+{
+    struct list_ctx *c = ud;
+    struct xnode *it = xml_add_elem(c->r->a, c->parent, NS_DISCO_ITEMS, "item");
+    if (attrs(c->r->a, it, "jid", c->r->x->jid, "node", n->name, "name",
+              n->config.title[0] ? n->config.title : NULL) != 0) {
+        c->nomem = true;
+        return HERALD_ENOMEM;
+    }
+    return 0;
+}
+
+static int add_item_id(void *ud, const struct ps_item *it)
+{
+    struct list_ctx *c = ud;
+    struct xnode *e = xml_add_elem(c->r->a, c->parent, NS_DISCO_ITEMS, "item");
+    char *id = e ? arena_strndup(c->r->a, it->id, it->id_len) : NULL;
+    if (id == NULL || attrs(c->r->a, e, "jid", c->r->x->jid, "name", id, NULL, NULL) != 0) {
+        c->nomem = true;
+        return HERALD_ENOMEM;
+    }
+    return 0;
+}
+
+static int disco_items(struct req *r, struct xnode *q, struct xnode *unused)
+{
+    struct arena *a = r->a;
+    const char *node = xml_attr(q, "node");
+    struct xnode *rep = result(r);
+    struct xnode *res = rep ? xml_add_elem(a, rep, NS_DISCO_ITEMS, "query") : NULL;
+    struct list_ctx c = {r, res, false};
+    int rc;
+    if (res == NULL || (node && xml_set_attr(a, res, "node", node) != 0))
+        return HERALD_ENOMEM;
+    if (node == NULL) {
+        /* §5.2: the nodes the requester may see (the service's listing policy). */
+        rc = pubsub_nodes(r->ps, r->who, NULL, add_node_item, &c);
+    } else if (strcmp(node, NS_COMMANDS) == 0) {
+        /* XEP-0050 §2.2: the commands the service offers. */
+        struct xnode *it = xml_add_elem(a, res, NS_DISCO_ITEMS, "item");
+        rc = attrs(a, it, "jid", r->x->jid, "node", NODE_GET_PENDING, "name", GET_PENDING_NAME);
+        c.nomem = rc != 0;
+    } else {
+        struct ps_node_info info;
+        rc = pubsub_node_get(r->ps, r->who, node, &info);
+        if (rc == 0 && info.config.node_type == PS_COLLECTION) {
+            /* XEP-0248: a collection's items are its child nodes. */
+            rc = pubsub_nodes(r->ps, r->who, node, add_node_item, &c);
+        } else if (rc == 0) {
+            /* §5.5: a leaf's items, by id, oldest first. */
+            struct ps_items_query iq;
+            memset(&iq, 0, sizeof(iq));
+            iq.oldest_first = true;
+            rc = pubsub_items(r->ps, r->who, node, &iq, add_item_id, &c);
+        }
+    }
+    if (rc != 0)
+        return c.nomem ? HERALD_ENOMEM : from_service(r, rc);
+    return answer(r, rep);
+}
+
+static int do_ping(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    return answer(r, result(r));
+}
+
+/* ---- entity use cases (XEP-0060 §6-7) ---- */
+
+static int do_create(struct req *r, struct xnode *create, struct xnode *pubsub)
+{
+    /* §8.1.3: create and configure in one request. */
+    struct xnode *configure = xml_child(pubsub, NS_PUBSUB, "configure");
+    struct xnode *form = configure ? xml_child(configure, NS_DATA, "x") : NULL;
+    const char *node = xml_attr(create, "node");
+    struct ps_field *f;
+    size_t nf;
+    char name[PS_NODE_NAME_MAX + 1];
+    int rc = form_fields(r, form, NULL, false, &f, &nf);
+    if (rc != 0)
+        return rc;
+    if ((rc = pubsub_create(r->ps, r->who, node, f, nf, name)) != 0)
+        return from_service(r, rc);
+    struct xnode *rep = result(r);
+    /* §8.1.2: an instant node's name goes back to its owner. */
+    if (node == NULL && wrap(r, rep, NS_PUBSUB, "create", name) == NULL)
+        return HERALD_ENOMEM;
+    return answer(r, rep);
+}
+
+static int do_publish(struct req *r, struct xnode *publish, struct xnode *pubsub)
+{
+    struct xnode *item = xml_child(publish, NS_PUBSUB, "item");
+    struct xnode *pl = item ? xml_first_elem(item) : NULL;
+    struct xnode *po = xml_child(pubsub, NS_PUBSUB, "publish-options");
+    struct xnode *x = po ? xml_child(po, NS_DATA, "x") : NULL;
+    struct xnode *rep, *p, *it;
+    struct ps_field *opts;
+    size_t nopts;
+    struct ps_publish req;
+    struct ps_published out;
+    struct buf payload;
+    int rc;
+    memset(&req, 0, sizeof(req));
+    buf_init(&payload, 0);
+    req.node = xml_attr(publish, "node");
+    /* §7.1.3.6: one item per publish, one payload element per item. */
+    if (xml_count_elems(publish) > 1 || (item && xml_count_elems(item) > 1)) {
+        rc = HERALD_EINVALID_PAYLOAD;
+        goto done;
+    }
+    /* §7.1.5: the preconditions form must say what it is. */
+    if ((rc = form_fields(r, x, NS_PUBLISH_OPTIONS, true, &opts, &nopts)) != 0)
+        goto done;
+    req.options = opts;
+    req.noptions = nopts;
+    if (item) {
+        req.has_item = true;
+        req.item_id = xml_attr(item, "id");
+    }
+    if (pl) {
+        /* "\x01" is no namespace: the payload root always declares its own. */
+        xml_serialize(&payload, pl, "\x01");
+        if (!buf_ok(&payload)) {
+            rc = HERALD_ENOMEM;
+            goto done;
+        }
+        req.payload = payload.data;
+        req.payload_len = payload.len;
+    }
+    if ((rc = pubsub_publish(r->ps, r->who, &req, &out)) != 0) {
+        rc = from_service(r, rc);
+        goto done;
+    }
+    rep = result(r);
+    p = wrap(r, rep, NS_PUBSUB, "publish", req.node);
+    it = p ? xml_add_elem(r->a, p, NS_PUBSUB, "item") : NULL;
+    rc =
+        attrs(r->a, it, "id", out.id, NULL, NULL, NULL, NULL) != 0 ? HERALD_ENOMEM : answer(r, rep);
+done:
+    buf_free(&payload);
+    return rc;
+}
+
+static int do_retract(struct req *r, struct xnode *retract, struct xnode *unused)
+{
+    struct xnode *item = xml_child(retract, NS_PUBSUB, "item");
+    const char *id = item ? xml_attr(item, "id") : NULL;
+    if (id == NULL || id[0] == '\0')
+        return HERALD_EITEM_REQUIRED; /* §7.2.3.4 */
+    int rc = pubsub_retract(r->ps, r->who, xml_attr(retract, "node"), id,
+                            is_true(xml_attr(retract, "notify")));
+    if (rc != 0)
+        return from_service(r, rc);
+    return answer(r, result(r));
+}
+
+static struct xnode *subscription_elem(struct req *r, struct xnode *parent, const char *ns,
+                                       const char *node, const char *jid, const char *subid,
+                                       uint8_t state)
+{
+    struct xnode *e = xml_add_elem(r->a, parent, ns, "subscription");
+    if (attrs(r->a, e, "node", node, "jid", jid, "subid", subid) != 0 ||
+        xml_set_attr(r->a, e, "subscription", sub_names[state < NSUB ? state : 0]) != 0)
+        return NULL;
+    return e;
+}
+
+static int do_subscribe(struct req *r, struct xnode *sub, struct xnode *pubsub)
+{
+    const char *node = xml_attr(sub, "node");
+    const char *jid = xml_attr(sub, "jid");
+    struct ps_field *f;
+    size_t nf;
+    struct ps_subscription s;
+    if (jid == NULL)
+        return HERALD_EINVALID_JID; /* §6.1.3.1: the jid names the subscriber */
+    /* §6.3.7: subscribe and configure in one request; invalid options
+     * refuse the whole request (no subscription is left behind). */
+    struct xnode *opts = xml_child(pubsub, NS_PUBSUB, "options");
+    struct xnode *x = opts ? xml_child(opts, NS_DATA, "x") : NULL;
+    int rc = form_fields(r, x, NS_SUB_OPTIONS, false, &f, &nf);
+    if (rc != 0)
+        return rc;
+    if ((rc = pubsub_subscribe(r->ps, r->who, node, jid, f, nf, &s)) != 0)
+        return from_service(r, rc);
+    /* The last published item (§6.1.7) is the service's PS_EV_LAST_ITEM. */
+    struct xnode *rep = result(r);
+    struct xnode *p = rep ? xml_add_elem(r->a, rep, NS_PUBSUB, "pubsub") : NULL;
+    if (p == NULL || subscription_elem(r, p, NS_PUBSUB, node, s.jid, s.subid, s.state) == NULL)
+        return HERALD_ENOMEM;
+    return answer(r, rep);
+}
+
+static int do_unsubscribe(struct req *r, struct xnode *un, struct xnode *unused)
+{
+    const char *jid = xml_attr(un, "jid");
+    if (jid == NULL)
+        return HERALD_EINVALID_JID;
+    int rc = pubsub_unsubscribe(r->ps, r->who, xml_attr(un, "node"), jid, xml_attr(un, "subid"));
+    if (rc != 0)
+        return from_service(r, rc);
+    return answer(r, result(r));
+}
+
+/* §6.3: request (get) or submit (set) subscription options. */
+static int do_options(struct req *r, struct xnode *o, struct xnode *unused)
+{
+    const char *node = xml_attr(o, "node");
+    const char *jid = xml_attr(o, "jid");
+    const char *subid = xml_attr(o, "subid");
+    int rc;
+    if (jid == NULL)
+        return HERALD_EINVALID_JID; /* §6.3.4.1 */
+    if (eq(xml_attr(r->iq, "type"), "set")) {
+        struct xnode *x = xml_child(o, NS_DATA, "x");
+        struct ps_field *f;
+        size_t nf;
+        if (x == NULL)
+            return HERALD_EINVALID_OPTIONS;
+        if ((rc = form_fields(r, x, NS_SUB_OPTIONS, false, &f, &nf)) != 0)
+            return rc;
+        /* §6.3.5: a field left out keeps its value. */
+        rc = pubsub_subscription_configure(r->ps, r->who, node, jid, subid, f, nf);
+        if (rc != 0)
+            return from_service(r, rc);
+        return answer(r, result(r));
+    }
+    struct ps_subscription s;
+    if ((rc = pubsub_subscription_get(r->ps, r->who, node, jid, subid, &s)) != 0)
+        return from_service(r, rc);
+    struct xnode *rep = result(r);
+    struct xnode *oe = wrap(r, rep, NS_PUBSUB, "options", node);
+    struct xnode *x = oe ? ps_form_sub_options(r->a, s.deliver) : NULL;
+    if (x == NULL || attrs(r->a, oe, "jid", s.jid, "subid", s.subid, NULL, NULL) != 0)
+        return HERALD_ENOMEM;
+    xml_append(oe, x);
+    return answer(r, rep);
+}
+
+/* §6.4: the default subscription options. */
+static int do_default_sub(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    struct xnode *rep = result(r);
+    struct xnode *d = wrap(r, rep, NS_PUBSUB, "default", NULL);
+    struct xnode *x = d ? ps_form_sub_options(r->a, true) : NULL;
+    if (x == NULL)
+        return HERALD_ENOMEM;
+    xml_append(d, x);
+    return answer(r, rep);
+}
+
+/* Items of a retrieval, collected in the order the service walks them. */
+struct items_ctx {
+    struct arena *a;
+    struct xnode **list;
+    size_t n, cap;
+    bool nomem;
+};
+
+static int collect_item(void *ud, const struct ps_item *it)
+{
+    struct items_ctx *c = ud;
+    struct xnode *e = xml_elem_new(c->a, NS_PUBSUB, "item");
+    char *id = e ? arena_strndup(c->a, it->id, it->id_len) : NULL;
+    char *pub = id ? arena_strndup(c->a, it->publisher, it->publisher_len) : NULL;
+    if (pub == NULL || xml_set_attr(c->a, e, "id", id) != 0 ||
+        (it->publisher_len && xml_set_attr(c->a, e, "publisher", pub) != 0) ||
+        (it->payload_len && xml_add_raw(c->a, e, it->payload, it->payload_len) != 0))
+        goto nomem;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        struct xnode **l = arena_alloc(c->a, cap * sizeof(*l));
+        if (l == NULL)
+            goto nomem;
+        if (c->n)
+            memcpy(l, c->list, c->n * sizeof(*l));
+        c->list = l;
+        c->cap = cap;
+    }
+    c->list[c->n++] = e;
+    return 0;
+nomem:
+    c->nomem = true;
+    return HERALD_ENOMEM;
+}
+
+/* XEP-0059 <set/>: what the request asks for. */
+struct rsm {
+    bool present;
+    bool count_only; /* <max>0</max>: just the count (§2.6) */
+};
+
+/* Translates <set/> into the query: the result set is the node's items in
+ * publication order; without a cursor the first page is the oldest
+ * (XEP-0059 §2.1), an empty <before/> asks for the last page (§2.5),
+ * <after>id</after> pages forward (§2.2), <before>id</before> back (§2.4). */
+static int parse_rsm(struct req *r, const struct xnode *set, struct ps_items_query *q,
+                     struct rsm *out)
+{
+    struct xnode *m = xml_child(set, NS_RSM, "max");
+    struct xnode *b = xml_child(set, NS_RSM, "before");
+    struct xnode *af = xml_child(set, NS_RSM, "after");
+    out->present = true;
+    if (xml_child(set, NS_RSM, "index"))
+        return HERALD_ENOTIMPL;
+    if (m) {
+        unsigned v;
+        const char *mt = xml_text(r->a, m);
+        if (mt == NULL)
+            return HERALD_ENOMEM;
+        if (parse_count(mt, true, &v) != 0)
+            return HERALD_EINVAL;
+        out->count_only = v == 0;
+        if (q->max == 0 || v < q->max)
+            q->max = v;
+    }
+    const char *bt = b ? xml_text(r->a, b) : NULL;
+    const char *at = af ? xml_text(r->a, af) : NULL;
+    if ((b && bt == NULL) || (af && at == NULL))
+        return HERALD_ENOMEM;
+    if (bt && bt[0]) {
+        q->before_id = bt;
+    } else if (at && at[0]) {
+        q->oldest_first = true;
+        q->after_id = at;
+    } else if (b == NULL) {
+        q->oldest_first = true; /* from the start */
+    }
+    return 0;
+}
+
+static int rsm_answer(struct req *r, struct xnode *pubsub, const char *node, size_t n,
+                      const char *first, const char *last)
+{
+    struct ps_node_info info;
+    int rc = pubsub_node_get(r->ps, r->who, node, &info);
+    if (rc != 0)
+        return from_service(r, rc);
+    char cnt[16];
+    int cl = snprintf(cnt, sizeof(cnt), "%u", (unsigned)info.item_count);
+    struct xnode *rs = xml_add_elem(r->a, pubsub, NS_RSM, "set");
+    struct xnode *ce = rs ? xml_add_elem(r->a, rs, NS_RSM, "count") : NULL;
+    if (cl < 0 || (size_t)cl >= sizeof(cnt) || ce == NULL ||
+        xml_add_text(r->a, ce, cnt, (size_t)cl) != 0)
+        return HERALD_ENOMEM;
+    if (n == 0)
+        return 0;
+    struct xnode *fe = xml_add_elem(r->a, rs, NS_RSM, "first");
+    struct xnode *le = xml_add_elem(r->a, rs, NS_RSM, "last");
+    if (fe == NULL || le == NULL || xml_add_text(r->a, fe, first, strlen(first)) != 0 ||
+        xml_add_text(r->a, le, last, strlen(last)) != 0)
+        return HERALD_ENOMEM;
+    return 0;
+}
+
+/* §6.5: retrieve items: all, the max_items most recent (§6.5.7), particular
+ * ones (§6.5.8), or a page (§6.5.4, XEP-0059). Items are listed oldest
+ * first within what is returned. */
+static int do_items(struct req *r, struct xnode *items, struct xnode *pubsub)
+{
+    const char *node = xml_attr(items, "node");
+    const char *mi = xml_attr(items, "max_items");
+    struct ps_items_query q;
+    struct rsm rsm = {false, false};
+    memset(&q, 0, sizeof(q));
+    /* The access model first (§6.5.9): a refused requester learns nothing
+     * more about the node. */
+    int rc = pubsub_node_readable(r->ps, r->who, node);
+    if (rc != 0)
+        return from_service(r, rc);
+    if (mi && parse_count(mi, false, &q.max) != 0)
+        return HERALD_EINVAL; /* a positiveInteger (§14) */
+    /* §6.5.8: particular items by id, in the order asked. */
+    size_t nids = 0;
+    for (struct xnode *it = xml_first_elem(items); it; it = xml_next_elem(it))
+        nids += strcmp(it->name, "item") == 0 && strcmp(it->ns, NS_PUBSUB) == 0;
+    struct xnode *set = nids ? NULL : xml_child(pubsub, NS_RSM, "set");
+    if (nids) {
+        const char **ids = arena_alloc(r->a, nids * sizeof(*ids));
+        if (ids == NULL)
+            return HERALD_ENOMEM;
+        nids = 0;
+        for (struct xnode *it = xml_first_elem(items); it; it = xml_next_elem(it))
+            if (strcmp(it->name, "item") == 0 && strcmp(it->ns, NS_PUBSUB) == 0 &&
+                xml_attr(it, "id") != NULL)
+                ids[nids++] = xml_attr(it, "id");
+        q.ids = ids;
+        q.nids = nids;
+    } else if (set && (rc = parse_rsm(r, set, &q, &rsm)) != 0) {
+        return rc;
+    }
+    struct items_ctx c = {r->a, NULL, 0, 0, false};
+    bool asked_ids = q.ids != NULL;
+    if (!rsm.count_only && !(asked_ids && q.nids == 0)) {
+        rc = pubsub_items(r->ps, r->who, node, &q, collect_item, &c);
+        if (rc != 0)
+            return c.nomem ? HERALD_ENOMEM : from_service(r, rc); /* a gone cursor: XEP-0059 §2.5 */
+    }
+    struct xnode *rep = result(r);
+    struct xnode *ie = wrap(r, rep, NS_PUBSUB, "items", node);
+    if (ie == NULL)
+        return HERALD_ENOMEM;
+    /* Newest-first walks are turned around: oldest first in the answer. */
+    bool reverse = !asked_ids && !q.oldest_first;
+    for (size_t i = 0; i < c.n; i++)
+        xml_append(ie, c.list[reverse ? c.n - 1 - i : i]);
+    if (rsm.present) {
+        const char *first = c.n ? xml_attr(c.list[reverse ? c.n - 1 : 0], "id") : NULL;
+        const char *last = c.n ? xml_attr(c.list[reverse ? 0 : c.n - 1], "id") : NULL;
+        if ((rc = rsm_answer(r, xml_first_elem(rep), node, c.n, first, last)) != 0)
+            return rc;
+    }
+    return answer(r, rep);
+}
+
+static int own_sub(void *ud, const struct ps_subscription *s)
+{
+    struct list_ctx *c = ud;
+    if (subscription_elem(c->r, c->parent, NS_PUBSUB, s->node, s->jid, s->subid, s->state) ==
+        NULL) {
+        c->nomem = true;
+        return HERALD_ENOMEM;
+    }
+    return 0;
+}
+
+/* §5.6: the requester's subscriptions, on every node or on one. */
+static int do_own_subscriptions(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    const char *only = xml_attr(op, "node");
+    struct xnode *rep = result(r);
+    struct xnode *list = wrap(r, rep, NS_PUBSUB, "subscriptions", only);
+    struct list_ctx c = {r, list, false};
+    if (list == NULL)
+        return HERALD_ENOMEM;
+    int rc = pubsub_subscriptions_own(r->ps, r->who, only, own_sub, &c);
+    if (rc != 0)
+        return c.nomem ? HERALD_ENOMEM : from_service(r, rc);
+    return answer(r, rep);
+}
+
+static int own_aff(void *ud, const char *node, const char *jid, uint8_t aff)
+{
+    struct list_ctx *c = ud;
+    if (aff == AFF_NONE || aff >= NAFF)
+        return 0;
+    struct xnode *e = xml_add_elem(c->r->a, c->parent, NS_PUBSUB, "affiliation");
+    if (attrs(c->r->a, e, "node", node, "affiliation", aff_names[aff], NULL, NULL) != 0) {
+        c->nomem = true;
+        return HERALD_ENOMEM;
+    }
+    return 0;
+}
+
+/* §5.7: the requester's affiliations, on every node or on one. */
+static int do_own_affiliations(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    const char *only = xml_attr(op, "node");
+    struct xnode *rep = result(r);
+    struct xnode *list = wrap(r, rep, NS_PUBSUB, "affiliations", only);
+    struct list_ctx c = {r, list, false};
+    if (list == NULL)
+        return HERALD_ENOMEM;
+    int rc = pubsub_affiliations_own(r->ps, r->who, only, own_aff, &c);
+    if (rc != 0)
+        return c.nomem ? HERALD_ENOMEM : from_service(r, rc);
+    return answer(r, rep);
+}
+
+/* ---- owner use cases (XEP-0060 §8) ---- */
+
+static int config_answer(struct req *r, const char *name, const char *node,
+                         const struct ps_config *cfg)
+{
+    struct xnode *rep = result(r);
+    struct xnode *c = wrap(r, rep, NS_OWNER, name, node);
+    struct xnode *x = c ? ps_form_config(r->a, cfg) : NULL;
+    if (x == NULL)
+        return HERALD_ENOMEM;
+    xml_append(c, x);
+    return answer(r, rep);
+}
+
+/* §8.2: the configuration form (get) or its submission (set). */
+static int owner_configure(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    const char *node = xml_attr(op, "node");
+    struct ps_config cfg;
+    int rc;
+    if (eq(xml_attr(r->iq, "type"), "get")) {
+        if ((rc = pubsub_config_get(r->ps, r->who, node, &cfg)) != 0)
+            return from_service(r, rc);
+        return config_answer(r, "configure", node, &cfg);
+    }
+    struct xnode *x = xml_child(op, NS_DATA, "x");
+    struct ps_field *f;
+    size_t nf;
+    if (x == NULL)
+        return HERALD_EINVAL;
+    if ((rc = form_fields(r, x, NS_NODE_CONFIG, false, &f, &nf)) != 0)
+        return rc;
+    if (eq(xml_attr(x, "type"), "cancel")) {
+        /* §8.2.4: a cancelled form changes nothing (and notifies nobody),
+         * but only an owner may cancel. */
+        rc = pubsub_config_get(r->ps, r->who, node, &cfg);
+    } else {
+        rc = pubsub_configure(r->ps, r->who, node, f, nf);
+    }
+    if (rc != 0)
+        return from_service(r, rc);
+    return answer(r, result(r));
+}
+
+/* §8.3: the default node configuration. */
+static int owner_default(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    struct ps_config cfg;
+    pubsub_config_default(r->ps, &cfg);
+    return config_answer(r, "default", NULL, &cfg);
+}
+
+/* §8.4 */
+static int owner_delete(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    struct xnode *redirect = xml_child(op, NS_OWNER, "redirect");
+    int rc = pubsub_delete(r->ps, r->who, xml_attr(op, "node"),
+                           redirect ? xml_attr(redirect, "uri") : NULL);
+    if (rc != 0)
+        return from_service(r, rc);
+    return answer(r, result(r));
+}
+
+/* §8.5 */
+static int owner_purge(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    int rc = pubsub_purge(r->ps, r->who, xml_attr(op, "node"));
+    if (rc != 0)
+        return from_service(r, rc);
+    return answer(r, result(r));
+}
+
+/* Owner lists: one walk both lists (get) and finds an entry's current
+ * value (for a refused modification). */
+struct owner_ctx {
+    struct req *r;
+    struct xnode *parent; /* NULL: only look up `find` */
+    const char *find;
+    int found; /* the value of `find`, -1 while not seen */
+    bool nomem;
+};
+
+static int node_sub(void *ud, const struct ps_subscription *s)
+{
+    struct owner_ctx *c = ud;
+    if (c->find && c->found < 0 && strcmp(s->jid, c->find) == 0)
+        c->found = s->state;
+    if (c->parent &&
+        subscription_elem(c->r, c->parent, NS_OWNER, NULL, s->jid, s->subid, s->state) == NULL) {
+        c->nomem = true;
+        return HERALD_ENOMEM;
+    }
+    return 0;
+}
+
+static int node_aff(void *ud, const char *node, const char *jid, uint8_t aff)
+{
+    struct owner_ctx *c = ud;
+    if (aff == AFF_NONE || aff >= NAFF)
+        return 0; /* §8.9.1.2: 'none' is not listed */
+    if (c->find && strcmp(jid, c->find) == 0)
+        c->found = aff;
+    if (c->parent) {
+        struct xnode *e = xml_add_elem(c->r->a, c->parent, NS_OWNER, "affiliation");
+        if (attrs(c->r->a, e, "jid", jid, "affiliation", aff_names[aff], NULL, NULL) != 0) {
+            c->nomem = true;
+            return HERALD_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int owner_walk(struct req *r, const char *node, bool affs, struct owner_ctx *c)
+{
+    int rc = affs ? pubsub_affiliations_node(r->ps, r->who, node, node_aff, c)
+                  : pubsub_subscriptions_node(r->ps, r->who, node, node_sub, c);
+    if (rc != 0)
+        return c->nomem ? HERALD_ENOMEM : from_service(r, rc);
+    return 0;
+}
+
+/* §8.8.2 / §8.9.2: applies each entry; entries the service refuses as not
+ * acceptable (the last owner, §8.9.2.4) are returned in the error with
+ * their current value, and the others take effect. */
+static int owner_modify(struct req *r, struct xnode *op, bool affs)
+{
+    const char *node = xml_attr(op, "node");
+    const char *child = affs ? "affiliation" : "subscription";
+    int rc;
+    /* Malformed entries refuse the whole request, before any change. */
+    for (struct xnode *c = xml_first_elem(op); c; c = xml_next_elem(c)) {
+        if (strcmp(c->name, child) != 0 || strcmp(c->ns, NS_OWNER) != 0)
+            continue;
+        int v = affs ? name_index(xml_attr(c, child), aff_names, NAFF)
+                     : name_index(xml_attr(c, child), sub_names, NSUB);
+        if (v < 0 || xml_attr(c, "jid") == NULL)
+            return HERALD_EINVAL;
+    }
+    /* Only an owner may modify, even an empty list (§8.8.2.3, §8.9.2.3). */
+    struct owner_ctx probe = {r, NULL, NULL, -1, false};
+    if ((rc = owner_walk(r, node, affs, &probe)) != 0)
+        return rc;
+    struct xnode *rlist = NULL;
+    int refused = 0;
+    for (struct xnode *c = xml_first_elem(op); c; c = xml_next_elem(c)) {
+        if (strcmp(c->name, child) != 0 || strcmp(c->ns, NS_OWNER) != 0)
+            continue;
+        const char *jid = xml_attr(c, "jid");
+        int v = affs ? name_index(xml_attr(c, child), aff_names, NAFF)
+                     : name_index(xml_attr(c, child), sub_names, NSUB);
+        rc = affs ? pubsub_owner_set_affiliation(r->ps, r->who, node, jid, (uint8_t)v)
+                  : pubsub_owner_set_subscription(r->ps, r->who, node, jid, (uint8_t)v);
+        if (rc == 0)
+            continue;
+        if (rc != HERALD_ENOTACCEPTABLE)
+            return from_service(r, rc); /* the entries before it stay applied */
+        if (refused == 0) {
+            refused = rc;
+            r->why_copy = *pubsub_why(r->ps);
+        }
+        if (rlist == NULL) {
+            struct xnode *p = xml_elem_new(r->a, NS_OWNER, "pubsub");
+            rlist =
+                p ? xml_add_elem(r->a, p, NS_OWNER, affs ? "affiliations" : "subscriptions") : NULL;
+            if (rlist == NULL || xml_set_attr(r->a, rlist, "node", node) != 0)
+                return HERALD_ENOMEM;
+            r->err_payload = p;
+        }
+        struct owner_ctx cur = {r, NULL, jid, -1, false};
+        if ((rc = owner_walk(r, node, affs, &cur)) != 0)
+            return rc;
+        const char *now = affs ? aff_names[cur.found > 0 ? cur.found : 0]
+                               : sub_names[cur.found > 0 ? cur.found : 0];
+        struct xnode *back = xml_add_elem(r->a, rlist, NS_OWNER, child);
+        if (attrs(r->a, back, "jid", jid, child, now, NULL, NULL) != 0)
+            return HERALD_ENOMEM;
+    }
+    if (refused != 0) {
+        r->why = &r->why_copy;
+        return refused;
+    }
+    return answer(r, result(r));
+}
+
+static int owner_list(struct req *r, struct xnode *op, bool affs)
+{
+    const char *node = xml_attr(op, "node");
+    if (eq(xml_attr(r->iq, "type"), "set"))
+        return owner_modify(r, op, affs);
+    struct xnode *rep = result(r);
+    struct xnode *list = wrap(r, rep, NS_OWNER, affs ? "affiliations" : "subscriptions", node);
+    struct owner_ctx c = {r, list, NULL, -1, false};
+    if (list == NULL)
+        return HERALD_ENOMEM;
+    int rc = owner_walk(r, node, affs, &c);
+    if (rc != 0)
+        return rc;
+    return answer(r, rep);
+}
+
+/* §8.8 */
+static int owner_subscriptions(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    return owner_list(r, op, false);
+}
+
+/* §8.9 */
+static int owner_affiliations(struct req *r, struct xnode *op, struct xnode *unused)
+{
+    return owner_list(r, op, true);
+}
+
+/* ---- §8.7 get-pending, an XEP-0050 ad-hoc command ---- */
+
+static int add_pending_option(void *ud, const char *node)
+{
+    struct list_ctx *c = ud;
+    struct xnode *o = xml_add_elem(c->r->a, c->parent, NS_DATA, "option");
+    struct xnode *v = o ? xml_add_elem(c->r->a, o, NS_DATA, "value") : NULL;
+    if (v == NULL || xml_add_text(c->r->a, v, node, strlen(node)) != 0) {
+        c->nomem = true;
+        return HERALD_ENOMEM;
+    }
+    return 0;
+}
+
+static struct xnode *command_reply(struct req *r, struct xnode *rep, const char *sessionid,
+                                   const char *status)
+{
+    struct xnode *cmd = rep ? xml_add_elem(r->a, rep, NS_COMMANDS, "command") : NULL;
+    if (attrs(r->a, cmd, "node", NODE_GET_PENDING, "sessionid", sessionid, "status", status) != 0)
+        return NULL;
+    return cmd;
+}
+
+/* The command is stateless: the first step (§8.7.1) lists the requester's
+ * nodes with pending requests in a form (§8.7.2); the submitted form names
+ * one (§8.7.4), the service then sends one §8.6 authorization form per
+ * pending request (PS_EV_APPROVAL_PENDING, pubsub_notify.c). The session id
+ * is only echoed, so a submission is accepted with or without it. */
+static int do_command(struct req *r, struct xnode *cmd, struct xnode *unused)
+{
+    const char *node = xml_attr(cmd, "node");
+    const char *action = xml_attr(cmd, "action");
+    const char *sid = xml_attr(cmd, "sessionid");
+    struct xnode *x = xml_child(cmd, NS_DATA, "x");
+    const char *xtype = x ? xml_attr(x, "type") : NULL;
+    int rc;
+    if (!eq(node, NODE_GET_PENDING))
+        return HERALD_ENOTFOUND; /* XEP-0050 §4.4: no such command */
+    if (eq(action, "cancel") || eq(xtype, "cancel")) {
+        struct xnode *rep = result(r);
+        return command_reply(r, rep, sid, "canceled") ? answer(r, rep) : HERALD_ENOMEM;
+    }
+    bool submit = eq(xtype, "submit");
+    if (action && !eq(action, "execute") && !eq(action, "complete") && !eq(action, "next"))
+        return HERALD_EINVAL; /* 'prev': there is no earlier stage */
+    if (submit) {
+        const char *pick = ps_form_value(r->a, x, "pubsub#node");
+        if (pick == NULL || pick[0] == '\0')
+            return HERALD_ENODEID_REQUIRED;
+        if ((rc = pubsub_pending_resend(r->ps, r->who, pick)) != 0)
+            return from_service(r, rc);
+        struct xnode *rep = result(r);
+        return command_reply(r, rep, sid, "completed") ? answer(r, rep) : HERALD_ENOMEM;
+    }
+    if (action && !eq(action, "execute"))
+        return HERALD_EINVAL; /* completing a command that has no form yet */
+    char sbuf[48];
+    int sl = snprintf(sbuf, sizeof(sbuf), "get-pending-%llu", (unsigned long long)++r->x->cmd_seq);
+    if (sl < 0 || (size_t)sl >= sizeof(sbuf))
+        return HERALD_ENOMEM;
+    struct xnode *rep = result(r);
+    struct xnode *c = command_reply(r, rep, sbuf, "executing");
+    struct xnode *acts = c ? xml_add_elem(r->a, c, NS_COMMANDS, "actions") : NULL;
+    struct xnode *form = acts ? xml_add_elem(r->a, c, NS_DATA, "x") : NULL;
+    struct xnode *title = form ? xml_add_elem(r->a, form, NS_DATA, "title") : NULL;
+    struct xnode *f = NULL;
+    if (title == NULL || xml_set_attr(r->a, acts, "execute", "complete") != 0 ||
+        xml_add_elem(r->a, acts, NS_COMMANDS, "complete") == NULL ||
+        xml_set_attr(r->a, form, "type", "form") != 0 ||
+        xml_add_text(r->a, title, GET_PENDING_NAME, strlen(GET_PENDING_NAME)) != 0 ||
+        form_field(r->a, form, "FORM_TYPE", "hidden", NULL, NS_SUB_AUTH) == NULL ||
+        (f = form_field(r->a, form, "pubsub#node", "list-single", "Node", NULL)) == NULL)
+        return HERALD_ENOMEM;
+    struct list_ctx lc = {r, f, false};
+    if ((rc = pubsub_pending_nodes(r->ps, r->who, add_pending_option, &lc)) != 0)
+        return lc.nomem ? HERALD_ENOMEM : from_service(r, rc);
+    return answer(r, rep);
+}
+
+/* ---- messages to the service ---- */
+
+/* §8.6: an owner answers a subscription request by submitting the form in
+ * a message. Messages carry no result, so a refusal is only logged. */
+void ps_xmpp_handle_message(struct ps_xmpp *x, struct session *from, struct xnode *msg,
+                            struct arena *a)
+{
+    if (eq(xml_attr(msg, "type"), "error"))
         return;
-    struct xnode *x = xml_child(msg, NS_DATA, "x");
-    const char *ft = x ? ps_form_type(a, x) : NULL;
-    if (ft == NULL || strcmp(ft, NS_SUB_AUTH) != 0)
+    struct xnode *form = xml_child(msg, NS_DATA, "x");
+    const char *ft = form ? ps_form_type(a, form) : NULL;
+    if (!eq(ft, NS_SUB_AUTH) || eq(xml_attr(form, "type"), "cancel"))
         return;
-    const char *xt = xml_attr(x, "type");
-    if (xt && strcmp(xt, "cancel") == 0)
+    const char *node = ps_form_value(a, form, "pubsub#node");
+    const char *jid = ps_form_value(a, form, "pubsub#subscriber_jid");
+    const char *subid = ps_form_value(a, form, "pubsub#subid");
+    bool allow = is_true(ps_form_value(a, form, "pubsub#allow"));
+    if (node == NULL || jid == NULL) {
+        log_info("pubsub", "%s: subscription approval without node or subscriber ignored",
+                 from->full);
         return;
-    struct ps_err e;
-    const char *node = ps_form_value(a, x, "pubsub#node");
-    const char *jid = ps_form_value(a, x, "pubsub#subscriber_jid");
-    const char *subid = ps_form_value(a, x, "pubsub#subid");
-    bool allow = form_bool(a, x, "pubsub#allow", false);
-    if (pubsub_authorize(ps, from->full, node, jid, subid, allow, &e) != 0)
-        log_info("pubsub", "%s: subscription approval for %s on '%s' refused: %s", from->full,
-                 jid ? jid : "?", node ? node : "?", e.cond);
+    }
+    int rc =
+        pubsub_authorize(x->ps, from->full, node, jid, subid && subid[0] ? subid : NULL, allow);
+    if (rc != 0)
+        log_info("pubsub", "%s: subscription approval for %s on '%s' refused: %s", from->full, jid,
+                 node, herald_strerror(rc));
+}
+
+/* ---- the edge ---- */
+
+int ps_xmpp_open(struct herald *h, struct pubsub *ps, struct ps_xmpp **out)
+{
+    const struct config *cfg = h->cfg;
+    int rc = HERALD_ENOMEM;
+    struct ps_xmpp *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return HERALD_ENOMEM;
+    x->h = h;
+    x->ps = ps;
+    if (cfg->pubsub_jid) {
+        x->jid = strdup(cfg->pubsub_jid);
+    } else {
+        x->jid = malloc(strlen(cfg->domain) + sizeof("pubsub."));
+        if (x->jid)
+            memcpy(stpcpy(x->jid, "pubsub."), cfg->domain, strlen(cfg->domain) + 1);
+    }
+    if (x->jid == NULL || (rc = ps_notify_init(x)) != 0)
+        goto fail;
+    if ((rc = pubsub_sink_add(ps, ps_notify_sink, x)) != 0)
+        goto fail;
+    log_info("pubsub", "service at %s", x->jid);
+    *out = x;
+    return 0;
+fail:
+    log_error("pubsub", "cannot open the XMPP edge of the pubsub service: %s", herald_strerror(rc));
+    ps_xmpp_close(x);
+    return rc;
+}
+
+void ps_xmpp_close(struct ps_xmpp *x)
+{
+    if (x == NULL)
+        return;
+    free(x->jid);
+    free(x->env_prefix);
+    free(x);
+}
+
+const char *ps_xmpp_jid(const struct ps_xmpp *x)
+{
+    return x->jid;
 }

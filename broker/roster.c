@@ -366,11 +366,13 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
     }
     const char *subscription = xml_attr(item, "subscription");
     int rc;
-    struct store_txn *t = batch_txn(s->h->batch, &rc);
-    struct ritem *it = calloc(1, sizeof(*it));
-    if (t == NULL || it == NULL) {
-        free(it);
-        router_error(s, iq, a, HERALD_EIO, NULL, NULL);
+    /* One operation: a storage error fails this request alone. */
+    struct store_txn *t = batch_op_begin(s->h->batch, &rc);
+    struct ritem *it = t ? calloc(1, sizeof(*it)) : NULL;
+    if (it == NULL) {
+        if (t)
+            batch_op_end(s->h->batch, t, HERALD_ENOMEM);
+        router_error(s, iq, a, t ? HERALD_ENOMEM : rc, NULL, NULL);
         return;
     }
     if ((rc = roster_load(t, s->bare, contact, it)) != 0)
@@ -379,6 +381,7 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
         /* §2.5: remove, cancelling subscriptions both ways first. */
         if (!it->in_roster) {
             free(it);
+            batch_op_end(s->h->batch, t, HERALD_EINVAL);
             router_error(s, iq, a, 0, "item-not-found", "cancel");
             return;
         }
@@ -404,6 +407,7 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
             size_t l = gn ? strlen(gn) : 0;
             if (l == 0) { /* §2.3.3: empty group name */
                 free(it);
+                batch_op_end(s->h->batch, t, HERALD_EINVAL);
                 router_error(s, iq, a, 0, "not-acceptable", "modify");
                 return;
             }
@@ -416,6 +420,7 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
             }
             if (gl + l + 1 > sizeof(groups) || (name && strlen(name) >= sizeof(it->name))) {
                 free(it);
+                batch_op_end(s->h->batch, t, HERALD_EINVAL);
                 router_error(s, iq, a, 0, "not-acceptable", "modify");
                 return;
             }
@@ -424,6 +429,7 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
         }
         if (name && strlen(name) >= sizeof(it->name)) {
             free(it);
+            batch_op_end(s->h->batch, t, HERALD_EINVAL);
             router_error(s, iq, a, 0, "not-acceptable", "modify");
             return;
         }
@@ -433,15 +439,14 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
         it->groups_len = gl;
         it->in_roster = true;
     }
-    if ((rc = roster_save(s->h, t, s->bare, it)) != 0)
-        goto fail;
-    free(it);
-    reply_after_commit(s, xml_attr(iq, "id"));
-    return;
+    rc = roster_save(s->h, t, s->bare, it);
 fail:
     free(it);
-    batch_abort(s->h->batch, rc);
-    router_error(s, iq, a, rc, NULL, NULL);
+    if ((rc = batch_op_end(s->h->batch, t, rc)) != 0) {
+        router_error(s, iq, a, rc, NULL, NULL);
+        return;
+    }
+    reply_after_commit(s, xml_attr(iq, "id"));
 }
 
 void roster_handle_iq(struct session *s, struct xnode *iq, struct arena *a)

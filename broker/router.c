@@ -24,7 +24,7 @@
 #include "jid.h"
 #include "log.h"
 #include "outq.h"
-#include "pubsub.h"
+#include "pubsub_xmpp.h"
 #include "session.h"
 #include "store.h"
 #include "xml.h"
@@ -270,18 +270,19 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
         router_error(from, st, a, HERALD_EJID, NULL, NULL);
         return;
     }
-    if (h->pubsub && strcmp(j->domain, h->pubsub->jid) == 0 && j->local[0] != '\0') {
+    const char *ps_jid = h->ps_xmpp ? ps_xmpp_jid(h->ps_xmpp) : NULL;
+    if (ps_jid && strcmp(j->domain, ps_jid) == 0 && j->local[0] != '\0') {
         /* The service has no addressable entities under it. */
         router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
         return;
     }
-    if (h->pubsub && strcmp(j->domain, h->pubsub->jid) == 0) {
-        if (xml_set_attr(a, st, "to", h->pubsub->jid) != 0)
+    if (ps_jid && strcmp(j->domain, ps_jid) == 0) {
+        if (xml_set_attr(a, st, "to", ps_jid) != 0)
             return;
         if (is_iq && j->resource[0] == '\0')
-            pubsub_handle_iq(h->pubsub, from, st, a);
+            ps_xmpp_handle_iq(h->ps_xmpp, from, st, a);
         else if (strcmp(st->name, "message") == 0)
-            pubsub_handle_message(h->pubsub, from, st, a);
+            ps_xmpp_handle_message(h->ps_xmpp, from, st, a);
         else if (is_iq)
             router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
         return;

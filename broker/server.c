@@ -16,8 +16,11 @@
 #include "herald.h"
 #include "http.h"
 #include "listener.h"
+#include "im.h"
 #include "log.h"
 #include "pubsub.h"
+#include "pubsub_xmpp.h"
+#include "sse.h"
 #include "sasl.h"
 #include "session.h"
 #include "store.h"
@@ -147,6 +150,34 @@ static int setup_tls(struct herald *h)
     return rc;
 }
 
+/* The presence access model's question, answered from rosters. */
+static bool presence_subscribed(void *ud, const char *owner, const char *contact)
+{
+    return im_presence_subscribed(ud, owner, contact);
+}
+
+/* The pubsub service, then its edges (XMPP handlers and notifications). */
+static int open_pubsub(struct herald *h)
+{
+    const struct config *cfg = h->cfg;
+    struct pubsub_opts o = {
+        .store = h->store,
+        .batch = h->batch,
+        .caps = {.max_items = cfg->pubsub_max_items, .max_payload_size = cfg->pubsub_max_payload},
+        .auto_create = cfg->pubsub_auto_create,
+        .hooks = {.presence_subscribed = presence_subscribed, .ud = h},
+    };
+    if (o.caps.max_payload_size == 0)
+        o.caps.max_payload_size =
+            cfg->max_stanza_size < 65536 ? (uint32_t)cfg->max_stanza_size : 65536;
+    int rc = pubsub_open(&o, &h->pubsub);
+    if (rc == 0)
+        rc = ps_xmpp_open(h, h->pubsub, &h->ps_xmpp);
+    if (rc == 0)
+        rc = sse_init(h); /* the REST event streams: a sink too */
+    return rc;
+}
+
 int herald_serve(struct config *cfg)
 {
     struct herald *h = calloc(1, sizeof(*h));
@@ -159,7 +190,8 @@ int herald_serve(struct config *cfg)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
 
-    struct store_opts so = {.map_size = cfg->map_size_mb << 20};
+    struct store_opts so = {.map_size = cfg->map_size_mb << 20,
+                            .max_map_size = cfg->max_map_size_mb << 20};
     if ((rc = store_open(&h->store, cfg->data_dir, &so)) != 0) {
         log_error("herald", "cannot open the data directory %s: %s", cfg->data_dir,
                   herald_strerror(rc));
@@ -171,7 +203,7 @@ int herald_serve(struct config *cfg)
         goto out_store;
     if (hsasl_global_init(h->store, cfg->domain, cfg->mechanisms) != 0)
         goto out_tls;
-    if (batch_new(h->store, &h->batch) != 0 || pubsub_open(h, &h->pubsub) != 0)
+    if (batch_new(h->store, &h->batch) != 0 || open_pubsub(h) != 0)
         goto out_sasl;
     if (uv_loop_init(&loop) != 0)
         goto out_sasl;
@@ -222,7 +254,9 @@ int herald_serve(struct config *cfg)
 out_sasl:
     /* Anything still uncommitted was never acknowledged: drop it. */
     batch_free(h->batch);
+    ps_xmpp_close(h->ps_xmpp);
     pubsub_close(h->pubsub);
+    sse_close(h);
     hsasl_global_done();
 out_tls:
     tls_ctx_free(h->tls_ctx);

@@ -2,7 +2,9 @@
  * output with the slow-reader policy, stream errors and timeouts. */
 #include "session.h"
 
+#include <arpa/inet.h>
 #include <openssl/rand.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,21 @@ static unsigned ip_count(struct herald *h, const char *ip)
     return ic ? ic->n : 0;
 }
 
+/* Loopback peers are this machine: a backend or a test harness opening many
+ * sessions, not a flood from the network (c2s.limit_loopback turns the
+ * per-address limit back on for them). Mapped IPv4 (::ffff:127.x) counts
+ * too: that is how a dual-stack listener sees IPv4 loopback. */
+static bool peer_is_loopback(const char *ip)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, ip, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, ip, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return false;
+}
+
 void session_accept(struct herald *h, struct conn *conn)
 {
     struct session *s = calloc(1, sizeof(*s));
@@ -89,18 +106,24 @@ void session_accept(struct herald *h, struct conn *conn)
         return;
     }
     const struct config *cfg = h->cfg;
+    /* The refusals name the setting, in the log and in the stream error's
+     * <text/>, so that whoever hits a limit knows which one to raise. */
+    char why[96];
+    bool per_ip =
+        cfg->max_connections_per_ip != 0 && (cfg->limit_loopback || !peer_is_loopback(conn->peer));
     if (h->shutting_down) {
         session_stream_error(s, "system-shutdown", NULL);
     } else if (h->nconns > cfg->max_connections) {
         h->stats.connections_refused++;
-        log_warn("c2s", "%s: refused: %u connections open (c2s.max_connections)", conn->peer,
-                 h->nconns - 1);
-        session_stream_error(s, "resource-constraint", "too many connections");
-    } else if (cfg->max_connections_per_ip && ip_count(h, conn->peer) > cfg->max_connections_per_ip) {
+        snprintf(why, sizeof(why), "c2s.max_connections (%u) reached", cfg->max_connections);
+        log_warn("c2s", "refused %s: %s", conn->peer, why);
+        session_stream_error(s, "resource-constraint", why);
+    } else if (per_ip && ip_count(h, conn->peer) > cfg->max_connections_per_ip) {
         h->stats.connections_refused++;
-        log_warn("c2s", "%s: refused: more than %u connections from this address "
-                 "(c2s.max_connections_per_ip)", conn->peer, cfg->max_connections_per_ip);
-        session_stream_error(s, "policy-violation", "too many connections from your address");
+        snprintf(why, sizeof(why), "c2s.max_connections_per_ip (%u) reached",
+                 cfg->max_connections_per_ip);
+        log_warn("c2s", "refused %s: %s", conn->peer, why);
+        session_stream_error(s, "policy-violation", why);
     } else {
         h->stats.connections_accepted++;
         log_debug("c2s", "%s: connected (stream %s)", conn->peer, s->stream_id);

@@ -3,13 +3,14 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,13 +53,74 @@ static int write_pem(const char *path, EVP_PKEY *key, X509 *cert)
     return ok ? 0 : -1;
 }
 
+/* Appends one subjectAltName entry: an IP address when name parses as one
+ * (RFC 5280 §4.2.1.6: clients match IP literals only against iPAddress
+ * entries), a DNS name otherwise. Returns 0, or -1 on allocation failure. */
+static int add_san(GENERAL_NAMES *gens, const char *name)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    if (gn == NULL)
+        return -1;
+    ASN1_OCTET_STRING *ip = a2i_IPADDRESS(name);
+    if (ip != NULL) {
+        GENERAL_NAME_set0_value(gn, GEN_IPADD, ip);
+    } else {
+        ERR_clear_error(); /* not an IP literal: not an error */
+        ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+        if (dns == NULL || ASN1_STRING_set(dns, name, -1) != 1) {
+            ASN1_IA5STRING_free(dns);
+            GENERAL_NAME_free(gn);
+            return -1;
+        }
+        GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+    }
+    if (sk_GENERAL_NAME_push(gens, gn) <= 0) {
+        GENERAL_NAME_free(gn);
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return false;
+    return true;
+}
+
+/* The names a client may use to reach this server on its own machine or by
+ * its domain: curl, Node and Go check https://127.0.0.1/ against an IP SAN
+ * and https://localhost/ against a DNS SAN, and ignore the CN entirely. */
+static GENERAL_NAMES *self_signed_sans(const char *domain)
+{
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+    if (gens == NULL)
+        return NULL;
+    int rc = 0;
+    /* A dNSName is IA5 (ASCII); an internationalized domain would need its
+     * A-label form, which we do not compute: the CN still names it. */
+    if (is_ascii(domain))
+        rc = add_san(gens, domain);
+    else
+        log_warn("tls", "domain %s is not ASCII: not added as a DNS subjectAltName", domain);
+    static const char *const local[] = {"localhost", "127.0.0.1", "::1"};
+    for (size_t i = 0; rc == 0 && i < sizeof(local) / sizeof(local[0]); i++)
+        if (strcmp(local[i], domain) != 0)
+            rc = add_san(gens, local[i]);
+    if (rc != 0) {
+        GENERAL_NAMES_free(gens);
+        return NULL;
+    }
+    return gens;
+}
+
 static int make_self_signed(const char *domain, const char *cert_path, const char *key_path)
 {
     int rc = HERALD_EIO;
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *x = X509_new();
-    X509_EXTENSION *ext = NULL;
-    char san[1100];
+    GENERAL_NAMES *sans = NULL;
     if (key == NULL || x == NULL)
         goto done;
     X509_set_version(x, 2);
@@ -80,9 +142,9 @@ static int make_self_signed(const char *domain, const char *cert_path, const cha
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)domain, -1, -1, 0);
     X509_set_issuer_name(x, name);
     X509_set_pubkey(x, key);
-    snprintf(san, sizeof(san), "DNS:%s", domain);
-    ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
-    if (ext == NULL || !X509_add_ext(x, ext, -1))
+    sans = self_signed_sans(domain);
+    if (sans == NULL ||
+        X509_add1_ext_i2d(x, NID_subject_alt_name, sans, 0, X509V3_ADD_DEFAULT) != 1)
         goto done;
     if (!X509_sign(x, key, EVP_sha256()))
         goto done;
@@ -94,7 +156,7 @@ done:
         log_error("tls", "cannot create a self-signed certificate at %s: %s", cert_path,
                   ERR_reason_error_string(ERR_get_error()) ? ERR_reason_error_string(ERR_peek_last_error())
                                                             : strerror(errno));
-    X509_EXTENSION_free(ext);
+    GENERAL_NAMES_free(sans);
     X509_free(x);
     EVP_PKEY_free(key);
     return rc;

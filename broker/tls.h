@@ -11,7 +11,8 @@ struct ssl_ctx_st;
 struct tls;
 
 /* Creates <data_dir>/tls/{cert,key}.pem for domain if absent (EC P-256,
- * subjectAltName DNS:domain, 10 years). Fills the two paths (malloc'd, caller
+ * subjectAltName DNS:domain, DNS:localhost, IP:127.0.0.1, IP:::1, 10 years;
+ * an existing pair is kept as it is). Fills the two paths (malloc'd, caller
  * frees). Returns 0 or HERALD_E*. */
 int tls_ensure_cert(const char *data_dir, const char *domain, char **cert_path, char **key_path);
 /* A server context (TLS 1.2+) with this certificate and key, or NULL (logged). */

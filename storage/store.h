@@ -22,7 +22,8 @@
 struct store;
 
 struct store_opts {
-    size_t map_size;    /* bytes; 0 = default (1 GiB) */
+    size_t map_size;     /* bytes; 0 = default (1 GiB) */
+    size_t max_map_size; /* ceiling for automatic growth; <= map_size: no growth */
     bool read_only;
 };
 
@@ -82,14 +83,26 @@ int store_token_each(struct store *s, int (*fn)(void *ud, const struct store_tok
 /* Path of the environment's data file, for messages. */
 const char *store_path(const struct store *s);
 
+/* Grows the map (doubling, up to max_map_size) when it is 80% used or a
+ * write found it full since the last call. Only while no transaction of
+ * this process is open (LMDB's rule for mdb_env_set_mapsize): the batch
+ * calls it after each commit. Returns 1 when grown, 0 when not needed,
+ * HERALD_EFULL when full at the ceiling (logged), or another error. */
+int store_grow(struct store *s);
+
 /* ---- transactions ----
  * Pubsub calls run inside a transaction: a write batch (one LMDB write
  * transaction shared by every change made in one loop turn: group commit) or
  * a read snapshot. Pointers returned by reads are valid until the
- * transaction ends. store_txn_commit syncs to disk before returning 0; on
- * any error the whole batch is rolled back. */
+ * transaction ends. store_txn_commit of a top-level write transaction
+ * syncs to disk before returning 0; on any error it is rolled back. */
 struct store_txn;
 int store_txn_begin(struct store *s, bool write, struct store_txn **out);
+/* A nested write transaction: its changes join the parent's on commit, or
+ * vanish on abort while the parent goes on (one operation that can fail
+ * alone inside a group commit). The parent must not be used until the
+ * child ends. */
+int store_txn_begin_nested(struct store_txn *parent, struct store_txn **out);
 int store_txn_commit(struct store_txn *t); /* frees t */
 void store_txn_abort(struct store_txn *t); /* frees t */
 

@@ -61,7 +61,7 @@ int store_roster_put(struct store_txn *t, const char *owner, const struct store_
     if (it->request_len)
         memcpy(p, it->request, it->request_len);
     MDB_val key = {kl, k}, val = {len, rec};
-    int rc = store_map_err(mdb_put(t->txn, t->s->roster, &key, &val, 0));
+    int rc = store_map_err_s(t->s, st_put(t->s, t->txn, t->s->roster, &key, &val, 0));
     free(rec);
     return rc;
 }
@@ -193,7 +193,7 @@ int store_roster_next_ver(struct store_txn *t, const char *owner, uint64_t *ver)
         return rc;
     put_be64(buf, cur + 1);
     MDB_val key = {kl, k}, v = {8, buf};
-    rc = store_map_err(mdb_put(t->txn, t->s->meta, &key, &v, 0));
+    rc = store_map_err_s(t->s, st_put(t->s, t->txn, t->s->meta, &key, &v, 0));
     if (rc == 0)
         *ver = cur + 1;
     return rc;
@@ -231,7 +231,7 @@ int store_offline_push(struct store_txn *t, const char *owner, const char *xml, 
     memcpy(key, pre, pl);
     put_be64(key + pl, last + 1);
     MDB_val kk = {pl + 8, key}, vv = {len, (void *)xml};
-    return store_map_err(mdb_put(t->txn, t->s->offline, &kk, &vv, 0));
+    return store_map_err_s(t->s, st_put(t->s, t->txn, t->s->offline, &kk, &vv, 0));
 }
 
 int store_offline_each(struct store_txn *t, const char *owner,
@@ -279,11 +279,11 @@ int store_offline_drop(struct store_txn *t, const char *owner, size_t n)
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
         if (rc != 0 || k.mv_size != pl + 8 || memcmp(k.mv_data, pre, pl) != 0)
             break;
-        if ((rc = mdb_cursor_del(c, 0)) != 0)
+        if ((rc = st_cursor_del(t->s, t->txn, t->s->offline, c)) != 0)
             break;
     }
     mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err_s(t->s, rc);
 }
 
 /* Deletes every key of dbi that starts with prefix. */
@@ -298,11 +298,11 @@ static int del_prefix(struct store_txn *t, MDB_dbi dbi, const uint8_t *pre, size
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
         if (rc != 0 || k.mv_size < pl || memcmp(k.mv_data, pre, pl) != 0)
             break;
-        if ((rc = mdb_cursor_del(c, 0)) != 0)
+        if ((rc = st_cursor_del(t->s, t->txn, dbi, c)) != 0)
             break;
     }
     mdb_cursor_close(c);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err_s(t->s, rc);
 }
 
 int store_im_forget_account(struct store_txn *t, const char *bare)
@@ -318,8 +318,8 @@ int store_im_forget_account(struct store_txn *t, const char *bare)
     size_t vl = ver_key(vk, bare);
     if (rc == 0 && vl) {
         MDB_val k = {vl, vk};
-        rc = mdb_del(t->txn, t->s->meta, &k, NULL);
-        rc = (rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+        rc = st_del(t->s, t->txn, t->s->meta, &k, NULL);
+        rc = (rc == MDB_NOTFOUND) ? 0 : store_map_err_s(t->s, rc);
     }
     if (rc != 0)
         return rc;
@@ -353,7 +353,7 @@ int store_im_forget_account(struct store_txn *t, const char *bare)
         n++;
     }
     mdb_cursor_close(c);
-    rc = (rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+    rc = (rc == MDB_NOTFOUND) ? 0 : store_map_err_s(t->s, rc);
     for (size_t i = 0; i < n; i++) {
         struct store_roster_item it;
         uint64_t ver;

@@ -5,9 +5,27 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Test-only fault injection (HERALD_TEST_FAULTS, docs/testing.md): the
+ * n-th write (put or delete) on database dbi fails with err. */
+struct store_fault {
+    MDB_dbi dbi;
+    unsigned long n;
+    int err;                /* MDB_MAP_FULL or EIO */
+};
+#define STORE_MAX_FAULTS 8
+#define STORE_MAX_DBS 16
+
 struct store {
     MDB_env *env;
     MDB_dbi meta, users, nodes, items, item_ids, subs, affs, roster, offline, tokens;
+    size_t map_size;        /* current map size, bytes */
+    size_t max_map_size;    /* ceiling for automatic growth */
+    bool hit_full;          /* a write found the map full since the last growth check */
+    struct store_fault faults[STORE_MAX_FAULTS];
+    unsigned nfaults;
+    unsigned long writes[STORE_MAX_DBS]; /* by dbi, counted only with faults set */
+    MDB_txn *poisoned;      /* the transaction an injected fault hit (LMDB marks it failed) */
+    bool fault_fired;       /* the error being mapped now was injected */
     char path[4096];
 };
 
@@ -23,8 +41,33 @@ struct store_txn {
  * none (RFC 6121 has the server cancel subscriptions of a deleted account). */
 int store_im_forget_account(struct store_txn *t, const char *bare);
 
-/* Maps an LMDB or errno code to a HERALD_E* code. */
+/* Maps an LMDB or errno code to a HERALD_E* code (and notes a full map). */
 int store_map_err(int rc);
+int store_map_err_s(struct store *s, int rc);
+
+/* The injected error for the next write on dbi in txn, or 0. */
+int store_fault_check(struct store *s, MDB_txn *txn, MDB_dbi dbi);
+
+/* Every write goes through these, so fault injection sees it. They
+ * return LMDB codes, like the calls they wrap. */
+static inline int st_put(struct store *s, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v,
+                         unsigned flags)
+{
+    int rc = s->nfaults ? store_fault_check(s, txn, dbi) : 0;
+    return rc ? rc : mdb_put(txn, dbi, k, v, flags);
+}
+
+static inline int st_del(struct store *s, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v)
+{
+    int rc = s->nfaults ? store_fault_check(s, txn, dbi) : 0;
+    return rc ? rc : mdb_del(txn, dbi, k, v);
+}
+
+static inline int st_cursor_del(struct store *s, MDB_txn *txn, MDB_dbi dbi, MDB_cursor *c)
+{
+    int rc = s->nfaults ? store_fault_check(s, txn, dbi) : 0;
+    return rc ? rc : mdb_cursor_del(c, 0);
+}
 
 static inline void put_be32(uint8_t *p, uint32_t v)
 {

@@ -37,6 +37,90 @@ int store_map_err(int rc)
 }
 #define map_err store_map_err
 
+int store_map_err_s(struct store *s, int rc)
+{
+    /* An injected fault is not a reason to grow the map. */
+    if (rc == MDB_MAP_FULL && !s->fault_fired)
+        s->hit_full = true;
+    s->fault_fired = false;
+    return map_err(rc);
+}
+
+#define NDBS 10
+
+/* The named databases, for fault injection and its messages. */
+static void db_list(const struct store *s, const char *names[NDBS], MDB_dbi dbis[NDBS])
+{
+    static const char *const n[NDBS] = {"meta", "users", "nodes", "items", "item_ids",
+                                        "subs", "affs",  "roster", "offline", "tokens"};
+    const MDB_dbi d[NDBS] = {s->meta, s->users, s->nodes,  s->items,   s->item_ids,
+                             s->subs, s->affs,  s->roster, s->offline, s->tokens};
+    for (size_t i = 0; i < NDBS; i++) {
+        names[i] = n[i];
+        dbis[i] = d[i];
+    }
+}
+
+static const char *db_name(const struct store *s, MDB_dbi dbi)
+{
+    const char *names[NDBS];
+    MDB_dbi dbis[NDBS];
+    db_list(s, names, dbis);
+    for (size_t i = 0; i < NDBS; i++)
+        if (dbis[i] == dbi)
+            return names[i];
+    return "?";
+}
+
+int store_fault_check(struct store *s, MDB_txn *txn, MDB_dbi dbi)
+{
+    if (dbi >= STORE_MAX_DBS)
+        return 0;
+    unsigned long n = ++s->writes[dbi];
+    for (unsigned i = 0; i < s->nfaults; i++) {
+        if (s->faults[i].dbi == dbi && s->faults[i].n == n) {
+            log_warn("store", "injected fault: write %lu on database %s fails (%s)", n,
+                     db_name(s, dbi), mdb_strerror(s->faults[i].err));
+            s->poisoned = txn;
+            s->fault_fired = true;
+            return s->faults[i].err;
+        }
+    }
+    return 0;
+}
+
+/* HERALD_TEST_FAULTS="DB:N:KIND,...": see docs/testing.md. Malformed
+ * entries are refused, so a typo cannot silently test nothing. */
+static int parse_faults(struct store *s, const char *spec)
+{
+    const char *names[NDBS];
+    MDB_dbi dbis[NDBS];
+    db_list(s, names, dbis);
+    char buf[512];
+    if (strlen(spec) >= sizeof(buf))
+        return HERALD_EINVAL;
+    memcpy(buf, spec, strlen(spec) + 1);
+    char *save = NULL;
+    for (char *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        char name[32], kind[16];
+        unsigned long n;
+        if (sscanf(e, "%31[a-z_]:%lu:%15[a-z]", name, &n, kind) != 3 || n == 0 ||
+            s->nfaults == STORE_MAX_FAULTS)
+            return HERALD_EINVAL;
+        struct store_fault *f = &s->faults[s->nfaults];
+        f->err = strcmp(kind, "full") == 0 ? MDB_MAP_FULL : strcmp(kind, "io") == 0 ? EIO : 0;
+        size_t i;
+        for (i = 0; i < NDBS && strcmp(names[i], name) != 0; i++)
+            ;
+        if (f->err == 0 || i == NDBS)
+            return HERALD_EINVAL;
+        f->dbi = dbis[i];
+        f->n = n;
+        s->nfaults++;
+    }
+    return 0;
+}
+
 static int init_schema(struct store *s, bool read_only)
 {
     MDB_txn *txn = NULL;
@@ -102,6 +186,8 @@ int store_open(struct store **out, const char *dir, const struct store_opts *opt
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto fail;
     size_t map = (opts && opts->map_size) ? opts->map_size : DEFAULT_MAP_SIZE;
+    s->map_size = map;
+    s->max_map_size = (opts && opts->max_map_size > map) ? opts->max_map_size : map;
     if ((rc = mdb_env_set_mapsize(s->env, map)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 16)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, 126)) != 0)
         goto fail;
@@ -109,6 +195,16 @@ int store_open(struct store **out, const char *dir, const struct store_opts *opt
     if ((rc = mdb_env_open(s->env, dir, flags, 0600)) != 0)
         goto fail;
     rc = init_schema(s, opts && opts->read_only);
+    const char *faults = getenv("HERALD_TEST_FAULTS");
+    if (rc == 0 && faults && faults[0]) {
+        if (parse_faults(s, faults) != 0) {
+            log_error("store", "HERALD_TEST_FAULTS=%s: expected DB:N:full|io[,...]", faults);
+            rc = HERALD_EINVAL;
+        } else {
+            log_warn("store", "TEST FAULT INJECTION ON (HERALD_TEST_FAULTS=%s): storage writes "
+                              "will fail on purpose", faults);
+        }
+    }
     if (rc != 0) {
         mdb_env_close(s->env);
         free(s);
@@ -133,6 +229,41 @@ void store_close(struct store *s)
 }
 
 const char *store_path(const struct store *s) { return s->path; }
+
+int store_grow(struct store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return 0;
+    s->map_size = info.me_mapsize;
+    double used = (double)(info.me_last_pgno + 1) * st.ms_psize;
+    bool full = s->hit_full;
+    s->hit_full = false;
+    if (!full && used < 0.8 * (double)s->map_size)
+        return 0;
+    if (s->map_size >= s->max_map_size) {
+        if (full)
+            log_error("store", "%s is full at the ceiling storage.max_map_size_mb = %zu: writes "
+                               "fail with resource-constraint until data is removed or the "
+                               "ceiling is raised", s->path, s->max_map_size >> 20);
+        return full ? HERALD_EFULL : 0;
+    }
+    size_t grown = s->map_size * 2;
+    if (grown < s->map_size || grown > s->max_map_size)
+        grown = s->max_map_size;
+    int rc = mdb_env_set_mapsize(s->env, grown);
+    if (rc != 0) {
+        log_error("store", "cannot grow the map of %s to %zu MiB: %s", s->path, grown >> 20,
+                  mdb_strerror(rc));
+        return map_err(rc);
+    }
+    log_info("store", "map of %s grown from %zu to %zu MiB (%.0f%% used; ceiling %zu MiB)",
+             s->path, s->map_size >> 20, grown >> 20, 100.0 * used / (double)s->map_size,
+             s->max_map_size >> 20);
+    s->map_size = grown;
+    return 1;
+}
 
 static void encode_scram(uint8_t **p, const struct store_scram *sc)
 {
@@ -193,7 +324,7 @@ int store_user_put(struct store *s, const char *bare_jid, const struct store_use
         if ((rc = mdb_get(txn, s->users, &k, &old)) != 0)
             goto done;
     }
-    if ((rc = mdb_put(txn, s->users, &k, &v, create ? MDB_NOOVERWRITE : 0)) != 0)
+    if ((rc = st_put(s, txn, s->users, &k, &v, create ? MDB_NOOVERWRITE : 0)) != 0)
         goto done;
     rc = mdb_txn_commit(txn);
     txn = NULL;
@@ -256,7 +387,7 @@ int store_user_del(struct store *s, const char *bare_jid)
         return rc;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
         return map_err(rc);
-    if ((rc = mdb_del(txn, s->users, &k, NULL)) != 0) {
+    if ((rc = st_del(s, txn, s->users, &k, NULL)) != 0) {
         mdb_txn_abort(txn);
         return map_err(rc);
     }

@@ -9,6 +9,7 @@
  *   meta      "next_node_id"                -> u64
  * Everything a node owns is prefixed by its id, so deleting a node is a range
  * delete in each database, in one transaction. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,12 +20,19 @@
 #define REC_V1 1
 #define KEY_MAX 511 /* LMDB's default maximum key size */
 
-int store_txn_begin(struct store *s, bool write, struct store_txn **out)
+static int txn_begin(struct store *s, struct store_txn *parent, bool write, struct store_txn **out)
 {
     struct store_txn *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return HERALD_ENOMEM;
-    int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    MDB_txn *ptxn = parent ? parent->txn : NULL;
+    unsigned flags = write ? 0 : MDB_RDONLY;
+    int rc = mdb_txn_begin(s->env, ptxn, flags, &t->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process (a CLI command) grew the map: adopt its size. */
+        if ((rc = mdb_env_set_mapsize(s->env, 0)) == 0)
+            rc = mdb_txn_begin(s->env, ptxn, flags, &t->txn);
+    }
     if (rc != 0) {
         free(t);
         return store_map_err(rc);
@@ -35,17 +43,39 @@ int store_txn_begin(struct store *s, bool write, struct store_txn **out)
     return 0;
 }
 
+int store_txn_begin(struct store *s, bool write, struct store_txn **out)
+{
+    return txn_begin(s, NULL, write, out);
+}
+
+int store_txn_begin_nested(struct store_txn *parent, struct store_txn **out)
+{
+    return txn_begin(parent->s, parent, true, out);
+}
+
 int store_txn_commit(struct store_txn *t)
 {
-    int rc = t->write ? mdb_txn_commit(t->txn) : (mdb_txn_abort(t->txn), 0);
+    struct store *s = t->s;
+    int rc;
+    if (t->txn == s->poisoned) {
+        /* LMDB refuses to commit a transaction a write failed in; so does
+         * a transaction an injected fault hit. */
+        mdb_txn_abort(t->txn);
+        rc = EIO;
+    } else {
+        rc = t->write ? mdb_txn_commit(t->txn) : (mdb_txn_abort(t->txn), 0);
+    }
+    s->poisoned = NULL;
     free(t);
-    return store_map_err(rc);
+    return store_map_err_s(s, rc);
 }
 
 void store_txn_abort(struct store_txn *t)
 {
     if (t == NULL)
         return;
+    if (t->txn == t->s->poisoned)
+        t->s->poisoned = NULL;
     mdb_txn_abort(t->txn);
     free(t);
 }
@@ -57,7 +87,7 @@ static int put(struct store_txn *t, MDB_dbi dbi, const void *k, size_t kl, const
     if (kl == 0 || kl > KEY_MAX)
         return HERALD_ETOOBIG;
     MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
-    return store_map_err(mdb_put(t->txn, dbi, &key, &val, 0));
+    return store_map_err_s(t->s, st_put(t->s, t->txn, dbi, &key, &val, 0));
 }
 
 static int get(struct store_txn *t, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v)
@@ -73,7 +103,7 @@ static int del(struct store_txn *t, MDB_dbi dbi, const void *k, size_t kl)
     if (kl == 0 || kl > KEY_MAX)
         return HERALD_ENOTFOUND;
     MDB_val key = {kl, (void *)k};
-    return store_map_err(mdb_del(t->txn, dbi, &key, NULL));
+    return store_map_err_s(t->s, st_del(t->s, t->txn, dbi, &key, NULL));
 }
 
 /* Deletes every key starting with the 8-byte node id prefix. */
@@ -90,7 +120,7 @@ static int del_prefix(struct store_txn *t, MDB_dbi dbi, uint64_t node_id)
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
         if (rc != 0 || k.mv_size < 8 || memcmp(k.mv_data, pre, 8) != 0)
             break;
-        if ((rc = mdb_cursor_del(c, 0)) != 0)
+        if ((rc = st_cursor_del(t->s, t->txn, dbi, c)) != 0)
             break;
     }
     if (rc == 0)
@@ -341,8 +371,8 @@ static int drop_oldest(struct store_txn *t, const char *node_name, struct store_
             size_t vl = make_key(ik, n->id, victim.id, victim.id_len, NULL);
             if (vl && (rc = del(t, t->s->item_ids, ik, vl)) != 0)
                 break;
-            if ((rc = mdb_cursor_del(c, 0)) != 0) {
-                rc = store_map_err(rc);
+            if ((rc = st_cursor_del(t->s, t->txn, t->s->items, c)) != 0) {
+                rc = store_map_err_s(t->s, rc);
                 break;
             }
             n->item_count--;

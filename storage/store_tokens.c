@@ -47,7 +47,7 @@ int store_token_put(struct store *s, const struct store_token *tok)
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return store_map_err(rc);
-    if ((rc = mdb_put(txn, s->tokens, &k, &v, MDB_NOOVERWRITE)) != 0) {
+    if ((rc = st_put(s, txn, s->tokens, &k, &v, MDB_NOOVERWRITE)) != 0) {
         mdb_txn_abort(txn);
         return store_map_err(rc);
     }
@@ -74,7 +74,7 @@ int store_token_del(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN])
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return store_map_err(rc);
-    if ((rc = mdb_del(txn, s->tokens, &k, NULL)) != 0) {
+    if ((rc = st_del(s, txn, s->tokens, &k, NULL)) != 0) {
         mdb_txn_abort(txn);
         return store_map_err(rc);
     }

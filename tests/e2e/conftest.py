@@ -65,19 +65,20 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def herald(request, tmp_path):
-    """Factory: herald(config=None, allow_plaintext=False, users={}) starts a
-    server and returns its HeraldServer. ``config`` is {'section': {k: v}}.
-    ``users`` maps local part to password, created with `herald user add`
-    once the server runs."""
+    """Factory: herald(config=None, allow_plaintext=False, users={}, env={})
+    starts a server and returns its HeraldServer. ``config`` is {'section':
+    {k: v}}. ``users`` maps local part to password, created with `herald
+    user add` once the server runs. ``env`` is added to the server process's
+    environment (not to the CLI's)."""
     servers = []
     request.node._herald_servers = servers
 
-    def start(config=None, allow_plaintext=False, users=None, extra_args=()):
+    def start(config=None, allow_plaintext=False, users=None, extra_args=(), env=None):
         name = "herald%d" % len(servers)
         workdir = tmp_path / name
         workdir.mkdir()
         srv = HeraldServer(workdir, name=name, config=config,
-                           allow_plaintext=allow_plaintext, extra_args=extra_args)
+                           allow_plaintext=allow_plaintext, extra_args=extra_args, env=env)
         servers.append(srv)
         srv.start()
         for user, password in (users or {}).items():

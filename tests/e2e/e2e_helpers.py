@@ -104,7 +104,7 @@ def write_config(path, sections):
 
 class HeraldServer:
     def __init__(self, workdir, name="herald", config=None, allow_plaintext=False,
-                 extra_args=()):
+                 extra_args=(), env=None):
         self.name = name
         self.workdir = str(workdir)
         self.data_dir = os.path.join(self.workdir, "data")
@@ -116,6 +116,9 @@ class HeraldServer:
             write_config(self.config_path, config)
         self.allow_plaintext = allow_plaintext
         self.extra_args = list(extra_args)
+        # Added to the server's environment at every start (restart() reads
+        # it again, so a test may change it in between); {} adds nothing.
+        self.env = dict(env or {})
         self.port = free_port()
         self.http_port = free_port()
         self.https_port = free_port()
@@ -138,11 +141,14 @@ class HeraldServer:
 
     def start(self, timeout=10.0):
         self._log = open(self.log_path, "ab")
-        self._log.write(("$ %s\n" % " ".join(self.argv())).encode())
+        env_words = ["%s=%s" % kv for kv in sorted(self.env.items())]
+        self._log.write(("$ %s\n" % " ".join(env_words + self.argv())).encode())
         self._log.flush()
+        proc_env = dict(os.environ, **self.env) if self.env else None
         with open(self.stdout_path, "ab") as out:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=self._log, cwd=self.workdir)
+                                         stdout=out, stderr=self._log, cwd=self.workdir,
+                                         env=proc_env)
         deadline = time.monotonic() + timeout
         while True:
             rc = self.proc.poll()

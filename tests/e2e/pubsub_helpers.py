@@ -405,9 +405,11 @@ def disco_identities(resp):
 
 
 def pubsub_feature_table(path=PUBSUB_IQ_C):
-    """The quoted strings of the C array ``pubsub_features`` in
-    broker/pubsub_iq.c (comments stripped), or None if there is no such
-    array (yet)."""
+    """The XEP-0060 feature names of the dispatch table ``pubsub_iq_table``
+    in broker/pubsub_iq.c (comments stripped): every quoted string inside a
+    row's ``FEATURES(...)``, in table order, without full URIs (features such
+    as disco#info or XEP-0050's commands, which are not pubsub#<name>), or
+    None if there is no such table (yet)."""
     try:
         with open(path, encoding="utf-8") as f:
             src = f.read()
@@ -415,10 +417,13 @@ def pubsub_feature_table(path=PUBSUB_IQ_C):
         return None
     src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
     src = re.sub(r"//[^\n]*", "", src)
-    m = re.search(r"\bpubsub_features\s*\[[^\]]*\]\s*=\s*\{(.*?)\}\s*;", src, re.S)
+    m = re.search(r"\bpubsub_iq_table\s*\[[^\]]*\]\s*=\s*\{(.*?)\}\s*;", src, re.S)
     if not m:
         return None
-    return re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1))
+    names = []
+    for group in re.findall(r"\bFEATURES\s*\((.*?)\)", m.group(1), re.S):
+        names += [n for n in re.findall(r'"((?:[^"\\]|\\.)*)"', group) if ":" not in n]
+    return names
 
 
 # --------------------------------------------------------------------------

@@ -88,10 +88,12 @@ def _opened(srv, source):
 
 def test_max_connections_per_ip(herald):
     """RFC 6120 13.12 (connection limits) with [c2s] max_connections_per_ip =
-    3: three streams from 127.0.0.2 are served, the fourth from the same
-    address is refused (closed or <policy-violation/>), another address
-    (127.0.0.3) is still served, and closing one of the three frees a slot."""
-    srv = herald(config={"c2s": {"max_connections_per_ip": 3}}, users=USERS)
+    3 (and limit_loopback = true: loopback is exempt by default): three
+    streams from 127.0.0.2 are served, the fourth from the same address is
+    refused (closed or <policy-violation/>), another address (127.0.0.3) is
+    still served, and closing one of the three frees a slot."""
+    srv = herald(config={"c2s": {"max_connections_per_ip": 3, "limit_loopback": True}},
+                 users=USERS)
     conns = []
     try:
         for i in range(3):
@@ -139,10 +141,11 @@ def test_max_connections_per_ip(herald):
 
 
 def test_slixmpp_clients_within_connection_limit(herald):
-    """RFC 6120 13.12: with max_connections_per_ip = 3, three real clients
-    can log in from 127.0.0.1 and talk (the limit does not break normal
-    use)."""
-    srv = herald(config={"c2s": {"max_connections_per_ip": 3}}, users=USERS)
+    """RFC 6120 13.12: with max_connections_per_ip = 3 applied to loopback
+    (limit_loopback = true), three real clients can log in from 127.0.0.1
+    and talk (the limit does not break normal use)."""
+    srv = herald(config={"c2s": {"max_connections_per_ip": 3, "limit_loopback": True}},
+                 users=USERS)
 
     async def body():
         a = XClient(srv, "alice@localhost/a", "wonderland")

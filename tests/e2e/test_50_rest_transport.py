@@ -6,6 +6,7 @@ bodies, HEAD; and answers sent only after the commit: an item acknowledged
 with 201 survives kill -9, and seqs go on increasing across restarts so
 that Last-Event-ID resumes stay exact."""
 import json
+import re
 import subprocess
 
 from pubsub_helpers import kill_hard, restart_after_kill
@@ -216,7 +217,7 @@ def test_storage_full_is_507_and_not_notified(herald):
     publishing 60 KB items ends in 507; that item is not readable and no
     event carries it; after a purge frees the space publishing works again,
     and the server never stopped serving."""
-    srv, alice = rest_server(herald, config={"storage": {"map_size_mb": 1}})
+    srv, alice = rest_server(herald, config={"storage": {"map_size_mb": 1, "max_map_size_mb": 1}})
     alice.create("fill", {"max_items": 1000})
     s = EventStream(srv, "fill", alice.tok).wait_ready()
     ok, failed = [], None
@@ -238,4 +239,28 @@ def test_storage_full_is_507_and_not_notified(herald):
     evs = s.take(2)
     assert [e.type for e in evs] == ["purge", "item"], evs
     assert evs[1].json()["id"] == after
-    healthy(srv, allow_errors=[r"storage full"])
+    healthy(srv, allow_errors=[r"storage full", r"full at the ceiling"])
+    assert "full at the ceiling storage.max_map_size_mb" in srv.log_text(max_chars=10 ** 7)
+
+
+def test_storage_map_grows_up_to_the_ceiling(herald):
+    """storage.max_map_size_mb: the map starts at 1 MiB and doubles after a
+    commit when it is nearly full, so 60 items of 60 KB (3.6 MB) all get 201;
+    the log says how it grew; with a 4 MiB ceiling a 507 comes once the
+    ceiling is reached."""
+    srv, alice = rest_server(herald, config={"storage": {"map_size_mb": 1, "max_map_size_mb": 64}})
+    alice.create("grow", {"max_items": 1000})
+    for i in range(60):
+        expect(alice.put(item_path("grow", "i%02d" % i), {"blob": "z" * 60000}), 201)
+    assert len(alice.all_items("grow", page=100)) == 60
+    log = srv.log_text(max_chars=10 ** 7)
+    assert re.search(r"map of .* grown from 1 to 2 MiB", log), log[-2000:]
+    healthy(srv)
+
+    srv2, alice2 = rest_server(herald, config={"storage": {"map_size_mb": 1, "max_map_size_mb": 4}})
+    alice2.create("cap", {"max_items": 1000})
+    statuses = [alice2.put(item_path("cap", "i%03d" % i), {"blob": "z" * 60000}).status
+                for i in range(120)]
+    assert 201 in statuses and 507 in statuses, statuses
+    assert statuses.index(507) > 20, "the map did not grow before refusing: %s" % statuses
+    healthy(srv2, allow_errors=[r"storage full", r"full at the ceiling"])

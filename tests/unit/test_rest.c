@@ -1,15 +1,21 @@
 /* test_rest.c - the REST bridge's parsers and token store: bearer tokens
  * (create, check, expiry, revocation, scopes), JSON checking and canonical
- * form (yajl), and XML payload bodies (xmlp_parse_element). */
+ * form (yajl), XML payload bodies (xmlp_parse_element), and the item
+ * payloads of JSON bodies (the XEP-0335 container, byte for byte what the
+ * XML serializer writes) read back as the API shows items. */
 #include <stdint.h>
 #include <time.h>
 
+#include "arena.h"
 #include "buf.h"
 #include "errors.h"
 #include "json.h"
+#include "pubsub.h"
+#include "rest.h"
 #include "store.h"
 #include "test.h"
 #include "token.h"
+#include "xml.h"
 #include "xml_parser.h"
 
 static void test_scopes(void)
@@ -158,5 +164,102 @@ static void test_xml_payload(void)
               XMLP_POLICY_VIOLATION, NULL);
 }
 
+/* The container of a JSON text as the XML serializer writes it (what the
+ * service stored for REST items before payloads became bytes). */
+static void serialized_container(const char *canonical, struct buf *out)
+{
+    struct arena a;
+    arena_init(&a);
+    struct xnode *x = xml_elem_new(&a, NS_JSON, "json");
+    CHECK(x != NULL);
+    if (x && xml_add_text(&a, x, canonical, strlen(canonical)) == 0)
+        xml_serialize(out, x, "\x01");
+    arena_free(&a);
+}
+
+/* An item's JSON view as text. */
+static void item_view(const char *payload, struct buf *out)
+{
+    struct ps_item it = {17, 1764090001123ULL, "i1", 2, "alice@localhost", 15, payload,
+                         payload ? strlen(payload) : 0};
+    yajl_gen g = json_gen_new();
+    CHECK(g != NULL);
+    if (g == NULL)
+        return;
+    rest_item_json(g, &it);
+    CHECK_EQ_INT(json_gen_take(g, out), 0);
+    yajl_gen_free(g);
+}
+
+static void test_json_payload(void)
+{
+    static const char *const values[] = {
+        "{\"kW\": 3.5}",
+        "{\"s\": \"a<b>&c\\\"d'e ]]> </json>\", \"nl\": \"l1\\nl2\\tt\\r\"}",
+        "[1, \"two\", {\"three\": 3}, null, true, false]",
+        "\"just a string\"",
+        "42",
+        "{\"u\": \"\\u00e9\u4e2d\", \"ctl\": \"\\u0001\\u001f\"}",
+    };
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        struct buf got, canon, want, view, want_view;
+        buf_init(&got, 0);
+        buf_init(&canon, 0);
+        buf_init(&want, 0);
+        buf_init(&view, 0);
+        buf_init(&want_view, 0);
+        CHECK_EQ_INT(rest_json_payload(values[i], strlen(values[i]), &got), 0);
+        CHECK_EQ_INT(json_canonical(values[i], strlen(values[i]), &canon), 0);
+        CHECK_EQ_INT(buf_nul(&canon), 0);
+        serialized_container(canon.data, &want);
+        CHECK_EQ_MEM(got.data, got.len, want.data, want.len);
+        /* Read back, the item shows the same JSON value. */
+        CHECK_EQ_INT(buf_nul(&got), 0);
+        item_view(got.data, &view);
+        buf_puts(&want_view, "{\"id\":\"i1\",\"seq\":17,\"published\":"
+                             "\"2025-11-25T17:00:01.123Z\",\"publisher\":\"alice@localhost\","
+                             "\"json\":");
+        buf_append(&want_view, canon.data, canon.len);
+        buf_putc(&want_view, '}');
+        CHECK_EQ_MEM(view.data, view.len, want_view.data, want_view.len);
+        buf_free(&got);
+        buf_free(&canon);
+        buf_free(&want);
+        buf_free(&view);
+        buf_free(&want_view);
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    CHECK_EQ_INT(rest_json_payload("{\"a\":", 5, &b), HERALD_EINVAL);
+    CHECK_EQ_INT(rest_json_payload("", 0, &b), HERALD_EINVAL);
+    buf_free(&b);
+}
+
+static void test_item_view_xml(void)
+{
+    struct buf view;
+    /* Not a container, a container of something that is not JSON, and no
+     * payload at all. */
+    static const struct {
+        const char *payload, *want;
+    } cases[] = {
+        {"<m xmlns='urn:x'>hi</m>", "\"xml\":\"<m xmlns='urn:x'>hi</m>\"}"},
+        {"<json xmlns='urn:xmpp:json:0'>{not json</json>",
+         "\"xml\":\"<json xmlns='urn:xmpp:json:0'>{not json</json>\"}"},
+        {"<json xmlns='urn:xmpp:json:0'><b/></json>",
+         "\"xml\":\"<json xmlns='urn:xmpp:json:0'><b/></json>\"}"},
+        {NULL, "\"publisher\":\"alice@localhost\"}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        buf_init(&view, 0);
+        item_view(cases[i].payload, &view);
+        size_t wl = strlen(cases[i].want);
+        CHECK(view.len > wl);
+        if (view.len > wl)
+            CHECK_EQ_MEM(view.data + view.len - wl, wl, cases[i].want, wl);
+        buf_free(&view);
+    }
+}
+
 TEST_MAIN(TEST_CASE(test_scopes), TEST_CASE(test_tokens), TEST_CASE(test_json),
-          TEST_CASE(test_xml_payload))
+          TEST_CASE(test_xml_payload), TEST_CASE(test_json_payload), TEST_CASE(test_item_view_xml))

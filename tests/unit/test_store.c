@@ -254,7 +254,7 @@ static void test_reopen_persists(void)
     store_close(s);
 
     /* Read-only open sees the data and cannot write. */
-    struct store_opts ro = {0, true};
+    struct store_opts ro = {.read_only = true};
     s = NULL;
     CHECK_EQ_INT(store_open(&s, dir, &ro), 0);
     CHECK_EQ_INT(store_user_exists(s, "user07@localhost"), 1);
@@ -339,7 +339,7 @@ static void test_map_full(void)
 {
     char *dir = make_dir();
     struct store *s = NULL;
-    struct store_opts opts = {64 * 1024, false};
+    struct store_opts opts = {.map_size = 64 * 1024};
     CHECK_EQ_INT(store_open(&s, dir, &opts), 0);
     if (s == NULL)
         goto done;
@@ -376,7 +376,7 @@ static void test_map_full(void)
         store_close(s);
     }
     /* A larger map makes room. */
-    struct store_opts bigger = {1024 * 1024, false};
+    struct store_opts bigger = {.map_size = 1024 * 1024};
     s = NULL;
     CHECK_EQ_INT(store_open(&s, dir, &bigger), 0);
     if (s) {
@@ -403,7 +403,7 @@ static void test_schema_version(void)
     s = NULL;
     CHECK_EQ_INT(store_open(&s, dir, NULL), HERALD_ESCHEMA);
     CHECK(s == NULL);
-    struct store_opts ro = {0, true};
+    struct store_opts ro = {.read_only = true};
     CHECK_EQ_INT(store_open(&s, dir, &ro), HERALD_ESCHEMA);
     /* The refusal did not rewrite the record. */
     CHECK_EQ_INT(read_schema_raw(dir), STORE_SCHEMA_VERSION + 1);
@@ -447,7 +447,7 @@ static void test_open_errors(void)
     char empty[4300];
     snprintf(empty, sizeof(empty), "%s/empty", dir);
     mkdir(empty, 0700);
-    struct store_opts ro = {0, true};
+    struct store_opts ro = {.read_only = true};
     CHECK(store_open(&s, empty, &ro) < 0);
     remove_dir(strdup(empty));
     remove_dir(dir);
