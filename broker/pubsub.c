@@ -1392,11 +1392,18 @@ int pubsub_subscribe(struct pubsub *ps, const char *who, const char *node, const
     sub_link(n, s);
     if (state == SUB_PENDING)
         emit_pending(ps, n, s, NULL);
-    else if (n->cfg.send_last == PS_SEND_ON_SUB)
-        emit_last_item(ps, n, s->jid);
     if (out)
         *out = sub_view(n, s);
     return 0;
+}
+
+void pubsub_subscribed(struct pubsub *ps, const char *node, const char *jid)
+{
+    struct ps_node *n = find_node(ps, node);
+    unsigned count;
+    struct ps_sub *s = n ? find_sub(n, jid, NULL, &count) : NULL;
+    if (s && s->state == SUB_SUBSCRIBED && n->cfg.send_last == PS_SEND_ON_SUB)
+        emit_last_item(ps, n, s->jid);
 }
 
 int pubsub_unsubscribe(struct pubsub *ps, const char *who, const char *node, const char *jid,

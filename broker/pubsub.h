@@ -207,6 +207,11 @@ int pubsub_retract(struct pubsub *ps, const char *who, const char *node, const c
  * subscription. */
 int pubsub_subscribe(struct pubsub *ps, const char *who, const char *node, const char *jid,
                      const struct ps_field *opts, size_t nopts, struct ps_subscription *out);
+/* What follows a new subscription of jid, once the edge has queued its
+ * answer (so the subscriber hears "subscribed" first): the node's last
+ * published item when its send_last_published_item is on_sub (§6.1.7), as
+ * a PS_EV_LAST_ITEM event. */
+void pubsub_subscribed(struct pubsub *ps, const char *node, const char *jid);
 int pubsub_unsubscribe(struct pubsub *ps, const char *who, const char *node, const char *jid,
                        const char *subid);
 /* Sets subscription options (§6.3.5); a field not given keeps its value. */

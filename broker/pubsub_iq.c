@@ -29,6 +29,7 @@
 #include "batch.h"
 #include "errors.h"
 #include "herald.h"
+#include "jid.h"
 #include "log.h"
 #include "outq.h"
 #include "pubsub.h"
@@ -721,12 +722,17 @@ static int do_subscribe(struct req *r, struct xnode *sub, struct xnode *pubsub)
         return rc;
     if ((rc = pubsub_subscribe(r->ps, r->who, node, jid, f, nf, &s)) != 0)
         return from_service(r, rc);
-    /* The last published item (§6.1.7) is the service's PS_EV_LAST_ITEM. */
     struct xnode *rep = result(r);
     struct xnode *p = rep ? xml_add_elem(r->a, rep, NS_PUBSUB, "pubsub") : NULL;
     if (p == NULL || subscription_elem(r, p, NS_PUBSUB, node, s.jid, s.subid, s.state) == NULL)
         return HERALD_ENOMEM;
-    return answer(r, rep);
+    /* The subscriber learns it is subscribed before it gets the node's last
+     * item (§6.1.7, the service's PS_EV_LAST_ITEM): answer first. */
+    char subscriber[JID_MAX + 1];
+    snprintf(subscriber, sizeof(subscriber), "%s", s.jid);
+    if ((rc = answer(r, rep)) == 0)
+        pubsub_subscribed(r->ps, node, subscriber);
+    return rc;
 }
 
 static int do_unsubscribe(struct req *r, struct xnode *un, struct xnode *unused)

@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from e2e_helpers import q, run, show
+from e2e_helpers import NS_CLIENT, RawStream, q, run, show
 from pubsub_helpers import (NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_EVENT, NS_OWNER,
                             NS_PUBSUB, NS_SUB_AUTH, PUBSUB, assert_ps_error, assert_result,
                             call, disco, disco_features, drain_events, event_of, find_path,
@@ -574,3 +574,35 @@ def test_node_visibility(herald, aff):
                                        sorted(want - got), sorted(got - want)))
         assert not problems, "\n".join(problems)
     run(body)
+
+
+def test_last_item_follows_subscribe_result(herald):
+    """XEP-0060 §6.1.7: with send_last_published_item = on_sub the service
+    sends the last item *after* the subscription result, so a client learns
+    it is subscribed before the first notification arrives (raw socket, so
+    the order on the wire is what is checked)."""
+    srv = herald(users=USERS)
+    alice = RawStream(srv.port)
+    alice.login("alice", "wonderland", "a")
+    form = ("<configure><x xmlns='jabber:x:data' type='submit'>"
+            "<field var='FORM_TYPE' type='hidden'><value>%s#node_config</value></field>"
+            "<field var='pubsub#send_last_published_item'><value>on_sub</value></field>"
+            "</x></configure>" % NS_PUBSUB)
+    r = alice.iq("<pubsub xmlns='%s'><create node='ord'/>%s</pubsub>" % (NS_PUBSUB, form),
+                 itype="set", to=PUBSUB)
+    assert r.get("type") == "result", show(r)
+    r = alice.iq("<pubsub xmlns='%s'><publish node='ord'><item id='one'>%s</item></publish>"
+                 "</pubsub>" % (NS_PUBSUB, pl("one")), itype="set", to=PUBSUB)
+    assert r.get("type") == "result", show(r)
+    bob = RawStream(srv.port)
+    bob.login("bob", "builder", "b")
+    bob.send("<presence/>")  # available: a notification to the bare JID reaches it
+    bob.wait_for(lambda: any(e.tag == q(NS_CLIENT, "presence") for e in bob.elements))
+    bob.send("<iq type='set' id='sub1' to='%s'><pubsub xmlns='%s'><subscribe node='ord' "
+             "jid='%s'/></pubsub></iq>" % (PUBSUB, NS_PUBSUB, BOB))
+    bob.wait_for(lambda: any(e.tag == q(NS_CLIENT, "message") for e in bob.elements))
+    order = [("iq:" + e.get("id")) if e.tag == q(NS_CLIENT, "iq") else "message"
+             for e in bob.elements if e.tag in (q(NS_CLIENT, "iq"), q(NS_CLIENT, "message"))]
+    assert order[:2] == ["iq:sub1", "message"], order
+    alice.close()
+    bob.close()

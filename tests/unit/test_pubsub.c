@@ -323,7 +323,10 @@ static int subscribe(struct fx *f, const char *who, const char *node, const char
                      const struct ps_field *opts, size_t nopts)
 {
     struct ps_subscription out;
-    return pubsub_subscribe(f->ps, who, node, jid, opts, nopts, &out);
+    int rc = pubsub_subscribe(f->ps, who, node, jid, opts, nopts, &out);
+    if (rc == 0) /* as the edges do, once the answer is queued */
+        pubsub_subscribed(f->ps, node, out.jid);
+    return rc;
 }
 
 /* Items as "id" joined with ','; seqs (may be NULL) get the sequences. */
