@@ -29,12 +29,17 @@ struct batch {
     struct store_txn *txn;
     /* Open operations, innermost last: an operation may run another (a
      * roster removal cancels presence subscriptions), each one nested in
-     * the one before. mark: the last callback registered before it began. */
+     * the one before. mark: the last callback registered before it began.
+     * A direct operation writes straight into the batch (no savepoint);
+     * writes: the store's write count when it began. */
     struct {
         struct store_txn *txn;
         struct after *mark;
+        bool direct;
+        unsigned long writes;
     } ops[8];
     unsigned nops;
+    int failed;                 /* a direct operation failed after writing: the turn is lost */
     struct after *head, *tail;
     unsigned pending;
     struct hook hooks[4];
@@ -49,6 +54,16 @@ int batch_new(struct store *store, struct batch **out)
     b->store = store;
     *out = b;
     return 0;
+}
+
+/* Aborts the open operations' own (nested) transactions. */
+static void drop_ops(struct batch *b)
+{
+    while (b->nops) {
+        b->nops--;
+        if (!b->ops[b->nops].direct)
+            store_txn_abort(b->ops[b->nops].txn);
+    }
 }
 
 static void run_all(struct batch *b, int failed)
@@ -68,8 +83,7 @@ void batch_free(struct batch *b)
 {
     if (b == NULL)
         return;
-    while (b->nops)
-        store_txn_abort(b->ops[--b->nops].txn);
+    drop_ops(b);
     store_txn_abort(b->txn);
     b->txn = NULL;
     /* Nothing was acknowledged: callbacks only release their contexts. */
@@ -82,9 +96,22 @@ static struct store_txn *innermost(const struct batch *b)
     return b->nops ? b->ops[b->nops - 1].txn : b->txn;
 }
 
+/* A nested transaction costs a copy of every page the batch has already
+ * dirtied that the operation touches again (LMDB must be able to drop the
+ * child alone): about a third more work per publish. It is worth it only
+ * when a write can plausibly fail, which in LMDB means the map running out
+ * (store_write_risky). Otherwise the operation writes straight into the
+ * batch; should it still fail after writing (out of memory, an I/O error
+ * while LMDB spills pages), the whole turn is rolled back instead: its
+ * other requests get the error at the commit, and memory is reloaded then,
+ * when no handler runs. */
 struct store_txn *batch_op_begin(struct batch *b, int *rc)
 {
     *rc = 0;
+    if (b->failed) {
+        *rc = b->failed;
+        return NULL;
+    }
     if (b->nops == sizeof(b->ops) / sizeof(b->ops[0])) {
         log_error("batch", "operations nested too deep");
         *rc = HERALD_EIO;
@@ -92,11 +119,14 @@ struct store_txn *batch_op_begin(struct batch *b, int *rc)
     }
     if (b->txn == NULL && (*rc = store_txn_begin(b->store, true, &b->txn)) != 0)
         return NULL;
-    struct store_txn *t;
-    if ((*rc = store_txn_begin_nested(innermost(b), &t)) != 0)
+    bool direct = !store_write_risky(b->store) && (b->nops == 0 || b->ops[b->nops - 1].direct);
+    struct store_txn *t = innermost(b);
+    if (!direct && (*rc = store_txn_begin_nested(t, &t)) != 0)
         return NULL;
     b->ops[b->nops].txn = t;
     b->ops[b->nops].mark = b->tail;
+    b->ops[b->nops].direct = direct;
+    b->ops[b->nops].writes = store_write_count(b->store);
     b->nops++;
     return t;
 }
@@ -128,11 +158,29 @@ int batch_op_end(struct batch *b, struct store_txn *op, int rc)
         log_error("batch", "an operation ended out of order");
         return rc ? rc : HERALD_EIO;
     }
-    struct after *mark = b->ops[--b->nops].mark;
-    if (rc == 0)
+    b->nops--;
+    struct after *mark = b->ops[b->nops].mark;
+    if (b->ops[b->nops].direct) {
+        if (rc == 0 && b->failed)
+            rc = b->failed; /* an operation inside this one lost the turn */
+        if (rc != 0 && !b->failed && store_write_count(b->store) != b->ops[b->nops].writes) {
+            /* It wrote and failed without a savepoint: the batch may hold
+             * half of it, so the turn goes. */
+            log_error("batch", "a write failed outside a savepoint (%s): every change of this "
+                               "loop turn is rolled back", herald_strerror(rc));
+            b->failed = rc;
+        }
+        /* The transaction goes when the outermost operation ends: the
+         * operations around this one still hold it (and fail on it). */
+        if (b->failed && b->nops == 0) {
+            store_txn_abort(b->txn);
+            b->txn = NULL;
+        }
+    } else if (rc == 0) {
         rc = store_txn_commit(op);
-    else
+    } else {
         store_txn_abort(op);
+    }
     if (rc != 0) {
         b->stats.op_failures++;
         cancel_since(b, mark, rc);
@@ -160,7 +208,7 @@ void batch_read_done(struct batch *b, struct store_txn *t)
 
 int batch_after(struct batch *b, batch_fn *fn, void *ctx)
 {
-    if (b->txn == NULL && b->head == NULL) {
+    if (b->txn == NULL && b->head == NULL && !b->failed) {
         fn(ctx, 0);
         return 0;
     }
@@ -192,14 +240,22 @@ static void rolled_back(struct batch *b, int rc)
 
 void batch_commit(struct batch *b)
 {
+    if (b->failed) {
+        int rc = b->failed;
+        b->failed = 0;
+        store_txn_abort(b->txn);
+        b->txn = NULL;
+        b->stats.failures++;
+        rolled_back(b, rc);
+        return;
+    }
     if (b->txn == NULL) {
         run_all(b, 0);
         return;
     }
     if (b->nops) { /* cannot happen: operations end before the turn does */
         log_error("batch", "an operation was left open; rolling it back");
-        while (b->nops)
-            store_txn_abort(b->ops[--b->nops].txn);
+        drop_ops(b);
     }
     struct store_txn *t = b->txn;
     b->txn = NULL;

@@ -1234,14 +1234,13 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
     struct store_txn *t = op_begin(ps, &rc);
     if (t == NULL)
         return rc;
-    struct store_item old;
-    bool replaced = store_item_get(t, n->id, id, idl, &old) == 0;
+    bool replaced = false;
     struct store_item it = {0,         stamp,  id, idl, publisher, strlen(publisher),
                             req->payload ? req->payload : "", req->payload ? req->payload_len : 0};
     struct store_node sn;
     uint8_t cb[CFG_RECORD_MAX];
     to_store_node(n, &sn, cb, sizeof(cb));
-    rc = store_item_put(t, n->name, &sn, &it, ps_config_keep(&n->cfg, &ps->caps), NULL);
+    rc = store_item_put(t, n->name, &sn, &it, ps_config_keep(&n->cfg, &ps->caps), NULL, &replaced);
     if ((rc = op_end(ps, t, rc)) != 0)
         return rc;
     n->next_seq = sn.next_seq;

@@ -83,6 +83,18 @@ int store_token_each(struct store *s, int (*fn)(void *ud, const struct store_tok
 /* Path of the environment's data file, for messages. */
 const char *store_path(const struct store *s);
 
+/* Could the writes of the next operation in the open write transaction
+ * fail? LMDB writes fail for want of map space (MDB_MAP_FULL); other
+ * failures (out of memory, an I/O error while spilling pages) are rare.
+ * Risky when the transaction's estimated writes so far, doubled, plus a
+ * margin for one large operation, approach the map's free space at its
+ * start, or when test faults are set (HERALD_TEST_FAULTS without :direct).
+ * The batch runs risky operations in nested transactions (batch.h). */
+bool store_write_risky(const struct store *s);
+/* Write attempts (puts and deletes) so far: equal before and after an
+ * operation means it wrote nothing. */
+unsigned long store_write_count(const struct store *s);
+
 /* Grows the map (doubling, up to max_map_size) when it is 80% used or a
  * write found it full since the last call. Only while no transaction of
  * this process is open (LMDB's rule for mdb_env_set_mapsize): the batch
@@ -143,10 +155,11 @@ struct store_item {
 
 /* Stores an item in node n (n->next_seq and n->item_count are updated and
  * the node record rewritten). An item with the same id is replaced (it
- * moves to the newest position). Then the oldest items beyond max_items are
- * deleted, in the same transaction; *evicted (may be NULL) gets how many. */
+ * moves to the newest position; *replaced, may be NULL, says so). Then the
+ * oldest items beyond max_items are deleted, in the same transaction;
+ * *evicted (may be NULL) gets how many. */
 int store_item_put(struct store_txn *t, const char *node_name, struct store_node *n,
-                   struct store_item *it, uint32_t max_items, unsigned *evicted);
+                   struct store_item *it, uint32_t max_items, unsigned *evicted, bool *replaced);
 /* Deletes the oldest items until at most keep remain (node record updated). */
 int store_items_trim(struct store_txn *t, const char *node_name, struct store_node *n,
                      uint32_t keep, unsigned *evicted);

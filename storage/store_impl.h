@@ -11,6 +11,7 @@ struct store_fault {
     MDB_dbi dbi;
     unsigned long n;
     int err;                /* MDB_MAP_FULL or EIO */
+    bool direct;            /* does not make writes risky (tests the unsavepointed path) */
 };
 #define STORE_MAX_FAULTS 8
 #define STORE_MAX_DBS 16
@@ -26,6 +27,10 @@ struct store {
     unsigned long writes[STORE_MAX_DBS]; /* by dbi, counted only with faults set */
     MDB_txn *poisoned;      /* the transaction an injected fault hit (LMDB marks it failed) */
     bool fault_fired;       /* the error being mapped now was injected */
+    bool faults_risky;      /* a fault without :direct is set: every write is risky */
+    unsigned long write_attempts; /* puts and deletes since the store opened */
+    unsigned long turn_pages;      /* pages the open top-level write txn may have dirtied (estimate) */
+    unsigned long turn_free_pages; /* free pages of the map when it began */
     char path[4096];
 };
 
@@ -45,26 +50,40 @@ int store_im_forget_account(struct store_txn *t, const char *bare);
 int store_map_err(int rc);
 int store_map_err_s(struct store *s, int rc);
 
+/* A top-level write transaction began: estimate the map's free pages. */
+void store_turn_begin(struct store *s);
+
 /* The injected error for the next write on dbi in txn, or 0. */
 int store_fault_check(struct store *s, MDB_txn *txn, MDB_dbi dbi);
 
 /* Every write goes through these, so fault injection sees it. They
  * return LMDB codes, like the calls they wrap. */
+/* A put may dirty a path of pages from the root to a leaf (about 4 in a
+ * Herald-sized tree) plus the overflow pages of a large value. */
+static inline void st_count(struct store *s, size_t value_bytes)
+{
+    s->write_attempts++;
+    s->turn_pages += 4 + value_bytes / 4096;
+}
+
 static inline int st_put(struct store *s, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v,
                          unsigned flags)
 {
+    st_count(s, v->mv_size);
     int rc = s->nfaults ? store_fault_check(s, txn, dbi) : 0;
     return rc ? rc : mdb_put(txn, dbi, k, v, flags);
 }
 
 static inline int st_del(struct store *s, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v)
 {
+    st_count(s, 0);
     int rc = s->nfaults ? store_fault_check(s, txn, dbi) : 0;
     return rc ? rc : mdb_del(txn, dbi, k, v);
 }
 
 static inline int st_cursor_del(struct store *s, MDB_txn *txn, MDB_dbi dbi, MDB_cursor *c)
 {
+    st_count(s, 0);
     int rc = s->nfaults ? store_fault_check(s, txn, dbi) : 0;
     return rc ? rc : mdb_cursor_del(c, 0);
 }

@@ -102,12 +102,15 @@ static int parse_faults(struct store *s, const char *spec)
     memcpy(buf, spec, strlen(spec) + 1);
     char *save = NULL;
     for (char *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
-        char name[32], kind[16];
+        char name[32], kind[16], mode[16] = "";
         unsigned long n;
-        if (sscanf(e, "%31[a-z_]:%lu:%15[a-z]", name, &n, kind) != 3 || n == 0 ||
-            s->nfaults == STORE_MAX_FAULTS)
+        int got = sscanf(e, "%31[a-z_]:%lu:%15[a-z]:%15[a-z]", name, &n, kind, mode);
+        if (got < 3 || n == 0 || s->nfaults == STORE_MAX_FAULTS ||
+            (got == 4 && strcmp(mode, "direct") != 0))
             return HERALD_EINVAL;
         struct store_fault *f = &s->faults[s->nfaults];
+        f->direct = got == 4;
+        s->faults_risky = s->faults_risky || !f->direct;
         f->err = strcmp(kind, "full") == 0 ? MDB_MAP_FULL : strcmp(kind, "io") == 0 ? EIO : 0;
         size_t i;
         for (i = 0; i < NDBS && strcmp(names[i], name) != 0; i++)
@@ -229,6 +232,27 @@ void store_close(struct store *s)
 }
 
 const char *store_path(const struct store *s) { return s->path; }
+
+bool store_write_risky(const struct store *s)
+{
+    /* Margin: what one operation may write (a 1 MiB HTTP body is 256
+     * pages), doubled, on top of twice the estimate for the turn so far. */
+    return s->faults_risky || 2 * s->turn_pages + 2048 > s->turn_free_pages;
+}
+
+unsigned long store_write_count(const struct store *s) { return s->write_attempts; }
+
+void store_turn_begin(struct store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    s->turn_pages = 0;
+    s->turn_free_pages = 0;
+    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0 && st.ms_psize) {
+        size_t pages = info.me_mapsize / st.ms_psize;
+        s->turn_free_pages = pages > info.me_last_pgno + 1 ? pages - info.me_last_pgno - 1 : 0;
+    }
+}
 
 int store_grow(struct store *s)
 {

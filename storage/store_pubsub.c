@@ -39,6 +39,8 @@ static int txn_begin(struct store *s, struct store_txn *parent, bool write, stru
     }
     t->s = s;
     t->write = write;
+    if (write && parent == NULL)
+        store_turn_begin(s);
     *out = t;
     return 0;
 }
@@ -296,7 +298,7 @@ static int item_del_seq(struct store_txn *t, uint64_t node_id, uint64_t seq, boo
 }
 
 int store_item_put(struct store_txn *t, const char *node_name, struct store_node *n,
-                   struct store_item *it, uint32_t max_items, unsigned *evicted)
+                   struct store_item *it, uint32_t max_items, unsigned *evicted, bool *replaced)
 {
     uint8_t ik[KEY_MAX + 1];
     size_t il = make_key(ik, n->id, it->id, it->id_len, NULL);
@@ -304,6 +306,8 @@ int store_item_put(struct store_txn *t, const char *node_name, struct store_node
         return HERALD_ETOOBIG;
     MDB_val old;
     int rc = get(t, t->s->item_ids, ik, il, &old);
+    if (replaced)
+        *replaced = rc == 0;
     if (rc == 0 && old.mv_size == 8) {
         /* Same id: the old version goes, the new one is the newest. */
         if ((rc = item_del_seq(t, n->id, get_be64(old.mv_data), false)) != 0)

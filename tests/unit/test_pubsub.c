@@ -1485,6 +1485,38 @@ static void test_persist_reopen(void)
 
 /* ---- contained failures ---------------------------------------------------- */
 
+/* Without a savepoint (the map far from full, and a fault that does not
+ * force one: ":direct"), a write failing after others of its operation
+ * loses the whole turn: A, B and C all fail or are rolled back, no event
+ * goes out, memory is reloaded at the commit, and the next turn works. */
+static void test_fault_without_savepoint(void)
+{
+    struct fx f;
+    if (!fx_start(&f))
+        return;
+    CHECK_EQ_INT(create(&f, ALICE, "n", NULL, 0), 0);
+    commit(&f);
+    CHECK(fx_reopen(&f, "item_ids:2:io:direct"));
+    rec_reset();
+    struct ps_published pa, pb, pc;
+    CHECK_EQ_INT(publish(&f, ALICE, "n", "A", &pa), 0);
+    CHECK_EQ_INT(publish(&f, ALICE, "n", "B", &pb), HERALD_EIO);
+    CHECK_EQ_INT(publish(&f, ALICE, "n", "C", &pc), HERALD_EIO); /* the turn is lost */
+    commit(&f);
+    CHECK_EQ_INT(REC.n, 0);
+    CHECK_EQ_INT(batch_stats(f.b)->failures, 1);
+    struct ps_node_info info;
+    CHECK_EQ_INT(pubsub_node_get(f.ps, ALICE, "n", &info), 0);
+    CHECK_EQ_INT(info.item_count, 0); /* reloaded: A was rolled back too */
+    CHECK_EQ_STR(items_all(&f, ALICE, "n", true), "");
+    CHECK_EQ_INT(publish(&f, ALICE, "n", "D", &pa), 0);
+    commit(&f);
+    CHECK_EQ_STR(rec_summary(), "PUB:n:D");
+    CHECK(fx_reopen(&f, NULL));
+    CHECK_EQ_STR(items_all(&f, ALICE, "n", true), "D");
+    fx_end(&f);
+}
+
 /* One turn: A succeeds, B fails on the items write, C succeeds. */
 static void test_fault_publish(void)
 {
@@ -2027,6 +2059,7 @@ TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_dele
           TEST_CASE(test_access_presence), TEST_CASE(test_subscription_options),
           TEST_CASE(test_recipients), TEST_CASE(test_send_last_on_sub),
           TEST_CASE(test_persist_reopen), TEST_CASE(test_fault_publish),
+          TEST_CASE(test_fault_without_savepoint),
           TEST_CASE(test_fault_subscribe), TEST_CASE(test_fault_subscription_changes),
           TEST_CASE(test_fault_affiliations), TEST_CASE(test_fault_nodes),
           TEST_CASE(test_fault_collection_delete), TEST_CASE(test_fault_owner_subscription),

@@ -68,7 +68,7 @@ static int put_item(struct store_txn *t, const char *node, struct store_node *n,
     it.publisher_len = strlen(it.publisher);
     it.payload = payload;
     it.payload_len = payload ? strlen(payload) : 0;
-    return store_item_put(t, node, n, &it, max, evicted);
+    return store_item_put(t, node, n, &it, max, evicted, NULL);
 }
 
 /* What store_items_newest delivered. */
@@ -489,7 +489,7 @@ static void test_item_put_get(void)
     in.payload = payload;
     in.payload_len = sizeof(payload) - 1;
     unsigned ev = 99;
-    CHECK_EQ_INT(store_item_put(t, "n", &n, &in, 10, &ev), 0);
+    CHECK_EQ_INT(store_item_put(t, "n", &n, &in, 10, &ev, NULL), 0);
     CHECK_EQ_INT(ev, 0);
     CHECK_EQ_INT(in.seq, 1);
     CHECK_EQ_INT(n.next_seq, 2);
@@ -1388,7 +1388,7 @@ static void test_too_long_keys(void)
     in.id_len = 7;
     in.publisher = big;
     in.publisher_len = 600;
-    CHECK_EQ_INT(store_item_put(t, "n", &n, &in, 10, NULL), 0);
+    CHECK_EQ_INT(store_item_put(t, "n", &n, &in, 10, NULL, NULL), 0);
     CHECK_EQ_INT(store_item_get(t, n.id, "longpub", 7, &it), 0);
     CHECK_EQ_MEM(it.publisher, it.publisher_len, big, 600);
 
