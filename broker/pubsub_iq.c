@@ -146,13 +146,7 @@ static int queue_answer(struct req *r, struct chunk *body, int err)
  * or HERALD_ENOMEM (nothing was queued; st NULL means building it failed). */
 static int answer(struct req *r, const struct xnode *st)
 {
-    if (st == NULL)
-        return HERALD_ENOMEM;
-    struct buf b;
-    buf_init(&b, 0);
-    xml_serialize(&b, st, NS_CLIENT);
-    struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-    buf_free(&b);
+    struct chunk *ch = st ? router_chunk(st) : NULL;
     if (ch == NULL)
         return HERALD_ENOMEM;
     int rc = queue_answer(r, ch, 0);

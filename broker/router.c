@@ -68,16 +68,22 @@ void router_error(struct session *to, const struct xnode *stanza, struct arena *
     session_send_xml(to, r);
 }
 
-/* Serializes st once and queues it on each recipient. */
-static void deliver(struct session **to, size_t n, const struct xnode *st)
+struct chunk *router_chunk(const struct xnode *st)
 {
-    if (n == 0)
-        return;
     struct buf b;
     buf_init(&b, 0);
     xml_serialize(&b, st, NS_CLIENT);
     struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
     buf_free(&b);
+    return ch;
+}
+
+/* Serializes st once and queues it on each recipient. */
+static void deliver(struct session **to, size_t n, const struct xnode *st)
+{
+    if (n == 0)
+        return;
+    struct chunk *ch = router_chunk(st);
     if (ch == NULL)
         return;
     for (size_t i = 0; i < n; i++)

@@ -32,6 +32,10 @@ enum route_mode {
     ROUTE_PRESENCE,  /* bare: every available resource (RFC 6121 §8.5.2.1.2) */
 };
 
+/* A stanza serialized once into a refcounted chunk (the caller owns one
+ * reference), or NULL without memory. */
+struct chunk *router_chunk(const struct xnode *st);
+
 /* Queues the concatenation of parts on the session(s) `to` names: a full
  * JID's session, or for a bare JID the resources the mode selects. Returns
  * how many sessions got it. */
