@@ -61,22 +61,14 @@ static void problem(struct rctx *r, int code, const char *detail)
     http_problem_code(r->hc, code, detail);
 }
 
-/* A failed pubsub call: the service's own sentence when it gave one, else
- * "no such node" when the node in the path does not exist, else the table's
+/* A failed pubsub call: the service's own sentence when it gave one ("no
+ * such node", "no such item", which field is wrong ...), else the table's
  * message for a XEP-0060 condition (it names the rule), else fallback. */
 static void ps_problem(struct rctx *r, int code, const char *fallback)
 {
     const struct ps_why *why = pubsub_why(r->ps);
-    char text[sizeof(why->text)];
-    text[0] = '\0';
-    if (why && why->text[0]) {
-        memcpy(text, why->text, sizeof(text));
-        text[sizeof(text) - 1] = '\0';
-    }
-    if (text[0] == '\0' && code == HERALD_ENOTFOUND && r->node[0] &&
-        pubsub_node_readable(r->ps, r->tok.jid, r->node) == HERALD_ENOTFOUND)
-        snprintf(text, sizeof(text), "no such node");
-    problem(r, code, text[0] ? text : herald_error(code)->app ? NULL : fallback);
+    const char *text = why->text[0] ? why->text : herald_error(code)->app ? NULL : fallback;
+    problem(r, code, text);
 }
 
 static void respond_json(struct rctx *r, int status, yajl_gen g, const char *headers)
