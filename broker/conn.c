@@ -152,6 +152,8 @@ static int enqueue(struct conn *c, struct chunk *ch, int flags)
     struct outq_entry *e = malloc(sizeof(*e));
     if (e == NULL)
         return HERALD_ENOMEM;
+    if (c->q_bytes == 0)
+        c->write_progress_ms = uv_now(c->h->loop);
     e->next = NULL;
     e->ch = chunk_ref(ch);
     e->raw = false;
@@ -195,6 +197,7 @@ static void on_write(uv_write_t *req, int status)
     free(w->cipher);
     c->q_bytes -= w->bytes;
     c->writing = false;
+    c->write_progress_ms = uv_now(c->h->loop);
     free(w);
     if (c->handle_closed)
         return;
@@ -337,6 +340,11 @@ static void flush(struct conn *c)
         conn_close(c, false);
     else if (c->close_after_flush)
         start_shutdown(c);
+}
+
+bool conn_write_stalled(const struct conn *c, uint64_t now, uint64_t limit_ms)
+{
+    return c->q_bytes > 0 && now - c->write_progress_ms > limit_ms;
 }
 
 void conn_flush_all(struct herald *h)

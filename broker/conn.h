@@ -50,6 +50,8 @@ struct conn {
     size_t q_max;
     uint64_t last_read_ms;            /* uv_now at the last bytes received */
     uint64_t close_started_ms;        /* uv_now when a draining close began */
+    uint64_t write_progress_ms;       /* uv_now when output last moved: the queue
+                                       * became non-empty or a write completed */
     char peer[48];                    /* textual peer address */
     bool in_flush_list;
     bool writing;                     /* one uv_write in flight at most */
@@ -88,6 +90,10 @@ void conn_hold_input(struct conn *c, bool hold);
 /* Closes the connection; with drain, queued output is sent first (bounded
  * by a short timer). Safe to call more than once. */
 void conn_close(struct conn *c, bool drain);
+
+/* True when output is queued and none of it has been written for limit_ms:
+ * the peer does not read (sweeps close such connections). */
+bool conn_write_stalled(const struct conn *c, uint64_t now, uint64_t limit_ms);
 
 /* Called once per loop turn by the server's prepare handle. */
 void conn_flush_all(struct herald *h);
