@@ -22,10 +22,8 @@ int log_level_parse(const char *s)
     return -1;
 }
 
-void log_msg(enum log_level lvl, const char *area, const char *fmt, ...)
+static void log_v(enum log_level lvl, const char *area, const char *fmt, va_list ap)
 {
-    if (lvl < min_level)
-        return;
     struct timespec ts;
     struct tm tm;
     char when[32];
@@ -37,10 +35,7 @@ void log_msg(enum log_level lvl, const char *area, const char *fmt, ...)
                      names[lvl], area);
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-    va_end(ap);
     /* One write per line so concurrent writers do not interleave. */
     size_t len = strlen(line);
     if (len < sizeof(line) - 1)
@@ -48,4 +43,39 @@ void log_msg(enum log_level lvl, const char *area, const char *fmt, ...)
     else
         line[sizeof(line) - 2] = '\n', len = sizeof(line) - 1;
     fwrite(line, 1, len, stderr);
+}
+
+void log_msg(enum log_level lvl, const char *area, const char *fmt, ...)
+{
+    if (lvl < min_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(lvl, area, fmt, ap);
+    va_end(ap);
+}
+
+void log_limited(struct log_limit *l, enum log_level lvl, const char *area, const char *fmt, ...)
+{
+    if (lvl < min_level)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (ts.tv_sec - l->window >= LOG_LIMIT_WINDOW_S) {
+        if (l->suppressed)
+            log_msg(lvl, area, "%lu similar lines suppressed in the last %d s", l->suppressed,
+                    LOG_LIMIT_WINDOW_S);
+        l->window = ts.tv_sec;
+        l->lines = 0;
+        l->suppressed = 0;
+    }
+    if (l->lines >= LOG_LIMIT_BURST) {
+        l->suppressed++;
+        return;
+    }
+    l->lines++;
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(lvl, area, fmt, ap);
+    va_end(ap);
 }

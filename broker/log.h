@@ -11,6 +11,21 @@ int log_level_parse(const char *s);
 void log_msg(enum log_level lvl, const char *area, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A budget for lines an attacker can cause at will (failed logins, refused
+ * connections): at most LOG_LIMIT_BURST lines per LOG_LIMIT_WINDOW_S seconds
+ * per call site; the first line of the next window says how many were
+ * dropped. Usage: static struct log_limit lim; log_limited(&lim, LOG_WARN,
+ * "sasl", "...", ...). Zero-initialized. */
+#define LOG_LIMIT_BURST 10
+#define LOG_LIMIT_WINDOW_S 10
+struct log_limit {
+    long long window;       /* monotonic second the current window began */
+    unsigned lines;         /* written in this window */
+    unsigned long suppressed;
+};
+void log_limited(struct log_limit *l, enum log_level lvl, const char *area, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #define log_debug(area, ...) log_msg(LOG_DEBUG, area, __VA_ARGS__)
 #define log_info(area, ...) log_msg(LOG_INFO, area, __VA_ARGS__)
 #define log_warn(area, ...) log_msg(LOG_WARN, area, __VA_ARGS__)
