@@ -1,7 +1,14 @@
 /* http.c - HTTP/1.1 on conn.c with libhttp-parser: bounded requests,
  * keep-alive, pipelining answered in order (a request whose answer waits
  * for a commit pauses the parser), event streams, problem+json errors
- * (RFC 9457), and the operations endpoints. /v1 goes to rest.c. */
+ * (RFC 9457), and the operations endpoints. /v1 goes to rest.c.
+ *
+ * Every bound an unauthenticated peer can reach is enforced here: the HTTP
+ * connection budget (total and per address, apart from XMPP's), absolute
+ * header and idle timeouts, answers in flight per connection (parsing of
+ * pipelined requests stops above http.max_outq_bytes and goes on when the
+ * queue drains), a write timeout for readers that stop reading, and only
+ * the transfer coding we implement (chunked). See docs/http.md. */
 #include "http.h"
 
 #include <http_parser.h>
@@ -9,22 +16,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <arpa/inet.h>
+#include <uthash.h>
 
 #include "buf.h"
 #include "conn.h"
 #include "errors.h"
 #include "herald.h"
 #include "log.h"
+#include "session.h"
 
-#define HEADER_TIMEOUT_MS 10000 /* a request must arrive in full this fast */
-#define IDLE_TIMEOUT_MS 60000   /* keep-alive connections with nothing to do */
 #define STREAM_KEEPALIVE_MS 15000
 #define HEADER_NAME_MAX 32
-#define STASH_HOLD 65536        /* pipelined bytes kept while an answer is pending */
+/* Pipelined bytes kept while an answer is pending. Input is held from this
+ * size on (at once while answers are over the output bound), so the stash
+ * never grows past it by more than one read (64 KiB, or its plaintext). */
+#define STASH_HOLD 65536
 
-enum { H_AUTH, H_CTYPE, H_LAST_EVENT_ID, H_COUNT_ };
+enum { H_AUTH, H_CTYPE, H_LAST_EVENT_ID, H_TE, H_COUNT_ };
 static const char *const header_names[H_COUNT_] = {"authorization", "content-type",
-                                                   "last-event-id"};
+                                                   "last-event-id", "transfer-encoding"};
 
 struct http_conn {
     struct herald *h;
@@ -43,8 +56,18 @@ struct http_conn {
     bool in_dispatch;
     bool answered;              /* the current request has its answer */
     bool paused;                /* waiting for a deferred answer */
+    bool blocked;               /* answers in flight over the bound: waiting for on_drain */
     bool closing;
+    bool counted;               /* in h->http_conns and h->http_ip_counts */
+    unsigned te_lines;          /* Transfer-Encoding header lines of this request */
     uint64_t request_started_ms;
+    uint64_t idle_since_ms;     /* accept, or the last answer */
+    size_t outq_max;            /* http.max_outq_bytes */
+    size_t peak_backlog;        /* the most output queued at once (heap given back at close) */
+    /* the test seam (http_test_open): answers go to sink, no socket */
+    struct buf *sink;
+    size_t sink_backlog;
+    bool sink_held;
     /* event stream mode */
     const struct http_stream_ops *stream_ops;
     void *stream_ud;
@@ -54,7 +77,10 @@ struct http_conn {
 static void feed(struct http_conn *hc, const char *data, size_t len);
 
 struct herald *http_herald(const struct http_conn *hc) { return hc->h; }
-bool http_alive(const struct http_conn *hc) { return hc->conn != NULL && !hc->closing; }
+bool http_alive(const struct http_conn *hc)
+{
+    return (hc->conn != NULL || hc->sink != NULL) && !hc->closing;
+}
 void http_ref(struct http_conn *hc) { hc->refs++; }
 
 void http_unref(struct http_conn *hc)
@@ -76,19 +102,64 @@ static void close_conn(struct http_conn *hc)
         conn_close(hc->conn, true);
 }
 
-/* The parser was paused for a deferred answer: go on with what the client
- * pipelined meanwhile. */
+/* ---- output: the connection's write queue, or the test seam's sink ---- */
+
+static int out_send(struct http_conn *hc, const char *data, size_t len, int flags)
+{
+    if (hc->conn)
+        return conn_send(hc->conn, data, len, flags);
+    if (!(flags & CONN_SEND_FORCE) && hc->sink_backlog + len > hc->outq_max)
+        return HERALD_ELIMIT;
+    buf_append(hc->sink, data, len);
+    if (!buf_ok(hc->sink))
+        return HERALD_ENOMEM;
+    hc->sink_backlog += len;
+    return 0;
+}
+
+static size_t out_backlog(const struct http_conn *hc)
+{
+    if (hc->conn)
+        return hc->conn->q_bytes;
+    return hc->sink ? hc->sink_backlog : 0;
+}
+
+static void hold_input(struct http_conn *hc, bool hold)
+{
+    if (hc->conn)
+        conn_hold_input(hc->conn, hold);
+    else
+        hc->sink_held = hold;
+}
+
+/* Called after each answer: above the bound, no further pipelined request
+ * is parsed (and nothing more read) until the reader has taken most of it
+ * (on_drain). Checked per request, so one read of small requests cannot
+ * queue hundreds of answers. */
+static bool over_bound(struct http_conn *hc)
+{
+    size_t q = out_backlog(hc);
+    if (q > hc->peak_backlog)
+        hc->peak_backlog = q;
+    if (q <= hc->outq_max)
+        return false;
+    hc->blocked = true;
+    hold_input(hc, true);
+    return true;
+}
+
+/* Parsing was paused (a deferred answer, or answers over the bound): go on
+ * with what the client pipelined meanwhile. */
 static void resume(struct http_conn *hc)
 {
-    hc->paused = false;
     http_parser_pause(&hc->parser, 0);
     struct buf rest = hc->stash;
     buf_init(&hc->stash, 0);
     if (rest.len)
         feed(hc, rest.data, rest.len);
     buf_free(&rest);
-    if (!hc->paused && hc->conn && !hc->closing)
-        conn_hold_input(hc->conn, false);
+    if (!hc->paused && !hc->blocked && http_alive(hc))
+        hold_input(hc, false);
 }
 
 void http_respond(struct http_conn *hc, int status, const char *type, const char *headers,
@@ -108,15 +179,21 @@ void http_respond(struct http_conn *hc, int status, const char *type, const char
                hc->keep_alive ? "" : "Connection: close\r\n");
     if (hc->parser.method != HTTP_HEAD)
         buf_append(&b, body, len);
+    /* Forced past the bound: an answer larger than http.max_outq_bytes
+     * still goes out; over_bound() then stops parsing until it is read. */
     if (buf_ok(&b))
-        conn_send(hc->conn, b.data, b.len, CONN_SEND_FORCE);
+        out_send(hc, b.data, b.len, CONN_SEND_FORCE);
     buf_free(&b);
     if (status >= 100 && status < 600)
         hc->h->stats.http_requests[status / 100]++;
-    if (!hc->keep_alive)
+    hc->idle_since_ms = uv_now(hc->h->loop);
+    if (!hc->keep_alive) {
         close_conn(hc);
-    else if (hc->paused && !hc->in_dispatch)
-        resume(hc);
+    } else if (hc->paused && !hc->in_dispatch) {
+        hc->paused = false;
+        if (!over_bound(hc))
+            resume(hc);
+    }
 }
 
 static void json_escape(struct buf *b, const char *s)
@@ -200,7 +277,7 @@ int http_stream_start(struct http_conn *hc, const struct http_stream_ops *ops, v
     static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n"
                                "Connection: close\r\n\r\n";
-    int rc = conn_send(hc->conn, head, sizeof(head) - 1, CONN_SEND_FORCE);
+    int rc = out_send(hc, head, sizeof(head) - 1, CONN_SEND_FORCE);
     if (rc != 0)
         return rc;
     hc->answered = true;
@@ -219,11 +296,11 @@ int http_stream_send(struct http_conn *hc, const char *data, size_t len)
     hc->last_stream_send_ms = uv_now(hc->h->loop);
     /* An event larger than the queue bound still goes out when nothing else
      * is queued: otherwise a reader could never get past it. */
-    return conn_send(hc->conn, data, len, hc->conn->q_bytes == 0 ? CONN_SEND_FORCE : 0);
+    return out_send(hc, data, len, out_backlog(hc) == 0 ? CONN_SEND_FORCE : 0);
 }
 
-size_t http_stream_backlog(const struct http_conn *hc) { return hc->conn ? hc->conn->q_bytes : 0; }
-size_t http_stream_limit(const struct http_conn *hc) { return hc->conn ? hc->conn->q_max : 0; }
+size_t http_stream_backlog(const struct http_conn *hc) { return out_backlog(hc); }
+size_t http_stream_limit(const struct http_conn *hc) { return hc->outq_max; }
 void http_stream_close(struct http_conn *hc) { close_conn(hc); }
 
 /* ---- the operations endpoints ---- */
@@ -331,6 +408,7 @@ static int on_message_begin(http_parser *p)
     hc->header_cur = -1;
     hc->header_name_len = 0;
     hc->header_value_seen = false;
+    hc->te_lines = 0;
     hc->in_request = true;
     hc->request_started_ms = uv_now(hc->h->loop);
     return 0;
@@ -391,6 +469,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                 hc->header_cur = i;
                 buf_reset(&hc->headers[i]); /* a repeated header: the last one counts */
             }
+        if (hc->header_cur == H_TE)
+            hc->te_lines++; /* repeated, it is one list (RFC 9110 §5.3): refused below */
     }
     if (hc->header_cur >= 0)
         buf_append(&hc->headers[hc->header_cur], at, len);
@@ -405,6 +485,37 @@ static int on_body(http_parser *p, const char *at, size_t len)
         return -1;
     }
     buf_append(&hc->body, at, len);
+    return 0;
+}
+
+/* The body's framing must be one we implement: RFC 9112 §6.1 has a server
+ * answer 501 to a transfer coding it does not understand, and the only one
+ * we decode is "chunked" alone (libhttp-parser would take "gzip, chunked"
+ * as plain chunked and hand the compressed bytes on as the body). */
+static bool te_acceptable(struct http_conn *hc)
+{
+    if (hc->te_lines == 0)
+        return true;
+    if (hc->te_lines > 1 || !buf_ok(&hc->headers[H_TE]))
+        return false;
+    const char *v = hc->headers[H_TE].data;
+    size_t n = hc->headers[H_TE].len;
+    while (n && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n == 7 && strncasecmp(v, "chunked", 7) == 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct http_conn *hc = p->data;
+    if (!te_acceptable(hc)) {
+        fail(hc, 501, "the only transfer coding supported is chunked");
+        return -1;
+    }
     return 0;
 }
 
@@ -427,6 +538,8 @@ static int on_message_complete(http_parser *p)
         /* The answer waits for a commit: so does the next request. */
         hc->paused = true;
         http_parser_pause(p, 1);
+    } else if (over_bound(hc)) {
+        http_parser_pause(p, 1);
     }
     return 0;
 }
@@ -436,25 +549,27 @@ static const http_parser_settings settings = {
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
 
 /* Keeps bytes that arrive while an answer is pending. Reading stops once
  * the stash holds STASH_HOLD bytes (not at once: a client that waits for its
- * answer costs no read_stop/read_start syscalls). */
+ * answer costs no read_stop/read_start syscalls), or at once while answers
+ * are over the bound (over_bound). */
 static void stash(struct http_conn *hc, const char *data, size_t len)
 {
     buf_append(&hc->stash, data, len);
     if (!buf_ok(&hc->stash))
         fail(hc, 500, "out of memory");
-    else if (hc->stash.len >= STASH_HOLD && hc->conn)
-        conn_hold_input(hc->conn, true);
+    else if (hc->stash.len >= STASH_HOLD)
+        hold_input(hc, true);
 }
 
 static void feed(struct http_conn *hc, const char *data, size_t len)
 {
-    if (hc->paused) {
+    if (hc->paused || hc->blocked) {
         stash(hc, data, len);
         return;
     }
@@ -481,13 +596,89 @@ static void on_data(void *ud, const char *data, size_t len)
 static void on_drain(void *ud)
 {
     struct http_conn *hc = ud;
-    if (hc->stream_ops && hc->stream_ops->on_drain)
-        hc->stream_ops->on_drain(hc->stream_ud);
+    if (hc->stream_ops) {
+        if (hc->stream_ops->on_drain)
+            hc->stream_ops->on_drain(hc->stream_ud);
+    } else if (hc->blocked && !hc->closing) {
+        hc->blocked = false;
+        resume(hc);
+    }
+}
+
+/* ---- the HTTP connection budget (apart from c2s.max_connections) ---- */
+
+/* Loopback peers are this machine (a backend, a test harness), exempt from
+ * the per-address limit unless http.limit_loopback, as c2s.limit_loopback
+ * does for XMPP. Mapped IPv4 (::ffff:127.x) is how a dual-stack listener
+ * sees IPv4 loopback. */
+static bool http_peer_loopback(const char *ip)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, ip, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, ip, &a6) != 1)
+        return false;
+    return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+}
+
+/* Connections per address on the HTTP listeners; returns the new count. */
+static unsigned http_ip_count(struct herald *h, const char *ip, int delta)
+{
+    struct ip_count *ic = NULL;
+    HASH_FIND_STR(h->http_ip_counts, ip, ic);
+    if (ic == NULL && delta > 0) {
+        ic = calloc(1, sizeof(*ic));
+        if (ic == NULL)
+            return 0; /* not counted: the total limit still holds */
+        snprintf(ic->ip, sizeof(ic->ip), "%s", ip);
+        HASH_ADD_STR(h->http_ip_counts, ip, ic);
+    }
+    if (ic == NULL)
+        return 0;
+    ic->n = delta > 0 ? ic->n + 1 : (ic->n > 0 ? ic->n - 1 : 0);
+    unsigned n = ic->n;
+    if (n == 0) {
+        HASH_DEL(h->http_ip_counts, ic);
+        free(ic);
+    }
+    return n;
+}
+
+/* Counts the new connection; fills why (naming the setting) when it is one
+ * too many. */
+static bool over_budget(struct http_conn *hc, char *why, size_t whylen)
+{
+    struct herald *h = hc->h;
+    const struct config *cfg = h->cfg;
+    hc->counted = true;
+    h->http_conns++;
+    unsigned from_ip = http_ip_count(h, hc->conn->peer, +1);
+    if (h->http_conns > cfg->http_max_connections) {
+        snprintf(why, whylen, "http.max_connections (%u) reached", cfg->http_max_connections);
+        return true;
+    }
+    if (cfg->http_max_connections_per_ip != 0 &&
+        (cfg->http_limit_loopback || !http_peer_loopback(hc->conn->peer)) &&
+        from_ip > cfg->http_max_connections_per_ip) {
+        snprintf(why, whylen, "http.max_connections_per_ip (%u) reached",
+                 cfg->http_max_connections_per_ip);
+        return true;
+    }
+    return false;
 }
 
 static void on_close(void *ud)
 {
     struct http_conn *hc = ud;
+    struct conn *c = hc->conn;
+    if (c && hc->counted) {
+        hc->h->http_conns--;
+        http_ip_count(hc->h, c->peer, -1);
+    }
+    /* What this connection held at its peak is free heap now: the sweep's
+     * trim_heap gives it back to the system once enough has added up. */
+    hc->h->heap_freed += hc->peak_backlog + hc->stash.cap;
     hc->conn = NULL;
     hc->closing = true;
     if (hc->stream_ops && hc->stream_ops->on_gone)
@@ -502,16 +693,15 @@ static const struct conn_handler http_handler = {
     .on_drain = on_drain,
 };
 
-void http_accept(struct herald *h, struct conn *c, bool tls)
+static struct http_conn *http_conn_new(struct herald *h)
 {
     struct http_conn *hc = calloc(1, sizeof(*hc));
-    if (hc == NULL) {
-        conn_close(c, false);
-        return;
-    }
+    if (hc == NULL)
+        return NULL;
     hc->h = h;
-    hc->conn = c;
     hc->refs = 1;
+    hc->outq_max = h->cfg->http_max_outq_bytes;
+    hc->idle_since_ms = uv_now(h->loop);
     buf_init(&hc->url, HTTP_MAX_URL + 1);
     buf_init(&hc->body, HTTP_MAX_BODY + 1);
     buf_init(&hc->stash, 0);
@@ -519,23 +709,57 @@ void http_accept(struct herald *h, struct conn *c, bool tls)
         buf_init(&hc->headers[i], HTTP_MAX_HEADERS + 1);
     http_parser_init(&hc->parser, HTTP_REQUEST);
     hc->parser.data = hc;
-    if (tls && (h->tls_ctx == NULL || conn_starttls(c, h->tls_ctx) != 0)) {
-        log_warn("http", "%s: TLS setup failed", c->peer);
+    return hc;
+}
+
+void http_accept(struct herald *h, struct conn *c, bool tls)
+{
+    static struct log_limit refused_log;
+    char why[96];
+    struct http_conn *hc = http_conn_new(h);
+    if (hc == NULL) {
         conn_close(c, false);
-        hc->conn = NULL;
-        http_unref(hc);
         return;
     }
+    hc->conn = c;
+    c->q_max = hc->outq_max;
     if (conn_start(c, &http_handler, hc) != 0)
         return; /* on_close frees hc */
+    if (over_budget(hc, why, sizeof(why))) {
+        h->stats.http_refused++;
+        log_limited(&refused_log, LOG_WARN, "http", "refused %s: %s", c->peer, why);
+        /* In clear, a 503 says which limit; over TLS the handshake would
+         * cost more than the refusal is worth: close at once. */
+        if (tls) {
+            hc->closing = true;
+            conn_close(c, false);
+            return;
+        }
+        hc->keep_alive = false;
+        http_problem(hc, 503, NULL, NULL, why);
+        return;
+    }
+    if (tls && (h->tls_ctx == NULL || conn_starttls(c, h->tls_ctx) != 0)) {
+        log_warn("http", "%s: TLS setup failed", c->peer);
+        hc->closing = true;
+        conn_close(c, false);
+        return;
+    }
     if (h->shutting_down) {
         hc->keep_alive = false;
         http_problem(hc, 503, NULL, NULL, "the server is shutting down");
     }
 }
 
+/* The timeouts are absolute: a request has header_timeout from its first
+ * byte, and a connection idle_timeout from accept or its last answer,
+ * whatever trickles in meanwhile (CRLFs between requests, one byte of a TLS
+ * handshake). Output that makes no progress for write_timeout closes the
+ * connection, event streams included, without waiting for the queue. */
 void http_sweep(struct herald *h)
 {
+    static struct log_limit stalled_log;
+    const struct config *cfg = h->cfg;
     uint64_t now = uv_now(h->loop);
     struct conn *next;
     for (struct conn *c = h->conns; c; c = next) {
@@ -543,15 +767,54 @@ void http_sweep(struct herald *h)
         if (c->handler != &http_handler || c->closing)
             continue;
         struct http_conn *hc = c->ud;
-        if (hc->stream_ops) {
+        if (conn_write_stalled(c, now, (uint64_t)cfg->http_write_timeout * 1000)) {
+            h->stats.http_write_timeouts++;
+            log_limited(&stalled_log, LOG_INFO, "http",
+                        "%s: closed: %zu bytes unread for http.write_timeout (%u s)", c->peer,
+                        c->q_bytes, cfg->http_write_timeout);
+            hc->closing = true;
+            conn_close(c, false);
+        } else if (hc->stream_ops) {
             if (now - hc->last_stream_send_ms >= STREAM_KEEPALIVE_MS &&
                 http_stream_send(hc, ": keepalive\n\n", 13) != 0)
                 close_conn(hc);
-        } else if (hc->in_request && now - hc->request_started_ms > HEADER_TIMEOUT_MS) {
+        } else if (hc->in_request &&
+                   now - hc->request_started_ms > (uint64_t)cfg->http_header_timeout * 1000) {
             fail(hc, 408, "the request took too long to arrive");
-        } else if (!hc->in_request && !hc->paused && now - c->last_read_ms > IDLE_TIMEOUT_MS &&
-                   !c->writing && c->q_head == NULL) {
-            conn_close(c, true);
+        } else if (!hc->in_request && !hc->paused && !hc->blocked &&
+                   now - hc->idle_since_ms > (uint64_t)cfg->http_idle_timeout * 1000) {
+            close_conn(hc);
         }
     }
+}
+
+/* ---- the test seam ---- */
+
+struct http_conn *http_test_open(struct herald *h, struct buf *sink)
+{
+    struct http_conn *hc = http_conn_new(h);
+    if (hc != NULL)
+        hc->sink = sink;
+    return hc;
+}
+
+bool http_test_feed(struct http_conn *hc, const char *data, size_t len)
+{
+    if (!http_alive(hc) || hc->sink_held)
+        return false;
+    on_data(hc, data, len);
+    return true;
+}
+
+void http_test_drain(struct http_conn *hc)
+{
+    hc->sink_backlog = 0;
+    if (http_alive(hc))
+        on_drain(hc);
+}
+
+void http_test_close(struct http_conn *hc)
+{
+    hc->sink = NULL;
+    on_close(hc);
 }

@@ -5,8 +5,10 @@
  * used for years: small, no allocation, handles pipelining and keep-alive)
  * over the same conn.c transport as XMPP. Requests are bounded (URL,
  * headers, body) and answered strictly in order: while one request waits
- * for its answer (a change waits for its group commit), the parser is paused
- * and later pipelined bytes wait in a stash (reading stops at 64 KiB).
+ * for its answer (a change waits for its group commit), or while answers
+ * over http.max_outq_bytes are unread, the parser is paused and later
+ * pipelined bytes wait in a stash (reading stops at 64 KiB, at once when
+ * the output is over its bound).
  *
  * http.c owns the transport side (parsing, limits, timeouts, ordering,
  * problem+json); rest.c owns the /v1 routes; sse.c the event streams. */
@@ -89,6 +91,19 @@ int http_stream_send(struct http_conn *hc, const char *data, size_t len);
 size_t http_stream_backlog(const struct http_conn *hc);
 size_t http_stream_limit(const struct http_conn *hc);
 void http_stream_close(struct http_conn *hc);
+
+/* A seam for tests and tests/fuzz/fuzz_http.c: an HTTP connection without a
+ * socket, with every limit, the ordering and the pausing of a real one.
+ * Answers are appended to sink (owned by the caller, which must outlive the
+ * connection) and count as unread until http_test_drain. */
+struct http_conn *http_test_open(struct herald *h, struct buf *sink);
+/* Hands bytes to the connection as a read would; false (nothing taken) once
+ * it is closed or while its input is held. */
+bool http_test_feed(struct http_conn *hc, const char *data, size_t len);
+/* The peer has read every answer: parsing held by the output bound goes on. */
+void http_test_drain(struct http_conn *hc);
+/* The peer is gone: hc is freed (once deferred answers let go of it). */
+void http_test_close(struct http_conn *hc);
 
 /* rest.c: answers a /v1 request; false when the path is not under /v1. */
 bool rest_dispatch(struct http_conn *hc, const struct http_req *req);

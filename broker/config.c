@@ -51,6 +51,12 @@ void config_defaults(struct config *c)
     config_set_str(&c->http_bind, "127.0.0.1");
     c->http_port = 5280;
     c->https_port = 5281;
+    c->http_max_outq_bytes = 256 * 1024;
+    c->http_write_timeout = 30;
+    c->http_header_timeout = 10;
+    c->http_idle_timeout = 60;
+    c->http_max_connections = 10000;
+    c->http_max_connections_per_ip = 100;
 }
 
 void config_free(struct config *c)
@@ -112,6 +118,13 @@ static const struct option options[] = {
     OPT("http", "bind", K_STR, http_bind, 0, 0),
     OPT("http", "port", K_INT, http_port, 0, 65535),
     OPT("http", "tls_port", K_INT, https_port, 0, 65535),
+    OPT("http", "max_outq_bytes", K_SIZE, http_max_outq_bytes, 16384, 1ull << 32),
+    OPT("http", "write_timeout", K_UINT, http_write_timeout, 1, 3600),
+    OPT("http", "header_timeout", K_UINT, http_header_timeout, 1, 3600),
+    OPT("http", "idle_timeout", K_UINT, http_idle_timeout, 1, 86400),
+    OPT("http", "max_connections", K_UINT, http_max_connections, 1, 10000000),
+    OPT("http", "max_connections_per_ip", K_UINT, http_max_connections_per_ip, 0, 10000000),
+    OPT("http", "limit_loopback", K_BOOL, http_limit_loopback, 0, 0),
 };
 
 struct load_ctx {

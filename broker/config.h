@@ -55,6 +55,13 @@ struct config {
     char *http_bind;
     int http_port;
     int https_port;              /* the same API over TLS; 0 = off */
+    size_t http_max_outq_bytes;  /* answer bytes in flight per connection before parsing stops */
+    unsigned http_write_timeout; /* seconds queued output may make no progress */
+    unsigned http_header_timeout; /* seconds from a request's first byte to its end */
+    unsigned http_idle_timeout;  /* seconds from accept or the last answer to the next request */
+    unsigned http_max_connections;        /* HTTP and HTTPS together */
+    unsigned http_max_connections_per_ip; /* 0 = no per-address limit */
+    bool http_limit_loopback;    /* apply http.max_connections_per_ip to loopback peers too */
 };
 
 void config_defaults(struct config *c);

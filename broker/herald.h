@@ -33,6 +33,8 @@ struct herald_stats {
     uint64_t publishes;          /* pubsub items committed */
     uint64_t notifications;      /* pubsub event messages queued */
     uint64_t http_requests[6];   /* by status class: [2] = 2xx ... [5] = 5xx */
+    uint64_t http_refused;       /* HTTP connections refused by http.max_connections* */
+    uint64_t http_write_timeouts; /* HTTP connections and event streams closed: no write progress */
 };
 
 struct herald {
@@ -60,6 +62,9 @@ struct herald {
     unsigned nconns;
     struct conn *flush_list;     /* connections with queued output */
     struct ip_count *ip_counts;  /* uthash: connections per peer address */
+    unsigned http_conns;         /* of nconns, those on the HTTP listeners (http.c) */
+    struct ip_count *http_ip_counts; /* uthash: HTTP connections per peer address */
+    size_t heap_freed;           /* big buffers freed since the last malloc_trim (trim_heap) */
     struct account *accounts;    /* uthash: bare JID -> bound sessions */
 
     char rbuf[65536];            /* shared read buffer: reads are handled synchronously */

@@ -66,6 +66,9 @@ static void on_prepare(uv_prepare_t *p)
  * a burst of logins, or once many idle parsers have hibernated, give it back
  * so that RSS tracks live sessions. */
 #define TRIM_AFTER_HIBERNATED 64 /* about 700 KiB of parsers */
+/* Connections that close with big buffers (an HTTP client's unread answers)
+ * add to h->heap_freed; past this many bytes the heap is trimmed too. */
+#define TRIM_AFTER_FREED (4u << 20)
 
 static void trim_heap(struct herald *h, unsigned hibernated)
 {
@@ -76,15 +79,17 @@ static void trim_heap(struct herald *h, unsigned hibernated)
     uint64_t now = h->stats.auth_ok;
     hibernated_since_trim += hibernated;
     bool burst_over = now != logins_at_trim && now == logins_seen;
-    if (burst_over || hibernated_since_trim >= TRIM_AFTER_HIBERNATED) {
+    if (burst_over || hibernated_since_trim >= TRIM_AFTER_HIBERNATED ||
+        h->heap_freed >= TRIM_AFTER_FREED) {
         logins_at_trim = now;
         hibernated_since_trim = 0;
+        h->heap_freed = 0;
         malloc_trim(0);
     }
     logins_seen = now;
 #else
-    (void)h;
     (void)hibernated;
+    h->heap_freed = 0;
 #endif
 }
 

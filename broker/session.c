@@ -113,7 +113,8 @@ void session_accept(struct herald *h, struct conn *conn)
         cfg->max_connections_per_ip != 0 && (cfg->limit_loopback || !peer_is_loopback(conn->peer));
     if (h->shutting_down) {
         session_stream_error(s, "system-shutdown", NULL);
-    } else if (h->nconns > cfg->max_connections) {
+    } else if (h->nconns - h->http_conns > cfg->max_connections) {
+        /* HTTP connections have their own budget (http.max_connections). */
         h->stats.connections_refused++;
         snprintf(why, sizeof(why), "c2s.max_connections (%u) reached", cfg->max_connections);
         log_warn("c2s", "refused %s: %s", conn->peer, why);
