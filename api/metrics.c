@@ -46,6 +46,12 @@ void metrics_render(struct herald *h, struct buf *b)
     metric(b, "herald_pubsub_publishes_total", "counter", "Pubsub items published.", st->publishes);
     metric(b, "herald_pubsub_notifications_total", "counter",
            "Pubsub event messages queued to subscribers.", st->notifications);
+    metric(b, "herald_http_connections_refused_total", "counter",
+           "HTTP connections refused by http.max_connections or http.max_connections_per_ip.",
+           st->http_refused);
+    metric(b, "herald_http_write_timeouts_total", "counter",
+           "HTTP connections and event streams closed: output unread for http.write_timeout.",
+           st->http_write_timeouts);
     metric(b, "herald_output_queue_bytes", "gauge", "Bytes queued or in flight to all clients.",
            queued);
     buf_puts(b, "# HELP herald_http_requests_total HTTP responses by status class.\n"
