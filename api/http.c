@@ -751,6 +751,16 @@ void http_accept(struct herald *h, struct conn *c, bool tls)
     }
 }
 
+/* Idle from the last answer, or from when its last write completed: a
+ * client still reading a big answer is not idle, one that stopped reading
+ * is the write timeout's (a write completes only when all of it is taken,
+ * so a trickle of reads does not count as progress). */
+static uint64_t idle_since(const struct http_conn *hc)
+{
+    uint64_t w = hc->conn->write_progress_ms;
+    return w > hc->idle_since_ms ? w : hc->idle_since_ms;
+}
+
 /* The timeouts are absolute: a request has header_timeout from its first
  * byte, and a connection idle_timeout from accept or its last answer,
  * whatever trickles in meanwhile (CRLFs between requests, one byte of a TLS
@@ -782,7 +792,7 @@ void http_sweep(struct herald *h)
                    now - hc->request_started_ms > (uint64_t)cfg->http_header_timeout * 1000) {
             fail(hc, 408, "the request took too long to arrive");
         } else if (!hc->in_request && !hc->paused && !hc->blocked &&
-                   now - hc->idle_since_ms > (uint64_t)cfg->http_idle_timeout * 1000) {
+                   now - idle_since(hc) > (uint64_t)cfg->http_idle_timeout * 1000) {
             close_conn(hc);
         }
     }
