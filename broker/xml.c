@@ -211,7 +211,7 @@ const char *xml_text(struct arena *a, const struct xnode *e)
  * walked twice. The first walk counts, per distinct URI, the declarations
  * the plain scheme would write; a URI whose repeated declarations would
  * waste more than NS_BIND_WASTE bytes is instead bound once to a prefix
- * (xmlns:nK) on the root and written as nK:name wherever it is not the
+ * (xmlns:n, xmlns:n1...) on the root and written as n:name wherever it is not the
  * default (Namespaces in XML 1.0 §6.1: a binding on the root is in scope in
  * the whole subtree). Everything else stays as before, so the output is at
  * most a constant factor larger than the tree, and a given tree always gives
@@ -236,7 +236,7 @@ struct ns_ent {
     size_t len;
     uint64_t hash;
     size_t decls;  /* declarations the plain scheme writes */
-    int prefix;    /* >= 0: bound on the root as n<prefix> */
+    int prefix;    /* >= 0: bound on the root (put_prefix names it) */
     bool bindable; /* a prefix may be bound to it */
     bool xml;      /* the XML namespace: fixed "xml:" prefix, never declared */
 };
@@ -417,14 +417,18 @@ static void count(struct ser *s, const struct xnode *e, long scope, const char *
         count(s, c, inner, inner_ptr);
 }
 
+/* Writes prefix number n: "a0", "a1"... for per-element attribute prefixes;
+ * "n", "n1", "n2"... for root bindings, the first one a single letter so
+ * that the attack shape's output is no longer than its input. */
 static void put_prefix(struct buf *out, const char *letter, int n)
 {
     char p[24];
-    int l = snprintf(p, sizeof(p), "%s%d", letter, n);
+    int l = (letter[0] == 'n' && n == 0) ? snprintf(p, sizeof(p), "n")
+                                          : snprintf(p, sizeof(p), "%s%d", letter, n);
     buf_append(out, p, (size_t)l);
 }
 
-/* Writes the start of an element's name: "xml:", "nK:" or nothing. */
+/* Writes the start of an element's name: "xml:", a root prefix or nothing. */
 static void put_elem_prefix(struct ser *s, const struct ns_ent *ent, bool prefixed)
 {
     if (ent->xml)

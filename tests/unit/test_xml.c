@@ -1136,14 +1136,14 @@ static void test_attributes_linear(void)
     buf_init(&wantb, 0);
     buf_puts(&many, "<m xmlns:p='urn:p'");
     /* 1,000 uses of urn:p: declared once, on the root (see xml.c). */
-    buf_puts(&wantb, "<m xmlns:n0='urn:p'");
+    buf_puts(&wantb, "<m xmlns:n='urn:p'");
     for (int i = 0; i < 3000; i++) {
         if (i % 3) {
             buf_printf(&many, " a%d='%d'", i, i);
             buf_printf(&wantb, " a%d='%d'", i, i);
         } else {
             buf_printf(&many, " p:a%d='%d'", i, i);
-            buf_printf(&wantb, " n0:a%d='%d'", i, i);
+            buf_printf(&wantb, " n:a%d='%d'", i, i);
         }
     }
     buf_puts(&many, "/>");
@@ -1360,7 +1360,7 @@ static void test_serialize_ns_reuse(void)
     s = serialize(m);
     char want[2000];
     snprintf(want, sizeof(want),
-             "<message xmlns:n0='%s'><n0:a><body/><n0:b/></n0:a><n0:a/><n0:c n0:k='v'/>"
+             "<message xmlns:n='%s'><n:a><body/><n:b/></n:a><n:a/><n:c n:k='v'/>"
              "</message>", uri);
     CHECK_EQ_STR(s, want);
     free(s);
@@ -1376,7 +1376,7 @@ static void test_serialize_ns_reuse(void)
     buf_init(&b, 0);
     xml_serialize(&b, pl, "\x01");
     snprintf(want, sizeof(want),
-             "<entry xmlns='%s' xmlns:n0='%s'><o xmlns='urn:o'><n0:i/><n0:i/><n0:i/></o></entry>",
+             "<entry xmlns='%s' xmlns:n='%s'><o xmlns='urn:o'><n:i/><n:i/><n:i/></o></entry>",
              uri, uri);
     CHECK_EQ_STR(b.data, want);
     buf_free(&b);
@@ -1405,8 +1405,8 @@ static void test_serialize_attack_linear(void)
         char *st = attack_stanza(128 * 1024, attrs ? 12000 : 21812, attrs, &in_len);
         char *out = parse_serialize(st, 0, &out_len, &ok);
         CHECK(ok);
-        CHECK(out != NULL && out_len < 2 * in_len);
-        if (out != NULL && out_len >= 2 * in_len)
+        CHECK(out != NULL && out_len <= in_len);
+        if (out != NULL && out_len > in_len)
             fprintf(stderr, "  %zu bytes in, %zu out\n", in_len, out_len);
         char *again = out ? parse_serialize(out, 0, &again_len, &ok) : NULL;
         CHECK(again != NULL && again_len == out_len && memcmp(again, out, out_len) == 0);
@@ -1607,7 +1607,7 @@ static void test_namespace_attrs_linear(void)
     CHECK(secs < 2.0);
     if (secs >= 2.0)
         fprintf(stderr, "  parse and serialize took %.2f s\n", secs);
-    CHECK(strstr(rec_out(&r), " n0:x3e7f=''/>|") != NULL);
+    CHECK(strstr(rec_out(&r), " n:x3e7f=''/>|") != NULL);
     rec_free(&r);
     buf_free(&b);
 }
