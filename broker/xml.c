@@ -1,6 +1,9 @@
 /* xml.c - stanza tree builders, lookups and the escaping serializer. */
 #include "xml.h"
 
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct xnode *xml_elem_new(struct arena *a, const char *ns, const char *name)
@@ -198,8 +201,265 @@ const char *xml_text(struct arena *a, const struct xnode *e)
     return t;
 }
 
-static void serialize(struct buf *out, const struct xnode *e, const char *parent_ns)
+/* ---- serializer ----
+ *
+ * Namespaces are written as default-namespace declarations (xmlns='...')
+ * where an element's namespace differs from the one in scope, so ordinary
+ * stanzas come out as clients write them. Done blindly that is quadratic: a
+ * stanza that binds a prefix to a 128 KB URI once and uses it on 20,000
+ * elements would be written with 20,000 copies of the URI. So the tree is
+ * walked twice. The first walk counts, per distinct URI, the declarations
+ * the plain scheme would write; a URI whose repeated declarations would
+ * waste more than NS_BIND_WASTE bytes is instead bound once to a prefix
+ * (xmlns:n, xmlns:n1...) on the root and written as n:name wherever it is not the
+ * default (Namespaces in XML 1.0 §6.1: a binding on the root is in scope in
+ * the whole subtree). Everything else stays as before, so the output is at
+ * most a constant factor larger than the tree, and a given tree always gives
+ * the same bytes.
+ *
+ * URIs are compared by identity: each distinct string pointer is hashed once
+ * and mapped to an entry for its content (the parser interns URIs per
+ * stanza, so a parsed tree has one pointer per URI; built trees may have
+ * several copies). Comparing or hashing a long URI per element would itself
+ * be quadratic. */
+
+/* Bytes of repeated default-namespace declarations tolerated per URI before
+ * it is bound to a prefix instead. Real namespace URIs are short and rarely
+ * repeated this much, so real stanzas keep their usual form. */
+#define NS_BIND_WASTE 1024
+
+/* Small trees never touch the heap. */
+#define SER_INLINE 16
+
+struct ns_ent {
+    const char *uri;
+    size_t len;
+    uint64_t hash;
+    size_t decls;  /* declarations the plain scheme writes */
+    int prefix;    /* >= 0: bound on the root (put_prefix names it) */
+    bool bindable; /* a prefix may be bound to it */
+    bool xml;      /* the XML namespace: fixed "xml:" prefix, never declared */
+};
+
+struct ns_ptr {
+    const char *ptr; /* NULL = empty slot */
+    uint32_t ent;
+};
+
+struct ser {
+    struct buf *out;
+    bool nomem;
+    struct ns_ent *ents;
+    size_t nents, ents_cap;
+    struct ns_ptr *ptrs; /* pointer -> entry, open addressing */
+    size_t ptrs_used, ptrs_cap;
+    uint32_t *by_hash; /* content -> entry + 1 (0 = empty), open addressing */
+    size_t hash_cap;
+    int nbound;
+    struct ns_ent ents_inline[SER_INLINE];
+    struct ns_ptr ptrs_inline[2 * SER_INLINE];
+    uint32_t hash_inline[2 * SER_INLINE];
+};
+
+static uint64_t mix64(uint64_t x)
 {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+/* FNV-1a over the whole string, once per distinct pointer; also its length. */
+static uint64_t uri_hash(const char *s, size_t *len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t i = 0;
+    for (; s[i] != '\0'; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    *len = i;
+    return mix64(h ^ i);
+}
+
+/* A zeroed table of cap slots of n bytes, or NULL (and nomem). */
+static void *table_new(struct ser *s, size_t cap, size_t n)
+{
+    void *t = calloc(cap, n);
+    if (t == NULL)
+        s->nomem = true;
+    return t;
+}
+
+static bool ptrs_grow(struct ser *s)
+{
+    size_t cap = 2 * s->ptrs_cap;
+    struct ns_ptr *t = table_new(s, cap, sizeof(*t));
+    if (t == NULL)
+        return false;
+    for (size_t i = 0; i < s->ptrs_cap; i++) {
+        if (s->ptrs[i].ptr == NULL)
+            continue;
+        size_t j = mix64((uintptr_t)s->ptrs[i].ptr) & (cap - 1);
+        while (t[j].ptr != NULL)
+            j = (j + 1) & (cap - 1);
+        t[j] = s->ptrs[i];
+    }
+    if (s->ptrs != s->ptrs_inline)
+        free(s->ptrs);
+    s->ptrs = t;
+    s->ptrs_cap = cap;
+    return true;
+}
+
+static bool ents_grow(struct ser *s)
+{
+    size_t cap = 2 * s->ents_cap;
+    uint32_t *h = table_new(s, 2 * cap, sizeof(*h));
+    struct ns_ent *e = h ? malloc(cap * sizeof(*e)) : NULL;
+    if (e == NULL) {
+        free(h);
+        s->nomem = true;
+        return false;
+    }
+    memcpy(e, s->ents, s->nents * sizeof(*e));
+    for (size_t i = 0; i < s->nents; i++) {
+        size_t j = e[i].hash & (2 * cap - 1);
+        while (h[j] != 0)
+            j = (j + 1) & (2 * cap - 1);
+        h[j] = (uint32_t)i + 1;
+    }
+    if (s->ents != s->ents_inline)
+        free(s->ents);
+    if (s->by_hash != s->hash_inline)
+        free(s->by_hash);
+    s->ents = e;
+    s->ents_cap = cap;
+    s->by_hash = h;
+    s->hash_cap = 2 * cap;
+    return true;
+}
+
+/* The entry for a URI's content, made on first sight. Returns its index, or
+ * -1 without memory. */
+static long ent_for_content(struct ser *s, const char *uri)
+{
+    size_t len;
+    uint64_t h = uri_hash(uri, &len);
+    size_t i = h & (s->hash_cap - 1);
+    for (; s->by_hash[i] != 0; i = (i + 1) & (s->hash_cap - 1)) {
+        const struct ns_ent *e = &s->ents[s->by_hash[i] - 1];
+        if (e->hash == h && e->len == len && memcmp(e->uri, uri, len) == 0)
+            return (long)s->by_hash[i] - 1;
+    }
+    if (s->nents == s->ents_cap) {
+        if (!ents_grow(s))
+            return -1;
+        return ent_for_content(s, uri);
+    }
+    s->ents[s->nents] = (struct ns_ent){uri, len, h, 0, -1, true, false};
+    s->ents[s->nents].xml = len == sizeof(NS_XML) - 1 && memcmp(uri, NS_XML, len) == 0;
+    /* No prefix can be bound to no namespace or to the XML namespace
+     * (Namespaces in XML 1.0 §3, §6.2). */
+    s->ents[s->nents].bindable = len > 0 && !s->ents[s->nents].xml;
+    s->by_hash[i] = (uint32_t)s->nents + 1;
+    return (long)s->nents++;
+}
+
+/* The entry index of a URI string, by pointer (hashing it the first time
+ * this pointer is seen). -1 without memory. */
+static long ns_id(struct ser *s, const char *uri)
+{
+    size_t i = mix64((uintptr_t)uri) & (s->ptrs_cap - 1);
+    for (; s->ptrs[i].ptr != NULL; i = (i + 1) & (s->ptrs_cap - 1))
+        if (s->ptrs[i].ptr == uri)
+            return s->ptrs[i].ent;
+    long id = ent_for_content(s, uri);
+    if (id < 0)
+        return -1;
+    if (2 * (s->ptrs_used + 1) > s->ptrs_cap) {
+        if (!ptrs_grow(s))
+            return -1;
+        i = mix64((uintptr_t)uri) & (s->ptrs_cap - 1);
+        while (s->ptrs[i].ptr != NULL)
+            i = (i + 1) & (s->ptrs_cap - 1);
+    }
+    s->ptrs[i] = (struct ns_ptr){uri, (uint32_t)id};
+    s->ptrs_used++;
+    return id;
+}
+
+/* First walk: counts the declarations the plain scheme would write under a
+ * default namespace `scope` (entry index; scope_ptr is a pointer to it). */
+static void count(struct ser *s, const struct xnode *e, long scope, const char *scope_ptr)
+{
+    if (e->kind != XN_ELEM || s->nomem)
+        return;
+    long id = e->ns == scope_ptr ? scope : ns_id(s, e->ns);
+    if (id < 0)
+        return;
+    long inner = scope;
+    const char *inner_ptr = scope_ptr;
+    if (!s->ents[id].xml) {
+        if (id != scope)
+            s->ents[id].decls++;
+        inner = id;
+        inner_ptr = e->ns;
+    }
+    for (const struct xattr *at = e->attrs; at; at = at->next) {
+        if (at->ns[0] == '\0')
+            continue;
+        long a = ns_id(s, at->ns);
+        if (a < 0)
+            return;
+        s->ents[a].decls++;
+    }
+    for (const struct xnode *c = e->children; c; c = c->next)
+        count(s, c, inner, inner_ptr);
+}
+
+/* Writes prefix number n: "a0", "a1"... for per-element attribute prefixes;
+ * "n", "n1", "n2"... for root bindings, the first one a single letter so
+ * that the attack shape's output is no longer than its input. */
+static void put_prefix(struct buf *out, const char *letter, int n)
+{
+    char p[24];
+    int l = (letter[0] == 'n' && n == 0) ? snprintf(p, sizeof(p), "n")
+                                          : snprintf(p, sizeof(p), "%s%d", letter, n);
+    buf_append(out, p, (size_t)l);
+}
+
+/* Writes the start of an element's name: "xml:", a root prefix or nothing. */
+static void put_elem_prefix(struct ser *s, const struct ns_ent *ent, bool prefixed)
+{
+    if (ent->xml)
+        buf_puts(s->out, "xml:");
+    else if (prefixed) {
+        put_prefix(s->out, "n", ent->prefix);
+        buf_putc(s->out, ':');
+    }
+}
+
+static void put_decl(struct buf *out, const char *letter, int n, const struct ns_ent *ent)
+{
+    buf_puts(out, " xmlns");
+    if (letter != NULL) {
+        buf_putc(out, ':');
+        put_prefix(out, letter, n);
+    }
+    buf_puts(out, "='");
+    buf_xml_attr(out, ent->uri, ent->len);
+    buf_putc(out, '\'');
+}
+
+/* Second walk: writes e where `scope` is the default namespace. Returns at
+ * once when the buffer has failed (over its cap): nothing more can be
+ * written, so nothing more is worth doing. */
+static void write_node(struct ser *s, const struct xnode *e, long scope, const char *scope_ptr,
+                       bool root)
+{
+    struct buf *out = s->out;
+    if (!buf_ok(out))
+        return;
     if (e->kind == XN_TEXT) {
         buf_xml_text(out, e->text, e->text_len);
         return;
@@ -208,29 +468,55 @@ static void serialize(struct buf *out, const struct xnode *e, const char *parent
         buf_append(out, e->text, e->text_len);
         return;
     }
+    long id = e->ns == scope_ptr ? scope : ns_id(s, e->ns);
+    if (id < 0) {
+        out->failed = true;
+        return;
+    }
+    const struct ns_ent *ent = &s->ents[id];
     /* The XML namespace cannot be a default namespace (Namespaces in XML
      * §3); an element in it (parsed from <xml:foo/>) keeps the fixed "xml:"
-     * prefix, and its children stay in the default namespace around it. */
-    bool xml_ns = strcmp(e->ns, NS_XML) == 0;
-    const char *scope = xml_ns ? parent_ns : e->ns;
+     * prefix, and its children stay in the default namespace around it. A
+     * prefixed element leaves the default namespace as it is, too. The root
+     * always declares its own namespace as the default. */
+    bool changes = !ent->xml && id != scope;
+    bool prefixed = changes && !root && ent->prefix >= 0;
+    bool declare = changes && !prefixed;
+    long inner = (ent->xml || prefixed) ? scope : id;
+    const char *inner_ptr = inner == id ? e->ns : scope_ptr;
     buf_putc(out, '<');
-    if (xml_ns)
-        buf_puts(out, "xml:");
+    put_elem_prefix(s, ent, prefixed);
     buf_puts(out, e->name);
-    if (!xml_ns && strcmp(e->ns, parent_ns) != 0) {
-        buf_puts(out, " xmlns='");
-        buf_xml_attr(out, e->ns, strlen(e->ns));
-        buf_putc(out, '\'');
+    if (declare)
+        put_decl(out, NULL, 0, ent);
+    if (root && s->nbound > 0) {
+        for (size_t i = 0; i < s->nents; i++)
+            if (s->ents[i].prefix >= 0)
+                put_decl(out, "n", s->ents[i].prefix, &s->ents[i]);
     }
-    int prefix = 0;
+    int local = 0;
     for (const struct xattr *at = e->attrs; at; at = at->next) {
-        buf_putc(out, ' ');
-        if (at->ns[0] != '\0') {
-            /* A namespaced attribute gets a prefix declared on this element. */
-            buf_printf(out, "xmlns:a%d='", prefix);
-            buf_xml_attr(out, at->ns, strlen(at->ns));
-            buf_printf(out, "' a%d:", prefix);
-            prefix++;
+        long a = at->ns[0] == '\0' ? -1 : ns_id(s, at->ns);
+        if (at->ns[0] != '\0' && a < 0) {
+            out->failed = true;
+            return;
+        }
+        if (a >= 0 && !s->ents[a].xml && s->ents[a].prefix < 0) {
+            /* A namespaced attribute gets a prefix declared on this element
+             * (attributes never take the default namespace). */
+            put_decl(out, "a", local, &s->ents[a]);
+            buf_putc(out, ' ');
+            put_prefix(out, "a", local++);
+            buf_putc(out, ':');
+        } else if (a >= 0) {
+            buf_putc(out, ' ');
+            if (s->ents[a].xml)
+                buf_puts(out, "xml"); /* bound by definition, never declared */
+            else
+                put_prefix(out, "n", s->ents[a].prefix);
+            buf_putc(out, ':');
+        } else {
+            buf_putc(out, ' ');
         }
         buf_puts(out, at->name);
         buf_puts(out, "='");
@@ -242,18 +528,48 @@ static void serialize(struct buf *out, const struct xnode *e, const char *parent
         return;
     }
     buf_putc(out, '>');
-    for (const struct xnode *c = e->children; c; c = c->next)
-        serialize(out, c, scope);
+    for (const struct xnode *c = e->children; c && buf_ok(out); c = c->next)
+        write_node(s, c, inner, inner_ptr, false);
     buf_puts(out, "</");
-    if (xml_ns)
-        buf_puts(out, "xml:");
+    put_elem_prefix(s, ent, prefixed);
     buf_puts(out, e->name);
     buf_putc(out, '>');
 }
 
 void xml_serialize(struct buf *out, const struct xnode *e, const char *parent_ns)
 {
-    serialize(out, e, parent_ns ? parent_ns : "");
+    struct ser s = {.out = out};
+    s.ents = s.ents_inline;
+    s.ents_cap = SER_INLINE;
+    s.ptrs = s.ptrs_inline;
+    s.ptrs_cap = 2 * SER_INLINE;
+    s.by_hash = s.hash_inline;
+    s.hash_cap = 2 * SER_INLINE;
+    if (!buf_ok(out))
+        return;
+    if (parent_ns == NULL)
+        parent_ns = "";
+    long scope = ns_id(&s, parent_ns);
+    if (scope >= 0) {
+        /* RFC 6120 §4.8.5: the content namespace is never prefixed. */
+        s.ents[scope].bindable = false;
+        count(&s, e, scope, parent_ns);
+    }
+    for (size_t i = 0; i < s.nents && !s.nomem; i++) {
+        struct ns_ent *ent = &s.ents[i];
+        if (ent->bindable && ent->decls >= 2 && (ent->decls - 1) * ent->len > NS_BIND_WASTE)
+            ent->prefix = s.nbound++;
+    }
+    if (s.nomem)
+        out->failed = true;
+    else
+        write_node(&s, e, scope, parent_ns, true);
+    if (s.ents != s.ents_inline)
+        free(s.ents);
+    if (s.ptrs != s.ptrs_inline)
+        free(s.ptrs);
+    if (s.by_hash != s.hash_inline)
+        free(s.by_hash);
 }
 
 bool xml_valid_chars(const char *s, size_t len)

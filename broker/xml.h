@@ -9,7 +9,10 @@
  *
  * The serializer escapes every attribute value and text node and declares
  * namespaces itself: an element whose ns differs from its parent's gets an
- * xmlns attribute. Never build XML with printf of user data. */
+ * xmlns attribute, unless repeating that declaration would waste many bytes
+ * (a long URI used on many elements), in which case the URI is bound once to
+ * a prefix on the serialized root. Output size and time are linear in the
+ * tree. Never build XML with printf of user data. */
 #ifndef HERALD_XML_H
 #define HERALD_XML_H
 #include <stdbool.h>
@@ -88,8 +91,10 @@ size_t xml_count_elems(const struct xnode *e);
 const char *xml_text(struct arena *a, const struct xnode *e);
 
 /* Serializes e and its subtree. parent_ns is the default namespace in scope
- * where e is written (NS_CLIENT for stanzas on a client stream); an element
- * whose ns differs gets xmlns='...'. */
+ * where e is written (NS_CLIENT for stanzas on a client stream; it is never
+ * given a prefix); an element whose ns differs gets xmlns='...', or a prefix
+ * bound on e (see above). Stops as soon as out fails (its cap): callers check
+ * buf_ok. Without memory for its namespace table it fails out, too. */
 void xml_serialize(struct buf *out, const struct xnode *e, const char *parent_ns);
 
 /* True when s is valid UTF-8 without NUL or C0 controls other than TAB/LF/CR

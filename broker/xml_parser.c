@@ -1,9 +1,19 @@
-/* xml_parser.c - expat, namespaces on, building one tree per stanza.
+/* xml_parser.c - expat as a tokenizer, our own namespace processing,
+ * building one tree per stanza.
  *
  * depth 0 is outside everything; the stream header opens depth 1; a stanza is
  * an element opened at depth 1 (so its own depth is 2 in expat terms). We keep
  * `depth` as the number of open elements. Byte accounting uses
- * XML_GetCurrentByteIndex at event boundaries. */
+ * XML_GetCurrentByteIndex at event boundaries.
+ *
+ * Namespaces (Namespaces in XML 1.0) are resolved here, not by expat: expat's
+ * namespace mode copies and hashes the whole URI for every prefixed
+ * attribute, so one 256 KB start tag binding a 128 KB URI and using it on
+ * 16,000 attributes cost 20 s of CPU. Here each declaration is interned once
+ * per unit and a name is resolved by hashing its prefix only: a prefix table
+ * maps each prefix to its innermost binding, which remembers the binding it
+ * shadows; an element's bindings are undone at its end tag. The stream
+ * header's bindings live on the heap for the whole stream. */
 #include "xml_parser.h"
 
 #include <expat.h>
@@ -12,13 +22,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NS_SEP '\x01'
-
 /* One interned namespace URI (see intern_ns). */
 struct ns_slot {
     uint64_t hash;
     const char *uri;
     size_t len;
+};
+
+/* One namespace binding in scope (xmlns or xmlns:prefix on an element). */
+struct nsbind {
+    const char *prefix;       /* "" = the default namespace */
+    const char *uri;          /* "" = none (xmlns='') */
+    size_t uri_len;
+    struct nsbind *shadowed;  /* the binding of the same prefix this one hides */
+    struct nsbind *next;      /* the next binding made on the same element */
+    bool header;              /* the stream header's: on the heap, lives with the stream */
+    unsigned long gen;        /* header binding: unit in which `interned` is valid */
+    const char *interned;     /* header binding: its URI interned in that unit */
+};
+
+/* A prefix and its innermost binding (NULL: none in scope). */
+struct pfx_slot {
+    const char *prefix;
+    size_t len;
+    struct nsbind *top;
 };
 
 struct xmlp {
@@ -34,7 +61,6 @@ struct xmlp {
     bool in_callback;
     bool restart_pending;
     bool closed;
-    const char *default_ns;  /* from the header's xmlns declaration */
     long long fed;           /* bytes fed since the parser was (re)started */
     long long mark;          /* byte index where the current unit began */
     long long idle_at;       /* byte index just past the last complete unit */
@@ -49,6 +75,15 @@ struct xmlp {
     struct ns_slot *ns_tab;
     size_t ns_cap, ns_used;
     uint64_t ns_seed;
+    unsigned long unit_gen;  /* counts units (header, stanzas) */
+    /* Prefixes in scope: open addressing, keys point into the bindings.
+     * Stanza bindings live in the arena, so after a unit that made any
+     * (pfx_dirty) the table is rebuilt from the header's bindings. */
+    struct pfx_slot *pfx;
+    size_t pfx_cap, pfx_used;
+    bool pfx_dirty;
+    struct nsbind *hdr_binds;     /* the stream header's bindings (heap) */
+    struct nsbind **elem_binds;   /* per open depth: bindings made there */
     /* Text of the current element not yet in the tree. expat delivers text
      * in pieces (every line, every entity reference); merging each piece
      * into the tree would copy the whole run each time, quadratic in bytes
@@ -56,12 +91,114 @@ struct xmlp {
     struct buf text;
 };
 
+static uint64_t hash_bytes(uint64_t seed, const char *s, size_t len)
+{
+    uint64_t h = seed ^ ((uint64_t)len * 0x9E3779B97F4A7C15ull);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull; /* FNV-1a step */
+    return h ^ (h >> 31);
+}
+
+/* The slot of a prefix: its entry, or the empty slot where it would go. */
+static struct pfx_slot *pfx_slot(struct xmlp *p, const char *prefix, size_t len)
+{
+    size_t i = hash_bytes(p->ns_seed, prefix, len) & (p->pfx_cap - 1);
+    for (; p->pfx[i].prefix != NULL; i = (i + 1) & (p->pfx_cap - 1))
+        if (p->pfx[i].len == len && memcmp(p->pfx[i].prefix, prefix, len) == 0)
+            break;
+    return &p->pfx[i];
+}
+
+/* The innermost binding of a prefix, or NULL. */
+static struct nsbind *pfx_lookup(struct xmlp *p, const char *prefix, size_t len)
+{
+    if (p->pfx_cap == 0)
+        return NULL;
+    return pfx_slot(p, prefix, len)->top;
+}
+
+/* Makes b the innermost binding of its prefix. Returns -1 without memory. */
+static int pfx_bind(struct xmlp *p, struct nsbind *b)
+{
+    size_t len = strlen(b->prefix);
+    if (2 * (p->pfx_used + 1) > p->pfx_cap) {
+        size_t cap = p->pfx_cap ? 2 * p->pfx_cap : 16;
+        struct pfx_slot *old = p->pfx;
+        size_t old_cap = p->pfx_cap;
+        p->pfx = calloc(cap, sizeof(*p->pfx));
+        if (p->pfx == NULL) {
+            p->pfx = old;
+            return -1;
+        }
+        p->pfx_cap = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].prefix != NULL)
+                *pfx_slot(p, old[i].prefix, old[i].len) = old[i];
+        free(old);
+    }
+    struct pfx_slot *sl = pfx_slot(p, b->prefix, len);
+    if (sl->prefix == NULL) {
+        *sl = (struct pfx_slot){b->prefix, len, NULL};
+        p->pfx_used++;
+    }
+    b->shadowed = sl->top;
+    sl->top = b;
+    if (!b->header)
+        p->pfx_dirty = true;
+    return 0;
+}
+
+/* Undoes the bindings an element made, at its end tag. */
+static void pfx_unbind(struct xmlp *p, struct nsbind *list)
+{
+    for (struct nsbind *b = list; b; b = b->next)
+        pfx_slot(p, b->prefix, strlen(b->prefix))->top = b->shadowed;
+}
+
+/* Empties the prefix table and binds the header's bindings again: stanza
+ * bindings (and their keys) die with the unit's arena. A table grown by a
+ * big stanza is given back. */
+static void pfx_rebuild(struct xmlp *p)
+{
+    if (p->pfx_cap > 64) {
+        free(p->pfx);
+        p->pfx = NULL;
+        p->pfx_cap = 0;
+    } else if (p->pfx_cap > 0) {
+        memset(p->pfx, 0, p->pfx_cap * sizeof(*p->pfx));
+    }
+    p->pfx_used = 0;
+    p->pfx_dirty = false;
+    for (struct nsbind *b = p->hdr_binds; b; b = b->next)
+        if (pfx_bind(p, b) != 0)
+            break; /* cannot happen: the table held them before */
+}
+
+/* Forgets the stream header's bindings (stream restart, hibernation). */
+static void hdr_binds_free(struct xmlp *p)
+{
+    while (p->hdr_binds) {
+        struct nsbind *b = p->hdr_binds;
+        p->hdr_binds = b->next;
+        free(b);
+    }
+    if (p->elem_binds)
+        p->elem_binds[0] = NULL;
+    free(p->pfx);
+    p->pfx = NULL;
+    p->pfx_cap = p->pfx_used = 0;
+    p->pfx_dirty = false;
+}
+
 /* Frees the current unit's tree (and with it the interned URIs). */
 static void reset_unit(struct xmlp *p)
 {
     arena_reset(&p->arena);
     p->ns_tab = NULL;
     p->ns_cap = p->ns_used = 0;
+    p->unit_gen++;
+    if (p->pfx_dirty)
+        pfx_rebuild(p);
     if (p->text.cap > 4096)
         buf_free(&p->text); /* do not keep a big stanza's buffer per stream */
     buf_reset(&p->text);
@@ -84,29 +221,15 @@ static void fail(struct xmlp *p, enum xmlp_error e)
     XML_StopParser(p->x, XML_FALSE);
 }
 
-/* Hashes a URI by its length and at most 32 bytes at each end, so a lookup
- * costs one memcmp of the URI however long it is (expat itself copies it per
- * name at about that speed). Seeded per parser: colliding URIs cannot be
- * prepared in advance. */
-static uint64_t hash_uri(uint64_t seed, const char *s, size_t len)
-{
-    uint64_t h = seed ^ ((uint64_t)len * 0x9E3779B97F4A7C15ull);
-    size_t head = len < 32 ? len : 32;
-    size_t tail = len - head < 32 ? len - head : 32;
-    for (size_t i = 0; i < head; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull; /* FNV-1a step */
-    for (size_t i = len - tail; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h ^ (h >> 31);
-}
-
-/* Returns the arena copy of a namespace URI, made once per unit. expat
- * names every element and attribute by its full URI; copying it per name
- * would let one long xmlns declaration followed by many short elements
- * allocate (max_stanza / 2)^2 bytes. Returns NULL on allocation failure. */
+/* Returns the arena copy of a namespace URI, made once per unit, so that
+ * equal URIs are one pointer in a stanza's tree (the serializer compares them
+ * by pointer). Called once per declaration (and once per unit for a header
+ * binding in use), so hashing the whole URI is linear in the input; a hash of
+ * a few bytes would let URIs that differ only in the middle all collide.
+ * Returns NULL on allocation failure. */
 static const char *intern_ns(struct xmlp *p, const char *uri, size_t len)
 {
-    uint64_t h = hash_uri(p->ns_seed, uri, len);
+    uint64_t h = hash_bytes(p->ns_seed, uri, len);
     if (2 * (p->ns_used + 1) > p->ns_cap) {
         size_t cap = p->ns_cap ? 2 * p->ns_cap : 16;
         struct ns_slot *tab = arena_alloc(&p->arena, cap * sizeof(*tab));
@@ -137,17 +260,99 @@ static const char *intern_ns(struct xmlp *p, const char *uri, size_t len)
     return copy;
 }
 
-/* Splits an expat "uri\x01local" name. Returns local; *ns gets the interned
- * uri ("" when none; NULL on allocation failure). */
-static const char *split_name(struct xmlp *p, const char *name, const char **ns)
+/* The URI a binding stands for in the current unit (interned). */
+static const char *bind_uri(struct xmlp *p, struct nsbind *b)
 {
-    const char *sep = strchr(name, NS_SEP);
-    if (sep == NULL) {
-        *ns = "";
-        return name;
+    if (!b->header)
+        return b->uri;
+    if (b->gen != p->unit_gen) {
+        b->interned = intern_ns(p, b->uri, b->uri_len);
+        b->gen = p->unit_gen;
     }
-    *ns = intern_ns(p, name, (size_t)(sep - name));
-    return sep + 1;
+    return b->interned;
+}
+
+#define NS_XMLNS "http://www.w3.org/2000/xmlns/"
+
+/* The "xml" prefix is bound by definition; names in it share this string. */
+static const char ns_xml[] = NS_XML;
+
+/* Makes the bindings declared by a start tag's xmlns attributes, checking
+ * Namespaces in XML 1.0 §3: a prefix is a non-empty NCName other than
+ * xmlns, is never undeclared (xmlns:p=''), "xml" only ever means the XML
+ * namespace and nothing else does, nothing binds the xmlns namespace. On the
+ * stream header (depth 0) they go on the heap. Returns 0, or an error. */
+static enum xmlp_error declare(struct xmlp *p, const char **atts, struct nsbind **list)
+{
+    bool header = p->depth == 0;
+    for (int i = 0; atts[i]; i += 2) {
+        const char *name = atts[i], *uri = atts[i + 1];
+        if (strncmp(name, "xmlns", 5) != 0 || (name[5] != '\0' && name[5] != ':'))
+            continue;
+        const char *prefix = name[5] ? name + 6 : "";
+        size_t plen = strlen(prefix), ulen = strlen(uri);
+        bool is_xml_uri = strcmp(uri, NS_XML) == 0;
+        if ((name[5] && (plen == 0 || ulen == 0 || strchr(prefix, ':') != NULL ||
+                         strcmp(prefix, "xmlns") == 0)) ||
+            (strcmp(prefix, "xml") == 0) != is_xml_uri || strcmp(uri, NS_XMLNS) == 0)
+            return XMLP_NOT_WELL_FORMED;
+        struct nsbind *b;
+        if (header) {
+            b = malloc(sizeof(*b) + plen + 1 + ulen + 1);
+            if (b == NULL)
+                return XMLP_NOMEM;
+            char *mem = (char *)(b + 1);
+            memcpy(mem, prefix, plen + 1);
+            memcpy(mem + plen + 1, uri, ulen + 1);
+            *b = (struct nsbind){.prefix = mem, .uri = mem + plen + 1, .uri_len = ulen,
+                                 .header = true};
+            b->next = p->hdr_binds;
+            p->hdr_binds = b;
+        } else {
+            b = arena_alloc(&p->arena, sizeof(*b));
+            if (b == NULL)
+                return XMLP_NOMEM;
+            *b = (struct nsbind){.prefix = arena_strndup(&p->arena, prefix, plen),
+                                 .uri = ulen ? intern_ns(p, uri, ulen) : "",
+                                 .uri_len = ulen};
+            if (b->prefix == NULL || b->uri == NULL)
+                return XMLP_NOMEM;
+            b->next = *list;
+            *list = b;
+        }
+        if (pfx_bind(p, b) != 0)
+            return XMLP_NOMEM;
+    }
+    return XMLP_OK;
+}
+
+/* Resolves a qualified name (Namespaces in XML 1.0 §4, §6): *local gets the
+ * local part, *ns the interned URI. An unprefixed attribute has no
+ * namespace; an unprefixed element has the default one. Returns 0, or an
+ * error (an unbound prefix or a name that is not a QName). */
+static enum xmlp_error resolve(struct xmlp *p, const char *qname, bool attr, const char **ns,
+                               const char **local)
+{
+    const char *colon = strchr(qname, ':');
+    if (colon == NULL) {
+        *local = qname;
+        struct nsbind *b = attr ? NULL : pfx_lookup(p, "", 0);
+        *ns = b ? bind_uri(p, b) : "";
+        return *ns ? XMLP_OK : XMLP_NOMEM;
+    }
+    *local = colon + 1;
+    size_t plen = (size_t)(colon - qname);
+    if (plen == 0 || **local == '\0' || strchr(*local, ':') != NULL)
+        return XMLP_NOT_WELL_FORMED;
+    if (plen == 3 && memcmp(qname, "xml", 3) == 0) {
+        *ns = ns_xml;
+        return XMLP_OK;
+    }
+    struct nsbind *b = pfx_lookup(p, qname, plen);
+    if (b == NULL || (plen == 5 && memcmp(qname, "xmlns", 5) == 0))
+        return XMLP_NOT_WELL_FORMED;
+    *ns = bind_uri(p, b);
+    return *ns ? XMLP_OK : XMLP_NOMEM;
 }
 
 /* Builds an element without xml_elem_new: ns is already in the arena. */
@@ -185,44 +390,74 @@ static int append_attr(struct xmlp *p, struct xnode *e, const char *ns, const ch
     return 0;
 }
 
-static int add_attrs(struct xmlp *p, struct xnode *e, const char **atts)
+static bool is_xmlns_attr(const char *name)
 {
-    for (int i = 0; atts[i]; i += 2) {
-        const char *ns;
-        const char *local = split_name(p, atts[i], &ns);
-        if (ns == NULL)
-            return -1;
-        int rc;
-        if (strcmp(ns, NS_XML) == 0) {
-            /* Any length: a long xml:* name is well-formed, not a resource
-             * problem. */
-            size_t l = strlen(local);
-            char *qname = arena_alloc(&p->arena, l + 5);
-            if (qname == NULL)
-                return -1;
-            memcpy(qname, "xml:", 4);
-            memcpy(qname + 4, local, l + 1);
-            rc = append_attr(p, e, "", qname, atts[i + 1]);
-        } else {
-            char *name = arena_strdup(&p->arena, local);
-            rc = name ? append_attr(p, e, ns, name, atts[i + 1]) : -1;
-        }
-        if (rc != 0)
-            return -1;
+    return strncmp(name, "xmlns", 5) == 0 && (name[5] == '\0' || name[5] == ':');
+}
+
+/* Namespaces in XML 1.0 §6.3: no two attributes of a tag may have the same
+ * namespace and local name (expat has already refused equal qualified
+ * names). A hash set of the n namespaced attributes, so a tag with many
+ * costs linear time; URIs are interned, so compared by pointer. */
+static enum xmlp_error check_dup_attrs(struct xmlp *p, const struct xnode *e, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    const struct xattr **set = arena_alloc(&p->arena, cap * sizeof(*set));
+    if (set == NULL)
+        return XMLP_NOMEM;
+    memset(set, 0, cap * sizeof(*set));
+    for (const struct xattr *at = e->attrs; at; at = at->next) {
+        if (at->ns[0] == '\0')
+            continue;
+        uint64_t h = hash_bytes((uint64_t)(uintptr_t)at->ns, at->name, strlen(at->name));
+        size_t i = h & (cap - 1);
+        for (; set[i] != NULL; i = (i + 1) & (cap - 1))
+            if (set[i]->ns == at->ns && strcmp(set[i]->name, at->name) == 0)
+                return XMLP_NOT_WELL_FORMED;
+        set[i] = at;
     }
-    return 0;
+    return XMLP_OK;
 }
 
-static bool over_limit(struct xmlp *p)
+static enum xmlp_error add_attrs(struct xmlp *p, struct xnode *e, const char **atts)
 {
-    long long pos = XML_GetCurrentByteIndex(p->x);
-    return pos >= 0 && pos - p->mark > (long long)p->lim.max_stanza;
+    size_t namespaced = 0;
+    for (int i = 0; atts[i]; i += 2) {
+        if (is_xmlns_attr(atts[i]))
+            continue; /* a declaration, not an attribute */
+        const char *ns, *local;
+        enum xmlp_error err = resolve(p, atts[i], true, &ns, &local);
+        if (err != XMLP_OK)
+            return err;
+        /* An attribute in the XML namespace keeps its "xml:" name (xml.h);
+         * any length: a long xml:* name is well-formed, not a resource
+         * problem. */
+        bool xml = ns == ns_xml;
+        char *name = arena_strdup(&p->arena, xml ? atts[i] : local);
+        if (name == NULL || append_attr(p, e, xml ? "" : ns, name, atts[i + 1]) != 0)
+            return XMLP_NOMEM;
+        namespaced += !xml && ns[0] != '\0';
+    }
+    return namespaced > 1 ? check_dup_attrs(p, e, namespaced) : XMLP_OK;
 }
 
-/* End of the current event (a tag or a run of text) in expat's byte index. */
+/* End of the current event (a tag or a run of text) in expat's byte index;
+ * for the end of an empty element tag, the end of that tag. */
 static long long event_end(struct xmlp *p)
 {
     return XML_GetCurrentByteIndex(p->x) + XML_GetCurrentByteCount(p->x);
+}
+
+/* Whether the current unit, up to the end of the current event, is over the
+ * cap. Counting to the end of the event (not its start) makes the limit
+ * exact: a stanza's last event is its end tag, so a stanza of max_stanza
+ * bytes passes and one byte more fails, whatever the length of its names. */
+static bool over_limit(struct xmlp *p)
+{
+    long long pos = XML_GetCurrentByteIndex(p->x);
+    return pos >= 0 && event_end(p) - p->mark > (long long)p->lim.max_stanza;
 }
 
 /* Keeps a copy of the stream header's start tag, the current event. Without
@@ -250,10 +485,28 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
     struct xmlp *p = ud;
     if (p->err != XMLP_OK)
         return;
-    const char *ns;
-    const char *local = split_name(p, name, &ns);
-    if (ns == NULL) {
+    if (p->depth == 1)
+        p->mark = XML_GetCurrentByteIndex(p->x);
+    if (p->depth > 0 && over_limit(p)) {
+        fail(p, XMLP_POLICY_VIOLATION);
+        return;
+    }
+    /* The element being opened sits at stanza depth p->depth (the stream
+     * header is open element 1, the stanza itself is depth 1). */
+    if (p->depth > p->lim.max_depth) {
+        fail(p, XMLP_POLICY_VIOLATION);
+        return;
+    }
+    if (p->depth > 0 && flush_text(p) != 0) {
         fail(p, XMLP_NOMEM);
+        return;
+    }
+    const char *ns = NULL, *local = NULL;
+    enum xmlp_error err = declare(p, atts, &p->elem_binds[p->depth]);
+    if (err == XMLP_OK)
+        err = resolve(p, name, false, &ns, &local);
+    if (err != XMLP_OK) {
+        fail(p, err);
         return;
     }
     if (p->depth == 0) {
@@ -266,40 +519,26 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
             return;
         }
         struct xnode *hdr = new_elem(p, ns, local);
-        if (hdr == NULL || add_attrs(p, hdr, atts) != 0) {
-            fail(p, XMLP_NOMEM);
+        err = hdr ? add_attrs(p, hdr, atts) : XMLP_NOMEM;
+        if (err != XMLP_OK) {
+            fail(p, err);
             return;
         }
+        const struct nsbind *def = pfx_lookup(p, "", 0);
         p->depth = 1;
         p->mark = XML_GetCurrentByteIndex(p->x);
         p->idle_at = event_end(p);
         keep_header(p);
         p->in_callback = true;
-        p->cb.on_open(p->ud, hdr, p->default_ns ? p->default_ns : "");
+        p->cb.on_open(p->ud, hdr, def ? def->uri : "");
         p->in_callback = false;
         reset_unit(p);
-        p->default_ns = NULL;
-        return;
-    }
-    if (p->depth == 1)
-        p->mark = XML_GetCurrentByteIndex(p->x);
-    else if (over_limit(p)) {
-        fail(p, XMLP_POLICY_VIOLATION);
-        return;
-    }
-    /* The element being opened sits at stanza depth p->depth (the stream
-     * header is open element 1, the stanza itself is depth 1). */
-    if (p->depth > p->lim.max_depth) {
-        fail(p, XMLP_POLICY_VIOLATION);
-        return;
-    }
-    if (flush_text(p) != 0) {
-        fail(p, XMLP_NOMEM);
         return;
     }
     struct xnode *e = new_elem(p, ns, local);
-    if (e == NULL || add_attrs(p, e, atts) != 0) {
-        fail(p, XMLP_NOMEM);
+    err = e ? add_attrs(p, e, atts) : XMLP_NOMEM;
+    if (err != XMLP_OK) {
+        fail(p, err);
         return;
     }
     if (p->cur)
@@ -332,6 +571,8 @@ static void XMLCALL on_end(void *ud, const char *name)
         return;
     }
     p->depth--;
+    pfx_unbind(p, p->elem_binds[p->depth]);
+    p->elem_binds[p->depth] = NULL;
     if (over_limit(p)) {
         fail(p, XMLP_POLICY_VIOLATION);
         return;
@@ -344,8 +585,9 @@ static void XMLCALL on_end(void *ud, const char *name)
         p->cb.on_stanza(p->ud, st, &p->arena);
         p->in_callback = false;
         reset_unit(p);
-        p->mark = XML_GetCurrentByteIndex(p->x);
-        p->idle_at = event_end(p);
+        /* The end tag belongs to the stanza; the gap starts after it. */
+        p->mark = event_end(p);
+        p->idle_at = p->mark;
         if (p->restart_pending)
             XML_StopParser(p->x, XML_FALSE);
     }
@@ -379,16 +621,6 @@ static void XMLCALL on_text(void *ud, const char *s, int len)
         fail(p, XMLP_NOMEM);
 }
 
-static void XMLCALL on_ns_start(void *ud, const char *prefix, const char *uri)
-{
-    struct xmlp *p = ud;
-    if (p->depth == 0 && prefix == NULL) {
-        p->default_ns = arena_strdup(&p->arena, uri ? uri : "");
-        if (p->default_ns == NULL)
-            fail(p, XMLP_NOMEM);
-    }
-}
-
 static void XMLCALL on_restricted_doctype(void *ud, const char *n, const char *s,
                                           const char *pub, int internal)
 {
@@ -412,10 +644,11 @@ static void XMLCALL on_restricted_comment(void *ud, const char *d)
     fail(ud, XMLP_RESTRICTED_XML);
 }
 
-/* A new expat parser for p (namespaces on). Returns false without memory. */
+/* A new expat parser for p (namespace processing is ours, see the top).
+ * Returns false without memory. */
 static bool create_expat(struct xmlp *p)
 {
-    p->x = XML_ParserCreateNS("UTF-8", NS_SEP);
+    p->x = XML_ParserCreate("UTF-8");
     return p->x != NULL;
 }
 
@@ -424,7 +657,6 @@ static int setup(struct xmlp *p)
     XML_SetUserData(p->x, p);
     XML_SetElementHandler(p->x, on_start, on_end);
     XML_SetCharacterDataHandler(p->x, on_text);
-    XML_SetStartNamespaceDeclHandler(p->x, on_ns_start);
     XML_SetStartDoctypeDeclHandler(p->x, on_restricted_doctype);
     XML_SetEntityDeclHandler(p->x, on_restricted_entity);
     XML_SetProcessingInstructionHandler(p->x, on_restricted_pi);
@@ -443,7 +675,8 @@ static int setup(struct xmlp *p)
     p->idle_at = -1;
     p->closed = false;
     p->restart_pending = false;
-    p->default_ns = NULL;
+    hdr_binds_free(p);
+    memset(p->elem_binds, 0, (p->lim.max_depth + 2) * sizeof(*p->elem_binds));
     reset_unit(p);
     return 0;
 }
@@ -462,6 +695,12 @@ struct xmlp *xmlp_new(const struct xmlp_limits *lim, const struct xmlp_callbacks
     p->lim = *lim;
     if (p->lim.max_depth < 2)
         p->lim.max_depth = 2;
+    p->elem_binds = calloc(p->lim.max_depth + 2, sizeof(*p->elem_binds));
+    if (p->elem_binds == NULL) {
+        XML_ParserFree(p->x);
+        free(p);
+        return NULL;
+    }
     p->cb = *cb;
     p->ud = ud;
     arena_init(&p->arena);
@@ -478,6 +717,8 @@ void xmlp_free(struct xmlp *p)
         XML_ParserFree(p->x);
     arena_free(&p->arena);
     buf_free(&p->text);
+    hdr_binds_free(p);
+    free(p->elem_binds);
     free(p->hdr);
     free(p);
 }
@@ -502,6 +743,7 @@ bool xmlp_hibernate(struct xmlp *p)
         return false;
     XML_ParserFree(p->x);
     p->x = NULL;
+    hdr_binds_free(p); /* the replay on wake makes them again */
     reset_unit(p);
     arena_free(&p->arena); /* the block a reset keeps, too */
     buf_free(&p->text);
@@ -523,7 +765,6 @@ static enum xmlp_error wake(struct xmlp *p)
     if (st == XML_STATUS_ERROR || p->depth != 1)
         return p->err = XMLP_NOT_WELL_FORMED;
     reset_unit(p);
-    p->default_ns = NULL;
     p->fed = p->mark = p->idle_at = (long long)p->hdr_len;
     return XMLP_OK;
 }
@@ -603,7 +844,10 @@ const char *xmlp_condition(enum xmlp_error e)
     return "undefined-condition";
 }
 
-size_t xmlp_memory(const struct xmlp *p) { return p->arena.total + p->text.cap; }
+size_t xmlp_memory(const struct xmlp *p)
+{
+    return p->arena.total + p->text.cap + p->pfx_cap * sizeof(*p->pfx);
+}
 
 /* ---- one element outside a stream ---- */
 
