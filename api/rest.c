@@ -418,6 +418,19 @@ static yajl_val json_body(struct rctx *r, bool required)
     return v;
 }
 
+/* How much of a client's string a problem detail quotes: at most max
+ * bytes, never half a UTF-8 sequence (the answer must stay valid JSON). */
+static int echo_len(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return (int)n;
+}
+
 /* A "config" object as (var, values) fields for the service. The strings
  * point into the yajl tree, which must outlive the fields. */
 struct config_fields {
@@ -469,7 +482,8 @@ static int config_fields(struct rctx *r, yajl_val cfg, struct config_fields *c)
         int n = snprintf(var, sizeof(c->vars[i]), "%s%s",
                          strncmp(key, "pubsub#", 7) == 0 ? "" : "pubsub#", key);
         if (n < 0 || (size_t)n >= sizeof(c->vars[i]) || !ps_config_known(var)) {
-            snprintf(msg, sizeof(msg), "unknown configuration field \"%.100s\"", key);
+            snprintf(msg, sizeof(msg), "unknown configuration field \"%.*s\"", echo_len(key, 100),
+                     key);
             problem(r, HERALD_EINVAL, msg);
             goto done;
         }
@@ -485,7 +499,8 @@ static int config_fields(struct rctx *r, yajl_val cfg, struct config_fields *c)
                                : YAJL_IS_FALSE(e)  ? "0"
                                                    : NULL;
             if (text == NULL) {
-                snprintf(msg, sizeof(msg), "\"%.100s\" needs a string, number or boolean", key);
+                snprintf(msg, sizeof(msg), "\"%.*s\" needs a string, number or boolean",
+                         echo_len(key, 100), key);
                 problem(r, HERALD_EINVAL, msg);
                 goto done;
             }

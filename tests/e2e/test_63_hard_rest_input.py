@@ -194,6 +194,11 @@ def test_config_values_xml_cannot_carry_are_refused(herald):
         assert_400(alice.patch(node_path("cfg"), body, ctype="application/json"), what)
         create = body.replace(b'{"config"', b'{"node":"new","config"')
         assert_400(alice.post("/v1/nodes", create, ctype="application/json"), what)
+    # A problem detail quoting a long non-ASCII key stays UTF-8 (no cut
+    # sequence), so the answer itself is JSON a client can parse.
+    long_key = "a" + "\u00e9" * 60
+    p = assert_400(alice.patch(node_path("cfg"), {"config": {long_key: 1}}), "unknown key")
+    assert long_key[:40] in p["detail"], p
     assert nodes_of(alice) == ["cfg"]
     node = expect(alice.get(node_path("cfg")), 200).json()
     assert node["config"]["title"] == "before", node
