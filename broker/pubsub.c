@@ -1198,38 +1198,50 @@ void pubsub_expire(struct pubsub *ps)
 
 /* ---- publisher use cases (§7) ---- */
 
-int pubsub_publish_allowed(struct pubsub *ps, const char *who, const char *node)
+/* The publish check (§7.1.3) before any payload is looked at. *out gets
+ * the node, or NULL when it is missing and auto-create applies (§7.1.4:
+ * the publisher becomes its owner; only the name can be wrong). */
+static int publish_check(struct pubsub *ps, const char *who, const char *node,
+                         struct ps_node **out)
 {
-    clear_why(ps);
+    *out = NULL;
     if (node == NULL)
         return fail(ps, HERALD_ENODEID_REQUIRED, NULL, NULL);
     struct ps_node *n = find_node(ps, node);
-    if (n == NULL) /* §7.1.4: auto-create makes the publisher its owner */
+    if (n == NULL)
         return ps->auto_create ? check_node_name(ps, node)
                                : fail(ps, HERALD_ENOTFOUND, NULL, "no such node"); /* §7.1.3.3 */
     if (n->cfg.node_type == PS_COLLECTION)
         return fail(ps, HERALD_EUNSUPPORTED, "publish", "a collection node holds no items");
     if (!can_publish(n, who))
         return fail(ps, HERALD_EFORBIDDEN, NULL, "the requester may not publish here"); /* §7.1.3.1 */
+    *out = n;
     return 0;
+}
+
+int pubsub_publish_allowed(struct pubsub *ps, const char *who, const char *node)
+{
+    struct ps_node *n;
+    clear_why(ps);
+    return publish_check(ps, who, node, &n);
 }
 
 int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *req,
                    struct ps_published *out)
 {
-    int rc = pubsub_publish_allowed(ps, who, req->node);
+    struct ps_node *n;
+    clear_why(ps);
+    int rc = publish_check(ps, who, req->node, &n);
     if (rc != 0)
         return rc;
-    struct ps_node *n = find_node(ps, req->node);
     if (n == NULL) {
         /* §7.1.4: auto-create, configured by the publish-options. It is an
          * operation of its own: if the publish then fails, the node stays.
          * The new node's options (a collection?) are checked again. */
         char name[PS_NODE_NAME_MAX + 1];
         if ((rc = pubsub_create(ps, who, req->node, req->options, req->noptions, name)) != 0 ||
-            (rc = pubsub_publish_allowed(ps, who, name)) != 0)
+            (rc = publish_check(ps, who, name, &n)) != 0)
             return rc;
-        n = find_node(ps, name);
     }
     if (req->noptions && ps_config_matches(&n->cfg, &ps->caps, req->options, req->noptions) != 0)
         return fail(ps, HERALD_EPRECONDITION, NULL, NULL); /* §7.1.5 */
