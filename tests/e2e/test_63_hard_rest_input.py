@@ -111,17 +111,19 @@ def assert_400(resp, what):
 
 def test_json_payloads_xml_cannot_carry_are_refused(herald):
     """Each BAD_JSON body, POSTed and PUT as an item, answers 400
-    problem+json and publishes nothing; the XMPP subscriber's parser never
-    fails, and then every GOOD_VALUES item (as \\u escapes and as raw
+    problem+json and publishes nothing while a witness session keeps its
+    pings answered; the XMPP subscriber's parser never fails, and then every GOOD_VALUES item (as \\u escapes and as raw
     UTF-8) reaches it and reads back intact."""
     srv, alice = rest_server(herald)
     alice.create("feed")
     sub = subscriber(srv, "bob", "feed")
-    for body, what in BAD_JSON:
-        p = assert_400(alice.post(items_path("feed"), body, ctype="application/json"), what)
-        assert_400(alice.put(item_path("feed", "x"), body, ctype="application/json"), what)
-        if b"\\u" in body and b"\\ud800\\u0041" not in body:
-            assert "\\u" in p["detail"] or "escape" in p["detail"], (what, p)
+    with Witness(srv, "carol", USERS["carol"]) as w:
+        for body, what in BAD_JSON:
+            p = assert_400(alice.post(items_path("feed"), body, ctype="application/json"), what)
+            assert_400(alice.put(item_path("feed", "x"), body, ctype="application/json"), what)
+            if b"\\u" in body and b"\\ud800\\u0041" not in body:
+                assert "\\u" in p["detail"] or "escape" in p["detail"], (what, p)
+        w.check()
     assert alice.items("feed")["items"] == [], "a refused item was stored"
     assert next_event(sub, timeout=0.5) is None, "a refused item was delivered"
     assert_stream_fine(sub)
