@@ -400,8 +400,14 @@ static yajl_val json_body(struct rctx *r, bool required)
         http_problem(r->hc, 415, NULL, NULL, "the body must be application/json");
         return NULL;
     }
-    char err[128];
+    char err[160];
     yajl_val v = NULL;
+    /* yajl_tree hands out C strings: json_check first, so no string holds
+     * a NUL that would cut it short ("nul\u0000tail" naming node "nul"). */
+    if (json_check(r->req->body, r->req->body_len, true, err, sizeof(err)) != 0) {
+        problem(r, HERALD_EINVAL, err);
+        return NULL;
+    }
     if (json_valid(r->req->body, r->req->body_len))
         v = yajl_tree_parse(r->req->body, err, sizeof(err));
     if (v == NULL || !YAJL_IS_OBJECT(v)) {
@@ -410,6 +416,19 @@ static yajl_val json_body(struct rctx *r, bool required)
         return NULL;
     }
     return v;
+}
+
+/* How much of a client's string a problem detail quotes: at most max
+ * bytes, never half a UTF-8 sequence (the answer must stay valid JSON). */
+static int echo_len(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return (int)n;
 }
 
 /* A "config" object as (var, values) fields for the service. The strings
@@ -463,7 +482,8 @@ static int config_fields(struct rctx *r, yajl_val cfg, struct config_fields *c)
         int n = snprintf(var, sizeof(c->vars[i]), "%s%s",
                          strncmp(key, "pubsub#", 7) == 0 ? "" : "pubsub#", key);
         if (n < 0 || (size_t)n >= sizeof(c->vars[i]) || !ps_config_known(var)) {
-            snprintf(msg, sizeof(msg), "unknown configuration field \"%.100s\"", key);
+            snprintf(msg, sizeof(msg), "unknown configuration field \"%.*s\"", echo_len(key, 100),
+                     key);
             problem(r, HERALD_EINVAL, msg);
             goto done;
         }
@@ -479,7 +499,8 @@ static int config_fields(struct rctx *r, yajl_val cfg, struct config_fields *c)
                                : YAJL_IS_FALSE(e)  ? "0"
                                                    : NULL;
             if (text == NULL) {
-                snprintf(msg, sizeof(msg), "\"%.100s\" needs a string, number or boolean", key);
+                snprintf(msg, sizeof(msg), "\"%.*s\" needs a string, number or boolean",
+                         echo_len(key, 100), key);
                 problem(r, HERALD_EINVAL, msg);
                 goto done;
             }
@@ -499,8 +520,13 @@ static int item_payload(struct rctx *r, struct buf *out)
 {
     char msg[160];
     int rc = -1;
+    uint32_t cap = pubsub_caps(r->ps)->max_payload_size;
     switch (body_kind(r->req)) {
     case BODY_JSON:
+        if (json_check(r->req->body, r->req->body_len, false, msg, sizeof(msg)) != 0) {
+            problem(r, HERALD_EINVAL, msg);
+            break;
+        }
         rc = rest_json_payload(r->req->body, r->req->body_len, out);
         if (rc == HERALD_EINVAL)
             problem(r, rc, "the body is not valid JSON");
@@ -508,8 +534,10 @@ static int item_payload(struct rctx *r, struct buf *out)
             problem(r, rc, "out of memory");
         break;
     case BODY_XML: {
-        /* xmlp_parse_element's output is canonical: carried verbatim. */
-        struct xmlp_limits lim = {HTTP_MAX_BODY, r->h->cfg->max_depth};
+        /* xmlp_parse_element's output is canonical: carried verbatim. The
+         * hardened parser's own limits hold here too: no more bytes than a
+         * payload may have, the stanza depth. */
+        struct xmlp_limits lim = {cap, r->h->cfg->max_depth};
         enum xmlp_error e = xmlp_parse_element(r->req->body, r->req->body_len, &lim, out);
         if (e == XMLP_OK && !buf_ok(out)) {
             problem(r, HERALD_ENOMEM, "out of memory");
@@ -529,7 +557,6 @@ static int item_payload(struct rctx *r, struct buf *out)
                      "an item body must be application/json or application/xml");
         break;
     }
-    uint32_t cap = pubsub_caps(r->ps)->max_payload_size;
     if (rc == 0 && out->len > cap) {
         snprintf(msg, sizeof(msg), "the payload (%zu bytes) exceeds max_payload_size (%u bytes)",
                  out->len, (unsigned)cap);
@@ -729,10 +756,27 @@ static void publish(struct rctx *r, const char *item_id)
     yajl_gen g = NULL;
     buf_init(&payload, 0);
     buf_init(&loc, 0);
-    /* Creating a node by publishing ([pubsub] auto_create) needs 'manage'. */
+    /* Every check comes before any work on the body (issue 11, finding
+     * 2): a body is parsed only for a publish that could succeed. Creating
+     * a node by publishing ([pubsub] auto_create) needs 'manage'. */
     if (pubsub_auto_create(r->ps) && !(r->tok.scopes & SCOPE_MANAGE) &&
         pubsub_node_readable(r->ps, r->tok.jid, r->node) == HERALD_ENOTFOUND) {
         problem(r, HERALD_ENOTFOUND, "no such node");
+        goto done;
+    }
+    int rc = pubsub_publish_allowed(r->ps, r->tok.jid, r->node);
+    if (rc != 0) {
+        ps_problem(r, rc, "the item could not be published");
+        goto done;
+    }
+    /* No payload can be larger than the service's cap, so a body over it
+     * is refused unread. */
+    uint32_t cap = pubsub_caps(r->ps)->max_payload_size;
+    if (r->req->body_len > cap) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "the body (%zu bytes) exceeds max_payload_size (%u bytes)",
+                 r->req->body_len, (unsigned)cap);
+        problem(r, HERALD_EPAYLOAD_TOO_BIG, msg);
         goto done;
     }
     if (item_payload(r, &payload) != 0)
@@ -745,7 +789,7 @@ static void publish(struct rctx *r, const char *item_id)
         .payload_len = payload.len,
     };
     struct ps_published out;
-    int rc = pubsub_publish(r->ps, r->tok.jid, &req, &out);
+    rc = pubsub_publish(r->ps, r->tok.jid, &req, &out);
     if (rc != 0) {
         ps_problem(r, rc, "the item could not be published");
         goto done;

@@ -27,6 +27,7 @@
 #include "jid.h"
 #include "log.h"
 #include "store.h"
+#include "xml.h"
 
 #define MAX_SINKS 8
 #define CFG_RECORD_MAX 1024
@@ -1017,6 +1018,21 @@ static int apply_config(struct pubsub *ps, struct ps_config *cfg, const struct p
     return rc ? fail(ps, rc, why.feature, why.text) : 0;
 }
 
+/* A node name is XML text in every disco#items answer and notification
+ * (XEP-0060 §5.2, §7.1.2.1): one Char the listing cannot carry would break
+ * it for every client, so names are checked here for XMPP and REST alike. */
+static int check_node_name(struct pubsub *ps, const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > PS_NODE_NAME_MAX)
+        return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "a node name has 1 to 256 bytes");
+    if (!xml_valid_chars(name, len))
+        return fail(ps, HERALD_ENOTACCEPTABLE, NULL,
+                    "a node name must be UTF-8 text of XML 1.0 characters (no control "
+                    "characters, surrogates, U+FFFE or U+FFFF)");
+    return 0;
+}
+
 int pubsub_create(struct pubsub *ps, const char *who, const char *name,
                   const struct ps_field *cfgf, size_t ncfg, char *name_out)
 {
@@ -1030,8 +1046,8 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
         random_hex(instant, 12);
         name = instant;
     }
-    if (name[0] == '\0' || strlen(name) > PS_NODE_NAME_MAX)
-        return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "a node name has 1 to 256 bytes");
+    if ((rc = check_node_name(ps, name)) != 0)
+        return rc;
     if (find_node(ps, name) != NULL)
         return fail(ps, HERALD_EEXIST, NULL, "a node of that name exists"); /* §8.1.1 */
     if ((rc = apply_config(ps, &cfg, cfgf, ncfg, true)) != 0 ||
@@ -1182,28 +1198,51 @@ void pubsub_expire(struct pubsub *ps)
 
 /* ---- publisher use cases (§7) ---- */
 
-int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *req,
-                   struct ps_published *out)
+/* The publish check (§7.1.3) before any payload is looked at. *out gets
+ * the node, or NULL when it is missing and auto-create applies (§7.1.4:
+ * the publisher becomes its owner; only the name can be wrong). */
+static int publish_check(struct pubsub *ps, const char *who, const char *node,
+                         struct ps_node **out)
 {
-    int rc;
-    clear_why(ps);
-    if (req->node == NULL)
+    *out = NULL;
+    if (node == NULL)
         return fail(ps, HERALD_ENODEID_REQUIRED, NULL, NULL);
-    struct ps_node *n = find_node(ps, req->node);
-    if (n == NULL && ps->auto_create) {
-        /* §7.1.4: auto-create, configured by the publish-options. It is an
-         * operation of its own: if the publish then fails, the node stays. */
-        char name[PS_NODE_NAME_MAX + 1];
-        if ((rc = pubsub_create(ps, who, req->node, req->options, req->noptions, name)) != 0)
-            return rc;
-        n = find_node(ps, name);
-    }
+    struct ps_node *n = find_node(ps, node);
     if (n == NULL)
-        return fail(ps, HERALD_ENOTFOUND, NULL, "no such node"); /* §7.1.3.3 */
+        return ps->auto_create ? check_node_name(ps, node)
+                               : fail(ps, HERALD_ENOTFOUND, NULL, "no such node"); /* §7.1.3.3 */
     if (n->cfg.node_type == PS_COLLECTION)
         return fail(ps, HERALD_EUNSUPPORTED, "publish", "a collection node holds no items");
     if (!can_publish(n, who))
         return fail(ps, HERALD_EFORBIDDEN, NULL, "the requester may not publish here"); /* §7.1.3.1 */
+    *out = n;
+    return 0;
+}
+
+int pubsub_publish_allowed(struct pubsub *ps, const char *who, const char *node)
+{
+    struct ps_node *n;
+    clear_why(ps);
+    return publish_check(ps, who, node, &n);
+}
+
+int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *req,
+                   struct ps_published *out)
+{
+    struct ps_node *n;
+    clear_why(ps);
+    int rc = publish_check(ps, who, req->node, &n);
+    if (rc != 0)
+        return rc;
+    if (n == NULL) {
+        /* §7.1.4: auto-create, configured by the publish-options. It is an
+         * operation of its own: if the publish then fails, the node stays.
+         * The new node's options (a collection?) are checked again. */
+        char name[PS_NODE_NAME_MAX + 1];
+        if ((rc = pubsub_create(ps, who, req->node, req->options, req->noptions, name)) != 0 ||
+            (rc = publish_check(ps, who, name, &n)) != 0)
+            return rc;
+    }
     if (req->noptions && ps_config_matches(&n->cfg, &ps->caps, req->options, req->noptions) != 0)
         return fail(ps, HERALD_EPRECONDITION, NULL, NULL); /* §7.1.5 */
     if (req->payload) {

@@ -196,6 +196,12 @@ struct ps_published {
 };
 int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *req,
                    struct ps_published *out);
+/* Whether `who` may publish to `node` (§7.1.3): 0, or the error
+ * pubsub_publish would return before looking at the payload (no such node,
+ * a collection, forbidden by the publish model or an affiliation; for a
+ * missing node under auto_create, what creating it needs). pubsub_publish
+ * applies the same check, so an edge can refuse before parsing a body. */
+int pubsub_publish_allowed(struct pubsub *ps, const char *who, const char *node);
 /* Retracts an item (§7.2); subscribers are notified if notify or the node's
  * notify_retract says so. */
 int pubsub_retract(struct pubsub *ps, const char *who, const char *node, const char *item_id,

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "xml.h"
 
 struct field {
     struct ps_config_field pub; /* var, label, kind, implemented options */
@@ -357,6 +358,15 @@ static int parse_field(struct ps_config *tmp, const struct field *f, const char 
         size_t l = strlen(v);
         if (l >= f->size) {
             why_set(why, NULL, "%s is too long", f->pub.var);
+            return HERALD_ENOTACCEPTABLE;
+        }
+        /* Text values go out in every disco#info and configuration form
+         * (XEP-0060 §5.4, §8.2): XML text only (XML 1.0 §2.2 Char). */
+        if (!xml_valid_chars(v, l)) {
+            why_set(why, NULL,
+                    "%s must be UTF-8 text of XML 1.0 characters (no control characters, "
+                    "surrogates, U+FFFE or U+FFFF)",
+                    f->pub.var);
             return HERALD_ENOTACCEPTABLE;
         }
         memcpy(dst, v, l + 1);

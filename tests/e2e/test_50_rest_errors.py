@@ -342,7 +342,8 @@ def test_server_survives_every_error(herald):
         alice.post(items_path("n"), {"v": "x" * 200}).status,
         alice.post(items_path("n"), "x", ctype="text/plain").status,
         alice.get("/v1/nodes/" + "x" * 9000).status,
-        alice.post(items_path("n"), "{" * 100000, ctype="application/json").status,
+        # Too deep, within the 64 KiB payload cap (a larger body is 413 unread).
+        alice.post(items_path("n"), "{" * 60000, ctype="application/json").status,
         alice.post(items_path("n"), "<a xmlns='u'>" * 5000, ctype="application/xml").status,
     ]
     assert statuses == [401, 403, 404, 405, 400, 409, 413, 415, 414, 400, 400], statuses

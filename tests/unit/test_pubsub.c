@@ -2052,6 +2052,60 @@ static void test_commit_failure_reloads(void)
     fx_end(&f);
 }
 
+/* Issue 11 (findings 4 and 2): node names XML 1.0 cannot carry are refused
+ * for every front end, and pubsub_publish_allowed is the check
+ * pubsub_publish makes before it looks at a payload. */
+static void test_node_names_and_publish_allowed(void)
+{
+    struct fx f;
+    if (!fx_start(&f))
+        return;
+    static const char *const bad[] = {"a\x01" "b", "\xef\xbf\xbf", "x\xef\xbf\xbe", "\xc0\xaf",
+                                      "\xed\xa0\x80", "\xf4\x90\x80\x80", "tab\x1f", "\xc3"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_EQ_INT(create(&f, ALICE, bad[i], NULL, 0), HERALD_ENOTACCEPTABLE);
+        CHECK(strstr(pubsub_why(f.ps)->text, "XML 1.0") != NULL);
+    }
+    /* Non-ASCII, astral and the last Char (U+10FFFD) are names. */
+    CHECK_EQ_INT(create(&f, ALICE, "caf\xc3\xa9-\xf0\x9f\x98\x80-\xf4\x8f\xbf\xbd", NULL, 0), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "news", NULL, 0), 0);
+    struct ps_field coll[] = {FIELD("pubsub#node_type", "collection")};
+    CHECK_EQ_INT(create(&f, ALICE, "coll", coll, 1), 0);
+    commit(&f);
+    CHECK_EQ_INT(pubsub_node_count(f.ps), 3);
+
+    CHECK_EQ_INT(pubsub_publish_allowed(f.ps, ALICE "/r", "news"), 0);
+    CHECK_EQ_INT(pubsub_publish_allowed(f.ps, BOB, "news"), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(publish(&f, BOB, "news", "1", NULL), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(pubsub_publish_allowed(f.ps, ALICE, "nope"), HERALD_ENOTFOUND);
+    CHECK_EQ_INT(pubsub_publish_allowed(f.ps, ALICE, NULL), HERALD_ENODEID_REQUIRED);
+    CHECK_EQ_INT(pubsub_publish_allowed(f.ps, ALICE, "coll"), HERALD_EUNSUPPORTED);
+    struct ps_field open_model[] = {FIELD("pubsub#publish_model", "open")};
+    CHECK_EQ_INT(pubsub_configure(f.ps, ALICE, "news", open_model, 1), 0);
+    CHECK_EQ_INT(pubsub_publish_allowed(f.ps, BOB, "news"), 0);
+    CHECK_EQ_INT(pubsub_owner_set_affiliation(f.ps, ALICE, "news", BOB, AFF_OUTCAST), 0);
+    CHECK_EQ_INT(pubsub_publish_allowed(f.ps, BOB, "news"), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(publish(&f, BOB, "news", "1", NULL), HERALD_EFORBIDDEN);
+    commit(&f);
+
+    /* auto_create: a missing node needs what creating it needs. */
+    f.auto_create = true;
+    CHECK(fx_reopen(&f, NULL));
+    CHECK_EQ_INT(pubsub_publish_allowed(f.ps, BOB, "fresh"), 0);
+    CHECK_EQ_INT(pubsub_publish_allowed(f.ps, BOB, "bad\x02"), HERALD_ENOTACCEPTABLE);
+    CHECK_EQ_INT(publish(&f, BOB, "bad\x02", "1", NULL), HERALD_ENOTACCEPTABLE);
+    /* A node auto-created as a collection takes no item. */
+    struct ps_publish req = {.node = "made-coll", .item_id = "1", .has_item = true,
+                             .payload = "<x/>", .payload_len = 4, .options = coll, .noptions = 1};
+    struct ps_published out;
+    CHECK_EQ_INT(pubsub_publish(f.ps, BOB, &req, &out), HERALD_EUNSUPPORTED);
+    CHECK_EQ_INT(publish(&f, BOB, "fresh", "1", NULL), 0);
+    commit(&f);
+    CHECK_EQ_STR(nodes_of(&f, ALICE, NULL), "caf\xc3\xa9-\xf0\x9f\x98\x80-\xf4\x8f\xbf\xbd,coll,"
+                                            "fresh,made-coll,news");
+    fx_end(&f);
+}
+
 TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_delete_purge),
           TEST_CASE(test_publish_events), TEST_CASE(test_auto_create), TEST_CASE(test_event_order),
           TEST_CASE(test_retract), TEST_CASE(test_items_queries),
@@ -2063,4 +2117,5 @@ TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_dele
           TEST_CASE(test_fault_subscribe), TEST_CASE(test_fault_subscription_changes),
           TEST_CASE(test_fault_affiliations), TEST_CASE(test_fault_nodes),
           TEST_CASE(test_fault_collection_delete), TEST_CASE(test_fault_owner_subscription),
-          TEST_CASE(test_expire), TEST_CASE(test_commit_failure_reloads))
+          TEST_CASE(test_expire), TEST_CASE(test_commit_failure_reloads),
+          TEST_CASE(test_node_names_and_publish_allowed))

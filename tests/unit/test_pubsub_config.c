@@ -149,10 +149,11 @@ static void unusual_config(struct ps_config *c)
     c->max_items = 0x01020304;
     c->item_expire = 0xA0B0C0D0;
     c->max_payload_size = 0xFFFFFFFE;
-    /* The longest titles that fit, with bytes that need care. */
+    /* The longest titles that fit, with bytes that need care (two-byte
+     * UTF-8, U+00C0-U+00FF: text values must be XML text). */
     for (int i = 0; i < 255; i++) {
         c->title[i] = (char)('A' + i % 26);
-        c->payload_type[i] = (char)(0x80 + i % 64);
+        c->payload_type[i] = i == 254 ? 'x' : i % 2 == 0 ? (char)0xC3 : (char)(0x80 + i / 2 % 64);
         c->collection[i] = (char)('a' + i % 26);
     }
     c->title[0] = '<';
@@ -1675,6 +1676,29 @@ out:
     arena_free(&a);
 }
 
+/* Issue 11, finding 4: text values go out in disco#info and forms, so
+ * each must be XML 1.0 text; a refused value changes nothing. */
+static void test_apply_text_not_xml(void)
+{
+    struct ps_why why;
+    static const char *const bad[] = {"a\x02" "b", "\xef\xbf\xbf", "\xef\xbf\xbe", "\xc0\xaf",
+                                      "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x1b[31m", "\xe2\x82"};
+    static const char *const vars[] = {"pubsub#title", "pubsub#type", "pubsub#collection"};
+    for (size_t v = 0; v < sizeof(vars) / sizeof(vars[0]); v++) {
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            const char *kv[] = {vars[v], bad[i], NULL};
+            CHECK_EQ_INT(apply_refused(kv, &why), HERALD_ENOTACCEPTABLE);
+            CHECK(strstr(why.text, vars[v]) != NULL && strstr(why.text, "XML 1.0") != NULL);
+        }
+    }
+    struct ps_config c;
+    ps_config_defaults(&c, &caps);
+    const char *good[] = {"pubsub#title", "Caf\xc3\xa9 \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbd\ttab",
+                          NULL};
+    CHECK_EQ_INT(apply_kv(&c, good, false, &why), 0);
+    CHECK_EQ_STR(c.title, "Caf\xc3\xa9 \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbd\ttab");
+}
+
 TEST_MAIN(TEST_CASE(test_defaults), TEST_CASE(test_keep), TEST_CASE(test_encode_decode_roundtrip),
           TEST_CASE(test_encode_small_buffer), TEST_CASE(test_decode_truncated),
           TEST_CASE(test_decode_garbage), TEST_CASE(test_decode_rejects_out_of_range_lists),
@@ -1684,4 +1708,4 @@ TEST_MAIN(TEST_CASE(test_defaults), TEST_CASE(test_keep), TEST_CASE(test_encode_
           TEST_CASE(test_apply_atomic), TEST_CASE(test_form_fields), TEST_CASE(test_form_cancel),
           TEST_CASE(test_preconditions), TEST_CASE(test_config_each), TEST_CASE(test_sub_options),
           TEST_CASE(test_sub_options_form), TEST_CASE(test_config_form),
-          TEST_CASE(test_metadata_form))
+          TEST_CASE(test_metadata_form), TEST_CASE(test_apply_text_not_xml))
