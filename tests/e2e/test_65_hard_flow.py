@@ -107,6 +107,13 @@ def sender(stream, data):
     return t, state
 
 
+def rss_meaningful(pid):
+    """False under AddressSanitizer: its quarantine keeps freed memory
+    resident (256 MB by default), so RSS says nothing about queues there."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" not in f.read()
+
+
 def peak_rss(pid, stop, out):
     while not stop.is_set():
         out.append(rss_kib(pid))
@@ -171,7 +178,8 @@ def test_reading_client_gets_whole_flood_and_sender_is_paced(herald):
         growth = max(rss) - rss0
         print("flood: %d x %d B in %.2f s, RSS +%d KiB, witness worst %.3f s"
               % (n, len(body), elapsed, growth, w.worst()))
-        assert growth < 32 * 1024, "server RSS grew by %d KiB during the flood" % growth
+        if rss_meaningful(srv.proc.pid):
+            assert growth < 32 * 1024, "server RSS grew by %d KiB during the flood" % growth
         w.check()
     for s in (alice, bob):
         s.close()
@@ -263,7 +271,7 @@ def test_stalled_reader_closed_after_write_timeout(herald):
         assert took <= (timeout_s + 1 + 3) * SLOWDOWN, \
             "closed only %.2f s in (write_timeout %d s + 1 s sweep)" % (took, timeout_s)
         hard_kib = 8 * 1024  # 8 x c2s.max_outq_bytes
-        assert max(rss) - rss0 < hard_kib + 8 * 1024, \
+        assert not rss_meaningful(srv.proc.pid) or max(rss) - rss0 < hard_kib + 8 * 1024, \
             "server RSS grew by %d KiB, over the hard bound" % (max(rss) - rss0)
         # alice was paced while bob stalled, and goes on once he is gone
         # (her messages now bounce, as bob has no resource left).
