@@ -37,6 +37,8 @@ void config_defaults(struct config *c)
     c->max_connections_per_ip = 100;
     c->max_resources = 100;
     c->max_outq_bytes = 1024 * 1024;
+    c->write_timeout = 60;
+    c->max_read_per_turn = 64 * 1024;
     c->idle_timeout = 600;
     c->keepalive_interval = 60;
     c->login_timeout = 30;
@@ -99,6 +101,9 @@ static const struct option options[] = {
     OPT("c2s", "limit_loopback", K_BOOL, limit_loopback, 0, 0),
     OPT("c2s", "max_resources_per_account", K_UINT, max_resources, 1, 1000000),
     OPT("c2s", "max_outq_bytes", K_SIZE, max_outq_bytes, 16384, 1ull << 32),
+    OPT("c2s", "max_outq_hard_bytes", K_SIZE, max_outq_hard_bytes, 0, 1ull << 35),
+    OPT("c2s", "write_timeout", K_UINT, write_timeout, 1, 86400),
+    OPT("c2s", "max_read_per_turn", K_SIZE, max_read_per_turn, 4096, 64ull << 20),
     OPT("c2s", "idle_timeout", K_UINT, idle_timeout, 0, 86400 * 7),
     OPT("c2s", "keepalive_interval", K_UINT, keepalive_interval, 0, 86400),
     OPT("c2s", "login_timeout", K_UINT, login_timeout, 1, 3600),
@@ -300,6 +305,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     if (c->keepalive_interval && c->idle_timeout && c->keepalive_interval >= c->idle_timeout) {
         snprintf(err, errlen, "c2s.keepalive_interval must be shorter than c2s.idle_timeout");
+        return -1;
+    }
+    if (c->max_outq_hard_bytes && c->max_outq_hard_bytes < c->max_outq_bytes) {
+        snprintf(err, errlen, "c2s.max_outq_hard_bytes (%zu) must be at least c2s.max_outq_bytes "
+                 "(%zu)", c->max_outq_hard_bytes, c->max_outq_bytes);
         return -1;
     }
     return 0;

@@ -29,7 +29,10 @@ struct config {
     unsigned max_connections_per_ip;
     bool limit_loopback;         /* apply max_connections_per_ip to 127.0.0.0/8 and ::1 too */
     unsigned max_resources;      /* bound resources per account */
-    size_t max_outq_bytes;
+    size_t max_outq_bytes;       /* soft bound: past it, producers are paced */
+    size_t max_outq_hard_bytes;  /* hard bound: a send past it closes (0 = 8 x soft) */
+    unsigned write_timeout;      /* seconds without write progress, output queued */
+    size_t max_read_per_turn;    /* input bytes handled per connection per loop turn */
     unsigned idle_timeout;       /* seconds without traffic before closing */
     unsigned keepalive_interval; /* seconds idle before a whitespace ping */
     unsigned login_timeout;      /* seconds to authenticate and bind */

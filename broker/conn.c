@@ -1,11 +1,18 @@
 /* conn.c - socket reads through the TLS filter to the handler; the bounded
- * write queue flushed once per loop turn.
+ * write queue flushed once per loop turn; flow control between connections.
  *
  * Write queue: a singly linked list of entries, each a reference to a chunk
  * plus a `raw` flag (bytes queued before STARTTLS must go out in clear even
  * if TLS has started by the time they are flushed). At most one uv_write is
  * in flight; its request owns the entries (plaintext path, zero-copy iovecs)
- * or one ciphertext buffer (TLS path). */
+ * or one ciphertext buffer (TLS path).
+ *
+ * Reading is on when nothing holds it off: the connection's own queue past
+ * half its bound (reading_paused), a SASL delay or an HTTP pipeline
+ * (input_held), this turn's read budget spent (turn_spent, on
+ * herald->resume_list until the next prepare), or a recipient it waits for
+ * (waiting_on, pacing). update_reading() is the one place that starts and
+ * stops libuv reads from those flags. */
 #include "conn.h"
 
 #include <stdlib.h>
@@ -28,6 +35,7 @@ struct outq_entry {
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void schedule_flush(struct conn *c);
+static void close_now(struct conn *c);
 
 struct write_req {
     uv_write_t req;
@@ -61,6 +69,77 @@ static void on_handle_closed(uv_handle_t *hd)
     free(c);
 }
 
+/* Starts or stops libuv reads to match the flags (see the file comment).
+ * A closing connection keeps reading, and discards, to see the peer's FIN. */
+static void update_reading(struct conn *c)
+{
+    if (c->handle_closed)
+        return;
+    bool want = c->closing ||
+                !(c->reading_paused || c->input_held || c->turn_spent || c->waiting_on != NULL);
+    if (want == c->reading)
+        return;
+    c->reading = want;
+    if (!want) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        return;
+    }
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc != 0) {
+        log_warn("conn", "%s: cannot read: %s", c->peer, uv_strerror(rc));
+        close_now(c);
+    }
+}
+
+static void wait_unlink(struct conn *p)
+{
+    struct conn *r = p->waiting_on;
+    if (r == NULL)
+        return;
+    if (p->wait_prev)
+        p->wait_prev->wait_next = p->wait_next;
+    else
+        r->waiters = p->wait_next;
+    if (p->wait_next)
+        p->wait_next->wait_prev = p->wait_prev;
+    p->waiting_on = p->wait_prev = p->wait_next = NULL;
+}
+
+/* c drained or is going away: every producer waiting for it reads again. */
+static void release_waiters(struct conn *c)
+{
+    while (c->waiters) {
+        struct conn *p = c->waiters;
+        wait_unlink(p);
+        update_reading(p);
+    }
+}
+
+void conn_wait_for(struct conn *producer, struct conn *recipient)
+{
+    if (producer == recipient || producer->waiting_on || producer->closing || recipient->closing)
+        return;
+    producer->waiting_on = recipient;
+    producer->wait_prev = NULL;
+    producer->wait_next = recipient->waiters;
+    if (recipient->waiters)
+        recipient->waiters->wait_prev = producer;
+    recipient->waiters = producer;
+    update_reading(producer);
+}
+
+static void remove_from_resume_list(struct conn *c)
+{
+    if (!c->turn_spent)
+        return;
+    struct conn **pp = &c->h->resume_list;
+    while (*pp && *pp != c)
+        pp = &(*pp)->resume_next;
+    if (*pp)
+        *pp = c->resume_next;
+    c->turn_spent = false;
+}
+
 static void remove_from_flush_list(struct conn *c)
 {
     if (!c->in_flush_list)
@@ -80,6 +159,10 @@ static void close_now(struct conn *c)
     c->handle_closed = true;
     c->closing = true;
     remove_from_flush_list(c);
+    remove_from_resume_list(c);
+    release_waiters(c);
+    wait_unlink(c);
+    c->reading = false;
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -115,11 +198,11 @@ void conn_close(struct conn *c, bool drain)
         c->close_after_flush = true;
         c->close_started_ms = uv_now(c->h->loop);
     }
+    /* Nothing more is queued here by producers: let them go on. */
+    release_waiters(c);
+    wait_unlink(c);
     /* Keep reading (and discarding) so the peer's FIN is seen. */
-    if (c->reading_paused || c->input_held) {
-        c->reading_paused = c->input_held = false;
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    }
+    update_reading(c);
     if (c->tls) {
         /* close_notify goes out after everything queued: at once when the
          * queue is empty, else flush() adds it once the queue has drained. */
@@ -147,7 +230,7 @@ static int enqueue(struct conn *c, struct chunk *ch, int flags)
 {
     if (c->handle_closed || (c->closing && !(flags & CONN_SEND_FORCE)))
         return HERALD_EUNAVAIL;
-    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + ch->len > c->q_max)
+    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + ch->len > c->q_hard)
         return HERALD_ELIMIT;
     struct outq_entry *e = malloc(sizeof(*e));
     if (e == NULL)
@@ -173,7 +256,7 @@ int conn_send(struct conn *c, const void *data, size_t len, int flags)
 {
     if (c->handle_closed || (c->closing && !(flags & CONN_SEND_FORCE)))
         return HERALD_EUNAVAIL;
-    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + len > c->q_max)
+    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + len > c->q_hard)
         return HERALD_ELIMIT;
     struct chunk *ch = chunk_new(data, len);
     if (ch == NULL)
@@ -206,13 +289,15 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c, false);
         return;
     }
-    if (c->reading_paused && !c->closing && c->q_bytes <= c->q_max / 4) {
-        c->reading_paused = false;
-        if (!c->input_held)
-            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (!c->closing && c->q_bytes <= c->q_max / 4) {
+        if (c->reading_paused) {
+            c->reading_paused = false;
+            update_reading(c);
+        }
+        release_waiters(c);
+        if (c->handler->on_drain)
+            c->handler->on_drain(c->ud);
     }
-    if (!c->closing && c->handler->on_drain && c->q_bytes <= c->q_max / 4)
-        c->handler->on_drain(c->ud);
     if (c->q_head || c->notify_pending)
         schedule_flush(c);
     else if (c->close_after_flush)
@@ -355,6 +440,19 @@ void conn_flush_all(struct herald *h)
         c->in_flush_list = false;
         flush(c);
     }
+    /* A new turn: budgets start again, after this turn's output went out. */
+    h->turn++;
+    while (h->resume_list) {
+        struct conn *c = h->resume_list;
+        h->resume_list = c->resume_next;
+        c->turn_spent = false;
+        update_reading(c);
+    }
+}
+
+void conn_set_hard_limit(struct conn *c, size_t hard)
+{
+    c->q_hard = hard < c->q_max ? c->q_max : hard;
 }
 
 int conn_starttls(struct conn *c, struct ssl_ctx_st *ctx)
@@ -376,17 +474,18 @@ void conn_hold_input(struct conn *c, bool hold)
     if (c->closing || c->input_held == hold)
         return;
     c->input_held = hold;
-    if (hold)
-        uv_read_stop((uv_stream_t *)&c->tcp);
-    else if (!c->reading_paused)
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    update_reading(c);
 }
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = hd->data;
+    /* Never read past this turn's budget (it may be below the buffer). */
+    size_t used = c->turn_id == c->h->turn ? c->turn_bytes : 0;
+    size_t room = used < c->read_budget ? c->read_budget - used : 0;
     buf->base = c->h->rbuf;
-    buf->len = sizeof(c->h->rbuf);
+    /* A closing connection only discards: it reads whole buffers. */
+    buf->len = room > 0 && room < sizeof(c->h->rbuf) && !c->closing ? room : sizeof(c->h->rbuf);
 }
 
 static void deliver(struct conn *c, const char *data, size_t len)
@@ -409,14 +508,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->closing)
         return; /* lingering close: input is discarded */
-    c->last_read_ms = uv_now(c->h->loop);
+    struct herald *h = c->h;
+    c->last_read_ms = uv_now(h->loop);
+    /* Output queued on others while this input is handled is c's doing:
+     * conn_wait_for paces c if it fills someone's queue. */
+    h->input_conn = c;
     if (c->tls == NULL) {
         deliver(c, buf->base, (size_t)nread);
+    } else if (tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
+        close_now(c);
     } else {
-        if (tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
-            close_now(c);
-            return;
-        }
         char plain[16384];
         for (;;) {
             int n = tls_read(c->tls, plain, sizeof(plain));
@@ -425,7 +526,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                 /* Send any alert OpenSSL queued, then close. */
                 schedule_flush(c);
                 conn_close(c, true);
-                return;
+                break;
             }
             if (n == 0 || c->closing)
                 break;
@@ -434,12 +535,28 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (tls_pending(c->tls) > 0)
             schedule_flush(c);
     }
+    h->input_conn = NULL;
+    if (c->closing)
+        return;
+    /* The read budget: libuv hands over up to 32 reads of one socket in a
+     * row; past the budget, c waits for the next turn, so that what its
+     * input produced (answers, messages, this turn's commit and its
+     * notifications) is flushed first and other connections are served. */
+    if (c->turn_id != h->turn) {
+        c->turn_id = h->turn;
+        c->turn_bytes = 0;
+    }
+    c->turn_bytes += (size_t)nread;
+    if (c->turn_bytes >= c->read_budget && !c->turn_spent) {
+        c->turn_spent = true;
+        c->resume_next = h->resume_list;
+        h->resume_list = c;
+    }
     /* Back-pressure: a client that does not read its replies stops being
      * read until its queue drains (see docs/architecture.md). */
-    if (!c->closing && !c->reading_paused && c->q_bytes > c->q_max / 2) {
+    if (c->q_bytes > c->q_max / 2)
         c->reading_paused = true;
-        uv_read_stop(s);
-    }
+    update_reading(c);
 }
 
 struct conn *conn_accept(struct herald *h, uv_stream_t *server)
@@ -448,7 +565,8 @@ struct conn *conn_accept(struct herald *h, uv_stream_t *server)
     if (c == NULL)
         return NULL;
     c->h = h;
-    c->q_max = h->cfg->max_outq_bytes;
+    c->q_max = c->q_hard = h->cfg->max_outq_bytes;
+    c->read_budget = h->cfg->max_read_per_turn;
     if (uv_tcp_init(h->loop, &c->tcp) != 0) {
         free(c);
         return NULL;
@@ -481,11 +599,6 @@ int conn_start(struct conn *c, const struct conn_handler *handler, void *ud)
 {
     c->handler = handler;
     c->ud = ud;
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc != 0) {
-        log_warn("conn", "%s: cannot read: %s", c->peer, uv_strerror(rc));
-        close_now(c);
-        return HERALD_EIO;
-    }
-    return 0;
+    update_reading(c);
+    return c->handle_closed ? HERALD_EIO : 0;
 }

@@ -13,7 +13,16 @@
  * close, so that a client still sending does not get a reset that would
  * swallow our last bytes, e.g. a stream error); the sweep bounds all of this
  * in time. Then the socket is closed; on_close is called once and the struct is freed in the
- * libuv close callback. The handler must not use the conn after on_close. */
+ * libuv close callback. The handler must not use the conn after on_close.
+ *
+ * Flow control (docs/architecture.md, "Back-pressure"): a connection's input
+ * is handled at most max_read_per_turn bytes per loop turn, so the output of
+ * one read is flushed before the next read and other connections are served
+ * in between; a connection whose own queue passes half its soft bound stops
+ * being read until it drains; a producer (the connection whose input is being
+ * handled) that pushes another connection's queue past its soft bound waits,
+ * unread, until that queue drains (conn_wait_for). The hard bound q_hard is
+ * never passed except by CONN_SEND_FORCE. */
 #ifndef HERALD_CONN_H
 #define HERALD_CONN_H
 #include <stdbool.h>
@@ -47,7 +56,15 @@ struct conn {
     struct tls *tls;
     struct outq_entry *q_head, *q_tail;
     size_t q_bytes;                   /* queued + in flight */
-    size_t q_max;
+    size_t q_max;                     /* soft bound (pacing, back-pressure) */
+    size_t q_hard;                    /* hard bound: sends past it fail */
+    size_t read_budget;               /* input bytes handled per loop turn */
+    size_t turn_bytes;                /* handled in loop turn turn_id */
+    uint64_t turn_id;
+    struct conn *resume_next;         /* herald->resume_list */
+    struct conn *waiting_on;          /* pacing: the recipient this producer waits for */
+    struct conn *waiters;             /* pacing: producers waiting for this queue */
+    struct conn *wait_prev, *wait_next; /* in waiting_on->waiters */
     uint64_t last_read_ms;            /* uv_now at the last bytes received */
     uint64_t close_started_ms;        /* uv_now when a draining close began */
     uint64_t write_progress_ms;       /* uv_now when output last moved: the queue
@@ -57,6 +74,8 @@ struct conn {
     bool writing;                     /* one uv_write in flight at most */
     bool reading_paused;              /* back-pressure: our queue is long */
     bool input_held;                  /* conn_hold_input */
+    bool turn_spent;                  /* read budget of this turn used up */
+    bool reading;                     /* uv_read_start in effect */
     bool closing;                     /* conn_close called or peer gone */
     bool close_after_flush;
     bool shutdown_started;            /* our side sent FIN; discarding input */
@@ -72,8 +91,8 @@ int conn_start(struct conn *c, const struct conn_handler *handler, void *ud);
 
 enum { CONN_SEND_FORCE = 1 }; /* ignore q_max (final stream errors) */
 
-/* Queues a copy of data. Returns 0, HERALD_ELIMIT when the queue bound would
- * be exceeded (nothing queued) or HERALD_ENOMEM. */
+/* Queues a copy of data. Returns 0, HERALD_ELIMIT when the hard bound q_hard
+ * would be exceeded (nothing queued) or HERALD_ENOMEM. */
 int conn_send(struct conn *c, const void *data, size_t len, int flags);
 /* Queues a reference to a shared chunk (the conn takes its own reference). */
 int conn_send_chunk(struct conn *c, struct chunk *ch, int flags);
@@ -95,7 +114,20 @@ void conn_close(struct conn *c, bool drain);
  * the peer does not read (sweeps close such connections). */
 bool conn_write_stalled(const struct conn *c, uint64_t now, uint64_t limit_ms);
 
-/* Called once per loop turn by the server's prepare handle. */
+/* Sets the hard bound of the write queue (at least q_max; conn_accept makes
+ * it q_max). */
+void conn_set_hard_limit(struct conn *c, size_t hard);
+
+/* Pacing: producer stops being read until recipient's queue drains to a
+ * quarter of its soft bound, or recipient closes. A producer waits for one
+ * recipient at a time (a second call while waiting does nothing), so waiter
+ * lists hold each connection at most once; waiting for oneself does nothing
+ * (a client's own replies use the half-bound back-pressure instead). */
+void conn_wait_for(struct conn *producer, struct conn *recipient);
+
+/* Called once per loop turn by the server's prepare handle: flushes every
+ * write queue, then lets connections that spent their read budget read
+ * again. */
 void conn_flush_all(struct herald *h);
 
 #endif

@@ -61,6 +61,11 @@ struct herald {
     struct conn *conns;          /* every open connection (doubly linked) */
     unsigned nconns;
     struct conn *flush_list;     /* connections with queued output */
+    /* Flow control (conn.c, docs/architecture.md "Back-pressure"): */
+    struct conn *resume_list;    /* spent this turn's read budget; read again next turn */
+    struct conn *input_conn;     /* whose input is being handled: the producer to pace */
+    const char *pace_account;    /* or, during a publish's fan-out, the publisher's account */
+    uint64_t turn;               /* loop turns so far (read budgets are per turn) */
     struct ip_count *ip_counts;  /* uthash: connections per peer address */
     unsigned http_conns;         /* of nconns, those on the HTTP listeners (http.c) */
     struct ip_count *http_ip_counts; /* uthash: HTTP connections per peer address */

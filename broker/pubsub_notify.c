@@ -413,8 +413,13 @@ void ps_notify_sink(void *ud, struct pubsub *ps, const struct ps_event *ev)
     if (single != NULL) {
         send_one(x, single, notif_type, body, NULL, 0, NULL);
     } else {
+        /* A subscriber whose queue this fan-out fills paces the publisher's
+         * sessions (session.c, pace_producers): the publish was handled in
+         * an earlier read, so its connection is known only by account. */
         struct fan f = {x, body, notif_type};
+        x->h->pace_account = ev->kind == PS_EV_PUBLISHED ? ev->publisher : NULL;
         pubsub_event_recipients(ps, ev, fan_one, &f);
+        x->h->pace_account = NULL;
     }
     chunk_unref(body);
 }

@@ -1,5 +1,13 @@
 /* session.c - session lifetime, connection limits, the bound-session table,
- * output with the slow-reader policy, stream errors and timeouts. */
+ * output with the slow-consumer policy, stream errors and timeouts.
+ *
+ * The slow-consumer policy (docs/architecture.md, "Back-pressure"): a
+ * recipient's write queue has a soft bound (c2s.max_outq_bytes) and a hard
+ * one (c2s.max_outq_hard_bytes). A send that leaves the queue past the soft
+ * bound is still queued, and paces whoever produced it (conn_wait_for: the
+ * connection whose input is being handled, or during a publish's fan-out the
+ * publisher's sessions); only a send past the hard bound, or a queue that
+ * made no write progress for c2s.write_timeout, closes the recipient. */
 #include "session.h"
 
 #include <arpa/inet.h>
@@ -83,6 +91,11 @@ static bool peer_is_loopback(const char *ip)
     return false;
 }
 
+static size_t outq_hard_bytes(const struct config *cfg)
+{
+    return cfg->max_outq_hard_bytes ? cfg->max_outq_hard_bytes : 8 * cfg->max_outq_bytes;
+}
+
 void session_accept(struct herald *h, struct conn *conn)
 {
     struct session *s = calloc(1, sizeof(*s));
@@ -99,6 +112,7 @@ void session_accept(struct herald *h, struct conn *conn)
     for (int i = 0; i < 8; i++)
         snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
     ip_adjust(h, conn->peer, +1);
+    conn_set_hard_limit(conn, outq_hard_bytes(h->cfg));
     if (conn_start(conn, &c2s_handler, s) != 0)
         return; /* on_conn_closed frees s */
     if (stream_init(s) != 0) {
@@ -215,23 +229,47 @@ void session_unregister(struct session *s)
 
 /* ---- output ---- */
 
+/* Anyone can make these happen at will (by not reading): rate-limited. */
+static struct log_limit slow_log, stall_log;
+
 static void slow_reader(struct session *s)
 {
     s->h->stats.slow_reader_closes++;
-    log_warn("c2s", "%s: %s reads too slowly: output queue over %zu bytes "
-             "(c2s.max_outq_bytes), closing", s->conn->peer, s->full ? s->full : "client",
-             s->h->cfg->max_outq_bytes);
+    log_limited(&slow_log, LOG_WARN, "c2s", "%s: %s reads too slowly: output queue over %zu bytes "
+                "(c2s.max_outq_hard_bytes), closing", s->conn->peer,
+                s->full ? s->full : "client", s->conn->q_hard);
     session_stream_error(s, "policy-violation", "output queue full: reading too slowly");
+}
+
+/* s's queue is past its soft bound: whoever filled it waits until it drains. */
+static void pace_producers(struct session *s)
+{
+    struct herald *h = s->h;
+    if (h->input_conn != NULL) {
+        conn_wait_for(h->input_conn, s->conn);
+        return;
+    }
+    struct account *a = h->pace_account ? session_account(h, h->pace_account) : NULL;
+    for (struct session *p = a ? a->sessions : NULL; p; p = p->next_res)
+        conn_wait_for(p->conn, s->conn);
+}
+
+/* The common tail of the senders: the slow-consumer policy on the result. */
+static int sent(struct session *s, int rc)
+{
+    if (rc == HERALD_ELIMIT)
+        slow_reader(s);
+    else if (rc == 0 && s->conn->q_bytes > s->conn->q_max)
+        pace_producers(s);
+    return rc;
 }
 
 int session_send_chunk(struct session *s, struct chunk *ch)
 {
     if (s->state == ST_CLOSED)
         return HERALD_EUNAVAIL;
-    int rc = conn_send_chunk(s->conn, ch, 0);
-    if (rc == HERALD_ELIMIT)
-        slow_reader(s);
-    else if (rc == 0)
+    int rc = sent(s, conn_send_chunk(s->conn, ch, 0));
+    if (rc == 0)
         s->h->stats.stanzas_out++;
     return rc;
 }
@@ -240,10 +278,7 @@ int session_send(struct session *s, const char *data, size_t len)
 {
     if (s->state == ST_CLOSED)
         return HERALD_EUNAVAIL;
-    int rc = conn_send(s->conn, data, len, 0);
-    if (rc == HERALD_ELIMIT)
-        slow_reader(s);
-    return rc;
+    return sent(s, conn_send(s->conn, data, len, 0));
 }
 
 int session_send_xml(struct session *s, const struct xnode *e)
@@ -316,6 +351,22 @@ static struct session *session_of(struct conn *c)
     return c->handler == &c2s_handler ? c->ud : NULL;
 }
 
+/* No write progress for c2s.write_timeout with output queued: the peer has
+ * stopped reading (RFC 6120 §4.9.3.4, connection-timeout: it "has
+ * permanently lost the ability to communicate"). The stream error cannot get
+ * through a stalled queue, so the queue is dropped at once, and with it the
+ * memory and the producers waiting for it. */
+static void write_timeout(struct session *s)
+{
+    struct conn *c = s->conn;
+    s->h->stats.slow_reader_closes++;
+    log_limited(&stall_log, LOG_WARN, "c2s", "%s: %s read nothing of %zu queued bytes for %u s "
+                "(c2s.write_timeout), closing", c->peer, s->full ? s->full : "client", c->q_bytes,
+                s->h->cfg->write_timeout);
+    session_stream_error(s, "connection-timeout", "no write progress: not reading");
+    conn_close(c, false);
+}
+
 unsigned session_sweep(struct herald *h)
 {
     const struct config *cfg = h->cfg;
@@ -331,6 +382,10 @@ unsigned session_sweep(struct herald *h)
         struct session *s = session_of(c);
         if (s == NULL || s->state == ST_CLOSED)
             continue;
+        if (conn_write_stalled(c, now, (uint64_t)cfg->write_timeout * 1000)) {
+            write_timeout(s);
+            continue;
+        }
         if (s->state != ST_BOUND) {
             if (now - s->started_ms > (uint64_t)cfg->login_timeout * 1000)
                 session_stream_error(s, "connection-timeout", "login took too long");

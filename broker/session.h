@@ -82,9 +82,10 @@ void session_unregister(struct session *s);
 struct account *session_account(struct herald *h, const char *bare);
 struct session *session_find(struct herald *h, const char *bare, const char *resource);
 
-/* Output. Both return 0 or a HERALD_E* code; when the session's queue is full
- * the slow-reader policy applies (the session is closed with a
- * policy-violation stream error) and HERALD_ELIMIT is returned. */
+/* Output, with the slow-consumer policy (session.c): 0 or a HERALD_E* code.
+ * Past the queue's soft bound the data is queued and its producer paced;
+ * past the hard bound the session is closed with a policy-violation stream
+ * error and HERALD_ELIMIT is returned. */
 int session_send(struct session *s, const char *data, size_t len);
 int session_send_chunk(struct session *s, struct chunk *ch);
 int session_send_xml(struct session *s, const struct xnode *e);
