@@ -99,8 +99,13 @@ int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expi
         return HERALD_EINVAL;
     uint8_t secret[SECRET_BYTES];
     char sec[SECRET_CHARS + 1];
+    struct store_user u;
     memset(rec, 0, sizeof(*rec));
-    int rc = HERALD_EEXIST;
+    /* The token is bound to this incarnation of the account. */
+    int rc = store_user_get(s, jid, &u);
+    if (rc != 0)
+        return rc;
+    rc = HERALD_EEXIST;
     for (int attempt = 0; attempt < 4 && rc == HERALD_EEXIST; attempt++) {
         if (RAND_bytes(rec->id, sizeof(rec->id)) != 1 || RAND_bytes(secret, sizeof(secret)) != 1)
             return HERALD_EIO;
@@ -109,6 +114,7 @@ int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expi
         rec->scopes = scopes;
         rec->created = (uint64_t)time(NULL);
         rec->expires = expires;
+        rec->generation = u.generation;
         memcpy(rec->jid, jid, strlen(jid) + 1);
         rc = store_token_put(s, rec);
     }
@@ -144,5 +150,11 @@ int token_check(struct store *s, const char *text, size_t len, uint64_t now,
         return HERALD_EFORBIDDEN;
     if (rec->expires != 0 && now >= rec->expires)
         return HERALD_EFORBIDDEN;
-    return 0;
+    /* A token outlives neither its account nor a new account of the same
+     * name: the generations must match (store.h). */
+    struct store_user u;
+    rc = store_user_get(s, rec->jid, &u);
+    if (rc == HERALD_ENOTFOUND || (rc == 0 && u.generation != rec->generation))
+        return HERALD_EFORBIDDEN;
+    return rc;
 }
