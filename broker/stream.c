@@ -248,10 +248,16 @@ static void auth_failed(struct session *s, const char *condition, bool delay, un
         s->auth_failures++;
         if (retry_s > 0) {
             s->h->stats.auth_refused++;
-            log_limited(&refuse_lim, LOG_WARN, "c2s",
-                        "%s: authentication refused for %u s: too many failures from this "
-                        "address or on account '%s'", s->conn->peer, retry_s,
-                        account ? account : "?");
+            /* sasl.c checks the address before the name is known, the
+             * account once it is: a name here means the account's budget. */
+            if (account != NULL)
+                log_limited(&refuse_lim, LOG_WARN, "c2s",
+                            "%s: authentication refused for %u s: too many failed logins on "
+                            "account '%s'", s->conn->peer, retry_s, account);
+            else
+                log_limited(&refuse_lim, LOG_WARN, "c2s",
+                            "%s: authentication refused for %u s: too many failed logins "
+                            "from this address", s->conn->peer, retry_s);
         } else {
             s->h->stats.auth_failed++;
             log_limited(&fail_lim, LOG_INFO, "c2s",
