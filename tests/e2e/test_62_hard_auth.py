@@ -120,6 +120,18 @@ def auth_log_lines(srv):
             if ("authentication" in ln or " sasl:" in ln) and "stream error" not in ln]
 
 
+def assert_cpu_bounded(cpu, g):
+    """A verified PLAIN guess costs one PBKDF2 (about 1-2.4 ms at 4096
+    iterations); a refused one must cost no PBKDF2: a tenth of that on
+    average at most, and the whole attack less than half a core."""
+    attempts = sum(g.counts.values())
+    per = cpu / max(attempts, 1)
+    assert per < 0.00025 * SLOWDOWN, (
+        "server CPU %.3f ms per attempt (%.2f s for %s)" % (per * 1e3, cpu, dict(g.counts)))
+    assert cpu < 0.5 * ATTACK_S * SLOWDOWN, (
+        "the server spent %.2f s of CPU in a %.0f s attack (%s)" % (cpu, ATTACK_S, dict(g.counts)))
+
+
 def run_attack(srv, sources, user="alice"):
     cpu0 = cpu_seconds(srv.proc.pid)
     with Witness(srv, "bob", "builder", tls=False) as w:
@@ -148,10 +160,7 @@ def test_one_address_guesses_bounded(herald):
     assert verified >= ADDRESS_FAILURES, dict(g.counts)
     assert refused > 10 * verified, "the attack hardly ran: %s" % dict(g.counts)
     assert any("try again in" in (t or "") for t in g.texts), g.texts
-    # Verified guesses cost PBKDF2 (a few ms each); refused ones must not:
-    # thousands of refusals fit in well under a second of server CPU.
-    assert cpu < 0.002 * (refused + verified) + 1.0 * SLOWDOWN, (
-        "server CPU %.2f s for %d refused and %d verified attempts" % (cpu, refused, verified))
+    assert_cpu_bounded(cpu, g)
     # The right password from another address: no lockout of the real user.
     s = RawStream(srv.port, source="127.0.0.7")
     try:
@@ -191,6 +200,7 @@ def test_five_addresses_one_account_bounded(herald):
         % (verified, len(sources), ATTACK_S, verified / ATTACK_S, bound,
            {k: dict(v) for k, v in g.by_source.items()}))
     assert g.counts["temporary-auth-failure"] > 10 * verified, dict(g.counts)
+    assert_cpu_bounded(cpu, g)
     t0 = time.monotonic()
     s = RawStream(srv.port, source="127.0.0.7")
     try:
@@ -200,6 +210,37 @@ def test_five_addresses_one_account_bounded(herald):
     assert time.monotonic() - t0 < 2.0 * SLOWDOWN
     lines = auth_log_lines(srv)
     assert len(lines) < 80, "%d log lines:\n%s" % (len(lines), "\n".join(lines[:40]))
+
+
+def test_success_clears_the_address(herald):
+    """A successful login clears its address's failures: 4 wrong passwords,
+    the right one, then 5 more wrong ones are all checked (not refused);
+    the failure after those blocks the address (the next attempt is refused
+    with a retry time)."""
+    srv = herald(config=FAST, users=ALICE, allow_plaintext=True)
+    src = "127.0.0.8"
+    s = plain_stream(srv.port, src)
+    try:
+        for i in range(ADDRESS_FAILURES - 1):
+            assert sasl_condition(s.auth_plain("alice", "bad%d" % i)) == "not-authorized"
+    finally:
+        s.close()
+    ok = RawStream(srv.port, source=src)
+    try:
+        assert ok.login("alice", "wonderland", "ok", tls=False) == "alice@localhost/ok"
+    finally:
+        ok.close()
+    s = plain_stream(srv.port, src)
+    try:
+        got = [sasl_condition(s.auth_plain("alice", "again%d" % i))
+               for i in range(ADDRESS_FAILURES + 1)]
+        assert got == ["not-authorized"] * (ADDRESS_FAILURES + 1), got
+        resp = s.auth_plain("alice", "once more")
+        assert sasl_condition(resp) == "temporary-auth-failure", show(resp)
+        text = resp.find(q(NS_SASL, "text"))
+        assert text is not None and "try again in 1 s" in text.text, show(resp)
+    finally:
+        s.close()
 
 
 # ---- SCRAM and PLAIN for unknown users ----
