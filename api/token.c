@@ -139,7 +139,8 @@ int token_check(struct store *s, const char *text, size_t len, uint64_t now,
     buf[len] = '\0';
     if (buf[16] != '.' || token_id_parse(buf, id) != 0)
         return HERALD_EFORBIDDEN;
-    int rc = store_token_get(s, id, rec);
+    bool live = false;
+    int rc = store_token_get_live(s, id, rec, &live);
     if (rc == HERALD_ENOTFOUND)
         return HERALD_EFORBIDDEN;
     if (rc != 0)
@@ -152,9 +153,5 @@ int token_check(struct store *s, const char *text, size_t len, uint64_t now,
         return HERALD_EFORBIDDEN;
     /* A token outlives neither its account nor a new account of the same
      * name: the generations must match (store.h). */
-    struct store_user u;
-    rc = store_user_get(s, rec->jid, &u);
-    if (rc == HERALD_ENOTFOUND || (rc == 0 && u.generation != rec->generation))
-        return HERALD_EFORBIDDEN;
-    return rc;
+    return live ? 0 : HERALD_EFORBIDDEN;
 }

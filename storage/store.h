@@ -85,6 +85,10 @@ struct store_token {
 /* Fails with HERALD_EEXIST if the id is taken. */
 int store_token_put(struct store *s, const struct store_token *tok);
 int store_token_get(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN], struct store_token *out);
+/* store_token_get, and *live = whether the token's account exists with the
+ * token's generation (read in the same transaction). */
+int store_token_get_live(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN],
+                         struct store_token *out, bool *live);
 int store_token_del(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN]);
 int store_token_each(struct store *s, int (*fn)(void *ud, const struct store_token *tok), void *ud);
 

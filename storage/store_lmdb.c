@@ -328,7 +328,7 @@ static int key_of(MDB_val *k, const char *bare_jid)
     return 0;
 }
 
-/* The generation of the account stored under k in txn, or an error. */
+/* The generation of the account stored under k in txn, or an LMDB error. */
 static int user_generation(MDB_txn *txn, MDB_dbi users, MDB_val *k, uint64_t *gen)
 {
     MDB_val v;
@@ -343,6 +343,13 @@ static int user_generation(MDB_txn *txn, MDB_dbi users, MDB_val *k, uint64_t *ge
     else
         return MDB_INVALID;
     return 0;
+}
+
+int store_user_generation_txn(struct store *s, MDB_txn *txn, const char *bare_jid, uint64_t *gen)
+{
+    MDB_val k;
+    int rc = key_of(&k, bare_jid);
+    return rc != 0 ? rc : map_err(user_generation(txn, s->users, &k, gen));
 }
 
 int store_user_put(struct store *s, const char *bare_jid, const struct store_user *u,

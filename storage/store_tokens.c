@@ -64,13 +64,27 @@ int store_token_put(struct store *s, const struct store_token *tok)
 
 int store_token_get(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN], struct store_token *out)
 {
+    return store_token_get_live(s, id, out, NULL);
+}
+
+int store_token_get_live(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN],
+                         struct store_token *out, bool *live)
+{
     MDB_val k = {STORE_TOKEN_ID_LEN, (void *)id}, v;
     MDB_txn *txn;
+    uint64_t gen = 0;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0)
         return store_map_err(rc);
     rc = mdb_get(txn, s->tokens, &k, &v);
     rc = rc == 0 ? decode(&k, &v, out) : store_map_err(rc);
+    /* The account in the same snapshot: one read transaction per check. */
+    if (rc == 0 && live != NULL) {
+        rc = store_user_generation_txn(s, txn, out->jid, &gen);
+        *live = rc == 0 && gen == out->generation;
+        if (rc == HERALD_ENOTFOUND)
+            rc = 0;
+    }
     mdb_txn_abort(txn);
     return rc;
 }
