@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <uv.h>
 
 #include "auth_budget.h"
 #include "config.h"
@@ -46,12 +46,7 @@ struct hsasl {
     sasl_callback_t callbacks[2];   /* per-connection canon_user, with this as context */
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
 
 /* "alice" or "alice@domain" -> prepared localpart in out. */
 static int user_localpart(const char *in, size_t inlen, char *out)
