@@ -38,6 +38,9 @@ void metrics_render(struct herald *h, struct buf *b)
     metric(b, "herald_logins_total", "counter", "Successful SASL authentications.", st->auth_ok);
     metric(b, "herald_login_failures_total", "counter", "Failed SASL authentications.",
            st->auth_failed);
+    metric(b, "herald_login_refusals_total", "counter",
+           "SASL attempts refused unchecked because an address or account exhausted its "
+           "failure budget.", st->auth_refused);
     metric(b, "herald_slow_reader_disconnects_total", "counter",
            "Sessions closed because their output queue was full.", st->slow_reader_closes);
     metric(b, "herald_parser_hibernations_total", "counter",

@@ -99,8 +99,13 @@ int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expi
         return HERALD_EINVAL;
     uint8_t secret[SECRET_BYTES];
     char sec[SECRET_CHARS + 1];
+    struct store_user u;
     memset(rec, 0, sizeof(*rec));
-    int rc = HERALD_EEXIST;
+    /* The token is bound to this incarnation of the account. */
+    int rc = store_user_get(s, jid, &u);
+    if (rc != 0)
+        return rc;
+    rc = HERALD_EEXIST;
     for (int attempt = 0; attempt < 4 && rc == HERALD_EEXIST; attempt++) {
         if (RAND_bytes(rec->id, sizeof(rec->id)) != 1 || RAND_bytes(secret, sizeof(secret)) != 1)
             return HERALD_EIO;
@@ -109,6 +114,7 @@ int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expi
         rec->scopes = scopes;
         rec->created = (uint64_t)time(NULL);
         rec->expires = expires;
+        rec->generation = u.generation;
         memcpy(rec->jid, jid, strlen(jid) + 1);
         rc = store_token_put(s, rec);
     }
@@ -133,7 +139,8 @@ int token_check(struct store *s, const char *text, size_t len, uint64_t now,
     buf[len] = '\0';
     if (buf[16] != '.' || token_id_parse(buf, id) != 0)
         return HERALD_EFORBIDDEN;
-    int rc = store_token_get(s, id, rec);
+    bool live = false;
+    int rc = store_token_get_live(s, id, rec, &live);
     if (rc == HERALD_ENOTFOUND)
         return HERALD_EFORBIDDEN;
     if (rc != 0)
@@ -144,5 +151,7 @@ int token_check(struct store *s, const char *text, size_t len, uint64_t now,
         return HERALD_EFORBIDDEN;
     if (rec->expires != 0 && now >= rec->expires)
         return HERALD_EFORBIDDEN;
-    return 0;
+    /* A token outlives neither its account nor a new account of the same
+     * name: the generations must match (store.h). */
+    return live ? 0 : HERALD_EFORBIDDEN;
 }

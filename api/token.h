@@ -19,14 +19,16 @@ int token_scopes_parse(const char *s, uint8_t *out);
 /* Writes the scope names, comma separated. */
 void token_scopes_format(uint8_t scopes, char *out, size_t cap);
 
-/* Makes and stores a token for jid; the text goes to out (cap >=
- * TOKEN_TEXT_MAX), the record to rec. */
+/* Makes and stores a token for jid, bound to the account's current
+ * generation; the text goes to out (cap >= TOKEN_TEXT_MAX), the record to
+ * rec. HERALD_ENOTFOUND if the account does not exist. */
 int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expires,
                  char *out, size_t cap, struct store_token *rec);
-/* Looks a token text up and checks its secret and expiry (now: unix
- * seconds). 0 with *rec filled, or HERALD_EFORBIDDEN when it is malformed,
- * unknown, wrong or expired (the caller answers 401 alike), or a storage
- * error. */
+/* Looks a token text up and checks its secret, expiry (now: unix seconds)
+ * and account: the account must exist with the generation the token was
+ * made for. 0 with *rec filled, or HERALD_EFORBIDDEN when it is malformed,
+ * unknown, wrong, expired or its account was deleted or replaced (the
+ * caller answers 401 alike), or a storage error. */
 int token_check(struct store *s, const char *text, size_t len, uint64_t now,
                 struct store_token *rec);
 /* Parses a 16-hex-digit token id (or a whole token, whose id is used). */

@@ -19,11 +19,17 @@
 #include "scram.h"
 #include "store.h"
 
+struct token_count {
+    const char *jid;
+    unsigned n;
+};
+
 void cli_user_usage(void *stdio_file)
 {
     fprintf(stdio_file,
             "Usage: herald user add JID [--password PW]   create an account\n"
-            "       herald user passwd JID [--password PW] change its password\n"
+            "       herald user passwd JID [--password PW] [--keep-tokens]\n"
+            "                                             change its password\n"
             "       herald user del JID                   delete an account\n"
             "       herald user list                      list accounts, one per line\n"
             "       herald user import [FILE]             create many accounts from lines\n"
@@ -38,12 +44,31 @@ void cli_user_usage(void *stdio_file)
             "--password the password is asked for on the terminal (twice, not echoed),\n"
             "or read as one line from standard input when that is not a terminal.\n"
             "Passwords are stored only as salted SCRAM-SHA-1 and SCRAM-SHA-256 keys.\n"
+            "REST tokens (herald token) belong to one incarnation of an account: del\n"
+            "deletes them, and a new account of the same name never accepts them.\n"
+            "passwd revokes them too (a password is changed when it may have leaked,\n"
+            "and so may tokens made while it had); --keep-tokens keeps them valid.\n"
             "import reads one account per line (the password is the rest of the line\n"
             "after the JID and its blanks; empty lines and lines starting with '#' are\n"
             "skipped), reports progress every 1,000 accounts on stderr and a summary\n"
             "at the end; existing accounts are left unchanged and counted.\n"
             "Works whether or not the server is running; a running server sees the\n"
             "change at once.\n");
+}
+
+static int count_tokens(void *ud, const struct store_token *t)
+{
+    struct token_count *c = ud;
+    if (strcmp(t->jid, c->jid) == 0)
+        c->n++;
+    return 0;
+}
+
+/* How many tokens bare has (0 if they cannot be counted: a message only). */
+static unsigned tokens_of(struct store *st, const char *bare)
+{
+    struct token_count c = {bare, 0};
+    return store_token_each(st, count_tokens, &c) == 0 ? c.n : 0;
 }
 
 static int read_line(const char *prompt, char *out, size_t cap)
@@ -228,9 +253,12 @@ static int user_import(const struct config *cfg, const char *path)
 int cli_user(struct config *cfg, int argc, char **argv)
 {
     const char *action = NULL, *who = NULL, *password = NULL;
+    bool keep_tokens = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
             password = argv[++i];
+        } else if (strcmp(argv[i], "--keep-tokens") == 0) {
+            keep_tokens = true;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             cli_user_usage(stdout);
             return 0;
@@ -281,14 +309,21 @@ int cli_user(struct config *cfg, int argc, char **argv)
     if (st == NULL)
         return 1;
     int rc, ret = 1;
+    if (keep_tokens && !passwd) {
+        fprintf(stderr, "herald user %s: --keep-tokens applies to passwd only\n", action);
+        ret = 2;
+        goto done;
+    }
     if (list) {
         rc = store_user_each(st, print_user, NULL);
         if (rc == 0)
             ret = 0;
     } else if (del) {
+        unsigned ntok = tokens_of(st, bare);
         rc = store_user_del(st, bare);
         if (rc == 0) {
-            fprintf(stderr, "herald: deleted %s\n", bare);
+            fprintf(stderr, "herald: deleted %s and its %u REST token%s\n", bare, ntok,
+                    ntok == 1 ? "" : "s");
             ret = 0;
         }
     } else {
@@ -305,13 +340,27 @@ int cli_user(struct config *cfg, int argc, char **argv)
             fprintf(stderr, "herald: no password given\n");
             goto done;
         }
-        struct store_user u;
+        struct store_user u, old;
         rc = scram_make_user(&u, pw, strlen(pw), cfg->scram_iterations);
         memset(pw, 0, sizeof(pw));
+        /* passwd makes a new generation, which revokes the account's
+         * tokens, unless they are to be kept. */
+        if (rc == 0 && passwd && keep_tokens && (rc = store_user_get(st, bare, &old)) == 0)
+            u.generation = old.generation;
+        unsigned ntok = passwd && !keep_tokens ? tokens_of(st, bare) : 0;
         if (rc == 0)
             rc = store_user_put(st, bare, &u, add);
-        if (rc == 0) {
-            fprintf(stderr, "herald: %s %s\n", add ? "created" : "changed the password of", bare);
+        if (rc == 0 && add) {
+            fprintf(stderr, "herald: created %s\n", bare);
+            ret = 0;
+        } else if (rc == 0) {
+            if (keep_tokens)
+                fprintf(stderr, "herald: changed the password of %s; its REST tokens stay "
+                                "valid\n", bare);
+            else
+                fprintf(stderr, "herald: changed the password of %s and revoked its %u REST "
+                                "token%s (--keep-tokens keeps them)\n", bare, ntok,
+                        ntok == 1 ? "" : "s");
             ret = 0;
         }
     }

@@ -46,6 +46,12 @@ void config_defaults(struct config *c)
     c->failure_delay_ms = 1000;
     c->max_failures = 3;
     c->scram_iterations = 4096;
+    c->auth_address_failures = 5;
+    c->auth_account_failures = 10;
+    c->auth_failure_window_s = 600;
+    c->auth_address_backoff_max_s = 300;
+    c->auth_account_backoff_max_s = 60;
+    c->auth_budget_entries = 8192;
     c->pubsub_max_items = 10000;
     c->max_offline = 100;
     c->map_size_mb = 1024;
@@ -111,6 +117,12 @@ static const struct option options[] = {
     OPT("auth", "failure_delay_ms", K_UINT, failure_delay_ms, 0, 60000),
     OPT("auth", "max_failures", K_UINT, max_failures, 1, 100),
     OPT("auth", "scram_iterations", K_UINT, scram_iterations, 4096, 10000000),
+    OPT("auth", "address_failures", K_UINT, auth_address_failures, 0, 100000),
+    OPT("auth", "account_failures", K_UINT, auth_account_failures, 0, 100000),
+    OPT("auth", "failure_window_s", K_UINT, auth_failure_window_s, 1, 86400 * 7),
+    OPT("auth", "address_backoff_max_s", K_UINT, auth_address_backoff_max_s, 1, 86400),
+    OPT("auth", "account_backoff_max_s", K_UINT, auth_account_backoff_max_s, 1, 86400),
+    OPT("auth", "budget_entries", K_UINT, auth_budget_entries, 8, 1u << 24),
     OPT("tls", "cert", K_STR, tls_cert, 0, 0),
     OPT("tls", "key", K_STR, tls_key, 0, 0),
     OPT("pubsub", "jid", K_STR, pubsub_jid, 0, 0),

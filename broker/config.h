@@ -41,6 +41,12 @@ struct config {
     unsigned failure_delay_ms;
     unsigned max_failures;
     unsigned scram_iterations;
+    unsigned auth_address_failures;      /* free failures per address before backoff; 0: off */
+    unsigned auth_account_failures;      /* free failures per account before backoff; 0: off */
+    unsigned auth_failure_window_s;      /* failures are forgotten after this long without one */
+    unsigned auth_address_backoff_max_s; /* cap on one block of an address */
+    unsigned auth_account_backoff_max_s; /* cap on one block of an account */
+    unsigned auth_budget_entries;        /* entries in each budget table (memory bound) */
     /* [tls] */
     char *tls_cert;  /* NULL: <data_dir>/tls/cert.pem, generated if absent */
     char *tls_key;

@@ -28,6 +28,7 @@ struct herald_stats {
     uint64_t stanzas_out;
     uint64_t auth_ok;
     uint64_t auth_failed;
+    uint64_t auth_refused;       /* SASL attempts refused by a failure budget (sasl.c) */
     uint64_t slow_reader_closes;
     uint64_t parser_hibernations; /* idle sessions' parsers released */
     uint64_t publishes;          /* pubsub items committed */

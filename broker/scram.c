@@ -49,9 +49,53 @@ int scram_make_user(struct store_user *u, const char *password, size_t len, unsi
         iterations = 4096; /* RFC 7677 §4 minimum */
     memset(u, 0, sizeof(*u));
     u->created = (uint64_t)time(NULL);
+    /* Never 0: that is the generation of accounts made before generations. */
+    while (u->generation == 0)
+        if (RAND_bytes((unsigned char *)&u->generation, sizeof(u->generation)) != 1)
+            return HERALD_EIO;
     int rc = make_one(SCRAM_SHA1, &u->sha1, password, len, iterations);
     if (rc == 0)
         rc = make_one(SCRAM_SHA256, &u->sha256, password, len, iterations);
+    return rc;
+}
+
+/* HMAC-SHA-256(secret, label 0x00 bare) truncated to len bytes. */
+static int prf(const uint8_t secret[STORE_SECRET_LEN], const char *label, const char *bare,
+               uint8_t *out, size_t len)
+{
+    unsigned char msg[4096], mac[32];
+    unsigned int outl = 0;
+    size_t ll = strlen(label) + 1, bl = strlen(bare);
+    if (ll + bl > sizeof(msg))
+        return HERALD_EINVAL;
+    memcpy(msg, label, ll);
+    memcpy(msg + ll, bare, bl);
+    int ok = HMAC(EVP_sha256(), secret, STORE_SECRET_LEN, msg, ll + bl, mac, &outl) != NULL &&
+             outl == sizeof(mac);
+    if (ok)
+        memcpy(out, mac, len);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return ok ? 0 : HERALD_EIO;
+}
+
+int scram_fake_user(struct store_user *u, const uint8_t secret[STORE_SECRET_LEN], const char *bare,
+                    unsigned iterations)
+{
+    memset(u, 0, sizeof(*u));
+    if (iterations < 4096)
+        iterations = 4096;
+    u->sha1.iterations = u->sha256.iterations = iterations;
+    int rc = prf(secret, "salt sha1", bare, u->sha1.salt, STORE_SALT_LEN);
+    if (rc == 0)
+        rc = prf(secret, "salt sha256", bare, u->sha256.salt, STORE_SALT_LEN);
+    if (rc == 0)
+        rc = prf(secret, "stored sha1", bare, u->sha1.stored_key, STORE_KEY_MAX);
+    if (rc == 0)
+        rc = prf(secret, "server sha1", bare, u->sha1.server_key, STORE_KEY_MAX);
+    if (rc == 0)
+        rc = prf(secret, "stored sha256", bare, u->sha256.stored_key, STORE_KEY_MAX);
+    if (rc == 0)
+        rc = prf(secret, "server sha256", bare, u->sha256.server_key, STORE_KEY_MAX);
     return rc;
 }
 

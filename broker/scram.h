@@ -9,6 +9,7 @@
 #define HERALD_SCRAM_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
@@ -16,8 +17,17 @@ enum scram_hash { SCRAM_SHA1, SCRAM_SHA256 };
 
 #define SCRAM_DEFAULT_ITERATIONS 4096u
 
-/* Fills both hashes' keys with fresh random salts. Returns 0 or HERALD_E*. */
+/* Fills both hashes' keys with fresh random salts, and a fresh random
+ * nonzero generation. Returns 0 or HERALD_E*. */
 int scram_make_user(struct store_user *u, const char *password, size_t len,
+                    unsigned iterations);
+
+/* Credentials for an account that does not exist, for answering like a
+ * real one (RFC 5802 §5.1 leaves this to the server; this is the usual
+ * defence against enumeration): salts and keys are HMAC-SHA-256 of bare
+ * under the server secret, so repeated attempts see the same salt, with the
+ * given iteration count. No password matches them. Returns 0 or HERALD_E*. */
+int scram_fake_user(struct store_user *u, const uint8_t secret[STORE_SECRET_LEN], const char *bare,
                     unsigned iterations);
 
 /* "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>"

@@ -206,7 +206,7 @@ int herald_serve(struct config *cfg)
     int exit_code = 1;
     if (setup_tls(h) != 0)
         goto out_store;
-    if (hsasl_global_init(h->store, cfg->domain, cfg->mechanisms) != 0)
+    if (hsasl_global_init(h->store, cfg) != 0)
         goto out_tls;
     if (batch_new(h->store, &h->batch) != 0 || open_pubsub(h) != 0)
         goto out_sasl;

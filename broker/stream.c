@@ -26,6 +26,7 @@ struct auth_delay {
     uv_timer_t timer;
     struct session *s;   /* NULL once the session has gone */
     char condition[32];
+    unsigned retry_s;    /* > 0: a failure budget refused; say when to retry */
 };
 
 static void on_open(void *ud, const struct xnode *hdr, const char *default_ns);
@@ -73,7 +74,7 @@ static void send_features(struct session *s)
         }
         if (s->tls || !tls_required(s)) {
             if (s->sasl == NULL)
-                s->sasl = hsasl_new(s->h->cfg->domain, s->tls, s->h->cfg->allow_plaintext);
+                s->sasl = hsasl_new(s->h->cfg->domain, s->tls, s->h->cfg->allow_plaintext, s->conn->peer);
             if (s->sasl != NULL && hsasl_mechanisms(s->sasl)[0] != '\0') {
                 buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>");
                 char list[256];
@@ -193,11 +194,16 @@ static void send_sasl(struct session *s, const char *elem, const char *data, uns
     buf_free(&b);
 }
 
-static void send_failure(struct session *s, const char *condition)
+static void send_failure(struct session *s, const char *condition, unsigned retry_s)
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/></failure>", condition);
+    buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", condition);
+    /* RFC 6120 §6.4.5: a failure may carry descriptive text. */
+    if (retry_s > 0)
+        buf_printf(&b, "<text xml:lang='en'>too many failed attempts; try again in %u s</text>",
+                   retry_s);
+    buf_puts(&b, "</failure>");
     if (buf_ok(&b))
         session_send(s, b.data, b.len);
     buf_free(&b);
@@ -216,7 +222,7 @@ static void delay_fired(uv_timer_t *t)
         return;
     s->delay = NULL;
     conn_hold_input(s->conn, false);
-    send_failure(s, d->condition);
+    send_failure(s, d->condition, d->retry_s);
 }
 
 void stream_cancel_delay(struct session *s)
@@ -230,30 +236,51 @@ void stream_cancel_delay(struct session *s)
 }
 
 /* A failed attempt: answer after auth.failure_delay_ms (input is held
- * meanwhile), so that guessing passwords is slow. */
-static void auth_failed(struct session *s, const char *condition, bool delay)
+ * meanwhile), so that guessing passwords is slow on each connection; the
+ * budgets in sasl.c bound guesses across connections. retry_s > 0: a budget
+ * refused the attempt. Every line here can be caused at will, so each is
+ * rate-limited. */
+static void auth_failed(struct session *s, const char *condition, bool delay, unsigned retry_s)
 {
-    hsasl_free(s->sasl);
-    s->sasl = NULL;
+    static struct log_limit fail_lim, refuse_lim;
+    const char *account = s->sasl ? hsasl_account(s->sasl) : NULL;
     if (strcmp(condition, "aborted") != 0) {
         s->auth_failures++;
-        s->h->stats.auth_failed++;
-        log_info("c2s", "%s: authentication failed: %s (attempt %u of %u)", s->conn->peer,
-                 condition, s->auth_failures, s->h->cfg->max_failures);
+        if (retry_s > 0) {
+            s->h->stats.auth_refused++;
+            /* sasl.c checks the address before the name is known, the
+             * account once it is: a name here means the account's budget. */
+            if (account != NULL)
+                log_limited(&refuse_lim, LOG_WARN, "c2s",
+                            "%s: authentication refused for %u s: too many failed logins on "
+                            "account '%s'", s->conn->peer, retry_s, account);
+            else
+                log_limited(&refuse_lim, LOG_WARN, "c2s",
+                            "%s: authentication refused for %u s: too many failed logins "
+                            "from this address", s->conn->peer, retry_s);
+        } else {
+            s->h->stats.auth_failed++;
+            log_limited(&fail_lim, LOG_INFO, "c2s",
+                        "%s: authentication failed: %s (attempt %u of %u)", s->conn->peer,
+                        condition, s->auth_failures, s->h->cfg->max_failures);
+        }
     }
+    hsasl_free(s->sasl);
+    s->sasl = NULL;
     unsigned ms = s->h->cfg->failure_delay_ms;
     if (!delay || ms == 0) {
-        send_failure(s, condition);
+        send_failure(s, condition, retry_s);
         return;
     }
     struct auth_delay *d = calloc(1, sizeof(*d));
     if (d == NULL || uv_timer_init(s->h->loop, &d->timer) != 0) {
         free(d);
-        send_failure(s, condition);
+        send_failure(s, condition, retry_s);
         return;
     }
     d->s = s;
     d->timer.data = d;
+    d->retry_s = retry_s;
     snprintf(d->condition, sizeof(d->condition), "%s", condition);
     s->delay = d;
     conn_hold_input(s->conn, true);
@@ -267,14 +294,14 @@ static void sasl_result(struct session *s, const struct hsasl_result *r)
         return;
     }
     if (r->status == HSASL_FAILURE) {
-        auth_failed(s, r->failure, true);
+        auth_failed(s, r->failure, true, r->retry_s);
         return;
     }
     const char *user = hsasl_user(s->sasl);
     char bare[2 * JID_PART_MAX + 2];
     if (user == NULL || snprintf(bare, sizeof(bare), "%s@%s", user, s->h->cfg->domain) >=
                             (int)sizeof(bare) || (s->bare = strdup(bare)) == NULL) {
-        auth_failed(s, "temporary-auth-failure", false);
+        auth_failed(s, "temporary-auth-failure", false, 0);
         return;
     }
     send_sasl(s, "success", r->out, r->outlen, r->has_out && r->outlen > 0);
@@ -330,23 +357,23 @@ static void sasl_auth(struct session *s, const struct xnode *st, struct arena *a
     if (s->delay)
         return;
     if (!s->tls && tls_required(s)) {
-        auth_failed(s, "encryption-required", false);
+        auth_failed(s, "encryption-required", false, 0);
         return;
     }
     if (s->sasl == NULL)
-        s->sasl = hsasl_new(s->h->cfg->domain, s->tls, s->h->cfg->allow_plaintext);
+        s->sasl = hsasl_new(s->h->cfg->domain, s->tls, s->h->cfg->allow_plaintext, s->conn->peer);
     if (s->sasl == NULL) {
-        auth_failed(s, "temporary-auth-failure", false);
+        auth_failed(s, "temporary-auth-failure", false, 0);
         return;
     }
     if (mech == NULL || !mech_offered(hsasl_mechanisms(s->sasl), mech)) {
         bool plain_needs_tls = mech && strcmp(mech, "PLAIN") == 0 && !s->tls &&
                                mech_offered(s->h->cfg->mechanisms, "PLAIN");
-        auth_failed(s, plain_needs_tls ? "encryption-required" : "invalid-mechanism", false);
+        auth_failed(s, plain_needs_tls ? "encryption-required" : "invalid-mechanism", false, 0);
         return;
     }
     if (sasl_payload(a, st, &in, &inlen) != 0) {
-        auth_failed(s, "incorrect-encoding", true);
+        auth_failed(s, "incorrect-encoding", true, 0);
         return;
     }
     struct hsasl_result r;
@@ -361,11 +388,11 @@ static void sasl_response(struct session *s, const struct xnode *st, struct aren
     if (s->delay)
         return;
     if (s->sasl == NULL || hsasl_mech(s->sasl) == NULL) {
-        auth_failed(s, "malformed-request", false);
+        auth_failed(s, "malformed-request", false, 0);
         return;
     }
     if (sasl_payload(a, st, &in, &inlen) != 0) {
-        auth_failed(s, "incorrect-encoding", true);
+        auth_failed(s, "incorrect-encoding", true, 0);
         return;
     }
     struct hsasl_result r;
@@ -382,7 +409,7 @@ static void pre_auth(struct session *s, struct xnode *st, struct arena *a)
     else if (strcmp(st->ns, NS_SASL) == 0 && strcmp(st->name, "response") == 0)
         sasl_response(s, st, a);
     else if (strcmp(st->ns, NS_SASL) == 0 && strcmp(st->name, "abort") == 0)
-        auth_failed(s, "aborted", false);
+        auth_failed(s, "aborted", false, 0);
     else
         session_stream_error(s, "not-authorized", "authenticate first");
 }

@@ -47,11 +47,18 @@ struct store_user {
     struct store_scram sha1;    /* keys are 20 bytes */
     struct store_scram sha256;  /* keys are 32 bytes */
     uint64_t created;           /* unix seconds */
+    /* Random, made with the account (scram_make_user) and copied into each
+     * of its tokens; a token whose generation differs is refused, so one
+     * made for a deleted account never works for a new account of that
+     * name. 0 for accounts stored before generations existed. */
+    uint64_t generation;
 };
 
 /* Users are keyed by prepared bare JID ("alice@localhost").
  * store_user_put: create=true fails with HERALD_EEXIST if present;
- * create=false fails with HERALD_ENOTFOUND if absent. */
+ * create=false fails with HERALD_ENOTFOUND if absent, and when it changes
+ * the generation, deletes the account's tokens in the same transaction.
+ * store_user_del deletes the account's tokens with it. */
 int store_user_put(struct store *s, const char *bare_jid, const struct store_user *u,
                    bool create);
 int store_user_get(struct store *s, const char *bare_jid, struct store_user *out);
@@ -73,12 +80,23 @@ struct store_token {
     uint64_t created;      /* unix seconds */
     uint64_t expires;      /* unix seconds; 0 = never */
     char jid[3072];        /* the bare JID the token acts as */
+    uint64_t generation;   /* the account's generation when it was made */
 };
 /* Fails with HERALD_EEXIST if the id is taken. */
 int store_token_put(struct store *s, const struct store_token *tok);
 int store_token_get(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN], struct store_token *out);
+/* store_token_get, and *live = whether the token's account exists with the
+ * token's generation (read in the same transaction). */
+int store_token_get_live(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN],
+                         struct store_token *out, bool *live);
 int store_token_del(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN]);
 int store_token_each(struct store *s, int (*fn)(void *ud, const struct store_token *tok), void *ud);
+
+/* The server secret called name (at most 32 bytes long), made at random
+ * and stored in "meta" the first time it is asked for, so it is the same
+ * after a restart (sasl.c derives unknown users' fake SCRAM salts from it). */
+#define STORE_SECRET_LEN 32
+int store_secret(struct store *s, const char *name, uint8_t out[STORE_SECRET_LEN]);
 
 /* Path of the environment's data file, for messages. */
 const char *store_path(const struct store *s);

@@ -45,6 +45,11 @@ struct store_txn {
  * messages, and turns every other roster's item for it into subscription
  * none (RFC 6121 has the server cancel subscriptions of a deleted account). */
 int store_im_forget_account(struct store_txn *t, const char *bare);
+/* store_lmdb.c: the generation of account bare_jid, read in txn
+ * (HERALD_ENOTFOUND if there is no such account). */
+int store_user_generation_txn(struct store *s, MDB_txn *txn, const char *bare_jid, uint64_t *gen);
+/* Deletes every REST token of bare (store_tokens.c), in t. */
+int store_tokens_forget_account(struct store_txn *t, const char *bare);
 
 /* Maps an LMDB or errno code to a HERALD_E* code (and notes a full map). */
 int store_map_err(int rc);

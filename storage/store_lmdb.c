@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,9 @@
 
 #define DEFAULT_MAP_SIZE (1ull << 30)
 #define USER_RECORD_V1 1
+#define USER_RECORD_V2 2 /* v1 plus the account generation (u64) at the end */
 #define USER_RECORD_LEN (1 + 8 + 2 * (4 + STORE_SALT_LEN + 2 * STORE_KEY_MAX))
+#define USER_RECORD_V2_LEN (USER_RECORD_LEN + 8)
 
 int store_map_err(int rc)
 {
@@ -324,29 +328,61 @@ static int key_of(MDB_val *k, const char *bare_jid)
     return 0;
 }
 
+/* The generation of the account stored under k in txn, or an LMDB error. */
+static int user_generation(MDB_txn *txn, MDB_dbi users, MDB_val *k, uint64_t *gen)
+{
+    MDB_val v;
+    int rc = mdb_get(txn, users, k, &v);
+    if (rc != 0)
+        return rc;
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size == USER_RECORD_LEN && p[0] == USER_RECORD_V1)
+        *gen = 0;
+    else if (v.mv_size == USER_RECORD_V2_LEN && p[0] == USER_RECORD_V2)
+        *gen = get_be64(p + USER_RECORD_LEN);
+    else
+        return MDB_INVALID;
+    return 0;
+}
+
+int store_user_generation_txn(struct store *s, MDB_txn *txn, const char *bare_jid, uint64_t *gen)
+{
+    MDB_val k;
+    int rc = key_of(&k, bare_jid);
+    return rc != 0 ? rc : map_err(user_generation(txn, s->users, &k, gen));
+}
+
 int store_user_put(struct store *s, const char *bare_jid, const struct store_user *u,
                    bool create)
 {
     MDB_val k, v;
     MDB_txn *txn = NULL;
-    uint8_t rec[USER_RECORD_LEN], *p = rec;
+    uint8_t rec[USER_RECORD_V2_LEN], *p = rec;
     int rc = key_of(&k, bare_jid);
     if (rc != 0)
         return rc;
-    *p++ = USER_RECORD_V1;
-    uint64_t c = u->created;
-    for (int i = 7; i >= 0; i--)
-        *p++ = (uint8_t)(c >> (i * 8));
+    *p++ = USER_RECORD_V2;
+    put_be64(p, u->created);
+    p += 8;
     encode_scram(&p, &u->sha1);
     encode_scram(&p, &u->sha256);
+    put_be64(p, u->generation);
     v.mv_size = sizeof(rec);
     v.mv_data = rec;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
         goto done;
     if (!create) {
-        MDB_val old;
-        if ((rc = mdb_get(txn, s->users, &k, &old)) != 0)
+        uint64_t old;
+        if ((rc = user_generation(txn, s->users, &k, &old)) != 0)
             goto done;
+        /* A new generation revokes the account's tokens: drop them too. */
+        if (old != u->generation) {
+            struct store_txn t = {s, txn, true};
+            if ((rc = store_tokens_forget_account(&t, bare_jid)) != 0) {
+                mdb_txn_abort(txn);
+                return rc;
+            }
+        }
     }
     if ((rc = st_put(s, txn, s->users, &k, &v, create ? MDB_NOOVERWRITE : 0)) != 0)
         goto done;
@@ -370,16 +406,18 @@ int store_user_get(struct store *s, const char *bare_jid, struct store_user *out
     rc = mdb_get(txn, s->users, &k, &v);
     if (rc == 0) {
         const uint8_t *p = v.mv_data;
-        if (v.mv_size != USER_RECORD_LEN || p[0] != USER_RECORD_V1) {
+        /* v1 records (written before account generations) read as
+         * generation 0, which is also what their tokens carry. */
+        bool v1 = v.mv_size == USER_RECORD_LEN && p[0] == USER_RECORD_V1;
+        bool v2 = v.mv_size == USER_RECORD_V2_LEN && p[0] == USER_RECORD_V2;
+        if (!v1 && !v2) {
             rc = MDB_INVALID;
         } else {
-            p++;
-            uint64_t c = 0;
-            for (int i = 0; i < 8; i++)
-                c = c << 8 | *p++;
-            out->created = c;
+            out->created = get_be64(p + 1);
+            p += 9;
             decode_scram(&p, &out->sha1);
             decode_scram(&p, &out->sha256);
+            out->generation = v2 ? get_be64(p) : 0;
         }
     }
     mdb_txn_abort(txn);
@@ -415,14 +453,53 @@ int store_user_del(struct store *s, const char *bare_jid)
         mdb_txn_abort(txn);
         return map_err(rc);
     }
-    /* The account's roster, offline messages and subscriptions go with it,
-     * in the same transaction: a new account of that name starts clean. */
+    /* The account's roster, offline messages, subscriptions and REST tokens
+     * go with it, in the same transaction: a new account of that name starts
+     * clean (and has a new generation, which old tokens would not match). */
     struct store_txn t = {s, txn, true};
-    if ((rc = store_im_forget_account(&t, bare_jid)) != 0) {
+    if ((rc = store_im_forget_account(&t, bare_jid)) != 0 ||
+        (rc = store_tokens_forget_account(&t, bare_jid)) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
     return map_err(mdb_txn_commit(txn));
+}
+
+int store_secret(struct store *s, const char *name, uint8_t out[STORE_SECRET_LEN])
+{
+    char key[64];
+    uint8_t fresh[STORE_SECRET_LEN];
+    MDB_txn *txn = NULL;
+    int n = snprintf(key, sizeof(key), "secret.%s", name);
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return HERALD_EINVAL;
+    MDB_val k = {(size_t)n, key}, v;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        goto done;
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == 0 && v.mv_size == STORE_SECRET_LEN) {
+        memcpy(out, v.mv_data, STORE_SECRET_LEN);
+        goto done;
+    }
+    if (rc != MDB_NOTFOUND && rc != 0)
+        goto done;
+    if (RAND_bytes(fresh, sizeof(fresh)) != 1) {
+        rc = EIO;
+        goto done;
+    }
+    v.mv_size = sizeof(fresh);
+    v.mv_data = fresh;
+    if ((rc = st_put(s, txn, s->meta, &k, &v, 0)) != 0)
+        goto done;
+    if ((rc = mdb_txn_commit(txn)) == 0)
+        memcpy(out, fresh, STORE_SECRET_LEN);
+    txn = NULL;
+done:
+    if (txn)
+        mdb_txn_abort(txn);
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    return map_err(rc);
 }
 
 int store_user_each(struct store *s, int (*fn)(void *ud, const char *bare_jid), void *ud)

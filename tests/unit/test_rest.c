@@ -12,6 +12,7 @@
 #include "json.h"
 #include "pubsub.h"
 #include "rest.h"
+#include "scram.h"
 #include "store.h"
 #include "test.h"
 #include "token.h"
@@ -52,6 +53,12 @@ static void test_tokens(void)
     char text[TOKEN_TEXT_MAX];
     struct store_token rec, got;
     uint64_t now = (uint64_t)time(NULL);
+    struct store_user u;
+    CHECK_EQ_INT(scram_make_user(&u, "pw", 2, 4096), 0);
+    CHECK_EQ_INT(token_create(s, "alice@localhost", SCOPE_READ, 0, text, sizeof(text), &rec),
+                 HERALD_ENOTFOUND); /* no such account */
+    CHECK_EQ_INT(store_user_put(s, "alice@localhost", &u, true), 0);
+    CHECK_EQ_INT(store_user_put(s, "bob@localhost", &u, true), 0);
     CHECK_EQ_INT(token_create(s, "alice@localhost", SCOPE_READ, 0, text, sizeof(text), &rec), 0);
     CHECK_EQ_INT(strlen(text), 60);
     CHECK_EQ_INT(text[16], '.');
@@ -90,6 +97,53 @@ static void test_tokens(void)
     CHECK_EQ_INT(token_id_parse(text2, id), 0); /* a whole token names its id */
     CHECK_EQ_INT(token_id_parse("12345", id), -1);
     CHECK_EQ_INT(token_id_parse("zz345678901234567", id), -1);
+    store_close(s);
+    test_remove_dir(dir);
+}
+
+/* Issue 11 finding 9: a token is bound to its account's generation. */
+static void test_token_generations(void)
+{
+    char *dir = test_make_dir("herald-test-rest-gen");
+    struct store *s = NULL;
+    CHECK_EQ_INT(store_open(&s, dir, NULL), 0);
+    if (s == NULL) {
+        test_remove_dir(dir);
+        return;
+    }
+    char text[TOKEN_TEXT_MAX], text2[TOKEN_TEXT_MAX];
+    struct store_token rec, got;
+    struct store_user u, u2, again;
+    uint64_t now = (uint64_t)time(NULL);
+    CHECK_EQ_INT(scram_make_user(&u, "pw", 2, 4096), 0);
+    CHECK_EQ_INT(scram_make_user(&u2, "pw", 2, 4096), 0);
+    CHECK(u.generation != 0 && u2.generation != 0 && u.generation != u2.generation);
+    CHECK_EQ_INT(store_user_put(s, "alice@localhost", &u, true), 0);
+    CHECK_EQ_INT(store_user_get(s, "alice@localhost", &again), 0);
+    CHECK(again.generation == u.generation);
+    CHECK_EQ_INT(token_create(s, "alice@localhost", SCOPE_ALL, 0, text, sizeof(text), &rec), 0);
+    CHECK(rec.generation == u.generation);
+    CHECK_EQ_INT(token_check(s, text, strlen(text), now, &got), 0);
+    /* Deleted: refused, and the token record is gone with the account. */
+    CHECK_EQ_INT(store_user_del(s, "alice@localhost"), 0);
+    CHECK_EQ_INT(token_check(s, text, strlen(text), now, &got), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(store_token_get(s, rec.id, &got), HERALD_ENOTFOUND);
+    /* A token whose record survived (written by hand here) still fails
+     * against a new account of the same name: another generation. */
+    CHECK_EQ_INT(store_token_put(s, &rec), 0);
+    CHECK_EQ_INT(store_user_put(s, "alice@localhost", &u2, true), 0);
+    CHECK_EQ_INT(token_check(s, text, strlen(text), now, &got), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(token_create(s, "alice@localhost", SCOPE_ALL, 0, text2, sizeof(text2), &rec), 0);
+    CHECK_EQ_INT(token_check(s, text2, strlen(text2), now, &got), 0);
+    /* Same generation (passwd --keep-tokens): the token stays. */
+    u.generation = u2.generation;
+    CHECK_EQ_INT(store_user_put(s, "alice@localhost", &u, false), 0);
+    CHECK_EQ_INT(token_check(s, text2, strlen(text2), now, &got), 0);
+    /* A new generation (passwd): refused and deleted. */
+    CHECK_EQ_INT(scram_make_user(&u, "pw2", 3, 4096), 0);
+    CHECK_EQ_INT(store_user_put(s, "alice@localhost", &u, false), 0);
+    CHECK_EQ_INT(token_check(s, text2, strlen(text2), now, &got), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(store_token_get(s, rec.id, &got), HERALD_ENOTFOUND);
     store_close(s);
     test_remove_dir(dir);
 }
@@ -261,5 +315,5 @@ static void test_item_view_xml(void)
     }
 }
 
-TEST_MAIN(TEST_CASE(test_scopes), TEST_CASE(test_tokens), TEST_CASE(test_json),
+TEST_MAIN(TEST_CASE(test_scopes), TEST_CASE(test_tokens), TEST_CASE(test_token_generations), TEST_CASE(test_json),
           TEST_CASE(test_xml_payload), TEST_CASE(test_json_payload), TEST_CASE(test_item_view_xml))

@@ -308,6 +308,55 @@ static void test_auth_password_format(void)
     }
 }
 
+/* Unknown users' fake credentials (issue 11 #8): deterministic per name
+ * and secret, the secret kept in the store across a reopen, the configured
+ * iteration count, salts that differ by hash and by name, no password that
+ * matches. */
+static void test_fake_user(void)
+{
+    char *dir = test_make_dir("herald-test-scram");
+    struct store *s = NULL;
+    uint8_t sec[STORE_SECRET_LEN], again[STORE_SECRET_LEN], zero[STORE_SECRET_LEN] = {0};
+    CHECK_EQ_INT(store_open(&s, dir, NULL), 0);
+    if (s == NULL) {
+        test_remove_dir(dir);
+        return;
+    }
+    CHECK_EQ_INT(store_secret(s, "fake-scram-salt", sec), 0);
+    CHECK(memcmp(sec, zero, sizeof(sec)) != 0);
+    CHECK_EQ_INT(store_secret(s, "fake-scram-salt", again), 0);
+    CHECK(memcmp(again, sec, sizeof(sec)) == 0);
+    CHECK_EQ_INT(store_secret(s, "another", again), 0);
+    CHECK(memcmp(again, sec, sizeof(sec)) != 0);
+    store_close(s);
+    s = NULL;
+    CHECK_EQ_INT(store_open(&s, dir, NULL), 0);
+    if (s != NULL) {
+        CHECK_EQ_INT(store_secret(s, "fake-scram-salt", again), 0);
+        CHECK(memcmp(again, sec, sizeof(sec)) == 0);
+        store_close(s);
+    }
+    test_remove_dir(dir);
+
+    struct store_user a, b, c;
+    CHECK_EQ_INT(scram_fake_user(&a, sec, "ghost@localhost", 5000), 0);
+    CHECK_EQ_INT(scram_fake_user(&b, sec, "ghost@localhost", 5000), 0);
+    CHECK(memcmp(&a, &b, sizeof(a)) == 0);
+    CHECK_EQ_INT(a.sha1.iterations, 5000);
+    CHECK_EQ_INT(a.sha256.iterations, 5000);
+    CHECK(memcmp(a.sha1.salt, a.sha256.salt, STORE_SALT_LEN) != 0);
+    CHECK_EQ_INT(scram_fake_user(&c, sec, "ghost2@localhost", 5000), 0);
+    CHECK(memcmp(a.sha256.salt, c.sha256.salt, STORE_SALT_LEN) != 0);
+    sec[0] ^= 1;
+    CHECK_EQ_INT(scram_fake_user(&c, sec, "ghost@localhost", 5000), 0);
+    CHECK(memcmp(a.sha256.salt, c.sha256.salt, STORE_SALT_LEN) != 0);
+    CHECK(!scram_check_password(&a, "", 0));
+    CHECK(!scram_check_password(&a, "ghost", 5));
+    char v[256];
+    CHECK(scram_auth_password(&a, SCRAM_SHA256, v, sizeof(v)) > 0);
+    CHECK(strncmp(v, "SCRAM-SHA-256$5000:", 19) == 0);
+}
+
 TEST_MAIN(TEST_CASE(test_reference_matches_rfcs), TEST_CASE(test_check_password_rfc7677),
           TEST_CASE(test_auth_password_rfc), TEST_CASE(test_make_user),
-          TEST_CASE(test_auth_password_format))
+          TEST_CASE(test_auth_password_format), TEST_CASE(test_fake_user))
