@@ -1,5 +1,6 @@
 /* auth_budget.c - per-key failure budgets with exponential backoff, in a
- * fixed-size set-associative table (see auth_budget.h). */
+ * fixed-size set-associative table (see auth_budget.h). An entry is 40
+ * bytes. */
 #include "auth_budget.h"
 
 #include <arpa/inet.h>
@@ -14,8 +15,11 @@
 #define WAYS 8u
 #define FIRST_BLOCK_MS 1000u
 
+#define TAG_SEVERAL UINT64_MAX
+
 struct entry {
     uint64_t key;      /* keyed hash of the key; 0: empty */
+    uint64_t tag;      /* hash of what the failures were against; TAG_SEVERAL: mixed */
     uint64_t last_ms;  /* the latest failure */
     uint64_t until_ms; /* blocked until then */
     uint32_t failures;
@@ -127,10 +131,21 @@ unsigned auth_budget_failures(struct auth_budget *b, const char *key, size_t len
     return e ? e->failures : 0;
 }
 
-unsigned auth_budget_fail(struct auth_budget *b, const char *key, size_t len, uint64_t now_ms)
+/* The tag's hash (0 for none; never TAG_SEVERAL). */
+static uint64_t tag_of(const struct auth_budget *b, const char *tag)
+{
+    if (tag == NULL)
+        return 0;
+    uint64_t h = hash_of(b, tag, strlen(tag));
+    return h == TAG_SEVERAL ? h - 1 : h;
+}
+
+unsigned auth_budget_fail(struct auth_budget *b, const char *key, size_t len, const char *tag,
+                          uint64_t now_ms)
 {
     if (b == NULL || b->o.free_failures == 0)
         return 0;
+    uint64_t t = tag_of(b, tag);
     struct entry *e = find(b, key, len, now_ms);
     if (e == NULL) {
         /* A free or expired way, else the one whose latest failure is
@@ -148,7 +163,10 @@ unsigned auth_budget_fail(struct auth_budget *b, const char *key, size_t len, ui
         }
         memset(e, 0, sizeof(*e));
         e->key = h;
+        e->tag = t;
     }
+    if (e->tag != t)
+        e->tag = TAG_SEVERAL;
     if (e->failures < UINT32_MAX)
         e->failures++;
     e->last_ms = now_ms;
@@ -163,14 +181,14 @@ unsigned auth_budget_fail(struct auth_budget *b, const char *key, size_t len, ui
     return e->failures;
 }
 
-void auth_budget_clear(struct auth_budget *b, const char *key, size_t len)
+void auth_budget_clear(struct auth_budget *b, const char *key, size_t len, const char *tag)
 {
     if (b == NULL)
         return;
-    uint64_t h = hash_of(b, key, len);
+    uint64_t h = hash_of(b, key, len), t = tag_of(b, tag);
     struct entry *bk = bucket_of(b, h);
     for (unsigned i = 0; i < WAYS; i++)
-        if (bk[i].key == h)
+        if (bk[i].key == h && bk[i].tag == t)
             memset(&bk[i], 0, sizeof(bk[i]));
 }
 

@@ -35,10 +35,16 @@ unsigned auth_budget_wait(struct auth_budget *b, const char *key, size_t len, ui
 /* Failures counted for key within the window (0 if none). */
 unsigned auth_budget_failures(struct auth_budget *b, const char *key, size_t len,
                               uint64_t now_ms);
-/* Counts one failed (verified) attempt; returns the failures now counted. */
-unsigned auth_budget_fail(struct auth_budget *b, const char *key, size_t len, uint64_t now_ms);
-/* Forgets key (a successful login from that address). */
-void auth_budget_clear(struct auth_budget *b, const char *key, size_t len);
+/* Counts one failed (verified) attempt; returns the failures now counted.
+ * tag (NUL-terminated, or NULL): what the attempt was against (the account
+ * name, for an address's entry), remembered for auth_budget_clear. */
+unsigned auth_budget_fail(struct auth_budget *b, const char *key, size_t len, const char *tag,
+                          uint64_t now_ms);
+/* Forgets key's failures if they were all made against tag (a successful
+ * login from that address to that account: the user who mistyped). A
+ * success on another account leaves them: otherwise an attacker could log
+ * in to an account of their own between guesses and never be blocked. */
+void auth_budget_clear(struct auth_budget *b, const char *key, size_t len, const char *tag);
 
 /* The budget key of a peer address: IPv4 addresses as they are; IPv6
  * addresses by their /64 prefix, since one host commonly holds a whole /64

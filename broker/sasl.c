@@ -372,7 +372,7 @@ static void result_of(struct hsasl *s, int rc, const char *out, unsigned outlen,
     r->has_out = out != NULL;
     if (rc == SASL_OK) {
         r->status = HSASL_SUCCESS;
-        auth_budget_clear(g_by_addr, s->addr, strlen(s->addr));
+        auth_budget_clear(g_by_addr, s->addr, strlen(s->addr), s->user[0] ? s->user : NULL);
     } else if (rc == SASL_CONTINUE) {
         r->status = HSASL_CONTINUE;
     } else {
@@ -384,9 +384,10 @@ static void result_of(struct hsasl *s, int rc, const char *out, unsigned outlen,
          * malformed exchange tried no password. */
         if (rc == SASL_BADAUTH || rc == SASL_NOUSER || rc == SASL_NOVERIFY) {
             uint64_t now = now_ms();
-            auth_budget_fail(g_by_addr, s->addr, strlen(s->addr), now);
-            if (s->user[0] != '\0')
-                auth_budget_fail(g_by_account, s->user, strlen(s->user), now);
+            const char *user = s->user[0] != '\0' ? s->user : NULL;
+            auth_budget_fail(g_by_addr, s->addr, strlen(s->addr), user, now);
+            if (user != NULL)
+                auth_budget_fail(g_by_account, user, strlen(user), NULL, now);
         }
     }
 }

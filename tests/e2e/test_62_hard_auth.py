@@ -212,35 +212,51 @@ def test_five_addresses_one_account_bounded(herald):
     assert len(lines) < 80, "%d log lines:\n%s" % (len(lines), "\n".join(lines[:40]))
 
 
-def test_success_clears_the_address(herald):
-    """A successful login clears its address's failures: 4 wrong passwords,
-    the right one, then 5 more wrong ones are all checked (not refused);
-    the failure after those blocks the address (the next attempt is refused
-    with a retry time)."""
-    srv = herald(config=FAST, users=ALICE, allow_plaintext=True)
-    src = "127.0.0.8"
+def fail_then_login(srv, src, victim, failures, user, password):
     s = plain_stream(srv.port, src)
     try:
-        for i in range(ADDRESS_FAILURES - 1):
-            assert sasl_condition(s.auth_plain("alice", "bad%d" % i)) == "not-authorized"
+        for i in range(failures):
+            assert sasl_condition(s.auth_plain(victim, "bad%d" % i)) == "not-authorized"
     finally:
         s.close()
     ok = RawStream(srv.port, source=src)
     try:
-        assert ok.login("alice", "wonderland", "ok", tls=False) == "alice@localhost/ok"
+        assert ok.login(user, password, "ok", tls=False) == "%s@localhost/ok" % user
     finally:
         ok.close()
+
+
+def wrong_until_refused(srv, src, victim, limit=20):
+    """Wrong passwords for victim until one is refused: the SASL conditions."""
     s = plain_stream(srv.port, src)
+    got = []
     try:
-        got = [sasl_condition(s.auth_plain("alice", "again%d" % i))
-               for i in range(ADDRESS_FAILURES + 1)]
-        assert got == ["not-authorized"] * (ADDRESS_FAILURES + 1), got
-        resp = s.auth_plain("alice", "once more")
-        assert sasl_condition(resp) == "temporary-auth-failure", show(resp)
-        text = resp.find(q(NS_SASL, "text"))
-        assert text is not None and "try again in 1 s" in text.text, show(resp)
+        while len(got) < limit:
+            resp = s.auth_plain(victim, "again%d" % len(got))
+            got.append(sasl_condition(resp))
+            if got[-1] != "not-authorized":
+                text = resp.find(q(NS_SASL, "text"))
+                assert text is not None and "try again in 1 s" in text.text, show(resp)
+                break
     finally:
         s.close()
+    return got
+
+
+def test_success_clears_the_address(herald):
+    """A successful login clears its address's failures against that
+    account: 4 wrong passwords for alice, alice logs in, then 6 wrong ones
+    are checked (5 free, the 6th starts a block) and the 7th is refused
+    with a retry time. A login to another account (the attacker's own,
+    here bob) clears nothing: after 4 wrong for carol and bob's login, the
+    2nd wrong one starts the block."""
+    srv = herald(config=FAST, users=dict(ALICE, carol="c"), allow_plaintext=True)
+    fail_then_login(srv, "127.0.0.8", "alice", ADDRESS_FAILURES - 1, "alice", "wonderland")
+    got = wrong_until_refused(srv, "127.0.0.8", "alice")
+    assert got == ["not-authorized"] * (ADDRESS_FAILURES + 1) + ["temporary-auth-failure"], got
+    fail_then_login(srv, "127.0.0.9", "carol", ADDRESS_FAILURES - 1, "bob", "builder")
+    got = wrong_until_refused(srv, "127.0.0.9", "carol")
+    assert got == ["not-authorized"] * 2 + ["temporary-auth-failure"], got
 
 
 # ---- SCRAM and PLAIN for unknown users ----
