@@ -32,7 +32,8 @@ from rest_helpers import _rest_streams  # noqa: F401 (autouse: ends curl -N stre
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 NS_RSM = "http://jabber.org/protocol/rsm"
 USERS = {"alice": "wonderland", "bob": "builder", "carol": "singer", "dave": "diver",
-         "walter": "witness"}
+         "erin": "eraser", "walter": "witness"}
+DEFAULT_QUOTA = 1000  # pubsub.max_nodes_per_account
 
 
 def bare(user):
@@ -237,26 +238,31 @@ def test_collection_child_needs_collection_owner(herald):
 # --------------------------------------------------------------------------
 
 def test_node_quota_xmpp_and_rest(herald):
-    srv = herald(config={"pubsub": {"max_nodes_per_account": 5}}, users=USERS)
+    """The default quota (no configuration): alice creates 1000 nodes (the
+    attack made 20,000 with one account); the next is refused over XMPP and
+    REST, also as an instant node and as ownership given by someone else;
+    other accounts are unaffected; a delete makes room."""
+    srv = herald(users=USERS)
     alice, bob = Session(srv, "alice"), Session(srv, "bob")
     rest = Rest(srv, new_token(srv, bare("alice")))
-    for i in range(4):
-        ok(create(alice, "q%d" % i), "create %d" % i)
-    expect(rest.post("/v1/nodes", {"node": "q4"}), 201, "the 5th node over REST")
-    r = create(alice, "q5")
-    assert condition(r) == "policy-violation", show(r)
-    assert_problem(rest.post("/v1/nodes", {"node": "q6"}), 403, "policy-violation",
-                   what="REST create over the quota")
-    # An instant node counts as well.
-    assert condition(alice.ps("<create/>")) == "policy-violation"
-    # Another account is not affected; giving alice ownership is refused.
-    ok(create(bob, "b0"), "bob's node")
-    r = bob.ps("<affiliations node='b0'><affiliation jid='%s' affiliation='owner'/>"
-               "</affiliations>" % bare("alice"), ns=NS_OWNER)
-    assert condition(r) == "policy-violation", show(r)
-    # Deleting one makes room.
-    ok(alice.ps("<delete node='q0'/>", ns=NS_OWNER), "delete")
-    ok(create(alice, "q7"), "create after a delete")
+    with Witness(srv, "walter", USERS["walter"]) as w:
+        t0 = time.monotonic()
+        create_many(alice, "q", DEFAULT_QUOTA)
+        took = time.monotonic() - t0
+        r = create(alice, "over")
+        assert condition(r) == "policy-violation", show(r)
+        assert_problem(rest.post("/v1/nodes", {"node": "rest-over"}), 403, "policy-violation",
+                       what="REST create over the quota")
+        assert condition(alice.ps("<create/>")) == "policy-violation"
+        ok(create(bob, "b0"), "bob's node")
+        r = bob.ps("<affiliations node='b0'><affiliation jid='%s' affiliation='owner'/>"
+                   "</affiliations>" % bare("alice"), ns=NS_OWNER)
+        assert condition(r) == "policy-violation", show(r)
+        ok(alice.ps("<delete node='q00000'/>", ns=NS_OWNER), "delete")
+        ok(create(alice, "after-delete"), "create after a delete")
+        assert condition(create(alice, "over-again")) == "policy-violation"
+    w.check()
+    print("%d creates in %.2f s" % (DEFAULT_QUOTA, took))
     assert "max_nodes_per_account" in srv.log_text()
     alice.close()
     bob.close()
@@ -305,11 +311,17 @@ def disco_names(sess, node=None):
 
 
 def test_disco_and_rest_paging_5000_nodes(herald):
+    """5,000 nodes (five accounts at the default quota, no configuration):
+    disco#items answers a page and keeps the requester connected; paging
+    with <after/> and GET /v1/nodes?after= each collect every node once."""
     n = 5000
-    srv = herald(config={"pubsub": {"max_nodes_per_account": 20000}}, users=USERS)
-    alice, bob = Session(srv, "alice"), Session(srv, "bob")
+    srv = herald(users=USERS)
+    owners = [Session(srv, u) for u in ("alice", "carol", "dave", "erin", "bob")]
+    bob = owners[-1]
     t0 = time.monotonic()
-    names = create_many(alice, "n", n)
+    names = []
+    for k, sess in enumerate(owners):
+        names += create_many(sess, "n%d-" % k, n // len(owners))
     created_in = time.monotonic() - t0
     with Witness(srv, "walter", USERS["walter"]) as w:
         # No <set/>: one page, with a <set/> telling the total; no disconnect.
@@ -369,13 +381,12 @@ def test_disco_and_rest_paging_5000_nodes(herald):
     print("created %d nodes in %.2f s; %d disco pages in %.2f s, %.2f ms CPU per page"
           % (n, created_in, pages, walk_s, cpu_per_page * 1000))
     assert cpu_per_page < 0.05 * SLOWDOWN, "%.1f ms CPU per page" % (cpu_per_page * 1000)
-    alice.close()
-    bob.close()
+    for sess in owners:
+        sess.close()
 
 
 def test_collection_disco_is_paged(herald):
-    srv = herald(config={"pubsub": {"max_nodes_per_account": 2000,
-                                    "node_page_size": 50}}, users=USERS)
+    srv = herald(users=USERS)
     alice, bob = Session(srv, "alice"), Session(srv, "bob")
     ok(create(alice, "big", {"pubsub#node_type": "collection"}), "collection")
     payload = "".join(
@@ -392,9 +403,9 @@ def test_collection_disco_is_paged(herald):
     create_many(alice, "other", 200)
     seen, after = [], None
     for _ in range(20):
-        page, info, _ = disco_page(bob, "big", "<max>100</max>" + (
+        page, info, _ = disco_page(bob, "big", "<max>500</max>" + (
             "<after>%s</after>" % after if after else ""))
-        assert len(page) <= 50, len(page)  # the server's bound wins over <max/>
+        assert len(page) <= 100, len(page)  # the server's bound wins over <max/>
         if not page:
             break
         assert info["count"] == "300", info
