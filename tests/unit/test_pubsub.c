@@ -211,10 +211,15 @@ struct fx {
 #define CAP_MAX_ITEMS 100
 #define CAP_MAX_PAYLOAD 4096
 static unsigned FX_MAX_NODES; /* pubsub.max_nodes_per_account of the next open (0: none) */
+static size_t FX_MAP_MB;      /* map size and ceiling of the next open (0: 64 and 256 MiB) */
 
 static bool fx_open(struct fx *f)
 {
     struct store_opts so = {.map_size = 64u << 20, .max_map_size = 256u << 20};
+    if (FX_MAP_MB) {
+        so.map_size = so.max_map_size = FX_MAP_MB << 20;
+        so.reserve = FX_MAP_MB << 17; /* an eighth */
+    }
     int rc = store_open(&f->st, f->dir, &so);
     CHECK_EQ_INT(rc, 0);
     if (rc != 0)
@@ -2257,6 +2262,54 @@ static void test_collection_association(void)
     fx_end(&f);
 }
 
+/* Finding 11: at the ceiling, adding data stops at the reserve; deleting,
+ * purging and trimming still work, and then adding works again. */
+static void test_full_store_deletes(void)
+{
+    struct fx f;
+    FX_MAP_MB = 1;
+    if (!fx_start(&f)) {
+        FX_MAP_MB = 0;
+        return;
+    }
+    struct ps_field many[] = {FIELD("pubsub#max_items", "100")};
+    const char *nodes[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(create(&f, ALICE, nodes[i], many, 1), 0);
+    commit(&f);
+    char big[3000];
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "<e>", 3);
+    memcpy(big + sizeof(big) - 4, "</e>", 4);
+    int rc = 0, acked = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "i%d", i);
+        rc = publish_len(&f, ALICE, nodes[i % 3], id, big, sizeof(big), NULL);
+        acked += rc == 0;
+        commit(&f); /* one turn per publish: the reserve, not the turn estimate, stops it */
+    }
+    CHECK_EQ_INT(rc, HERALD_EFULL);
+    CHECK(acked > 100);
+    CHECK_EQ_INT(create(&f, ALICE, "d", NULL, 0), HERALD_EFULL);
+    struct ps_field fewer[] = {FIELD("pubsub#max_items", "1")};
+    CHECK_EQ_INT(pubsub_configure(f.ps, ALICE, "a", fewer, 1), 0);
+    commit(&f);
+    CHECK_EQ_INT(pubsub_purge(f.ps, ALICE, "b"), 0);
+    commit(&f);
+    CHECK_EQ_INT(pubsub_delete(f.ps, ALICE, "c", NULL), 0);
+    commit(&f);
+    CHECK_EQ_INT(publish_len(&f, ALICE, "a", "again", big, sizeof(big), NULL), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "d", NULL, 0), 0);
+    commit(&f);
+    CHECK(fx_reopen(&f, NULL));
+    CHECK_EQ_STR(items_all(&f, ALICE, "a", true), "again");
+    CHECK_EQ_STR(items_all(&f, ALICE, "b", true), "");
+    CHECK_EQ_STR(nodes_of(&f, ALICE, NULL), "a,b,d");
+    FX_MAP_MB = 0;
+    fx_end(&f);
+}
+
 TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_delete_purge),
           TEST_CASE(test_publish_events), TEST_CASE(test_auto_create), TEST_CASE(test_event_order),
           TEST_CASE(test_retract), TEST_CASE(test_items_queries),
@@ -2271,4 +2324,4 @@ TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_dele
           TEST_CASE(test_expire), TEST_CASE(test_commit_failure_reloads),
           TEST_CASE(test_nodes_paged), TEST_CASE(test_nodes_paged_collection),
           TEST_CASE(test_node_quota), TEST_CASE(test_access_change_revokes),
-          TEST_CASE(test_collection_association))
+          TEST_CASE(test_collection_association), TEST_CASE(test_full_store_deletes))
