@@ -1023,8 +1023,11 @@ int pubsub_nodes_page(struct pubsub *ps, const char *who, const char *parent,
     for (; n && !out->more; n = next_node(n))
         out->more = listed(n, who, parent);
     if (q->count) {
-        for (n = ps->nodes; n; n = next_node(n))
-            out->count += listed(n, who, parent);
+        for (n = ps->nodes; n; n = next_node(n)) {
+            bool l = listed(n, who, parent);
+            out->count += l;
+            out->first_index += l && out->n && n->id < out->first;
+        }
     }
     return 0;
 }

@@ -120,6 +120,7 @@ struct ps_nodes_page {
     uint64_t first, last;      /* ids of the first and last of them */
     bool more;                 /* visible nodes follow the last one */
     unsigned count;            /* all visible nodes, when asked */
+    unsigned first_index;      /* with count: visible nodes before the first (XEP-0059 §2.1) */
 };
 int pubsub_nodes_page(struct pubsub *ps, const char *who, const char *parent,
                       const struct ps_nodes_query *q, ps_node_fn *fn, void *ud,

@@ -606,12 +606,13 @@ static int nodes_rsm_query(struct req *r, const struct xnode *set, struct ps_nod
     return rc;
 }
 
-static int add_text_elem(struct arena *a, struct xnode *parent, const char *name, uint64_t v)
+static struct xnode *add_text_elem(struct arena *a, struct xnode *parent, const char *name,
+                                   uint64_t v)
 {
     char num[24];
     int l = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
     struct xnode *e = xml_add_elem(a, parent, NS_RSM, name);
-    return e && l > 0 && xml_add_text(a, e, num, (size_t)l) == 0 ? 0 : HERALD_ENOMEM;
+    return e && l > 0 && xml_add_text(a, e, num, (size_t)l) == 0 ? e : NULL;
 }
 
 /* The nodes of the service (parent NULL) or of a collection, one page. */
@@ -631,10 +632,16 @@ static int node_page(struct req *r, struct list_ctx *c, const char *parent, cons
     struct xnode *rs = xml_add_elem(r->a, c->parent, NS_RSM, "set");
     if (rs == NULL)
         return HERALD_ENOMEM;
-    if (pg.n && (add_text_elem(r->a, rs, "first", pg.first) != 0 ||
-                 add_text_elem(r->a, rs, "last", pg.last) != 0))
-        return HERALD_ENOMEM;
-    return add_text_elem(r->a, rs, "count", pg.count);
+    if (pg.n) {
+        /* §2.1: <first index=…/>, the page's position in the whole set. */
+        char idx[16];
+        struct xnode *fe = add_text_elem(r->a, rs, "first", pg.first);
+        if (fe == NULL || snprintf(idx, sizeof(idx), "%u", pg.first_index) < 0 ||
+            xml_set_attr(r->a, fe, "index", idx) != 0 ||
+            add_text_elem(r->a, rs, "last", pg.last) == NULL)
+            return HERALD_ENOMEM;
+    }
+    return add_text_elem(r->a, rs, "count", pg.count) ? 0 : HERALD_ENOMEM;
 }
 
 static int disco_items(struct req *r, struct xnode *q, struct xnode *unused)

@@ -23,9 +23,9 @@ Every attack runs while a Witness session pings the server.
 import time
 import xml.etree.ElementTree as ET
 
-from e2e_helpers import DOMAIN, NS_CLIENT, RawStream, q, show
+from e2e_helpers import DOMAIN, NS_CLIENT, RawStream, q, run, show
 from hardening_helpers import SLOWDOWN, Witness, cpu_seconds
-from pubsub_helpers import NS_EVENT, NS_OWNER, NS_PUBSUB, PUBSUB, _esc, config_form
+from pubsub_helpers import NS_EVENT, NS_OWNER, NS_PUBSUB, PUBSUB, _esc, config_form, ps_client
 from rest_helpers import Rest, assert_problem, expect, new_token
 from rest_helpers import _rest_streams  # noqa: F401 (autouse: ends curl -N streams)
 
@@ -412,6 +412,26 @@ def test_collection_disco_is_paged(herald):
         seen += page
         after = info["last"]
     assert seen == ["kid%04d" % i for i in range(300)], seen[:5]
+
+    async def slix_pages():
+        # slixmpp's XEP-0059 iterator over disco#items pages of 10
+        # (<after/> = the previous <last/>); it stops at an empty page or
+        # when <first index/> plus the page reaches <count/>.
+        c = await ps_client(srv, "carol", USERS["carol"])
+        c.xmpp.register_plugin("xep_0059")
+        got, npages = [], 0
+        it = await c.xmpp["xep_0030"].get_items(jid=PUBSUB, node="big", iterator=True)
+        async for page in it:
+            npages += 1
+            assert npages <= 40, "the iterator does not stop"
+            got += [n for _j, n, _name in page["disco_items"]["items"]]
+        await c.close()
+        return got, npages
+
+    got, npages = run(slix_pages)
+    # slixmpp gives a page's items as a set: each node exactly once.
+    assert sorted(got) == ["kid%04d" % i for i in range(300)], (len(got), got[:3])
+    assert npages == 30, npages  # its <max/> is 10; it stops on <first index/> + count
     alice.close()
     bob.close()
 

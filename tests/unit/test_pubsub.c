@@ -2151,6 +2151,7 @@ static void test_nodes_paged_collection(void)
     CHECK_EQ_STR(page_of(&f, BOB, "c", q, &pg), "k1,k2|more|3");
     q.after = pg.last;
     CHECK_EQ_STR(page_of(&f, BOB, "c", q, &pg), "k3|end|3");
+    CHECK_EQ_INT(pg.first_index, 2);
     CHECK_EQ_STR(page_of(&f, BOB, "nope", q, &pg), "ERR-3");
     fx_end(&f);
 }
