@@ -919,27 +919,6 @@ static bool listed(const struct ps_node *n, const char *who, const char *parent)
     return (parent == NULL || strcmp(n->cfg.collection, parent) == 0) && visible(n, who);
 }
 
-int pubsub_nodes(struct pubsub *ps, const char *who, const char *parent, ps_node_fn *fn, void *ud)
-{
-    int rc;
-    clear_why(ps);
-    if (parent) {
-        struct ps_node *p = need_node(ps, parent, &rc);
-        if (p == NULL || (rc = can_read(ps, p, who)) != 0)
-            return rc;
-    }
-    struct ps_node *n, *tmp;
-    HASH_ITER(hh, ps->nodes, n, tmp) {
-        if (!listed(n, who, parent))
-            continue;
-        struct ps_node_info info;
-        fill_info(n, who, &info);
-        if ((rc = fn(ud, &info)) != 0)
-            return rc;
-    }
-    return 0;
-}
-
 static struct ps_node *next_node(const struct ps_node *n) { return n->hh.next; }
 static struct ps_node *prev_node(const struct ps_node *n) { return n->hh.prev; }
 

@@ -98,16 +98,16 @@ int pubsub_node_get(struct pubsub *ps, const char *who, const char *node, struct
 int pubsub_node_readable(struct pubsub *ps, const char *who, const char *node);
 
 typedef int ps_node_fn(void *ud, const struct ps_node_info *n);
-/* The nodes the requester may see: every node (parent NULL), or the child
- * nodes of collection `parent` (which the requester must be able to read).
- * fn returning nonzero stops the walk and is returned. */
-int pubsub_nodes(struct pubsub *ps, const char *who, const char *parent, ps_node_fn *fn, void *ud);
-
-/* One page of that list (XEP-0059 for disco#items, ?after= for REST). The
- * order is the nodes' creation order (their ids, never reused), kept by
- * the index, so a page costs a walk from its cursor and no sort. A cursor
- * is a node id: the page holds the visible nodes after (or before) it,
- * whether or not the cursor's node still exists. */
+/* One page of the nodes the requester may see: every node (parent NULL),
+ * or the child nodes of collection `parent` (which the requester must be
+ * able to read); fn returning nonzero stops the walk and is returned.
+ * There is no unpaged list: a list of every node is what an account with
+ * many nodes turns into an answer too large to send (XEP-0059 for
+ * disco#items, ?after= for REST). The order is the nodes' creation order
+ * (their ids, never reused), kept by the index, so a page costs a walk
+ * from its cursor and no sort. A cursor is a node id: the page holds the
+ * visible nodes after (or before) it, whether or not the cursor's node
+ * still exists. */
 struct ps_nodes_query {
     unsigned max;              /* page size (> 0) */
     uint64_t after;            /* ids > after (0: from the first) */

@@ -464,7 +464,9 @@ static const char *nodes_of(struct fx *f, const char *who, const char *parent)
 {
     struct names nm;
     memset(&nm, 0, sizeof(nm));
-    int rc = pubsub_nodes(f->ps, who, parent, node_name_cb, &nm);
+    struct ps_nodes_query q = {.max = UINT32_MAX};
+    struct ps_nodes_page pg;
+    int rc = pubsub_nodes_page(f->ps, who, parent, &q, node_name_cb, &nm, &pg);
     if (rc != 0) {
         snprintf(NAMES_BUF, sizeof(NAMES_BUF), "ERR%d", rc);
         return NAMES_BUF;
