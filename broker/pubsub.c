@@ -914,9 +914,35 @@ int pubsub_node_readable(struct pubsub *ps, const char *who, const char *node)
     return n ? can_read(ps, n, who) : rc;
 }
 
-static bool listed(const struct ps_node *n, const char *who, const char *parent)
+/* The requester of a listing, prepared once: a page may look at every
+ * node (counting them), so the per-node test is one hash probe with a
+ * precomputed hash. */
+struct lister {
+    char bare[JID_MAX + 1];
+    size_t len;
+    unsigned hv;
+    const char *parent;
+};
+
+static void lister_init(struct lister *l, const char *who, const char *parent)
 {
-    return (parent == NULL || strcmp(n->cfg.collection, parent) == 0) && visible(n, who);
+    bare_of(who, l->bare, sizeof(l->bare));
+    l->len = strlen(l->bare);
+    HASH_VALUE(l->bare, l->len, l->hv);
+    l->parent = parent;
+}
+
+/* visible() for the lister, within its collection if it names one. */
+static bool listed(const struct ps_node *n, const struct lister *l)
+{
+    if (l->parent && strcmp(n->cfg.collection, l->parent) != 0)
+        return false;
+    struct ps_aff_rec *a = NULL;
+    HASH_FIND_BYHASHVALUE(hh, n->affs, l->bare, l->len, l->hv, a);
+    uint8_t aff = a ? a->aff : AFF_NONE;
+    if (aff == AFF_OUTCAST)
+        return false;
+    return n->cfg.access_model != PS_ACCESS_WHITELIST || affiliated(aff);
 }
 
 static struct ps_node *next_node(const struct ps_node *n) { return n->hh.next; }
@@ -969,6 +995,8 @@ int pubsub_nodes_page(struct pubsub *ps, const char *who, const char *parent,
         if (p == NULL || (rc = can_read(ps, p, who)) != 0)
             return rc;
     }
+    struct lister l;
+    lister_init(&l, who, parent);
     struct ps_node *start;
     uint64_t stop = 0; /* a backward page ends before this id */
     if (q->before || q->last_page) {
@@ -978,7 +1006,7 @@ int pubsub_nodes_page(struct pubsub *ps, const char *who, const char *parent,
         unsigned k = 0;
         start = NULL;
         for (; c && k < q->max; c = prev_node(c)) {
-            if (listed(c, who, parent)) {
+            if (listed(c, &l)) {
                 start = c;
                 k++;
             }
@@ -989,7 +1017,7 @@ int pubsub_nodes_page(struct pubsub *ps, const char *who, const char *parent,
     }
     struct ps_node *n = start;
     for (; n && out->n < q->max && (stop == 0 || n->id < stop); n = next_node(n)) {
-        if (!listed(n, who, parent))
+        if (!listed(n, &l))
             continue;
         struct ps_node_info info;
         fill_info(n, who, &info);
@@ -1000,12 +1028,12 @@ int pubsub_nodes_page(struct pubsub *ps, const char *who, const char *parent,
         out->last = n->id;
     }
     for (; n && !out->more; n = next_node(n))
-        out->more = listed(n, who, parent);
+        out->more = listed(n, &l);
     if (q->count) {
         for (n = ps->nodes; n; n = next_node(n)) {
-            bool l = listed(n, who, parent);
-            out->count += l;
-            out->first_index += l && out->n && n->id < out->first;
+            bool shown = listed(n, &l);
+            out->count += shown;
+            out->first_index += shown && out->n && n->id < out->first;
         }
     }
     return 0;
