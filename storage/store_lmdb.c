@@ -195,7 +195,7 @@ int store_open(struct store **out, const char *dir, const struct store_opts *opt
     size_t reserve = opts ? opts->reserve : 0;
     if (reserve > s->max_map_size / 8)
         reserve = s->max_map_size / 8;
-    s->reserve_pages = (unsigned long)(reserve / 4096);
+    s->reserve = reserve;
     if ((rc = mdb_env_set_mapsize(s->env, map)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 16)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, 126)) != 0)
         goto fail;
@@ -291,6 +291,7 @@ void store_turn_begin(struct store *s)
         size_t pages = info.me_mapsize / st.ms_psize;
         s->turn_free_pages = pages > info.me_last_pgno + 1 ? pages - info.me_last_pgno - 1 : 0;
         s->at_ceiling = info.me_mapsize >= s->max_map_size;
+        s->reserve_pages = (unsigned long)(s->reserve / st.ms_psize);
         /* Far from the end of the map its unused tail is enough to judge
          * by; close to it, deleted data's pages count as well (a walk of
          * the free list's records, only then). */
