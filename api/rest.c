@@ -665,8 +665,38 @@ static int list_node(void *ud, const struct ps_node_info *n)
     return 0;
 }
 
+/* "next": the cursor of the following page, or null at the end. */
+static void next_cursor(yajl_gen g, bool more, uint64_t cursor)
+{
+    char cur[24];
+    json_str(g, "next");
+    if (more && snprintf(cur, sizeof(cur), "%llu", (unsigned long long)cursor) > 0)
+        json_str(g, cur);
+    else
+        yajl_gen_null(g);
+}
+
+/* ?max=N&after=C: one page of the nodes the token's JID may see, in
+ * creation order; "next" is the cursor of the following page (a node id,
+ * valid even once that node is deleted) or null. The page size is bounded
+ * by pubsub.node_page_size, which is also the default. */
 static void get_nodes(struct rctx *r)
 {
+    char v[32];
+    const char *s;
+    uint64_t max = pubsub_node_page_size(r->ps), after = 0;
+    if ((s = query_param(r->req, "max", v, sizeof(v))) &&
+        (parse_u64(s, &max) || max < 1 || max > pubsub_node_page_size(r->ps))) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "max must be a number from 1 to %u",
+                 pubsub_node_page_size(r->ps));
+        problem(r, HERALD_EINVAL, msg);
+        return;
+    }
+    if ((s = query_param(r->req, "after", v, sizeof(v))) && parse_u64(s, &after)) {
+        problem(r, HERALD_EINVAL, "after must be a cursor from \"next\"");
+        return;
+    }
     yajl_gen g = json_gen_new();
     if (g == NULL) {
         problem(r, HERALD_ENOMEM, "out of memory");
@@ -675,8 +705,11 @@ static void get_nodes(struct rctx *r)
     yajl_gen_map_open(g);
     json_str(g, "nodes");
     yajl_gen_array_open(g);
-    int rc = pubsub_nodes(r->ps, r->tok.jid, NULL, list_node, g);
+    struct ps_nodes_query q = {.max = (unsigned)max, .after = after};
+    struct ps_nodes_page pg;
+    int rc = pubsub_nodes_page(r->ps, r->tok.jid, NULL, &q, list_node, g, &pg);
     yajl_gen_array_close(g);
+    next_cursor(g, pg.more, pg.last);
     yajl_gen_map_close(g);
     if (rc < 0)
         ps_problem(r, rc, "the nodes could not be listed");

@@ -105,7 +105,7 @@ static struct store_txn *innermost(const struct batch *b)
  * while LMDB spills pages), the whole turn is rolled back instead: its
  * other requests get the error at the commit, and memory is reloaded then,
  * when no handler runs. */
-struct store_txn *batch_op_begin(struct batch *b, int *rc)
+static struct store_txn *op_begin(struct batch *b, bool freeing, int *rc)
 {
     *rc = 0;
     if (b->failed) {
@@ -119,6 +119,16 @@ struct store_txn *batch_op_begin(struct batch *b, int *rc)
     }
     if (b->txn == NULL && (*rc = store_txn_begin(b->store, true, &b->txn)) != 0)
         return NULL;
+    if (!freeing && store_reserve_reached(b->store)) {
+        static struct log_limit lim;
+        log_limited(&lim, LOG_ERROR, "batch",
+                    "%s is full down to its reserve (storage.reserve_mb) at the ceiling "
+                    "storage.max_map_size_mb: changes that add data get resource-constraint "
+                    "(507) until data is deleted or the ceiling is raised",
+                    store_path(b->store));
+        *rc = HERALD_EFULL;
+        return NULL;
+    }
     bool direct = !store_write_risky(b->store) && (b->nops == 0 || b->ops[b->nops - 1].direct);
     struct store_txn *t = innermost(b);
     if (!direct && (*rc = store_txn_begin_nested(t, &t)) != 0)
@@ -129,6 +139,13 @@ struct store_txn *batch_op_begin(struct batch *b, int *rc)
     b->ops[b->nops].writes = store_write_count(b->store);
     b->nops++;
     return t;
+}
+
+struct store_txn *batch_op_begin(struct batch *b, int *rc) { return op_begin(b, false, rc); }
+
+struct store_txn *batch_op_begin_freeing(struct batch *b, int *rc)
+{
+    return op_begin(b, true, rc);
 }
 
 /* Callbacks registered by a rolled-back operation learn of it now: what

@@ -35,6 +35,12 @@ void batch_free(struct batch *b); /* aborts an open transaction: nothing was ack
  * (opened on first use), or NULL with *rc set. An operation may begin
  * another inside it (up to 8 deep); they end in reverse order. */
 struct store_txn *batch_op_begin(struct batch *b, int *rc);
+/* The same for an operation that removes data (deletes a node, purges,
+ * retracts, trims, unsubscribes). Only these may write once the store is
+ * down to its reserve (store_reserve_reached): batch_op_begin then fails
+ * with HERALD_EFULL before anything is written, so a full store can
+ * always be emptied without a restart. */
+struct store_txn *batch_op_begin_freeing(struct batch *b, int *rc);
 /* Ends the operation: rc == 0 merges it into the batch and returns 0 (or
  * the error of merging, the operation then rolled back); rc != 0 rolls the
  * operation back and returns rc. Callbacks registered with batch_after

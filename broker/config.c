@@ -53,9 +53,12 @@ void config_defaults(struct config *c)
     c->auth_account_backoff_max_s = 60;
     c->auth_budget_entries = 8192;
     c->pubsub_max_items = 10000;
+    c->pubsub_max_nodes = 1000;
+    c->pubsub_page_size = 100;
     c->max_offline = 100;
     c->map_size_mb = 1024;
     c->max_map_size_mb = 16384;
+    c->reserve_mb = 64;
     config_set_str(&c->http_bind, "127.0.0.1");
     c->http_port = 5280;
     c->https_port = 5281;
@@ -129,9 +132,12 @@ static const struct option options[] = {
     OPT("pubsub", "max_items_cap", K_U32, pubsub_max_items, 1, 1000000),
     OPT("pubsub", "max_payload_size_cap", K_U32, pubsub_max_payload, 0, 64ull << 20),
     OPT("pubsub", "auto_create", K_BOOL, pubsub_auto_create, 0, 0),
+    OPT("pubsub", "max_nodes_per_account", K_UINT, pubsub_max_nodes, 0, 100000000),
+    OPT("pubsub", "node_page_size", K_UINT, pubsub_page_size, 1, 10000),
     OPT("im", "max_offline_messages", K_UINT, max_offline, 0, 100000),
     OPT("storage", "map_size_mb", K_SIZE, map_size_mb, 1, 1ull << 24),
     OPT("storage", "max_map_size_mb", K_SIZE, max_map_size_mb, 1, 1ull << 24),
+    OPT("storage", "reserve_mb", K_SIZE, reserve_mb, 0, 1ull << 24),
     OPT("http", "bind", K_STR, http_bind, 0, 0),
     OPT("http", "port", K_INT, http_port, 0, 65535),
     OPT("http", "tls_port", K_INT, https_port, 0, 65535),

@@ -55,11 +55,14 @@ struct config {
     uint32_t pubsub_max_items;   /* cap on pubsub#max_items */
     uint32_t pubsub_max_payload; /* cap on pubsub#max_payload_size; 0: min(64 KiB, max_stanza_size) */
     bool pubsub_auto_create;
+    unsigned pubsub_max_nodes;   /* nodes one account may own; 0: no quota */
+    unsigned pubsub_page_size;   /* nodes per disco#items / GET /v1/nodes page at most */
     /* [im] */
     unsigned max_offline;        /* stored messages per account */
     /* [storage] */
     size_t map_size_mb;
     size_t max_map_size_mb;   /* automatic growth stops here */
+    size_t reserve_mb;        /* kept for deletions at the ceiling (at most 1/8 of it) */
     /* [http] (REST bridge: see docs/configuration.md for its status) */
     char *http_bind;
     int http_port;

@@ -58,6 +58,10 @@ static const struct herald_error rows[HERALD_E_COUNT_] = {
     ROW(HERALD_EUNSUPPORTED_ACCESS, "unsupported access model", "not-acceptable", "modify",
         "unsupported-access-model", 400),
     ROW(HERALD_EBADREQUEST_IQ, "unexpected request", "unexpected-request", "cancel", 0, 409),
+    /* A quota is the service's policy for this account, not a lack of
+     * resources (RFC 6120 §8.3.3.12 vs §8.3.3.18); retrying does not help
+     * until the account frees some (cancel), so HTTP 403 rather than 429. */
+    ROW(HERALD_EQUOTA, "the account's quota is reached", "policy-violation", "cancel", 0, 403),
 };
 
 const struct herald_error *herald_error(int err)

@@ -52,7 +52,8 @@ enum {
     HERALD_EPRECONDITION = -33,         /* publish-options not met */
     HERALD_EUNSUPPORTED_ACCESS = -34,   /* not-acceptable + unsupported-access-model */
     HERALD_EBADREQUEST_IQ = -35,        /* unexpected-request (wrong state) */
-    HERALD_E_COUNT_ = 36
+    HERALD_EQUOTA = -36,                /* an account's quota (pubsub.max_nodes_per_account) */
+    HERALD_E_COUNT_ = 37
 };
 
 struct herald_error {

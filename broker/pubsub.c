@@ -4,7 +4,10 @@
  * Data: LMDB holds everything (store.h); memory holds an index of every
  * node (by name and by id) with its configuration, affiliations (a hash per
  * node) and subscriptions (a list per node, in subscription order, so a
- * publish never looks at other nodes). Items stay in LMDB only.
+ * publish never looks at other nodes). Items stay in LMDB only. The
+ * by-name hash keeps the nodes in id order (sorted once at load, new ids
+ * are larger), which is the stable order of paged node lists; a hash of
+ * owners counts the nodes each account owns, for the node quota.
  *
  * Every change is one operation (batch_op_begin/_end: a nested transaction
  * of the loop turn's group commit). An operation first does all its
@@ -38,6 +41,14 @@ struct ps_sub {
     char subid[PS_SUBID_MAX + 1];
     uint8_t state;
     bool deliver;       /* pubsub#deliver subscription option */
+    bool revoke;        /* an access change being applied removes it */
+};
+
+/* How many nodes an account owns (pubsub.max_nodes_per_account). */
+struct owned {
+    char *jid;          /* bare JID */
+    unsigned n;
+    UT_hash_handle hh;
 };
 
 struct ps_aff_rec {
@@ -71,7 +82,10 @@ struct pubsub {
     struct ps_caps caps;
     bool auto_create;
     struct pubsub_hooks hooks;
-    struct ps_node *nodes;      /* by name */
+    unsigned max_nodes;         /* per account; 0: no quota */
+    unsigned page_size;         /* nodes per listed page at most */
+    struct owned *owned;        /* by bare JID */
+    struct ps_node *nodes;      /* by name; iteration in id order */
     struct ps_node *by_id;
     uint64_t last_stamp;        /* publish times never go backwards (item_expire) */
     struct sink sinks[MAX_SINKS];
@@ -142,6 +156,7 @@ const struct ps_why *pubsub_why(const struct pubsub *ps) { return &ps->why; }
 const struct ps_caps *pubsub_caps(const struct pubsub *ps) { return &ps->caps; }
 bool pubsub_auto_create(const struct pubsub *ps) { return ps->auto_create; }
 unsigned pubsub_node_count(const struct pubsub *ps) { return HASH_CNT(hh, ps->nodes); }
+unsigned pubsub_node_page_size(const struct pubsub *ps) { return ps->page_size; }
 
 /* ---- the index ---- */
 
@@ -172,12 +187,63 @@ static void unlink_node(struct pubsub *ps, struct ps_node *n)
     HASH_DELETE(hh_id, ps->by_id, n);
 }
 
+static unsigned owned_count(const struct pubsub *ps, const char *bare)
+{
+    struct owned *o = NULL;
+    HASH_FIND_STR(ps->owned, bare, o);
+    return o ? o->n : 0;
+}
+
+/* Counts one node more (delta 1) or less (-1) for an owner. The count
+ * only bounds creations: should memory run out here, the account's count
+ * stays low until the next load, which is logged. */
+static void owned_add(struct pubsub *ps, const char *bare, int delta)
+{
+    struct owned *o = NULL;
+    HASH_FIND_STR(ps->owned, bare, o);
+    if (o == NULL && delta > 0) {
+        o = calloc(1, sizeof(*o));
+        if (o == NULL || (o->jid = strdup(bare)) == NULL) {
+            free(o);
+            log_error("pubsub", "out of memory: the node count of %s is not kept", bare);
+            return;
+        }
+        HASH_ADD_KEYPTR(hh, ps->owned, o->jid, strlen(o->jid), o);
+    }
+    if (o == NULL)
+        return;
+    if (delta < 0 && o->n > 0)
+        o->n--;
+    else if (delta > 0)
+        o->n++;
+    if (o->n == 0) {
+        HASH_DEL(ps->owned, o);
+        free(o->jid);
+        free(o);
+    }
+}
+
+static void owners_add(struct pubsub *ps, const struct ps_node *n, int delta)
+{
+    const struct ps_aff_rec *r, *tmp;
+    HASH_ITER(hh, n->affs, r, tmp) {
+        if (r->aff == AFF_OWNER)
+            owned_add(ps, r->jid, delta);
+    }
+}
+
 static void free_all_nodes(struct pubsub *ps)
 {
     struct ps_node *n, *tmp;
     HASH_ITER(hh, ps->nodes, n, tmp) {
         unlink_node(ps, n);
         free_node(n);
+    }
+    struct owned *o, *otmp;
+    HASH_ITER(hh, ps->owned, o, otmp) {
+        HASH_DEL(ps->owned, o);
+        free(o->jid);
+        free(o);
     }
 }
 
@@ -332,6 +398,11 @@ static int load_node(void *ud, const char *name, const struct store_node *sn)
     return store_affs_each(c->t, n->id, load_aff, c);
 }
 
+static int by_id_order(const struct ps_node *a, const struct ps_node *b)
+{
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
 static int load(struct pubsub *ps)
 {
     struct store_txn *t;
@@ -341,7 +412,14 @@ static int load(struct pubsub *ps)
     struct load_ctx c = {ps, t, NULL};
     rc = store_node_each(t, load_node, &c);
     store_txn_abort(t);
-    return rc;
+    if (rc != 0)
+        return rc;
+    /* Storage gives the nodes by name; paged lists walk them by id, and
+     * node_link appends new (larger) ids, so one sort here keeps it. */
+    HASH_SRT(hh, ps->nodes, by_id_order);
+    struct ps_node *n, *tmp;
+    HASH_ITER(hh, ps->nodes, n, tmp) owners_add(ps, n, 1);
+    return 0;
 }
 
 /* Rollback hook: a commit failed, so memory must match LMDB again. It runs
@@ -365,6 +443,8 @@ int pubsub_open(const struct pubsub_opts *o, struct pubsub **out)
     ps->caps = o->caps;
     ps->auto_create = o->auto_create;
     ps->hooks = o->hooks;
+    ps->max_nodes = o->max_nodes_per_account;
+    ps->page_size = o->node_page_size ? o->node_page_size : 100;
     int rc = load(ps);
     if (rc == 0 && batch_on_rollback(ps->batch, reload, ps) != 0)
         rc = HERALD_ENOMEM;
@@ -635,8 +715,16 @@ static int check_jid(struct pubsub *ps, const char *who, const char *jid, char *
 }
 
 /* XEP-0248: a node's pubsub#collection must name an existing collection
- * node, and following parents must never lead back to the node. */
-static int check_collection(struct pubsub *ps, const char *name, const struct ps_config *cfg)
+ * node, and following parents must never lead back to the node. Joining a
+ * collection (a value other than `was`, the node's current one) needs the
+ * requester to own it: the collection's subscribers get the child's items,
+ * so a child is a way to publish to them. This is XEP-0248's
+ * children_association_policy "owners"; a publisher of the collection does
+ * not qualify, since a collection holds no items of its own to publish and
+ * its structure is the owner's to manage (§8.2 of XEP-0060 gives
+ * configuration to owners only). */
+static int check_collection(struct pubsub *ps, const char *who, const char *name,
+                            const struct ps_config *cfg, const char *was)
 {
     const char *p = cfg->collection;
     for (int depth = 0; p[0] != '\0'; depth++) {
@@ -646,9 +734,84 @@ static int check_collection(struct pubsub *ps, const char *name, const struct ps
         if (parent->cfg.node_type != PS_COLLECTION || strcmp(parent->name, name) == 0 || depth > 8)
             return fail(ps, HERALD_ENOTACCEPTABLE, NULL,
                         "pubsub#collection must name a collection node, without cycles");
+        if (depth == 0 && strcmp(p, was) != 0 && affiliation(parent, who) != AFF_OWNER)
+            return fail(ps, HERALD_EFORBIDDEN, NULL,
+                        "only an owner of a collection may add nodes to it");
         p = parent->cfg.collection;
     }
     return 0;
+}
+
+/* Whether subscription s still holds when the node's access model goes
+ * from `was` to `model` and its holder's affiliation is aff: what
+ * subscribing would need now (§6.1.3), except that under authorize a
+ * subscription approved before stays approved. */
+static bool sub_admitted(struct pubsub *ps, const struct ps_node *n, uint8_t was, uint8_t model,
+                         const struct ps_sub *s, uint8_t aff)
+{
+    if (aff == AFF_OUTCAST)
+        return false;
+    if (aff == AFF_OWNER || aff == AFF_PUBLISHER || aff == AFF_MEMBER)
+        return true;
+    switch (model) {
+    case PS_ACCESS_OPEN: return true;
+    case PS_ACCESS_AUTHORIZE: return was == PS_ACCESS_AUTHORIZE;
+    case PS_ACCESS_PRESENCE: return sees_owner_presence(ps, n, s->jid);
+    default: return false; /* whitelist; roster (groups are not kept) */
+    }
+}
+
+/* Marks the subscriptions an access change removes: every one (bare NULL)
+ * or those of one bare JID. Returns how many. */
+static unsigned revoke_mark(struct pubsub *ps, struct ps_node *n, uint8_t model, const char *bare,
+                            uint8_t aff)
+{
+    unsigned marked = 0;
+    for (struct ps_sub *s = n->subs; s; s = s->next) {
+        char sb[JID_MAX + 1];
+        bare_of(s->jid, sb, sizeof(sb));
+        s->revoke = false;
+        if (bare && strcmp(sb, bare) != 0)
+            continue;
+        uint8_t a = bare ? aff : affiliation(n, sb);
+        s->revoke = !sub_admitted(ps, n, n->cfg.access_model, model, s, a);
+        marked += s->revoke;
+    }
+    return marked;
+}
+
+static int revoke_write(struct store_txn *t, const struct ps_node *n)
+{
+    int rc = 0;
+    for (const struct ps_sub *s = n->subs; s && rc == 0; s = s->next)
+        if (s->revoke)
+            rc = store_sub_del(t, n->id, s->jid, s->subid);
+    return rc;
+}
+
+static void revoke_clear(struct ps_node *n)
+{
+    for (struct ps_sub *s = n->subs; s; s = s->next)
+        s->revoke = false;
+}
+
+/* The change is stored: the marked subscriptions go, and each subscriber
+ * is told its subscription is now none (XEP-0060 §8.8.4: the service
+ * notifies an entity whose subscription the owner changed). */
+static void revoke_apply(struct pubsub *ps, struct ps_node *n)
+{
+    for (struct ps_sub *s = n->subs, *next; s; s = next) {
+        next = s->next;
+        if (!s->revoke)
+            continue;
+        struct ps_event ev = node_event(n, PS_EV_SUBSCRIPTION);
+        ev.to = s->jid;
+        ev.jid = s->jid;
+        ev.subid = s->subid;
+        ev.state = SUB_NONE;
+        emit(ps, &ev, NULL);
+        sub_unlink_free(n, s);
+    }
 }
 
 /* ---- storage helpers ---- */
@@ -685,6 +848,17 @@ static int save_sub(struct store_txn *t, uint64_t node_id, const char *jid, cons
 static struct store_txn *op_begin(struct pubsub *ps, int *rc)
 {
     struct store_txn *t = batch_op_begin(ps->batch, rc);
+    if (t == NULL)
+        fail(ps, *rc, NULL, *rc == HERALD_EFULL ? "storage is full" : "storage is not writable now");
+    return t;
+}
+
+/* Begins an operation that removes data (delete, purge, retract, trim,
+ * unsubscribe): it may use the store's reserve, so that a full store can
+ * always be emptied (batch_op_begin_freeing). */
+static struct store_txn *op_begin_freeing(struct pubsub *ps, int *rc)
+{
+    struct store_txn *t = batch_op_begin_freeing(ps->batch, rc);
     if (t == NULL)
         fail(ps, *rc, NULL, "storage is not writable now");
     return t;
@@ -741,25 +915,127 @@ int pubsub_node_readable(struct pubsub *ps, const char *who, const char *node)
     return n ? can_read(ps, n, who) : rc;
 }
 
-int pubsub_nodes(struct pubsub *ps, const char *who, const char *parent, ps_node_fn *fn, void *ud)
+/* The requester of a listing, prepared once: a page may look at every
+ * node (counting them), so the per-node test is one hash probe with a
+ * precomputed hash. */
+struct lister {
+    char bare[JID_MAX + 1];
+    size_t len;
+    unsigned hv;
+    const char *parent;
+};
+
+static void lister_init(struct lister *l, const char *who, const char *parent)
+{
+    bare_of(who, l->bare, sizeof(l->bare));
+    l->len = strlen(l->bare);
+    HASH_VALUE(l->bare, l->len, l->hv);
+    l->parent = parent;
+}
+
+/* visible() for the lister, within its collection if it names one. */
+static bool listed(const struct ps_node *n, const struct lister *l)
+{
+    if (l->parent && strcmp(n->cfg.collection, l->parent) != 0)
+        return false;
+    struct ps_aff_rec *a = NULL;
+    HASH_FIND_BYHASHVALUE(hh, n->affs, l->bare, l->len, l->hv, a);
+    uint8_t aff = a ? a->aff : AFF_NONE;
+    if (aff == AFF_OUTCAST)
+        return false;
+    return n->cfg.access_model != PS_ACCESS_WHITELIST || affiliated(aff);
+}
+
+static struct ps_node *next_node(const struct ps_node *n) { return n->hh.next; }
+static struct ps_node *prev_node(const struct ps_node *n) { return n->hh.prev; }
+
+static struct ps_node *last_node(const struct pubsub *ps)
+{
+    if (ps->nodes == NULL)
+        return NULL;
+    const UT_hash_table *tbl = ps->nodes->hh.tbl;
+    return (struct ps_node *)((char *)tbl->tail - tbl->hho);
+}
+
+/* The first node with an id above `after`: O(1) from the cursor's node,
+ * a walk when it is gone. */
+static struct ps_node *first_after(struct pubsub *ps, uint64_t after)
+{
+    if (after == 0)
+        return ps->nodes;
+    struct ps_node *c = node_by_id(ps, after);
+    if (c)
+        return next_node(c);
+    for (c = ps->nodes; c && c->id <= after; c = next_node(c))
+        ;
+    return c;
+}
+
+/* The last node with an id below `before` (0: the last node). */
+static struct ps_node *last_before(struct pubsub *ps, uint64_t before)
+{
+    if (before == 0)
+        return last_node(ps);
+    struct ps_node *c = node_by_id(ps, before);
+    if (c)
+        return prev_node(c);
+    for (c = last_node(ps); c && c->id >= before; c = prev_node(c))
+        ;
+    return c;
+}
+
+int pubsub_nodes_page(struct pubsub *ps, const char *who, const char *parent,
+                      const struct ps_nodes_query *q, ps_node_fn *fn, void *ud,
+                      struct ps_nodes_page *out)
 {
     int rc;
     clear_why(ps);
+    memset(out, 0, sizeof(*out));
     if (parent) {
         struct ps_node *p = need_node(ps, parent, &rc);
         if (p == NULL || (rc = can_read(ps, p, who)) != 0)
             return rc;
     }
-    struct ps_node *n, *tmp;
-    HASH_ITER(hh, ps->nodes, n, tmp) {
-        if (parent && strcmp(n->cfg.collection, parent) != 0)
-            continue;
-        if (!visible(n, who))
+    struct lister l;
+    lister_init(&l, who, parent);
+    struct ps_node *start;
+    uint64_t stop = 0; /* a backward page ends before this id */
+    if (q->before || q->last_page) {
+        /* XEP-0059 §2.4, §2.5: the page that ends where the cursor is:
+         * back up over max listed nodes, then walk forward. */
+        struct ps_node *c = last_before(ps, q->before);
+        unsigned k = 0;
+        start = NULL;
+        for (; c && k < q->max; c = prev_node(c)) {
+            if (listed(c, &l)) {
+                start = c;
+                k++;
+            }
+        }
+        stop = q->before;
+    } else {
+        start = first_after(ps, q->after);
+    }
+    struct ps_node *n = start;
+    for (; n && out->n < q->max && (stop == 0 || n->id < stop); n = next_node(n)) {
+        if (!listed(n, &l))
             continue;
         struct ps_node_info info;
         fill_info(n, who, &info);
         if ((rc = fn(ud, &info)) != 0)
             return rc;
+        if (out->n++ == 0)
+            out->first = n->id;
+        out->last = n->id;
+    }
+    for (; n && !out->more; n = next_node(n))
+        out->more = listed(n, &l);
+    if (q->count) {
+        for (n = ps->nodes; n; n = next_node(n)) {
+            bool shown = listed(n, &l);
+            out->count += shown;
+            out->first_index += shown && out->n && n->id < out->first;
+        }
     }
     return 0;
 }
@@ -1051,10 +1327,18 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
     if (find_node(ps, name) != NULL)
         return fail(ps, HERALD_EEXIST, NULL, "a node of that name exists"); /* §8.1.1 */
     if ((rc = apply_config(ps, &cfg, cfgf, ncfg, true)) != 0 ||
-        (rc = check_collection(ps, name, &cfg)) != 0)
+        (rc = check_collection(ps, who, name, &cfg, "")) != 0)
         return rc;
     char owner[JID_MAX + 1];
     bare_of(who, owner, sizeof(owner));
+    if (ps->max_nodes && owned_count(ps, owner) >= ps->max_nodes) {
+        static struct log_limit lim;
+        log_limited(&lim, LOG_WARN, "pubsub",
+                    "%s owns %u nodes (pubsub.max_nodes_per_account): creation refused", owner,
+                    owned_count(ps, owner));
+        return fail(ps, HERALD_EQUOTA, NULL,
+                    "the account owns as many nodes as pubsub.max_nodes_per_account allows");
+    }
     struct ps_node *n = node_new(name, 0, now_ms(), &cfg);
     if (n == NULL || mem_set_aff(n, owner, AFF_OWNER) != 0) {
         free_node(n);
@@ -1073,6 +1357,7 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
         return rc;
     }
     node_link(ps, n);
+    owned_add(ps, owner, 1);
     memcpy(name_out, n->name, strlen(n->name) + 1);
     log_info("pubsub", "%s created node '%s'", owner, n->name);
     return 0;
@@ -1088,11 +1373,19 @@ int pubsub_configure(struct pubsub *ps, const char *who, const char *node,
         return rc;
     struct ps_config cfg = n->cfg;
     if ((rc = apply_config(ps, &cfg, cfgf, ncfg, false)) != 0 ||
-        (rc = check_collection(ps, n->name, &cfg)) != 0)
+        (rc = check_collection(ps, who, n->name, &cfg, n->cfg.collection)) != 0)
         return rc;
-    struct store_txn *t = op_begin(ps, &rc);
-    if (t == NULL)
+    /* A new access model holds for existing subscriptions too, in the
+     * same operation: nobody it refuses gets the next item. */
+    if (cfg.access_model != n->cfg.access_model)
+        revoke_mark(ps, n, cfg.access_model, NULL, AFF_NONE);
+    /* Rewriting the small node record and trimming free more than they
+     * take: a full store can still be reconfigured. */
+    struct store_txn *t = op_begin_freeing(ps, &rc);
+    if (t == NULL) {
+        revoke_clear(n);
         return rc;
+    }
     struct store_node sn;
     uint8_t cb[CFG_RECORD_MAX];
     to_store_node(n, &sn, cb, sizeof(cb));
@@ -1102,8 +1395,13 @@ int pubsub_configure(struct pubsub *ps, const char *who, const char *node,
     uint32_t keep = ps_config_keep(&cfg, &ps->caps);
     if (rc == 0 && sn.item_count > keep)
         rc = store_items_trim(t, n->name, &sn, keep, NULL);
-    if ((rc = op_end(ps, t, rc)) != 0)
+    if (rc == 0)
+        rc = revoke_write(t, n);
+    if ((rc = op_end(ps, t, rc)) != 0) {
+        revoke_clear(n);
         return rc;
+    }
+    revoke_apply(ps, n);
     n->cfg = cfg;
     n->item_count = sn.item_count;
     emit(ps, &(struct ps_event){.kind = PS_EV_CONFIGURED, .node = n->name, .node_id = n->id,
@@ -1119,7 +1417,7 @@ int pubsub_delete(struct pubsub *ps, const char *who, const char *node, const ch
     struct ps_node *n = owned_node(ps, node, who, &rc); /* §8.4.3 */
     if (n == NULL)
         return rc;
-    struct store_txn *t = op_begin(ps, &rc);
+    struct store_txn *t = op_begin_freeing(ps, &rc);
     if (t == NULL)
         return rc;
     rc = store_node_del(t, n->name, n->id);
@@ -1141,6 +1439,7 @@ int pubsub_delete(struct pubsub *ps, const char *who, const char *node, const ch
             c->cfg.collection[0] = '\0';
     }
     log_info("pubsub", "node '%s' deleted", n->name);
+    owners_add(ps, n, -1);
     unlink_node(ps, n);
     struct ps_event ev = node_event(n, PS_EV_DELETED);
     ev.redirect = redirect;
@@ -1155,7 +1454,7 @@ int pubsub_purge(struct pubsub *ps, const char *who, const char *node)
     struct ps_node *n = owned_node(ps, node, who, &rc); /* §8.5.3 */
     if (n == NULL)
         return rc;
-    struct store_txn *t = op_begin(ps, &rc);
+    struct store_txn *t = op_begin_freeing(ps, &rc);
     if (t == NULL)
         return rc;
     uint8_t cb[CFG_RECORD_MAX];
@@ -1178,7 +1477,7 @@ void pubsub_expire(struct pubsub *ps)
             continue;
         uint64_t cutoff = now - (uint64_t)n->cfg.item_expire * 1000;
         int rc;
-        struct store_txn *t = op_begin(ps, &rc);
+        struct store_txn *t = op_begin_freeing(ps, &rc);
         if (t == NULL)
             return;
         struct store_node sn;
@@ -1311,7 +1610,7 @@ int pubsub_retract(struct pubsub *ps, const char *who, const char *node, const c
     uint8_t aff = affiliation(n, who);
     if (aff != AFF_OWNER && aff != AFF_PUBLISHER && aff != AFF_PUBLISH_ONLY)
         return fail(ps, HERALD_EFORBIDDEN, NULL, "the requester may not retract here"); /* §7.2.3.1 */
-    struct store_txn *t = op_begin(ps, &rc);
+    struct store_txn *t = op_begin_freeing(ps, &rc);
     if (t == NULL)
         return rc;
     struct store_node sn;
@@ -1462,7 +1761,7 @@ int pubsub_unsubscribe(struct pubsub *ps, const char *who, const char *node, con
     struct ps_sub *s = pick_sub(ps, n, prepared, subid, &rc);
     if (s == NULL)
         return rc;
-    struct store_txn *t = op_begin(ps, &rc);
+    struct store_txn *t = op_begin_freeing(ps, &rc);
     if (t == NULL || (rc = op_end(ps, t, store_sub_del(t, n->id, s->jid, s->subid))) != 0)
         return rc;
     sub_unlink_free(n, s);
@@ -1566,7 +1865,7 @@ int pubsub_owner_set_subscription(struct pubsub *ps, const char *who, const char
         if ((fresh = sub_new(prepared, subid, state, true)) == NULL)
             return fail(ps, HERALD_ENOMEM, NULL, NULL);
     }
-    struct store_txn *t = op_begin(ps, &rc);
+    struct store_txn *t = state == SUB_NONE ? op_begin_freeing(ps, &rc) : op_begin(ps, &rc);
     if (t == NULL) {
         if (fresh)
             free(fresh->jid);
@@ -1619,6 +1918,11 @@ int pubsub_owner_set_affiliation(struct pubsub *ps, const char *who, const char 
         if (owners <= 1) /* §8.9.2.4: a node keeps at least one owner */
             return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "a node keeps at least one owner");
     }
+    uint8_t old = affiliation(n, bare);
+    if (aff == AFF_OWNER && old != AFF_OWNER && ps->max_nodes &&
+        owned_count(ps, bare) >= ps->max_nodes)
+        return fail(ps, HERALD_EQUOTA, NULL,
+                    "that account owns as many nodes as pubsub.max_nodes_per_account allows");
     /* The record first, so that a failed write leaves memory as it was. */
     struct ps_aff_rec *rec = NULL;
     HASH_FIND_STR(n->affs, bare, rec);
@@ -1628,30 +1932,28 @@ int pubsub_owner_set_affiliation(struct pubsub *ps, const char *who, const char 
         HASH_FIND_STR(n->affs, bare, rec);
         rec->aff = AFF_NONE; /* not in effect until the write succeeded */
     }
+    /* The subscriptions the new affiliation no longer admits go with it:
+     * an outcast keeps none (§8.9.2.4), a former member of a whitelist node
+     * none either. */
+    revoke_mark(ps, n, n->cfg.access_model, bare, aff);
     struct store_txn *t = op_begin(ps, &rc);
     if (t != NULL) {
         rc = store_aff_put(t, n->id, bare, aff);
-        /* An outcast keeps no subscription, bare or full. */
-        for (struct ps_sub *s = n->subs; s && rc == 0 && aff == AFF_OUTCAST; s = s->next) {
-            char sb[JID_MAX + 1];
-            bare_of(s->jid, sb, sizeof(sb));
-            if (strcmp(sb, bare) == 0)
-                rc = store_sub_del(t, n->id, s->jid, s->subid);
-        }
+        if (rc == 0)
+            rc = revoke_write(t, n);
         rc = op_end(ps, t, rc);
     }
     if (rc != 0) {
+        revoke_clear(n);
         if (rec && rec->aff == AFF_NONE)
             mem_set_aff(n, bare, AFF_NONE);
         return rc;
     }
     mem_set_aff(n, bare, aff); /* an existing record: no allocation */
-    for (struct ps_sub *s = n->subs, *next; s && aff == AFF_OUTCAST; s = next) {
-        next = s->next;
-        char sb[JID_MAX + 1];
-        bare_of(s->jid, sb, sizeof(sb));
-        if (strcmp(sb, bare) == 0)
-            sub_unlink_free(n, s);
-    }
+    if (old == AFF_OWNER && aff != AFF_OWNER)
+        owned_add(ps, bare, -1);
+    else if (old != AFF_OWNER && aff == AFF_OWNER)
+        owned_add(ps, bare, 1);
+    revoke_apply(ps, n);
     return 0;
 }

@@ -58,6 +58,8 @@ struct pubsub_opts {
     struct ps_caps caps;
     bool auto_create;          /* publishing to a missing node creates it (§7.1.4) */
     struct pubsub_hooks hooks;
+    unsigned max_nodes_per_account; /* owner affiliations per bare JID; 0: no quota */
+    unsigned node_page_size;   /* nodes per page of a node list at most (0: 100) */
 };
 
 /* Loads the index from storage. *out is owned by the caller. */
@@ -71,6 +73,8 @@ const struct ps_why *pubsub_why(const struct pubsub *ps);
 const struct ps_caps *pubsub_caps(const struct pubsub *ps);
 bool pubsub_auto_create(const struct pubsub *ps);
 unsigned pubsub_node_count(const struct pubsub *ps);
+/* The most nodes one page of a node list holds, and its default size. */
+unsigned pubsub_node_page_size(const struct pubsub *ps);
 
 /* ---- reads ---- */
 
@@ -94,10 +98,33 @@ int pubsub_node_get(struct pubsub *ps, const char *who, const char *node, struct
 int pubsub_node_readable(struct pubsub *ps, const char *who, const char *node);
 
 typedef int ps_node_fn(void *ud, const struct ps_node_info *n);
-/* The nodes the requester may see: every node (parent NULL), or the child
- * nodes of collection `parent` (which the requester must be able to read).
- * fn returning nonzero stops the walk and is returned. */
-int pubsub_nodes(struct pubsub *ps, const char *who, const char *parent, ps_node_fn *fn, void *ud);
+/* One page of the nodes the requester may see: every node (parent NULL),
+ * or the child nodes of collection `parent` (which the requester must be
+ * able to read); fn returning nonzero stops the walk and is returned.
+ * There is no unpaged list: a list of every node is what an account with
+ * many nodes turns into an answer too large to send (XEP-0059 for
+ * disco#items, ?after= for REST). The order is the nodes' creation order
+ * (their ids, never reused), kept by the index, so a page costs a walk
+ * from its cursor and no sort. A cursor is a node id: the page holds the
+ * visible nodes after (or before) it, whether or not the cursor's node
+ * still exists. */
+struct ps_nodes_query {
+    unsigned max;              /* page size (> 0) */
+    uint64_t after;            /* ids > after (0: from the first) */
+    uint64_t before;           /* ids < before, the page ending there (0: not asked) */
+    bool last_page;            /* XEP-0059 §2.5 empty <before/>: the last page */
+    bool count;                /* count every visible node (a full walk) */
+};
+struct ps_nodes_page {
+    unsigned n;                /* nodes given to fn */
+    uint64_t first, last;      /* ids of the first and last of them */
+    bool more;                 /* visible nodes follow the last one */
+    unsigned count;            /* all visible nodes, when asked */
+    unsigned first_index;      /* with count: visible nodes before the first (XEP-0059 §2.1) */
+};
+int pubsub_nodes_page(struct pubsub *ps, const char *who, const char *parent,
+                      const struct ps_nodes_query *q, ps_node_fn *fn, void *ud,
+                      struct ps_nodes_page *out);
 
 struct ps_item {
     uint64_t seq;              /* per-node publish sequence: later publishes have larger ones */
@@ -170,11 +197,16 @@ int pubsub_pending_nodes(struct pubsub *ps, const char *who, ps_name_fn *fn, voi
 
 /* Creates a node (name NULL: an instant node with a generated name, §8.1.2),
  * configured by fields over the defaults (§8.1.3). The name goes to
- * name_out (at least PS_NODE_NAME_MAX + 1 bytes). */
+ * name_out (at least PS_NODE_NAME_MAX + 1 bytes). An account that owns
+ * max_nodes_per_account nodes gets HERALD_EQUOTA. Joining a collection
+ * (pubsub#collection, here or in pubsub_configure) needs the requester to
+ * own that collection (XEP-0248 children_association_policy "owners"). */
 int pubsub_create(struct pubsub *ps, const char *who, const char *name,
                   const struct ps_field *cfg, size_t ncfg, char *name_out);
 /* Applies fields to the node's configuration (§8.2.4); a smaller max_items
- * trims at once. */
+ * trims at once. A new access model applies to existing subscriptions in
+ * the same operation: those it no longer admits are removed and their
+ * subscribers get a PS_EV_SUBSCRIPTION with state SUB_NONE (§8.8.4). */
 int pubsub_configure(struct pubsub *ps, const char *who, const char *node,
                      const struct ps_field *cfg, size_t ncfg);
 int pubsub_delete(struct pubsub *ps, const char *who, const char *node, const char *redirect);
@@ -229,7 +261,10 @@ int pubsub_subscription_configure(struct pubsub *ps, const char *who, const char
 int pubsub_owner_set_subscription(struct pubsub *ps, const char *who, const char *node,
                                   const char *jid, uint8_t state);
 /* Owner: sets jid's affiliation (AFF_NONE removes it; §8.9.2). A node keeps
- * at least one owner (HERALD_ENOTACCEPTABLE). */
+ * at least one owner (HERALD_ENOTACCEPTABLE). Subscriptions of jid that the
+ * new affiliation no longer admits (an outcast, or a former member of a
+ * whitelist node) are removed as in pubsub_configure. Making an account
+ * owner counts against its node quota (HERALD_EQUOTA). */
 int pubsub_owner_set_affiliation(struct pubsub *ps, const char *who, const char *node,
                                  const char *jid, uint8_t aff);
 /* Owner answers a pending subscription (§8.6). */
@@ -250,7 +285,8 @@ enum ps_event_kind {
     PS_EV_PURGED,
     PS_EV_DELETED,          /* redirect (may be NULL) */
     PS_EV_CONFIGURED,       /* config is the new configuration */
-    PS_EV_SUBSCRIPTION,     /* to = jid, subid, state: the owner decided (§8.6.2) */
+    PS_EV_SUBSCRIPTION,     /* to = jid, subid, state: the owner decided (§8.6.2), or
+                             * an access change removed it (state SUB_NONE, §8.8.4) */
     PS_EV_APPROVAL_PENDING, /* to = an owner; jid, subid: the subscriber (§8.6.1) */
     PS_EV_LAST_ITEM,        /* to = the new subscriber; item_* and payload (§6.1.7) */
 };

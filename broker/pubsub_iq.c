@@ -20,6 +20,7 @@
  * write batch after it commits (batch_after): a result never announces a
  * change a crash could still take back; if the commit fails the requester
  * gets the commit's error instead. */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -555,6 +556,94 @@ static int add_item_id(void *ud, const struct ps_item *it)
     return 0;
 }
 
+/* XEP-0059 on a node list (disco#items on the service or a collection).
+ * Cursors are node ids in decimal (opaque to the client): the order is
+ * creation order, stable across pages and restarts, and a cursor stays
+ * valid when its node is deleted. Without <set/> the service still returns
+ * at most one page, with a <set/> so that a client can go on (XEP-0059
+ * §2.1: the responding entity may limit what it returns). */
+static int parse_cursor(const char *s, uint64_t *out)
+{
+    if (s[0] < '0' || s[0] > '9')
+        return HERALD_ENOTFOUND;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || v == 0 || v == ULLONG_MAX)
+        return HERALD_ENOTFOUND; /* XEP-0059 §2.5: no such item */
+    *out = v;
+    return 0;
+}
+
+static int nodes_rsm_query(struct req *r, const struct xnode *set, struct ps_nodes_query *q)
+{
+    unsigned page = pubsub_node_page_size(r->ps);
+    memset(q, 0, sizeof(*q));
+    q->max = page;
+    q->count = true;
+    if (set == NULL)
+        return 0;
+    if (xml_child(set, NS_RSM, "index"))
+        return HERALD_ENOTIMPL;
+    struct xnode *m = xml_child(set, NS_RSM, "max");
+    struct xnode *b = xml_child(set, NS_RSM, "before");
+    struct xnode *af = xml_child(set, NS_RSM, "after");
+    const char *mt = m ? xml_text(r->a, m) : NULL;
+    const char *bt = b ? xml_text(r->a, b) : NULL;
+    const char *at = af ? xml_text(r->a, af) : NULL;
+    if ((m && mt == NULL) || (b && bt == NULL) || (af && at == NULL))
+        return HERALD_ENOMEM;
+    if (mt && parse_count(mt, true, &q->max) != 0)
+        return HERALD_EINVAL;
+    if (q->max > page)
+        q->max = page;
+    int rc = 0;
+    if (bt && bt[0])
+        rc = parse_cursor(bt, &q->before);
+    else if (b)
+        q->last_page = true;
+    else if (at && at[0])
+        rc = parse_cursor(at, &q->after);
+    return rc;
+}
+
+static struct xnode *add_text_elem(struct arena *a, struct xnode *parent, const char *name,
+                                   uint64_t v)
+{
+    char num[24];
+    int l = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+    struct xnode *e = xml_add_elem(a, parent, NS_RSM, name);
+    return e && l > 0 && xml_add_text(a, e, num, (size_t)l) == 0 ? e : NULL;
+}
+
+/* The nodes of the service (parent NULL) or of a collection, one page. */
+static int node_page(struct req *r, struct list_ctx *c, const char *parent, const struct xnode *q)
+{
+    const struct xnode *set = xml_child(q, NS_RSM, "set");
+    struct ps_nodes_query nq;
+    struct ps_nodes_page pg;
+    int rc = nodes_rsm_query(r, set, &nq);
+    if (rc != 0)
+        return rc;
+    rc = pubsub_nodes_page(r->ps, r->who, parent, &nq, add_node_item, c, &pg);
+    if (rc != 0)
+        return c->nomem ? HERALD_ENOMEM : from_service(r, rc);
+    if (set == NULL && !pg.more)
+        return 0; /* everything fitted: an answer any client understands */
+    struct xnode *rs = xml_add_elem(r->a, c->parent, NS_RSM, "set");
+    if (rs == NULL)
+        return HERALD_ENOMEM;
+    if (pg.n) {
+        /* §2.1: <first index=…/>, the page's position in the whole set. */
+        char idx[16];
+        struct xnode *fe = add_text_elem(r->a, rs, "first", pg.first);
+        if (fe == NULL || snprintf(idx, sizeof(idx), "%u", pg.first_index) < 0 ||
+            xml_set_attr(r->a, fe, "index", idx) != 0 ||
+            add_text_elem(r->a, rs, "last", pg.last) == NULL)
+            return HERALD_ENOMEM;
+    }
+    return add_text_elem(r->a, rs, "count", pg.count) ? 0 : HERALD_ENOMEM;
+}
+
 static int disco_items(struct req *r, struct xnode *q, struct xnode *unused)
 {
     struct arena *a = r->a;
@@ -566,8 +655,9 @@ static int disco_items(struct req *r, struct xnode *q, struct xnode *unused)
     if (res == NULL || (node && xml_set_attr(a, res, "node", node) != 0))
         return HERALD_ENOMEM;
     if (node == NULL) {
-        /* §5.2: the nodes the requester may see (the service's listing policy). */
-        rc = pubsub_nodes(r->ps, r->who, NULL, add_node_item, &c);
+        /* §5.2: the nodes the requester may see (the service's listing
+         * policy), a page at a time. */
+        rc = node_page(r, &c, NULL, q);
     } else if (strcmp(node, NS_COMMANDS) == 0) {
         /* XEP-0050 §2.2: the commands the service offers. */
         struct xnode *it = xml_add_elem(a, res, NS_DISCO_ITEMS, "item");
@@ -575,20 +665,20 @@ static int disco_items(struct req *r, struct xnode *q, struct xnode *unused)
         c.nomem = rc != 0;
     } else {
         struct ps_node_info info;
-        rc = pubsub_node_get(r->ps, r->who, node, &info);
+        rc = from_service(r, pubsub_node_get(r->ps, r->who, node, &info));
         if (rc == 0 && info.config.node_type == PS_COLLECTION) {
             /* XEP-0248: a collection's items are its child nodes. */
-            rc = pubsub_nodes(r->ps, r->who, node, add_node_item, &c);
+            rc = node_page(r, &c, node, q);
         } else if (rc == 0) {
             /* §5.5: a leaf's items, by id, oldest first. */
             struct ps_items_query iq;
             memset(&iq, 0, sizeof(iq));
             iq.oldest_first = true;
-            rc = pubsub_items(r->ps, r->who, node, &iq, add_item_id, &c);
+            rc = from_service(r, pubsub_items(r->ps, r->who, node, &iq, add_item_id, &c));
         }
     }
     if (rc != 0)
-        return c.nomem ? HERALD_ENOMEM : from_service(r, rc);
+        return c.nomem ? HERALD_ENOMEM : rc;
     return answer(r, rep);
 }
 

@@ -171,6 +171,8 @@ static int open_pubsub(struct herald *h)
         .caps = {.max_items = cfg->pubsub_max_items, .max_payload_size = cfg->pubsub_max_payload},
         .auto_create = cfg->pubsub_auto_create,
         .hooks = {.presence_subscribed = presence_subscribed, .ud = h},
+        .max_nodes_per_account = cfg->pubsub_max_nodes,
+        .node_page_size = cfg->pubsub_page_size,
     };
     if (o.caps.max_payload_size == 0)
         o.caps.max_payload_size =
@@ -196,7 +198,8 @@ int herald_serve(struct config *cfg)
     raise_fd_limit();
 
     struct store_opts so = {.map_size = cfg->map_size_mb << 20,
-                            .max_map_size = cfg->max_map_size_mb << 20};
+                            .max_map_size = cfg->max_map_size_mb << 20,
+                            .reserve = cfg->reserve_mb << 20};
     if ((rc = store_open(&h->store, cfg->data_dir, &so)) != 0) {
         log_error("herald", "cannot open the data directory %s: %s", cfg->data_dir,
                   herald_strerror(rc));

@@ -24,6 +24,7 @@ struct store;
 struct store_opts {
     size_t map_size;     /* bytes; 0 = default (1 GiB) */
     size_t max_map_size; /* ceiling for automatic growth; <= map_size: no growth */
+    size_t reserve;      /* bytes kept for removals at the ceiling (at most 1/8 of it) */
     bool read_only;
 };
 
@@ -109,6 +110,14 @@ const char *store_path(const struct store *s);
  * start, or when test faults are set (HERALD_TEST_FAULTS without :direct).
  * The batch runs risky operations in nested transactions (batch.h). */
 bool store_write_risky(const struct store *s);
+/* Is the map at its ceiling with no more free pages than the reserve
+ * (store_opts.reserve), counting what the open write transaction may have
+ * used? Then only operations that remove data may write (batch.h): LMDB
+ * copies every page a delete touches, so deleting needs free pages too,
+ * and the reserve keeps them for it. Free pages include LMDB's free list
+ * (pages of deleted data) once the map's unused tail runs short, so after
+ * a removal has committed, adding data works again. */
+bool store_reserve_reached(const struct store *s);
 /* Write attempts (puts and deletes) so far: equal before and after an
  * operation means it wrote nothing. */
 unsigned long store_write_count(const struct store *s);

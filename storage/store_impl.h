@@ -31,6 +31,9 @@ struct store {
     unsigned long write_attempts; /* puts and deletes since the store opened */
     unsigned long turn_pages;      /* pages the open top-level write txn may have dirtied (estimate) */
     unsigned long turn_free_pages; /* free pages of the map when it began */
+    size_t reserve;                /* bytes kept for removals at the ceiling (store_reserve_reached) */
+    unsigned long reserve_pages;   /* the same in pages of the map */
+    bool at_ceiling;               /* the map cannot grow any more */
     char path[4096];
 };
 

@@ -195,6 +195,11 @@ int store_open(struct store **out, const char *dir, const struct store_opts *opt
     size_t map = (opts && opts->map_size) ? opts->map_size : DEFAULT_MAP_SIZE;
     s->map_size = map;
     s->max_map_size = (opts && opts->max_map_size > map) ? opts->max_map_size : map;
+    /* The reserve must leave most of a small map usable. */
+    size_t reserve = opts ? opts->reserve : 0;
+    if (reserve > s->max_map_size / 8)
+        reserve = s->max_map_size / 8;
+    s->reserve = reserve;
     if ((rc = mdb_env_set_mapsize(s->env, map)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 16)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, 126)) != 0)
         goto fail;
@@ -246,6 +251,40 @@ bool store_write_risky(const struct store *s)
 
 unsigned long store_write_count(const struct store *s) { return s->write_attempts; }
 
+bool store_reserve_reached(const struct store *s)
+{
+    return s->at_ceiling && s->reserve_pages && s->turn_pages + s->reserve_pages > s->turn_free_pages;
+}
+
+/* Pages on LMDB's free list (freed by committed transactions, reusable):
+ * each record of the free database (dbi 0) is a list of page numbers
+ * that starts with its length. LMDB opens a cursor on it in a read-only
+ * transaction only (MDB_NOTLS allows one beside the open write). */
+static unsigned long freelist_pages(struct store *s)
+{
+    MDB_txn *rtxn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    unsigned long pages = 0;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rtxn) != 0)
+        return 0;
+    if (mdb_cursor_open(rtxn, 0, &cur) != 0)
+        goto done;
+    int rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size >= sizeof(size_t)) {
+            size_t n;
+            memcpy(&n, v.mv_data, sizeof(n));
+            pages += n;
+        }
+    }
+    mdb_cursor_close(cur);
+done:
+    mdb_txn_abort(rtxn);
+    return pages;
+}
+
 void store_turn_begin(struct store *s)
 {
     MDB_envinfo info;
@@ -255,6 +294,13 @@ void store_turn_begin(struct store *s)
     if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0 && st.ms_psize) {
         size_t pages = info.me_mapsize / st.ms_psize;
         s->turn_free_pages = pages > info.me_last_pgno + 1 ? pages - info.me_last_pgno - 1 : 0;
+        s->at_ceiling = info.me_mapsize >= s->max_map_size;
+        s->reserve_pages = (unsigned long)(s->reserve / st.ms_psize);
+        /* Far from the end of the map its unused tail is enough to judge
+         * by; close to it, deleted data's pages count as well (a walk of
+         * the free list's records, only then). */
+        if (s->turn_free_pages < s->reserve_pages + 4096)
+            s->turn_free_pages += freelist_pages(s);
     }
 }
 

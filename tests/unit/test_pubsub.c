@@ -210,10 +210,16 @@ struct fx {
 
 #define CAP_MAX_ITEMS 100
 #define CAP_MAX_PAYLOAD 4096
+static unsigned FX_MAX_NODES; /* pubsub.max_nodes_per_account of the next open (0: none) */
+static size_t FX_MAP_MB;      /* map size and ceiling of the next open (0: 64 and 256 MiB) */
 
 static bool fx_open(struct fx *f)
 {
     struct store_opts so = {.map_size = 64u << 20, .max_map_size = 256u << 20};
+    if (FX_MAP_MB) {
+        so.map_size = so.max_map_size = FX_MAP_MB << 20;
+        so.reserve = FX_MAP_MB << 17; /* an eighth */
+    }
     int rc = store_open(&f->st, f->dir, &so);
     CHECK_EQ_INT(rc, 0);
     if (rc != 0)
@@ -226,6 +232,7 @@ static bool fx_open(struct fx *f)
         .caps = {.max_items = CAP_MAX_ITEMS, .max_payload_size = CAP_MAX_PAYLOAD},
         .auto_create = f->auto_create,
         .hooks = {.presence_subscribed = presence_cb, .ud = &PRES},
+        .max_nodes_per_account = FX_MAX_NODES,
     };
     rc = pubsub_open(&o, &f->ps);
     CHECK_EQ_INT(rc, 0);
@@ -457,7 +464,9 @@ static const char *nodes_of(struct fx *f, const char *who, const char *parent)
 {
     struct names nm;
     memset(&nm, 0, sizeof(nm));
-    int rc = pubsub_nodes(f->ps, who, parent, node_name_cb, &nm);
+    struct ps_nodes_query q = {.max = UINT32_MAX};
+    struct ps_nodes_page pg;
+    int rc = pubsub_nodes_page(f->ps, who, parent, &q, node_name_cb, &nm, &pg);
     if (rc != 0) {
         snprintf(NAMES_BUF, sizeof(NAMES_BUF), "ERR%d", rc);
         return NAMES_BUF;
@@ -1736,7 +1745,8 @@ static void test_fault_affiliations(void)
     CHECK_EQ_INT(info.affiliation, AFF_NONE);
     CHECK_EQ_INT(publish(&f, BOB, "n", "by-bob", NULL), 0);
     commit(&f);
-    CHECK_EQ_STR(rec_summary(), "PUB:n:by-bob");
+    /* dave, made outcast, is told his subscription is gone (§8.8.4). */
+    CHECK_EQ_STR(rec_summary(), "SUB:n,PUB:n:by-bob");
     CHECK(fx_reopen(&f, NULL));
     CHECK_EQ_STR(affs_node(&f, ALICE, "n"), ALICE "=1," BOB "=2," DAVE "=5");
     CHECK_EQ_STR(subs_node(&f, ALICE, "n"), CAROL "/r:s:1");
@@ -2106,6 +2116,257 @@ static void test_node_names_and_publish_allowed(void)
     fx_end(&f);
 }
 
+/* ---- issue 11: paging, quota, access changes, collection rights ---- */
+
+/* One page as "name,name|first-last|more|count" (ids as numbers). */
+static char PAGE_BUF[1024];
+static const char *page_of(struct fx *f, const char *who, const char *parent,
+                           struct ps_nodes_query q, struct ps_nodes_page *pg)
+{
+    struct names nm;
+    memset(&nm, 0, sizeof(nm));
+    int rc = pubsub_nodes_page(f->ps, who, parent, &q, node_name_cb, &nm, pg);
+    if (rc != 0) {
+        snprintf(PAGE_BUF, sizeof(PAGE_BUF), "ERR%d", rc);
+        return PAGE_BUF;
+    }
+    size_t len = 0; /* in the page's order (names_join sorts) */
+    PAGE_BUF[0] = '\0';
+    for (int i = 0; i < nm.n && len < sizeof(PAGE_BUF); i++)
+        len += (size_t)snprintf(PAGE_BUF + len, sizeof(PAGE_BUF) - len, "%s%s", i ? "," : "",
+                                nm.v[i]);
+    if (len < sizeof(PAGE_BUF))
+        snprintf(PAGE_BUF + len, sizeof(PAGE_BUF) - len, "|%s|%u", pg->more ? "more" : "end",
+                 pg->count);
+    return PAGE_BUF;
+}
+
+static void test_nodes_paged(void)
+{
+    struct fx f;
+    if (!fx_start(&f))
+        return;
+    /* Creation order, not name order. */
+    const char *names[] = {"z", "a", "m", "b", "y", "c", "x"};
+    for (size_t i = 0; i < 7; i++)
+        CHECK_EQ_INT(create(&f, ALICE, names[i], NULL, 0), 0);
+    struct ps_field wl[] = {FIELD("pubsub#access_model", "whitelist")};
+    CHECK_EQ_INT(pubsub_configure(f.ps, ALICE, "b", wl, 1), 0); /* hidden from bob */
+    commit(&f);
+    struct ps_nodes_page pg;
+    struct ps_nodes_query q = {.max = 3, .count = true};
+    CHECK_EQ_STR(page_of(&f, BOB, NULL, q, &pg), "z,a,m|more|6");
+    q.after = pg.last;
+    CHECK_EQ_STR(page_of(&f, BOB, NULL, q, &pg), "y,c,x|end|6");
+    q.after = pg.last;
+    CHECK_EQ_STR(page_of(&f, BOB, NULL, q, &pg), "|end|6");
+    CHECK_EQ_INT(pg.n, 0);
+    q.after = 0;
+    CHECK_EQ_STR(page_of(&f, ALICE, NULL, q, &pg), "z,a,m|more|7");
+    uint64_t after_m = pg.last;
+    /* The cursor's node deleted: the page after it is the same. */
+    CHECK_EQ_INT(pubsub_delete(f.ps, ALICE, "m", NULL), 0);
+    commit(&f);
+    q.after = after_m;
+    CHECK_EQ_STR(page_of(&f, ALICE, NULL, q, &pg), "b,y,c|more|6");
+    /* Backwards: the last page, then the one before it. */
+    struct ps_nodes_query back = {.max = 2, .last_page = true};
+    CHECK_EQ_STR(page_of(&f, ALICE, NULL, back, &pg), "c,x|end|0");
+    back.last_page = false;
+    back.before = pg.first;
+    CHECK_EQ_STR(page_of(&f, ALICE, NULL, back, &pg), "b,y|more|0");
+    back.before = pg.first;
+    CHECK_EQ_STR(page_of(&f, ALICE, NULL, back, &pg), "z,a|more|0");
+    back.before = pg.first;
+    CHECK_EQ_STR(page_of(&f, ALICE, NULL, back, &pg), "|end|0");
+    /* The order survives a reload from storage. */
+    CHECK(fx_reopen(&f, NULL));
+    q.after = 0;
+    q.max = 10;
+    CHECK_EQ_STR(page_of(&f, ALICE, NULL, q, &pg), "z,a,b,y,c,x|end|6");
+    CHECK_EQ_INT(create(&f, ALICE, "new", NULL, 0), 0);
+    CHECK_EQ_STR(page_of(&f, ALICE, NULL, q, &pg), "z,a,b,y,c,x,new|end|7");
+    fx_end(&f);
+}
+
+static void test_nodes_paged_collection(void)
+{
+    struct fx f;
+    if (!fx_start(&f))
+        return;
+    struct ps_field coll[] = {FIELD("pubsub#node_type", "collection")};
+    struct ps_field in[] = {FIELD("pubsub#collection", "c")};
+    CHECK_EQ_INT(create(&f, ALICE, "c", coll, 1), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "k1", in, 1), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "out", NULL, 0), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "k2", in, 1), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "k3", in, 1), 0);
+    commit(&f);
+    struct ps_nodes_page pg;
+    struct ps_nodes_query q = {.max = 2, .count = true};
+    CHECK_EQ_STR(page_of(&f, BOB, "c", q, &pg), "k1,k2|more|3");
+    q.after = pg.last;
+    CHECK_EQ_STR(page_of(&f, BOB, "c", q, &pg), "k3|end|3");
+    CHECK_EQ_INT(pg.first_index, 2);
+    CHECK_EQ_STR(page_of(&f, BOB, "nope", q, &pg), "ERR-3");
+    fx_end(&f);
+}
+
+static void test_node_quota(void)
+{
+    struct fx f;
+    FX_MAX_NODES = 2;
+    if (!fx_start(&f)) {
+        FX_MAX_NODES = 0;
+        return;
+    }
+    CHECK_EQ_INT(create(&f, ALICE, "a1", NULL, 0), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "a2", NULL, 0), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "a3", NULL, 0), HERALD_EQUOTA);
+    CHECK_EQ_INT(create(&f, ALICE, NULL, NULL, 0), HERALD_EQUOTA);
+    CHECK_EQ_INT(create(&f, BOB, "b1", NULL, 0), 0);
+    /* Ownership given to a full account is refused; to another, counted. */
+    CHECK_EQ_INT(pubsub_owner_set_affiliation(f.ps, BOB, "b1", ALICE, AFF_OWNER), HERALD_EQUOTA);
+    CHECK_EQ_INT(pubsub_owner_set_affiliation(f.ps, BOB, "b1", CAROL, AFF_OWNER), 0);
+    CHECK_EQ_INT(create(&f, CAROL, "c1", NULL, 0), 0);
+    CHECK_EQ_INT(create(&f, CAROL, "c2", NULL, 0), HERALD_EQUOTA);
+    /* Giving ownership up makes room. */
+    CHECK_EQ_INT(pubsub_owner_set_affiliation(f.ps, CAROL, "b1", CAROL, AFF_NONE), 0);
+    CHECK_EQ_INT(create(&f, CAROL, "c2", NULL, 0), 0);
+    commit(&f);
+    /* Counts are rebuilt from storage. */
+    CHECK(fx_reopen(&f, NULL));
+    CHECK_EQ_INT(create(&f, ALICE, "a3", NULL, 0), HERALD_EQUOTA);
+    CHECK_EQ_INT(pubsub_delete(f.ps, ALICE, "a1", NULL), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "a3", NULL, 0), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "a4", NULL, 0), HERALD_EQUOTA);
+    commit(&f);
+    FX_MAX_NODES = 0;
+    fx_end(&f);
+}
+
+static void test_access_change_revokes(void)
+{
+    struct fx f;
+    if (!fx_start(&f))
+        return;
+    CHECK_EQ_INT(create(&f, ALICE, "n", NULL, 0), 0);
+    CHECK_EQ_INT(subscribe(&f, BOB, "n", BOB "/r", NULL, 0), 0);
+    CHECK_EQ_INT(subscribe(&f, CAROL, "n", CAROL, NULL, 0), 0);
+    CHECK_EQ_INT(subscribe(&f, DAVE, "n", DAVE, NULL, 0), 0);
+    CHECK_EQ_INT(pubsub_owner_set_affiliation(f.ps, ALICE, "n", CAROL, AFF_MEMBER), 0);
+    commit(&f);
+    rec_reset();
+    /* Open to presence: dave can see an owner's presence, bob cannot. */
+    presence_allow(ALICE, DAVE);
+    struct ps_field pr[] = {FIELD("pubsub#access_model", "presence")};
+    CHECK_EQ_INT(pubsub_configure(f.ps, ALICE, "n", pr, 1), 0);
+    CHECK_EQ_STR(subs_node(&f, ALICE, "n"), CAROL ":s:1;" DAVE ":s:1");
+    CHECK_EQ_INT(publish(&f, ALICE, "n", "i1", NULL), 0);
+    commit(&f);
+    CHECK_EQ_STR(rec_summary(), "SUB:n,CONF:n,PUB:n:i1");
+    /* To whitelist: dave goes too; carol (member) stays. */
+    rec_reset();
+    struct ps_field wl[] = {FIELD("pubsub#access_model", "whitelist")};
+    CHECK_EQ_INT(pubsub_configure(f.ps, ALICE, "n", wl, 1), 0);
+    commit(&f);
+    CHECK_EQ_STR(rec_summary(), "SUB:n,CONF:n");
+    CHECK_EQ_STR(subs_node(&f, ALICE, "n"), CAROL ":s:1");
+    /* Losing the membership loses the subscription. */
+    rec_reset();
+    CHECK_EQ_INT(pubsub_owner_set_affiliation(f.ps, ALICE, "n", CAROL, AFF_NONE), 0);
+    commit(&f);
+    CHECK_EQ_STR(rec_summary(), "SUB:n");
+    CHECK_EQ_STR(subs_node(&f, ALICE, "n"), "");
+    CHECK(fx_reopen(&f, NULL));
+    CHECK_EQ_STR(subs_node(&f, ALICE, "n"), "");
+    /* A failed change keeps every subscription. */
+    struct ps_field op[] = {FIELD("pubsub#access_model", "open")};
+    CHECK_EQ_INT(pubsub_configure(f.ps, ALICE, "n", op, 1), 0);
+    CHECK_EQ_INT(subscribe(&f, BOB, "n", BOB, NULL, 0), 0);
+    commit(&f);
+    CHECK(fx_reopen(&f, "subs:1:full"));
+    rec_reset();
+    CHECK_EQ_INT(pubsub_configure(f.ps, ALICE, "n", wl, 1), HERALD_EFULL);
+    commit(&f);
+    CHECK_EQ_INT(REC.n, 0);
+    CHECK_EQ_STR(subs_node(&f, ALICE, "n"), BOB ":s:1");
+    fx_end(&f);
+}
+
+static void test_collection_association(void)
+{
+    struct fx f;
+    if (!fx_start(&f))
+        return;
+    struct ps_field coll[] = {FIELD("pubsub#node_type", "collection")};
+    struct ps_field in[] = {FIELD("pubsub#collection", "c")};
+    CHECK_EQ_INT(create(&f, ALICE, "c", coll, 1), 0);
+    CHECK_EQ_INT(create(&f, BOB, "intruder", in, 1), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(create(&f, BOB, "leaf", NULL, 0), 0);
+    CHECK_EQ_INT(pubsub_configure(f.ps, BOB, "leaf", in, 1), HERALD_EFORBIDDEN);
+    /* A publisher of the collection does not qualify either. */
+    CHECK_EQ_INT(pubsub_owner_set_affiliation(f.ps, ALICE, "c", BOB, AFF_PUBLISHER), 0);
+    CHECK_EQ_INT(pubsub_configure(f.ps, BOB, "leaf", in, 1), HERALD_EFORBIDDEN);
+    /* An owner may; a child already in it may be reconfigured by its own
+     * owner (the collection does not change). */
+    CHECK_EQ_INT(create(&f, ALICE, "kid", in, 1), 0);
+    CHECK_EQ_INT(pubsub_owner_set_affiliation(f.ps, ALICE, "kid", BOB, AFF_OWNER), 0);
+    struct ps_field title[] = {FIELD("pubsub#title", "t"), FIELD("pubsub#collection", "c")};
+    CHECK_EQ_INT(pubsub_configure(f.ps, BOB, "kid", title, 2), 0);
+    commit(&f);
+    CHECK_EQ_STR(nodes_of(&f, BOB, "c"), "kid");
+    fx_end(&f);
+}
+
+/* Finding 11: at the ceiling, adding data stops at the reserve; deleting,
+ * purging and trimming still work, and then adding works again. */
+static void test_full_store_deletes(void)
+{
+    struct fx f;
+    FX_MAP_MB = 1;
+    if (!fx_start(&f)) {
+        FX_MAP_MB = 0;
+        return;
+    }
+    struct ps_field many[] = {FIELD("pubsub#max_items", "100")};
+    const char *nodes[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(create(&f, ALICE, nodes[i], many, 1), 0);
+    commit(&f);
+    char big[3000];
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "<e>", 3);
+    memcpy(big + sizeof(big) - 4, "</e>", 4);
+    int rc = 0, acked = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "i%d", i);
+        rc = publish_len(&f, ALICE, nodes[i % 3], id, big, sizeof(big), NULL);
+        acked += rc == 0;
+        commit(&f); /* one turn per publish: the reserve, not the turn estimate, stops it */
+    }
+    CHECK_EQ_INT(rc, HERALD_EFULL);
+    CHECK(acked > 100);
+    CHECK_EQ_INT(create(&f, ALICE, "d", NULL, 0), HERALD_EFULL);
+    struct ps_field fewer[] = {FIELD("pubsub#max_items", "1")};
+    CHECK_EQ_INT(pubsub_configure(f.ps, ALICE, "a", fewer, 1), 0);
+    commit(&f);
+    CHECK_EQ_INT(pubsub_purge(f.ps, ALICE, "b"), 0);
+    commit(&f);
+    CHECK_EQ_INT(pubsub_delete(f.ps, ALICE, "c", NULL), 0);
+    commit(&f);
+    CHECK_EQ_INT(publish_len(&f, ALICE, "a", "again", big, sizeof(big), NULL), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "d", NULL, 0), 0);
+    commit(&f);
+    CHECK(fx_reopen(&f, NULL));
+    CHECK_EQ_STR(items_all(&f, ALICE, "a", true), "again");
+    CHECK_EQ_STR(items_all(&f, ALICE, "b", true), "");
+    CHECK_EQ_STR(nodes_of(&f, ALICE, NULL), "a,b,d");
+    FX_MAP_MB = 0;
+    fx_end(&f);
+}
+
 TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_delete_purge),
           TEST_CASE(test_publish_events), TEST_CASE(test_auto_create), TEST_CASE(test_event_order),
           TEST_CASE(test_retract), TEST_CASE(test_items_queries),
@@ -2118,4 +2379,7 @@ TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_dele
           TEST_CASE(test_fault_affiliations), TEST_CASE(test_fault_nodes),
           TEST_CASE(test_fault_collection_delete), TEST_CASE(test_fault_owner_subscription),
           TEST_CASE(test_expire), TEST_CASE(test_commit_failure_reloads),
+          TEST_CASE(test_nodes_paged), TEST_CASE(test_nodes_paged_collection),
+          TEST_CASE(test_node_quota), TEST_CASE(test_access_change_revokes),
+          TEST_CASE(test_collection_association), TEST_CASE(test_full_store_deletes),
           TEST_CASE(test_node_names_and_publish_allowed))
