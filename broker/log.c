@@ -22,7 +22,8 @@ int log_level_parse(const char *s)
     return -1;
 }
 
-static void log_v(enum log_level lvl, const char *area, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_v(enum log_level lvl, const char *area,
+                                                     const char *fmt, va_list ap)
 {
     struct timespec ts;
     struct tm tm;
