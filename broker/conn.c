@@ -25,6 +25,11 @@
 #include "tls.h"
 
 #define MAX_IOV 64
+/* One write request carries at most this much (or one larger chunk): the
+ * write timeout counts completed requests as progress, so a client reading
+ * slowly but steadily (more than this per c2s.write_timeout) is never taken
+ * for one that stopped. */
+#define MAX_WRITE_BYTES (256 * 1024)
 
 struct outq_entry {
     struct outq_entry *next;
@@ -310,7 +315,8 @@ static int flush_plain(struct conn *c, struct write_req *w)
     uv_buf_t iov[MAX_IOV];
     unsigned n = 0;
     struct outq_entry *last = NULL;
-    for (struct outq_entry *e = c->q_head; e && n < MAX_IOV; e = e->next) {
+    for (struct outq_entry *e = c->q_head; e && n < MAX_IOV && w->bytes < MAX_WRITE_BYTES;
+         e = e->next) {
         iov[n++] = uv_buf_init(e->ch->data, (unsigned)e->ch->len);
         w->bytes += e->ch->len;
         last = e;
@@ -323,18 +329,17 @@ static int flush_plain(struct conn *c, struct write_req *w)
     return uv_write(&w->req, (uv_stream_t *)&c->tcp, iov, n, on_write);
 }
 
-/* TLS: encrypt everything queued into one buffer (raw entries copied in
- * clear, in order), then one uv_write. */
+/* TLS: encrypt what is queued, up to MAX_WRITE_BYTES, into one buffer (raw
+ * entries copied in clear, in order), then one uv_write. */
 static int flush_tls(struct conn *c, struct write_req *w)
 {
     size_t plain = 0, cap = 0, len = 0;
     char *out = NULL;
     int rc = 0;
-    for (struct outq_entry *e = c->q_head; e; e = e->next)
-        plain += e->ch->len;
     struct outq_entry *e = c->q_head;
-    while (e) {
+    while (e && plain < MAX_WRITE_BYTES) {
         struct outq_entry *n = e->next;
+        plain += e->ch->len;
         if (rc == 0) {
             if (!e->raw && tls_write(c->tls, e->ch->data, e->ch->len) != 0)
                 rc = -1;
@@ -358,7 +363,9 @@ static int flush_tls(struct conn *c, struct write_req *w)
         free(e);
         e = n;
     }
-    c->q_head = c->q_tail = NULL;
+    c->q_head = e;
+    if (e == NULL)
+        c->q_tail = NULL;
     /* Handshake records produced by reads are in the BIO too. */
     size_t pend = tls_pending(c->tls);
     if (rc == 0 && pend > 0) {

@@ -43,7 +43,8 @@ class Counter:
     of `marker` across read boundaries; records stream errors and when the
     connection ended."""
 
-    def __init__(self, stream, marker=b"</message>"):
+    def __init__(self, stream, marker=b"</message>", pause=0.0):
+        self.pause = pause  # seconds to sleep after each read: a slow reader
         self.sock = stream.sock
         self.sock.settimeout(0.2)
         self.marker = marker
@@ -73,6 +74,8 @@ class Counter:
             self.tail = buf[-keep:]
             self.bytes += len(data)
             self.text_tail = (self.text_tail + data)[-4096:]
+            if self.pause:
+                time.sleep(self.pause)
 
     def wait_count(self, n, timeout):
         deadline = time.monotonic() + timeout
@@ -145,6 +148,32 @@ def ping_alive(stream, timeout):
     return False
 
 
+def push_all(stream, data, counter, n, what):
+    """Sends data from stream (on a thread) and waits until counter saw n
+    stanzas; asserts all came, the reading connection stayed open and the
+    sender's writes completed. Returns the seconds it took."""
+    t0 = time.monotonic()
+    t, state = sender(stream, data)
+    got = counter.wait_count(n, 60 * SLOWDOWN)
+    elapsed = time.monotonic() - t0
+    t.join(10)
+    assert got == n and counter.closed_at is None, (
+        "%s: %d of %d arrived (%.1f s), connection %s"
+        % (what, got, n, elapsed, "closed" if counter.closed_at else "open"))
+    assert "done" in state, "%s: the sender's writes did not go through: %r" % (what, state)
+    return elapsed
+
+
+def node_with_subscriber(pub, sub, node):
+    """pub creates node and sub (bob@localhost/sub) subscribes to it."""
+    resp = pub.iq("<pubsub xmlns='%s'><create node='%s'/></pubsub>" % (NS_PUBSUB, node),
+                  itype="set", to=PUBSUB)
+    assert resp is not None and resp.get("type") == "result", resp
+    resp = sub.iq("<pubsub xmlns='%s'><subscribe node='%s' jid='bob@localhost/sub'/>"
+                  "</pubsub>" % (NS_PUBSUB, node), itype="set", to=PUBSUB)
+    assert resp is not None and resp.get("type") == "result", resp
+
+
 def test_reading_client_gets_whole_flood_and_sender_is_paced(herald):
     """(a) 20,000 messages of 2.5 kB (50 MB) pipelined by alice at bob, who
     reads in a loop: bob gets every one and is not closed (before: closed
@@ -162,24 +191,43 @@ def test_reading_client_gets_whole_flood_and_sender_is_paced(herald):
         threading.Thread(target=peak_rss, args=(srv.proc.pid, stop, rss), daemon=True).start()
         flood = "".join("<message to='bob@localhost/r' type='chat' id='f%d'><body>%s</body>"
                         "</message>" % (i, body) for i in range(n)).encode()
-        t0 = time.monotonic()
-        t, state = sender(alice, flood)
-        got = reader.wait_count(n, 60 * SLOWDOWN)
-        elapsed = time.monotonic() - t0
-        t.join(10)
+        elapsed = push_all(alice, flood, reader, n, "flood at a reading client")
         stop.set()
         reader.stop()
-        assert got == n and reader.closed_at is None, (
-            "bob received %d of %d messages in %.1f s, connection %s"
-            % (got, n, elapsed, "closed" if reader.closed_at else "open"))
         assert not reader.stream_error()
-        assert "done" in state, "alice's flood did not go through: %r" % state
         assert ping_alive(alice, 10 * SLOWDOWN), "the paced sender was closed"
         growth = max(rss) - rss0
         print("flood: %d x %d B in %.2f s, RSS +%d KiB, witness worst %.3f s"
               % (n, len(body), elapsed, growth, w.worst()))
         if rss_meaningful(srv.proc.pid):
             assert growth < 32 * 1024, "server RSS grew by %d KiB during the flood" % growth
+        w.check()
+    for s in (alice, bob):
+        s.close()
+
+
+def test_slow_reader_paces_the_sender(herald):
+    """(a) Pacing of a direct flood: bob reads slowly (64 kB per read, 10 ms
+    apart, through a 64 kB socket buffer), the queue bounds are small (soft
+    128 KiB, hard 512 KiB) and alice pipelines 3,000 messages of 2.5 kB
+    (7.5 MB, fifteen times the hard bound) at him: alice is not read while
+    bob's queue is past the soft bound, so bob gets every message and
+    neither is closed (without pacing, his queue passes the hard bound and he
+    is closed)."""
+    srv = herald(users=USERS, allow_plaintext=True,
+                 config={"c2s": {"max_outq_bytes": 131072, "max_outq_hard_bytes": 524288}})
+    with Witness(srv, "wit", USERS["wit"], tls=False) as w:
+        bob = login(srv, "bob", "r", rcvbuf=65536)
+        alice = login(srv, "alice", "a")
+        reader = Counter(bob, pause=0.01)
+        n = 3000
+        flood = "".join("<message to='bob@localhost/r' type='chat'><body>%s</body></message>"
+                        % ("p" * 2500) for _ in range(n)).encode()
+        elapsed = push_all(alice, flood, reader, n, "flood at a slow reader")
+        reader.stop()
+        assert ping_alive(alice, 10 * SLOWDOWN), "the paced sender was closed"
+        print("slow reader: %d messages in %.2f s (%.1f MB/s)"
+              % (n, elapsed, reader.bytes / elapsed / 1e6))
         w.check()
     for s in (alice, bob):
         s.close()
@@ -200,29 +248,48 @@ def test_reading_subscriber_gets_every_pipelined_publish(herald):
     with Witness(srv, "wit", USERS["wit"], tls=False) as w:
         pub = login(srv, "alice", "pub")
         sub = login(srv, "bob", "sub")
-        resp = pub.iq("<pubsub xmlns='%s'><create node='flow'/></pubsub>" % NS_PUBSUB,
-                      itype="set", to=PUBSUB)
-        assert resp is not None and resp.get("type") == "result", resp
-        resp = sub.iq("<pubsub xmlns='%s'><subscribe node='flow' jid='bob@localhost/sub'/>"
-                      "</pubsub>" % NS_PUBSUB, itype="set", to=PUBSUB)
-        assert resp is not None and resp.get("type") == "result", resp
+        node_with_subscriber(pub, sub, "flow")
         notes = Counter(sub)
         acks = Counter(pub, marker=b"type='result'")
         total = 0
         for n in (600, 2000):
-            t0 = time.monotonic()
-            t, state = sender(pub, publish_stream("flow", n, 4000))
             total += n
-            got = notes.wait_count(total, 60 * SLOWDOWN)
-            elapsed = time.monotonic() - t0
-            t.join(10)
-            assert got == total and notes.closed_at is None, (
-                "subscriber got %d of %d notifications (%.1f s), connection %s"
-                % (got - total + n, n, elapsed, "closed" if notes.closed_at else "open"))
+            elapsed = push_all(pub, publish_stream("flow", n, 4000), notes, total,
+                               "%d pipelined publishes to a reading subscriber" % n)
             assert acks.wait_count(total, 20 * SLOWDOWN) == total, \
                 "publisher got %d of %d results" % (acks.count, total)
             print("%d pipelined 4 kB publishes: all notified in %.2f s" % (n, elapsed))
         assert acks.closed_at is None and not notes.stream_error()
+        notes.stop()
+        acks.stop()
+        w.check()
+    for s in (pub, sub):
+        s.close()
+
+
+def test_slow_subscriber_paces_the_publisher(herald):
+    """(b) Pacing through a fan-out: a subscriber reading slowly (64 kB per
+    read, 10 ms apart, through a 64 kB socket buffer) with the queue bounds
+    made small (soft 128 KiB, hard 512 KiB), and 2,000 pipelined 4 kB
+    publishes (8 MB, sixteen times the hard bound): the publisher's session
+    is not read while the subscriber's queue is past the soft bound, so the
+    subscriber gets every notification and neither is closed (without
+    pacing, the queue passes the hard bound and the subscriber is closed)."""
+    srv = herald(users=USERS, allow_plaintext=True,
+                 config={"c2s": {"max_outq_bytes": 131072, "max_outq_hard_bytes": 524288}})
+    with Witness(srv, "wit", USERS["wit"], tls=False) as w:
+        pub = login(srv, "alice", "pub")
+        sub = login(srv, "bob", "sub", rcvbuf=65536)
+        node_with_subscriber(pub, sub, "slow")
+        notes = Counter(sub, pause=0.01)
+        acks = Counter(pub, marker=b"type='result'")
+        n = 2000
+        elapsed = push_all(pub, publish_stream("slow", n, 4000), notes, n,
+                           "pipelined publishes to a slow subscriber")
+        assert acks.wait_count(n, 20 * SLOWDOWN) == n and acks.closed_at is None, \
+            "publisher got %d of %d results" % (acks.count, n)
+        print("slow subscriber: %d notifications in %.2f s (%.1f MB/s)"
+              % (n, elapsed, notes.bytes / elapsed / 1e6))
         notes.stop()
         acks.stop()
         w.check()
@@ -341,16 +408,8 @@ def test_one_connection_pipelining_megabytes_does_not_stall_others(herald):
         ping = "<iq type='get' id='x'><ping xmlns='urn:xmpp:ping'/></iq>"
         n = 8_000_000 // len(ping)
         echo = Counter(alice, marker=b"type='result'")
-        t0 = time.monotonic()
-        t, state = sender(alice, (ping * n).encode())
-        got = echo.wait_count(n, 60 * SLOWDOWN)
-        elapsed = time.monotonic() - t0
-        t.join(10)
+        elapsed = push_all(alice, (ping * n).encode(), echo, n, "answers to pipelined pings")
         echo.stop()
-        assert got == n and echo.closed_at is None, (
-            "the pipelining client got %d of %d answers (%.1f s), connection %s"
-            % (got, n, elapsed, "closed" if echo.closed_at else "open"))
-        assert "done" in state, "the pipelined input did not go through: %r" % state
         print("%d pipelined pings answered in %.2f s; witness worst %.3f s over %d pings"
               % (n, elapsed, w.worst(), len(w.rtts)))
         w.check(bound=WITNESS_BOUND / 8)
