@@ -274,6 +274,22 @@ static const char *bind_uri(struct xmlp *p, struct nsbind *b)
 
 #define NS_XMLNS "http://www.w3.org/2000/xmlns/"
 
+/* Whether s starts like an NCName (Namespaces in XML 1.0 §3). expat has
+ * checked that the whole qualified name is an XML Name, so the part after a
+ * colon holds only NameChars; what remains is to refuse those that may not
+ * start a name: '-', '.', digits, U+00B7, U+0300-U+036F, U+203F-U+2040. */
+static bool ncname_start(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (u[0] == '\0' || u[0] == '-' || u[0] == '.' || (u[0] >= '0' && u[0] <= '9'))
+        return false;
+    if (u[0] == 0xC2 && u[1] == 0xB7)
+        return false;
+    if ((u[0] == 0xCC && u[1] >= 0x80) || (u[0] == 0xCD && u[1] <= 0xAF))
+        return false;
+    return !(u[0] == 0xE2 && ((u[1] == 0x80 && u[2] == 0xBF) || (u[1] == 0x81 && u[2] == 0x80)));
+}
+
 /* The "xml" prefix is bound by definition; names in it share this string. */
 static const char ns_xml[] = NS_XML;
 
@@ -292,7 +308,7 @@ static enum xmlp_error declare(struct xmlp *p, const char **atts, struct nsbind 
         const char *prefix = name[5] ? name + 6 : "";
         size_t plen = strlen(prefix), ulen = strlen(uri);
         bool is_xml_uri = strcmp(uri, NS_XML) == 0;
-        if ((name[5] && (plen == 0 || ulen == 0 || strchr(prefix, ':') != NULL ||
+        if ((name[5] && (!ncname_start(prefix) || ulen == 0 || strchr(prefix, ':') != NULL ||
                          strcmp(prefix, "xmlns") == 0)) ||
             (strcmp(prefix, "xml") == 0) != is_xml_uri || strcmp(uri, NS_XMLNS) == 0)
             return XMLP_NOT_WELL_FORMED;
@@ -342,7 +358,7 @@ static enum xmlp_error resolve(struct xmlp *p, const char *qname, bool attr, con
     }
     *local = colon + 1;
     size_t plen = (size_t)(colon - qname);
-    if (plen == 0 || **local == '\0' || strchr(*local, ':') != NULL)
+    if (plen == 0 || !ncname_start(*local) || strchr(*local, ':') != NULL)
         return XMLP_NOT_WELL_FORMED;
     if (plen == 3 && memcmp(qname, "xml", 3) == 0) {
         *ns = ns_xml;

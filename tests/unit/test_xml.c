@@ -1555,6 +1555,11 @@ static void test_namespace_rules(void)
         "<m xmlns:p='urn:p'><:a/></m>",
         "<m xmlns:p='urn:p'><p:/></m>",
         "<m><xmlns:a/></m>",
+        "<m xmlns:p='urn:p'><p:-/></m>",                   /* local part not an NCName */
+        "<m xmlns:p='urn:p'><p:1a/></m>",
+        "<m xmlns:p='urn:p'><p:\xCC\x80/></m>",
+        "<m xmlns:p='urn:p' p:.a='1'/>",
+        "<m xmlns:-='urn:p'/>",
         "<m><a xmlns:p='urn:p'/><p:b/></m>",               /* out of scope after </a> */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
