@@ -557,7 +557,9 @@ void xml_serialize(struct buf *out, const struct xnode *e, const char *parent_ns
     }
     for (size_t i = 0; i < s.nents && !s.nomem; i++) {
         struct ns_ent *ent = &s.ents[i];
-        if (ent->bindable && ent->decls >= 2 && (ent->decls - 1) * ent->len > NS_BIND_WASTE)
+        /* Counted as written (escaped): "'" is 6 bytes in a declaration. */
+        if (ent->bindable && ent->decls >= 2 &&
+            (ent->decls - 1) * xml_attr_len(ent->uri, ent->len) > NS_BIND_WASTE)
             ent->prefix = s.nbound++;
     }
     if (s.nomem)
@@ -570,6 +572,28 @@ void xml_serialize(struct buf *out, const struct xnode *e, const char *parent_ns
         free(s.ptrs);
     if (s.by_hash != s.hash_inline)
         free(s.by_hash);
+}
+
+bool xml_equal(const struct xnode *a, const struct xnode *b)
+{
+    if (a->kind != b->kind)
+        return false;
+    if (a->kind != XN_ELEM)
+        return a->text_len == b->text_len && memcmp(a->text, b->text, a->text_len) == 0;
+    if (strcmp(a->ns, b->ns) != 0 || strcmp(a->name, b->name) != 0)
+        return false;
+    const struct xattr *x = a->attrs, *y = b->attrs;
+    for (; x && y; x = x->next, y = y->next)
+        if (strcmp(x->ns, y->ns) != 0 || strcmp(x->name, y->name) != 0 ||
+            x->value_len != y->value_len || memcmp(x->value, y->value, x->value_len) != 0)
+            return false;
+    if (x || y)
+        return false;
+    const struct xnode *c = a->children, *d = b->children;
+    for (; c && d; c = c->next, d = d->next)
+        if (!xml_equal(c, d))
+            return false;
+    return c == NULL && d == NULL;
 }
 
 bool xml_valid_chars(const char *s, size_t len)
