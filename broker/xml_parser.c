@@ -81,6 +81,9 @@ struct xmlp {
      * (pfx_dirty) the table is rebuilt from the header's bindings. */
     struct pfx_slot *pfx;
     size_t pfx_cap, pfx_used;
+    struct nsbind *def;           /* the default namespace's binding: kept
+                                   * out of the table, as it is looked up for
+                                   * nearly every element */
     bool pfx_dirty;
     struct nsbind *hdr_binds;     /* the stream header's bindings (heap) */
     struct nsbind **elem_binds;   /* per open depth: bindings made there */
@@ -112,6 +115,8 @@ static struct pfx_slot *pfx_slot(struct xmlp *p, const char *prefix, size_t len)
 /* The innermost binding of a prefix, or NULL. */
 static struct nsbind *pfx_lookup(struct xmlp *p, const char *prefix, size_t len)
 {
+    if (len == 0)
+        return p->def;
     if (p->pfx_cap == 0)
         return NULL;
     return pfx_slot(p, prefix, len)->top;
@@ -121,6 +126,13 @@ static struct nsbind *pfx_lookup(struct xmlp *p, const char *prefix, size_t len)
 static int pfx_bind(struct xmlp *p, struct nsbind *b)
 {
     size_t len = strlen(b->prefix);
+    if (!b->header)
+        p->pfx_dirty = true;
+    if (len == 0) {
+        b->shadowed = p->def;
+        p->def = b;
+        return 0;
+    }
     if (2 * (p->pfx_used + 1) > p->pfx_cap) {
         size_t cap = p->pfx_cap ? 2 * p->pfx_cap : 16;
         struct pfx_slot *old = p->pfx;
@@ -143,16 +155,18 @@ static int pfx_bind(struct xmlp *p, struct nsbind *b)
     }
     b->shadowed = sl->top;
     sl->top = b;
-    if (!b->header)
-        p->pfx_dirty = true;
     return 0;
 }
 
 /* Undoes the bindings an element made, at its end tag. */
 static void pfx_unbind(struct xmlp *p, struct nsbind *list)
 {
-    for (struct nsbind *b = list; b; b = b->next)
-        pfx_slot(p, b->prefix, strlen(b->prefix))->top = b->shadowed;
+    for (struct nsbind *b = list; b; b = b->next) {
+        if (b->prefix[0] == '\0')
+            p->def = b->shadowed;
+        else
+            pfx_slot(p, b->prefix, strlen(b->prefix))->top = b->shadowed;
+    }
 }
 
 /* Empties the prefix table and binds the header's bindings again: stanza
@@ -169,6 +183,7 @@ static void pfx_rebuild(struct xmlp *p)
     }
     p->pfx_used = 0;
     p->pfx_dirty = false;
+    p->def = NULL;
     for (struct nsbind *b = p->hdr_binds; b; b = b->next)
         if (pfx_bind(p, b) != 0)
             break; /* cannot happen: the table held them before */
@@ -188,6 +203,7 @@ static void hdr_binds_free(struct xmlp *p)
     p->pfx = NULL;
     p->pfx_cap = p->pfx_used = 0;
     p->pfx_dirty = false;
+    p->def = NULL;
 }
 
 /* Frees the current unit's tree (and with it the interned URIs). */
@@ -293,6 +309,11 @@ static bool ncname_start(const char *s)
 /* The "xml" prefix is bound by definition; names in it share this string. */
 static const char ns_xml[] = NS_XML;
 
+static bool is_xmlns_attr(const char *name)
+{
+    return name[0] == 'x' && strncmp(name, "xmlns", 5) == 0 && (name[5] == '\0' || name[5] == ':');
+}
+
 /* Makes the bindings declared by a start tag's xmlns attributes, checking
  * Namespaces in XML 1.0 §3: a prefix is a non-empty NCName other than
  * xmlns, is never undeclared (xmlns:p=''), "xml" only ever means the XML
@@ -303,7 +324,7 @@ static enum xmlp_error declare(struct xmlp *p, const char **atts, struct nsbind 
     bool header = p->depth == 0;
     for (int i = 0; atts[i]; i += 2) {
         const char *name = atts[i], *uri = atts[i + 1];
-        if (strncmp(name, "xmlns", 5) != 0 || (name[5] != '\0' && name[5] != ':'))
+        if (!is_xmlns_attr(name))
             continue;
         const char *prefix = name[5] ? name + 6 : "";
         size_t plen = strlen(prefix), ulen = strlen(uri);
@@ -404,11 +425,6 @@ static int append_attr(struct xmlp *p, struct xnode *e, const char *ns, const ch
         e->attrs = at;
     e->last_attr = at;
     return 0;
-}
-
-static bool is_xmlns_attr(const char *name)
-{
-    return strncmp(name, "xmlns", 5) == 0 && (name[5] == '\0' || name[5] == ':');
 }
 
 /* Namespaces in XML 1.0 §6.3: no two attributes of a tag may have the same
