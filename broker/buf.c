@@ -35,6 +35,7 @@ void buf_truncate(struct buf *b, size_t len)
         b->len = len;
         b->data[len] = '\0';
     }
+    b->failed = false;
 }
 
 bool buf_ok(const struct buf *b) { return !b->failed; }

@@ -656,9 +656,10 @@ void xml_serialize(struct buf *out, const struct xnode *e, const char *parent_ns
     size_t start = out->len;
     /* Under NS_BIND_WASTE bytes of declarations in all, no URI wastes more
      * than that, so the plain output is the final one: one walk for
-     * ordinary stanzas. */
+     * ordinary stanzas. A try that failed (over the cap) before it could
+     * tell is redone too: the final form may be shorter. */
     write_node(&s, e, top, true);
-    if (!s.restart)
+    if (!s.restart && (buf_ok(out) || s.decl_bytes == 0))
         goto done;
     buf_truncate(out, start);
     s.plain = s.restart = false;
