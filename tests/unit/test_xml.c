@@ -1626,6 +1626,43 @@ static void test_namespace_attrs_linear(void)
     buf_free(&b);
 }
 
+/* A stream header may declare thousands of prefixes; a stanza that declares
+ * one of its own must not pay for them (the header's bindings used to be
+ * bound again after every such stanza). Header prefixes stay usable, and a
+ * stanza may shadow them. */
+static void test_namespace_header_many(void)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<stream:stream xmlns='jabber:client' "
+                 "xmlns:stream='http://etherx.jabber.org/streams'");
+    for (int i = 0; i < 20000; i++)
+        buf_printf(&b, " xmlns:h%d='urn:h%d'", i, i);
+    buf_puts(&b, ">");
+    struct rec r;
+    rec_init(&r, 1 << 20, 8);
+    CHECK_EQ_INT(feed(&r, b.data, b.len, 0), XMLP_OK);
+    buf_reset(&b);
+    for (int i = 0; i < 5000; i++)
+        buf_puts(&b, "<m xmlns:q='urn:q'><q:a/></m>");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    CHECK_EQ_INT(feed(&r, b.data, b.len, 0), XMLP_OK);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK_EQ_INT(r.stanzas, 5000);
+    CHECK(secs < 0.5);
+    if (secs >= 0.5)
+        fprintf(stderr, "  5,000 stanzas took %.2f s\n", secs);
+    buf_reset(&r.out);
+    CHECK_EQ_INT(feed_str(&r, "<m><h7:a/><h7:b xmlns:h7='urn:x'><h7:c/></h7:b><h7:d/></m>", 0),
+                 XMLP_OK);
+    CHECK_EQ_STR(rec_out(&r), "<m><a xmlns='urn:h7'/><b xmlns='urn:x'><c/></b>"
+                              "<d xmlns='urn:h7'/></m>|");
+    rec_free(&r);
+    buf_free(&b);
+}
+
 TEST_MAIN(TEST_CASE(test_sized_attr_escape), TEST_CASE(test_builders_and_lookups), TEST_CASE(test_serialize_exact),
           TEST_CASE(test_round_trip_escaping), TEST_CASE(test_round_trip_namespaces),
           TEST_CASE(test_xml_lang), TEST_CASE(test_open_and_stanzas),
@@ -1642,4 +1679,4 @@ TEST_MAIN(TEST_CASE(test_sized_attr_escape), TEST_CASE(test_builders_and_lookups
           TEST_CASE(test_hibernate), TEST_CASE(test_serialize_ns_reuse),
           TEST_CASE(test_serialize_attack_linear), TEST_CASE(test_serialize_cap_stop),
           TEST_CASE(test_policy_size_exact), TEST_CASE(test_namespace_rules),
-          TEST_CASE(test_namespace_attrs_linear))
+          TEST_CASE(test_namespace_attrs_linear), TEST_CASE(test_namespace_header_many))
