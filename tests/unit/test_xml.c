@@ -1547,6 +1547,19 @@ static void test_policy_size_exact(void)
     buf_free(&st);
 }
 
+/* Feeds s whole and returns the CPU seconds it took (parse, callbacks and
+ * the serialization in rec_stanza), or -1 on a parse error. */
+static double timed_feed(struct rec *r, const char *s, size_t len)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    enum xmlp_error e = feed(r, s, len, 0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    if (e != XMLP_OK)
+        return -1;
+    return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
 /* Namespace processing is the parser's own (xml_parser.c): the rules of
  * Namespaces in XML 1.0 that expat's namespace mode used to check. */
 static void test_namespace_rules(void)
@@ -1612,13 +1625,9 @@ static void test_namespace_attrs_linear(void)
     struct rec r;
     rec_init(&r, 1 << 20, 8);
     CHECK_EQ_INT(feed_str(&r, HDR, 0), XMLP_OK);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
-    CHECK_EQ_INT(feed_str(&r, b.data, 0), XMLP_OK);
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double secs = timed_feed(&r, b.data, b.len);
     CHECK_EQ_INT(r.stanzas, 1);
-    CHECK(secs < 2.0);
+    CHECK(secs >= 0 && secs < 2.0);
     if (secs >= 2.0)
         fprintf(stderr, "  parse and serialize took %.2f s\n", secs);
     CHECK(strstr(rec_out(&r), " n:x3e7f=''/>|") != NULL);
@@ -1645,13 +1654,9 @@ static void test_namespace_header_many(void)
     buf_reset(&b);
     for (int i = 0; i < 5000; i++)
         buf_puts(&b, "<m xmlns:q='urn:q'><q:a/></m>");
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
-    CHECK_EQ_INT(feed(&r, b.data, b.len, 0), XMLP_OK);
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double secs = timed_feed(&r, b.data, b.len);
     CHECK_EQ_INT(r.stanzas, 5000);
-    CHECK(secs < 0.5);
+    CHECK(secs >= 0 && secs < 0.5);
     if (secs >= 0.5)
         fprintf(stderr, "  5,000 stanzas took %.2f s\n", secs);
     buf_reset(&r.out);
