@@ -29,6 +29,15 @@ void buf_reset(struct buf *b)
     b->failed = false;
 }
 
+void buf_truncate(struct buf *b, size_t len)
+{
+    if (len < b->len) {
+        b->len = len;
+        b->data[len] = '\0';
+    }
+    b->failed = false;
+}
+
 bool buf_ok(const struct buf *b) { return !b->failed; }
 
 static bool reserve(struct buf *b, size_t n)

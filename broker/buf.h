@@ -19,6 +19,10 @@ struct buf {
 void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
+/* Goes back to the first len bytes (len <= b->len) and clears a failure:
+ * only for a caller that saw the buffer ok when it was len bytes long, and
+ * wants to write what followed differently. */
+void buf_truncate(struct buf *b, size_t len);
 bool buf_ok(const struct buf *b);
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_puts(struct buf *b, const char *s);

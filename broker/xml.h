@@ -97,6 +97,12 @@ const char *xml_text(struct arena *a, const struct xnode *e);
  * buf_ok. Without memory for its namespace table it fails out, too. */
 void xml_serialize(struct buf *out, const struct xnode *e, const char *parent_ns);
 
+/* Whether two trees are equal: kinds, namespaces (by content), names,
+ * attributes in order, text and raw bytes, children in order. For tests and
+ * fuzz targets (it compares URIs with strcmp, so it is not meant for
+ * attacker-sized trees on a hot path). */
+bool xml_equal(const struct xnode *a, const struct xnode *b);
+
 /* True when s is valid UTF-8 without NUL or C0 controls other than TAB/LF/CR
  * (the XML 1.0 Char production, minus surrogates and U+FFFE/U+FFFF). */
 bool xml_valid_chars(const char *s, size_t len);

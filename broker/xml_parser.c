@@ -48,6 +48,13 @@ struct pfx_slot {
     struct nsbind *top;
 };
 
+/* Prefixes to bindings, open addressing; keys point into the bindings. */
+struct pfx_table {
+    struct pfx_slot *slots;
+    size_t cap, used;
+    struct arena *arena; /* where the slots live; NULL = the heap */
+};
+
 struct xmlp {
     XML_Parser x;
     struct xmlp_limits lim;
@@ -76,12 +83,14 @@ struct xmlp {
     size_t ns_cap, ns_used;
     uint64_t ns_seed;
     unsigned long unit_gen;  /* counts units (header, stanzas) */
-    /* Prefixes in scope: open addressing, keys point into the bindings.
-     * Stanza bindings live in the arena, so after a unit that made any
-     * (pfx_dirty) the table is rebuilt from the header's bindings. */
-    struct pfx_slot *pfx;
-    size_t pfx_cap, pfx_used;
-    bool pfx_dirty;
+    /* Prefixes in scope: the header's table lives with the stream; the
+     * unit's table (bindings made inside a stanza, which may shadow the
+     * header's) lives in the arena and goes with it, so a stanza never pays
+     * for the header's bindings however many there are. */
+    struct pfx_table hdr_pfx, unit_pfx;
+    struct nsbind *def;           /* the default namespace's binding: kept
+                                   * out of the tables, as it is looked up
+                                   * for nearly every element */
     struct nsbind *hdr_binds;     /* the stream header's bindings (heap) */
     struct nsbind **elem_binds;   /* per open depth: bindings made there */
     /* Text of the current element not yet in the tree. expat delivers text
@@ -99,79 +108,78 @@ static uint64_t hash_bytes(uint64_t seed, const char *s, size_t len)
     return h ^ (h >> 31);
 }
 
-/* The slot of a prefix: its entry, or the empty slot where it would go. */
-static struct pfx_slot *pfx_slot(struct xmlp *p, const char *prefix, size_t len)
+/* The slot of a prefix in t (cap > 0): its entry, or the empty slot where
+ * it would go. */
+static struct pfx_slot *pfx_slot(const struct xmlp *p, struct pfx_table *t, const char *prefix,
+                                 size_t len)
 {
-    size_t i = hash_bytes(p->ns_seed, prefix, len) & (p->pfx_cap - 1);
-    for (; p->pfx[i].prefix != NULL; i = (i + 1) & (p->pfx_cap - 1))
-        if (p->pfx[i].len == len && memcmp(p->pfx[i].prefix, prefix, len) == 0)
+    size_t i = hash_bytes(p->ns_seed, prefix, len) & (t->cap - 1);
+    for (; t->slots[i].prefix != NULL; i = (i + 1) & (t->cap - 1))
+        if (t->slots[i].len == len && memcmp(t->slots[i].prefix, prefix, len) == 0)
             break;
-    return &p->pfx[i];
+    return &t->slots[i];
 }
 
 /* The innermost binding of a prefix, or NULL. */
 static struct nsbind *pfx_lookup(struct xmlp *p, const char *prefix, size_t len)
 {
-    if (p->pfx_cap == 0)
-        return NULL;
-    return pfx_slot(p, prefix, len)->top;
+    if (len == 0)
+        return p->def;
+    if (p->unit_pfx.cap > 0) {
+        struct pfx_slot *sl = pfx_slot(p, &p->unit_pfx, prefix, len);
+        if (sl->top != NULL)
+            return sl->top;
+    }
+    return p->hdr_pfx.cap > 0 ? pfx_slot(p, &p->hdr_pfx, prefix, len)->top : NULL;
 }
 
-/* Makes b the innermost binding of its prefix. Returns -1 without memory. */
+/* Makes b the innermost binding of its prefix: in the header's table for a
+ * header binding, else in the unit's. Returns -1 without memory. */
 static int pfx_bind(struct xmlp *p, struct nsbind *b)
 {
     size_t len = strlen(b->prefix);
-    if (2 * (p->pfx_used + 1) > p->pfx_cap) {
-        size_t cap = p->pfx_cap ? 2 * p->pfx_cap : 16;
-        struct pfx_slot *old = p->pfx;
-        size_t old_cap = p->pfx_cap;
-        p->pfx = calloc(cap, sizeof(*p->pfx));
-        if (p->pfx == NULL) {
-            p->pfx = old;
-            return -1;
-        }
-        p->pfx_cap = cap;
-        for (size_t i = 0; i < old_cap; i++)
-            if (old[i].prefix != NULL)
-                *pfx_slot(p, old[i].prefix, old[i].len) = old[i];
-        free(old);
+    if (len == 0) {
+        b->shadowed = p->def;
+        p->def = b;
+        return 0;
     }
-    struct pfx_slot *sl = pfx_slot(p, b->prefix, len);
+    b->shadowed = pfx_lookup(p, b->prefix, len);
+    struct pfx_table *t = b->header ? &p->hdr_pfx : &p->unit_pfx;
+    if (2 * (t->used + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 16;
+        struct pfx_slot *slots = t->arena ? arena_alloc(t->arena, cap * sizeof(*slots))
+                                          : malloc(cap * sizeof(*slots));
+        if (slots == NULL)
+            return -1;
+        memset(slots, 0, cap * sizeof(*slots));
+        struct pfx_table old = *t;
+        t->slots = slots;
+        t->cap = cap;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.slots[i].prefix != NULL)
+                *pfx_slot(p, t, old.slots[i].prefix, old.slots[i].len) = old.slots[i];
+        if (t->arena == NULL)
+            free(old.slots);
+    }
+    struct pfx_slot *sl = pfx_slot(p, t, b->prefix, len);
     if (sl->prefix == NULL) {
         *sl = (struct pfx_slot){b->prefix, len, NULL};
-        p->pfx_used++;
+        t->used++;
     }
-    b->shadowed = sl->top;
     sl->top = b;
-    if (!b->header)
-        p->pfx_dirty = true;
     return 0;
 }
 
-/* Undoes the bindings an element made, at its end tag. */
+/* Undoes the bindings an element made, at its end tag (never the
+ * header's: the stream's end tag ends everything). */
 static void pfx_unbind(struct xmlp *p, struct nsbind *list)
 {
-    for (struct nsbind *b = list; b; b = b->next)
-        pfx_slot(p, b->prefix, strlen(b->prefix))->top = b->shadowed;
-}
-
-/* Empties the prefix table and binds the header's bindings again: stanza
- * bindings (and their keys) die with the unit's arena. A table grown by a
- * big stanza is given back. */
-static void pfx_rebuild(struct xmlp *p)
-{
-    if (p->pfx_cap > 64) {
-        free(p->pfx);
-        p->pfx = NULL;
-        p->pfx_cap = 0;
-    } else if (p->pfx_cap > 0) {
-        memset(p->pfx, 0, p->pfx_cap * sizeof(*p->pfx));
+    for (struct nsbind *b = list; b; b = b->next) {
+        if (b->prefix[0] == '\0')
+            p->def = b->shadowed;
+        else
+            pfx_slot(p, &p->unit_pfx, b->prefix, strlen(b->prefix))->top = b->shadowed;
     }
-    p->pfx_used = 0;
-    p->pfx_dirty = false;
-    for (struct nsbind *b = p->hdr_binds; b; b = b->next)
-        if (pfx_bind(p, b) != 0)
-            break; /* cannot happen: the table held them before */
 }
 
 /* Forgets the stream header's bindings (stream restart, hibernation). */
@@ -184,10 +192,9 @@ static void hdr_binds_free(struct xmlp *p)
     }
     if (p->elem_binds)
         p->elem_binds[0] = NULL;
-    free(p->pfx);
-    p->pfx = NULL;
-    p->pfx_cap = p->pfx_used = 0;
-    p->pfx_dirty = false;
+    free(p->hdr_pfx.slots);
+    p->hdr_pfx = (struct pfx_table){NULL, 0, 0, NULL};
+    p->def = NULL;
 }
 
 /* Frees the current unit's tree (and with it the interned URIs). */
@@ -197,8 +204,9 @@ static void reset_unit(struct xmlp *p)
     p->ns_tab = NULL;
     p->ns_cap = p->ns_used = 0;
     p->unit_gen++;
-    if (p->pfx_dirty)
-        pfx_rebuild(p);
+    /* Every stanza binding has been undone at its end tag (or the parser
+     * has failed); the unit's table goes with the arena. */
+    p->unit_pfx = (struct pfx_table){NULL, 0, 0, &p->arena};
     if (p->text.cap > 4096)
         buf_free(&p->text); /* do not keep a big stanza's buffer per stream */
     buf_reset(&p->text);
@@ -274,8 +282,29 @@ static const char *bind_uri(struct xmlp *p, struct nsbind *b)
 
 #define NS_XMLNS "http://www.w3.org/2000/xmlns/"
 
+/* Whether s starts like an NCName (Namespaces in XML 1.0 §3). expat has
+ * checked that the whole qualified name is an XML Name, so the part after a
+ * colon holds only NameChars; what remains is to refuse those that may not
+ * start a name: '-', '.', digits, U+00B7, U+0300-U+036F, U+203F-U+2040. */
+static bool ncname_start(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (u[0] == '\0' || u[0] == '-' || u[0] == '.' || (u[0] >= '0' && u[0] <= '9'))
+        return false;
+    if (u[0] == 0xC2 && u[1] == 0xB7)
+        return false;
+    if ((u[0] == 0xCC && u[1] >= 0x80) || (u[0] == 0xCD && u[1] <= 0xAF))
+        return false;
+    return !(u[0] == 0xE2 && ((u[1] == 0x80 && u[2] == 0xBF) || (u[1] == 0x81 && u[2] == 0x80)));
+}
+
 /* The "xml" prefix is bound by definition; names in it share this string. */
 static const char ns_xml[] = NS_XML;
+
+static bool is_xmlns_attr(const char *name)
+{
+    return name[0] == 'x' && strncmp(name, "xmlns", 5) == 0 && (name[5] == '\0' || name[5] == ':');
+}
 
 /* Makes the bindings declared by a start tag's xmlns attributes, checking
  * Namespaces in XML 1.0 §3: a prefix is a non-empty NCName other than
@@ -287,12 +316,12 @@ static enum xmlp_error declare(struct xmlp *p, const char **atts, struct nsbind 
     bool header = p->depth == 0;
     for (int i = 0; atts[i]; i += 2) {
         const char *name = atts[i], *uri = atts[i + 1];
-        if (strncmp(name, "xmlns", 5) != 0 || (name[5] != '\0' && name[5] != ':'))
+        if (!is_xmlns_attr(name))
             continue;
         const char *prefix = name[5] ? name + 6 : "";
         size_t plen = strlen(prefix), ulen = strlen(uri);
         bool is_xml_uri = strcmp(uri, NS_XML) == 0;
-        if ((name[5] && (plen == 0 || ulen == 0 || strchr(prefix, ':') != NULL ||
+        if ((name[5] && (!ncname_start(prefix) || ulen == 0 || strchr(prefix, ':') != NULL ||
                          strcmp(prefix, "xmlns") == 0)) ||
             (strcmp(prefix, "xml") == 0) != is_xml_uri || strcmp(uri, NS_XMLNS) == 0)
             return XMLP_NOT_WELL_FORMED;
@@ -342,7 +371,7 @@ static enum xmlp_error resolve(struct xmlp *p, const char *qname, bool attr, con
     }
     *local = colon + 1;
     size_t plen = (size_t)(colon - qname);
-    if (plen == 0 || **local == '\0' || strchr(*local, ':') != NULL)
+    if (plen == 0 || !ncname_start(*local) || strchr(*local, ':') != NULL)
         return XMLP_NOT_WELL_FORMED;
     if (plen == 3 && memcmp(qname, "xml", 3) == 0) {
         *ns = ns_xml;
@@ -388,11 +417,6 @@ static int append_attr(struct xmlp *p, struct xnode *e, const char *ns, const ch
         e->attrs = at;
     e->last_attr = at;
     return 0;
-}
-
-static bool is_xmlns_attr(const char *name)
-{
-    return strncmp(name, "xmlns", 5) == 0 && (name[5] == '\0' || name[5] == ':');
 }
 
 /* Namespaces in XML 1.0 §6.3: no two attributes of a tag may have the same
@@ -846,7 +870,7 @@ const char *xmlp_condition(enum xmlp_error e)
 
 size_t xmlp_memory(const struct xmlp *p)
 {
-    return p->arena.total + p->text.cap + p->pfx_cap * sizeof(*p->pfx);
+    return p->arena.total + p->text.cap + p->hdr_pfx.cap * sizeof(*p->hdr_pfx.slots);
 }
 
 /* ---- one element outside a stream ---- */

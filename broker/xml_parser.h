@@ -9,9 +9,14 @@
  * Hardening, each failure a named RFC 6120 §4.9.3 stream error:
  *  - DOCTYPE, entity declarations, processing instructions and comments are
  *    refused (RFC 6120 §11.1: restricted-xml); entities are never expanded.
- *  - a stanza larger than max_stanza bytes, or nested deeper than max_depth,
- *    is a policy-violation; the byte cap also bounds expat's own buffer
- *    between events (a giant start tag is caught before it is complete).
+ *  - a stanza larger than max_stanza bytes (counted from the '<' of its
+ *    start tag to the '>' of its end tag, exactly), or nested deeper than
+ *    max_depth, is a policy-violation; the byte cap also bounds expat's own
+ *    buffer between events (a giant start tag is caught before it is
+ *    complete).
+ *  - namespaces are resolved by the parser, not expat (whose namespace mode
+ *    costs the URI's length per prefixed attribute), with the checks of
+ *    Namespaces in XML 1.0; any violation is not-well-formed.
  *  - any other XML error is not-well-formed. Errors are sticky: after one,
  *    feeding does nothing and returns the same error.
  *
