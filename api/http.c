@@ -722,7 +722,7 @@ void http_accept(struct herald *h, struct conn *c, bool tls)
         return;
     }
     hc->conn = c;
-    c->q_max = hc->outq_max;
+    conn_set_limits(c, hc->outq_max, hc->outq_max);
     if (conn_start(c, &http_handler, hc) != 0)
         return; /* on_close frees hc */
     if (over_budget(hc, why, sizeof(why))) {

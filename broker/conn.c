@@ -457,9 +457,10 @@ void conn_flush_all(struct herald *h)
     }
 }
 
-void conn_set_hard_limit(struct conn *c, size_t hard)
+void conn_set_limits(struct conn *c, size_t soft, size_t hard)
 {
-    c->q_hard = hard < c->q_max ? c->q_max : hard;
+    c->q_max = soft;
+    c->q_hard = hard < soft ? soft : hard;
 }
 
 int conn_starttls(struct conn *c, struct ssl_ctx_st *ctx)

@@ -114,9 +114,10 @@ void conn_close(struct conn *c, bool drain);
  * the peer does not read (sweeps close such connections). */
 bool conn_write_stalled(const struct conn *c, uint64_t now, uint64_t limit_ms);
 
-/* Sets the hard bound of the write queue (at least q_max; conn_accept makes
- * it q_max). */
-void conn_set_hard_limit(struct conn *c, size_t hard);
+/* Sets the write queue's soft bound (q_max: pacing, back-pressure, drain)
+ * and its hard bound (q_hard, at least the soft one: a send past it fails).
+ * conn_accept sets both to c2s.max_outq_bytes. */
+void conn_set_limits(struct conn *c, size_t soft, size_t hard);
 
 /* Pacing: producer stops being read until recipient's queue drains to a
  * quarter of its soft bound, or recipient closes. A producer waits for one

@@ -112,7 +112,7 @@ void session_accept(struct herald *h, struct conn *conn)
     for (int i = 0; i < 8; i++)
         snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
     ip_adjust(h, conn->peer, +1);
-    conn_set_hard_limit(conn, outq_hard_bytes(h->cfg));
+    conn_set_limits(conn, h->cfg->max_outq_bytes, outq_hard_bytes(h->cfg));
     if (conn_start(conn, &c2s_handler, s) != 0)
         return; /* on_conn_closed frees s */
     if (stream_init(s) != 0) {

@@ -53,7 +53,8 @@ def test_keep_alive_with_curl(herald):
         assert reuse == 2, "curl did not reuse the connection (https=%s):\n%s" % (https, err)
         assert err.count("HTTP/1.1 200") == 3 or err.count("< HTTP/1.1 200 OK") == 3, err
         text = out.decode()
-        assert text.count('"next":') == 1 and text.count('"nodes":') == 1, text
+        # Both lists (items, then nodes) are paged: each carries "next".
+        assert text.count('"next":') == 2 and text.count('"nodes":') == 1, text
     auth = "Authorization: Bearer %s" % alice.tok
     argv = ["curl", "-sS", "-v", "--max-time", "10",
             "-H", auth, "-H", "Content-Type: application/json", "--data-binary", '{"v": 2}',
@@ -239,8 +240,11 @@ def test_storage_full_is_507_and_not_notified(herald):
     evs = s.take(2)
     assert [e.type for e in evs] == ["purge", "item"], evs
     assert evs[1].json()["id"] == after
-    healthy(srv, allow_errors=[r"storage full", r"full at the ceiling"])
-    assert "full at the ceiling storage.max_map_size_mb" in srv.log_text(max_chars=10 ** 7)
+    healthy(srv, allow_errors=[r"storage full", r"full at the ceiling", r"full down to its reserve"])
+    # Refused at the reserve kept for removals (docs/security.md), or by LMDB itself.
+    log = srv.log_text(max_chars=10 ** 7)
+    assert ("full down to its reserve (storage.reserve_mb)" in log
+            or "full at the ceiling storage.max_map_size_mb" in log), log[-2000:]
 
 
 def test_storage_map_grows_up_to_the_ceiling(herald):
@@ -263,4 +267,4 @@ def test_storage_map_grows_up_to_the_ceiling(herald):
                 for i in range(120)]
     assert 201 in statuses and 507 in statuses, statuses
     assert statuses.index(507) > 20, "the map did not grow before refusing: %s" % statuses
-    healthy(srv2, allow_errors=[r"storage full", r"full at the ceiling"])
+    healthy(srv2, allow_errors=[r"storage full", r"full at the ceiling", r"full down to its reserve"])

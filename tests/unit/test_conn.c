@@ -173,9 +173,9 @@ static void test_hard_bound(void)
     }
     struct conn *c = f.conns[0];
     CHECK_EQ_INT(c->q_hard, 16384); /* conn_accept: hard = soft */
-    conn_set_hard_limit(c, 1000);   /* never below the soft bound */
+    conn_set_limits(c, c->q_max, 1000);   /* never below the soft bound */
     CHECK_EQ_INT(c->q_hard, 16384);
-    conn_set_hard_limit(c, 32768);
+    conn_set_limits(c, c->q_max, 32768);
     static char data[20000];
     CHECK_EQ_INT(conn_send(c, data, sizeof(data), 0), 0); /* past soft: queued */
     CHECK_EQ_INT(c->q_bytes, sizeof(data));
@@ -206,7 +206,7 @@ static void test_pacing_released_by_drain(void)
     }
     struct conn *p = f.conns[0], *r = f.conns[1], *other = f.conns[2];
     static char data[20000];
-    conn_set_hard_limit(r, 65536);
+    conn_set_limits(r, r->q_max, 65536);
     CHECK_EQ_INT(conn_send(r, data, sizeof(data), 0), 0);
     conn_wait_for(p, r);
     CHECK(p->waiting_on == r && r->waiters == p && !p->reading);
