@@ -122,6 +122,7 @@ void session_accept(struct herald *h, struct conn *conn)
     const struct config *cfg = h->cfg;
     /* The refusals name the setting, in the log and in the stream error's
      * <text/>, so that whoever hits a limit knows which one to raise. */
+    static struct log_limit refused_log;
     char why[96];
     bool per_ip =
         cfg->max_connections_per_ip != 0 && (cfg->limit_loopback || !peer_is_loopback(conn->peer));
@@ -131,13 +132,13 @@ void session_accept(struct herald *h, struct conn *conn)
         /* HTTP connections have their own budget (http.max_connections). */
         h->stats.connections_refused++;
         snprintf(why, sizeof(why), "c2s.max_connections (%u) reached", cfg->max_connections);
-        log_warn("c2s", "refused %s: %s", conn->peer, why);
+        log_limited(&refused_log, LOG_WARN, "c2s", "refused %s: %s", conn->peer, why);
         session_stream_error(s, "resource-constraint", why);
     } else if (per_ip && ip_count(h, conn->peer) > cfg->max_connections_per_ip) {
         h->stats.connections_refused++;
         snprintf(why, sizeof(why), "c2s.max_connections_per_ip (%u) reached",
                  cfg->max_connections_per_ip);
-        log_warn("c2s", "refused %s: %s", conn->peer, why);
+        log_limited(&refused_log, LOG_WARN, "c2s", "refused %s: %s", conn->peer, why);
         session_stream_error(s, "policy-violation", why);
     } else {
         h->stats.connections_accepted++;
@@ -328,8 +329,10 @@ void session_stream_error(struct session *s, const char *condition, const char *
     if (buf_ok(&b))
         conn_send(s->conn, b.data, b.len, CONN_SEND_FORCE);
     buf_free(&b);
-    log_info("c2s", "%s: stream error <%s/>%s%s%s", s->conn->peer, condition, text ? " (" : "",
-             text ? text : "", text ? ")" : "");
+    /* A client can cause stream errors at will: the line is rate-limited. */
+    static struct log_limit error_log;
+    log_limited(&error_log, LOG_INFO, "c2s", "%s: stream error <%s/>%s%s%s", s->conn->peer,
+                condition, text ? " (" : "", text ? text : "", text ? ")" : "");
     s->state = ST_CLOSED;
     session_unregister(s);
     conn_close(s->conn, true);

@@ -21,8 +21,6 @@ answered within the documented bound.
 import json
 import time
 
-import pytest
-
 from e2e_helpers import NS_CLIENT, RawStream, q, show
 from hardening_helpers import SLOWDOWN, Witness, cpu_seconds
 from pubsub_helpers import (NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_EVENT, NS_PUBSUB,
@@ -301,10 +299,6 @@ def test_huge_xml_item_refused_before_any_parsing(herald):
     assert alice.items("guarded")["items"] == []
 
 
-@pytest.mark.xfail(SLOWDOWN > 1, strict=False,
-                   reason="needs the linear serializer (branch h11-xml): the parser and the "
-                          "serializer still walk the 128 KB namespace URI once per element "
-                          "(0.8 s of CPU in a release build, 15 s under ASan)")
 def test_huge_namespace_heavy_item_allowed_does_not_stall(herald):
     """With max_payload_size raised to 1 MiB, the same body from a token
     that may publish is parsed and answered (201, or a clear 4xx) without
