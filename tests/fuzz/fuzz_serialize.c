@@ -12,8 +12,11 @@
  *  - a copy of the tree built with the public builders (every element and
  *    attribute holding its own copy of its URI, as built trees do) gives the
  *    same bytes: namespaces are compared by content, not by pointer;
- *  - with a buffer cap below the full size, serialization fails and what
- *    it wrote is a prefix of the full output no longer than the cap;
+ *  - with a buffer cap below the full size, serialization either fails
+ *    having written no more than the cap, or (when the plain form did not
+ *    fit and the form that binds repeated namespaces once on the root does)
+ *    it succeeds within the cap with a serialization that parses back into
+ *    the same tree;
  *  - as a payload (nothing in scope, as pubsub stores it) the serialization
  *    is canonical: xmlp_parse_element gives it back byte for byte.
  * Limits are large enough (16 KiB, depth 16) for a long namespace used many
@@ -74,7 +77,9 @@ static void re_stanza(void *ud, struct xnode *st, struct arena *a)
 
 static const struct xmlp_callbacks re_cb = {re_open, re_stanza, re_close};
 
-static void check_round_trip(const struct xnode *st, const struct buf *b)
+/* fixed_point: serializing the reparsed tree (without a cap) must give b
+ * again; not so for a compact form chosen because of a cap. */
+static void check_reparse(const struct xnode *st, const struct buf *b, bool fixed_point)
 {
     struct reparse r = {st, 0, false, {0}};
     buf_init(&r.again, 0);
@@ -91,7 +96,7 @@ static void check_round_trip(const struct xnode *st, const struct buf *b)
         die("serialization is not exactly one stanza", b);
     if (!r.equal)
         die("reparsed tree differs", b);
-    if (r.again.len != b->len || memcmp(r.again.data, b->data, b->len) != 0)
+    if (fixed_point && (r.again.len != b->len || memcmp(r.again.data, b->data, b->len) != 0))
         die("serialization is not a fixed point", b);
     xmlp_free(q);
     buf_free(&r.again);
@@ -138,8 +143,13 @@ static void check_cap(const struct xnode *st, const struct buf *b)
     struct buf c;
     buf_init(&c, b->len / 2);
     xml_serialize(&c, st, NS_CLIENT);
-    if (buf_ok(&c) || c.len > c.max || memcmp(c.data, b->data, c.len) != 0)
-        die("serialization over the cap did not fail cleanly", &c);
+    if (c.len > c.max)
+        die("serialization went over the cap", &c);
+    /* A failure leaves at most the cap: a prefix of the plain form, or of
+     * the compact one when the serializer switched forms after the plain
+     * one failed (unit tests check the bytes, tests/unit/test_xml.c). */
+    if (buf_ok(&c))
+        check_reparse(st, &c, false);
     buf_free(&c);
 }
 
@@ -201,7 +211,7 @@ static void on_stanza(void *ud, struct xnode *st, struct arena *a)
         die("serialization holds invalid characters", &b);
     if (b.len > OUT_FACTOR * f->input + OUT_SLACK)
         die("serialization is not linear in the stanza", &b);
-    check_round_trip(st, &b);
+    check_reparse(st, &b, true);
     check_copy(st, &b);
     check_cap(st, &b);
     check_payload(st);
