@@ -18,8 +18,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <arpa/inet.h>
-#include <uthash.h>
 
 #include "buf.h"
 #include "conn.h"
@@ -607,44 +605,6 @@ static void on_drain(void *ud)
 
 /* ---- the HTTP connection budget (apart from c2s.max_connections) ---- */
 
-/* Loopback peers are this machine (a backend, a test harness), exempt from
- * the per-address limit unless http.limit_loopback, as c2s.limit_loopback
- * does for XMPP. Mapped IPv4 (::ffff:127.x) is how a dual-stack listener
- * sees IPv4 loopback. */
-static bool http_peer_loopback(const char *ip)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, ip, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, ip, &a6) != 1)
-        return false;
-    return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
-}
-
-/* Connections per address on the HTTP listeners; returns the new count. */
-static unsigned http_ip_count(struct herald *h, const char *ip, int delta)
-{
-    struct ip_count *ic = NULL;
-    HASH_FIND_STR(h->http_ip_counts, ip, ic);
-    if (ic == NULL && delta > 0) {
-        ic = calloc(1, sizeof(*ic));
-        if (ic == NULL)
-            return 0; /* not counted: the total limit still holds */
-        snprintf(ic->ip, sizeof(ic->ip), "%s", ip);
-        HASH_ADD_STR(h->http_ip_counts, ip, ic);
-    }
-    if (ic == NULL)
-        return 0;
-    ic->n = delta > 0 ? ic->n + 1 : (ic->n > 0 ? ic->n - 1 : 0);
-    unsigned n = ic->n;
-    if (n == 0) {
-        HASH_DEL(h->http_ip_counts, ic);
-        free(ic);
-    }
-    return n;
-}
-
 /* Counts the new connection; fills why (naming the setting) when it is one
  * too many. */
 static bool over_budget(struct http_conn *hc, char *why, size_t whylen)
@@ -653,13 +613,13 @@ static bool over_budget(struct http_conn *hc, char *why, size_t whylen)
     const struct config *cfg = h->cfg;
     hc->counted = true;
     h->http_conns++;
-    unsigned from_ip = http_ip_count(h, hc->conn->peer, +1);
+    unsigned from_ip = conn_ip_adjust(&h->http_ip_counts, hc->conn->peer, +1);
     if (h->http_conns > cfg->http_max_connections) {
         snprintf(why, whylen, "http.max_connections (%u) reached", cfg->http_max_connections);
         return true;
     }
     if (cfg->http_max_connections_per_ip != 0 &&
-        (cfg->http_limit_loopback || !http_peer_loopback(hc->conn->peer)) &&
+        (cfg->http_limit_loopback || !conn_addr_is_loopback(hc->conn->peer)) &&
         from_ip > cfg->http_max_connections_per_ip) {
         snprintf(why, whylen, "http.max_connections_per_ip (%u) reached",
                  cfg->http_max_connections_per_ip);
@@ -674,7 +634,7 @@ static void on_close(void *ud)
     struct conn *c = hc->conn;
     if (c && hc->counted) {
         hc->h->http_conns--;
-        http_ip_count(hc->h, c->peer, -1);
+        conn_ip_adjust(&hc->h->http_ip_counts, c->peer, -1);
     }
     /* What this connection held at its peak is free heap now: the sweep's
      * trim_heap gives it back to the system once enough has added up. */

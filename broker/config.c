@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conn.h"
 #include "jid.h"
 #include "log.h"
 
@@ -246,13 +247,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 
 static bool is_loopback(const char *addr)
 {
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, addr, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, addr, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return strcmp(addr, "localhost") == 0;
+    return conn_addr_is_loopback(addr) || strcmp(addr, "localhost") == 0;
 }
 
 int config_validate(const struct config *c, char *err, size_t errlen)

@@ -15,6 +15,8 @@
  * stops libuv reads from those flags. */
 #include "conn.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -455,6 +457,42 @@ void conn_flush_all(struct herald *h)
         c->turn_spent = false;
         update_reading(c);
     }
+}
+
+unsigned conn_ip_adjust(struct ip_count **table, const char *ip, int delta)
+{
+    struct ip_count *ic = NULL;
+    HASH_FIND_STR(*table, ip, ic);
+    if (ic == NULL) {
+        if (delta <= 0)
+            return 0;
+        ic = calloc(1, sizeof(*ic));
+        if (ic == NULL)
+            return 0;
+        snprintf(ic->ip, sizeof(ic->ip), "%s", ip);
+        HASH_ADD_STR(*table, ip, ic);
+    }
+    if (delta > 0)
+        ic->n++;
+    else if (delta < 0 && ic->n > 0)
+        ic->n--;
+    unsigned n = ic->n;
+    if (n == 0) {
+        HASH_DEL(*table, ic);
+        free(ic);
+    }
+    return n;
+}
+
+bool conn_addr_is_loopback(const char *addr)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, addr, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, addr, &a6) != 1)
+        return false;
+    return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
 }
 
 void conn_set_limits(struct conn *c, size_t soft, size_t hard)

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uthash.h>
 #include <uv.h>
 
 struct herald;
@@ -125,6 +126,22 @@ void conn_set_limits(struct conn *c, size_t soft, size_t hard);
  * lists hold each connection at most once; waiting for oneself does nothing
  * (a client's own replies use the half-bound back-pressure instead). */
 void conn_wait_for(struct conn *producer, struct conn *recipient);
+
+/* Connections per peer address (a uthash table per listener kind: c2s and
+ * HTTP have separate budgets). Adds delta (+1, -1, or 0 to read) to ip's
+ * count and returns the new count; an entry is freed when it reaches 0. If
+ * an entry cannot be allocated the connection is not counted (0): the
+ * total limits still hold. */
+struct ip_count {
+    char ip[48];
+    unsigned n;
+    UT_hash_handle hh;
+};
+unsigned conn_ip_adjust(struct ip_count **table, const char *ip, int delta);
+/* True for 127.0.0.0/8, ::1 and IPv4-mapped ::ffff:127.x (how a dual-stack
+ * listener sees IPv4 loopback): peers on this machine, which the
+ * per-address limits exempt unless *.limit_loopback. */
+bool conn_addr_is_loopback(const char *addr);
 
 /* Called once per loop turn by the server's prepare handle: flushes every
  * write queue, then lets connections that spent their read budget read

@@ -10,7 +10,6 @@
  * made no write progress for c2s.write_timeout, closes the recipient. */
 #include "session.h"
 
-#include <arpa/inet.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,51 +45,6 @@ static const struct conn_handler c2s_handler = {
     .on_drain = on_drain,
 };
 
-static void ip_adjust(struct herald *h, const char *ip, int delta)
-{
-    struct ip_count *ic = NULL;
-    HASH_FIND_STR(h->ip_counts, ip, ic);
-    if (ic == NULL) {
-        if (delta < 0)
-            return;
-        ic = calloc(1, sizeof(*ic));
-        if (ic == NULL)
-            return;
-        snprintf(ic->ip, sizeof(ic->ip), "%s", ip);
-        HASH_ADD_STR(h->ip_counts, ip, ic);
-    }
-    if (delta < 0 && ic->n > 0)
-        ic->n--;
-    else if (delta > 0)
-        ic->n++;
-    if (ic->n == 0) {
-        HASH_DEL(h->ip_counts, ic);
-        free(ic);
-    }
-}
-
-static unsigned ip_count(struct herald *h, const char *ip)
-{
-    struct ip_count *ic = NULL;
-    HASH_FIND_STR(h->ip_counts, ip, ic);
-    return ic ? ic->n : 0;
-}
-
-/* Loopback peers are this machine: a backend or a test harness opening many
- * sessions, not a flood from the network (c2s.limit_loopback turns the
- * per-address limit back on for them). Mapped IPv4 (::ffff:127.x) counts
- * too: that is how a dual-stack listener sees IPv4 loopback. */
-static bool peer_is_loopback(const char *ip)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, ip, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, ip, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
-    return false;
-}
-
 static size_t outq_hard_bytes(const struct config *cfg)
 {
     return cfg->max_outq_hard_bytes ? cfg->max_outq_hard_bytes : 8 * cfg->max_outq_bytes;
@@ -111,7 +65,7 @@ void session_accept(struct herald *h, struct conn *conn)
         memset(rnd, 0, sizeof(rnd));
     for (int i = 0; i < 8; i++)
         snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
-    ip_adjust(h, conn->peer, +1);
+    conn_ip_adjust(&h->ip_counts, conn->peer, +1);
     conn_set_limits(conn, h->cfg->max_outq_bytes, outq_hard_bytes(h->cfg));
     if (conn_start(conn, &c2s_handler, s) != 0)
         return; /* on_conn_closed frees s */
@@ -125,7 +79,7 @@ void session_accept(struct herald *h, struct conn *conn)
     static struct log_limit refused_log;
     char why[96];
     bool per_ip =
-        cfg->max_connections_per_ip != 0 && (cfg->limit_loopback || !peer_is_loopback(conn->peer));
+        cfg->max_connections_per_ip != 0 && (cfg->limit_loopback || !conn_addr_is_loopback(conn->peer));
     if (h->shutting_down) {
         session_stream_error(s, "system-shutdown", NULL);
     } else if (h->nconns - h->http_conns > cfg->max_connections) {
@@ -134,7 +88,7 @@ void session_accept(struct herald *h, struct conn *conn)
         snprintf(why, sizeof(why), "c2s.max_connections (%u) reached", cfg->max_connections);
         log_limited(&refused_log, LOG_WARN, "c2s", "refused %s: %s", conn->peer, why);
         session_stream_error(s, "resource-constraint", why);
-    } else if (per_ip && ip_count(h, conn->peer) > cfg->max_connections_per_ip) {
+    } else if (per_ip && conn_ip_adjust(&h->ip_counts, conn->peer, 0) > cfg->max_connections_per_ip) {
         h->stats.connections_refused++;
         snprintf(why, sizeof(why), "c2s.max_connections_per_ip (%u) reached",
                  cfg->max_connections_per_ip);
@@ -149,7 +103,7 @@ void session_accept(struct herald *h, struct conn *conn)
 static void free_session(struct session *s)
 {
     session_unregister(s);
-    ip_adjust(s->h, s->conn->peer, -1);
+    conn_ip_adjust(&s->h->ip_counts, s->conn->peer, -1);
     xmlp_free(s->parser);
     hsasl_free(s->sasl);
     free(s->bare);

@@ -67,12 +67,6 @@ struct account {
     UT_hash_handle hh;
 };
 
-struct ip_count {
-    char ip[48];
-    unsigned n;
-    UT_hash_handle hh;
-};
-
 /* Takes over an accepted connection (enforcing the connection limits). */
 void session_accept(struct herald *h, struct conn *conn);
 
