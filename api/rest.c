@@ -1057,12 +1057,9 @@ static int authenticate(struct rctx *r, uint8_t scope)
     size_t len = strlen(tok);
     while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
         len--;
+    /* token_check also refuses a token whose account was deleted or made
+     * again (the account generation, docs/rest-api.md). */
     int rc = token_check(r->h->store, tok, len, (uint64_t)time(NULL), &r->tok);
-    if (rc == 0) {
-        int exists = store_user_exists(r->h->store, r->tok.jid);
-        rc = exists == 1 ? 0 : exists == 0 ? HERALD_EFORBIDDEN /* the account was deleted */
-                                           : exists;
-    }
     if (rc == HERALD_EFORBIDDEN) {
         problem(r, HERALD_EAUTH, "the token is unknown, revoked or expired");
         return -1;
