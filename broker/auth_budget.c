@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "hash.h"
 
 #define WAYS 8u
 #define FIRST_BLOCK_MS 1000u
@@ -66,24 +67,10 @@ void auth_budget_free(struct auth_budget *b)
     free(b);
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* FNV-1a over the key from a random start, then a finalizer; never 0. */
 static uint64_t hash_of(const struct auth_budget *b, const char *key, size_t len)
 {
-    uint64_t h = b->seed[0];
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 0x100000001b3ull;
-    }
-    h = mix(h ^ b->seed[1]);
+    uint64_t h = hash_mix(hash_fnv1a(b->seed[0], key, len) ^ b->seed[1]);
     return h ? h : 1;
 }
 

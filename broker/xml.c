@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 struct xnode *xml_elem_new(struct arena *a, const char *ns, const char *name)
 {
     struct xnode *e = arena_alloc(a, sizeof(*e));
@@ -269,24 +271,11 @@ struct ser {
     uint32_t hash_inline[2 * SER_INLINE];
 };
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
 /* FNV-1a over the whole string, once per distinct pointer; also its length. */
 static uint64_t uri_hash(const char *s, size_t *len)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    size_t i = 0;
-    for (; s[i] != '\0'; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    *len = i;
-    return mix64(h ^ i);
+    *len = strlen(s);
+    return hash_mix(hash_fnv1a(HASH_FNV_OFFSET, s, *len) ^ *len);
 }
 
 /* A zeroed table of cap slots of n bytes, or NULL (and nomem). */
@@ -307,7 +296,7 @@ static bool ptrs_grow(struct ser *s)
     for (size_t i = 0; i < s->ptrs_cap; i++) {
         if (s->ptrs[i].ptr == NULL)
             continue;
-        size_t j = mix64((uintptr_t)s->ptrs[i].ptr) & (cap - 1);
+        size_t j = hash_mix((uintptr_t)s->ptrs[i].ptr) & (cap - 1);
         while (t[j].ptr != NULL)
             j = (j + 1) & (cap - 1);
         t[j] = s->ptrs[i];
@@ -387,7 +376,7 @@ static long ns_id(struct ser *s, const char *uri)
         s->hash_cap = 2 * SER_INLINE;
         memset(s->hash_inline, 0, sizeof(s->hash_inline));
     }
-    size_t i = mix64((uintptr_t)uri) & (s->ptrs_cap - 1);
+    size_t i = hash_mix((uintptr_t)uri) & (s->ptrs_cap - 1);
     for (; s->ptrs[i].ptr != NULL; i = (i + 1) & (s->ptrs_cap - 1))
         if (s->ptrs[i].ptr == uri)
             return s->ptrs[i].ent;
@@ -397,7 +386,7 @@ static long ns_id(struct ser *s, const char *uri)
     if (2 * (s->ptrs_used + 1) > s->ptrs_cap) {
         if (!ptrs_grow(s))
             return -1;
-        i = mix64((uintptr_t)uri) & (s->ptrs_cap - 1);
+        i = hash_mix((uintptr_t)uri) & (s->ptrs_cap - 1);
         while (s->ptrs[i].ptr != NULL)
             i = (i + 1) & (s->ptrs_cap - 1);
     }

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 /* One interned namespace URI (see intern_ns). */
 struct ns_slot {
     uint64_t hash;
@@ -102,10 +104,7 @@ struct xmlp {
 
 static uint64_t hash_bytes(uint64_t seed, const char *s, size_t len)
 {
-    uint64_t h = seed ^ ((uint64_t)len * 0x9E3779B97F4A7C15ull);
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull; /* FNV-1a step */
-    return h ^ (h >> 31);
+    return hash_mix(hash_fnv1a(seed, s, len) ^ len);
 }
 
 /* The slot of a prefix in t (cap > 0): its entry, or the empty slot where
