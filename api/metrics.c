@@ -46,6 +46,22 @@ void metrics_render(struct herald *h, struct buf *b)
     metric(b, "herald_parser_hibernations_total", "counter",
            "Idle sessions whose XML parser memory was released until they send again.",
            st->parser_hibernations);
+    metric(b, "herald_sm_detached_sessions", "gauge",
+           "XEP-0198 sessions whose connection is lost, waiting to be resumed.", h->sm_ndetached);
+    metric(b, "herald_sm_resumptions_total", "counter", "XEP-0198 sessions resumed.",
+           st->sm_resumed);
+    metric(b, "herald_sm_resume_failures_total", "counter",
+           "XEP-0198 resumptions refused (unknown or expired session, other account).",
+           st->sm_resume_failed);
+    metric(b, "herald_sm_redelivered_total", "counter",
+           "Unacknowledged stanzas of ended sessions sent to another resource or stored offline.",
+           st->sm_redelivered);
+    metric(b, "herald_sm_bounced_total", "counter",
+           "Unacknowledged stanzas of ended sessions answered with an error to their sender.",
+           st->sm_bounced);
+    metric(b, "herald_sm_dropped_total", "counter",
+           "Unacknowledged stanzas of ended sessions not sent again (presence, headlines, "
+           "carbon copies, archive results, iq results).", st->sm_dropped);
     metric(b, "herald_pubsub_publishes_total", "counter", "Pubsub items published.", st->publishes);
     metric(b, "herald_pubsub_notifications_total", "counter",
            "Pubsub event messages queued to subscribers.", st->notifications);

@@ -43,6 +43,10 @@ void config_defaults(struct config *c)
     c->idle_timeout = 600;
     c->keepalive_interval = 60;
     c->login_timeout = 30;
+    c->resume_timeout = 300;
+    c->sm_max_unacked = 5000;
+    c->sm_max_unacked_bytes = 8u << 20;
+    c->csi_queue_size = 256;
     config_set_str(&c->mechanisms, "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN");
     c->failure_delay_ms = 1000;
     c->max_failures = 3;
@@ -117,6 +121,10 @@ static const struct option options[] = {
     OPT("c2s", "idle_timeout", K_UINT, idle_timeout, 0, 86400 * 7),
     OPT("c2s", "keepalive_interval", K_UINT, keepalive_interval, 0, 86400),
     OPT("c2s", "login_timeout", K_UINT, login_timeout, 1, 3600),
+    OPT("c2s", "resume_timeout", K_UINT, resume_timeout, 0, 86400),
+    OPT("c2s", "sm_max_unacked_stanzas", K_UINT, sm_max_unacked, 16, 10000000),
+    OPT("c2s", "sm_max_unacked_bytes", K_SIZE, sm_max_unacked_bytes, 65536, 1ull << 34),
+    OPT("c2s", "csi_queue_size", K_UINT, csi_queue_size, 1, 100000),
     OPT("auth", "mechanisms", K_STR, mechanisms, 0, 0),
     OPT("auth", "failure_delay_ms", K_UINT, failure_delay_ms, 0, 60000),
     OPT("auth", "max_failures", K_UINT, max_failures, 1, 100),

@@ -36,6 +36,10 @@ struct config {
     unsigned idle_timeout;       /* seconds without traffic before closing */
     unsigned keepalive_interval; /* seconds idle before a whitespace ping */
     unsigned login_timeout;      /* seconds to authenticate and bind */
+    unsigned resume_timeout;     /* XEP-0198: seconds a lost session waits; 0 = no resumption */
+    unsigned sm_max_unacked;     /* unacknowledged stanzas kept per session */
+    size_t sm_max_unacked_bytes; /* ... and their bytes */
+    unsigned csi_queue_size;     /* XEP-0352: stanzas held for an inactive client */
     /* [auth] */
     char *mechanisms;
     unsigned failure_delay_ms;

@@ -259,6 +259,42 @@ static int enqueue(struct conn *c, struct chunk *ch, int flags)
 
 int conn_send_chunk(struct conn *c, struct chunk *ch, int flags) { return enqueue(c, ch, flags); }
 
+int conn_send_chunks(struct conn *c, struct chunk *const *parts, size_t n, int flags)
+{
+    if (c->handle_closed || (c->closing && !(flags & CONN_SEND_FORCE)))
+        return HERALD_EUNAVAIL;
+    size_t total = 0;
+    for (size_t k = 0; k < n; k++)
+        total += parts[k]->len;
+    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + total > c->q_hard)
+        return HERALD_ELIMIT;
+    /* Past the check a part can fail only without memory or on a closing
+     * connection; either way the connection is not used again. */
+    for (size_t k = 0; k < n; k++) {
+        int rc = enqueue(c, parts[k], flags | CONN_SEND_FORCE);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void disowned_data(void *ud, const char *data, size_t len)
+{
+    (void)ud;
+    (void)data;
+    (void)len;
+}
+
+static void disowned_close(void *ud) { (void)ud; }
+
+static const struct conn_handler disowned = {disowned_data, disowned_close, NULL};
+
+void conn_disown(struct conn *c)
+{
+    c->handler = &disowned;
+    c->ud = NULL;
+}
+
 int conn_send(struct conn *c, const void *data, size_t len, int flags)
 {
     if (c->handle_closed || (c->closing && !(flags & CONN_SEND_FORCE)))

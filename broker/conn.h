@@ -98,6 +98,15 @@ int conn_send(struct conn *c, const void *data, size_t len, int flags);
 /* Queues a reference to a shared chunk (the conn takes its own reference). */
 int conn_send_chunk(struct conn *c, struct chunk *ch, int flags);
 
+/* Queues the parts of one message as a whole: HERALD_ELIMIT (nothing
+ * queued) when together they would pass the hard bound. */
+int conn_send_chunks(struct conn *c, struct chunk *const *parts, size_t n, int flags);
+
+/* The handler lets go of the connection: from now on nothing is delivered
+ * to it and on_close is not called (stream management keeps a session
+ * whose connection is dropped). The caller then closes the conn. */
+void conn_disown(struct conn *c);
+
 /* Output queued so far goes out in clear; everything after is TLS. Returns 0
  * or -1. */
 int conn_starttls(struct conn *c, struct ssl_ctx_st *ctx);

@@ -20,6 +20,8 @@ struct pubsub;
 struct ps_xmpp;
 struct sse_hub;
 struct batch;
+struct session;
+struct sm_orphan;
 
 struct herald_stats {
     uint64_t connections_accepted;
@@ -36,6 +38,11 @@ struct herald_stats {
     uint64_t http_requests[6];   /* by status class: [2] = 2xx ... [5] = 5xx */
     uint64_t http_refused;       /* HTTP connections refused by http.max_connections* */
     uint64_t http_write_timeouts; /* HTTP connections and event streams closed: no write progress */
+    uint64_t sm_resumed;         /* XEP-0198 resumptions */
+    uint64_t sm_resume_failed;   /* <resume/> refused (unknown, expired, other account) */
+    uint64_t sm_redelivered;     /* unacknowledged stanzas of ended sessions re-routed or stored */
+    uint64_t sm_bounced;         /* ... answered with an error to their sender */
+    uint64_t sm_dropped;         /* ... not re-sent (headlines, copies, results, presence) */
 };
 
 struct herald {
@@ -72,6 +79,13 @@ struct herald {
     struct ip_count *http_ip_counts; /* uthash: HTTP connections per peer address */
     size_t heap_freed;           /* big buffers freed since the last malloc_trim (trim_heap) */
     struct account *accounts;    /* uthash: bare JID -> bound sessions */
+    /* Stream management (sm.c): */
+    struct session *sm_ids;      /* uthash on sm.id: resumable sessions */
+    struct session *sm_detached; /* sessions waiting for <resume/> (doubly linked) */
+    unsigned sm_ndetached;
+    struct session *sm_ack_list; /* <r/> answered after this turn's commit */
+    bool sm_acks_scheduled;
+    struct sm_orphan *sm_orphans; /* unacknowledged stanzas of ended sessions */
 
     char rbuf[65536];            /* shared read buffer: reads are handled synchronously */
     bool shutting_down;

@@ -64,6 +64,11 @@ void presence_session_gone(struct session *s);
 int presence_offline_store(struct session *from, struct xnode *msg, struct arena *a,
                            const char *bare);
 
+/* The same without a sending session (stream management re-routing what a
+ * session that ended never acknowledged): 0 stored, -1 not storable (not
+ * chat/normal), HERALD_ELIMIT storage full, or another HERALD_E* code. */
+int im_offline_store(struct herald *h, struct xnode *msg, struct arena *a, const char *bare);
+
 /* Delivers more stored messages once the write queue has room again. */
 void presence_offline_continue(struct session *s);
 

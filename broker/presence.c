@@ -432,12 +432,17 @@ static void deliver_offline(struct session *s)
     s->offline_pending = false;
     for (size_t i = 0; i < l.n; i++) {
         if (rc == 0 && !s->offline_pending) {
-            if (sent > 0 && s->conn->q_bytes + l.lens[i] > s->conn->q_max / 2)
+            struct chunk *ch = NULL;
+            if (s->conn == NULL ||
+                (sent > 0 && s->conn->q_bytes + l.lens[i] > s->conn->q_max / 2))
                 s->offline_pending = true;
-            else if (session_send(s, l.msgs[i], l.lens[i]) == 0)
+            else if ((ch = chunk_new(l.msgs[i], l.lens[i])) != NULL &&
+                     session_send_chunk(s, ch) == 0)
                 sent++;
             else
                 s->offline_pending = true;
+            if (ch)
+                chunk_unref(ch);
         }
         free(l.msgs[i]);
     }
@@ -609,37 +614,48 @@ void presence_handle(struct session *from, struct xnode *st, struct arena *a, co
 
 /* ---- offline storage (XEP-0160) ---- */
 
-int presence_offline_store(struct session *from, struct xnode *msg, struct arena *a,
-                           const char *bare)
+int im_offline_store(struct herald *h, struct xnode *msg, struct arena *a, const char *bare)
 {
     const char *type = xml_attr(msg, "type");
     if (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0)
         return -1;
-    /* XEP-0203: when it was received. */
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    struct xnode *d = xml_add_elem(a, msg, "urn:xmpp:delay", "delay");
-    if (d == NULL || xml_set_attr(a, d, "from", from->h->cfg->domain) || xml_set_attr(a, d, "stamp", stamp))
-        return -1;
+    /* XEP-0203: when it was received (a message stored before keeps its
+     * first stamp). */
+    if (xml_child(msg, "urn:xmpp:delay", "delay") == NULL) {
+        char stamp[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        struct xnode *d = xml_add_elem(a, msg, "urn:xmpp:delay", "delay");
+        if (d == NULL || xml_set_attr(a, d, "from", h->cfg->domain) ||
+            xml_set_attr(a, d, "stamp", stamp))
+            return HERALD_ENOMEM;
+    }
     struct buf b;
     buf_init(&b, 0);
     xml_serialize(&b, msg, NS_CLIENT);
     int rc = HERALD_ENOMEM;
-    struct store_txn *t = buf_ok(&b) ? batch_op_begin(from->h->batch, &rc) : NULL;
+    struct store_txn *t = buf_ok(&b) ? batch_op_begin(h->batch, &rc) : NULL;
     if (t != NULL)
-        rc = batch_op_end(from->h->batch, t,
-                          store_offline_push(t, bare, b.data, b.len, from->h->cfg->max_offline));
+        rc = batch_op_end(h->batch, t, store_offline_push(t, bare, b.data, b.len, h->cfg->max_offline));
     buf_free(&b);
     if (rc == HERALD_ELIMIT) {
-        log_info("im", "offline storage of %s is full (im.max_offline_messages)", bare);
-        router_error(from, msg, a, HERALD_EUNAVAIL, NULL, NULL); /* XEP-0160 §3 */
-        return 0;
+        static struct log_limit lim;
+        log_limited(&lim, LOG_INFO, "im", "offline storage of %s is full (im.max_offline_messages)",
+                    bare);
     }
-    if (rc != 0)
-        router_error(from, msg, a, rc, NULL, NULL);
+    return rc;
+}
+
+int presence_offline_store(struct session *from, struct xnode *msg, struct arena *a,
+                           const char *bare)
+{
+    int rc = im_offline_store(from->h, msg, a, bare);
+    if (rc == -1)
+        return -1;
+    if (rc != 0) /* XEP-0160 §3: full storage is service-unavailable */
+        router_error(from, msg, a, rc == HERALD_ELIMIT ? HERALD_EUNAVAIL : rc, NULL, NULL);
     return 0;
 }
 

@@ -108,8 +108,8 @@ static void push_run(void *ctx, int failed)
         buf_free(&b);
         if (hd == NULL)
             continue;
-        session_send_chunk(s, hd);
-        session_send_chunk(s, p->query);
+        struct chunk *parts[2] = {hd, p->query};
+        session_send_stanza(s, parts, 2);
         chunk_unref(hd);
     }
     chunk_unref(p->query);
@@ -227,10 +227,14 @@ static int get_cb(void *ud, const struct store_roster_item *it)
     return 0;
 }
 
+/* A stanza built as text (a roster result). */
 static void send_raw(struct session *s, struct buf *b)
 {
-    if (buf_ok(b))
-        session_send(s, b->data, b->len);
+    struct chunk *ch = buf_ok(b) ? chunk_new(b->data, b->len) : NULL;
+    if (ch) {
+        session_send_chunk(s, ch);
+        chunk_unref(ch);
+    }
 }
 
 static void reply_head(struct buf *b, struct session *s, const char *id, const char *type)

@@ -42,30 +42,39 @@ struct xnode *router_reply(struct arena *a, const struct xnode *req, const char 
     return r;
 }
 
-void router_error(struct session *to, const struct xnode *stanza, struct arena *a, int err,
-                  const char *cond, const char *type)
+/* The error reply to stanza, or NULL when none is due (or no memory). */
+static struct xnode *error_reply(const struct xnode *stanza, struct arena *a, int err,
+                                 const char *cond, const char *type)
 {
     const char *st_type = xml_attr(stanza, "type");
     /* RFC 6120 §8.3.1: never answer an error with an error; an iq result
      * needs no answer either. */
     if (st_type && (strcmp(st_type, "error") == 0 ||
                     (strcmp(stanza->name, "iq") == 0 && strcmp(st_type, "result") == 0)))
-        return;
+        return NULL;
     if (cond == NULL) {
         cond = herald_stanza_condition(err);
         type = herald_stanza_error_type(err);
     }
     struct xnode *r = router_reply(a, stanza, "error");
     if (r == NULL)
-        return;
+        return NULL;
     /* §8.3.1: the original payload may be included; we include it. */
     r->children = stanza->children;
     r->last_child = stanza->last_child;
     struct xnode *e = xml_add_elem(a, r, NS_CLIENT, "error");
     if (e == NULL || xml_set_attr(a, e, "type", type ? type : "cancel") != 0 ||
         xml_add_elem(a, e, NS_STANZAS, cond) == NULL)
-        return;
-    session_send_xml(to, r);
+        return NULL;
+    return r;
+}
+
+void router_error(struct session *to, const struct xnode *stanza, struct arena *a, int err,
+                  const char *cond, const char *type)
+{
+    struct xnode *r = error_reply(stanza, a, err, cond, type);
+    if (r != NULL)
+        session_send_xml(to, r);
 }
 
 struct chunk *router_chunk(const struct xnode *st)
@@ -164,9 +173,68 @@ size_t router_send(struct herald *h, const char *to, struct chunk *const *parts,
                 targets[n++] = s;
     }
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < nparts; k++)
-            session_send_chunk(targets[i], parts[k]);
+        session_send_stanza(targets[i], parts, nparts);
     return n;
+}
+
+/* An error for a stanza whose sender has no session at hand: to its 'from'
+ * if that is a local resource (the server and the pubsub service need no
+ * error about their own stanzas). */
+static bool bounce(struct herald *h, const struct xnode *st, struct arena *a, int err)
+{
+    const char *from = xml_attr(st, "from");
+    struct xnode *r = from && strchr(from, '/') ? error_reply(st, a, err, NULL, NULL) : NULL;
+    struct chunk *ch = r ? router_chunk(r) : NULL;
+    size_t n = ch ? router_send(h, from, &ch, 1, ROUTE_FULL) : 0;
+    if (ch)
+        chunk_unref(ch);
+    return n > 0;
+}
+
+static bool has_child_ns(const struct xnode *st, const char *ns)
+{
+    for (const struct xnode *c = xml_first_elem(st); c; c = xml_next_elem(c))
+        if (strcmp(c->ns, ns) == 0)
+            return true;
+    return false;
+}
+
+enum redeliver router_redeliver(struct herald *h, struct xnode *st, struct arena *a)
+{
+    const char *type = xml_attr(st, "type");
+    const char *to = xml_attr(st, "to");
+    char bare[JID_MAX + 1];
+    if (to == NULL || strlen(to) > JID_MAX)
+        return REDELIVER_DROPPED;
+    snprintf(bare, sizeof(bare), "%.*s", (int)strcspn(to, "/"), to);
+    if (strcmp(st->name, "iq") == 0) {
+        /* A request the client never answered: the requester learns so. */
+        if (is_type(type, "get") || is_type(type, "set"))
+            return bounce(h, st, a, HERALD_EUNAVAIL) ? REDELIVER_BOUNCED : REDELIVER_DROPPED;
+        return REDELIVER_DROPPED;
+    }
+    /* Presence is state: the next login gets it afresh. Headlines are
+     * fire-and-forget (RFC 6121 §5.2.2); carbon copies and archive results
+     * are copies of stanzas kept elsewhere. */
+    if (strcmp(st->name, "message") != 0 || is_type(type, "headline") || is_type(type, "error") ||
+        is_type(type, "groupchat") || has_child_ns(st, "urn:xmpp:carbons:2") ||
+        has_child_ns(st, "urn:xmpp:mam:2"))
+        return REDELIVER_DROPPED;
+    /* chat and normal (pubsub notifications of nodes whose
+     * pubsub#notification_type is normal among them): another available
+     * resource, else offline storage, else an error to the sender. */
+    struct session *targets[MAX_RECIPIENTS];
+    size_t n = pick_for_message(session_account(h, bare), type, targets, MAX_RECIPIENTS);
+    if (n > 0) {
+        deliver(targets, n, st);
+        return REDELIVER_ROUTED;
+    }
+    int rc = im_offline_store(h, st, a, bare);
+    if (rc == 0)
+        return REDELIVER_ROUTED;
+    /* XEP-0160 §3: storage full (or refused) is service-unavailable. */
+    int err = rc == HERALD_ELIMIT || rc == -1 ? HERALD_EUNAVAIL : rc;
+    return bounce(h, st, a, err) ? REDELIVER_BOUNCED : REDELIVER_DROPPED;
 }
 
 static void to_bare(struct session *from, struct xnode *st, struct arena *a, const char *bare)

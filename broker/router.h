@@ -42,6 +42,15 @@ struct chunk *router_chunk(const struct xnode *st);
 size_t router_send(struct herald *h, const char *to, struct chunk *const *parts, size_t nparts,
                    enum route_mode mode);
 
+/* XEP-0198: what became of a stanza a session sent but the client never
+ * acknowledged, once that session has ended for good (sm.c). */
+enum redeliver {
+    REDELIVER_ROUTED,   /* to another resource, or into offline storage */
+    REDELIVER_BOUNCED,  /* an error went back to its sender */
+    REDELIVER_DROPPED,  /* not re-sent: presence, headline, copies, results */
+};
+enum redeliver router_redeliver(struct herald *h, struct xnode *st, struct arena *a);
+
 /* Tells `to` that its iq `id` failed after all because the write batch
  * holding its change could not be committed (err: HERALD_E*). from may be
  * NULL. */

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "batch.h"
+#include "sm.h"
 #include "conn.h"
 #include "errors.h"
 #include "herald.h"
@@ -48,6 +49,9 @@ static void finish(struct herald *h)
 static void on_prepare(uv_prepare_t *p)
 {
     struct herald *h = p->data;
+    /* What ended sessions never acknowledged is re-routed first, so that
+     * what goes to offline storage commits with this turn (sm.c). */
+    sm_prepare(h);
     /* Group commit: this turn's changes become durable, then their results
      * and notifications join the write queues flushed below. */
     batch_commit(h->batch);

@@ -21,6 +21,7 @@
 #include "errors.h"
 #include "log.h"
 #include "outq.h"
+#include "router.h"
 #include "sasl.h"
 #include "xml.h"
 #include "xml_parser.h"
@@ -103,7 +104,9 @@ void session_accept(struct herald *h, struct conn *conn)
 static void free_session(struct session *s)
 {
     session_unregister(s);
-    conn_ip_adjust(&s->h->ip_counts, s->conn->peer, -1);
+    sm_end(s);
+    if (s->conn != NULL)
+        conn_ip_adjust(&s->h->ip_counts, s->conn->peer, -1);
     xmlp_free(s->parser);
     hsasl_free(s->sasl);
     free(s->bare);
@@ -114,6 +117,9 @@ static void free_session(struct session *s)
 static void on_conn_closed(void *ud)
 {
     struct session *s = ud;
+    /* XEP-0198: the connection is lost, the session waits to be resumed. */
+    if (sm_detach(s))
+        return;
     if (s->full)
         log_info("c2s", "%s: session %s ended", s->conn->peer, s->full);
     else
@@ -180,6 +186,39 @@ void session_unregister(struct session *s)
         free(a->bare);
         free(a);
     }
+    /* What the client did not acknowledge is re-routed (sm.c). */
+    sm_end(s);
+}
+
+void session_drop_conn(struct session *s)
+{
+    struct conn *c = s->conn;
+    if (c == NULL)
+        return;
+    conn_ip_adjust(&s->h->ip_counts, c->peer, -1);
+    conn_disown(c);
+    conn_close(c, false);
+    s->conn = NULL;
+}
+
+void session_replace_conn(struct session *old)
+{
+    static const char err[] = "<stream:error><conflict xmlns='" NS_STREAMS_ERR "'/>"
+                              "<text xmlns='" NS_STREAMS_ERR "' xml:lang='en'>replaced by a "
+                              "resumed stream</text></stream:error></stream:stream>";
+    struct conn *c = old->conn;
+    conn_send(c, err, sizeof(err) - 1, CONN_SEND_FORCE);
+    conn_ip_adjust(&old->h->ip_counts, c->peer, -1);
+    conn_disown(c);
+    conn_close(c, true);
+    old->conn = NULL;
+}
+
+void session_free_detached(struct session *s)
+{
+    s->state = ST_CLOSED;
+    sm_forget_detached(s);
+    free_session(s);
 }
 
 /* ---- output ---- */
@@ -190,6 +229,8 @@ static struct log_limit slow_log, stall_log;
 static void slow_reader(struct session *s)
 {
     s->h->stats.slow_reader_closes++;
+    if (sm_detach(s))
+        return; /* its queue is kept; the client may resume and get it */
     log_limited(&slow_log, LOG_WARN, "c2s", "%s: %s reads too slowly: output queue over %zu bytes "
                 "(c2s.max_outq_hard_bytes), closing", s->conn->peer,
                 s->full ? s->full : "client", s->conn->q_hard);
@@ -219,33 +260,51 @@ static int sent(struct session *s, int rc)
     return rc;
 }
 
-int session_send_chunk(struct session *s, struct chunk *ch)
+int session_send_stanza(struct session *s, struct chunk *const *parts, size_t nparts)
 {
     if (s->state == ST_CLOSED)
         return HERALD_EUNAVAIL;
-    int rc = sent(s, conn_send_chunk(s->conn, ch, 0));
-    if (rc == 0)
-        s->h->stats.stanzas_out++;
+    if (s->sm.enabled) {
+        int rc = sm_record(s, parts, nparts);
+        if (rc == HERALD_ELIMIT) {
+            static struct log_limit lim;
+            const struct config *cfg = s->h->cfg;
+            log_limited(&lim, LOG_WARN, "c2s", "%s: over %u unacknowledged stanzas or %zu bytes "
+                        "(c2s.sm_max_unacked_stanzas / _bytes); session ended", s->full,
+                        cfg->sm_max_unacked, cfg->sm_max_unacked_bytes);
+            session_stream_error(s, "policy-violation", "too many unacknowledged stanzas");
+        }
+        if (rc != 0)
+            return rc;
+    }
+    s->h->stats.stanzas_out++;
+    if (s->conn == NULL)
+        return 0; /* detached: kept for its resumption */
+    if (s->csi.inactive && csi_hold(s, parts, nparts))
+        return 0;
+    return sent(s, conn_send_chunks(s->conn, parts, nparts, 0));
+}
+
+int session_send_chunk(struct session *s, struct chunk *ch)
+{
+    return session_send_stanza(s, &ch, 1);
+}
+
+int session_send_xml(struct session *s, const struct xnode *e)
+{
+    struct chunk *ch = router_chunk(e);
+    if (ch == NULL)
+        return HERALD_ENOMEM;
+    int rc = session_send_stanza(s, &ch, 1);
+    chunk_unref(ch);
     return rc;
 }
 
 int session_send(struct session *s, const char *data, size_t len)
 {
-    if (s->state == ST_CLOSED)
+    if (s->state == ST_CLOSED || s->conn == NULL)
         return HERALD_EUNAVAIL;
     return sent(s, conn_send(s->conn, data, len, 0));
-}
-
-int session_send_xml(struct session *s, const struct xnode *e)
-{
-    struct buf b;
-    buf_init(&b, 0);
-    xml_serialize(&b, e, NS_CLIENT);
-    int rc = buf_ok(&b) ? session_send(s, b.data, b.len) : HERALD_ENOMEM;
-    if (rc == 0)
-        s->h->stats.stanzas_out++;
-    buf_free(&b);
-    return rc;
 }
 
 /* ---- closing ---- */
@@ -270,6 +329,14 @@ void session_stream_error(struct session *s, const char *condition, const char *
 {
     if (s->state == ST_CLOSED)
         return;
+    if (s->conn == NULL) {
+        /* Detached: nobody to tell. It ends now and is freed by the next
+         * sweep (a caller up the stack may still hold it). */
+        log_info("c2s", "%s: detached session ended (%s)", s->full, condition);
+        s->state = ST_CLOSED;
+        session_unregister(s);
+        return;
+    }
     send_header_if_needed(s);
     struct buf b;
     buf_init(&b, 0);
@@ -296,6 +363,7 @@ void session_close(struct session *s)
 {
     if (s->state == ST_CLOSED)
         return;
+    csi_release(s);
     if (s->header_sent)
         conn_send(s->conn, "</stream:stream>", 16, CONN_SEND_FORCE);
     s->state = ST_CLOSED;
@@ -317,6 +385,8 @@ static void write_timeout(struct session *s)
 {
     struct conn *c = s->conn;
     s->h->stats.slow_reader_closes++;
+    if (sm_detach(s))
+        return;
     log_limited(&stall_log, LOG_WARN, "c2s", "%s: %s read nothing of %zu queued bytes for %u s "
                 "(c2s.write_timeout), closing", c->peer, s->full ? s->full : "client", c->q_bytes,
                 s->h->cfg->write_timeout);
@@ -350,9 +420,14 @@ unsigned session_sweep(struct herald *h)
         }
         uint64_t idle = now - c->last_read_ms;
         if (cfg->idle_timeout && idle > (uint64_t)cfg->idle_timeout * 1000) {
-            session_stream_error(s, "connection-timeout", "idle for too long");
-        } else if (cfg->keepalive_interval && idle > (uint64_t)cfg->keepalive_interval * 1000 &&
-                   now - s->last_keepalive_ms > (uint64_t)cfg->keepalive_interval * 1000) {
+            if (!sm_detach(s))
+                session_stream_error(s, "connection-timeout", "idle for too long");
+            continue;
+        }
+        if (s->sm.enabled && s->sm.unacked.len > 0)
+            sm_request_ack(s); /* so that acknowledged stanzas leave the queue */
+        if (cfg->keepalive_interval && idle > (uint64_t)cfg->keepalive_interval * 1000 &&
+            now - s->last_keepalive_ms > (uint64_t)cfg->keepalive_interval * 1000) {
             /* RFC 6120 §4.6.1: a whitespace keepalive. */
             s->last_keepalive_ms = now;
             session_send(s, " ", 1);
@@ -360,12 +435,14 @@ unsigned session_sweep(struct herald *h)
         if (s->state == ST_BOUND && idle >= HIBERNATE_IDLE_MS && xmlp_hibernate(s->parser))
             hibernated++;
     }
+    sm_sweep(h, now);
     h->stats.parser_hibernations += hibernated;
     return hibernated;
 }
 
 void session_close_all(struct herald *h)
 {
+    sm_end_all_detached(h);
     struct conn *next;
     for (struct conn *c = h->conns; c; c = next) {
         next = c->next;

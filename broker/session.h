@@ -7,6 +7,9 @@
  * reads. A session is removed from the table the moment it starts closing
  * (nothing is routed to a closing session) and freed when its connection is.
  *
+ * A resumable session (XEP-0198, sm.h) outlives its connection: conn is NULL
+ * while it is detached, and a resumed stream's session takes its state over.
+ *
  * Ownership: the session owns parser, sasl, and its JID strings; the conn owns
  * the socket and the write queue. */
 #ifndef HERALD_SESSION_H
@@ -16,6 +19,7 @@
 #include <uthash.h>
 
 #include "herald.h"
+#include "sm.h"
 
 struct conn;
 struct xmlp;
@@ -59,6 +63,8 @@ struct session {
     unsigned ndirected;
     uint64_t started_ms;
     uint64_t last_keepalive_ms;
+    struct sm_state sm;         /* XEP-0198 (sm.c) */
+    struct csi_state csi;       /* XEP-0352 (sm.c) */
 };
 
 struct account {
@@ -79,10 +85,25 @@ struct session *session_find(struct herald *h, const char *bare, const char *res
 /* Output, with the slow-consumer policy (session.c): 0 or a HERALD_E* code.
  * Past the queue's soft bound the data is queued and its producer paced;
  * past the hard bound the session is closed with a policy-violation stream
- * error and HERALD_ELIMIT is returned. */
-int session_send(struct session *s, const char *data, size_t len);
+ * error (a resumable one is detached instead) and HERALD_ELIMIT is returned.
+ *
+ * session_send_stanza queues one stanza made of nparts chunks (at most
+ * SQ_PARTS; the caller keeps its references): counted and kept for stream
+ * management, held back for an inactive client (CSI), queued on a detached
+ * session for its resumption. session_send_chunk and session_send_xml are
+ * stanzas too; session_send writes stream-level bytes (headers, features,
+ * SASL, SM elements), which are none of that. */
+int session_send_stanza(struct session *s, struct chunk *const *parts, size_t nparts);
 int session_send_chunk(struct session *s, struct chunk *ch);
 int session_send_xml(struct session *s, const struct xnode *e);
+int session_send(struct session *s, const char *data, size_t len);
+
+/* Stream management's hooks (sm.c): the connection goes away from a session
+ * that stays (detach); a stale connection is closed for a resumed stream; a
+ * detached session that ended is freed. */
+void session_drop_conn(struct session *s);
+void session_replace_conn(struct session *old);
+void session_free_detached(struct session *s);
 
 /* Sends a stream error (RFC 6120 §4.9) and closes the stream. */
 void session_stream_error(struct session *s, const char *condition, const char *text);

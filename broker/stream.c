@@ -19,6 +19,7 @@
 #include "router.h"
 #include "sasl.h"
 #include "session.h"
+#include "sm.h"
 #include "xml.h"
 #include "xml_parser.h"
 
@@ -92,7 +93,9 @@ static void send_features(struct session *s)
         buf_puts(&b, "<bind xmlns='" NS_BIND "'/>"
                      "<session xmlns='" NS_SESSION "'><optional/></session>"
                      "<ver xmlns='urn:xmpp:features:rosterver'/>"      /* RFC 6121 §2.6 */
-                     "<sub xmlns='urn:xmpp:features:pre-approval'/>"); /* RFC 6121 §3.4 */
+                     "<sub xmlns='urn:xmpp:features:pre-approval'/>"   /* RFC 6121 §3.4 */
+                     "<sm xmlns='" NS_SM "'/>"                         /* XEP-0198 */
+                     "<csi xmlns='" NS_CSI "'/>");                     /* XEP-0352 */
     }
     buf_puts(&b, "</stream:features>");
     if (buf_ok(&b))
@@ -514,7 +517,7 @@ static void pre_bind(struct session *s, struct xnode *st, struct arena *a)
     struct xnode *child;
     if (is_iq_with(st, NS_BIND, "bind", &child))
         do_bind(s, st, child, a);
-    else
+    else if (!sm_element(s, st)) /* XEP-0198 <resume/> comes here */
         session_stream_error(s, "not-authorized", "bind a resource first");
 }
 
@@ -533,8 +536,18 @@ static void on_stanza(void *ud, struct xnode *st, struct arena *a)
         struct xnode *child;
         if (strcmp(st->ns, NS_CLIENT) != 0 ||
             (strcmp(st->name, "message") && strcmp(st->name, "presence") && strcmp(st->name, "iq"))) {
-            session_stream_error(s, "unsupported-stanza-type", NULL);
-        } else if (is_iq_with(st, NS_BIND, "bind", &child)) {
+            if (!sm_element(s, st))
+                session_stream_error(s, "unsupported-stanza-type", NULL);
+            break;
+        }
+        /* XEP-0198 §4: every stanza counts as handled once dispatched. */
+        if (s->sm.enabled)
+            s->sm.h_in++;
+        /* What a session that ended earlier in this turn left unacknowledged
+         * is re-routed before anything sent after it. */
+        if (s->h->sm_orphans)
+            sm_prepare(s->h);
+        if (is_iq_with(st, NS_BIND, "bind", &child)) {
             router_error(s, st, a, 0, "not-allowed", "cancel");
         } else {
             router_route(s, st, a);
