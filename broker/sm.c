@@ -204,16 +204,13 @@ static int parse_h(const char *v, uint32_t *out)
     return 0;
 }
 
-/* The client has handled every stanza up to h: drop them from the queue.
- * Returns -1 when h acknowledges more than was sent (§4: the stream is
- * then in error, undefined-condition with handled-count-too-high). */
-static int take_ack(struct session *s, uint32_t h)
+int sm_ack(struct sm_state *sm, uint32_t h)
 {
-    uint32_t n = h - s->sm.acked; /* modulo 2^32 */
-    if (n > s->sm.unacked.len)
+    uint32_t n = h - sm->acked; /* modulo 2^32 */
+    if (n > sm->unacked.len)
         return -1;
-    sq_pop(&s->sm.unacked, n);
-    s->sm.acked = h;
+    sq_pop(&sm->unacked, n);
+    sm->acked = h;
     return 0;
 }
 
@@ -288,7 +285,7 @@ static void on_ack(struct session *s, const struct xnode *el)
         return;
     }
     s->sm.ack_requested = false;
-    if (take_ack(s, h) != 0)
+    if (sm_ack(&s->sm, h) != 0)
         count_too_high(s, h);
 }
 
@@ -318,7 +315,7 @@ static void on_resume(struct session *s, const struct xnode *el)
         send_failed(s, "item-not-found");
         return;
     }
-    if (take_ack(old, hv) != 0) {
+    if (sm_ack(&old->sm, hv) != 0) {
         char text[128];
         snprintf(text, sizeof(text), "h='%" PRIu32 "' acknowledges more than the %" PRIu32
                  " stanzas sent", hv, old->sm.h_out);

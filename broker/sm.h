@@ -78,6 +78,11 @@ struct csi_state {
     struct sq held;        /* non-urgent stanzas held while inactive */
 };
 
+/* The client has handled every stanza up to h (modulo 2^32): they leave
+ * the queue. Returns -1 when h acknowledges more than was sent (§4: the
+ * stream is then in error, undefined-condition). */
+int sm_ack(struct sm_state *sm, uint32_t h);
+
 /* Handles a top-level element in NS_SM or NS_CSI on a session that is
  * authenticated (bind state) or bound; returns false when el is neither. */
 bool sm_element(struct session *s, const struct xnode *el);
