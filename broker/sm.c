@@ -512,6 +512,7 @@ void sm_take_over(struct session *s, struct session *old)
     s->sm.ack_requested = false;
     free(mine.bare);
     free(mine.full);
+    xmlp_free(old->parser); /* old's transport state; the rest is s's now */
     HASH_ADD(sm.hh, h->sm_ids, sm.id, strlen(s->sm.id), s);
     s->sm.resumable = true;
     free(old);

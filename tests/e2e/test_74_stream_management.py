@@ -394,3 +394,20 @@ def test_csi_hold_is_bounded(herald):
         assert el is not None, "the full hold was released"
         ids.append(el.get("id"))
     assert ids == ["c0", "c1", "c2"]
+
+
+def test_shutdown_stores_what_detached_sessions_hold(herald):
+    """SIGTERM ends detached sessions like a timeout: their messages reach
+    offline storage before the last commit and survive the restart."""
+    srv = herald(config=PLAIN, users=USERS)
+    a = login(srv, "alice", "a1")
+    b = login(srv, "bob", "b1", enable=False)
+    cut(a)
+    assert wait_log(srv, "kept for resumption")
+    chat(b, "alice@localhost/a1", "kept1")
+    chat(b, "alice@localhost/a1", "kept2")
+    b.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")  # both handled by now
+    b.close()
+    srv.restart()
+    a2 = login(srv, "alice", "a2", enable=False)
+    assert a2.messages(want=2, timeout=5) == ["kept1", "kept2"]
