@@ -36,8 +36,6 @@
 #include "xml.h"
 #include "xml_parser.h"
 
-/* The server asks for an acknowledgement once this many stanzas wait. */
-#define SM_REQUEST_AFTER 32
 
 /* ---- the stanza queue ---- */
 
@@ -135,7 +133,10 @@ int sm_record(struct session *s, struct chunk *const *parts, size_t n)
     s->sm.h_out++;
     if (s->sm.unacked.len > cfg->sm_max_unacked || s->sm.unacked.bytes > cfg->sm_max_unacked_bytes)
         return HERALD_ELIMIT;
-    if (s->sm.unacked.len >= SM_REQUEST_AFTER)
+    /* Most clients acknowledge on their own; ask when an eighth of the
+     * bound waits (and the sweep asks idle ones), so that a burst costs no
+     * extra round trips. */
+    if (s->sm.unacked.len >= cfg->sm_max_unacked / 8)
         sm_request_ack(s);
     return 0;
 }

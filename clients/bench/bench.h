@@ -129,6 +129,8 @@ struct xclient {
     int feat_plain, feat_bind, feat_session, feat_session_opt;
     int sub_pending;   /* subscription result said 'pending' */
     int restart;       /* <success/> seen: restart the stream after this feed */
+    uint32_t sm_h;     /* XEP-0198: stanzas received since <enable/> (--sm) */
+    int sm_on;
 
     /* publisher */
     uint64_t seq;          /* publishes sent */
@@ -184,6 +186,7 @@ struct bench {
     double settle;
     int do_register;
     int presence;
+    unsigned sm_every;     /* > 0: XEP-0198 on every client, <a/> every N stanzas */
     const char *label;
     const char *node_prefix;
     int http_port;

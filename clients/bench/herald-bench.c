@@ -71,6 +71,8 @@ static void usage(FILE *f)
 "  --password PW       password of every account (default bench)\n"
 "  --register          register each account in-band before logging in\n"
 "  --no-presence       do not send initial presence after login\n"
+"  --sm N              XEP-0198 stream management on every client, which\n"
+"                      acknowledges every N stanzas (and answers <r/>)\n"
 "  --connect-window N  logins in progress at once (default 50)\n"
 "\n"
 "Load:\n"
@@ -816,7 +818,7 @@ static int resolve(const char *host, int port, struct sockaddr_storage *out)
 enum {
     O_HOST = 256, O_PORT, O_DOMAIN, O_PUBSUB, O_USERS, O_FIRST, O_PASSWORD, O_SCENARIO, O_SUBS, O_PUBS, O_NODES,
     O_PUBLISHES, O_DURATION, O_WINDOW, O_PAYLOAD, O_SESSIONS, O_PID, O_JSON, O_CWIN, O_DRAIN, O_TIMEOUT, O_SETTLE,
-    O_REGISTER, O_NOPRES, O_LABEL, O_PREFIX, O_HTTPPORT, O_TOKEN, O_CONNS, O_QUIET
+    O_REGISTER, O_NOPRES, O_LABEL, O_PREFIX, O_HTTPPORT, O_TOKEN, O_CONNS, O_QUIET, O_SM
 };
 
 static int parse_options(struct bench *b, int argc, char **argv)
@@ -837,6 +839,7 @@ static int parse_options(struct bench *b, int argc, char **argv)
         {"label", required_argument, NULL, O_LABEL},      {"node-prefix", required_argument, NULL, O_PREFIX},
         {"http-port", required_argument, NULL, O_HTTPPORT}, {"token", required_argument, NULL, O_TOKEN},
         {"connections", required_argument, NULL, O_CONNS}, {"quiet", no_argument, NULL, O_QUIET},
+        {"sm", required_argument, NULL, O_SM},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0}};
     long subs = -1, pubs = -1, nodes = -1, window = -1, payload = 200, sessions = 2000, conns = 8, v;
     long long publishes = -1;
@@ -905,6 +908,7 @@ static int parse_options(struct bench *b, int argc, char **argv)
             break;
         case O_JSON: b->json_only = 1; break;
         case O_QUIET: b->quiet = 1; break;
+        case O_SM: b->sm_every = (unsigned)atoi(optarg); break;
         case O_CWIN:
             if (parse_int(optarg, 1, 100000, &v)) goto bad;
             b->connect_window = (int)v;

@@ -161,8 +161,27 @@ static void send_register(struct xclient *c)
     c->state = XS_REGISTER;
 }
 
+/* XEP-0198 (--sm N): count every stanza; acknowledge every N, and when asked. */
+static void sm_ack(struct xclient *c)
+{
+    char a[64];
+    int n = snprintf(a, sizeof a, "<a xmlns='urn:xmpp:sm:3' h='%u'/>", c->sm_h);
+    xclient_send(c, a, (size_t)n);
+}
+
+static void sm_stanza(struct xclient *c)
+{
+    if (c->sm_on && ++c->sm_h % c->b->sm_every == 0)
+        sm_ack(c);
+}
+
 static void become_ready(struct xclient *c)
 {
+    if (c->b->sm_every) {
+        send_str(c, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+        c->sm_on = 1;
+        c->sm_h = 0;
+    }
     if (c->b->presence)
         send_str(c, "<presence/>");
     c->state = XS_READY;
@@ -495,8 +514,19 @@ static void restart_stream(struct xclient *c)
 static int emit_unit(struct xclient *c, const char *u, size_t n)
 {
     if (c->sdepth == 1 && n > 8 && memcmp(u, "<message", 8) == 0 && (u[8] == ' ' || u[8] == '>')) {
+        sm_stanza(c);
         fast_message(c, u, n);
         return c->closed ? -1 : 0;
+    }
+    if (c->sm_on && c->sdepth == 1 && n > 3) {
+        if (memcmp(u, "<iq", 3) == 0 || (n > 9 && memcmp(u, "<presence", 9) == 0)) {
+            sm_stanza(c);
+        } else if (memcmp(u, "<r ", 3) == 0 || memcmp(u, "<r/", 3) == 0) {
+            sm_ack(c);
+            return 0;
+        } else if (memcmp(u, "<a ", 3) == 0 || (n > 8 && memcmp(u, "<enabled", 8) == 0)) {
+            return 0;
+        }
     }
     enum XML_Status st = XML_Parse(c->xp, u, (int)n, 0);
     if (c->closed)
@@ -545,6 +575,7 @@ static void scan_feed(struct xclient *c, const char *data, size_t n)
             }
             i = (size_t)(q - d) + 10;
             c->in_msg = 0;
+            sm_stanza(c);
             fast_message(c, d + start, i - start);
             if (c->closed)
                 return;
