@@ -40,9 +40,11 @@ struct after_commit {
 static void after_commit_run(void *ctx, int failed)
 {
     struct after_commit *d = ctx;
+    /* HERALD_EUNAVAIL: the batch is freed at shutdown (batch_free), when
+     * nothing was acknowledged and only the context is to be released. */
     if (failed == 0)
         router_send(d->h, d->to, &d->ok, 1, ROUTE_FULL);
-    else
+    else if (failed != HERALD_EUNAVAIL)
         router_batch_failed(d->h, d->to, d->id, d->from, failed);
     chunk_unref(d->ok);
     free(d);
