@@ -369,11 +369,12 @@ def test_vcard_slixmpp(herald):
 
 def test_vcard_aioxmpp(herald):
     """aioxmpp's VCardService: get of an unset vCard is empty; set with a
-    photo (XEP-0153 avatars live in it) and read back the exact bytes, also
+    64 KiB photo (XEP-0153 avatars live in it; default limits) and read
+    back the exact bytes, also
     from another account with aioxmpp; slixmpp's own get sees aioxmpp's
     vCard."""
     srv = herald(users=users("alice", "bob"))
-    photo = bytes(range(256)) * 40  # 10 KiB: 13.6 KiB of base64
+    photo = bytes(range(256)) * 256  # 64 KiB: 87 KiB of base64, under the 128 KiB default
 
     async def body():
         async with Aio(srv, "alice") as client:
