@@ -84,6 +84,9 @@ void vcard_handle_iq(struct session *s, struct xnode *iq, struct xnode *v, struc
  * forbidden, and returns true; false for any other payload. */
 bool im_iq_to_other_account(struct session *s, struct xnode *iq, struct arena *a,
                             const char *bare);
+/* Is el empty (no children, no attributes)? Setting such an element (or
+ * vCard) deletes the stored one. */
+bool im_xml_empty(const struct xnode *el);
 /* Sends the empty result of iq to s once the write batch has committed
  * (or the commit's error instead). */
 void im_result_after_commit(struct session *s, const struct xnode *iq, struct arena *a);

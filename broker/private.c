@@ -121,11 +121,16 @@ static void private_get(struct session *s, struct xnode *iq, struct xnode *want,
         session_send_xml(s, r);
 }
 
+bool im_xml_empty(const struct xnode *el)
+{
+    return el->children == NULL && el->attrs == NULL;
+}
+
 /* Stores one element of a set (or deletes it when empty). */
 static int store_one(struct session *s, struct store_txn *t, const struct xnode *el)
 {
     const struct config *cfg = s->h->cfg;
-    if (el->children == NULL && el->attrs == NULL)
+    if (im_xml_empty(el))
         return store_private_put(t, s->bare, el->ns, el->name, NULL, 0, 0, 0);
     struct buf b;
     buf_init(&b, cfg->max_private_bytes);
@@ -141,8 +146,13 @@ static int store_one(struct session *s, struct store_txn *t, const struct xnode 
 static void private_set(struct session *s, struct xnode *iq, struct xnode *q, struct arena *a)
 {
     int rc;
-    /* One operation for every element of the set: all are stored or none. */
-    struct store_txn *t = batch_op_begin(s->h->batch, &rc);
+    bool deletes_only = true;
+    for (struct xnode *el = xml_first_elem(q); el; el = xml_next_elem(el))
+        deletes_only = deletes_only && im_xml_empty(el);
+    /* One operation for every element of the set: all are stored or none.
+     * Deletions alone may still write on a store down to its reserve. */
+    struct store_txn *t = deletes_only ? batch_op_begin_freeing(s->h->batch, &rc)
+                                       : batch_op_begin(s->h->batch, &rc);
     if (t == NULL) {
         router_error(s, iq, a, rc, NULL, NULL);
         return;

@@ -56,15 +56,18 @@ static void vcard_set(struct session *s, struct xnode *iq, struct xnode *v, stru
 {
     int rc;
     struct buf b;
+    bool empty = im_xml_empty(v);
     buf_init(&b, s->h->cfg->max_vcard_bytes);
-    if (v->children != NULL || v->attrs != NULL)
+    if (!empty)
         xml_serialize(&b, v, NS_CLIENT);
     if (!buf_ok(&b)) {
         buf_free(&b);
         router_error(s, iq, a, HERALD_ETOOBIG, NULL, NULL);
         return;
     }
-    struct store_txn *t = batch_op_begin(s->h->batch, &rc);
+    /* Deleting may still write on a store down to its reserve. */
+    struct store_txn *t = empty ? batch_op_begin_freeing(s->h->batch, &rc)
+                                : batch_op_begin(s->h->batch, &rc);
     if (t != NULL)
         rc = batch_op_end(s->h->batch, t, store_vcard_put(t, s->bare, b.data, b.len));
     buf_free(&b);

@@ -523,3 +523,45 @@ def test_deleted_account_takes_its_data(herald):
         vc = result_child(await vcard_get(b, to=bare("alice")), NS_VCARD, "vCard")
         assert len(list(vc)) == 0, ET.tostring(vc)
     run(body)
+
+
+def test_full_store_deletes_still_work(herald):
+    """On a store at its ceiling and down to its reserve, sets that add
+    data are refused with resource-constraint, while deleting (an empty
+    private element, an empty vCard) still works and makes room again:
+    a full store can be emptied by the accounts themselves."""
+    srv = herald(users=users("alice"), config={
+        "storage": {"map_size_mb": 2, "max_map_size_mb": 2},
+        "im": {"max_private_elements": 10000, "max_private_account_bytes": 1 << 30}})
+    rs = RawStream(srv.port)
+    rs.login("alice", PASSWORDS["alice"], "raw")
+
+    def pset(payload):
+        resp = rs.iq("<query xmlns='%s'>%s</query>" % (NS_PRIVATE, payload), itype="set",
+                     timeout=10)
+        assert resp is not None, "no answer to a private set"
+        return resp
+
+    stored_ns = []
+    refused = None
+    for i in range(400):
+        resp = pset("<e xmlns='x:%d'>%s</e>" % (i, "f" * 30000))
+        if resp.get("type") != "result":
+            refused = resp
+            break
+        stored_ns.append("x:%d" % i)
+    assert refused is not None, "the 2 MiB store never filled"
+    assert error_condition(refused) == "resource-constraint", show(refused)
+    assert len(stored_ns) > 10, stored_ns
+    resp = rs.iq("<vCard xmlns='%s'><FN>%s</FN></vCard>" % (NS_VCARD, "v" * 30000),
+                 itype="set", timeout=10)
+    assert error_condition(resp) == "resource-constraint", show(resp)
+    # Deletions go through, and free room for new data.
+    for ns in stored_ns[:10]:
+        resp = pset("<e xmlns='%s'/>" % ns)
+        assert resp.get("type") == "result", "a deletion was refused: %s" % show(resp)
+    resp = rs.iq("<vCard xmlns='%s'/>" % NS_VCARD, itype="set", timeout=10)
+    assert resp.get("type") == "result", show(resp)
+    resp = pset("<e xmlns='x:new'>%s</e>" % ("n" * 30000))
+    assert resp.get("type") == "result", "no room after the deletions: %s" % show(resp)
+    rs.close()
