@@ -63,6 +63,10 @@ struct config {
     unsigned pubsub_page_size;   /* nodes per disco#items / GET /v1/nodes page at most */
     /* [im] */
     unsigned max_offline;        /* stored messages per account */
+    size_t max_private_bytes;         /* XEP-0049: one stored element, serialized */
+    unsigned max_private_elements;    /* XEP-0049: stored elements per account */
+    size_t max_private_account_bytes; /* XEP-0049: all of one account's elements */
+    size_t max_vcard_bytes;           /* XEP-0054: one account's vCard, serialized */
     /* [storage] */
     size_t map_size_mb;
     size_t max_map_size_mb;   /* automatic growth stops here */

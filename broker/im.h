@@ -77,4 +77,23 @@ void presence_offline_continue(struct session *s);
 bool im_presence_subscribed(struct herald *h, const char *owner, const char *contact);
 bool im_available(struct herald *h, const char *full_jid);
 
+/* private.c, vcard.c: XEP-0049 private XML storage and XEP-0054 vcard-temp.
+ * The handlers take the iq and its payload child, as iq.c's table calls
+ * them, and answer sets only after the batch's commit. */
+#define NS_PRIVATE "jabber:iq:private"
+#define NS_VCARD "vcard-temp"
+void private_handle_iq(struct session *s, struct xnode *iq, struct xnode *q, struct arena *a);
+void vcard_handle_iq(struct session *s, struct xnode *iq, struct xnode *v, struct arena *a);
+/* An iq get or set from s to another account, bare (router.c): answers a
+ * vcard-temp get, refuses a vCard set or any private XML request with
+ * forbidden, and returns true; false for any other payload. */
+bool im_iq_to_other_account(struct session *s, struct xnode *iq, struct arena *a,
+                            const char *bare);
+/* Is el empty (no children, no attributes)? Setting such an element (or
+ * vCard) deletes the stored one. */
+bool im_xml_empty(const struct xnode *el);
+/* Sends the empty result of iq to s once the write batch has committed
+ * (or the commit's error instead). */
+void im_result_after_commit(struct session *s, const struct xnode *iq, struct arena *a);
+
 #endif

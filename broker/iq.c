@@ -36,6 +36,8 @@ static const struct iq_row table[] = {
     {NS_VERSION, "query", IQ_GET, on_version, NS_VERSION},
     {NS_SESSION, "session", IQ_SET, on_session, NULL},
     {NS_ROSTER, "query", IQ_GET | IQ_SET, on_roster, NULL}, /* RFC 6121 §2 */
+    {NS_PRIVATE, "query", IQ_GET | IQ_SET, private_handle_iq, NS_PRIVATE}, /* XEP-0049 */
+    {NS_VCARD, "vCard", IQ_GET | IQ_SET, vcard_handle_iq, NS_VCARD},       /* XEP-0054 §2 */
 };
 #define NROWS (sizeof(table) / sizeof(table[0]))
 

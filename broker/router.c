@@ -273,6 +273,8 @@ static void to_bare(struct session *from, struct xnode *st, struct arena *a, con
             iq_dispatch(from, st, a);
         else if (q && strcmp(q->ns, NS_ROSTER) == 0)
             router_error(from, st, a, HERALD_EFORBIDDEN, NULL, NULL); /* RFC 6121 §2.1.5 */
+        else if (im_iq_to_other_account(from, st, a, bare))
+            ; /* XEP-0054 vCard get (or forbidden), XEP-0049 forbidden: vcard.c */
         else
             router_error(from, st, a, HERALD_EUNAVAIL, NULL, NULL);
     }

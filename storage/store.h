@@ -270,4 +270,20 @@ int store_offline_clear(struct store_txn *t, const char *owner);
 /* Deletes the owner's n oldest stored messages. */
 int store_offline_drop(struct store_txn *t, const char *owner, size_t n);
 
+/* ---- private XML (XEP-0049) and vCards (XEP-0054) ----
+ * Per-account XML documents, each one element serialized with its own
+ * xmlns (written back verbatim). Pointers from the gets are valid until
+ * the transaction ends; absent documents are HERALD_ENOTFOUND. A put of
+ * length 0 deletes. */
+/* One private element per (ns, name) of owner. HERALD_EQUOTA when owner's
+ * private elements would then number more than max_count or hold more
+ * than max_bytes (the element being replaced no longer counts);
+ * HERALD_ETOOBIG when owner, ns and name do not fit in a key. */
+int store_private_put(struct store_txn *t, const char *owner, const char *ns, const char *name,
+                      const char *xml, size_t len, unsigned max_count, size_t max_bytes);
+int store_private_get(struct store_txn *t, const char *owner, const char *ns, const char *name,
+                      const char **xml, size_t *len);
+int store_vcard_put(struct store_txn *t, const char *owner, const char *xml, size_t len);
+int store_vcard_get(struct store_txn *t, const char *owner, const char **xml, size_t *len);
+
 #endif

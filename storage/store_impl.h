@@ -19,6 +19,7 @@ struct store_fault {
 struct store {
     MDB_env *env;
     MDB_dbi meta, users, nodes, items, item_ids, subs, affs, roster, offline, tokens;
+    MDB_dbi acct_xml; /* private XML and vCards (store_private.c) */
     size_t map_size;        /* current map size, bytes */
     size_t max_map_size;    /* ceiling for automatic growth */
     bool hit_full;          /* a write found the map full since the last growth check */
@@ -51,6 +52,8 @@ int store_im_forget_account(struct store_txn *t, const char *bare);
 /* store_lmdb.c: the generation of account bare_jid, read in txn
  * (HERALD_ENOTFOUND if there is no such account). */
 int store_user_generation_txn(struct store *s, MDB_txn *txn, const char *bare_jid, uint64_t *gen);
+/* Deletes bare's private XML and vCard (store_private.c), in t. */
+int store_private_forget_account(struct store_txn *t, const char *bare);
 /* Deletes every REST token of bare (store_tokens.c), in t. */
 int store_tokens_forget_account(struct store_txn *t, const char *bare);
 

@@ -147,6 +147,14 @@ static int init_schema(struct store *s, bool read_only)
         (rc = mdb_dbi_open(txn, "offline", flags, &s->offline)) != 0 ||
         (rc = mdb_dbi_open(txn, "tokens", flags, &s->tokens)) != 0)
         goto done;
+    /* XEP-0049 private XML and XEP-0054 vCards (store_private.c). A data
+     * directory from before them lacks the database until the server
+     * opens it for writing; read-only users (the CLI) never read it. */
+    rc = mdb_dbi_open(txn, "acct_xml", flags, &s->acct_xml);
+    if (rc == MDB_NOTFOUND && read_only)
+        rc = 0;
+    else if (rc != 0)
+        goto done;
     MDB_val k = {6, "schema"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == MDB_NOTFOUND && !read_only) {
@@ -505,6 +513,11 @@ int store_user_del(struct store *s, const char *bare_jid)
     struct store_txn t = {s, txn, true};
     if ((rc = store_im_forget_account(&t, bare_jid)) != 0 ||
         (rc = store_tokens_forget_account(&t, bare_jid)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    /* Its private XML and vCard, too (XEP-0049, XEP-0054). */
+    if ((rc = store_private_forget_account(&t, bare_jid)) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
