@@ -57,6 +57,7 @@ void config_defaults(struct config *c)
     c->pubsub_max_nodes = 1000;
     c->pubsub_page_size = 100;
     c->max_offline = 100;
+    c->max_blocklist_items = 1000; /* XEP-0191 */
     c->map_size_mb = 1024;
     c->max_map_size_mb = 16384;
     c->reserve_mb = 64;
@@ -136,6 +137,7 @@ static const struct option options[] = {
     OPT("pubsub", "max_nodes_per_account", K_UINT, pubsub_max_nodes, 0, 100000000),
     OPT("pubsub", "node_page_size", K_UINT, pubsub_page_size, 1, 10000),
     OPT("im", "max_offline_messages", K_UINT, max_offline, 0, 100000),
+    OPT("im", "max_blocklist_items", K_UINT, max_blocklist_items, 1, 100000),
     OPT("storage", "map_size_mb", K_SIZE, map_size_mb, 1, 1ull << 24),
     OPT("storage", "max_map_size_mb", K_SIZE, max_map_size_mb, 1, 1ull << 24),
     OPT("storage", "reserve_mb", K_SIZE, reserve_mb, 0, 1ull << 24),

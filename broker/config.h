@@ -59,6 +59,7 @@ struct config {
     unsigned pubsub_page_size;   /* nodes per disco#items / GET /v1/nodes page at most */
     /* [im] */
     unsigned max_offline;        /* stored messages per account */
+    unsigned max_blocklist_items; /* XEP-0191: JIDs on one account's block list */
     /* [storage] */
     size_t map_size_mb;
     size_t max_map_size_mb;   /* automatic growth stops here */

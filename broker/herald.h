@@ -20,6 +20,7 @@ struct pubsub;
 struct ps_xmpp;
 struct sse_hub;
 struct batch;
+struct block_owner;
 
 struct herald_stats {
     uint64_t connections_accepted;
@@ -72,6 +73,7 @@ struct herald {
     struct ip_count *http_ip_counts; /* uthash: HTTP connections per peer address */
     size_t heap_freed;           /* big buffers freed since the last malloc_trim (trim_heap) */
     struct account *accounts;    /* uthash: bare JID -> bound sessions */
+    struct block_owner *blockers; /* uthash: accounts with a non-empty block list (blocking.c) */
 
     char rbuf[65536];            /* shared read buffer: reads are handled synchronously */
     bool shutting_down;

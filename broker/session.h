@@ -59,6 +59,9 @@ struct session {
     unsigned ndirected;
     uint64_t started_ms;
     uint64_t last_keepalive_ms;
+    /* issue 12, carbons.c and blocking.c: */
+    bool carbons;               /* XEP-0280: enabled for this resource */
+    bool blocklist_requested;   /* XEP-0191 §3.2: gets block/unblock pushes */
 };
 
 struct account {
