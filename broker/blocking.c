@@ -377,7 +377,7 @@ static void presence_changes(struct herald *h, const char *owner, struct contact
 struct after {
     struct herald *h;
     char *owner, *full, *id;
-    struct chunk *payload; /* "<block ...>...</block></iq>" */
+    struct chunk *payload; /* "<block ...>...</block></iq>" (or unblock) */
 };
 
 static void after_run(void *ctx, int failed)
@@ -424,12 +424,21 @@ done:
     free(d);
 }
 
-static int queue_after(struct session *s, const char *id, struct xnode *op)
+/* The push carries the JIDs as stored (prepared), in the request's order. */
+static int queue_after(struct session *s, const char *id, bool block, char **items, unsigned n)
 {
     struct after *d = calloc(1, sizeof(*d));
     struct buf b;
     buf_init(&b, 0);
-    xml_serialize(&b, op, NS_CLIENT);
+    buf_printf(&b, "<%s xmlns='" NS_BLOCKING "'", block ? "block" : "unblock");
+    buf_puts(&b, n ? ">" : "/>");
+    for (unsigned i = 0; i < n; i++) {
+        buf_puts(&b, "<item jid='");
+        buf_xml_attr(&b, items[i], strlen(items[i]));
+        buf_puts(&b, "'/>");
+    }
+    if (n)
+        buf_printf(&b, "</%s>", block ? "block" : "unblock");
     buf_puts(&b, "</iq>");
     int rc = HERALD_ENOMEM;
     if (d == NULL || !buf_ok(&b) || (d->payload = chunk_new(b.data, b.len)) == NULL ||
@@ -503,7 +512,7 @@ static void block_set(struct session *s, struct xnode *iq, struct xnode *op, str
         goto done;
     }
     presence_changes(h, s->bare, &c);
-    if (queue_after(s, xml_attr(iq, "id"), op) != 0)
+    if (queue_after(s, xml_attr(iq, "id"), block, items, n) != 0)
         log_error("im", "%s: block list changed, but its result and pushes were not queued",
                   s->full);
 done:
