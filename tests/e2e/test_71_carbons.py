@@ -232,24 +232,21 @@ def test_aioxmpp_carbons(herald):
                 await c.presence()
             for c in (a1, a2):
                 await c.client.summon(aioxmpp.carbons.CarbonsClient).enable()
-            m = aioxmpp.Message(type_=aioxmpp.MessageType.CHAT,
-                                to=aioxmpp.JID.fromstr(ALICE + "/a1"))
-            m.body[None] = "hello a1"
-            await b.client.send(m)
-            got = await a2.msgs.expect(lambda el: forwarded(el, "received") is not None)
-            rcv = got.stanza.xep0280_received
-            assert str(got.stanza.from_) == ALICE and rcv is not None, show(got.xml)
-            assert rcv.stanza.body.any() == "hello a1", show(got.xml)
-            assert str(rcv.stanza.from_) == bare("bob") + "/b", show(got.xml)
+            async def copy_at_a2(sender, to, text, attr):
+                """sender sends text to `to`; a2's copy, as aioxmpp parsed it."""
+                m = aioxmpp.Message(type_=aioxmpp.MessageType.CHAT, to=aioxmpp.JID.fromstr(to))
+                m.body[None] = text
+                await sender.client.send(m)
+                got = await a2.msgs.expect(lambda el: any_carbon(el), what="a copy of %r" % text)
+                wrapper = getattr(got.stanza, attr)
+                assert str(got.stanza.from_) == ALICE and wrapper is not None, show(got.xml)
+                assert wrapper.stanza.body.any() == text, show(got.xml)
+                return wrapper.stanza
 
-            m = aioxmpp.Message(type_=aioxmpp.MessageType.CHAT, to=aioxmpp.JID.fromstr(bare("bob")))
-            m.body[None] = "hello bob"
-            await a1.client.send(m)
-            got = await a2.msgs.expect(lambda el: forwarded(el, "sent") is not None)
-            snt = got.stanza.xep0280_sent
-            assert str(got.stanza.from_) == ALICE and snt is not None, show(got.xml)
-            assert snt.stanza.body.any() == "hello bob", show(got.xml)
-            assert str(snt.stanza.to) == bare("bob"), show(got.xml)
+            inner = await copy_at_a2(b, ALICE + "/a1", "hello a1", "xep0280_received")
+            assert str(inner.from_) == bare("bob") + "/b", inner
+            inner = await copy_at_a2(a1, bare("bob"), "hello bob", "xep0280_sent")
+            assert str(inner.to) == bare("bob"), inner
             await b.msgs.expect(is_plain("hello bob"))
             await a1.msgs.expect_none(any_carbon, what="a copy of its own message")
         finally:
