@@ -89,6 +89,29 @@ def test_disco_and_enable_disable(herald):
             assert r["type"] == "result", "%s: %s" % (op, r)
         r = await a.iq("<enable xmlns='%s'/>" % NS_CARBONS, itype="get")
         assert r["type"] == "error" and error_condition(r.xml) == "service-unavailable", r
+        r = await a.iq("<enable xmlns='%s'/>" % NS_CARBONS, itype="set", to=bare("bob"))
+        assert r["type"] == "error", "carbons of another account: %s" % r
+        r = await a.iq("<enable xmlns='%s'/>" % NS_CARBONS, itype="set", to=ALICE)
+        assert r["type"] == "result", "to one's own bare JID: %s" % r
+    run(body)
+
+
+def test_between_own_resources(herald):
+    """A message from alice/a1 to alice/a2 reaches a2 as the original and
+    a3 as a <received/> copy; the sender gets no copy of its own message
+    (neither sent nor received)."""
+    srv = herald(users=users("alice"))
+
+    async def body():
+        a1 = await carbon_client(srv, "alice", "a1")
+        a2 = await carbon_client(srv, "alice", "a2")
+        a3 = await carbon_client(srv, "alice", "a3")
+        a1.send_message(ALICE + "/a2", "note to self")
+        await a2.msgs.expect(is_plain("note to self"))
+        m = await a3.rcv.expect(is_carbon("received", "note to self"))
+        check_wrapper(m.xml, ALICE + "/a3", "chat", "received", ALICE + "/a1", ALICE + "/a2")
+        await a1.msgs.expect_none(what="a copy of its own message")
+        await a2.msgs.expect_none(any_carbon, wait=0.1, what="a copy of what it got")
     run(body)
 
 

@@ -163,6 +163,25 @@ def test_blocked_traffic_both_ways(herald):
     run(body)
 
 
+def test_domain_resource_entry(herald):
+    """Matching as privacy lists: an entry domain/resource blocks that
+    resource of every account of the domain, and no other resource."""
+    srv = herald(users=users("alice", "bob", "carol"))
+
+    async def body():
+        a = await blocking_client(srv, "alice", "r")
+        await block(a, DOMAIN + "/evil")
+        for user in ("bob", "carol"):
+            evil = await im_client(srv, user, "evil")
+            good = await im_client(srv, user, "good")
+            evil.send_message(ALICE, "evil " + user)
+            await evil.msgs.expect(is_error("service-unavailable"))
+            good.send_message(ALICE, "good " + user)
+            await a.msgs.expect(is_msg("good " + user))
+        await a.msgs.expect_none(lambda el: (body_of(el) or "").startswith("evil"))
+    run(body)
+
+
 def test_offline_from_blocked_not_stored(herald):
     """§3.6 with XEP-0160: while alice is offline, a message from a blocked
     JID is bounced and not stored; an unblocked sender's message is."""
