@@ -65,6 +65,7 @@ void config_defaults(struct config *c)
     c->max_private_elements = 100;
     c->max_private_account_bytes = 1024 * 1024;
     c->max_vcard_bytes = 128 * 1024;
+    c->max_blocklist_items = 1000; /* XEP-0191 */
     c->map_size_mb = 1024;
     c->max_map_size_mb = 16384;
     c->reserve_mb = 64;
@@ -152,6 +153,7 @@ static const struct option options[] = {
     OPT("im", "max_private_elements", K_UINT, max_private_elements, 0, 100000),
     OPT("im", "max_private_account_bytes", K_SIZE, max_private_account_bytes, 0, 1ull << 30),
     OPT("im", "max_vcard_bytes", K_SIZE, max_vcard_bytes, 64, 64ull << 20),
+    OPT("im", "max_blocklist_items", K_UINT, max_blocklist_items, 1, 100000),
     OPT("storage", "map_size_mb", K_SIZE, map_size_mb, 1, 1ull << 24),
     OPT("storage", "max_map_size_mb", K_SIZE, max_map_size_mb, 1, 1ull << 24),
     OPT("storage", "reserve_mb", K_SIZE, reserve_mb, 0, 1ull << 24),

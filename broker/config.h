@@ -67,6 +67,7 @@ struct config {
     unsigned max_private_elements;    /* XEP-0049: stored elements per account */
     size_t max_private_account_bytes; /* XEP-0049: all of one account's elements */
     size_t max_vcard_bytes;           /* XEP-0054: one account's vCard, serialized */
+    unsigned max_blocklist_items; /* XEP-0191: JIDs on one account's block list */
     /* [storage] */
     size_t map_size_mb;
     size_t max_map_size_mb;   /* automatic growth stops here */

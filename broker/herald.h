@@ -22,6 +22,7 @@ struct sse_hub;
 struct batch;
 struct session;
 struct sm_orphan;
+struct block_owner;
 
 struct herald_stats {
     uint64_t connections_accepted;
@@ -86,6 +87,7 @@ struct herald {
     struct session *sm_ack_list; /* <r/> answered after this turn's commit */
     bool sm_acks_scheduled;
     struct sm_orphan *sm_orphans; /* unacknowledged stanzas of ended sessions */
+    struct block_owner *blockers; /* uthash: accounts with a non-empty block list (blocking.c) */
 
     char rbuf[65536];            /* shared read buffer: reads are handled synchronously */
     bool shutting_down;

@@ -95,5 +95,37 @@ bool im_xml_empty(const struct xnode *el);
 /* Sends the empty result of iq to s once the write batch has committed
  * (or the commit's error instead). */
 void im_result_after_commit(struct session *s, const struct xnode *iq, struct arena *a);
+/* ---- message carbons (carbons.c) and blocking (blocking.c) ---- */
+#define NS_CARBONS "urn:xmpp:carbons:2"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_BLOCKING "urn:xmpp:blocking"
+#define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
+struct account;
+struct jid;
+
+/* XEP-0280 §4-5: <enable/> and <disable/> (iq table rows). */
+void carbons_handle_iq(struct session *s, struct xnode *iq, struct xnode *child, struct arena *a);
+/* A message from `from` about to be routed to another account (or a
+ * remote JID): <sent/> copies to from's other carbons-enabled resources
+ * (§8). Nothing is done unless one of them has carbons enabled. */
+void carbons_sent(struct session *from, const struct xnode *msg);
+/* A message about to be delivered to acct's sessions to[0..n) (n may be 0:
+ * stored offline): removes <private/> (§9) and sends <received/> copies to
+ * acct's other carbons-enabled resources (§7), never to `from`. */
+void carbons_received(struct session *from, struct account *acct, struct xnode *msg,
+                      struct session *const *to, size_t n);
+
+/* XEP-0191 §3.2-3.5: <blocklist/>, <block/>, <unblock/> (iq table rows). */
+void blocking_handle_iq(struct session *s, struct xnode *iq, struct xnode *child, struct arena *a);
+/* Loads the accounts that have a block list (server start); 0 or error. */
+int blocking_open(struct herald *h);
+void blocking_close(struct herald *h);
+/* Router hook, called only while some account has a block list
+ * (h->blockers != NULL): true when st (from `from` to `to`) was refused
+ * (§3.6, §3.7) and answered or dropped here. */
+bool blocking_route(struct session *from, struct xnode *st, struct arena *a, const struct jid *to);
+/* Presence hook: may presence pass between bare JID `a` and JID `b` in
+ * either direction (neither blocks the other)? */
+bool blocking_presence_ok(struct herald *h, const char *a, const char *b);
 
 #endif

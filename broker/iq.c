@@ -38,6 +38,12 @@ static const struct iq_row table[] = {
     {NS_ROSTER, "query", IQ_GET | IQ_SET, on_roster, NULL}, /* RFC 6121 §2 */
     {NS_PRIVATE, "query", IQ_GET | IQ_SET, private_handle_iq, NS_PRIVATE}, /* XEP-0049 */
     {NS_VCARD, "vCard", IQ_GET | IQ_SET, vcard_handle_iq, NS_VCARD},       /* XEP-0054 §2 */
+    /* XEP-0280 (carbons.c), XEP-0191 (blocking.c) */
+    {NS_CARBONS, "enable", IQ_SET, carbons_handle_iq, NS_CARBONS},
+    {NS_CARBONS, "disable", IQ_SET, carbons_handle_iq, NULL},
+    {NS_BLOCKING, "blocklist", IQ_GET, blocking_handle_iq, NS_BLOCKING},
+    {NS_BLOCKING, "block", IQ_SET, blocking_handle_iq, NULL},
+    {NS_BLOCKING, "unblock", IQ_SET, blocking_handle_iq, NULL},
 };
 #define NROWS (sizeof(table) / sizeof(table[0]))
 

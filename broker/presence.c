@@ -348,6 +348,8 @@ struct bcast {
 static void to_contact(void *ud, const char *contact)
 {
     struct bcast *b = ud;
+    if (!blocking_presence_ok(b->h, b->from_full, contact)) /* XEP-0191 §3.3 */
+        return;
     send_tail(b->h, contact, b->tail, ROUTE_PRESENCE);
 }
 
@@ -366,6 +368,8 @@ static void broadcast(struct session *s, struct chunk *tail)
 static void probe_contact(void *ud, const char *contact)
 {
     struct session *s = ud;
+    if (!blocking_presence_ok(s->h, s->full, contact)) /* XEP-0191 §3.3 */
+        return;
     send_account_presence(s->h, contact, s->full, ROUTE_FULL); /* §4.3 */
 }
 

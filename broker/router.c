@@ -258,6 +258,8 @@ static void to_bare(struct session *from, struct xnode *st, struct arena *a, con
             return;
         }
         n = pick_for_message(acct, type, to, MAX_RECIPIENTS);
+        if (acct != NULL)
+            carbons_received(from, acct, st, to, n); /* XEP-0280 §7 (carbons.c) */
         /* §8.5.2.2.1: nobody available: store chat/normal (XEP-0160). */
         if (n == 0 && presence_offline_store(from, st, a, bare) != 0 && !is_type(type, "headline") &&
             !is_type(type, "error"))
@@ -294,6 +296,8 @@ static void to_full(struct session *from, struct xnode *st, struct arena *a, con
         return;
     }
     if (target != NULL) {
+        if (strcmp(st->name, "message") == 0) /* XEP-0280 §7 (carbons.c) */
+            carbons_received(from, session_account(from->h, bare), st, &target, 1);
         deliver(&target, 1, st);
         return;
     }
@@ -346,6 +350,9 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
         router_error(from, st, a, HERALD_EJID, NULL, NULL);
         return;
     }
+    /* XEP-0191 (blocking.c): looked at only while some account blocks. */
+    if (h->blockers != NULL && blocking_route(from, st, a, j))
+        return;
     const char *ps_jid = h->ps_xmpp ? ps_xmpp_jid(h->ps_xmpp) : NULL;
     if (ps_jid && strcmp(j->domain, ps_jid) == 0 && j->local[0] != '\0') {
         /* The service has no addressable entities under it. */
@@ -380,6 +387,8 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
         return; /* message/presence to the server itself: nothing to do */
     }
     jid_format(j, true, bare, JID_MAX + 1);
+    if (!is_iq && strcmp(st->name, "message") == 0 && strcmp(bare, from->bare) != 0)
+        carbons_sent(from, st); /* XEP-0280 §8 (carbons.c) */
     if (j->resource[0])
         to_full(from, st, a, j, bare);
     else

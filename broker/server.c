@@ -217,6 +217,8 @@ int herald_serve(struct config *cfg)
         goto out_tls;
     if (batch_new(h->store, &h->batch) != 0 || open_pubsub(h) != 0)
         goto out_sasl;
+    if (blocking_open(h) != 0) /* XEP-0191 (blocking.c) */
+        goto out_sasl;
     if (uv_loop_init(&loop) != 0)
         goto out_sasl;
     h->loop = &loop;
@@ -266,6 +268,7 @@ int herald_serve(struct config *cfg)
 out_sasl:
     /* Anything still uncommitted was never acknowledged: drop it. */
     batch_free(h->batch);
+    blocking_close(h);
     ps_xmpp_close(h->ps_xmpp);
     pubsub_close(h->pubsub);
     sse_close(h);

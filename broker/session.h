@@ -65,6 +65,9 @@ struct session {
     uint64_t last_keepalive_ms;
     struct sm_state sm;         /* XEP-0198 (sm.c) */
     struct csi_state csi;       /* XEP-0352 (sm.c) */
+    /* carbons.c and blocking.c: */
+    bool carbons;               /* XEP-0280: enabled for this resource */
+    bool blocklist_requested;   /* XEP-0191 §3.2: gets block/unblock pushes */
 };
 
 struct account {

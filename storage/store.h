@@ -10,7 +10,7 @@
  * Layout (docs/storage-layout.md): named databases "meta" (schema version,
  * node id counter), "users" (bare JID -> credentials), "tokens" (REST bearer
  * tokens), for pubsub "nodes", "items", "item_ids", "subs", "affs", and for
- * IM "roster", "offline". */
+ * IM "roster", "offline", "blocking". */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 #include <stdbool.h>
@@ -285,5 +285,23 @@ int store_private_get(struct store_txn *t, const char *owner, const char *ns, co
                       const char **xml, size_t *len);
 int store_vcard_put(struct store_txn *t, const char *owner, const char *xml, size_t len);
 int store_vcard_get(struct store_txn *t, const char *owner, const char **xml, size_t *len);
+/* ---- block lists (XEP-0191), store_blocking.c ----
+ * Keyed by (owner bare JID, blocked JID in prepared form: a domain, bare or
+ * full JID). The count of an owner's entries is bounded by the caller. */
+/* Adds jid to owner's list (already there: no change). */
+int store_block_put(struct store_txn *t, const char *owner, const char *jid);
+/* Removes jid from owner's list (absent: no change). */
+int store_block_del(struct store_txn *t, const char *owner, const char *jid);
+/* Empties owner's list (also when the account is deleted). */
+int store_block_clear(struct store_txn *t, const char *owner);
+/* 1 when owner's list holds exactly jid, 0 when not, or an error. */
+int store_block_has(struct store_txn *t, const char *owner, const char *jid);
+/* Calls fn for each JID on owner's list in key order; jid is valid during
+ * the call only. A nonzero return from fn stops the walk (negative: returned). */
+int store_block_each(struct store_txn *t, const char *owner,
+                     int (*fn)(void *ud, const char *jid), void *ud);
+/* Calls fn once per owner with a non-empty list, with its entry count. */
+int store_block_owners(struct store_txn *t,
+                       int (*fn)(void *ud, const char *owner, unsigned count), void *ud);
 
 #endif

@@ -20,6 +20,7 @@ struct store {
     MDB_env *env;
     MDB_dbi meta, users, nodes, items, item_ids, subs, affs, roster, offline, tokens;
     MDB_dbi acct_xml; /* private XML and vCards (store_private.c) */
+    MDB_dbi blocking;       /* XEP-0191 block lists (store_blocking.c) */
     size_t map_size;        /* current map size, bytes */
     size_t max_map_size;    /* ceiling for automatic growth */
     bool hit_full;          /* a write found the map full since the last growth check */

@@ -50,15 +50,17 @@ int store_map_err_s(struct store *s, int rc)
     return map_err(rc);
 }
 
-#define NDBS 10
+#define NDBS 12
 
 /* The named databases, for fault injection and its messages. */
 static void db_list(const struct store *s, const char *names[NDBS], MDB_dbi dbis[NDBS])
 {
     static const char *const n[NDBS] = {"meta", "users", "nodes", "items", "item_ids",
-                                        "subs", "affs",  "roster", "offline", "tokens"};
+                                        "subs", "affs",  "roster", "offline", "tokens",
+                                        "blocking", "acct_xml"};
     const MDB_dbi d[NDBS] = {s->meta, s->users, s->nodes,  s->items,   s->item_ids,
-                             s->subs, s->affs,  s->roster, s->offline, s->tokens};
+                             s->subs, s->affs,  s->roster, s->offline, s->tokens,
+                             s->blocking, s->acct_xml};
     for (size_t i = 0; i < NDBS; i++) {
         names[i] = n[i];
         dbis[i] = d[i];
@@ -128,6 +130,13 @@ static int parse_faults(struct store *s, const char *spec)
     return 0;
 }
 
+static int open_added(MDB_txn *txn, const char *name, unsigned flags, bool read_only,
+                      MDB_dbi *dbi)
+{
+    int rc = mdb_dbi_open(txn, name, flags, dbi);
+    return rc == MDB_NOTFOUND && read_only ? 0 : rc;
+}
+
 static int init_schema(struct store *s, bool read_only)
 {
     MDB_txn *txn = NULL;
@@ -147,13 +156,11 @@ static int init_schema(struct store *s, bool read_only)
         (rc = mdb_dbi_open(txn, "offline", flags, &s->offline)) != 0 ||
         (rc = mdb_dbi_open(txn, "tokens", flags, &s->tokens)) != 0)
         goto done;
-    /* XEP-0049 private XML and XEP-0054 vCards (store_private.c). A data
-     * directory from before them lacks the database until the server
-     * opens it for writing; read-only users (the CLI) never read it. */
-    rc = mdb_dbi_open(txn, "acct_xml", flags, &s->acct_xml);
-    if (rc == MDB_NOTFOUND && read_only)
-        rc = 0;
-    else if (rc != 0)
+    /* Databases added in issue 12: a data directory from before them lacks
+     * them until the server opens it for writing; read-only users (the
+     * CLI) never read them. */
+    if ((rc = open_added(txn, "acct_xml", flags, read_only, &s->acct_xml)) != 0 ||
+        (rc = open_added(txn, "blocking", flags, read_only, &s->blocking)) != 0)
         goto done;
     MDB_val k = {6, "schema"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);
@@ -208,7 +215,7 @@ int store_open(struct store **out, const char *dir, const struct store_opts *opt
     if (reserve > s->max_map_size / 8)
         reserve = s->max_map_size / 8;
     s->reserve = reserve;
-    if ((rc = mdb_env_set_mapsize(s->env, map)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 16)) != 0 ||
+    if ((rc = mdb_env_set_mapsize(s->env, map)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 32)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, 126)) != 0)
         goto fail;
     unsigned flags = MDB_NOTLS | ((opts && opts->read_only) ? MDB_RDONLY : 0);
@@ -512,7 +519,8 @@ int store_user_del(struct store *s, const char *bare_jid)
      * clean (and has a new generation, which old tokens would not match). */
     struct store_txn t = {s, txn, true};
     if ((rc = store_im_forget_account(&t, bare_jid)) != 0 ||
-        (rc = store_tokens_forget_account(&t, bare_jid)) != 0) {
+        (rc = store_tokens_forget_account(&t, bare_jid)) != 0 ||
+        (rc = store_block_clear(&t, bare_jid)) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
