@@ -50,15 +50,17 @@ int store_map_err_s(struct store *s, int rc)
     return map_err(rc);
 }
 
-#define NDBS 10
+#define NDBS 12
 
 /* The named databases, for fault injection and its messages. */
 static void db_list(const struct store *s, const char *names[NDBS], MDB_dbi dbis[NDBS])
 {
     static const char *const n[NDBS] = {"meta", "users", "nodes", "items", "item_ids",
-                                        "subs", "affs",  "roster", "offline", "tokens"};
+                                        "subs", "affs",  "roster", "offline", "tokens",
+                                        "mam",  "mam_acct"};
     const MDB_dbi d[NDBS] = {s->meta, s->users, s->nodes,  s->items,   s->item_ids,
-                             s->subs, s->affs,  s->roster, s->offline, s->tokens};
+                             s->subs, s->affs,  s->roster, s->offline, s->tokens,
+                             s->mam,  s->mam_acct};
     for (size_t i = 0; i < NDBS; i++) {
         names[i] = n[i];
         dbis[i] = d[i];
@@ -146,6 +148,9 @@ static int init_schema(struct store *s, bool read_only)
         (rc = mdb_dbi_open(txn, "roster", flags, &s->roster)) != 0 ||
         (rc = mdb_dbi_open(txn, "offline", flags, &s->offline)) != 0 ||
         (rc = mdb_dbi_open(txn, "tokens", flags, &s->tokens)) != 0)
+        goto done;
+    if ((rc = mdb_dbi_open(txn, "mam", flags, &s->mam)) != 0 ||
+        (rc = mdb_dbi_open(txn, "mam_acct", flags, &s->mam_acct)) != 0)
         goto done;
     MDB_val k = {6, "schema"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);
@@ -504,7 +509,8 @@ int store_user_del(struct store *s, const char *bare_jid)
      * clean (and has a new generation, which old tokens would not match). */
     struct store_txn t = {s, txn, true};
     if ((rc = store_im_forget_account(&t, bare_jid)) != 0 ||
-        (rc = store_tokens_forget_account(&t, bare_jid)) != 0) {
+        (rc = store_tokens_forget_account(&t, bare_jid)) != 0 ||
+        (rc = store_mam_forget_account(&t, bare_jid)) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
