@@ -59,6 +59,12 @@ struct config {
     unsigned pubsub_page_size;   /* nodes per disco#items / GET /v1/nodes page at most */
     /* [im] */
     unsigned max_offline;        /* stored messages per account */
+    /* [mam] message archives (docs/mam.md) */
+    bool mam_enabled;
+    char *mam_default;           /* always, never or roster: for accounts without preferences */
+    unsigned mam_max_age;        /* seconds a message is kept; 0 = forever */
+    unsigned mam_max_messages;   /* per account; storing past it drops the oldest; 0 = no cap */
+    unsigned mam_max_page;       /* messages per query page at most (a larger max is clamped) */
     /* [storage] */
     size_t map_size_mb;
     size_t max_map_size_mb;   /* automatic growth stops here */

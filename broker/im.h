@@ -72,4 +72,20 @@ void presence_offline_continue(struct session *s);
 bool im_presence_subscribed(struct herald *h, const char *owner, const char *contact);
 bool im_available(struct herald *h, const char *full_jid);
 
+/* ---- mam.c: message archives (XEP-0313 urn:xmpp:mam:2) and stanza ids
+ * (XEP-0359), docs/mam.md ---- */
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_SID "urn:xmpp:sid:0"
+/* For a message from a local session to the existing or unknown local
+ * account to_bare, before it is serialized: strips spoofed stanza-ids,
+ * archives it for both accounts when wanted and adds the recipient's
+ * <stanza-id/>. Delivery never waits for or fails with the archive. */
+void mam_route_message(struct session *from, struct xnode *msg, struct arena *a,
+                       const char *to_bare);
+/* iq handlers (iq.c's table): <query/> get (the form) and set (a query),
+ * <prefs/> get and set, on the requester's own archive. */
+void mam_query_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a);
+void mam_prefs_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a);
+/* ---- end of mam.c ---- */
+
 #endif
