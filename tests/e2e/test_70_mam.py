@@ -453,3 +453,116 @@ def test_query_errors(herald):
     fin, res = query_ok(a, form(after_id=first4[0].id, before_id=first4[3].id))
     assert [r.body for r in res] == ["1", "2"] and fin.count == 2
     ping(a)
+
+
+# --------------------------------------------------------------------------
+# aioxmpp: a second library (it has no MAM module; its XSO layer carries
+# the query, and it parses results, RSM, forwarded messages and stanza-ids)
+# --------------------------------------------------------------------------
+
+def aio_mam_xsos():
+    import aioxmpp
+    import aioxmpp.forms
+    import aioxmpp.misc
+    import aioxmpp.rsm.xso
+    import aioxmpp.xso as xso
+
+    class Query(xso.XSO):
+        TAG = (NS_MAM, "query")
+        queryid = xso.Attr("queryid", default=None)
+        form = xso.Child([aioxmpp.forms.Data])
+        rsm = xso.Child([aioxmpp.rsm.xso.ResultSetMetadata])
+
+    class Fin(xso.XSO):
+        TAG = (NS_MAM, "fin")
+        complete = xso.Attr("complete", type_=xso.Bool(), default=False)
+        rsm = xso.Child([aioxmpp.rsm.xso.ResultSetMetadata])
+
+    class Res(xso.XSO):
+        TAG = (NS_MAM, "result")
+        queryid = xso.Attr("queryid", default=None)
+        id_ = xso.Attr("id")
+        forwarded = xso.Child([aioxmpp.misc.Forwarded])
+
+    aioxmpp.IQ.as_payload_class(Query)
+    aioxmpp.IQ.as_payload_class(Fin)
+    aioxmpp.Message.xep0313_result = xso.Child([Res])
+    return Query, Fin
+
+
+def test_aioxmpp_query_and_stanza_id(herald):
+    """aioxmpp: bob receives alice's messages with an XEP-0359 stanza-id by
+    his bare JID (parsed by aioxmpp.misc.StanzaID), then pages his archive
+    with a `with` form and RSM max=2 (aioxmpp's ResultSetMetadata.next_page):
+    the results' ids equal the stanza-ids, bodies in order, complete on the
+    last page."""
+    import aioxmpp
+    import aioxmpp.connector
+    import aioxmpp.dispatcher
+    import aioxmpp.forms
+    import aioxmpp.rsm.xso
+
+    Query, Fin = aio_mam_xsos()
+    srv = herald(users=users("alice", "bob", "carol"))
+
+    async def body():
+        jid = aioxmpp.JID.fromstr(BOB + "/aio")
+        client = aioxmpp.Client(
+            jid, aioxmpp.make_security_layer(PASSWORDS["bob"], no_verify=True),
+            override_peer=[("127.0.0.1", srv.port, aioxmpp.connector.STARTTLSConnector())])
+        received = asyncio.Queue()
+        async with client.connected():
+            disp = client.summon(aioxmpp.dispatcher.SimpleMessageDispatcher)
+            for t in aioxmpp.MessageType:
+                disp.register_callback(t, None, received.put_nowait)
+            await client.send(aioxmpp.Presence(type_=aioxmpp.PresenceType.AVAILABLE))
+            a = login(srv, "alice")
+            c = login(srv, "carol")
+            send_chats(a, BOB, ["a%d" % i for i in range(5)])
+            send_chats(c, BOB, ["c0"])
+            sids = []
+            while len(sids) < 6:
+                m = await asyncio.wait_for(received.get(), 10)
+                ours = [s.id_ for s in m.xep0359_stanza_ids if str(s.by) == BOB]
+                assert len(ours) == 1, "message without our stanza-id: %r" % m
+                if str(m.from_.bare()) == ALICE:
+                    sids.append(ours[0])
+                else:
+                    sids.append(None)
+            sids = [s for s in sids if s]
+
+            data = aioxmpp.forms.Data(aioxmpp.forms.DataType.SUBMIT)
+            for var, val in (("FORM_TYPE", NS_MAM), ("with", ALICE)):
+                f = aioxmpp.forms.Field(var=var)
+                f.values[:] = [val]
+                data.fields.append(f)
+            got, rsm, pages = [], aioxmpp.rsm.xso.ResultSetMetadata.limit(2), 0
+            while True:
+                pages += 1
+                qid = "aio%d" % pages
+                fut_results = []
+                disp.register_callback(
+                    aioxmpp.MessageType.NORMAL, aioxmpp.JID.fromstr(BOB),
+                    lambda m: fut_results.append(m))
+                try:
+                    q_ = Query()
+                    q_.queryid, q_.form, q_.rsm = qid, data, rsm
+                    fin = await asyncio.wait_for(client.send(aioxmpp.IQ(
+                        type_=aioxmpp.IQType.SET, to=aioxmpp.JID.fromstr(BOB), payload=q_)), 10)
+                finally:
+                    disp.unregister_callback(aioxmpp.MessageType.NORMAL,
+                                             aioxmpp.JID.fromstr(BOB))
+                assert isinstance(fin, Fin), fin
+                res = [m.xep0313_result for m in fut_results
+                       if m.xep0313_result is not None and m.xep0313_result.queryid == qid]
+                assert fin.rsm.count == 5
+                got += [(r.id_, r.forwarded.stanza.body.any()) for r in res]
+                if fin.complete:
+                    break
+                assert pages < 3 and len(res) == 2
+                rsm = fin.rsm.next_page(2)
+            assert pages == 3
+            assert [b for _, b in got] == ["a%d" % i for i in range(5)]
+            assert [i for i, _ in got] == sids
+
+    run(body, timeout=60)
