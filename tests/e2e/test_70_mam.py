@@ -566,3 +566,44 @@ def test_aioxmpp_query_and_stanza_id(herald):
             assert [i for i, _ in got] == sids
 
     run(body, timeout=60)
+
+
+def test_offline_copy_carries_stanza_id(herald):
+    """A message to an offline account is archived and stored offline; the
+    copy delivered at the next login carries the stanza-id of the
+    recipient's archive entry."""
+    srv = herald(users=users("alice", "bob"))
+    a = login(srv, "alice")
+    send_chats(a, BOB, ["while you were out"])
+    b = login(srv, "bob")
+    _, res = query_ok(b)
+    b.send("<presence/>")
+    m = b.wait_element(lambda e: e.tag == q(NS_CLIENT, "message") and
+                       e.findtext(q(NS_CLIENT, "body")) == "while you were out")
+    assert m is not None, "no offline delivery"
+    assert stanza_ids(m) == [(res[0].id, BOB)], show(m)
+
+
+def test_disabled(herald):
+    """[mam] enabled = false: no stanza-id, nothing archived, queries and
+    preferences get service-unavailable, the account does not advertise
+    urn:xmpp:mam:2. A bad [mam] default is refused at start."""
+    srv = herald(users=users("alice", "bob"), config={"mam": {"enabled": "false"}})
+    a = login(srv, "alice")
+    b = login(srv, "bob", available=True)
+    a.send("<message to='%s' type='chat' id='d1'><body>x</body></message>" % BOB)
+    m = b.wait_element(lambda e: e.tag == q(NS_CLIENT, "message") and e.get("id") == "d1")
+    assert m is not None and stanza_ids(m) == [], show(m)
+    assert error_of(raw_query(a)[0]) == "service-unavailable"
+    assert error_of(a.iq("<prefs xmlns='%s'/>" % NS_MAM)) == "service-unavailable"
+    r = a.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=ALICE)
+    assert NS_MAM not in ET.tostring(r).decode(), show(r)
+    r = srv.cli("check-config", "--config", write_bad_config(srv))
+    assert r.returncode != 0 and b"mam.default" in r.stderr + r.stdout
+
+
+def write_bad_config(srv):
+    path = "%s/bad-mam.ini" % srv.workdir
+    with open(path, "w") as f:
+        f.write("[mam]\ndefault = sometimes\n")
+    return path
