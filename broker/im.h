@@ -86,6 +86,15 @@ void mam_route_message(struct session *from, struct xnode *msg, struct arena *a,
  * <prefs/> get and set, on the requester's own archive. */
 void mam_query_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a);
 void mam_prefs_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a);
+/* XEP-0313 on a pubsub node (XEP-0442), for the service's iq table:
+ * checks read access as <items/> does, sends the results to who (the
+ * requester's full JID) from service, and sets *answer to the <fin/> (or
+ * the form, for a get) to put in the iq result. 0 or a HERALD_E* code
+ * (the service's pubsub_why() explains access errors). */
+struct pubsub;
+int mam_node_query(struct herald *h, struct pubsub *ps, const char *service, const char *who,
+                   const struct xnode *iq, const struct xnode *query, struct arena *a,
+                   struct xnode **answer);
 /* ---- end of mam.c ---- */
 
 #endif

@@ -27,6 +27,7 @@
 #include "jid.h"
 #include "log.h"
 #include "outq.h"
+#include "pubsub.h"
 #include "router.h"
 #include "session.h"
 #include "store.h"
@@ -38,6 +39,7 @@
 #define NS_RSM "http://jabber.org/protocol/rsm"
 #define NS_DATA "jabber:x:data"
 #define ID_LEN 16         /* an archive id as text: 16 hex digits, so text order is id order */
+#define ID_TEXT_MAX 24    /* room for either kind of id as text */
 #define PREFS_MAX_JIDS 100 /* JIDs per preference list; more is policy-violation */
 
 static bool is(const char *s, const char *want)
@@ -52,22 +54,26 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void id_text(uint64_t id, char out[ID_LEN + 1])
+/* Account archive ids are 16 hex digits; a node's are its item sequence
+ * numbers in decimal (XEP-0442 leaves ids to the service). */
+static void id_text(bool node, uint64_t id, char out[ID_TEXT_MAX])
 {
-    snprintf(out, ID_LEN + 1, "%016llx", (unsigned long long)id);
+    snprintf(out, ID_TEXT_MAX, node ? "%llu" : "%016llx", (unsigned long long)id);
 }
 
-/* An id we handed out, or 0 (never one of ours) for anything else. */
-static uint64_t id_parse(const char *s)
+/* An id we could have handed out, or 0 (never one of ours) for anything
+ * else. */
+static uint64_t id_parse(bool node, const char *s)
 {
     uint64_t v = 0;
-    if (s == NULL || strlen(s) != ID_LEN)
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0 || len > (node ? 19 : ID_LEN) || (!node && len != ID_LEN))
         return 0;
     for (const char *p = s; *p; p++) {
-        int d = hex_value(*p);
+        int d = node ? (isdigit((unsigned char)*p) ? *p - '0' : -1) : hex_value(*p);
         if (d < 0)
             return 0;
-        v = v << 4 | (uint64_t)d;
+        v = node ? v * 10 + (uint64_t)d : v << 4 | (uint64_t)d;
     }
     return v;
 }
@@ -285,8 +291,8 @@ void mam_route_message(struct session *from, struct xnode *msg, struct arena *a,
     }
     if (rcpt_id == 0)
         return;
-    char id[ID_LEN + 1];
-    id_text(rcpt_id, id);
+    char id[ID_TEXT_MAX];
+    id_text(false, rcpt_id, id);
     struct xnode *sid = xml_add_elem(a, msg, NS_SID, "stanza-id");
     if (sid == NULL || xml_set_attr(a, sid, "id", id) || xml_set_attr(a, sid, "by", to_bare))
         log_limited(&lim, LOG_WARN, "mam", "stanza-id not added: out of memory");
@@ -303,8 +309,8 @@ struct results {
 static int send_result(void *ud, const struct store_mam_msg *m)
 {
     struct results *r = ud;
-    char id[ID_LEN + 1], stamp[40];
-    id_text(m->id, id);
+    char id[ID_TEXT_MAX], stamp[40];
+    id_text(false, m->id, id);
     stamp_text(m->id, stamp);
     buf_reset(&r->b);
     buf_puts(&r->b, "<message to='");
@@ -335,9 +341,10 @@ static const char *field_value(struct arena *a, const struct xnode *field)
     return v ? xml_text(a, v) : NULL;
 }
 
-/* Reads the data form (§4.1.1) into q. */
-static int parse_form(struct arena *a, const struct xnode *x, struct store_mam_query *q,
-                      char *with, size_t with_cap)
+/* Reads the data form (§4.1.1) into q (time range, with) and the id
+ * bounds *id_lo, *id_hi (inclusive). */
+static int parse_form(struct arena *a, const struct xnode *x, bool node, struct store_mam_query *q,
+                      uint64_t *id_lo, uint64_t *id_hi, char *with, size_t with_cap)
 {
     for (const struct xnode *f = xml_first_elem(x); f; f = xml_next_elem(f)) {
         if (strcmp(f->ns, NS_DATA) != 0 || strcmp(f->name, "field") != 0)
@@ -366,12 +373,12 @@ static int parse_form(struct arena *a, const struct xnode *x, struct store_mam_q
                 q->hi = v;
         } else if (is(var, "after-id") || is(var, "before-id")) {
             /* mam:2#extended: exclusive bounds by archive id. */
-            if ((v = id_parse(val)) == 0)
+            if ((v = id_parse(node, val)) == 0)
                 return HERALD_ENOTFOUND;
-            if (is(var, "after-id") && v + 1 > q->lo)
-                q->lo = v + 1;
-            else if (is(var, "before-id") && v - 1 < q->hi)
-                q->hi = v - 1;
+            if (is(var, "after-id") && v + 1 > *id_lo)
+                *id_lo = v + 1;
+            else if (is(var, "before-id") && v - 1 < *id_hi)
+                *id_hi = v - 1;
         } else {
             return HERALD_EINVAL; /* §4.1.1: a field we did not offer */
         }
@@ -380,8 +387,8 @@ static int parse_form(struct arena *a, const struct xnode *x, struct store_mam_q
 }
 
 /* Reads the RSM <set/> (XEP-0059 §2) into q. */
-static int parse_rsm(struct arena *a, const struct xnode *set, struct store_mam_query *q,
-                     unsigned cap)
+static int parse_rsm(struct arena *a, const struct xnode *set, bool node,
+                     struct store_mam_query *q, unsigned cap)
 {
     q->max = cap;
     if (set == NULL)
@@ -398,14 +405,14 @@ static int parse_rsm(struct arena *a, const struct xnode *set, struct store_mam_
         q->max = m < cap ? (unsigned)m : cap;
     }
     if ((e = xml_child(set, NS_RSM, "after")) != NULL &&
-        (q->after = id_parse(xml_text(a, e))) == 0)
+        (q->after = id_parse(node, xml_text(a, e))) == 0)
         return HERALD_ENOTFOUND;
     if ((e = xml_child(set, NS_RSM, "before")) != NULL) {
         const char *t = xml_text(a, e);
         /* An empty <before/> asks for the last page. */
         if (t == NULL || t[0] == '\0')
             q->before = UINT64_MAX;
-        else if ((q->before = id_parse(t)) == 0)
+        else if ((q->before = id_parse(node, t)) == 0)
             return HERALD_ENOTFOUND;
     }
     if (q->after && q->before)
@@ -431,8 +438,8 @@ static int add_field(struct arena *a, struct xnode *x, const char *var, const ch
     return value && (v == NULL || xml_add_text(a, v, value, strlen(value))) ? -1 : 0;
 }
 
-/* §4.1.1: the fields a query may use. */
-static void query_form(struct session *from, struct xnode *iq, struct arena *a)
+/* §4.1.1: the fields a query may use. NULL on ENOMEM. */
+static struct xnode *query_form(struct arena *a)
 {
     struct xnode *q = xml_elem_new(a, NS_MAM, "query");
     struct xnode *x = q ? xml_add_elem(a, q, NS_DATA, "x") : NULL;
@@ -443,8 +450,8 @@ static void query_form(struct session *from, struct xnode *iq, struct arena *a)
         add_field(a, x, "end", "text-single", NULL) ||
         add_field(a, x, "after-id", "text-single", NULL) ||
         add_field(a, x, "before-id", "text-single", NULL))
-        return;
-    iq_result(from, iq, a, q);
+        return NULL;
+    return q;
 }
 
 static int add_text_elem(struct arena *a, struct xnode *parent, const char *ns, const char *name,
@@ -454,29 +461,28 @@ static int add_text_elem(struct arena *a, struct xnode *parent, const char *ns, 
     return e == NULL || xml_add_text(a, e, text, strlen(text)) ? -1 : 0;
 }
 
-static void fin(struct session *from, struct xnode *iq, struct arena *a,
-                const struct store_mam_page *p)
+/* <fin complete?><set><first index/><last/><count/></set></fin>, or NULL
+ * on ENOMEM. */
+static struct xnode *fin_elem(struct arena *a, bool node, const struct store_mam_page *p)
 {
-    char num[16], index[16], id[ID_LEN + 1];
+    char num[16], index[16], id[ID_TEXT_MAX];
     struct xnode *f = xml_elem_new(a, NS_MAM, "fin");
     struct xnode *set = f ? xml_add_elem(a, f, NS_RSM, "set") : NULL;
     if (set == NULL || (p->complete && xml_set_attr(a, f, "complete", "true")))
-        return;
+        return NULL;
     if (p->n > 0) {
         struct xnode *first = xml_add_elem(a, set, NS_RSM, "first");
-        id_text(p->first, id);
+        id_text(node, p->first, id);
         snprintf(index, sizeof(index), "%u", p->index);
         if (first == NULL || xml_set_attr(a, first, "index", index) ||
-            xml_add_text(a, first, id, ID_LEN))
-            return;
-        id_text(p->last, id);
+            xml_add_text(a, first, id, strlen(id)))
+            return NULL;
+        id_text(node, p->last, id);
         if (add_text_elem(a, set, NS_RSM, "last", id))
-            return;
+            return NULL;
     }
     snprintf(num, sizeof(num), "%u", p->count);
-    if (add_text_elem(a, set, NS_RSM, "count", num))
-        return;
-    iq_result(from, iq, a, f);
+    return add_text_elem(a, set, NS_RSM, "count", num) ? NULL : f;
 }
 
 void mam_query_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a)
@@ -492,8 +498,12 @@ void mam_query_iq(struct session *from, struct xnode *iq, struct xnode *child, s
         rc = HERALD_EUNAVAIL;
         goto done;
     }
+    struct xnode *answer;
     if (is(xml_attr(iq, "type"), "get")) {
-        query_form(from, iq, a);
+        if ((answer = query_form(a)) == NULL)
+            rc = HERALD_ENOMEM;
+        else
+            iq_result(from, iq, a, answer);
         goto done;
     }
     if (xml_attr(child, "node") != NULL) {
@@ -511,20 +521,249 @@ void mam_query_iq(struct session *from, struct xnode *iq, struct xnode *child, s
         rc = HERALD_ENOMEM;
         goto done;
     }
-    if ((x && (rc = parse_form(a, x, &q, with, JID_MAX + 1)) != 0) ||
-        (rc = parse_rsm(a, xml_child(child, NS_RSM, "set"), &q, cfg->mam_max_page)) != 0)
+    uint64_t id_lo = 0, id_hi = UINT64_MAX;
+    if ((x && (rc = parse_form(a, x, false, &q, &id_lo, &id_hi, with, JID_MAX + 1)) != 0) ||
+        (rc = parse_rsm(a, xml_child(child, NS_RSM, "set"), false, &q, cfg->mam_max_page)) != 0)
         goto done;
+    /* An account's ids are times: one range. */
+    q.lo = id_lo > q.lo ? id_lo : q.lo;
+    q.hi = id_hi < q.hi ? id_hi : q.hi;
     struct store_mam_page page;
     if ((t = batch_read(h->batch, &rc)) == NULL)
         goto done;
     if ((rc = store_mam_page(t, from->bare, &q, &page, send_result, &r)) != 0)
         goto done;
-    fin(from, iq, a, &page);
+    if ((answer = fin_elem(a, false, &page)) == NULL) {
+        rc = HERALD_ENOMEM;
+        goto done;
+    }
+    iq_result(from, iq, a, answer);
 done:
     batch_read_done(h->batch, t);
     buf_free(&r.b);
     if (rc != 0)
         router_error(from, iq, a, rc, NULL, NULL);
+}
+
+/* ---- pubsub node archives (XEP-0313 with `node`, as XEP-0442 describes) ----
+ * A node's archive is its items: archive ids are the items' publish
+ * sequence numbers, the archive time their publish time. Two walks over
+ * the node's items through pubsub_items (which applies the access model
+ * on every read): the first counts the matches and picks the page's
+ * sequence numbers, the second sends the page. */
+
+#define NS_PUBSUB_EVENT "http://jabber.org/protocol/pubsub#event"
+
+struct page_pick {
+    const struct store_mam_query *q;
+    uint64_t id_lo, id_hi;     /* sequence bounds from after-id/before-id */
+    bool anchor_seen;          /* the RSM after/before item exists */
+    struct store_mam_page *out;
+    uint64_t *seqs;            /* forward: the page; backward: a ring of the last max */
+    size_t *bytes;
+    unsigned pushed;           /* backward: matches before the anchor */
+    size_t total;              /* forward: bytes on the page so far */
+    bool full;                 /* forward: the page is closed */
+};
+
+static bool item_matches(const struct store_mam_query *q, uint64_t id_lo, uint64_t id_hi,
+                         const struct ps_item *it)
+{
+    uint64_t t = it->published * 1000u;
+    if (it->seq < id_lo || it->seq > id_hi || t < q->lo || t > q->hi)
+        return false;
+    if (q->with == NULL)
+        return true;
+    /* `with` filters by publisher, as for an account's correspondents. */
+    size_t wl = strlen(q->with);
+    if (q->with_full)
+        return it->publisher_len == wl && memcmp(it->publisher, q->with, wl) == 0;
+    return it->publisher_len >= wl && memcmp(it->publisher, q->with, wl) == 0 &&
+           (it->publisher_len == wl || it->publisher[wl] == '/');
+}
+
+static int pick(void *ud, const struct ps_item *it)
+{
+    struct page_pick *p = ud;
+    const struct store_mam_query *q = p->q;
+    if (it->seq == q->after || it->seq == q->before)
+        p->anchor_seen = true;
+    /* Past the range (and past both anchors, which must be seen): stop. */
+    if (it->seq > p->id_hi && it->seq > q->after && (q->before == UINT64_MAX || it->seq > q->before))
+        return 1;
+    if (!item_matches(q, p->id_lo, p->id_hi, it))
+        return 0;
+    struct store_mam_page *out = p->out;
+    out->count++;
+    size_t bytes = it->payload_len + it->id_len + it->publisher_len;
+    if (q->before == 0) {
+        if (it->seq <= q->after) {
+            out->index++;
+        } else if (p->full || out->n == q->max ||
+                   (out->n > 0 && p->total + bytes > q->max_bytes)) {
+            p->full = true;
+            out->complete = false;
+        } else {
+            p->seqs[out->n++] = it->seq;
+            p->total += bytes;
+        }
+    } else if (it->seq < q->before && q->max > 0) {
+        p->seqs[p->pushed % q->max] = it->seq;
+        p->bytes[p->pushed % q->max] = bytes;
+        p->pushed++;
+    } else if (it->seq < q->before) {
+        p->pushed++;
+    }
+    return 0;
+}
+
+/* Backward: the page is the newest of the ring that fit the byte budget. */
+static void pick_backward(struct page_pick *p)
+{
+    const struct store_mam_query *q = p->q;
+    struct store_mam_page *out = p->out;
+    unsigned have = p->pushed < q->max ? p->pushed : q->max;
+    size_t total = 0;
+    unsigned keep = 0;
+    while (keep < have) {
+        size_t b = p->bytes[(p->pushed - 1 - keep) % q->max];
+        if (keep > 0 && total + b > q->max_bytes)
+            break;
+        total += b;
+        keep++;
+    }
+    out->n = keep;
+    out->index = p->pushed - keep;
+    out->complete = out->index == 0;
+    if (keep > 0) {
+        out->first = p->seqs[(p->pushed - keep) % q->max];
+        out->last = p->seqs[(p->pushed - 1) % q->max];
+    }
+}
+
+struct node_send {
+    struct herald *h;
+    const struct store_mam_query *q;
+    uint64_t id_lo, id_hi, first, last;
+    const char *service, *who, *node, *queryid;
+    struct buf b;
+};
+
+static void put_attr(struct buf *b, const char *name, const char *v, size_t len)
+{
+    buf_printf(b, " %s='", name);
+    buf_xml_attr(b, v, len);
+    buf_putc(b, '\'');
+}
+
+static int send_item(void *ud, const struct ps_item *it)
+{
+    struct node_send *s = ud;
+    if (it->seq > s->last)
+        return 1;
+    if (it->seq < s->first || !item_matches(s->q, s->id_lo, s->id_hi, it))
+        return 0;
+    char id[ID_TEXT_MAX], stamp[40];
+    id_text(true, it->seq, id);
+    stamp_text(it->published * 1000u, stamp);
+    struct buf *b = &s->b;
+    buf_reset(b);
+    buf_puts(b, "<message");
+    put_attr(b, "to", s->who, strlen(s->who));
+    put_attr(b, "from", s->service, strlen(s->service));
+    buf_puts(b, "><result xmlns='" NS_MAM "'");
+    if (s->queryid)
+        put_attr(b, "queryid", s->queryid, strlen(s->queryid));
+    buf_printf(b, " id='%s'><forwarded xmlns='" NS_FORWARD "'><delay xmlns='" NS_DELAY
+                  "' stamp='%s'/><message xmlns='" NS_CLIENT "'", id, stamp);
+    put_attr(b, "from", s->service, strlen(s->service));
+    buf_puts(b, "><event xmlns='" NS_PUBSUB_EVENT "'><items");
+    put_attr(b, "node", s->node, strlen(s->node));
+    buf_puts(b, "><item");
+    put_attr(b, "id", it->id, it->id_len);
+    if (it->publisher_len)
+        put_attr(b, "publisher", it->publisher, it->publisher_len);
+    buf_putc(b, '>');
+    buf_append(b, it->payload, it->payload_len);
+    buf_puts(b, "</item></items></event></message></forwarded></result></message>");
+    struct chunk *ch = buf_ok(b) ? chunk_new(b->data, b->len) : NULL;
+    if (ch == NULL)
+        return HERALD_ENOMEM;
+    router_send(s->h, s->who, &ch, 1, ROUTE_FULL);
+    chunk_unref(ch);
+    return 0;
+}
+
+int mam_node_query(struct herald *h, struct pubsub *ps, const char *service, const char *who,
+                   const struct xnode *iq, const struct xnode *query, struct arena *a,
+                   struct xnode **answer)
+{
+    const struct config *cfg = h->cfg;
+    const char *node = xml_attr(query, "node");
+    struct node_send send = {h, NULL, 0, UINT64_MAX, 0, 0, service, who, node,
+                             xml_attr(query, "queryid"), {0}};
+    buf_init(&send.b, 0);
+    /* The access model first, as for <items/> (XEP-0060 §6.5.9). */
+    int rc = pubsub_node_readable(ps, who, node);
+    if (rc != 0)
+        goto done;
+    if (is(xml_attr(iq, "type"), "get")) {
+        rc = (*answer = query_form(a)) ? 0 : HERALD_ENOMEM;
+        goto done;
+    }
+    struct store_mam_query q = {0, UINT64_MAX, NULL, false, 0, 0, 0, cfg->max_outq_bytes / 2};
+    struct store_mam_page page = {0, 0, 0, 0, 0, true};
+    struct page_pick p = {&q, 0, UINT64_MAX, false, &page, NULL, NULL, 0, 0, false};
+    const struct xnode *x = xml_child(query, NS_DATA, "x");
+    char *with = x ? arena_alloc(a, JID_MAX + 1) : NULL;
+    if (x && with == NULL) {
+        rc = HERALD_ENOMEM;
+        goto done;
+    }
+    if ((x && (rc = parse_form(a, x, true, &q, &p.id_lo, &p.id_hi, with, JID_MAX + 1)) != 0) ||
+        (rc = parse_rsm(a, xml_child(query, NS_RSM, "set"), true, &q, cfg->mam_max_page)) != 0)
+        goto done;
+    p.seqs = arena_alloc(a, (q.max ? q.max : 1) * sizeof(*p.seqs));
+    p.bytes = arena_alloc(a, (q.max ? q.max : 1) * sizeof(*p.bytes));
+    if (p.seqs == NULL || p.bytes == NULL) {
+        rc = HERALD_ENOMEM;
+        goto done;
+    }
+    struct ps_items_query walk;
+    memset(&walk, 0, sizeof(walk));
+    walk.oldest_first = true;
+    walk.after_seq = p.id_lo ? p.id_lo - 1 : 0;
+    /* Start early enough to see the anchor. */
+    if (q.after && q.after <= walk.after_seq)
+        walk.after_seq = q.after - 1;
+    if (q.before && q.before != UINT64_MAX && q.before <= walk.after_seq)
+        walk.after_seq = q.before - 1;
+    if ((rc = pubsub_items(ps, who, node, &walk, pick, &p)) < 0)
+        goto done;
+    if ((q.after || (q.before && q.before != UINT64_MAX)) && !p.anchor_seen) {
+        rc = HERALD_ENOTFOUND; /* XEP-0059 §2.5: the cursor item is gone */
+        goto done;
+    }
+    if (q.before) {
+        pick_backward(&p);
+    } else if (page.n > 0) {
+        page.first = p.seqs[0];
+        page.last = p.seqs[page.n - 1];
+    }
+    if (page.n > 0) {
+        send.q = &q;
+        send.id_lo = p.id_lo;
+        send.id_hi = p.id_hi;
+        send.first = page.first;
+        send.last = page.last;
+        walk.after_seq = page.first - 1;
+        if ((rc = pubsub_items(ps, who, node, &walk, send_item, &send)) < 0)
+            goto done;
+    }
+    rc = (*answer = fin_elem(a, true, &page)) ? 0 : HERALD_ENOMEM;
+done:
+    buf_free(&send.b);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- preferences (§6.1) ---- */
