@@ -92,12 +92,18 @@ def raw_query(rs, x="", set_="", to=None, timeout=15.0):
     to_attr = " to='%s'" % to if to else ""
     rs.send("<iq type='set' id='%s'%s><query xmlns='%s' queryid='%s'>%s%s</query></iq>"
             % (iq_id, to_attr, NS_MAM, qid, x, set_))
+    return answer_and_results(rs, iq_id, qid, Result, timeout)
+
+
+def answer_and_results(rs, iq_id, qid, cls, timeout):
+    """Waits for the query's answer; returns it with the results (as cls)
+    that arrived before it, consumed from the stream, in order."""
     iq = rs.wait_element(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("id") == iq_id, timeout)
     results = []
     for el in list(rs.elements):
         r = el.find(q(NS_MAM, "result"))
         if el.tag == q(NS_CLIENT, "message") and r is not None and r.get("queryid") == qid:
-            results.append(Result(el, qid))
+            results.append(cls(el, qid))
             rs.elements.remove(el)
     return iq, results
 
@@ -607,3 +613,148 @@ def write_bad_config(srv):
     with open(path, "w") as f:
         f.write("[mam]\ndefault = sometimes\n")
     return path
+
+
+# --------------------------------------------------------------------------
+# Pubsub nodes (XEP-0313 with `node`, XEP-0442)
+# --------------------------------------------------------------------------
+
+PUBSUB = "pubsub.%s" % DOMAIN
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_EVENT = NS_PUBSUB + "#event"
+
+
+def node_config(**fields):
+    out = ["<x xmlns='%s' type='submit'><field var='FORM_TYPE' type='hidden'><value>"
+           "%s#node_config</value></field>" % (NS_DATA, NS_PUBSUB)]
+    for k, v in fields.items():
+        out.append("<field var='pubsub#%s'><value>%s</value></field>" % (k, v))
+    return "".join(out) + "</x>"
+
+
+def create_node(rs, node, **config):
+    r = rs.iq("<pubsub xmlns='%s'><create node='%s'/><configure>%s</configure></pubsub>"
+              % (NS_PUBSUB, node, node_config(**config)), itype="set", to=PUBSUB)
+    assert r is not None and r.get("type") == "result", "create failed: %s" % show(r)
+
+
+def publish_many(rs, node, ids):
+    """Pipelines one publish per id, then waits for every answer."""
+    tag = next(_ids)
+    rs.send("".join("<iq type='set' to='%s' id='pub%d-%s'><pubsub xmlns='%s'><publish node='%s'>"
+                    "<item id='%s'><entry xmlns='urn:example:feed'>%s</entry></item></publish>"
+                    "</pubsub></iq>" % (PUBSUB, tag, i, NS_PUBSUB, node, i, i) for i in ids))
+    for i in ids:
+        r = rs.wait_element(lambda e, i=i: e.get("id") == "pub%d-%s" % (tag, i), timeout=30)
+        assert r is not None and r.get("type") == "result", "publish %s: %s" % (i, show(r))
+
+
+class NodeResult:
+    def __init__(self, el, queryid):
+        assert el.get("from") == PUBSUB, show(el)
+        r = el.find(q(NS_MAM, "result"))
+        assert r.get("queryid") == queryid, show(el)
+        self.id = r.get("id")
+        fwd = r.find(q(NS_FWD, "forwarded"))
+        self.stamp = fwd.find(q(NS_DELAY, "delay")).get("stamp")
+        items = fwd.find("%s/%s/%s" % (q(NS_CLIENT, "message"), q(NS_EVENT, "event"),
+                                       q(NS_EVENT, "items")))
+        assert items is not None, "no <event><items/> in %s" % show(el)
+        self.node = items.get("node")
+        item = items.find(q(NS_EVENT, "item"))
+        self.item_id = item.get("id")
+        self.publisher = item.get("publisher")
+        self.payload = item.findtext("{urn:example:feed}entry")
+
+
+def node_query(rs, node, x="", set_="", timeout=15.0):
+    n = next(_ids)
+    qid, iq_id = "nq%d" % n, "nodeq%d" % n
+    rs.send("<iq type='set' id='%s' to='%s'><query xmlns='%s' queryid='%s' node='%s'>%s%s"
+            "</query></iq>" % (iq_id, PUBSUB, NS_MAM, qid, node, x, set_))
+    return answer_and_results(rs, iq_id, qid, NodeResult, timeout)
+
+
+def test_node_archive_paging_and_time_range(herald):
+    """A node's items as an archive: 300 items paged forward and backward
+    with max=50 (each item once, oldest first on every page, ids are the
+    node's publish sequence, count/first/last/complete right), the XEP-0442
+    result form (event/items/item with id, publisher and payload), and a
+    start/end range that splits two publish bursts a second apart."""
+    srv = herald(users=users("alice", "bob"), config={"pubsub": {"max_items_cap": "1000"}})
+    a = login(srv, "alice")
+    create_node(a, "feed", max_items=1000)
+    publish_many(a, "feed", ["a%d" % i for i in range(150)])
+    time.sleep(1.1)
+    mid = datetime.datetime.now(datetime.timezone.utc)
+    time.sleep(0.1)
+    publish_many(a, "feed", ["b%d" % i for i in range(150)])
+    expected = ["a%d" % i for i in range(150)] + ["b%d" % i for i in range(150)]
+    b = login(srv, "bob")
+    seen, after, pages = [], None, 0
+    while True:
+        fin_iq, res = node_query(b, "feed", set_=rsm(50, after=after))
+        fin = Fin(fin_iq)
+        pages += 1
+        assert fin.count == 300 and len(res) == 50
+        assert fin.first == res[0].id and fin.last == res[-1].id
+        seen += res
+        if fin.complete:
+            break
+        assert pages < 6
+        after = fin.last
+    assert pages == 6 and [r.item_id for r in seen] == expected
+    assert [r.payload for r in seen] == expected
+    assert all(r.node == "feed" and r.publisher == ALICE for r in seen), vars(seen[0])
+    ids = [int(r.id) for r in seen]
+    assert ids == sorted(ids) and len(set(ids)) == 300
+    back, before, pages = [], "", 0
+    while True:
+        fin_iq, res = node_query(b, "feed", set_=rsm(50, before=before))
+        fin = Fin(fin_iq)
+        pages += 1
+        assert fin.count == 300 and len(res) == 50
+        assert [int(r.id) for r in res] == sorted(int(r.id) for r in res)
+        back = res + back
+        if fin.complete:
+            break
+        assert pages < 6
+        before = fin.first
+    assert pages == 6 and [r.id for r in back] == [r.id for r in seen]
+    fin_iq, res = node_query(b, "feed", form(start=utc(mid)), rsm(200))
+    assert Fin(fin_iq).count == 150 and [r.item_id for r in res] == expected[150:]
+    fin_iq, res = node_query(b, "feed", form(end=utc(mid)), rsm(200))
+    assert Fin(fin_iq).count == 150 and [r.item_id for r in res] == expected[:150]
+    s, e = seen[10].stamp, seen[20].stamp
+    fin_iq, res = node_query(b, "feed", form(start=s, end=e), rsm(200))
+    want = [r.item_id for r in seen if s <= r.stamp <= e]
+    assert [r.item_id for r in res] == want and "a10" in want and "a20" in want
+    assert error_of(node_query(b, "feed", set_=rsm(5, after="999999"))[0]) == "item-not-found"
+    assert error_of(node_query(b, "feed", form(start="noon"))[0]) == "bad-request"
+    assert error_of(node_query(b, "nosuchnode")[0]) == "item-not-found"
+
+
+def test_node_archive_access_whitelist(herald):
+    """Access as for <items/>: a non-member of a whitelist node gets the
+    same error as an items request (not-allowed / closed-node); a member
+    (after the owner adds the affiliation) gets the items. The service's
+    disco#info lists urn:xmpp:mam:2."""
+    srv = herald(users=users("alice", "bob"))
+    a = login(srv, "alice")
+    create_node(a, "secret", access_model="whitelist")
+    publish_many(a, "secret", ["s1", "s2"])
+    b = login(srv, "bob")
+    items = b.iq("<pubsub xmlns='%s'><items node='secret'/></pubsub>" % NS_PUBSUB, to=PUBSUB)
+    mam, res = node_query(b, "secret")
+    assert res == []
+    assert error_of(mam) == error_of(items)
+    app = [c.tag for c in mam.find(q(NS_CLIENT, "error"))]
+    assert app == [c.tag for c in items.find(q(NS_CLIENT, "error"))], show(mam)
+    r = a.iq("<pubsub xmlns='%s#owner'><affiliations node='secret'><affiliation jid='%s' "
+             "affiliation='member'/></affiliations></pubsub>" % (NS_PUBSUB, BOB),
+             itype="set", to=PUBSUB)
+    assert r.get("type") == "result", show(r)
+    fin_iq, res = node_query(b, "secret")
+    assert Fin(fin_iq).count == 2 and [r.item_id for r in res] == ["s1", "s2"]
+    r = b.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=PUBSUB)
+    assert NS_MAM in {f.get("var") for f in r.iter(q(NS_DISCO_INFO, "feature"))}, show(r)
