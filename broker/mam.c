@@ -10,7 +10,11 @@
  * the recipient gets. Archives live in storage (store_mam.c); nothing is
  * kept in memory. Queries page through them with XEP-0059 and send each
  * page's results through the requester's bounded output queue: a page is
- * bounded by `max` and by half of c2s.max_outq_bytes (docs/mam.md). */
+ * bounded by `max` and by half of c2s.max_outq_bytes (docs/mam.md).
+ *
+ * The same query on a pubsub node (XEP-0442) reads the node's items
+ * through pubsub_items, so the service's access rules apply; the pubsub
+ * service's iq table calls mam_node_query. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
