@@ -362,6 +362,9 @@ def test_prefs_never_always_roster(herald):
     assert bodies(a) == ["always1", "roster-bob", "always-bob"]
 
     assert error_of(prefs_set(a, "sometimes")) == "bad-request"
+    many = ["u%d@localhost" % i for i in range(101)]
+    assert error_of(prefs_set(a, "always", always=many)) == "policy-violation"
+    assert prefs_set(a, "always", always=many[:100]).get("type") == "result"
     assert error_of(prefs_set(a, "always", always=["not a jid@"])) == "bad-request"
 
 
@@ -446,6 +449,9 @@ def test_query_errors(herald):
     assert error_of(raw_query(a, to=BOB)[0]) == "service-unavailable"
     fin, res = query_ok(a, set_=rsm(1000))
     assert len(res) == 4 and fin.count == 6 and not fin.complete
+    # A zone offset: 02:00+02:00 is midnight UTC, so everything is after it.
+    assert query_ok(a, form(start="2000-01-01T02:00:00+02:00"))[0].count == 6
+    assert query_ok(a, form(end="2000-01-01T02:00:00.5+02:00"))[0].count == 0
     fin, res = query_ok(a, set_=rsm(0))
     assert res == [] and fin.count == 6
     # The query form (§4.1.1).
@@ -758,3 +764,24 @@ def test_node_archive_access_whitelist(herald):
     assert Fin(fin_iq).count == 2 and [r.item_id for r in res] == ["s1", "s2"]
     r = b.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=PUBSUB)
     assert NS_MAM in {f.get("var") for f in r.iter(q(NS_DISCO_INFO, "feature"))}, show(r)
+
+
+def test_storage_failure_does_not_lose_delivery(herald):
+    """An archive write that fails (injected I/O error on the `mam`
+    database) rolls back that message's archiving alone: the message is
+    still delivered, without a stanza-id, the failure is logged, and the
+    next message is archived with its stanza-id."""
+    srv = herald(users=users("alice", "bob"), env={"HERALD_TEST_FAULTS": "mam:2:io"})
+    a = login(srv, "alice")
+    b = login(srv, "bob", available=True)
+    a.send("<message to='%s' type='chat' id='f1'><body>one</body></message>" % BOB)
+    m = b.wait_element(lambda e: e.tag == q(NS_CLIENT, "message") and e.get("id") == "f1")
+    assert m is not None, "the message was lost with its archive write"
+    assert stanza_ids(m) == [], "a stanza-id naming no archive entry: %s" % show(m)
+    a.send("<message to='%s' type='chat' id='f2'><body>two</body></message>" % BOB)
+    m = b.wait_element(lambda e: e.tag == q(NS_CLIENT, "message") and e.get("id") == "f2")
+    assert m is not None and len(stanza_ids(m)) == 1, show(m)
+    fin, res = query_ok(b)
+    assert [r.body for r in res] == ["two"] and res[0].id == stanza_ids(m)[0][0]
+    assert [r.body for r in query_ok(a)[1]] == ["two"], "the failed message's operation rolls back"
+    assert "not archived" in srv.log_text()
