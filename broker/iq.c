@@ -113,8 +113,8 @@ static void on_disco_info(struct session *from, struct xnode *iq, struct xnode *
         router_error(from, iq, a, HERALD_ENOTFOUND, NULL, NULL);
         return;
     }
-    /* What an account offers itself: discovery and nothing else until PEP
-     * (XEP-0163) exists; ping, version and the like are the server's. */
+    /* What an account offers itself: discovery and, when enabled, its
+     * message archive; ping, version and the like are the server's. */
     static const char *const account_features[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NULL};
     /* XEP-0313 §7, XEP-0359 §4: archives and stanza ids are the account's. */
     static const char *const account_mam_features[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MAM,

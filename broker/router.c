@@ -265,9 +265,9 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
         else if (strcmp(st->name, "message") == 0) {
             mam_route_message(from, st, a, from->bare); /* XEP-0313 archive, XEP-0359 stanza-id */
             to_bare(from, st, a, from->bare);
-        }
-        else
+        } else {
             presence_handle(from, st, a, NULL, NULL, false);
+        }
         return;
     }
     struct jid *j = arena_alloc(a, sizeof(*j));
