@@ -410,10 +410,11 @@ static void after_run(void *ctx, int failed)
         buf_xml_attr(&b, s->full, strlen(s->full));
         buf_puts(&b, "'>");
         struct chunk *head = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-        if (head != NULL && session_send_chunk(s, head) == 0)
-            session_send_chunk(s, d->payload);
-        if (head != NULL)
+        if (head != NULL) {
+            struct chunk *parts[2] = {head, d->payload}; /* one stanza */
+            session_send_stanza(s, parts, 2);
             chunk_unref(head);
+        }
     }
 done:
     buf_free(&b);

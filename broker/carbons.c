@@ -103,8 +103,8 @@ static void send_copy(struct session *s, const char *type, const char *wrapper,
     buf_free(&b);
     if (head == NULL)
         return;
-    if (session_send_chunk(s, head) == 0)
-        session_send_chunk(s, body);
+    struct chunk *parts[2] = {head, body}; /* one stanza: a head and the shared original */
+    session_send_stanza(s, parts, 2);
     chunk_unref(head);
 }
 

@@ -66,6 +66,11 @@ void config_defaults(struct config *c)
     c->max_private_account_bytes = 1024 * 1024;
     c->max_vcard_bytes = 128 * 1024;
     c->max_blocklist_items = 1000; /* XEP-0191 */
+    c->mam_enabled = true;
+    config_set_str(&c->mam_default, "always");
+    c->mam_max_age = 604800;
+    c->mam_max_messages = 10000;
+    c->mam_max_page = 250;
     c->map_size_mb = 1024;
     c->max_map_size_mb = 16384;
     c->reserve_mb = 64;
@@ -91,6 +96,7 @@ void config_free(struct config *c)
     free(c->tls_key);
     free(c->http_bind);
     free(c->pubsub_jid);
+    free(c->mam_default);
     memset(c, 0, sizeof(*c));
 }
 
@@ -154,6 +160,11 @@ static const struct option options[] = {
     OPT("im", "max_private_account_bytes", K_SIZE, max_private_account_bytes, 0, 1ull << 30),
     OPT("im", "max_vcard_bytes", K_SIZE, max_vcard_bytes, 64, 64ull << 20),
     OPT("im", "max_blocklist_items", K_UINT, max_blocklist_items, 1, 100000),
+    OPT("mam", "enabled", K_BOOL, mam_enabled, 0, 0),
+    OPT("mam", "default", K_STR, mam_default, 0, 0),
+    OPT("mam", "max_age", K_UINT, mam_max_age, 0, 86400u * 36500),
+    OPT("mam", "max_messages_per_account", K_UINT, mam_max_messages, 0, 100000000),
+    OPT("mam", "max_page", K_UINT, mam_max_page, 1, 1000),
     OPT("storage", "map_size_mb", K_SIZE, map_size_mb, 1, 1ull << 24),
     OPT("storage", "max_map_size_mb", K_SIZE, max_map_size_mb, 1, 1ull << 24),
     OPT("storage", "reserve_mb", K_SIZE, reserve_mb, 0, 1ull << 24),
@@ -282,6 +293,12 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     if (c->data_dir == NULL) {
         snprintf(err, errlen, "server.data_dir must be set");
+        return -1;
+    }
+    if (c->mam_default == NULL || (strcmp(c->mam_default, "always") != 0 &&
+                                   strcmp(c->mam_default, "never") != 0 &&
+                                   strcmp(c->mam_default, "roster") != 0)) {
+        snprintf(err, errlen, "mam.default must be always, never or roster");
         return -1;
     }
     if (c->log_level == NULL || log_level_parse(c->log_level) < 0) {

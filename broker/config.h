@@ -68,6 +68,12 @@ struct config {
     size_t max_private_account_bytes; /* XEP-0049: all of one account's elements */
     size_t max_vcard_bytes;           /* XEP-0054: one account's vCard, serialized */
     unsigned max_blocklist_items; /* XEP-0191: JIDs on one account's block list */
+    /* [mam] message archives (docs/mam.md) */
+    bool mam_enabled;
+    char *mam_default;           /* always, never or roster: for accounts without preferences */
+    unsigned mam_max_age;        /* seconds a message is kept; 0 = forever */
+    unsigned mam_max_messages;   /* per account; storing past it drops the oldest; 0 = no cap */
+    unsigned mam_max_page;       /* messages per query page at most (a larger max is clamped) */
     /* [storage] */
     size_t map_size_mb;
     size_t max_map_size_mb;   /* automatic growth stops here */

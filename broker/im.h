@@ -127,5 +127,29 @@ bool blocking_route(struct session *from, struct xnode *st, struct arena *a, con
 /* Presence hook: may presence pass between bare JID `a` and JID `b` in
  * either direction (neither blocks the other)? */
 bool blocking_presence_ok(struct herald *h, const char *a, const char *b);
+/* ---- mam.c: message archives (XEP-0313 urn:xmpp:mam:2) and stanza ids
+ * (XEP-0359), docs/mam.md ---- */
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_SID "urn:xmpp:sid:0"
+/* For a message from a local session to the existing or unknown local
+ * account to_bare, before it is serialized: strips spoofed stanza-ids,
+ * archives it for both accounts when wanted and adds the recipient's
+ * <stanza-id/>. Delivery never waits for or fails with the archive. */
+void mam_route_message(struct session *from, struct xnode *msg, struct arena *a,
+                       const char *to_bare);
+/* iq handlers (iq.c's table): <query/> get (the form) and set (a query),
+ * <prefs/> get and set, on the requester's own archive. */
+void mam_query_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a);
+void mam_prefs_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a);
+/* XEP-0313 on a pubsub node (XEP-0442), for the service's iq table:
+ * checks read access as <items/> does, sends the results to who (the
+ * requester's full JID) from service, and sets *answer to the <fin/> (or
+ * the form, for a get) to put in the iq result. 0 or a HERALD_E* code
+ * (the service's pubsub_why() explains access errors). */
+struct pubsub;
+int mam_node_query(struct herald *h, struct pubsub *ps, const char *service, const char *who,
+                   const struct xnode *iq, const struct xnode *query, struct arena *a,
+                   struct xnode **answer);
+/* ---- end of mam.c ---- */
 
 #endif

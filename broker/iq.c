@@ -44,6 +44,9 @@ static const struct iq_row table[] = {
     {NS_BLOCKING, "blocklist", IQ_GET, blocking_handle_iq, NS_BLOCKING},
     {NS_BLOCKING, "block", IQ_SET, blocking_handle_iq, NULL},
     {NS_BLOCKING, "unblock", IQ_SET, blocking_handle_iq, NULL},
+    /* XEP-0313: the archive is the account's (advertised on its bare JID) */
+    {NS_MAM, "query", IQ_GET | IQ_SET, mam_query_iq, NULL},
+    {NS_MAM, "prefs", IQ_GET | IQ_SET, mam_prefs_iq, NULL},
 };
 #define NROWS (sizeof(table) / sizeof(table[0]))
 
@@ -68,6 +71,11 @@ static void reply(struct session *from, struct xnode *iq, struct arena *a, struc
     if (payload)
         xml_append(r, payload);
     session_send_xml(from, r);
+}
+
+void iq_result(struct session *from, struct xnode *iq, struct arena *a, struct xnode *payload)
+{
+    reply(from, iq, a, payload);
 }
 
 static void on_ping(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a)
@@ -113,9 +121,12 @@ static void on_disco_info(struct session *from, struct xnode *iq, struct xnode *
         router_error(from, iq, a, HERALD_ENOTFOUND, NULL, NULL);
         return;
     }
-    /* What an account offers itself: discovery and nothing else until PEP
-     * (XEP-0163) exists; ping, version and the like are the server's. */
+    /* What an account offers itself: discovery and, when enabled, its
+     * message archive; ping, version and the like are the server's. */
     static const char *const account_features[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NULL};
+    /* XEP-0313 §7, XEP-0359 §4: archives and stanza ids are the account's. */
+    static const char *const account_mam_features[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MAM,
+                                                       NS_SID, NULL};
     bool account = to_own_account(from, iq);
     struct xnode *q = xml_elem_new(a, NS_DISCO_INFO, "query");
     struct xnode *id = q ? xml_add_elem(a, q, NS_DISCO_INFO, "identity") : NULL;
@@ -123,7 +134,8 @@ static void on_disco_info(struct session *from, struct xnode *iq, struct xnode *
         return;
     if (account) {
         if (xml_set_attr(a, id, "category", "account") ||
-            xml_set_attr(a, id, "type", "registered") || add_features(a, q, account_features))
+            xml_set_attr(a, id, "type", "registered") ||
+            add_features(a, q, from->h->cfg->mam_enabled ? account_mam_features : account_features))
             return;
     } else if (xml_set_attr(a, id, "category", "server") || xml_set_attr(a, id, "type", "im") ||
                xml_set_attr(a, id, "name", "Herald") || add_features(a, q, iq_features())) {

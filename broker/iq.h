@@ -14,6 +14,10 @@ struct arena;
 /* An iq of type get/set addressed to the server (or with no 'to'). */
 void iq_dispatch(struct session *from, struct xnode *iq, struct arena *a);
 
+/* Answers iq with a result carrying payload (may be NULL); for the
+ * handlers of the table that live in other files (mam.c). */
+void iq_result(struct session *from, struct xnode *iq, struct arena *a, struct xnode *payload);
+
 /* The features the server advertises in disco#info, NULL-terminated. */
 const char *const *iq_features(void);
 

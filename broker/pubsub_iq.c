@@ -30,6 +30,7 @@
 #include "batch.h"
 #include "errors.h"
 #include "herald.h"
+#include "im.h"
 #include "jid.h"
 #include "log.h"
 #include "outq.h"
@@ -317,7 +318,7 @@ struct ps_iq_row {
 static ps_iq_fn disco_info, disco_items, do_ping, do_create, do_publish, do_retract, do_subscribe,
     do_unsubscribe, do_options, do_items, do_own_subscriptions, do_own_affiliations, do_default_sub,
     owner_configure, owner_default, owner_delete, owner_purge, owner_subscriptions,
-    owner_affiliations, do_command;
+    owner_affiliations, do_command, do_mam;
 
 /* Each feature sits on the row whose handler implements it (access models
  * and affiliations are set through configure and affiliations). */
@@ -356,8 +357,24 @@ static const struct ps_iq_row pubsub_iq_table[] = {
               "member-affiliation", "outcast-affiliation")},
     /* §8.7 through XEP-0050. */
     {NS_COMMANDS, "command", IQ_SET, 0, do_command, FEATURES(NS_COMMANDS, "get-pending")},
+    /* XEP-0313 on a node, as XEP-0442 describes (broker/mam.c). */
+    {NS_MAM, "query", IQ_GET | IQ_SET, NEEDS_NODE, do_mam, FEATURES(NS_MAM)},
 };
 #define NROWS (sizeof(pubsub_iq_table) / sizeof(pubsub_iq_table[0]))
+
+/* The node's items as an archive (XEP-0442): mam.c sends the results and
+ * builds the <fin/>; access is checked by the service as for <items/>. */
+static int do_mam(struct req *r, struct xnode *query, struct xnode *unused)
+{
+    struct xnode *rep = result(r), *payload = NULL;
+    int rc = mam_node_query(r->x->h, r->ps, r->x->jid, r->who, r->iq, query, r->a, &payload);
+    if (rc != 0)
+        return from_service(r, rc);
+    if (rep == NULL)
+        return HERALD_ENOMEM;
+    xml_append(rep, payload);
+    return answer(r, rep);
+}
 
 static bool wrapped_ns(const char *ns)
 {

@@ -336,10 +336,12 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
     if (to == NULL) {
         if (is_iq)
             iq_dispatch(from, st, a);
-        else if (strcmp(st->name, "message") == 0)
+        else if (strcmp(st->name, "message") == 0) {
+            mam_route_message(from, st, a, from->bare); /* XEP-0313 archive, XEP-0359 stanza-id */
             to_bare(from, st, a, from->bare);
-        else
+        } else {
             presence_handle(from, st, a, NULL, NULL, false);
+        }
         return;
     }
     struct jid *j = arena_alloc(a, sizeof(*j));
@@ -389,6 +391,8 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
     jid_format(j, true, bare, JID_MAX + 1);
     if (!is_iq && strcmp(st->name, "message") == 0 && strcmp(bare, from->bare) != 0)
         carbons_sent(from, st); /* XEP-0280 §8 (carbons.c) */
+    if (strcmp(st->name, "message") == 0)
+        mam_route_message(from, st, a, bare); /* XEP-0313 archive, XEP-0359 stanza-id */
     if (j->resource[0])
         to_full(from, st, a, j, bare);
     else

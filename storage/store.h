@@ -10,7 +10,8 @@
  * Layout (docs/storage-layout.md): named databases "meta" (schema version,
  * node id counter), "users" (bare JID -> credentials), "tokens" (REST bearer
  * tokens), for pubsub "nodes", "items", "item_ids", "subs", "affs", and for
- * IM "roster", "offline", "blocking". */
+ * IM "roster", "offline", "blocking", "acct_xml" (private XML, vCards),
+ * for message archives "mam", "mam_acct". */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 #include <stdbool.h>
@@ -303,5 +304,68 @@ int store_block_each(struct store_txn *t, const char *owner,
 /* Calls fn once per owner with a non-empty list, with its entry count. */
 int store_block_owners(struct store_txn *t,
                        int (*fn)(void *ud, const char *owner, unsigned count), void *ud);
+/* ---- message archives (XEP-0313; storage/store_mam.c) ----
+ * Per account: archived messages keyed by (owner, archive id), a message
+ * count and the archiving preferences. Archive ids come from one
+ * server-wide counter: microseconds since the epoch, bumped past the last
+ * id handed out, so they are unique, ordered and never reused (even after
+ * deletion or a restart), and an id is also the message's archive time. */
+enum { MAM_PREF_ALWAYS = 0, MAM_PREF_NEVER = 1, MAM_PREF_ROSTER = 2 };
+
+struct store_mam_msg {
+    uint64_t id;
+    bool outgoing;        /* the owner sent it */
+    const char *with;     /* the other party's JID (full or bare), as routed */
+    size_t with_len;
+    const char *xml;      /* the serialized message */
+    size_t xml_len;
+};
+
+/* n fresh archive ids, *first .. *first + n - 1, all >= now_us. */
+int store_mam_next_ids(struct store_txn *t, uint64_t now_us, unsigned n, uint64_t *first);
+/* Archives m for owner. Then deletes the owner's oldest messages while
+ * there are more than max_msgs (0: no cap), and up to 64 of those with an
+ * id below min_id (retention by age; the rest go on later inserts and
+ * queries never return them). */
+int store_mam_put(struct store_txn *t, const char *owner, const struct store_mam_msg *m,
+                  unsigned max_msgs, uint64_t min_id);
+
+struct store_mam_query {
+    uint64_t lo, hi;      /* ids in [lo, hi] (time range, retention) */
+    const char *with;     /* NULL, a bare JID (matches its resources too) or a full JID */
+    bool with_full;
+    uint64_t after;       /* 0: none; else page forward from after this id */
+    uint64_t before;      /* 0: none; UINT64_MAX: the last page; else page back before it */
+    unsigned max;         /* messages per page (0: only count) */
+    size_t max_bytes;     /* the page ends early once its messages pass this many bytes */
+};
+struct store_mam_page {
+    unsigned count;       /* matching messages in [lo, hi], paging aside */
+    unsigned index;       /* matches before the page's first message (XEP-0059 §2.4) */
+    unsigned n;           /* on this page */
+    uint64_t first, last; /* ids of the page's first and last message (n > 0) */
+    bool complete;        /* no match beyond the page in the paging direction */
+};
+/* A page of the owner's archive: fn gets its messages in chronological
+ * order (pointers valid during the call). HERALD_ENOTFOUND when after or
+ * before names no message of the owner's archive. */
+int store_mam_page(struct store_txn *t, const char *owner, const struct store_mam_query *q,
+                   struct store_mam_page *out,
+                   int (*fn)(void *ud, const struct store_mam_msg *m), void *ud);
+/* The owner's archived message count. */
+int store_mam_count(struct store_txn *t, const char *owner, unsigned *count);
+
+/* Preferences: JID lists are NUL-separated (each JID NUL-terminated). */
+struct store_mam_prefs {
+    uint8_t dflt;         /* MAM_PREF_* */
+    const char *always;
+    size_t always_len;
+    const char *never;
+    size_t never_len;
+};
+/* HERALD_ENOTFOUND when the owner never set any. */
+int store_mam_prefs_get(struct store_txn *t, const char *owner, struct store_mam_prefs *out);
+int store_mam_prefs_put(struct store_txn *t, const char *owner, const struct store_mam_prefs *p);
+/* ---- end of message archives ---- */
 
 #endif

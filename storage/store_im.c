@@ -286,8 +286,7 @@ int store_offline_drop(struct store_txn *t, const char *owner, size_t n)
     return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err_s(t->s, rc);
 }
 
-/* Deletes every key of dbi that starts with prefix. */
-static int del_prefix(struct store_txn *t, MDB_dbi dbi, const uint8_t *pre, size_t pl)
+int store_del_prefix(struct store_txn *t, MDB_dbi dbi, const uint8_t *pre, size_t pl)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(t->txn, dbi, &c);
@@ -311,9 +310,9 @@ int store_im_forget_account(struct store_txn *t, const char *bare)
     size_t pl = key2(pre, bare, "", 0);
     if (pl == 0)
         return 0; /* too long to appear in any roster or offline key */
-    int rc = del_prefix(t, t->s->roster, pre, pl);
+    int rc = store_del_prefix(t, t->s->roster, pre, pl);
     if (rc == 0)
-        rc = del_prefix(t, t->s->offline, pre, pl);
+        rc = store_del_prefix(t, t->s->offline, pre, pl);
     uint8_t vk[KEY_MAX + 1];
     size_t vl = ver_key(vk, bare);
     if (rc == 0 && vl) {

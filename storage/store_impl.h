@@ -21,6 +21,7 @@ struct store {
     MDB_dbi meta, users, nodes, items, item_ids, subs, affs, roster, offline, tokens;
     MDB_dbi acct_xml; /* private XML and vCards (store_private.c) */
     MDB_dbi blocking;       /* XEP-0191 block lists (store_blocking.c) */
+    MDB_dbi mam, mam_acct;  /* message archives (store_mam.c) */
     size_t map_size;        /* current map size, bytes */
     size_t max_map_size;    /* ceiling for automatic growth */
     bool hit_full;          /* a write found the map full since the last growth check */
@@ -57,6 +58,11 @@ int store_user_generation_txn(struct store *s, MDB_txn *txn, const char *bare_ji
 int store_private_forget_account(struct store_txn *t, const char *bare);
 /* Deletes every REST token of bare (store_tokens.c), in t. */
 int store_tokens_forget_account(struct store_txn *t, const char *bare);
+
+/* store_im.c: deletes every key of dbi that starts with pre (pl bytes). */
+int store_del_prefix(struct store_txn *t, MDB_dbi dbi, const uint8_t *pre, size_t pl);
+/* store_mam.c: deletes an account's archive, count and preferences. */
+int store_mam_forget_account(struct store_txn *t, const char *bare);
 
 /* Maps an LMDB or errno code to a HERALD_E* code (and notes a full map). */
 int store_map_err(int rc);

@@ -50,17 +50,17 @@ int store_map_err_s(struct store *s, int rc)
     return map_err(rc);
 }
 
-#define NDBS 12
+#define NDBS 14
 
 /* The named databases, for fault injection and its messages. */
 static void db_list(const struct store *s, const char *names[NDBS], MDB_dbi dbis[NDBS])
 {
     static const char *const n[NDBS] = {"meta", "users", "nodes", "items", "item_ids",
                                         "subs", "affs",  "roster", "offline", "tokens",
-                                        "blocking", "acct_xml"};
+                                        "blocking", "acct_xml", "mam", "mam_acct"};
     const MDB_dbi d[NDBS] = {s->meta, s->users, s->nodes,  s->items,   s->item_ids,
                              s->subs, s->affs,  s->roster, s->offline, s->tokens,
-                             s->blocking, s->acct_xml};
+                             s->blocking, s->acct_xml, s->mam, s->mam_acct};
     for (size_t i = 0; i < NDBS; i++) {
         names[i] = n[i];
         dbis[i] = d[i];
@@ -160,7 +160,9 @@ static int init_schema(struct store *s, bool read_only)
      * them until the server opens it for writing; read-only users (the
      * CLI) never read them. */
     if ((rc = open_added(txn, "acct_xml", flags, read_only, &s->acct_xml)) != 0 ||
-        (rc = open_added(txn, "blocking", flags, read_only, &s->blocking)) != 0)
+        (rc = open_added(txn, "blocking", flags, read_only, &s->blocking)) != 0 ||
+        (rc = open_added(txn, "mam", flags, read_only, &s->mam)) != 0 ||
+        (rc = open_added(txn, "mam_acct", flags, read_only, &s->mam_acct)) != 0)
         goto done;
     MDB_val k = {6, "schema"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);
@@ -520,7 +522,8 @@ int store_user_del(struct store *s, const char *bare_jid)
     struct store_txn t = {s, txn, true};
     if ((rc = store_im_forget_account(&t, bare_jid)) != 0 ||
         (rc = store_tokens_forget_account(&t, bare_jid)) != 0 ||
-        (rc = store_block_clear(&t, bare_jid)) != 0) {
+        (rc = store_block_clear(&t, bare_jid)) != 0 ||
+        (rc = store_mam_forget_account(&t, bare_jid)) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
