@@ -60,6 +60,7 @@ void config_defaults(struct config *c)
     c->pubsub_max_items = 10000;
     c->pubsub_max_nodes = 1000;
     c->pubsub_page_size = 100;
+    c->pubsub_max_offline = 1000;
     c->max_offline = 100;
     c->max_private_bytes = 64 * 1024;
     c->max_private_elements = 100;
@@ -154,6 +155,7 @@ static const struct option options[] = {
     OPT("pubsub", "auto_create", K_BOOL, pubsub_auto_create, 0, 0),
     OPT("pubsub", "max_nodes_per_account", K_UINT, pubsub_max_nodes, 0, 100000000),
     OPT("pubsub", "node_page_size", K_UINT, pubsub_page_size, 1, 10000),
+    OPT("pubsub", "max_offline_notifications", K_UINT, pubsub_max_offline, 0, 1000000),
     OPT("im", "max_offline_messages", K_UINT, max_offline, 0, 100000),
     OPT("im", "max_private_bytes", K_SIZE, max_private_bytes, 64, 64ull << 20),
     OPT("im", "max_private_elements", K_UINT, max_private_elements, 0, 100000),

@@ -61,6 +61,7 @@ struct config {
     bool pubsub_auto_create;
     unsigned pubsub_max_nodes;   /* nodes one account may own; 0: no quota */
     unsigned pubsub_page_size;   /* nodes per disco#items / GET /v1/nodes page at most */
+    unsigned pubsub_max_offline; /* notifications kept for an offline subscriber (catch-up) */
     /* [im] */
     unsigned max_offline;        /* stored messages per account */
     size_t max_private_bytes;         /* XEP-0049: one stored element, serialized */

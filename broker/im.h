@@ -69,6 +69,16 @@ int presence_offline_store(struct session *from, struct xnode *msg, struct arena
  * chat/normal), HERALD_ELIMIT storage full, or another HERALD_E* code. */
 int im_offline_store(struct herald *h, struct xnode *msg, struct arena *a, const char *bare);
 
+/* Offline storage has two lists per account, each with its bound: messages
+ * ([im] max_offline_messages) and pubsub notifications of nodes whose
+ * notification type is normal ([pubsub] max_offline_notifications). Both
+ * are delivered, messages first, at the next available presence. */
+enum im_offline_kind { IM_OFFLINE_MESSAGES, IM_OFFLINE_NOTIFICATIONS };
+/* Stores a serialized stanza for an existing local account: 0,
+ * HERALD_ENOTFOUND (no such account), HERALD_ELIMIT (the list is full). */
+int im_offline_store_raw(struct herald *h, const char *bare, enum im_offline_kind kind,
+                         const char *xml, size_t len);
+
 /* Delivers more stored messages once the write queue has room again. */
 void presence_offline_continue(struct session *s);
 

@@ -18,6 +18,7 @@
 #include "jid.h"
 #include "log.h"
 #include "outq.h"
+#include "pubsub_xmpp.h"
 #include "router.h"
 #include "session.h"
 #include "store.h"
@@ -417,34 +418,47 @@ static int offline_cb(void *ud, const char *xml, size_t len)
     return 0;
 }
 
-/* XEP-0160: stored messages go to the first non-negative-priority resource,
- * in order, and then leave storage (at-least-once: a failed commit means
- * they are delivered again later). */
-static void deliver_offline(struct session *s)
+/* The storage list of an account's offline stanzas of one kind: its bare
+ * JID for messages, the bare JID with a suffix no JID can have (a resource
+ * cannot hold U+0001) for pubsub notifications, which have their own bound. */
+static const char *offline_list(const char *bare, enum im_offline_kind kind, char *buf, size_t cap)
+{
+    if (kind == IM_OFFLINE_MESSAGES)
+        return bare;
+    snprintf(buf, cap, "%s" STORE_OFFLINE_NOTIFICATIONS_SUFFIX, bare);
+    return buf;
+}
+
+/* XEP-0160: stored stanzas of one list go to the session, in order, and
+ * then leave storage (at-least-once: a failed commit means they are
+ * delivered again later). Only what fits in half the write queue goes now;
+ * the rest follows as the client reads (on_drain), so a backlog never trips
+ * the slow-reader bound and nothing is deleted that was not queued.
+ * Returns true when some are left for later. */
+static bool deliver_list(struct session *s, enum im_offline_kind kind)
 {
     int rc;
+    char buf[JID_MAX + 16];
+    const char *owner = offline_list(s->bare, kind, buf, sizeof(buf));
     struct offline_list l = {NULL, NULL, 0, 0};
     struct store_txn *t = batch_read(s->h->batch, &rc);
     if (t == NULL)
-        return;
-    rc = store_offline_each(t, s->bare, offline_cb, &l);
+        return false;
+    rc = store_offline_each(t, owner, offline_cb, &l);
     batch_read_done(s->h->batch, t);
-    /* Only what fits in half the write queue goes now; the rest follows as
-     * the client reads (on_drain), so a backlog never trips the slow-reader
-     * bound and nothing is deleted that was not queued. */
     size_t sent = 0;
-    s->offline_pending = false;
+    bool pending = false;
     for (size_t i = 0; i < l.n; i++) {
-        if (rc == 0 && !s->offline_pending) {
+        if (rc == 0 && !pending) {
             struct chunk *ch = NULL;
             if (s->conn == NULL ||
                 (sent > 0 && s->conn->q_bytes + l.lens[i] > s->conn->q_max / 2))
-                s->offline_pending = true;
+                pending = true;
             else if ((ch = chunk_new(l.msgs[i], l.lens[i])) != NULL &&
                      session_send_chunk(s, ch) == 0)
                 sent++;
             else
-                s->offline_pending = true;
+                pending = true;
             if (ch)
                 chunk_unref(ch);
         }
@@ -453,17 +467,41 @@ static void deliver_offline(struct session *s)
     free(l.msgs);
     free(l.lens);
     if (rc != 0 || sent == 0)
-        return;
-    /* If the deletion fails, the delivered messages stay stored and come
+        return pending;
+    /* If the deletion fails, the delivered stanzas stay stored and come
      * again at the next login (offline delivery is at-least-once). */
     if ((t = batch_op_begin(s->h->batch, &rc)) != NULL)
-        rc = batch_op_end(s->h->batch, t, store_offline_drop(t, s->bare, sent));
+        rc = batch_op_end(s->h->batch, t, store_offline_drop(t, owner, sent));
     if (rc != 0)
-        log_error("im", "%s: delivered offline messages not deleted: %s", s->full,
-                  herald_strerror(rc));
+        log_error("im", "%s: delivered offline %s not deleted: %s", s->full,
+                  kind == IM_OFFLINE_MESSAGES ? "messages" : "notifications", herald_strerror(rc));
     else
-        log_info("im", "%s: delivered %zu offline message(s)%s", s->full, sent,
-                 s->offline_pending ? ", more to follow" : "");
+        log_info("im", "%s: delivered %zu offline %s%s", s->full, sent,
+                 kind == IM_OFFLINE_MESSAGES ? "message(s)" : "notification(s)",
+                 pending ? ", more to follow" : "");
+    return pending;
+}
+
+/* Messages first, then pubsub notifications. */
+static void deliver_offline(struct session *s)
+{
+    s->offline_pending = deliver_list(s, IM_OFFLINE_MESSAGES) ||
+                         deliver_list(s, IM_OFFLINE_NOTIFICATIONS);
+}
+
+int im_offline_store_raw(struct herald *h, const char *bare, enum im_offline_kind kind,
+                         const char *xml, size_t len)
+{
+    int rc = store_user_exists(h->store, bare);
+    if (rc <= 0)
+        return rc == 0 ? HERALD_ENOTFOUND : rc;
+    char buf[JID_MAX + 16];
+    const char *owner = offline_list(bare, kind, buf, sizeof(buf));
+    unsigned max = kind == IM_OFFLINE_MESSAGES ? h->cfg->max_offline : h->cfg->pubsub_max_offline;
+    struct store_txn *t = batch_op_begin(h->batch, &rc);
+    if (t != NULL)
+        rc = batch_op_end(h->batch, t, store_offline_push(t, owner, xml, len, max));
+    return rc;
 }
 
 void presence_offline_continue(struct session *s)
@@ -508,8 +546,10 @@ static void available(struct session *s, struct xnode *st, struct arena *a)
             batch_read_done(s->h->batch, t);
         }
     }
-    if (s->priority >= 0)
+    if (s->priority >= 0) {
         deliver_offline(s);
+        durable_available(s); /* herald#durable: items after each cursor */
+    }
 }
 
 static void forget_directed(struct session *s)

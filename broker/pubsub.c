@@ -40,7 +40,8 @@ struct ps_sub {
     char *jid;          /* as subscribed: bare or full */
     char subid[PS_SUBID_MAX + 1];
     uint8_t state;
-    bool deliver;       /* pubsub#deliver subscription option */
+    struct ps_sub_opts opts; /* pubsub#deliver, herald#durable */
+    uint64_t cursor;    /* durable: the last item seq delivered and acknowledged */
     bool revoke;        /* an access change being applied removes it */
 };
 
@@ -65,6 +66,7 @@ struct ps_node {
     uint32_t item_count;
     struct ps_config cfg;
     struct ps_sub *subs;
+    unsigned ndurable;     /* of subs, those with herald#durable */
     bool shared_jids;      /* some JID holds several subscriptions (sticky) */
     struct ps_aff_rec *affs;
     UT_hash_handle hh;     /* by name */
@@ -100,6 +102,20 @@ struct queued {
     struct ps_node *dead;       /* PS_EV_DELETED: the node, freed after the sinks ran */
     struct ps_event ev;
 };
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
 
 static uint64_t now_ms(void)
 {
@@ -295,7 +311,8 @@ static int mem_set_aff(struct ps_node *n, const char *bare, uint8_t aff)
     return 0;
 }
 
-static struct ps_sub *sub_new(const char *jid, const char *subid, uint8_t state, bool deliver)
+static struct ps_sub *sub_new(const char *jid, const char *subid, uint8_t state,
+                              const struct ps_sub_opts *opts)
 {
     struct ps_sub *s = calloc(1, sizeof(*s));
     if (s == NULL || (s->jid = strdup(jid)) == NULL) {
@@ -304,7 +321,7 @@ static struct ps_sub *sub_new(const char *jid, const char *subid, uint8_t state,
     }
     snprintf(s->subid, sizeof(s->subid), "%s", subid);
     s->state = state;
-    s->deliver = deliver;
+    s->opts = *opts;
     return s;
 }
 
@@ -318,6 +335,7 @@ static void sub_link(struct ps_node *n, struct ps_sub *s)
         pp = &(*pp)->next;
     }
     *pp = s;
+    n->ndurable += s->opts.durable;
 }
 
 static void sub_unlink_free(struct ps_node *n, struct ps_sub *victim)
@@ -325,6 +343,7 @@ static void sub_unlink_free(struct ps_node *n, struct ps_sub *victim)
     for (struct ps_sub **pp = &n->subs; *pp; pp = &(*pp)->next) {
         if (*pp == victim) {
             *pp = victim->next;
+            n->ndurable -= victim->opts.durable;
             free(victim->jid);
             free(victim);
             return;
@@ -363,10 +382,15 @@ struct load_ctx {
 static int load_sub(void *ud, const struct store_sub *s)
 {
     struct load_ctx *c = ud;
-    bool deliver = !(s->options_len >= 1 && ((const uint8_t *)s->options)[0] == 0);
-    struct ps_sub *sub = sub_new(s->jid, s->subid, s->state, deliver);
+    /* Options record: deliver, then (since durable subscriptions) durable
+     * and the cursor, big-endian; an older one-byte record is not durable. */
+    const uint8_t *o = s->options;
+    struct ps_sub_opts opts = {!(s->options_len >= 1 && o[0] == 0), s->options_len >= 10 && o[1]};
+    struct ps_sub *sub = sub_new(s->jid, s->subid, s->state, &opts);
     if (sub == NULL)
         return HERALD_ENOMEM;
+    if (opts.durable)
+        sub->cursor = get_be64(o + 2);
     sub_link(c->node, sub);
     return 0;
 }
@@ -553,7 +577,7 @@ static struct ps_event node_event(const struct ps_node *n, enum ps_event_kind ki
 
 static bool wants(const struct ps_sub *s)
 {
-    return s->state == SUB_SUBSCRIBED && s->deliver;
+    return s->state == SUB_SUBSCRIBED && s->opts.deliver;
 }
 
 /* One call per subscribed JID, directly or through a collection (via).
@@ -836,12 +860,20 @@ static int write_node(struct store_txn *t, const struct ps_node *n, const struct
     return store_node_put(t, n->name, &sn);
 }
 
-static int save_sub(struct store_txn *t, uint64_t node_id, const char *jid, const char *subid,
-                    uint8_t state, bool deliver)
+/* Writes s with the given state, options and cursor (the change may yet
+ * fail: the caller updates s only after the operation committed). */
+static int save_sub_as(struct store_txn *t, uint64_t node_id, const struct ps_sub *s,
+                       uint8_t state, const struct ps_sub_opts *opts, uint64_t cursor)
 {
-    uint8_t opts[1] = {deliver ? 1 : 0};
-    struct store_sub ss = {jid, subid, state, opts, 1};
+    uint8_t rec[10] = {opts->deliver ? 1 : 0, opts->durable ? 1 : 0};
+    put_be64(rec + 2, cursor);
+    struct store_sub ss = {s->jid, s->subid, state, rec, opts->durable ? 10 : 1};
     return store_sub_put(t, node_id, &ss);
+}
+
+static int save_sub(struct store_txn *t, uint64_t node_id, const struct ps_sub *s, uint8_t state)
+{
+    return save_sub_as(t, node_id, s, state, &s->opts, s->cursor);
 }
 
 /* Begins an operation; NULL with *rc set (and the detail) on failure. */
@@ -1115,7 +1147,8 @@ done:
 
 static struct ps_subscription sub_view(const struct ps_node *n, const struct ps_sub *s)
 {
-    struct ps_subscription v = {n->name, s->jid, s->subid, s->state, s->deliver};
+    struct ps_subscription v = {n->name, s->jid, s->subid, s->state, s->opts.deliver,
+                                s->opts.durable};
     return v;
 }
 
@@ -1711,17 +1744,19 @@ int pubsub_subscribe(struct pubsub *ps, const char *who, const char *node, const
         return fail(ps, HERALD_EPRESENCE_REQUIRED, NULL, NULL);
     if (n->cfg.access_model == PS_ACCESS_ROSTER)
         return fail(ps, HERALD_EUNSUPPORTED, "access-roster", NULL);
-    bool deliver = true;
+    struct ps_sub_opts o = {true, false};
     struct ps_why why = {NULL, ""};
-    if ((rc = ps_sub_options_apply(&deliver, opts, nopts, &why)) != 0) /* §6.3.7 */
+    if ((rc = ps_sub_options_apply(&o, opts, nopts, &why)) != 0) /* §6.3.7 */
         return fail(ps, rc, why.feature, why.text);
     char subid[PS_SUBID_MAX + 1];
     random_hex(subid, 8);
-    struct ps_sub *s = sub_new(prepared, subid, state, deliver);
+    struct ps_sub *s = sub_new(prepared, subid, state, &o);
     if (s == NULL)
         return fail(ps, HERALD_ENOMEM, NULL, NULL);
+    /* A durable subscription replays what is published from now on. */
+    s->cursor = n->next_seq ? n->next_seq - 1 : 0;
     struct store_txn *t = op_begin(ps, &rc);
-    if (t == NULL || (rc = op_end(ps, t, save_sub(t, n->id, s->jid, s->subid, state, deliver))) != 0) {
+    if (t == NULL || (rc = op_end(ps, t, save_sub(t, n->id, s, state))) != 0) {
         free(s->jid);
         free(s);
         return rc;
@@ -1781,15 +1816,23 @@ int pubsub_subscription_configure(struct pubsub *ps, const char *who, const char
     struct ps_sub *s = pick_sub(ps, n, prepared, subid, &rc);
     if (s == NULL)
         return rc;
-    bool deliver = s->deliver;
+    struct ps_sub_opts o = s->opts;
     struct ps_why why = {NULL, ""};
-    if ((rc = ps_sub_options_apply(&deliver, opts, nopts, &why)) != 0) /* §6.3.6 */
+    if ((rc = ps_sub_options_apply(&o, opts, nopts, &why)) != 0) /* §6.3.6 */
         return fail(ps, rc, why.feature, why.text);
+    /* Made durable now: the replay starts from what is published next. */
+    uint64_t cursor = o.durable && !s->opts.durable ? (n->next_seq ? n->next_seq - 1 : 0) : s->cursor;
     struct store_txn *t = op_begin(ps, &rc);
-    if (t == NULL ||
-        (rc = op_end(ps, t, save_sub(t, n->id, s->jid, s->subid, s->state, deliver))) != 0)
+    if (t == NULL || (rc = op_end(ps, t, save_sub_as(t, n->id, s, s->state, &o, cursor))) != 0)
         return rc;
-    s->deliver = deliver;
+    if (o.durable != s->opts.durable) {
+        if (o.durable)
+            n->ndurable++;
+        else
+            n->ndurable--;
+    }
+    s->opts = o;
+    s->cursor = cursor;
     return 0;
 }
 
@@ -1811,7 +1854,7 @@ int pubsub_authorize(struct pubsub *ps, const char *who, const char *node, const
     struct store_txn *t = op_begin(ps, &rc);
     if (t == NULL)
         return rc;
-    rc = allow ? save_sub(t, n->id, s->jid, s->subid, SUB_SUBSCRIBED, s->deliver)
+    rc = allow ? save_sub(t, n->id, s, SUB_SUBSCRIBED)
                : store_sub_del(t, n->id, s->jid, s->subid);
     if ((rc = op_end(ps, t, rc)) != 0)
         return rc;
@@ -1862,7 +1905,8 @@ int pubsub_owner_set_subscription(struct pubsub *ps, const char *who, const char
     if (state != SUB_NONE && find_sub(n, prepared, NULL, &count) == NULL) {
         char subid[PS_SUBID_MAX + 1];
         random_hex(subid, 8);
-        if ((fresh = sub_new(prepared, subid, state, true)) == NULL)
+        static const struct ps_sub_opts plain = {true, false};
+        if ((fresh = sub_new(prepared, subid, state, &plain)) == NULL)
             return fail(ps, HERALD_ENOMEM, NULL, NULL);
     }
     struct store_txn *t = state == SUB_NONE ? op_begin_freeing(ps, &rc) : op_begin(ps, &rc);
@@ -1873,12 +1917,12 @@ int pubsub_owner_set_subscription(struct pubsub *ps, const char *who, const char
         return rc;
     }
     if (fresh)
-        rc = save_sub(t, n->id, fresh->jid, fresh->subid, state, true);
+        rc = save_sub(t, n->id, fresh, state);
     for (struct ps_sub *p = n->subs; p && rc == 0; p = p->next) {
         if (strcmp(p->jid, prepared) != 0)
             continue;
         rc = state == SUB_NONE ? store_sub_del(t, n->id, p->jid, p->subid)
-                               : save_sub(t, n->id, p->jid, p->subid, state, p->deliver);
+                               : save_sub(t, n->id, p, state);
     }
     if ((rc = op_end(ps, t, rc)) != 0) {
         if (fresh)
@@ -1955,5 +1999,66 @@ int pubsub_owner_set_affiliation(struct pubsub *ps, const char *who, const char 
     else if (old != AFF_OWNER && aff == AFF_OWNER)
         owned_add(ps, bare, 1);
     revoke_apply(ps, n);
+    return 0;
+}
+
+/* ---- durable subscriptions (herald#durable, docs/pubsub.md "Catch-up") ---- */
+
+bool pubsub_node_has_durable(struct pubsub *ps, uint64_t node_id)
+{
+    struct ps_node *n = node_by_id(ps, node_id);
+    return n != NULL && n->ndurable > 0;
+}
+
+bool pubsub_durable_cursor(struct pubsub *ps, uint64_t node_id, const char *jid, uint64_t *cursor)
+{
+    struct ps_node *n = node_by_id(ps, node_id);
+    for (struct ps_sub *s = n && n->ndurable ? n->subs : NULL; s; s = s->next) {
+        if (s->opts.durable && wants(s) && strcmp(s->jid, jid) == 0) {
+            if (cursor)
+                *cursor = s->cursor;
+            return true;
+        }
+    }
+    return false;
+}
+
+void pubsub_durable_each(struct pubsub *ps, const char *full, const char *bare, ps_durable_fn *fn,
+                         void *ud)
+{
+    /* Only nodes with a durable subscription are looked into; a login of
+     * an account that has none costs a walk over the nodes' counters. */
+    for (struct ps_node *n = ps->nodes; n; n = n->hh.next) {
+        if (n->ndurable == 0)
+            continue;
+        for (struct ps_sub *s = n->subs; s; s = s->next)
+            if (s->opts.durable && wants(s) &&
+                ((full && strcmp(s->jid, full) == 0) || (bare && strcmp(s->jid, bare) == 0)))
+                fn(ud, n->name, n->id, s->jid, s->cursor);
+    }
+}
+
+int pubsub_durable_advance(struct pubsub *ps, uint64_t node_id, const char *jid, uint64_t seq)
+{
+    struct ps_node *n = node_by_id(ps, node_id);
+    if (n == NULL || n->ndurable == 0)
+        return 0;
+    int rc = 0;
+    bool any = false;
+    for (struct ps_sub *s = n->subs; s; s = s->next)
+        any = any || (s->opts.durable && s->cursor < seq && strcmp(s->jid, jid) == 0);
+    if (!any)
+        return 0;
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL)
+        return rc;
+    for (struct ps_sub *s = n->subs; s && rc == 0; s = s->next)
+        if (s->opts.durable && s->cursor < seq && strcmp(s->jid, jid) == 0)
+            rc = save_sub_as(t, n->id, s, s->state, &s->opts, seq);
+    if ((rc = op_end(ps, t, rc)) != 0)
+        return rc;
+    for (struct ps_sub *s = n->subs; s; s = s->next)
+        if (s->opts.durable && s->cursor < seq && strcmp(s->jid, jid) == 0)
+            s->cursor = seq;
     return 0;
 }

@@ -160,6 +160,7 @@ struct ps_subscription {
     const char *subid;
     uint8_t state;             /* enum ps_sub_state */
     bool deliver;              /* pubsub#deliver subscription option */
+    bool durable;              /* herald#durable subscription option */
 };
 typedef int ps_sub_fn(void *ud, const struct ps_subscription *s);
 
@@ -324,5 +325,26 @@ typedef void ps_recipient_fn(void *ud, const char *jid, const char *const *subid
                              const char *via);
 void pubsub_event_recipients(struct pubsub *ps, const struct ps_event *ev, ps_recipient_fn *fn,
                              void *ud);
+
+/* ---- durable subscriptions (herald#durable; docs/pubsub.md "Catch-up") ----
+ * A durable subscription keeps a cursor: the seq of the last item its
+ * subscriber has had (acknowledged through XEP-0198, or written to it
+ * without stream management). The XMPP edge replays the items after it when
+ * the subscriber comes back (broker/durable.c). */
+
+/* Whether any subscription of the node is durable (one test per event). */
+bool pubsub_node_has_durable(struct pubsub *ps, uint64_t node_id);
+/* Whether jid (exactly: bare or full as subscribed) holds a delivering
+ * durable subscription on the node; *cursor (may be NULL) gets its cursor. */
+bool pubsub_durable_cursor(struct pubsub *ps, uint64_t node_id, const char *jid, uint64_t *cursor);
+/* Every delivering durable subscription held by full or by bare (either may
+ * be NULL): fn(ud, node name, node id, subscription JID, cursor). */
+typedef void ps_durable_fn(void *ud, const char *node, uint64_t node_id, const char *jid,
+                           uint64_t cursor);
+void pubsub_durable_each(struct pubsub *ps, const char *full, const char *bare, ps_durable_fn *fn,
+                         void *ud);
+/* jid has had every item of the node up to seq: its durable subscriptions'
+ * cursors move there (never back), as one operation. 0 or HERALD_E*. */
+int pubsub_durable_advance(struct pubsub *ps, uint64_t node_id, const char *jid, uint64_t seq);
 
 #endif

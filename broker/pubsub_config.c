@@ -524,7 +524,8 @@ void ps_config_each(const struct ps_config *c, ps_config_field_fn *fn, void *ud)
 
 /* ---- subscription options ---- */
 
-int ps_sub_options_apply(bool *deliver, const struct ps_field *f, size_t n, struct ps_why *why)
+int ps_sub_options_apply(struct ps_sub_opts *o, const struct ps_field *f, size_t n,
+                         struct ps_why *why)
 {
     struct ps_why scratch;
     if (why == NULL)
@@ -532,21 +533,26 @@ int ps_sub_options_apply(bool *deliver, const struct ps_field *f, size_t n, stru
     why->feature = NULL;
     why->text[0] = '\0';
 
-    bool tmp = *deliver;
+    struct ps_sub_opts tmp = *o;
     for (size_t i = 0; i < n; i++) {
-        if (f[i].var == NULL || strcmp(f[i].var, "pubsub#deliver") != 0) {
+        bool *dst = NULL;
+        if (f[i].var != NULL && strcmp(f[i].var, "pubsub#deliver") == 0)
+            dst = &tmp.deliver;
+        else if (f[i].var != NULL && strcmp(f[i].var, PS_SUB_DURABLE) == 0)
+            dst = &tmp.durable;
+        if (dst == NULL) {
             why_set(why, NULL, "unknown subscription option %s", f[i].var ? f[i].var : "(none)");
             return HERALD_EINVALID_OPTIONS;
         }
         if (f[i].nvalues != 1 || f[i].values[0] == NULL) {
-            why_set(why, NULL, "pubsub#deliver takes exactly one value");
+            why_set(why, NULL, "%s takes exactly one value", f[i].var);
             return HERALD_EINVALID_OPTIONS;
         }
-        if (parse_bool(f[i].values[0], &tmp) != 0) {
-            why_set(why, NULL, "pubsub#deliver must be a boolean");
+        if (parse_bool(f[i].values[0], dst) != 0) {
+            why_set(why, NULL, "%s must be a boolean", f[i].var);
             return HERALD_EINVALID_OPTIONS;
         }
     }
-    *deliver = tmp;
+    *o = tmp;
     return 0;
 }

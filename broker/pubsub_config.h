@@ -105,10 +105,18 @@ void ps_config_each(const struct ps_config *c, ps_config_field_fn *fn, void *ud)
 /* Whether var names a configuration field. */
 bool ps_config_known(const char *var);
 
-/* Subscription options (§6.3): today pubsub#deliver (boolean). Applies the
- * fields to *deliver; a field not given keeps its value; an unknown field
- * or a value that is not a boolean ("1", "0", "true", "false") is
+/* Subscription options (§6.3): pubsub#deliver, and Herald's herald#durable
+ * (docs/pubsub.md "Catch-up"): the subscription keeps a cursor, and items
+ * published while the subscriber was away are replayed when it comes back. */
+struct ps_sub_opts {
+    bool deliver;
+    bool durable;
+};
+#define PS_SUB_DURABLE "herald#durable"
+/* Applies the fields to *o; a field not given keeps its value; an unknown
+ * field or a value that is not a boolean ("1", "0", "true", "false") is
  * HERALD_EINVALID_OPTIONS (§6.3.6) and nothing changes. */
-int ps_sub_options_apply(bool *deliver, const struct ps_field *f, size_t n, struct ps_why *why);
+int ps_sub_options_apply(struct ps_sub_opts *o, const struct ps_field *f, size_t n,
+                         struct ps_why *why);
 
 #endif

@@ -215,11 +215,15 @@ struct xnode *ps_form_metadata(struct arena *a, const struct ps_node_info *n,
     return x;
 }
 
-struct xnode *ps_form_sub_options(struct arena *a, bool deliver)
+struct xnode *ps_form_sub_options(struct arena *a, const struct ps_sub_opts *o)
 {
     struct xnode *x = new_form(a, "form", NS_SUB_OPTIONS);
-    if (x == NULL || add_field(a, x, "pubsub#deliver", "boolean", "Enable delivery?",
-                               deliver ? "1" : "0") == NULL)
+    if (x == NULL ||
+        add_field(a, x, "pubsub#deliver", "boolean", "Enable delivery?", o->deliver ? "1" : "0") ==
+            NULL ||
+        add_field(a, x, PS_SUB_DURABLE, "boolean",
+                  "Keep a cursor and replay what was published while away?",
+                  o->durable ? "1" : "0") == NULL)
         return NULL;
     return x;
 }

@@ -27,6 +27,6 @@ struct xnode *ps_form_config(struct arena *a, const struct ps_config *c);
 struct xnode *ps_form_metadata(struct arena *a, const struct ps_node_info *n,
                                const struct ps_caps *caps);
 /* The pubsub#subscribe_options form (type form) (§6.3.2, §6.4). */
-struct xnode *ps_form_sub_options(struct arena *a, bool deliver);
+struct xnode *ps_form_sub_options(struct arena *a, const struct ps_sub_opts *o);
 
 #endif

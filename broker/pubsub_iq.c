@@ -337,7 +337,7 @@ static const struct ps_iq_row pubsub_iq_table[] = {
      FEATURES("subscribe", "multi-subscribe", "last-published", "subscription-notifications")},
     {NS_PUBSUB, "unsubscribe", IQ_SET, NEEDS_NODE, do_unsubscribe, NO_FEATURES},
     {NS_PUBSUB, "options", IQ_GET | IQ_SET, NEEDS_NODE, do_options,
-     FEATURES("subscription-options")},
+     FEATURES("subscription-options", PS_SUB_DURABLE)},
     {NS_PUBSUB, "items", IQ_GET, NEEDS_NODE, do_items, FEATURES("retrieve-items")},
     {NS_PUBSUB, "subscriptions", IQ_GET, 0, do_own_subscriptions,
      FEATURES("retrieve-subscriptions")},
@@ -492,7 +492,11 @@ static int service_features(struct req *r, struct xnode *q)
         for (size_t k = 0; rc == 0 && fs && fs[k]; k++) {
             if (seen_before(i, k, fs[k]))
                 continue;
-            const char *var = strchr(fs[k], ':') ? fs[k] : concat(r->a, NS_PUBSUB "#", fs[k]);
+            /* Short names are XEP-0060 features; a URI or Herald's own
+             * option name (herald#durable) stands as it is. */
+            const char *var = strchr(fs[k], ':') || strchr(fs[k], '#')
+                                  ? fs[k]
+                                  : concat(r->a, NS_PUBSUB "#", fs[k]);
             rc = var ? add_feature(r->a, q, var) : HERALD_ENOMEM;
         }
     }
@@ -875,7 +879,8 @@ static int do_options(struct req *r, struct xnode *o, struct xnode *unused)
         return from_service(r, rc);
     struct xnode *rep = result(r);
     struct xnode *oe = wrap(r, rep, NS_PUBSUB, "options", node);
-    struct xnode *x = oe ? ps_form_sub_options(r->a, s.deliver) : NULL;
+    struct ps_sub_opts so = {s.deliver, s.durable};
+    struct xnode *x = oe ? ps_form_sub_options(r->a, &so) : NULL;
     if (x == NULL || attrs(r->a, oe, "jid", s.jid, "subid", s.subid, NULL, NULL) != 0)
         return HERALD_ENOMEM;
     xml_append(oe, x);
@@ -887,7 +892,8 @@ static int do_default_sub(struct req *r, struct xnode *op, struct xnode *unused)
 {
     struct xnode *rep = result(r);
     struct xnode *d = wrap(r, rep, NS_PUBSUB, "default", NULL);
-    struct xnode *x = d ? ps_form_sub_options(r->a, true) : NULL;
+    static const struct ps_sub_opts defaults = {true, false};
+    struct xnode *x = d ? ps_form_sub_options(r->a, &defaults) : NULL;
     if (x == NULL)
         return HERALD_ENOMEM;
     xml_append(d, x);

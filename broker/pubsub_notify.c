@@ -18,11 +18,15 @@
  * subscription outcome, the owner's approval request and the last item
  * sent to a new subscriber. */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "errors.h"
 #include "herald.h"
+#include "im.h"
+#include "jid.h"
 #include "log.h"
 #include "outq.h"
 #include "pubsub.h"
@@ -113,9 +117,8 @@ static void envelope(struct out *o, const struct ps_xmpp *x, const char *to, uin
     put(o, LIT("</headers>"));
 }
 
-/* Sends envelope + body to one JID; the body chunk is shared, not copied. */
-static void send_one(struct ps_xmpp *x, const char *to, uint8_t notif_type, struct chunk *body,
-                     const char *const *subids, size_t nsubids, const char *via)
+struct chunk *ps_notify_envelope(struct ps_xmpp *x, const char *to, uint8_t notif_type,
+                                 const char *const *subids, size_t nsubids, const char *via)
 {
     char num[24];
     size_t nl = 0;
@@ -152,6 +155,48 @@ static void send_one(struct ps_xmpp *x, const char *to, uint8_t notif_type, stru
             envelope(&o, x, to, notif_type, digits, nl, subids, nsubids, via);
         }
     }
+    return env;
+}
+
+/* Catch-up (docs/pubsub.md): a notification of a node whose
+ * pubsub#notification_type is normal, for a subscriber with no available
+ * resource, waits in the account's offline storage for notifications
+ * (bounded by pubsub.max_offline_notifications), with a delay stamp. */
+static void store_for_later(struct ps_xmpp *x, const char *to, struct chunk *env,
+                            struct chunk *body)
+{
+    static const char tail[] = "</message>";
+    size_t tl = sizeof(tail) - 1;
+    if (body->len < tl || memcmp(body->data + body->len - tl, tail, tl) != 0)
+        return;
+    char bare[JID_MAX + 1];
+    snprintf(bare, sizeof(bare), "%.*s", (int)strcspn(to, "/"), to);
+    struct buf b;
+    buf_init(&b, 0);
+    buf_append(&b, env->data, env->len);
+    buf_append(&b, body->data, body->len - tl);
+    char stamp[32];
+    ps_notify_stamp(stamp, sizeof(stamp), 0);
+    buf_puts(&b, "<delay xmlns='urn:xmpp:delay' from='");
+    buf_xml_attr(&b, x->jid, strlen(x->jid));
+    buf_printf(&b, "' stamp='%s'/></message>", stamp);
+    int rc = buf_ok(&b) ? im_offline_store_raw(x->h, bare, IM_OFFLINE_NOTIFICATIONS, b.data, b.len)
+                        : HERALD_ENOMEM;
+    buf_free(&b);
+    static struct log_limit lim;
+    if (rc == HERALD_ELIMIT)
+        log_limited(&lim, LOG_INFO, "pubsub", "offline notifications of %s are full "
+                    "(pubsub.max_offline_notifications): a notification is not kept", bare);
+    else if (rc != 0 && rc != HERALD_ENOTFOUND)
+        log_limited(&lim, LOG_WARN, "pubsub", "notification for %s not kept offline: %s", bare,
+                    herald_strerror(rc));
+}
+
+/* Sends envelope + body to one JID; the body chunk is shared, not copied. */
+static void send_one(struct ps_xmpp *x, const char *to, uint8_t notif_type, struct chunk *body,
+                     const char *const *subids, size_t nsubids, const char *via, bool keep)
+{
+    struct chunk *env = ps_notify_envelope(x, to, notif_type, subids, nsubids, via);
     if (env == NULL) {
         log_error("pubsub", "notification to %s dropped: out of memory", to);
         return;
@@ -159,6 +204,8 @@ static void send_one(struct ps_xmpp *x, const char *to, uint8_t notif_type, stru
     struct chunk *parts[2] = {env, body};
     if (router_send(x->h, to, parts, 2, ROUTE_MESSAGE) > 0)
         x->h->stats.notifications++;
+    else if (keep && notif_type == PS_NOTIF_NORMAL)
+        store_for_later(x, to, env, body);
     chunk_unref(env);
 }
 
@@ -166,13 +213,22 @@ struct fan {
     struct ps_xmpp *x;
     struct chunk *body;
     uint8_t notif_type;
+    const struct ps_event *ev;
+    bool durable;              /* a published item on a node with durable subscriptions */
 };
 
 static void fan_one(void *ud, const char *jid, const char *const *subids, size_t nsubids,
                     const char *via)
 {
     struct fan *f = ud;
-    send_one(f->x, jid, f->notif_type, f->body, subids, nsubids, via);
+    /* Durable subscribers get each item once per session, in order, with
+     * its seq (pubsub_durable.c); only a direct subscription is durable. */
+    if (f->durable && via == NULL && pubsub_durable_cursor(f->x->ps, f->ev->node_id, jid, NULL)) {
+        durable_live(f->x, f->ev, jid, f->notif_type);
+        return;
+    }
+    send_one(f->x, jid, f->notif_type, f->body, subids, nsubids, via,
+             f->ev->kind == PS_EV_PUBLISHED);
 }
 
 /* ---- bodies (rendered once per event) ---- */
@@ -195,25 +251,62 @@ static void open_event(struct buf *b, const char *what, const char *node)
 
 /* <items node><item id publisher>payload</item></items> (§7.1.2.1, and
  * without the payload §7.1.2.2). */
-static struct chunk *item_body(const struct ps_event *ev, bool with_payload)
+void ps_notify_stamp(char *out, size_t cap, uint64_t unix_ms)
+{
+    time_t t = unix_ms ? (time_t)(unix_ms / 1000) : time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (unix_ms)
+        snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (unsigned)(unix_ms % 1000));
+    else
+        strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+struct chunk *ps_notify_item(const struct ps_xmpp *x, const struct ps_notify_item_args *it)
 {
     struct buf b;
     buf_init(&b, 0);
-    open_event(&b, "items", ev->node);
+    open_event(&b, "items", it->node);
     buf_puts(&b, "><item id='");
-    buf_xml_attr(&b, ev->item_id, strlen(ev->item_id));
-    if (ev->publisher && ev->publisher[0]) {
+    buf_xml_attr(&b, it->item_id, strlen(it->item_id));
+    if (it->publisher && it->publisher[0]) {
         buf_puts(&b, "' publisher='");
-        buf_xml_attr(&b, ev->publisher, strlen(ev->publisher));
+        buf_xml_attr(&b, it->publisher, strlen(it->publisher));
     }
-    if (with_payload && ev->payload_len) {
+    if (it->with_payload && it->payload_len) {
         buf_puts(&b, "'>");
-        buf_append(&b, ev->payload, ev->payload_len);
-        buf_puts(&b, "</item></items></event></message>");
+        buf_append(&b, it->payload, it->payload_len);
+        buf_puts(&b, "</item></items></event>");
     } else {
-        buf_puts(&b, "'/></items></event></message>");
+        buf_puts(&b, "'/></items></event>");
     }
+    if (it->published) {
+        /* XEP-0203: when it was published (a replayed item is late). */
+        char stamp[40];
+        ps_notify_stamp(stamp, sizeof(stamp), it->published);
+        buf_puts(&b, "<delay xmlns='urn:xmpp:delay' from='");
+        buf_xml_attr(&b, x->jid, strlen(x->jid));
+        buf_printf(&b, "' stamp='%s'/>", stamp);
+    }
+    if (it->seq) {
+        /* XEP-0359: the item's place in the node (its node-archive id,
+         * XEP-0313/0442), for a durable subscriber to check order by. */
+        buf_puts(&b, "<stanza-id xmlns='urn:xmpp:sid:0' by='");
+        buf_xml_attr(&b, x->jid, strlen(x->jid));
+        buf_printf(&b, "' id='%llu'/>", (unsigned long long)it->seq);
+    }
+    buf_puts(&b, "</message>");
     return take(&b);
+}
+
+static struct chunk *item_body(const struct ps_xmpp *x, const struct ps_event *ev,
+                               bool with_payload)
+{
+    struct ps_notify_item_args it = {ev->node,    ev->item_id,     ev->publisher, ev->payload,
+                                     ev->payload_len, with_payload, 0, 0};
+    return ps_notify_item(x, &it);
 }
 
 /* §7.2.2.1 */
@@ -368,7 +461,7 @@ void ps_notify_sink(void *ud, struct pubsub *ps, const struct ps_event *ev)
     case PS_EV_PUBLISHED:
         if (!c->deliver_notifications)
             return;
-        body = item_body(ev, c->deliver_payloads);
+        body = item_body(x, ev, c->deliver_payloads);
         break;
     case PS_EV_RETRACTED:
         if (!ev->notify)
@@ -401,7 +494,7 @@ void ps_notify_sink(void *ud, struct pubsub *ps, const struct ps_event *ev)
         break;
     case PS_EV_LAST_ITEM:
         single = ev->to;
-        body = item_body(ev, c->deliver_payloads);
+        body = item_body(x, ev, c->deliver_payloads);
         break;
     default:
         return;
@@ -411,12 +504,13 @@ void ps_notify_sink(void *ud, struct pubsub *ps, const struct ps_event *ev)
         return;
     }
     if (single != NULL) {
-        send_one(x, single, notif_type, body, NULL, 0, NULL);
+        send_one(x, single, notif_type, body, NULL, 0, NULL, false);
     } else {
         /* A subscriber whose queue this fan-out fills paces the publisher's
          * sessions (session.c, pace_producers): the publish was handled in
          * an earlier read, so its connection is known only by account. */
-        struct fan f = {x, body, notif_type};
+        struct fan f = {x, body, notif_type, ev,
+                        ev->kind == PS_EV_PUBLISHED && pubsub_node_has_durable(ps, ev->node_id)};
         x->h->pace_account = ev->kind == PS_EV_PUBLISHED ? ev->publisher : NULL;
         pubsub_event_recipients(ps, ev, fan_one, &f);
         x->h->pace_account = NULL;

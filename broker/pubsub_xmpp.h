@@ -25,4 +25,18 @@ void ps_xmpp_handle_iq(struct ps_xmpp *x, struct session *from, struct xnode *iq
 void ps_xmpp_handle_message(struct ps_xmpp *x, struct session *from, struct xnode *msg,
                             struct arena *a);
 
+/* Durable subscriptions (herald#durable) over XMPP (pubsub_durable.c;
+ * docs/pubsub.md "Catch-up"). A session's durable state is built at its
+ * first available presence, replays the items after each subscription's
+ * cursor (paced by its write queue: continued on drain), and from then on
+ * passes each item once, in order. Cursors move when XEP-0198 acknowledges
+ * a notification (durable_acked, then durable_flush), or, without stream
+ * management, when it is written (saved by the sweep and at the end). */
+struct sq_entry;
+void durable_available(struct session *s);
+void durable_continue(struct session *s);
+void durable_acked(void *ud, const struct sq_entry *e);
+void durable_flush(struct session *s);
+void durable_end(struct session *s);
+
 #endif

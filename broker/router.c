@@ -199,6 +199,18 @@ static bool has_child_ns(const struct xnode *st, const char *ns)
     return false;
 }
 
+/* A notification of a durable subscription carries the item's seq as a
+ * stanza-id by the service: the subscriber's cursor, not this copy, brings
+ * it back (pubsub_durable.c). */
+static bool durable_notification(struct herald *h, const struct xnode *st)
+{
+    const char *from = xml_attr(st, "from");
+    const char *ps = h->ps_xmpp ? ps_xmpp_jid(h->ps_xmpp) : NULL;
+    const struct xnode *sid = xml_child(st, "urn:xmpp:sid:0", "stanza-id");
+    const char *by = sid ? xml_attr(sid, "by") : NULL;
+    return ps && from && by && strcmp(from, ps) == 0 && strcmp(by, ps) == 0;
+}
+
 enum redeliver router_redeliver(struct herald *h, struct xnode *st, struct arena *a)
 {
     const char *type = xml_attr(st, "type");
@@ -218,7 +230,7 @@ enum redeliver router_redeliver(struct herald *h, struct xnode *st, struct arena
      * are copies of stanzas kept elsewhere. */
     if (strcmp(st->name, "message") != 0 || is_type(type, "headline") || is_type(type, "error") ||
         is_type(type, "groupchat") || has_child_ns(st, "urn:xmpp:carbons:2") ||
-        has_child_ns(st, "urn:xmpp:mam:2"))
+        has_child_ns(st, "urn:xmpp:mam:2") || durable_notification(h, st))
         return REDELIVER_DROPPED;
     /* chat and normal (pubsub notifications of nodes whose
      * pubsub#notification_type is normal among them): another available

@@ -21,6 +21,7 @@
 #include "errors.h"
 #include "log.h"
 #include "outq.h"
+#include "pubsub_xmpp.h"
 #include "router.h"
 #include "sasl.h"
 #include "xml.h"
@@ -38,6 +39,8 @@ static void on_drain(void *ud)
     struct session *s = ud;
     if (s->offline_pending && s->state == ST_BOUND)
         presence_offline_continue(s);
+    if (s->durable != NULL && s->state == ST_BOUND)
+        durable_continue(s);
 }
 
 static const struct conn_handler c2s_handler = {
@@ -105,6 +108,7 @@ static void free_session(struct session *s)
 {
     session_unregister(s);
     sm_end(s);
+    durable_end(s);
     if (s->conn != NULL)
         conn_ip_adjust(&s->h->ip_counts, s->conn->peer, -1);
     xmlp_free(s->parser);
@@ -186,8 +190,10 @@ void session_unregister(struct session *s)
         free(a->bare);
         free(a);
     }
-    /* What the client did not acknowledge is re-routed (sm.c). */
+    /* What the client did not acknowledge is re-routed (sm.c); durable
+     * subscriptions keep what it had as their cursors. */
     sm_end(s);
+    durable_end(s);
 }
 
 void session_drop_conn(struct session *s)
@@ -262,10 +268,16 @@ static int sent(struct session *s, int rc)
 
 int session_send_stanza(struct session *s, struct chunk *const *parts, size_t nparts)
 {
+    return session_send_tagged(s, parts, nparts, NULL);
+}
+
+int session_send_tagged(struct session *s, struct chunk *const *parts, size_t nparts,
+                        const struct sq_tag *tag)
+{
     if (s->state == ST_CLOSED)
         return HERALD_EUNAVAIL;
     if (s->sm.enabled) {
-        int rc = sm_record(s, parts, nparts);
+        int rc = sm_record(s, parts, nparts, tag);
         if (rc == HERALD_ELIMIT) {
             static struct log_limit lim;
             const struct config *cfg = s->h->cfg;
@@ -426,6 +438,8 @@ unsigned session_sweep(struct herald *h)
         }
         if (s->sm.enabled && s->sm.unacked.len > 0)
             sm_request_ack(s); /* so that acknowledged stanzas leave the queue */
+        if (s->durable != NULL)
+            durable_flush(s); /* cursors of what was written without stream management */
         if (cfg->keepalive_interval && idle > (uint64_t)cfg->keepalive_interval * 1000 &&
             now - s->last_keepalive_ms > (uint64_t)cfg->keepalive_interval * 1000) {
             /* RFC 6120 §4.6.1: a whitespace keepalive. */

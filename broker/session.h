@@ -64,6 +64,9 @@ struct session {
     uint64_t started_ms;
     uint64_t last_keepalive_ms;
     struct sm_state sm;         /* XEP-0198 (sm.c) */
+    struct durable_sub *durable; /* replay and delivery state of durable pubsub
+                                  * subscriptions (pubsub_durable.c) */
+    bool durable_started;       /* built at the first available presence */
     struct csi_state csi;       /* XEP-0352 (sm.c) */
     /* carbons.c and blocking.c: */
     bool carbons;               /* XEP-0280: enabled for this resource */
@@ -97,6 +100,10 @@ struct session *session_find(struct herald *h, const char *bare, const char *res
  * stanzas too; session_send writes stream-level bytes (headers, features,
  * SASL, SM elements), which are none of that. */
 int session_send_stanza(struct session *s, struct chunk *const *parts, size_t nparts);
+/* The same for a notification of a durable subscription (its
+ * acknowledgement moves the subscription's cursor). */
+int session_send_tagged(struct session *s, struct chunk *const *parts, size_t nparts,
+                        const struct sq_tag *tag);
 int session_send_chunk(struct session *s, struct chunk *ch);
 int session_send_xml(struct session *s, const struct xnode *e);
 int session_send(struct session *s, const char *data, size_t len);

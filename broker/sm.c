@@ -31,6 +31,7 @@
 #include "im.h"
 #include "log.h"
 #include "outq.h"
+#include "pubsub_xmpp.h"
 #include "router.h"
 #include "session.h"
 #include "xml.h"
@@ -39,7 +40,7 @@
 
 /* ---- the stanza queue ---- */
 
-int sq_push(struct sq *q, struct chunk *const *parts, size_t n)
+int sq_push(struct sq *q, struct chunk *const *parts, size_t n, const struct sq_tag *tag)
 {
     if (n == 0 || n > SQ_PARTS)
         return HERALD_EINVAL;
@@ -58,6 +59,10 @@ int sq_push(struct sq *q, struct chunk *const *parts, size_t n)
     }
     struct sq_entry *slot = &q->e[(q->head + q->len) % q->cap];
     slot->n = (uint8_t)n;
+    if (tag)
+        slot->tag = *tag;
+    else
+        memset(&slot->tag, 0, sizeof(slot->tag));
     for (size_t k = 0; k < n; k++) {
         slot->part[k] = chunk_ref(parts[k]);
         q->bytes += parts[k]->len;
@@ -124,10 +129,10 @@ static void resend(struct session *s, const struct sq_entry *e)
             return;
 }
 
-int sm_record(struct session *s, struct chunk *const *parts, size_t n)
+int sm_record(struct session *s, struct chunk *const *parts, size_t n, const struct sq_tag *tag)
 {
     const struct config *cfg = s->h->cfg;
-    int rc = sq_push(&s->sm.unacked, parts, n);
+    int rc = sq_push(&s->sm.unacked, parts, n, tag);
     if (rc != 0)
         return rc;
     s->sm.h_out++;
@@ -205,11 +210,13 @@ static int parse_h(const char *v, uint32_t *out)
     return 0;
 }
 
-int sm_ack(struct sm_state *sm, uint32_t h)
+int sm_ack(struct sm_state *sm, uint32_t h, sm_acked_fn *acked, void *ud)
 {
     uint32_t n = h - sm->acked; /* modulo 2^32 */
     if (n > sm->unacked.len)
         return -1;
+    for (uint32_t i = 0; acked && i < n; i++)
+        acked(ud, sq_at(&sm->unacked, i));
     sq_pop(&sm->unacked, n);
     sm->acked = h;
     return 0;
@@ -286,8 +293,9 @@ static void on_ack(struct session *s, const struct xnode *el)
         return;
     }
     s->sm.ack_requested = false;
-    if (sm_ack(&s->sm, h) != 0)
+    if (sm_ack(&s->sm, h, durable_acked, s) != 0)
         count_too_high(s, h);
+    durable_flush(s);
 }
 
 /* §5: <resume/> instead of binding, on a stream authenticated as the same
@@ -316,13 +324,14 @@ static void on_resume(struct session *s, const struct xnode *el)
         send_failed(s, "item-not-found");
         return;
     }
-    if (sm_ack(&old->sm, hv) != 0) {
+    if (sm_ack(&old->sm, hv, durable_acked, old) != 0) {
         char text[128];
         snprintf(text, sizeof(text), "h='%" PRIu32 "' acknowledges more than the %" PRIu32
                  " stanzas sent", hv, old->sm.h_out);
         session_stream_error(s, "undefined-condition", text);
         return;
     }
+    durable_flush(old);
     bool was_attached = old->conn != NULL;
     sm_take_over(s, old);
     h->stats.sm_resumed++;
@@ -389,7 +398,7 @@ bool csi_hold(struct session *s, struct chunk *const *parts, size_t n)
         csi_release(s);
         return false;
     }
-    if (sq_push(&s->csi.held, parts, n) != 0)
+    if (sq_push(&s->csi.held, parts, n, NULL) != 0)
         return false;
     /* Bounded: a full hold goes out at once. */
     if (s->csi.held.len >= cfg->csi_queue_size || s->csi.held.bytes > cfg->max_outq_bytes / 2)

@@ -35,9 +35,19 @@ struct xnode;
 /* At most this many chunks make one stanza (an envelope and a shared body). */
 #define SQ_PARTS 2
 
+/* What a stanza is, when its acknowledgement matters beyond the queue: a
+ * notification of a durable pubsub subscription (node, item seq, and
+ * whether the subscription is the session's bare JID's or its full JID's). */
+struct sq_tag {
+    uint64_t node_id;          /* 0: not a durable notification */
+    uint64_t seq;
+    bool bare;
+};
+
 struct sq_entry {
     struct chunk *part[SQ_PARTS];
     uint8_t n;
+    struct sq_tag tag;
 };
 
 /* A ring of stanzas; owns one reference to each part. */
@@ -47,8 +57,9 @@ struct sq {
     size_t bytes;
 };
 
-/* Appends a stanza (takes its own references). 0 or HERALD_ENOMEM. */
-int sq_push(struct sq *q, struct chunk *const *parts, size_t n);
+/* Appends a stanza (takes its own references; tag may be NULL). 0 or
+ * HERALD_ENOMEM. */
+int sq_push(struct sq *q, struct chunk *const *parts, size_t n, const struct sq_tag *tag);
 /* The i-th stanza from the oldest (i < len). */
 const struct sq_entry *sq_at(const struct sq *q, uint32_t i);
 /* Drops the n oldest stanzas (n <= len). */
@@ -79,9 +90,10 @@ struct csi_state {
 };
 
 /* The client has handled every stanza up to h (modulo 2^32): they leave
- * the queue. Returns -1 when h acknowledges more than was sent (§4: the
+ * the queue, each seen by acked(ud, entry) first (acked may be NULL). Returns -1 when h acknowledges more than was sent (§4: the
  * stream is then in error, undefined-condition). */
-int sm_ack(struct sm_state *sm, uint32_t h);
+typedef void sm_acked_fn(void *ud, const struct sq_entry *e);
+int sm_ack(struct sm_state *sm, uint32_t h, sm_acked_fn *acked, void *ud);
 
 /* Handles a top-level element in NS_SM or NS_CSI on a session that is
  * authenticated (bind state) or bound; returns false when el is neither. */
@@ -90,7 +102,7 @@ bool sm_element(struct session *s, const struct xnode *el);
 /* Records a stanza about to be written to the client (SM enabled). Returns
  * 0, or HERALD_ELIMIT when the unacknowledged queue is past its bound (the
  * caller ends the session) or HERALD_ENOMEM. */
-int sm_record(struct session *s, struct chunk *const *parts, size_t n);
+int sm_record(struct session *s, struct chunk *const *parts, size_t n, const struct sq_tag *tag);
 
 /* CSI: true when the stanza was held back (the session is inactive and it
  * is not urgent); an urgent one first releases what is held. */

@@ -262,6 +262,10 @@ int store_roster_ver(struct store_txn *t, const char *owner, uint64_t *ver);
 
 /* ---- offline messages (XEP-0160) ---- */
 /* Appends a serialized message; HERALD_ELIMIT when the owner already has max. */
+/* An account's pubsub notifications kept offline are a second list, named
+ * by the bare JID and this suffix (no JID can end so: a resource cannot
+ * hold U+0001); deleting the account deletes both lists. */
+#define STORE_OFFLINE_NOTIFICATIONS_SUFFIX "/\001pubsub"
 int store_offline_push(struct store_txn *t, const char *owner, const char *xml, size_t len,
                        unsigned max);
 /* Calls fn for each stored message in arrival order. */

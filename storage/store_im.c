@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "errors.h"
@@ -313,6 +314,12 @@ int store_im_forget_account(struct store_txn *t, const char *bare)
     int rc = store_del_prefix(t, t->s->roster, pre, pl);
     if (rc == 0)
         rc = store_del_prefix(t, t->s->offline, pre, pl);
+    char notif[KEY_MAX + 1];
+    snprintf(notif, sizeof(notif), "%s" STORE_OFFLINE_NOTIFICATIONS_SUFFIX, bare);
+    uint8_t npre[KEY_MAX + 1];
+    size_t npl = key2(npre, notif, "", 0);
+    if (rc == 0 && npl)
+        rc = store_del_prefix(t, t->s->offline, npre, npl);
     uint8_t vk[KEY_MAX + 1];
     size_t vl = ver_key(vk, bare);
     if (rc == 0 && vl) {

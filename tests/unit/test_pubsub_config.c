@@ -1283,7 +1283,7 @@ static void test_config_each(void)
 
 /* ---- subscription options -------------------------------------------------- */
 
-static int sub_opts(bool *deliver, const char *var, const char *const *values, size_t n,
+static int sub_opts(struct ps_sub_opts *deliver, const char *var, const char *const *values, size_t n,
                     struct ps_why *why)
 {
     struct ps_field f = {var, values, n};
@@ -1293,7 +1293,7 @@ static int sub_opts(bool *deliver, const char *var, const char *const *values, s
 static void test_sub_options(void)
 {
     struct ps_why why;
-    bool d;
+    struct ps_sub_opts d = {false, false};
 
     /* The four booleans. */
     static const struct {
@@ -1302,37 +1302,37 @@ static void test_sub_options(void)
     } ok[] = {{"1", true}, {"0", false}, {"true", true}, {"false", false}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         for (int from = 0; from < 2; from++) {
-            d = from;
+            d.deliver = from;
             memset(&why, 0x55, sizeof(why));
             CHECK_EQ_INT(sub_opts(&d, "pubsub#deliver", &ok[i].v, 1, &why), 0);
-            CHECK_EQ_INT(d, ok[i].want);
+            CHECK_EQ_INT(d.deliver, ok[i].want);
             CHECK(why.feature == NULL);
             CHECK_EQ_STR(why.text, "");
         }
     }
 
     /* Not given: the value stays. */
-    d = false;
+    d.deliver = false;
     CHECK_EQ_INT(ps_sub_options_apply(&d, NULL, 0, &why), 0);
-    CHECK(!d);
-    d = true;
+    CHECK(!d.deliver);
+    d.deliver = true;
     CHECK_EQ_INT(ps_sub_options_apply(&d, NULL, 0, NULL), 0);
-    CHECK(d);
+    CHECK(d.deliver);
 
     /* Not a boolean: invalid options, and nothing changes. */
     static const char *const bad[] = {"", "perhaps", "2", "yes", "TRUE", " 1", "1 ", "01", "-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         for (int from = 0; from < 2; from++) {
-            d = from;
+            d.deliver = from;
             why.text[0] = '\0';
             int rc = sub_opts(&d, "pubsub#deliver", &bad[i], 1, &why);
             if (rc != HERALD_EINVALID_OPTIONS)
                 fprintf(stderr, "    deliver '%s' gave %d\n", bad[i], rc);
             CHECK_EQ_INT(rc, HERALD_EINVALID_OPTIONS);
-            CHECK_EQ_INT(d, from);
+            CHECK_EQ_INT(d.deliver, from);
             CHECK_EQ_STR(why.text, "pubsub#deliver must be a boolean");
             CHECK_EQ_INT(sub_opts(&d, "pubsub#deliver", &bad[i], 1, NULL), HERALD_EINVALID_OPTIONS);
-            CHECK_EQ_INT(d, from);
+            CHECK_EQ_INT(d.deliver, from);
         }
     }
     CHECK_EQ_STR(herald_error(HERALD_EINVALID_OPTIONS)->app, "invalid-options");
@@ -1340,53 +1340,55 @@ static void test_sub_options(void)
     /* No value, or several (even agreeing ones). */
     static const char *const two[] = {"1", "1"};
     static const char *const mixed[] = {"0", "1"};
-    d = true;
+    d.deliver = true;
     CHECK_EQ_INT(sub_opts(&d, "pubsub#deliver", NULL, 0, &why), HERALD_EINVALID_OPTIONS);
     CHECK(why.text[0] != '\0');
-    CHECK(d);
+    CHECK(d.deliver);
     CHECK_EQ_INT(sub_opts(&d, "pubsub#deliver", two, 2, &why), HERALD_EINVALID_OPTIONS);
-    CHECK(d);
+    CHECK(d.deliver);
     CHECK_EQ_INT(sub_opts(&d, "pubsub#deliver", mixed, 2, &why), HERALD_EINVALID_OPTIONS);
-    CHECK(d);
+    CHECK(d.deliver);
 
     /* Unknown options, including configuration fields. */
     static const char *const one[] = {"1"};
     static const char *const unknown[] = {"pubsub#digest", "pubsub#bogus", "pubsub#deliver ",
                                           "pubsub#persist_items", "FORM_TYPE", ""};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
-        d = false;
+        d.deliver = false;
         why.text[0] = '\0';
         CHECK_EQ_INT(sub_opts(&d, unknown[i], one, 1, &why), HERALD_EINVALID_OPTIONS);
-        CHECK(!d);
+        CHECK(!d.deliver);
         CHECK(strstr(why.text, "unknown") != NULL);
     }
-    d = false;
+    d.deliver = false;
     CHECK_EQ_INT(sub_opts(&d, NULL, one, 1, &why), HERALD_EINVALID_OPTIONS);
-    CHECK(!d);
+    CHECK(!d.deliver);
 
     /* One bad field spoils the lot, wherever it is. */
     static const char *const zero[] = {"0"};
     struct ps_field fs[] = {{"pubsub#deliver", zero, 1}, {"pubsub#bogus", one, 1}};
-    d = true;
+    d.deliver = true;
     CHECK_EQ_INT(ps_sub_options_apply(&d, fs, 2, &why), HERALD_EINVALID_OPTIONS);
-    CHECK(d);
+    CHECK(d.deliver);
     CHECK(strstr(why.text, "pubsub#bogus") != NULL);
     struct ps_field fs2[] = {{"pubsub#deliver", zero, 1}, {"pubsub#deliver", bad + 1, 1}};
     CHECK_EQ_INT(ps_sub_options_apply(&d, fs2, 2, &why), HERALD_EINVALID_OPTIONS);
-    CHECK(d);
+    CHECK(d.deliver);
     /* Given twice: the last one counts. */
     struct ps_field fs3[] = {{"pubsub#deliver", zero, 1}, {"pubsub#deliver", one, 1}};
-    d = false;
+    d.deliver = false;
     CHECK_EQ_INT(ps_sub_options_apply(&d, fs3, 2, &why), 0);
-    CHECK(d);
+    CHECK(d.deliver);
 }
 
 static void test_sub_options_form(void)
 {
     struct arena a;
     arena_init(&a);
-    for (int deliver = 0; deliver < 2; deliver++) {
-        struct xnode *x = ps_form_sub_options(&a, deliver);
+    for (int v = 0; v < 4; v++) {
+        int deliver = v & 1, durable = v >> 1;
+        struct ps_sub_opts o = {deliver, durable};
+        struct xnode *x = ps_form_sub_options(&a, &o);
         CHECK(x != NULL);
         if (x == NULL)
             continue;
@@ -1399,8 +1401,10 @@ static void test_sub_options_form(void)
         snprintf(want, sizeof(want),
                  "<x xmlns='jabber:x:data' type='form'><field var='FORM_TYPE' type='hidden'>"
                  "<value>" NS_SUB_OPTIONS "</value></field><field var='pubsub#deliver' "
-                 "type='boolean' label='Enable delivery?'><value>%d</value></field></x>",
-                 deliver);
+                 "type='boolean' label='Enable delivery?'><value>%d</value></field>"
+                 "<field var='herald#durable' type='boolean' label='Keep a cursor and replay "
+                 "what was published while away?'><value>%d</value></field></x>",
+                 deliver, durable);
         if (buf_ok(&b))
             CHECK_EQ_STR(b.data, want);
         buf_free(&b);
@@ -1412,19 +1416,29 @@ static void test_sub_options_form(void)
         struct ps_field *f;
         size_t n;
         CHECK_EQ_INT(ps_form_fields(&a, x, &f, &n), 0);
-        CHECK_EQ_INT(n, 1);
-        bool d = !deliver;
+        CHECK_EQ_INT(n, 2);
+        struct ps_sub_opts d = {!deliver, !durable};
         CHECK_EQ_INT(ps_sub_options_apply(&d, f, n, NULL), 0);
-        CHECK_EQ_INT(d, deliver);
+        CHECK_EQ_INT(d.deliver, deliver);
+        CHECK_EQ_INT(d.durable, durable);
     }
     /* A submitted <field var='pubsub#deliver'/> without a value is invalid. */
     const char *kv[] = {"pubsub#deliver", NULL, NULL};
     struct ps_field *f;
     size_t n;
     CHECK_EQ_INT(ps_form_fields(&a, make_form(&a, "submit", NS_SUB_OPTIONS, kv), &f, &n), 0);
-    bool d = true;
+    struct ps_sub_opts d = {true, false};
     CHECK_EQ_INT(ps_sub_options_apply(&d, f, n, NULL), HERALD_EINVALID_OPTIONS);
-    CHECK(d);
+    CHECK(d.deliver);
+    /* herald#durable is a boolean like pubsub#deliver. */
+    const char *dv[] = {PS_SUB_DURABLE, "maybe", NULL};
+    CHECK_EQ_INT(ps_form_fields(&a, make_form(&a, "submit", NS_SUB_OPTIONS, dv), &f, &n), 0);
+    CHECK_EQ_INT(ps_sub_options_apply(&d, f, n, NULL), HERALD_EINVALID_OPTIONS);
+    CHECK(!d.durable);
+    const char *dt[] = {PS_SUB_DURABLE, "true", NULL};
+    CHECK_EQ_INT(ps_form_fields(&a, make_form(&a, "submit", NS_SUB_OPTIONS, dt), &f, &n), 0);
+    CHECK_EQ_INT(ps_sub_options_apply(&d, f, n, NULL), 0);
+    CHECK(d.durable && d.deliver);
     arena_free(&a);
 }
 

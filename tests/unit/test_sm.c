@@ -14,7 +14,7 @@ static void push_str(struct sq *q, const char *s)
 {
     struct chunk *c = mk(s);
     CHECK(c != NULL);
-    CHECK_EQ_INT(sq_push(q, &c, 1), 0);
+    CHECK_EQ_INT(sq_push(q, &c, 1, NULL), 0);
     chunk_unref(c);
 }
 
@@ -54,11 +54,11 @@ static void test_parts_share_references(void)
     struct sq q = {0};
     struct chunk *env = mk("<message to='x'>"), *body = mk("<body>b</body></message>");
     struct chunk *parts[2] = {env, body};
-    CHECK_EQ_INT(sq_push(&q, parts, 2), 0);
-    CHECK_EQ_INT(sq_push(&q, parts, 2), 0);
+    CHECK_EQ_INT(sq_push(&q, parts, 2, NULL), 0);
+    CHECK_EQ_INT(sq_push(&q, parts, 2, NULL), 0);
     CHECK_EQ_INT(body->refs, 3); /* ours and one per queued stanza: no copies */
     struct chunk *three[3] = {env, body, body};
-    CHECK_EQ_INT(sq_push(&q, three, 3), HERALD_EINVAL);
+    CHECK_EQ_INT(sq_push(&q, three, 3, NULL), HERALD_EINVAL);
     sq_pop(&q, 1);
     CHECK_EQ_INT(body->refs, 2);
     sq_clear(&q);
@@ -78,17 +78,17 @@ static void test_ack_counts_modulo_2_32(void)
         push_str(&sm.unacked, "<iq/>");
     sm.h_out = sm.acked + 4;
     CHECK_EQ_INT(sm.h_out, 2);
-    CHECK_EQ_INT(sm_ack(&sm, UINT32_MAX), 0);  /* one handled */
+    CHECK_EQ_INT(sm_ack(&sm, UINT32_MAX, NULL, NULL), 0);  /* one handled */
     CHECK_EQ_INT(sm.unacked.len, 3);
-    CHECK_EQ_INT(sm_ack(&sm, 1), 0);           /* two more, across the wrap */
+    CHECK_EQ_INT(sm_ack(&sm, 1, NULL, NULL), 0);           /* two more, across the wrap */
     CHECK_EQ_INT(sm.unacked.len, 1);
-    CHECK_EQ_INT(sm_ack(&sm, 1), 0);           /* the same h again: nothing */
+    CHECK_EQ_INT(sm_ack(&sm, 1, NULL, NULL), 0);           /* the same h again: nothing */
     CHECK_EQ_INT(sm.unacked.len, 1);
-    CHECK_EQ_INT(sm_ack(&sm, 3), -1);          /* more than was sent */
+    CHECK_EQ_INT(sm_ack(&sm, 3, NULL, NULL), -1);          /* more than was sent */
     CHECK_EQ_INT(sm.unacked.len, 1);
     CHECK_EQ_INT(sm.acked, 1);
-    CHECK_EQ_INT(sm_ack(&sm, UINT32_MAX), -1); /* behind: 2^32 - 2 "ahead" */
-    CHECK_EQ_INT(sm_ack(&sm, 2), 0);
+    CHECK_EQ_INT(sm_ack(&sm, UINT32_MAX, NULL, NULL), -1); /* behind: 2^32 - 2 "ahead" */
+    CHECK_EQ_INT(sm_ack(&sm, 2, NULL, NULL), 0);
     CHECK_EQ_INT(sm.unacked.len, 0);
     sq_clear(&sm.unacked);
 }
