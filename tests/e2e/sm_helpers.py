@@ -58,6 +58,7 @@ class CutProxy:
         self.upstream = set()  # the sockets connected to the server
         self.stalled = False  # server-to-client bytes are discarded
         self.discarded = 0
+        self.frozen = {}  # pairs no longer relayed nor read (a silent path)
         self.accepted = 0
         self._cmds = []
         self._done = threading.Event()
@@ -74,6 +75,7 @@ class CutProxy:
                 continue
             self.peer.pop(x, None)
             self.upstream.discard(x)
+            self.frozen.pop(x, None)
             if reset:
                 hard_cut_socket(x)
             try:
@@ -83,7 +85,7 @@ class CutProxy:
 
     def _run(self):
         while not self._stop:
-            socks = [self.lsock, self._rd] + list(self.peer)
+            socks = [self.lsock, self._rd] + [x for x in self.peer if x not in self.frozen]
             try:
                 readable, _, _ = select.select(socks, [], [], 0.5)
             except (OSError, ValueError):
@@ -96,11 +98,15 @@ class CutProxy:
                     for c in cmds:
                         if c == "stall":
                             self.stalled = True
+                        elif c == "freeze":
+                            for x in self.peer:
+                                self.frozen[x] = True
                         elif c == "cut":
                             for x in list(self.peer):
                                 if x in self.peer:
                                     self._drop(x, True)
                             self.stalled = False
+                            self.frozen.clear()
                         self._done.set()
                 elif s is self.lsock:
                     c, _ = self.lsock.accept()
@@ -132,6 +138,7 @@ class CutProxy:
         for x in list(self.peer):
             if x in self.peer:
                 self._drop(x, True)
+        self.frozen.clear()
         self.lsock.close()
 
     def _command(self, cmd, timeout=5.0):
@@ -149,6 +156,13 @@ class CutProxy:
         client's bytes still reach the server): a path that dies in one
         direction first. cut() ends it."""
         self._command("stall")
+
+    def freeze(self):
+        """The current connections go silent: nothing is relayed any more in
+        either direction, and a client that closes its end is not noticed
+        by the server (a NAT or a radio link that died). New connections
+        are relayed normally; cut() or close() resets the frozen ones."""
+        self._command("freeze")
 
     def cut(self):
         """Resets every relayed connection, both sides; new connections are

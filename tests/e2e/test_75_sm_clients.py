@@ -166,8 +166,14 @@ def test_slixmpp_resume_after_timeout_falls_back_to_offline(herald):
         assert f.xml.find("{urn:ietf:params:xml:ns:xmpp-stanzas}item-not-found") is not None, \
             str(f)
         assert "session_resumed" not in alice.events
-        # The plugin enabled SM again on the new session, with a new id.
-        assert len(alice.enabled) == 2 and alice.enabled[1]["id"] != alice.enabled[0]["id"]
+        # The plugin enables SM again on the new session, with a new id
+        # (slixmpp may signal session_start before <enabled/> arrives).
+        for _ in range(100):
+            if len(alice.enabled) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(alice.enabled) == 2 and alice.enabled[1]["id"] != alice.enabled[0]["id"], \
+            alice.events
         await asyncio.sleep(0.5)
         assert alice.bodies() == [], "offline messages wait for the initial presence"
         await alice.presence()
@@ -181,6 +187,55 @@ def test_slixmpp_resume_after_timeout_falls_back_to_offline(herald):
         assert alice.stream_errors == []
 
     run(main, timeout=40)
+
+
+def test_slixmpp_resume_replaces_silent_connection(herald):
+    """The path to slixmpp goes silent (nothing relayed, the server sees no
+    reset: a dead NAT binding); Herald keeps writing bob's messages into the
+    old connection. slixmpp gives up on it and resumes over a new one:
+    Herald takes the session over from the connection it still believes
+    in (issue 12: "Resumption replaces a stale connection"), retransmits
+    what was not acknowledged, and slixmpp gets every message once."""
+    from sm_helpers import CutProxy
+
+    srv = herald(users=USERS)
+    proxy = CutProxy(srv.port)
+    N = 8
+
+    async def main():
+        alice = SMClient(proxy, "%s/sm2" % ALICE, USERS["alice"])
+        await alice.login()
+        await alice.presence()
+        bob = await _bob(srv)
+        bob.send_message(alice.jid, "before")
+        await bob.sync()
+        assert await alice.wait_bodies(1) == ["before"]
+        proxy.freeze()
+        for i in range(N):
+            bob.send_message(alice.jid, "s%d" % i)
+        await bob.sync()
+        await asyncio.sleep(0.3)
+        log = srv.log_text(max_chars=10**7)
+        assert "connection lost" not in log, "Herald cannot have noticed anything"
+        alice.cut()  # slixmpp's end of the dead path is gone; Herald's is not
+        assert await alice.wait_event("disconnected", timeout=5) == "disconnected"
+        outcome = await alice.reconnect("session_resumed", "session_start", "sm_failed")
+        assert outcome == "session_resumed", "%s (events %s)" % (outcome, alice.events)
+        await alice.wait_bodies(1 + N)
+        await asyncio.sleep(1.0)
+        assert alice.bodies() == ["before"] + ["s%d" % i for i in range(N)], alice.bodies()
+        assert await await_log(srv, "resumed (replacing a connection still open)")
+        # The session lives on the new connection only.
+        bob.send_message(alice.jid, "after")
+        assert (await alice.wait_bodies(2 + N))[-1] == "after"
+        assert alice.events.count("session_start") == 1, alice.events
+        assert alice.stream_errors == [], alice.stream_errors
+        assert bob.message_errors.empty()
+
+    try:
+        run(main, timeout=40)
+    finally:
+        proxy.close()
 
 
 # --------------------------------------------------------------------------
