@@ -32,6 +32,7 @@
 #include "log.h"
 #include "outq.h"
 #include "router.h"
+#include "sasl.h"
 #include "session.h"
 #include "xml.h"
 #include "xml_parser.h"
@@ -517,6 +518,9 @@ void sm_take_over(struct session *s, struct session *old)
     free(mine.full);
     HASH_ADD(sm.hh, h->sm_ids, sm.id, strlen(s->sm.id), s);
     s->sm.resumable = true;
+    /* The old transport's parser and SASL state are not taken over. */
+    xmlp_free(old->parser);
+    hsasl_free(old->sasl);
     free(old);
 }
 
