@@ -135,6 +135,59 @@ def test_slixmpp_resume_after_reset_exactly_once(herald):
     run(main, timeout=40)
 
 
+def test_slixmpp_repeated_resumptions_keep_counting(herald):
+    """Three reset-and-resume rounds in a row on one session: the SM id
+    stays, slixmpp's counter and Herald's go on across every resumption
+    (each <resumed h/> equals what slixmpp sent; Herald accepts slixmpp's
+    <a h/> and acknowledges all it sent), and every message, whether it was
+    in flight before a reset or sent while the session was detached,
+    arrives exactly once, in order."""
+    srv = herald(users=USERS)
+
+    async def main():
+        alice = await _sm_alice(srv, "sm3")
+        sm_id = alice.sm.sm_id
+        bob = await _bob(srv)
+        expected = []
+        for rnd in range(3):
+            for i in range(4):
+                expected.append("r%d-%d" % (rnd, i))
+                bob.send_message(alice.jid, expected[-1])
+            await bob.sync()
+            await alice.wait_bodies(len(expected))
+            sent = alice.sm.seq
+            alice.cut()
+            assert await alice.wait_event("disconnected", timeout=5) == "disconnected"
+            assert await await_log(srv, "kept for resumption", count=rnd + 1)
+            for i in range(3):
+                expected.append("c%d-%d" % (rnd, i))
+                bob.send_message(alice.jid, expected[-1])
+            await bob.sync()
+            outcome = await alice.reconnect("session_resumed", "session_start", "sm_failed")
+            assert outcome == "session_resumed", "round %d: %s (%s)" % (rnd, outcome, alice.events)
+            r = alice.resumed[-1]
+            assert r["previd"] == sm_id and int(r["h"]) == sent, "round %d: %s" % (rnd, r)
+            await alice.wait_bodies(len(expected))
+            # slixmpp says something each round: Herald's h must follow.
+            alice.send_message("bob@%s/b1" % DOMAIN, "round %d" % rnd)
+            assert (await bob.expect_message())["body"] == "round %d" % rnd
+        await asyncio.sleep(1.0)
+        assert alice.bodies() == expected, alice.bodies()
+        alice.sm.send_ack()
+        await alice.sync()
+        alice.sm.request_ack()
+        for _ in range(50):
+            if not alice.sm.unacked_queue:
+                break
+            await asyncio.sleep(0.05)
+        assert not alice.sm.unacked_queue, "Herald acknowledged all slixmpp sent"
+        assert alice.events.count("session_start") == 1, alice.events
+        assert alice.stream_errors == [] and bob.message_errors.empty()
+        assert srv.log_text(max_chars=10**7).count("alice@localhost/sm3 resumed") == 3
+
+    run(main, timeout=40)
+
+
 def test_slixmpp_resume_after_timeout_falls_back_to_offline(herald):
     """After c2s.resume_timeout the plugin's <resume/> gets <failed/> with
     item-not-found; slixmpp binds a new session (session_start again) and
