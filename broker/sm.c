@@ -33,6 +33,7 @@
 #include "outq.h"
 #include "pubsub_xmpp.h"
 #include "router.h"
+#include "sasl.h"
 #include "session.h"
 #include "xml.h"
 #include "xml_parser.h"
@@ -522,9 +523,11 @@ void sm_take_over(struct session *s, struct session *old)
     s->sm.ack_requested = false;
     free(mine.bare);
     free(mine.full);
-    xmlp_free(old->parser); /* old's transport state; the rest is s's now */
     HASH_ADD(sm.hh, h->sm_ids, sm.id, strlen(s->sm.id), s);
     s->sm.resumable = true;
+    /* The old transport's parser and SASL state are not taken over. */
+    xmlp_free(old->parser);
+    hsasl_free(old->sasl);
     free(old);
 }
 
