@@ -2367,6 +2367,87 @@ static void test_full_store_deletes(void)
     fx_end(&f);
 }
 
+struct durable_seen {
+    char node[64];
+    uint64_t node_id;
+    uint64_t cursor;
+    unsigned n;
+};
+
+static void durable_cb(void *ud, const char *node, uint64_t node_id, const char *jid,
+                       uint64_t cursor)
+{
+    struct durable_seen *d = ud;
+    (void)jid;
+    copy_str(d->node, sizeof(d->node), node);
+    d->node_id = node_id;
+    d->cursor = cursor;
+    d->n++;
+}
+
+/* herald#durable: the option is stored with the subscription, its cursor
+ * starts at the node's newest item, moves only forward, survives a
+ * reopen, and an older one-byte options record still loads (not durable). */
+static void test_durable_cursor(void)
+{
+    struct fx f;
+    if (!fx_start(&f))
+        return;
+    CHECK_EQ_INT(create(&f, ALICE, "feed", NULL, 0), 0);
+    CHECK_EQ_INT(create(&f, ALICE, "plain", NULL, 0), 0);
+    CHECK_EQ_INT(publish(&f, ALICE, "feed", "a", NULL), 0);
+    CHECK_EQ_INT(publish(&f, ALICE, "feed", "b", NULL), 0);
+    commit(&f);
+    struct ps_field durable[] = {FIELD(PS_SUB_DURABLE, "1")};
+    CHECK_EQ_INT(subscribe(&f, BOB, "feed", BOB, durable, 1), 0);
+    CHECK_EQ_INT(subscribe(&f, BOB, "plain", BOB, NULL, 0), 0);
+    commit(&f);
+    struct durable_seen d = {"", 0, 0, 0};
+    pubsub_durable_each(f.ps, BOB "/r", BOB, durable_cb, &d);
+    CHECK_EQ_INT(d.n, 1);
+    CHECK_EQ_STR(d.node, "feed");
+    CHECK_EQ_INT(d.cursor, 2); /* from the newest item at subscription time */
+    CHECK(pubsub_node_has_durable(f.ps, d.node_id));
+    uint64_t cur = 0;
+    CHECK(pubsub_durable_cursor(f.ps, d.node_id, BOB, &cur));
+    CHECK(!pubsub_durable_cursor(f.ps, d.node_id, BOB "/r", &cur)); /* exactly the JID */
+    CHECK_EQ_INT(pubsub_durable_advance(f.ps, d.node_id, BOB, 5), 0);
+    CHECK_EQ_INT(pubsub_durable_advance(f.ps, d.node_id, BOB, 3), 0); /* never back */
+    commit(&f);
+    CHECK(pubsub_durable_cursor(f.ps, d.node_id, BOB, &cur));
+    CHECK_EQ_INT(cur, 5);
+    CHECK(fx_reopen(&f, NULL));
+    d.n = 0;
+    pubsub_durable_each(f.ps, NULL, BOB, durable_cb, &d);
+    CHECK_EQ_INT(d.n, 1);
+    CHECK_EQ_INT(d.cursor, 5);
+    struct ps_subscription got;
+    CHECK_EQ_INT(pubsub_subscription_get(f.ps, BOB, "feed", BOB, NULL, &got), 0);
+    CHECK(got.durable && got.deliver);
+    CHECK_EQ_INT(pubsub_subscription_get(f.ps, BOB, "plain", BOB, NULL, &got), 0);
+    CHECK(!got.durable);
+    /* Turned off: no longer durable, and the node has none left. */
+    struct ps_field off[] = {FIELD(PS_SUB_DURABLE, "false")};
+    CHECK_EQ_INT(pubsub_subscription_configure(f.ps, BOB, "feed", BOB, NULL, off, 1), 0);
+    commit(&f);
+    CHECK(!pubsub_node_has_durable(f.ps, d.node_id));
+    d.n = 0;
+    pubsub_durable_each(f.ps, NULL, BOB, durable_cb, &d);
+    CHECK_EQ_INT(d.n, 0);
+    /* Turned on again later: the cursor starts at the newest item then. */
+    CHECK_EQ_INT(publish(&f, ALICE, "feed", "c", NULL), 0);
+    CHECK_EQ_INT(pubsub_subscription_configure(f.ps, BOB, "feed", BOB, NULL, durable, 1), 0);
+    commit(&f);
+    pubsub_durable_each(f.ps, NULL, BOB, durable_cb, &d);
+    CHECK_EQ_INT(d.n, 1);
+    CHECK_EQ_INT(d.cursor, 3);
+    /* Unsubscribing removes it. */
+    CHECK_EQ_INT(pubsub_unsubscribe(f.ps, BOB, "feed", BOB, NULL), 0);
+    commit(&f);
+    CHECK(!pubsub_node_has_durable(f.ps, d.node_id));
+    fx_end(&f);
+}
+
 TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_delete_purge),
           TEST_CASE(test_publish_events), TEST_CASE(test_auto_create), TEST_CASE(test_event_order),
           TEST_CASE(test_retract), TEST_CASE(test_items_queries),
@@ -2382,4 +2463,4 @@ TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_dele
           TEST_CASE(test_nodes_paged), TEST_CASE(test_nodes_paged_collection),
           TEST_CASE(test_node_quota), TEST_CASE(test_access_change_revokes),
           TEST_CASE(test_collection_association), TEST_CASE(test_full_store_deletes),
-          TEST_CASE(test_node_names_and_publish_allowed))
+          TEST_CASE(test_node_names_and_publish_allowed), TEST_CASE(test_durable_cursor))
