@@ -981,6 +981,7 @@ static void fill_info(const struct ps_node *n, const char *who, struct ps_node_i
 {
     memset(out, 0, sizeof(*out));
     out->name = n->name;
+    out->service = n->service;
     out->id = n->id;
     out->created = n->created;
     out->item_count = n->item_count;
@@ -2119,7 +2120,8 @@ int pubsub_service_nodes(struct pubsub *ps, const char *service, const char *who
     int rc;
     struct ps_node *n, *tmp;
     HASH_ITER(hh, ps->nodes, n, tmp) {
-        if (n->service == NULL || strcmp(n->service, service) != 0 || !visible(n, who))
+        if (n->service == NULL || (service && strcmp(n->service, service) != 0) ||
+            !visible(n, who))
             continue;
         struct ps_node_info info;
         fill_info(n, who, &info);

@@ -89,6 +89,7 @@ unsigned pubsub_node_page_size(const struct pubsub *ps);
 
 struct ps_node_info {
     const char *name;
+    const char *service;       /* PEP: the owner's bare JID; NULL: pubsub.<domain> */
     uint64_t id;               /* never reused, even after the node is deleted */
     uint64_t created;          /* unix ms */
     uint32_t item_count;
@@ -347,8 +348,9 @@ void pubsub_event_recipients(struct pubsub *ps, const struct ps_event *ev, ps_re
  * the service (ps_event.service) and PEP node names. PEP nodes are never
  * in pubsub.<domain>'s lists. */
 void pubsub_scope(struct pubsub *ps, const char *service);
-/* The nodes of a service (a bare JID) that who may see (a walk of every
- * node: for disco#items on an account and presence, not per stanza). */
+/* The nodes of a service (a bare JID; NULL: of every PEP service) that
+ * who may see (a walk of every node: for disco#items on an account and
+ * presence, not per stanza). */
 int pubsub_service_nodes(struct pubsub *ps, const char *service, const char *who, ps_node_fn *fn,
                          void *ud);
 /* XEP-0163 §4.3.2: in the scope's service, a PS_EV_LAST_ITEM of node to
