@@ -519,3 +519,46 @@ def test_aioxmpp_avatar_service_publishes_and_receives(herald):
         assert meta, "empty metadata"
         await aio.close()
     run(body, timeout=60)
+
+
+# --------------------------------------------------------------------------
+# xmpp.js: a third library publishing to PEP
+# --------------------------------------------------------------------------
+
+def test_xmppjs_publishes_to_pep(herald):
+    """tests/xmppjs/pep.js (xmpp.js, @xmpp/client) publishes a XEP-0172
+    nickname to its account's PEP service, with no 'to' and to its own bare
+    JID, and reads it back (one item: PEP's max_items 1); a slixmpp contact
+    with +notify for the nickname receives both notifications from the
+    account's bare JID. Skipped without tests/xmppjs/node_modules unless
+    HERALD_REQUIRE_NODE is set (as test_22_pubsub_xmppjs.py)."""
+    import json
+    import os
+    import subprocess
+    from test_22_pubsub_xmppjs import XMPPJS_DIR, node_binary
+    node = node_binary()
+    srv = herald(users=users("alice", "bob"))
+
+    async def body():
+        alice = await pep_client(srv, "alice")
+        bob = await pep_client(srv, "bob", interests=[NS_NICK])
+        await mutual(alice, bob)
+        bob.msgs.clear()
+        env = dict(os.environ, NODE_TLS_REJECT_UNAUTHORIZED="0", NODE_NO_WARNINGS="1",
+                   HERALD_PORT=str(srv.port), HERALD_DOMAIN=DOMAIN, PEP_USER="alice",
+                   PEP_PASSWORD="wonderland", NICK="Alice via xmpp.js")
+        proc = await asyncio.create_subprocess_exec(
+            node, os.path.join(XMPPJS_DIR, "pep.js"), cwd=XMPPJS_DIR, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        report = json.loads(out.decode() or "{}")
+        assert "error" not in report and report.get("checks"), (out, err)
+        assert [c["name"] for c in report["checks"]] == [
+            "publish-without-to", "publish-to-own-bare-jid", "items-read-back"], report
+        failed = [c for c in report["checks"] if not c["ok"]]
+        assert not failed and proc.returncode == 0, (failed, err.decode()[-2000:])
+        for _ in range(2):
+            got = await bob.msgs.expect(is_event("alice@localhost", NS_NICK),
+                                        what="nickname published by xmpp.js")
+            assert "Alice via xmpp.js" in ET.tostring(got.xml, encoding="unicode")
+    run(body, timeout=90)
