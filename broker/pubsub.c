@@ -1432,8 +1432,10 @@ static int pep_create_check(struct pubsub *ps, const char *who, const char *name
         return fail(ps, HERALD_EQUOTA, NULL,
                     "the account has as many PEP nodes as pep.max_nodes_per_account allows");
     }
-    if (pep_key(ps->scope, name, key, cap) != 0)
-        return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "the node name is too long");
+    /* A stored key holds 511 bytes (docs/storage-layout.md). */
+    if (pep_key(ps->scope, name, key, cap) != 0 || strlen(key) > 511)
+        return fail(ps, HERALD_ENOTACCEPTABLE, NULL,
+                    "the account's JID and the node name are too long for a PEP node");
     cfg->access_model = PS_ACCESS_PRESENCE;
     cfg->max_items = 1;
     cfg->persist_items = true;
