@@ -28,6 +28,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "batch.h"
 #include "errors.h"
 #include "herald.h"
 #include "im.h"
@@ -159,6 +160,27 @@ void pep_recipients(void *ud, const char *service, const char *node,
     if (rc != 0)
         log_error("pep", "notifications of %s's node %s: roster unreadable: %s", service, node,
                   herald_strerror(rc));
+}
+
+bool pep_in_roster_groups(void *ud, const char *owner, const char *contact, const char *groups)
+{
+    struct herald *h = ud;
+    int rc;
+    bool yes = false;
+    struct ritem *it = malloc(sizeof(*it)); /* 6 KiB: not on the stack */
+    struct store_txn *t = it ? batch_read(h->batch, &rc) : NULL;
+    if (t != NULL && roster_load(t, owner, contact, it) == 0 && it->in_roster) {
+        for (size_t off = 0; !yes && off < it->groups_len; off += strlen(it->groups + off) + 1) {
+            const char *g = it->groups + off;
+            size_t gl = strlen(g);
+            for (const char *p = groups; !yes && *p; p += strcspn(p, "\n"), p += *p == '\n')
+                yes = strcspn(p, "\n") == gl && strncmp(p, g, gl) == 0;
+        }
+    }
+    if (t != NULL)
+        batch_read_done(h->batch, t);
+    free(it);
+    return yes;
 }
 
 /* ---- the sink: PEP events rendered from the owner's JID ---- */

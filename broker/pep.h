@@ -34,6 +34,9 @@ struct arena;
 int pep_open(struct herald *h);
 void pep_close(struct herald *h);
 
+/* The pubsub_hooks.in_roster_groups hook (ud: the struct herald): is
+ * contact in one of groups ('\n'-separated) in owner's roster? */
+bool pep_in_roster_groups(void *ud, const char *owner, const char *contact, const char *groups);
 /* The pubsub_hooks.pep_recipients hook (ud: the struct herald). */
 void pep_recipients(void *ud, const char *service, const char *node,
                     void (*fn)(void *fud, const char *jid, const char *const *subids,

@@ -744,6 +744,23 @@ static bool sees_owner_presence(struct pubsub *ps, const struct ps_node *n, cons
     return false;
 }
 
+/* The roster access model (§4.5): who is in one of the node's
+ * pubsub#roster_groups_allowed in an owner's roster. */
+static bool in_allowed_groups(struct pubsub *ps, const struct ps_node *n, const char *who)
+{
+    char bare[JID_MAX + 1];
+    bare_of(who, bare, sizeof(bare));
+    if (ps->hooks.in_roster_groups == NULL || n->cfg.roster_groups[0] == '\0')
+        return false;
+    struct ps_aff_rec *r, *tmp;
+    HASH_ITER(hh, n->affs, r, tmp) {
+        if (r->aff == AFF_OWNER &&
+            ps->hooks.in_roster_groups(ps->hooks.ud, r->jid, bare, n->cfg.roster_groups))
+            return true;
+    }
+    return false;
+}
+
 static bool has_subscription(const struct ps_node *n, const char *who)
 {
     char bare[JID_MAX + 1];
@@ -785,6 +802,8 @@ static int can_read(struct pubsub *ps, const struct ps_node *n, const char *who)
         return has_subscription(n, who) ? 0 : fail(ps, HERALD_ENOT_SUBSCRIBED_READ, NULL, NULL);
     case PS_ACCESS_PRESENCE:
         return sees_owner_presence(ps, n, who) ? 0 : fail(ps, HERALD_EPRESENCE_REQUIRED, NULL, NULL);
+    case PS_ACCESS_ROSTER: /* §6.5.9.5 */
+        return in_allowed_groups(ps, n, who) ? 0 : fail(ps, HERALD_ENOT_IN_ROSTER_GROUP, NULL, NULL);
     default: return fail(ps, HERALD_EUNSUPPORTED, "access-roster", NULL);
     }
 }
@@ -1389,12 +1408,64 @@ int pubsub_pending_nodes(struct pubsub *ps, const char *who, ps_name_fn *fn, voi
 
 /* ---- owner use cases (§8) ---- */
 
+/* PEP offers the roster access model (XEP-0060 §4.5), which the table of
+ * pubsub_config.c does not (pubsub.<domain> refuses it): on a PEP node the
+ * field access_model = roster is taken out of the fields and applied here. */
+static bool roster_field(const struct pubsub *ps, const struct ps_field *f)
+{
+    return ps->scope && f->var && strcmp(f->var, "pubsub#access_model") == 0 &&
+           f->nvalues == 1 && f->values[0] && strcmp(f->values[0], "roster") == 0;
+}
+
+/* Copies f without the roster field into out (n entries); how many. */
+static size_t without_roster(const struct pubsub *ps, const struct ps_field *f, size_t n,
+                             struct ps_field *out, bool *roster)
+{
+    size_t k = 0;
+    *roster = false;
+    for (size_t i = 0; i < n; i++) {
+        if (roster_field(ps, &f[i]))
+            *roster = true;
+        else
+            out[k++] = f[i];
+    }
+    return k;
+}
+
 static int apply_config(struct pubsub *ps, struct ps_config *cfg, const struct ps_field *f,
                         size_t n, bool at_create)
 {
     struct ps_why why = {NULL, ""};
-    int rc = ps_config_apply(cfg, caps_for(ps), f, n, at_create, &why);
-    return rc ? fail(ps, rc, why.feature, why.text) : 0;
+    struct ps_field *rest = n ? malloc(n * sizeof(*rest)) : NULL;
+    bool roster = false;
+    if (n && rest == NULL)
+        return fail(ps, HERALD_ENOMEM, NULL, NULL);
+    size_t k = n ? without_roster(ps, f, n, rest, &roster) : 0;
+    struct ps_config tmp = *cfg;
+    int rc = ps_config_apply(&tmp, caps_for(ps), rest, k, at_create, &why);
+    free(rest);
+    if (rc != 0)
+        return fail(ps, rc, why.feature, why.text);
+    if (roster)
+        tmp.access_model = PS_ACCESS_ROSTER;
+    *cfg = tmp;
+    return 0;
+}
+
+/* Publish-options preconditions (§7.1.5), with PEP's roster model. */
+static int config_matches(struct pubsub *ps, const struct ps_config *cfg, const struct ps_field *f,
+                          size_t n)
+{
+    struct ps_field *rest = malloc(n * sizeof(*rest));
+    bool roster = false;
+    if (rest == NULL)
+        return fail(ps, HERALD_ENOMEM, NULL, NULL);
+    size_t k = without_roster(ps, f, n, rest, &roster);
+    int rc = ps_config_matches(cfg, caps_for(ps), rest, k);
+    free(rest);
+    if (rc == 0 && roster && cfg->access_model != PS_ACCESS_ROSTER)
+        rc = HERALD_EPRECONDITION;
+    return rc ? fail(ps, rc, NULL, NULL) : 0;
 }
 
 /* A node name is XML text in every disco#items answer and notification
@@ -1691,8 +1762,8 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
             (rc = publish_check(ps, who, name, &n)) != 0)
             return rc;
     }
-    if (req->noptions && ps_config_matches(&n->cfg, caps_for(ps), req->options, req->noptions) != 0)
-        return fail(ps, HERALD_EPRECONDITION, NULL, NULL); /* §7.1.5 */
+    if (req->noptions && (rc = config_matches(ps, &n->cfg, req->options, req->noptions)) != 0)
+        return rc; /* §7.1.5 */
     if (req->payload) {
         if (req->payload_len > n->cfg.max_payload_size)
             return fail(ps, HERALD_EPAYLOAD_TOO_BIG, NULL, NULL); /* §7.1.3.6 */
@@ -1858,8 +1929,9 @@ int pubsub_subscribe(struct pubsub *ps, const char *who, const char *node, const
     if (!privileged && n->cfg.access_model == PS_ACCESS_PRESENCE &&
         !sees_owner_presence(ps, n, prepared)) /* §6.1.3.2 */
         return fail(ps, HERALD_EPRESENCE_REQUIRED, NULL, NULL);
-    if (n->cfg.access_model == PS_ACCESS_ROSTER)
-        return fail(ps, HERALD_EUNSUPPORTED, "access-roster", NULL);
+    if (!privileged && n->cfg.access_model == PS_ACCESS_ROSTER &&
+        !in_allowed_groups(ps, n, prepared)) /* §6.1.3.3 */
+        return fail(ps, HERALD_ENOT_IN_ROSTER_GROUP, NULL, NULL);
     bool deliver = true;
     struct ps_why why = {NULL, ""};
     if ((rc = ps_sub_options_apply(&deliver, opts, nopts, &why)) != 0) /* §6.3.7 */

@@ -49,6 +49,9 @@ enum ps_sub_state { SUB_NONE, SUB_SUBSCRIBED, SUB_PENDING };
  * model): does contact hold a presence subscription to owner? Both bare. */
 struct pubsub_hooks {
     bool (*presence_subscribed)(void *ud, const char *owner, const char *contact);
+    /* The roster access model (§4.5): is contact (bare) in one of groups
+     * ('\n'-separated) in owner's roster? NULL: never. */
+    bool (*in_roster_groups)(void *ud, const char *owner, const char *contact, const char *groups);
     /* PEP (XEP-0163 §4.3): calls fn for every full JID that gets a PEP
      * node's notifications without a subscription (service: the owner's
      * bare JID, node: the name within it). NULL: none. */

@@ -177,6 +177,7 @@ static int open_pubsub(struct herald *h)
         .auto_create = cfg->pubsub_auto_create,
         .hooks = {.presence_subscribed = presence_subscribed,
                   .pep_recipients = pep_recipients, /* XEP-0163 §4.3 (pep.c) */
+                  .in_roster_groups = pep_in_roster_groups, /* roster access model */
                   .ud = h},
         .max_nodes_per_account = cfg->pubsub_max_nodes,
         .node_page_size = cfg->pubsub_page_size,

@@ -312,6 +312,51 @@ def test_omemo_devicelist_open_to_non_contacts(herald):
     run(body, timeout=40)
 
 
+def test_roster_access_model(herald):
+    """XEP-0060 §4.5 on PEP: a node published with access_model roster and
+    roster_groups_allowed Friends is readable by a contact alice put in her
+    'Friends' group, who also gets its notifications (+notify); a contact
+    in another group gets not-authorized + not-in-roster-group and no
+    notification. pubsub.<domain> still refuses the roster model."""
+    srv = herald(users=users("alice", "bob", "carol"))
+
+    async def body():
+        alice = await pep_client(srv, "alice")
+        bob = await pep_client(srv, "bob", interests=["urn:x:status"])
+        carol = await pep_client(srv, "carol", interests=["urn:x:status"])
+        await mutual(alice, bob)
+        await mutual(alice, carol)
+        for who, group in (("bob", "Friends"), ("carol", "Work")):
+            resp = await alice.iq("<query xmlns='jabber:iq:roster'><item jid='%s@localhost'>"
+                                  "<group>%s</group></item></query>" % (who, group), itype="set")
+            assert resp.xml.get("type") == "result", show(resp.xml)
+        bob.msgs.clear()
+        carol.msgs.clear()
+        opts = {"pubsub#access_model": "roster", "pubsub#roster_groups_allowed": "Friends"}
+        resp = await alice.iq(publish_xml("urn:x:status", "<s xmlns='urn:x:status'>out</s>",
+                                          "now", opts), itype="set")
+        assert resp.xml.get("type") == "result", show(resp.xml)
+        await bob.msgs.expect(is_event("alice@localhost", "urn:x:status"),
+                              what="notification of a roster-group node")
+        await carol.msgs.expect_none(is_event("alice@localhost", "urn:x:status"),
+                                     what="notification of a node of another group")
+        resp = await bob.iq(items_xml("urn:x:status"), to="alice@localhost")
+        assert resp.xml.get("type") == "result", show(resp.xml)
+        resp = await carol.iq(items_xml("urn:x:status"), to="alice@localhost")
+        assert pubsub_error(resp.xml) == ("not-authorized", "not-in-roster-group"), show(resp.xml)
+        resp = await alice.iq("<pubsub xmlns='%s#owner'><configure node='urn:x:status'/></pubsub>"
+                              % NS_PUBSUB)
+        form = ET.tostring(resp.xml, encoding="unicode")
+        assert "roster_groups_allowed" in form and "Friends" in form, form
+        resp = await alice.iq("<pubsub xmlns='%s'><create node='r'/><configure><x xmlns='%s' "
+                              "type='submit'><field var='pubsub#access_model'><value>roster"
+                              "</value></field></x></configure></pubsub>" % (NS_PUBSUB, NS_DATA),
+                              itype="set", to="pubsub.localhost")
+        assert pubsub_error(resp.xml) == ("not-acceptable", "unsupported-access-model"), \
+            show(resp.xml)
+    run(body, timeout=60)
+
+
 # --------------------------------------------------------------------------
 # errors, lists, quota, durability
 # --------------------------------------------------------------------------
