@@ -127,6 +127,9 @@ static void resources_of(struct implicit *c, const char *bare, bool check_access
         if (!s->available || !wants(c->p, s->full, c->node))
             continue;
         if (check_access) {
+            /* XEP-0191 §3.3: nothing of the account reaches a blocked contact. */
+            if (!blocking_presence_ok(h, c->service, s->full))
+                continue;
             pubsub_scope(h->pubsub, c->service);
             int rc = pubsub_node_readable(h->pubsub, s->full, c->node);
             pubsub_scope(h->pubsub, NULL);
@@ -230,7 +233,8 @@ static int last_item_cb(void *ud, const struct ps_node_info *n)
 {
     struct serve *sv = ud;
     struct pubsub *ps = sv->p->h->pubsub;
-    if (!caps_notify_has(&sv->notify, n->name) || !listed_contact(sv, n->service))
+    if (!caps_notify_has(&sv->notify, n->name) || !listed_contact(sv, n->service) ||
+        !blocking_presence_ok(sv->p->h, n->service, sv->full)) /* XEP-0191 §3.3 */
         return 0;
     pubsub_scope(ps, n->service);
     pubsub_last_item_to(ps, n->name, sv->full);

@@ -357,6 +357,32 @@ def test_roster_access_model(herald):
     run(body, timeout=60)
 
 
+def test_blocked_contact_gets_no_pep(herald):
+    """XEP-0191 §3.3 with PEP: once alice blocks bob (a contact with
+    +notify), her notifications and last items no longer reach him; carol,
+    not blocked, still gets them."""
+    srv = herald(users=users("alice", "bob", "carol"))
+
+    async def body():
+        alice = await pep_client(srv, "alice", publisher=True)
+        bob = await pep_client(srv, "bob", interests=[NS_NICK])
+        carol = await pep_client(srv, "carol", interests=[NS_NICK])
+        await mutual(alice, bob)
+        await mutual(alice, carol)
+        resp = await alice.iq("<block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/>"
+                              "</block>", itype="set")
+        assert resp.xml.get("type") == "result", show(resp.xml)
+        bob.msgs.clear()
+        await asyncio.wait_for(alice.xmpp["xep_0172"].publish_nick("Al"), 10)
+        await carol.msgs.expect(is_event("alice@localhost", NS_NICK), what="nick notification")
+        await bob.msgs.expect_none(is_event("alice@localhost", NS_NICK),
+                                   what="a blocked contact's notification")
+        bob2 = await pep_client(srv, "bob", "later", interests=[NS_NICK])
+        await bob2.msgs.expect_none(is_event("alice@localhost", NS_NICK),
+                                    what="a blocked contact's last item")
+    run(body, timeout=60)
+
+
 # --------------------------------------------------------------------------
 # errors, lists, quota, durability
 # --------------------------------------------------------------------------
