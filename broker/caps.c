@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uthash.h>
 
 #include "arena.h"
@@ -42,6 +43,7 @@ struct entry {
 
 struct query {
     uint64_t num;  /* 0: free */
+    uint64_t asked_ms;
     char *full;
     char ver[CAPS_VER_MAX + 1];
 };
@@ -51,10 +53,18 @@ struct caps {
     unsigned size;
     struct query *queries;
     unsigned max_queries;
+    unsigned timeout_ms;
     uint64_t next_num;
 };
 
-int caps_open(unsigned cache_size, unsigned max_queries, struct caps **out)
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int caps_open(unsigned cache_size, unsigned max_queries, unsigned timeout_ms, struct caps **out)
 {
     struct caps *c = calloc(1, sizeof(*c));
     if (c == NULL || (c->queries = calloc(max_queries ? max_queries : 1, sizeof(*c->queries))) == NULL) {
@@ -63,6 +73,7 @@ int caps_open(unsigned cache_size, unsigned max_queries, struct caps **out)
     }
     c->size = cache_size ? cache_size : 1;
     c->max_queries = max_queries ? max_queries : 1;
+    c->timeout_ms = timeout_ms;
     c->next_num = 1;
     *out = c;
     return 0;
@@ -109,9 +120,19 @@ bool caps_notify_has(const struct caps_notify *n, const char *ns)
 
 int caps_query_begin(struct caps *c, const char *full, const char *ver, char *id)
 {
-    for (unsigned i = 0; i < c->max_queries; i++)
-        if (c->queries[i].num && strcmp(c->queries[i].ver, ver) == 0)
+    uint64_t now = mono_ms();
+    for (unsigned i = 0; i < c->max_queries; i++) {
+        struct query *q = &c->queries[i];
+        if (q->num == 0 || strcmp(q->ver, ver) != 0)
+            continue;
+        if (now - q->asked_ms < c->timeout_ms)
             return 0;
+        /* Unanswered for too long (the entity asked left, or never
+         * answers): ask this one instead, or the ver stays unknown. */
+        free(q->full);
+        q->full = NULL;
+        q->num = 0;
+    }
     char *copy = strdup(full);
     if (copy == NULL)
         return HERALD_ENOMEM;
@@ -119,6 +140,7 @@ int caps_query_begin(struct caps *c, const char *full, const char *ver, char *id
     struct query *q = &c->queries[num % c->max_queries];
     free(q->full); /* the bound: the oldest outstanding query is forgotten */
     q->num = num;
+    q->asked_ms = now;
     q->full = copy;
     snprintf(q->ver, sizeof(q->ver), "%s", ver);
     snprintf(id, 24, "caps-%llu", (unsigned long long)num);

@@ -42,6 +42,10 @@
 #include "store.h"
 #include "xml.h"
 
+/* An unanswered capabilities query keeps others for the same ver from
+ * being sent this long (XEP-0115 §8.1: clients answer at once). */
+#define CAPS_QUERY_TIMEOUT_MS 10000
+
 /* A resource that announced capabilities. */
 struct pep_res {
     char *full;
@@ -314,7 +318,9 @@ void pep_presence(struct session *s, const struct xnode *st)
             res_drop(p, r);
         return;
     }
-    if (r != NULL && strcmp(r->ver, ver) == 0)
+    struct caps_notify known;
+    bool is_known = caps_lookup(p->caps, ver, &known);
+    if (r != NULL && strcmp(r->ver, ver) == 0 && r->served && is_known)
         return; /* the same capabilities again: its last items went out already */
     if (r == NULL) {
         r = calloc(1, sizeof(*r));
@@ -324,10 +330,11 @@ void pep_presence(struct session *s, const struct xnode *st)
         }
         HASH_ADD_KEYPTR(hh, p->res, r->full, strlen(r->full), r);
     }
-    snprintf(r->ver, sizeof(r->ver), "%s", ver);
-    r->served = false;
-    struct caps_notify known;
-    if (caps_lookup(p->caps, ver, &known)) {
+    if (strcmp(r->ver, ver) != 0) {
+        snprintf(r->ver, sizeof(r->ver), "%s", ver);
+        r->served = false;
+    }
+    if (is_known) {
         serve_last_items(p, s, r);
         return;
     }
@@ -505,7 +512,8 @@ int pep_open(struct herald *h)
     if (p == NULL)
         return rc;
     p->h = h;
-    if ((rc = caps_open(cfg->pep_caps_cache_size, cfg->pep_caps_max_queries, &p->caps)) != 0 ||
+    if ((rc = caps_open(cfg->pep_caps_cache_size, cfg->pep_caps_max_queries, CAPS_QUERY_TIMEOUT_MS,
+                        &p->caps)) != 0 ||
         (rc = pubsub_sink_add(h->pubsub, pep_sink, p)) != 0) {
         caps_close(p->caps);
         free(p);

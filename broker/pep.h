@@ -77,7 +77,9 @@ struct caps_notify {
     size_t len;
 };
 
-int caps_open(unsigned cache_size, unsigned max_queries, struct caps **out);
+/* timeout_ms: how long an unanswered query keeps others for its ver from
+ * being asked. */
+int caps_open(unsigned cache_size, unsigned max_queries, unsigned timeout_ms, struct caps **out);
 void caps_close(struct caps *c);
 unsigned caps_count(const struct caps *c);
 /* Whether ver is known (and then, in *out, its +notify namespaces); a hit
@@ -86,8 +88,8 @@ bool caps_lookup(struct caps *c, const char *ver, struct caps_notify *out);
 bool caps_notify_has(const struct caps_notify *n, const char *ns);
 /* A query of full (a full JID) for ver is due: 1 and its iq id in id
  * (at least 24 bytes) when it should be sent, 0 when one for ver is
- * already outstanding, or HERALD_ENOMEM. At the bound the oldest
- * outstanding query is forgotten. */
+ * already outstanding (for less than the timeout), or HERALD_ENOMEM. At
+ * the bound the oldest outstanding query is forgotten. */
 int caps_query_begin(struct caps *c, const char *full, const char *ver, char *id);
 /* An iq result or error from `from`: when it answers an outstanding
  * query, the query ends; a result whose <query/> hashes to the ver asked

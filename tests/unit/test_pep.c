@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "batch.h"
@@ -142,7 +143,7 @@ static void test_caps_cache_lru(void)
     struct caps *c;
     struct arena a;
     arena_init(&a);
-    CHECK_EQ_INT(caps_open(2, 4, &c), 0);
+    CHECK_EQ_INT(caps_open(2, 4, 10000, &c), 0);
     char v1[32], v2[32], v3[32];
     answer(&a, "", "urn:a", v1);
     answer(&a, "", "urn:b", v2);
@@ -176,7 +177,7 @@ static void test_caps_query_bound(void)
     struct caps *c;
     struct arena a;
     arena_init(&a);
-    CHECK_EQ_INT(caps_open(8, 2, &c), 0);
+    CHECK_EQ_INT(caps_open(8, 2, 10000, &c), 0);
     char v1[32], v2[32], v3[32], id1[24], id2[24], id3[24], got[CAPS_VER_MAX + 1];
     struct xnode *a1 = answer(&a, "", "urn:a", v1);
     struct xnode *a2 = answer(&a, "", "urn:b", v2);
@@ -192,6 +193,28 @@ static void test_caps_query_bound(void)
     CHECK_EQ_STR(got, v2);
     CHECK_EQ_INT(caps_query_answer(c, "b@localhost/r", a3, got), 1);
     CHECK_EQ_INT(caps_query_answer(c, "b@localhost/r", a3, got), 0); /* answered once */
+    caps_close(c);
+    arena_free(&a);
+}
+
+/* A query unanswered past the timeout no longer holds its ver: the next
+ * resource announcing it is asked, and the late answer is ignored. */
+static void test_caps_query_timeout(void)
+{
+    struct caps *c;
+    struct arena a;
+    arena_init(&a);
+    CHECK_EQ_INT(caps_open(8, 4, 50, &c), 0);
+    char v[32], id1[24], id2[24], got[CAPS_VER_MAX + 1];
+    struct xnode *late = answer(&a, "", "urn:a", v);
+    CHECK_EQ_INT(caps_query_begin(c, "mute@localhost/r", v, id1), 1);
+    CHECK_EQ_INT(caps_query_begin(c, "b@localhost/r", v, id2), 0);
+    usleep(80 * 1000);
+    CHECK_EQ_INT(caps_query_begin(c, "b@localhost/r", v, id2), 1);
+    xml_set_attr(&a, late, "id", id1);
+    CHECK_EQ_INT(caps_query_answer(c, "mute@localhost/r", late, got), 0);
+    struct xnode *ok = answer(&a, id2, "urn:a", v);
+    CHECK_EQ_INT(caps_query_answer(c, "b@localhost/r", ok, got), 1);
     caps_close(c);
     arena_free(&a);
 }
@@ -366,4 +389,5 @@ static void test_scopes(void)
 }
 
 TEST_MAIN(TEST_CASE(test_ver_simple), TEST_CASE(test_ver_complex), TEST_CASE(test_caps_cache_lru),
-          TEST_CASE(test_caps_query_bound), TEST_CASE(test_scopes))
+          TEST_CASE(test_caps_query_bound), TEST_CASE(test_caps_query_timeout),
+          TEST_CASE(test_scopes))
