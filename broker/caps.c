@@ -42,7 +42,7 @@ struct entry {
 };
 
 struct query {
-    uint64_t num;  /* 0: free */
+    uint64_t num; /* 0: free */
     uint64_t asked_ms;
     char *full;
     char ver[CAPS_VER_MAX + 1];
@@ -67,7 +67,8 @@ static uint64_t mono_ms(void)
 int caps_open(unsigned cache_size, unsigned max_queries, unsigned timeout_ms, struct caps **out)
 {
     struct caps *c = calloc(1, sizeof(*c));
-    if (c == NULL || (c->queries = calloc(max_queries ? max_queries : 1, sizeof(*c->queries))) == NULL) {
+    if (c == NULL ||
+        (c->queries = calloc(max_queries ? max_queries : 1, sizeof(*c->queries))) == NULL) {
         free(c);
         return HERALD_ENOMEM;
     }
@@ -84,7 +85,8 @@ void caps_close(struct caps *c)
     if (c == NULL)
         return;
     struct entry *e, *tmp;
-    HASH_ITER(hh, c->by_ver, e, tmp) {
+    HASH_ITER(hh, c->by_ver, e, tmp)
+    {
         HASH_DEL(c->by_ver, e);
         free(e);
     }
@@ -94,7 +96,10 @@ void caps_close(struct caps *c)
     free(c);
 }
 
-unsigned caps_count(const struct caps *c) { return HASH_CNT(hh, c->by_ver); }
+unsigned caps_count(const struct caps *c)
+{
+    return HASH_CNT(hh, c->by_ver);
+}
 
 bool caps_lookup(struct caps *c, const char *ver, struct caps_notify *out)
 {

@@ -50,15 +50,15 @@
 struct pep_res {
     char *full;
     char ver[CAPS_VER_MAX + 1];
-    bool served;        /* its last items went out (§4.3.2), once per ver */
+    bool served; /* its last items went out (§4.3.2), once per ver */
     UT_hash_handle hh;
 };
 
 struct pep {
     struct herald *h;
     struct caps *caps;
-    struct pep_res *res;  /* by full JID */
-    uint64_t msg_seq;     /* notification ids of PEP events: 'ps-N' */
+    struct pep_res *res; /* by full JID */
+    uint64_t msg_seq;    /* notification ids of PEP events: 'ps-N' */
 };
 
 /* What PEP adds to an account's disco#info (XEP-0163 §6.1, XEP-0060 §10):
@@ -67,6 +67,7 @@ static const char *const pep_features[] = {
     NS_PUBSUB_PEP,
     NS_PUBSUB_PEP "#access-open",
     NS_PUBSUB_PEP "#access-presence",
+    NS_PUBSUB_PEP "#access-roster",
     NS_PUBSUB_PEP "#access-whitelist",
     NS_PUBSUB_PEP "#auto-create",
     NS_PUBSUB_PEP "#config-node",
@@ -207,7 +208,8 @@ static void pep_sink(void *ud, struct pubsub *ps, const struct ps_event *ev)
     x.jid = (char *)ev->service;
     x.msg_seq = p->msg_seq;
     if (ps_notify_init(&x) != 0) {
-        log_error("pep", "event of %s's node %s not notified: out of memory", ev->service, ev->node);
+        log_error("pep", "event of %s's node %s not notified: out of memory", ev->service,
+                  ev->node);
         return;
     }
     ps_notify_sink(&x, ps, ev);
@@ -359,7 +361,8 @@ void pep_iq_answer(struct session *from, const struct xnode *iq)
         return;
     /* Every resource waiting for this ver (one query was asked for all). */
     struct pep_res *r, *tmp;
-    HASH_ITER(hh, p->res, r, tmp) {
+    HASH_ITER(hh, p->res, r, tmp)
+    {
         if (r->served || strcmp(r->ver, ver) != 0)
             continue;
         size_t bl = strcspn(r->full, "/");

@@ -803,7 +803,8 @@ static int can_read(struct pubsub *ps, const struct ps_node *n, const char *who)
     case PS_ACCESS_PRESENCE:
         return sees_owner_presence(ps, n, who) ? 0 : fail(ps, HERALD_EPRESENCE_REQUIRED, NULL, NULL);
     case PS_ACCESS_ROSTER: /* §6.5.9.5 */
-        return in_allowed_groups(ps, n, who) ? 0 : fail(ps, HERALD_ENOT_IN_ROSTER_GROUP, NULL, NULL);
+        return in_allowed_groups(ps, n, who) ? 0
+                                             : fail(ps, HERALD_ENOT_IN_ROSTER_GROUP, NULL, NULL);
     default: return fail(ps, HERALD_EUNSUPPORTED, "access-roster", NULL);
     }
 }
@@ -1798,7 +1799,8 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
     struct store_node sn;
     uint8_t cb[CFG_RECORD_MAX];
     to_store_node(n, &sn, cb, sizeof(cb));
-    rc = store_item_put(t, n->key, &sn, &it, ps_config_keep(&n->cfg, caps_for(ps)), NULL, &replaced);
+    rc = store_item_put(t, n->key, &sn, &it, ps_config_keep(&n->cfg, caps_for(ps)), NULL,
+                        &replaced);
     if ((rc = op_end(ps, t, rc)) != 0)
         return rc;
     n->next_seq = sn.next_seq;
@@ -2140,7 +2142,8 @@ int pubsub_owner_set_affiliation(struct pubsub *ps, const char *who, const char 
             return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "a node keeps at least one owner");
     }
     uint8_t old = affiliation(n, bare);
-    if (n->service != NULL && (aff == AFF_OWNER || old == AFF_OWNER)) /* XEP-0163: the account owns */
+    /* XEP-0163: the account is its PEP nodes' one owner. */
+    if (n->service != NULL && (aff == AFF_OWNER || old == AFF_OWNER))
         return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "a PEP node has its account as its one owner");
     if (aff == AFF_OWNER && old != AFF_OWNER && ps->max_nodes &&
         owned_count(ps, bare) >= ps->max_nodes)

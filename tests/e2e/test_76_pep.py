@@ -444,6 +444,16 @@ def test_pep_nodes_stay_out_of_the_service_and_its_quota(herald):
     resp = rs.iq("<query xmlns='%s'/>" % NS_DISCO_ITEMS, to="alice@localhost")
     assert sorted(i.get("node") for i in resp.iter(q(NS_DISCO_ITEMS, "item"))) == \
         ["urn:x:one", "urn:x:two"], show(resp)
+    # disco#info on one's own JID: the account and its PEP service (§6.1).
+    resp = rs.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to="alice@localhost")
+    ids = [(i.get("category"), i.get("type")) for i in resp.iter(q(NS_DISCO_INFO, "identity"))]
+    assert ("account", "registered") in ids and ("pubsub", "pep") in ids, show(resp)
+    feats = [f.get("var") for f in resp.iter(q(NS_DISCO_INFO, "feature"))]
+    assert NS_PUBSUB + "#publish-options" in feats and NS_DISCO_INFO in feats, feats
+    # The server's own disco#info is unchanged: no PEP identity there.
+    resp = rs.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=DOMAIN)
+    ids = [(i.get("category"), i.get("type")) for i in resp.iter(q(NS_DISCO_INFO, "identity"))]
+    assert ids == [("server", "im")], show(resp)
     # A pubsub node of the same name as a PEP node is another node.
     resp = rs.iq(items_xml("urn:x:one"), to="pubsub.localhost")
     assert pubsub_error(resp)[0] == "item-not-found", show(resp)

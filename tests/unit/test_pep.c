@@ -295,8 +295,11 @@ static void fx_close(struct fx *f)
 
 static int publish(struct pubsub *ps, const char *who, const char *node, const char *id)
 {
-    struct ps_publish req = {.node = node, .item_id = id, .has_item = true,
-                             .payload = "<x xmlns='urn:x'/>", .payload_len = 18};
+    struct ps_publish req = {.node = node,
+                             .item_id = id,
+                             .has_item = true,
+                             .payload = "<x xmlns='urn:x'/>",
+                             .payload_len = 18};
     struct ps_published out;
     return pubsub_publish(ps, who, &req, &out);
 }
