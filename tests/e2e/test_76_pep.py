@@ -383,6 +383,46 @@ def test_blocked_contact_gets_no_pep(herald):
     run(body, timeout=60)
 
 
+def test_explicit_subscription_to_a_pep_node(herald):
+    """XEP-0060 subscriptions to a PEP node work as usual: dave (no contact,
+    no +notify) subscribes to alice's open device list and gets each item
+    from alice's bare JID; bob (contact with +notify, also subscribed)
+    gets each item once, not once per way; the subscribe answer comes
+    from alice's JID, and the last item follows it (§6.1.7)."""
+    srv = herald(users=users("alice", "bob", "dave"))
+
+    async def body():
+        alice = await pep_client(srv, "alice")
+        bob = await pep_client(srv, "bob", interests=[NS_DEVICELIST])
+        dave = await pep_client(srv, "dave")
+        await mutual(alice, bob)
+        dl = "<list xmlns='%s'><device id='1'/></list>" % NS_DEVICELIST
+        resp = await alice.iq(publish_xml(NS_DEVICELIST, dl, "current",
+                                          {"pubsub#access_model": "open"}), itype="set")
+        assert resp.xml.get("type") == "result", show(resp.xml)
+        for c in (bob, dave):
+            c.msgs.clear()
+            resp = await c.iq("<pubsub xmlns='%s'><subscribe node='%s' jid='%s'/></pubsub>"
+                              % (NS_PUBSUB, NS_DEVICELIST, c.xmpp.boundjid.bare),
+                              itype="set", to="alice@localhost")
+            assert resp.xml.get("type") == "result" and resp.xml.get("from") == \
+                "alice@localhost", show(resp.xml)
+            sub = resp.xml.find(q(NS_PUBSUB, "pubsub")).find(q(NS_PUBSUB, "subscription"))
+            assert sub.get("subscription") == "subscribed", show(resp.xml)
+            await c.msgs.expect(is_event("alice@localhost", NS_DEVICELIST),
+                                what="last item after subscribing")
+        dl2 = "<list xmlns='%s'><device id='1'/><device id='2'/></list>" % NS_DEVICELIST
+        resp = await alice.iq(publish_xml(NS_DEVICELIST, dl2, "current"), itype="set")
+        assert resp.xml.get("type") == "result", show(resp.xml)
+        for c in (bob, dave):
+            got = await c.msgs.expect(is_event("alice@localhost", NS_DEVICELIST),
+                                      what="device list notification")
+            assert len(list(got.xml.iter("{%s}device" % NS_DEVICELIST))) == 2, show(got.xml)
+        await bob.msgs.expect_none(is_event("alice@localhost", NS_DEVICELIST),
+                                   what="a second copy (implicit and explicit)")
+    run(body, timeout=60)
+
+
 # --------------------------------------------------------------------------
 # errors, lists, quota, durability
 # --------------------------------------------------------------------------
