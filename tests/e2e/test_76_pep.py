@@ -400,8 +400,9 @@ def test_explicit_subscription_to_a_pep_node(herald):
         resp = await alice.iq(publish_xml(NS_DEVICELIST, dl, "current",
                                           {"pubsub#access_model": "open"}), itype="set")
         assert resp.xml.get("type") == "result", show(resp.xml)
+        await bob.msgs.expect(is_event("alice@localhost", NS_DEVICELIST),
+                              what="implicit notification (contact, +notify)")
         for c in (bob, dave):
-            c.msgs.clear()
             resp = await c.iq("<pubsub xmlns='%s'><subscribe node='%s' jid='%s'/></pubsub>"
                               % (NS_PUBSUB, NS_DEVICELIST, c.xmpp.boundjid.bare),
                               itype="set", to="alice@localhost")
@@ -409,8 +410,9 @@ def test_explicit_subscription_to_a_pep_node(herald):
                 "alice@localhost", show(resp.xml)
             sub = resp.xml.find(q(NS_PUBSUB, "pubsub")).find(q(NS_PUBSUB, "subscription"))
             assert sub.get("subscription") == "subscribed", show(resp.xml)
-            await c.msgs.expect(is_event("alice@localhost", NS_DEVICELIST),
-                                what="last item after subscribing")
+            got = await c.msgs.expect(is_event("alice@localhost", NS_DEVICELIST),
+                                      what="last item after subscribing")
+            assert got.xml.get("to") == c.xmpp.boundjid.bare, show(got.xml)
         dl2 = "<list xmlns='%s'><device id='1'/><device id='2'/></list>" % NS_DEVICELIST
         resp = await alice.iq(publish_xml(NS_DEVICELIST, dl2, "current"), itype="set")
         assert resp.xml.get("type") == "result", show(resp.xml)
@@ -559,7 +561,8 @@ def test_caps_that_lie_or_never_answer_get_nothing(herald):
         good, _, _ = raw_login(srv, "bob", "good")
         raw_caps_presence(good, caps_ver(ids, feats))
         raw_answer_caps(good, raw_disco_query(good), ids, feats)
-        await asyncio.sleep(0.3)
+        for rs in (liar, good):  # their answers are handled (same stream, in order)
+            assert rs.iq("<ping xmlns='urn:xmpp:ping'/>").get("type") == "result"
         await asyncio.wait_for(alice.xmpp["xep_0172"].publish_nick("Al"), 10)
         assert len(raw_notifications(good, NS_NICK, 3.0)) == 1
         assert raw_notifications(liar, NS_NICK, 0.3) == []
