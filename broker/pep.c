@@ -223,16 +223,20 @@ struct serve {
     struct pep *p;
     const char *full;
     struct caps_notify notify;
-    const char *contacts; /* NUL-separated bare JIDs whose nodes count, owner first */
-    size_t contacts_len;
+    struct contact *contacts; /* uthash: the bare JIDs whose nodes count, owner included */
+    bool failed;
+};
+
+struct contact {
+    UT_hash_handle hh;
+    char bare[];
 };
 
 static bool listed_contact(const struct serve *sv, const char *bare)
 {
-    for (size_t off = 0; off < sv->contacts_len; off += strlen(sv->contacts + off) + 1)
-        if (strcmp(sv->contacts + off, bare) == 0)
-            return true;
-    return false;
+    struct contact *c = NULL;
+    HASH_FIND_STR(sv->contacts, bare, c);
+    return c != NULL;
 }
 
 static int last_item_cb(void *ud, const struct ps_node_info *n)
@@ -248,10 +252,17 @@ static int last_item_cb(void *ud, const struct ps_node_info *n)
     return 0;
 }
 
-static void add_contact(void *ud, const char *contact)
+static void add_contact(void *ud, const char *bare)
 {
-    struct buf *b = ud;
-    buf_append(b, contact, strlen(contact) + 1);
+    struct serve *sv = ud;
+    size_t l = strlen(bare);
+    struct contact *c = listed_contact(sv, bare) ? NULL : malloc(sizeof(*c) + l + 1);
+    if (c == NULL) {
+        sv->failed = sv->failed || !listed_contact(sv, bare);
+        return;
+    }
+    memcpy(c->bare, bare, l + 1);
+    HASH_ADD_KEYPTR(hh, sv->contacts, c->bare, l, c);
 }
 
 /* The resource's +notify features are known: the last item of each node
@@ -260,20 +271,22 @@ static void add_contact(void *ud, const char *contact)
  * PEP nodes (pubsub_service_nodes), once per session and ver. */
 static void serve_last_items(struct pep *p, struct session *s, struct pep_res *r)
 {
-    struct serve sv = {p, s->full, {NULL, 0}, NULL, 0};
+    struct serve sv = {p, s->full, {NULL, 0}, NULL, false};
     r->served = true;
     if (!caps_lookup(p->caps, r->ver, &sv.notify) || sv.notify.len == 0)
         return;
-    struct buf contacts;
-    buf_init(&contacts, 0);
-    buf_append(&contacts, s->bare, strlen(s->bare) + 1);
-    int rc = roster_each_sub(p->h, s->bare, ROSTER_TO, add_contact, &contacts);
-    if (rc == 0 && buf_ok(&contacts)) {
-        sv.contacts = contacts.data;
-        sv.contacts_len = contacts.len;
+    add_contact(&sv, s->bare);
+    int rc = roster_each_sub(p->h, s->bare, ROSTER_TO, add_contact, &sv);
+    if (rc == 0 && !sv.failed)
         pubsub_service_nodes(p->h->pubsub, NULL, s->full, last_item_cb, &sv);
+    else
+        log_error("pep", "last items for %s not sent: %s", s->full,
+                  rc ? herald_strerror(rc) : "out of memory");
+    struct contact *c, *tmp;
+    HASH_ITER(hh, sv.contacts, c, tmp) {
+        HASH_DEL(sv.contacts, c);
+        free(c);
     }
-    buf_free(&contacts);
 }
 
 /* <iq type='get' from=domain to=full id><query node='node#ver'/></iq>
