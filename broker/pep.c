@@ -478,10 +478,6 @@ static void disco_other(struct session *from, struct xnode *iq, struct xnode *q,
 {
     static const char *const account_features[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NULL};
     bool info = strcmp(q->ns, NS_DISCO_INFO) == 0;
-    if (xml_attr(q, "node") != NULL) {
-        router_error(from, iq, a, HERALD_ENOTFOUND, NULL, NULL);
-        return;
-    }
     struct xnode *res = router_reply(a, iq, "result");
     struct xnode *out = xml_elem_new(a, q->ns, "query");
     if (res == NULL || out == NULL)
@@ -509,13 +505,28 @@ bool pep_route_iq(struct session *from, struct xnode *iq, struct arena *a, const
         pubsub_request(from, iq, a, bare);
         return true;
     }
-    /* disco on one's own JID is iq.c's (the account), with PEP's part. */
-    if (strcmp(q->name, "query") == 0 && strcmp(bare, from->bare) != 0 &&
-        (strcmp(q->ns, NS_DISCO_INFO) == 0 || strcmp(q->ns, NS_DISCO_ITEMS) == 0)) {
-        disco_other(from, iq, q, a, bare);
+    if (strcmp(q->name, "query") != 0 ||
+        (strcmp(q->ns, NS_DISCO_INFO) != 0 && strcmp(q->ns, NS_DISCO_ITEMS) != 0))
+        return false;
+    const char *node = xml_attr(q, "node");
+    if (node != NULL) {
+        /* A PEP node (XEP-0060 §5.3-5.5 through the edge: identity,
+         * meta-data, item ids), to those who may read it only. */
+        struct pubsub *ps = from->h->pubsub;
+        pubsub_scope(ps, bare);
+        int rc = pubsub_node_readable(ps, from->full, node);
+        pubsub_scope(ps, NULL);
+        if (rc != 0)
+            router_error(from, iq, a, HERALD_ENOTFOUND, NULL, NULL);
+        else
+            pubsub_request(from, iq, a, bare);
         return true;
     }
-    return false;
+    /* disco on one's own JID is iq.c's (the account), with PEP's part. */
+    if (strcmp(bare, from->bare) == 0)
+        return false;
+    disco_other(from, iq, q, a, bare);
+    return true;
 }
 
 /* ---- life ---- */

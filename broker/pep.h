@@ -44,9 +44,10 @@ void pep_recipients(void *ud, const char *service, const char *node,
                     void *fud);
 
 /* Router hook for an iq get/set to the local account `bare` (the
- * requester's own or another's): handles pubsub, pubsub#owner and disco
- * requests on the account's PEP service and returns true; false for any
- * other payload. */
+ * requester's own or another's): handles pubsub and pubsub#owner
+ * requests, disco on a PEP node and disco on another account, and returns
+ * true; false for any other payload (disco on one's own account is
+ * iq.c's). */
 bool pep_route_iq(struct session *from, struct xnode *iq, struct arena *a, const char *bare);
 /* iq.c's table: a pubsub request with no 'to' (one's own PEP service). */
 void pep_handle_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a);

@@ -179,7 +179,10 @@ static void clear_why(struct pubsub *ps)
 }
 
 const struct ps_why *pubsub_why(const struct pubsub *ps) { return &ps->why; }
-const struct ps_caps *pubsub_caps(const struct pubsub *ps) { return &ps->caps; }
+const struct ps_caps *pubsub_caps(const struct pubsub *ps)
+{
+    return ps->scope ? &ps->pep_caps : &ps->caps; /* PEP's within pubsub_scope */
+}
 bool pubsub_auto_create(const struct pubsub *ps) { return ps->auto_create; }
 unsigned pubsub_node_count(const struct pubsub *ps) { return HASH_CNT(hh, ps->nodes); }
 unsigned pubsub_node_page_size(const struct pubsub *ps) { return ps->page_size; }

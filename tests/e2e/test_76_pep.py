@@ -62,7 +62,7 @@ async def pep_client(srv, user, resource="r", interests=(), presence=True, publi
     for p in plugins:
         c.xmpp.register_plugin(p)
     for ns in interests:
-        c.xmpp.plugin["xep_0030"].add_feature("%s+notify" % ns)
+        c.xmpp.plugin["xep_0163"].add_interest(ns)
     await asyncio.wait_for(c.xmpp["xep_0115"].update_caps(broadcast=False), 10)
     if presence:
         await send_presence(c)
@@ -303,6 +303,18 @@ def test_omemo_devicelist_open_to_non_contacts(herald):
         resp = await dave.iq("<query xmlns='%s'/>" % NS_DISCO_ITEMS, to="alice@localhost")
         nodes = [(i.get("jid"), i.get("node")) for i in resp.xml.iter(q(NS_DISCO_ITEMS, "item"))]
         assert nodes == [("alice@localhost", NS_DEVICELIST)], show(resp.xml)
+        # disco#info on a node: its identity and meta-data (XEP-0060 §5.4),
+        # only where the requester may read.
+        resp = await dave.iq("<query xmlns='%s' node='%s'/>" % (NS_DISCO_INFO, NS_DEVICELIST),
+                             to="alice@localhost")
+        ids = [(i.get("category"), i.get("type")) for i in resp.xml.iter(q(NS_DISCO_INFO,
+                                                                             "identity"))]
+        assert ids == [("pubsub", "leaf")] and resp.xml.get("from") == "alice@localhost", \
+            show(resp.xml)
+        assert "pubsub#meta-data" in ET.tostring(resp.xml, encoding="unicode"), show(resp.xml)
+        resp = await dave.iq("<query xmlns='%s' node='%s'/>" % (NS_DISCO_INFO, NS_NICK),
+                             to="alice@localhost")
+        assert error_condition(resp.xml) == "item-not-found", show(resp.xml)
         # disco#info on the account: the pep identity (XEP-0163 §6.1).
         resp = await dave.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to="alice@localhost")
         ids = [(i.get("category"), i.get("type")) for i in resp.xml.iter(q(NS_DISCO_INFO,
