@@ -61,6 +61,10 @@ void config_defaults(struct config *c)
     c->pubsub_max_nodes = 1000;
     c->pubsub_page_size = 100;
     c->pubsub_max_offline = 1000;
+    c->pep_max_nodes = 100; /* [pep] */
+    c->pep_max_items = 1000;
+    c->pep_caps_cache_size = 10000;
+    c->pep_caps_max_queries = 256;
     c->max_offline = 100;
     c->max_private_bytes = 64 * 1024;
     c->max_private_elements = 100;
@@ -162,6 +166,10 @@ static const struct option options[] = {
     OPT("im", "max_private_account_bytes", K_SIZE, max_private_account_bytes, 0, 1ull << 30),
     OPT("im", "max_vcard_bytes", K_SIZE, max_vcard_bytes, 64, 64ull << 20),
     OPT("im", "max_blocklist_items", K_UINT, max_blocklist_items, 1, 100000),
+    OPT("pep", "max_nodes_per_account", K_UINT, pep_max_nodes, 0, 100000),
+    OPT("pep", "max_items_per_node", K_U32, pep_max_items, 1, 1000000),
+    OPT("pep", "caps_cache_size", K_UINT, pep_caps_cache_size, 1, 10000000),
+    OPT("pep", "caps_max_queries", K_UINT, pep_caps_max_queries, 1, 100000),
     OPT("mam", "enabled", K_BOOL, mam_enabled, 0, 0),
     OPT("mam", "default", K_STR, mam_default, 0, 0),
     OPT("mam", "max_age", K_UINT, mam_max_age, 0, 86400u * 36500),

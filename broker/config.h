@@ -69,6 +69,11 @@ struct config {
     size_t max_private_account_bytes; /* XEP-0049: all of one account's elements */
     size_t max_vcard_bytes;           /* XEP-0054: one account's vCard, serialized */
     unsigned max_blocklist_items; /* XEP-0191: JIDs on one account's block list */
+    /* [pep] XEP-0163 on accounts, XEP-0115 caps (docs/pubsub.md "PEP") */
+    unsigned pep_max_nodes;      /* PEP nodes per account; 0: no quota */
+    uint32_t pep_max_items;      /* cap on a PEP node's pubsub#max_items */
+    unsigned pep_caps_cache_size; /* verified caps vers remembered (LRU) */
+    unsigned pep_caps_max_queries; /* outstanding caps disco#info queries */
     /* [mam] message archives (docs/mam.md) */
     bool mam_enabled;
     char *mam_default;           /* always, never or roster: for accounts without preferences */

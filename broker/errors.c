@@ -62,6 +62,9 @@ static const struct herald_error rows[HERALD_E_COUNT_] = {
      * resources (RFC 6120 §8.3.3.12 vs §8.3.3.18); retrying does not help
      * until the account frees some (cancel), so HTTP 403 rather than 429. */
     ROW(HERALD_EQUOTA, "the account's quota is reached", "policy-violation", "cancel", 0, 403),
+    /* XEP-0060 §6.1.3.3, §6.5.9.5 */
+    ROW(HERALD_ENOT_IN_ROSTER_GROUP, "the node is for the owner's allowed roster groups",
+        "not-authorized", "auth", "not-in-roster-group", 403),
 };
 
 const struct herald_error *herald_error(int err)

@@ -53,7 +53,8 @@ enum {
     HERALD_EUNSUPPORTED_ACCESS = -34,   /* not-acceptable + unsupported-access-model */
     HERALD_EBADREQUEST_IQ = -35,        /* unexpected-request (wrong state) */
     HERALD_EQUOTA = -36,                /* an account's quota (pubsub.max_nodes_per_account) */
-    HERALD_E_COUNT_ = 37
+    HERALD_ENOT_IN_ROSTER_GROUP = -37,  /* roster model: not in an allowed group */
+    HERALD_E_COUNT_ = 38
 };
 
 struct herald_error {

@@ -23,6 +23,7 @@ struct batch;
 struct session;
 struct sm_orphan;
 struct block_owner;
+struct pep;
 
 struct herald_stats {
     uint64_t connections_accepted;
@@ -88,6 +89,7 @@ struct herald {
     bool sm_acks_scheduled;
     struct sm_orphan *sm_orphans; /* unacknowledged stanzas of ended sessions */
     struct block_owner *blockers; /* uthash: accounts with a non-empty block list (blocking.c) */
+    struct pep *pep;             /* PEP and the XEP-0115 caps cache (pep.c, caps.c) */
 
     char rbuf[65536];            /* shared read buffer: reads are handled synchronously */
     bool shutting_down;

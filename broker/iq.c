@@ -11,6 +11,7 @@
 #include "herald.h"
 #include "im.h"
 #include "jid.h"
+#include "pep.h"
 #include "router.h"
 #include "session.h"
 #include "xml.h"
@@ -47,6 +48,9 @@ static const struct iq_row table[] = {
     /* XEP-0313: the archive is the account's (advertised on its bare JID) */
     {NS_MAM, "query", IQ_GET | IQ_SET, mam_query_iq, NULL},
     {NS_MAM, "prefs", IQ_GET | IQ_SET, mam_prefs_iq, NULL},
+    /* XEP-0163: pubsub with no 'to' is one's own PEP service (pep.c) */
+    {NS_PUBSUB_PEP, "pubsub", IQ_GET | IQ_SET, pep_handle_iq, NULL},
+    {NS_PUBSUB_PEP_OWNER, "pubsub", IQ_GET | IQ_SET, pep_handle_iq, NULL},
 };
 #define NROWS (sizeof(table) / sizeof(table[0]))
 
@@ -137,6 +141,8 @@ static void on_disco_info(struct session *from, struct xnode *iq, struct xnode *
             xml_set_attr(a, id, "type", "registered") ||
             add_features(a, q, from->h->cfg->mam_enabled ? account_mam_features : account_features))
             return;
+        if (pep_disco_info_add(from->h, a, q) != 0) /* XEP-0163 §6.1 */
+            return;
     } else if (xml_set_attr(a, id, "category", "server") || xml_set_attr(a, id, "type", "im") ||
                xml_set_attr(a, id, "name", "Herald") || add_features(a, q, iq_features())) {
         return;
@@ -171,6 +177,8 @@ static void on_disco_items(struct session *from, struct xnode *iq, struct xnode 
         if (it == NULL || xml_set_attr(a, it, "jid", ps) ||
             xml_set_attr(a, it, "name", "Publish-Subscribe service"))
             return;
+    } else if (pep_disco_items_add(from->h, from->bare, from->full, a, q) != 0) { /* XEP-0163 */
+        return;
     }
     reply(from, iq, a, q);
 }
@@ -191,8 +199,10 @@ void iq_dispatch(struct session *from, struct xnode *iq, struct arena *a)
 {
     const char *type = xml_attr(iq, "type");
     unsigned t = strcmp(type, "get") == 0 ? IQ_GET : strcmp(type, "set") == 0 ? IQ_SET : 0;
-    if (t == 0)
+    if (t == 0) {
+        pep_iq_answer(from, iq); /* maybe a XEP-0115 disco#info answer (caps.c) */
         return; /* results and errors addressed to the server need no answer */
+    }
     /* RFC 6120 §8.2.3: a get or set has exactly one payload child. */
     struct xnode *child = xml_first_elem(iq);
     if (child == NULL || xml_next_elem(child) != NULL) {

@@ -18,6 +18,7 @@
 #include "jid.h"
 #include "log.h"
 #include "outq.h"
+#include "pep.h"
 #include "pubsub_xmpp.h"
 #include "router.h"
 #include "session.h"
@@ -550,6 +551,7 @@ static void available(struct session *s, struct xnode *st, struct arena *a)
         deliver_offline(s);
         durable_available(s); /* herald#durable: items after each cursor */
     }
+    pep_presence(s, st); /* XEP-0115 caps, XEP-0163 §4.3.2 last items (pep.c) */
 }
 
 static void forget_directed(struct session *s)
@@ -574,6 +576,7 @@ static void unavailable(struct session *s, struct chunk *tail)
 
 void presence_session_gone(struct session *s)
 {
+    pep_session_gone(s); /* its XEP-0115 caps (pep.c) */
     /* At shutdown every local session goes at once: nobody is left to tell. */
     if (s->available && s->full && !s->h->shutting_down) {
         /* §4.5.4 (broken connection) and logout: the server says unavailable. */

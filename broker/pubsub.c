@@ -35,6 +35,25 @@
 #define MAX_SINKS 8
 #define CFG_RECORD_MAX 1024
 
+/* PEP node keys (docs/pubsub.md "PEP"): PEP_MARK, the owner's bare JID,
+ * PEP_MARK, the node name. Node names are XML text, and U+0001 is no XML
+ * 1.0 Char (check_node_name refuses it), so no name of pubsub.<domain>
+ * starts with it and its stored records stay as they were. */
+#define PEP_MARK '\x01'
+#define PEP_KEY_MAX (JID_MAX + PS_NODE_NAME_MAX + 3)
+
+static int pep_key(const char *service, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%c%s%c%s", PEP_MARK, service, PEP_MARK, name);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* The key counting an account's PEP nodes in the owned hash. */
+static void pep_owned_key(const char *service, char *out, size_t cap)
+{
+    snprintf(out, cap, "%c%s", PEP_MARK, service);
+}
+
 struct ps_sub {
     struct ps_sub *next;
     char *jid;          /* as subscribed: bare or full */
@@ -59,7 +78,9 @@ struct ps_aff_rec {
 };
 
 struct ps_node {
-    char *name;
+    char *key;             /* hash and storage key: the name, or PEP_MARK service PEP_MARK name */
+    char *name;            /* the name within its service (points into key) */
+    char *service;         /* PEP: the owner's bare JID; NULL: pubsub.<domain> */
     uint64_t id;
     uint64_t created;
     uint64_t next_seq;
@@ -92,6 +113,11 @@ struct pubsub {
     uint64_t last_stamp;        /* publish times never go backwards (item_expire) */
     struct sink sinks[MAX_SINKS];
     unsigned nsinks;
+    /* PEP (XEP-0163): the service of the calls being made (NULL:
+     * pubsub.<domain>) and its bounds; see pubsub_scope. */
+    const char *scope;
+    unsigned pep_max_nodes;
+    struct ps_caps pep_caps;
     struct ps_node *dead;       /* the deleted node of the event being emitted */
     struct ps_why why;
 };
@@ -169,10 +195,27 @@ static void clear_why(struct pubsub *ps)
 }
 
 const struct ps_why *pubsub_why(const struct pubsub *ps) { return &ps->why; }
-const struct ps_caps *pubsub_caps(const struct pubsub *ps) { return &ps->caps; }
+const struct ps_caps *pubsub_caps(const struct pubsub *ps)
+{
+    return ps->scope ? &ps->pep_caps : &ps->caps; /* PEP's within pubsub_scope */
+}
 bool pubsub_auto_create(const struct pubsub *ps) { return ps->auto_create; }
 unsigned pubsub_node_count(const struct pubsub *ps) { return HASH_CNT(hh, ps->nodes); }
 unsigned pubsub_node_page_size(const struct pubsub *ps) { return ps->page_size; }
+
+/* PEP: the caps of the service being addressed, and whether a node
+ * belongs to it. */
+static const struct ps_caps *caps_for(const struct pubsub *ps)
+{
+    return ps->scope ? &ps->pep_caps : &ps->caps;
+}
+
+static bool in_scope(const struct pubsub *ps, const struct ps_node *n)
+{
+    if (ps->scope == NULL || n->service == NULL)
+        return ps->scope == n->service;
+    return strcmp(ps->scope, n->service) == 0;
+}
 
 /* ---- the index ---- */
 
@@ -193,7 +236,8 @@ static void free_node(struct ps_node *n)
         free(a->jid);
         free(a);
     }
-    free(n->name);
+    free(n->key);
+    free(n->service);
     free(n);
 }
 
@@ -241,6 +285,12 @@ static void owned_add(struct pubsub *ps, const char *bare, int delta)
 
 static void owners_add(struct pubsub *ps, const struct ps_node *n, int delta)
 {
+    if (n->service != NULL) { /* PEP nodes count against [pep] max_nodes_per_account */
+        char key[JID_MAX + 2];
+        pep_owned_key(n->service, key, sizeof(key));
+        owned_add(ps, key, delta);
+        return;
+    }
     const struct ps_aff_rec *r, *tmp;
     HASH_ITER(hh, n->affs, r, tmp) {
         if (r->aff == AFF_OWNER)
@@ -266,7 +316,10 @@ static void free_all_nodes(struct pubsub *ps)
 static struct ps_node *find_node(struct pubsub *ps, const char *name)
 {
     struct ps_node *n = NULL;
-    if (name)
+    char key[PEP_KEY_MAX];
+    if (name && ps->scope && pep_key(ps->scope, name, key, sizeof(key)) == 0)
+        HASH_FIND_STR(ps->nodes, key, n);
+    else if (name && ps->scope == NULL)
         HASH_FIND_STR(ps->nodes, name, n);
     return n;
 }
@@ -351,13 +404,24 @@ static void sub_unlink_free(struct ps_node *n, struct ps_sub *victim)
     }
 }
 
-static struct ps_node *node_new(const char *name, uint64_t id, uint64_t created,
+/* key is the node's stored name: a PEP node's carries its service. */
+static struct ps_node *node_new(const char *key, uint64_t id, uint64_t created,
                                 const struct ps_config *cfg)
 {
     struct ps_node *n = calloc(1, sizeof(*n));
-    if (n == NULL || (n->name = strdup(name)) == NULL) {
+    if (n == NULL || (n->key = strdup(key)) == NULL) {
         free(n);
         return NULL;
+    }
+    n->name = n->key;
+    const char *end = key[0] == PEP_MARK ? strchr(key + 1, PEP_MARK) : NULL;
+    if (end != NULL) {
+        n->name = n->key + (end - key) + 1;
+        if ((n->service = strndup(key + 1, (size_t)(end - key - 1))) == NULL) {
+            free(n->key);
+            free(n);
+            return NULL;
+        }
     }
     n->id = id;
     n->created = created;
@@ -367,7 +431,7 @@ static struct ps_node *node_new(const char *name, uint64_t id, uint64_t created,
 
 static void node_link(struct pubsub *ps, struct ps_node *n)
 {
-    HASH_ADD_KEYPTR(hh, ps->nodes, n->name, strlen(n->name), n);
+    HASH_ADD_KEYPTR(hh, ps->nodes, n->key, strlen(n->key), n);
     HASH_ADD(hh_id, ps->by_id, id, sizeof(n->id), n);
 }
 
@@ -469,6 +533,9 @@ int pubsub_open(const struct pubsub_opts *o, struct pubsub **out)
     ps->hooks = o->hooks;
     ps->max_nodes = o->max_nodes_per_account;
     ps->page_size = o->node_page_size ? o->node_page_size : 100;
+    ps->pep_max_nodes = o->pep_max_nodes_per_account;
+    ps->pep_caps.max_items = o->pep_max_items ? o->pep_max_items : o->caps.max_items;
+    ps->pep_caps.max_payload_size = o->caps.max_payload_size;
     int rc = load(ps);
     if (rc == 0 && batch_on_rollback(ps->batch, reload, ps) != 0)
         rc = HERALD_ENOMEM;
@@ -539,7 +606,8 @@ static void emit(struct pubsub *ps, const struct ps_event *ev, struct ps_node *d
         return;
     }
     size_t extra = slen(ev->node) + slen(ev->item_id) + slen(ev->publisher) + slen(ev->redirect) +
-                   slen(ev->to) + slen(ev->jid) + slen(ev->subid) + ev->payload_len + 1;
+                   slen(ev->to) + slen(ev->jid) + slen(ev->subid) + slen(ev->service) +
+                   ev->payload_len + 1;
     struct queued *q = malloc(sizeof(*q) + extra);
     if (q == NULL) {
         log_error("pubsub", "out of memory: an event of node '%s' is not announced", ev->node);
@@ -557,6 +625,7 @@ static void emit(struct pubsub *ps, const struct ps_event *ev, struct ps_node *d
     q->ev.to = scopy(&p, ev->to);
     q->ev.jid = scopy(&p, ev->jid);
     q->ev.subid = scopy(&p, ev->subid);
+    q->ev.service = scopy(&p, ev->service);
     if (ev->payload_len)
         memcpy(p, ev->payload, ev->payload_len);
     p[ev->payload_len] = '\0';
@@ -570,6 +639,7 @@ static struct ps_event node_event(const struct ps_node *n, enum ps_event_kind ki
     memset(&ev, 0, sizeof(ev));
     ev.kind = kind;
     ev.node = n->name;
+    ev.service = n->service;
     ev.node_id = n->id;
     ev.config = n->cfg;
     return ev;
@@ -610,18 +680,51 @@ static void recipients_of(const struct ps_node *n, const char *via, ps_recipient
     }
 }
 
+/* XEP-0163 §4.3: the implicit recipients of a PEP node (pubsub_hooks),
+ * leaving out those an explicit subscription already reached. */
+struct implicit {
+    const struct ps_node *n;
+    ps_recipient_fn *fn;
+    void *ud;
+};
+
+static void implicit_one(void *ud, const char *jid, const char *const *subids, size_t nsubids,
+                         const char *via)
+{
+    struct implicit *c = ud;
+    size_t bl = strcspn(jid, "/");
+    for (const struct ps_sub *s = c->n->subs; s; s = s->next) {
+        if (wants(s) && (strcmp(s->jid, jid) == 0 ||
+                         (strlen(s->jid) == bl && strncmp(s->jid, jid, bl) == 0)))
+            return;
+    }
+    c->fn(c->ud, jid, subids, nsubids, via);
+}
+
+static void implicit_recipients(struct pubsub *ps, const struct ps_node *n, ps_recipient_fn *fn,
+                                void *ud)
+{
+    if (n->service == NULL || ps->hooks.pep_recipients == NULL)
+        return;
+    struct implicit c = {n, fn, ud};
+    ps->hooks.pep_recipients(ps->hooks.ud, n->service, n->name, implicit_one, &c);
+}
+
 void pubsub_event_recipients(struct pubsub *ps, const struct ps_event *ev, ps_recipient_fn *fn,
                              void *ud)
 {
     if (ev->kind == PS_EV_DELETED) {
         if (ps->dead)
             recipients_of(ps->dead, NULL, fn, ud);
+        if (ps->dead)
+            implicit_recipients(ps, ps->dead, fn, ud);
         return;
     }
     struct ps_node *n = node_by_id(ps, ev->node_id);
     if (n == NULL)
         return; /* deleted later in the same turn */
     recipients_of(n, NULL, fn, ud);
+    implicit_recipients(ps, n, fn, ud); /* PEP (XEP-0163 §4.3); PEP nodes have no collection */
     for (int depth = 0; depth < 10 && n->cfg.collection[0]; depth++) {
         n = find_node(ps, n->cfg.collection);
         if (n == NULL)
@@ -668,6 +771,23 @@ static bool sees_owner_presence(struct pubsub *ps, const struct ps_node *n, cons
     return false;
 }
 
+/* The roster access model (§4.5): who is in one of the node's
+ * pubsub#roster_groups_allowed in an owner's roster. */
+static bool in_allowed_groups(struct pubsub *ps, const struct ps_node *n, const char *who)
+{
+    char bare[JID_MAX + 1];
+    bare_of(who, bare, sizeof(bare));
+    if (ps->hooks.in_roster_groups == NULL || n->cfg.roster_groups[0] == '\0')
+        return false;
+    struct ps_aff_rec *r, *tmp;
+    HASH_ITER(hh, n->affs, r, tmp) {
+        if (r->aff == AFF_OWNER &&
+            ps->hooks.in_roster_groups(ps->hooks.ud, r->jid, bare, n->cfg.roster_groups))
+            return true;
+    }
+    return false;
+}
+
 static bool has_subscription(const struct ps_node *n, const char *who)
 {
     char bare[JID_MAX + 1];
@@ -709,6 +829,9 @@ static int can_read(struct pubsub *ps, const struct ps_node *n, const char *who)
         return has_subscription(n, who) ? 0 : fail(ps, HERALD_ENOT_SUBSCRIBED_READ, NULL, NULL);
     case PS_ACCESS_PRESENCE:
         return sees_owner_presence(ps, n, who) ? 0 : fail(ps, HERALD_EPRESENCE_REQUIRED, NULL, NULL);
+    case PS_ACCESS_ROSTER: /* §6.5.9.5 */
+        return in_allowed_groups(ps, n, who) ? 0
+                                             : fail(ps, HERALD_ENOT_IN_ROSTER_GROUP, NULL, NULL);
     default: return fail(ps, HERALD_EUNSUPPORTED, "access-roster", NULL);
     }
 }
@@ -857,7 +980,7 @@ static int write_node(struct store_txn *t, const struct ps_node *n, const struct
     if (len == 0)
         return HERALD_EIO;
     struct store_node sn = {n->id, n->created, n->next_seq, n->item_count, rec, len};
-    return store_node_put(t, n->name, &sn);
+    return store_node_put(t, n->key, &sn);
 }
 
 /* Writes s with the given state, options and cursor (the change may yet
@@ -913,6 +1036,7 @@ static void fill_info(const struct ps_node *n, const char *who, struct ps_node_i
 {
     memset(out, 0, sizeof(*out));
     out->name = n->name;
+    out->service = n->service;
     out->id = n->id;
     out->created = n->created;
     out->item_count = n->item_count;
@@ -968,6 +1092,8 @@ static void lister_init(struct lister *l, const char *who, const char *parent)
 /* visible() for the lister, within its collection if it names one. */
 static bool listed(const struct ps_node *n, const struct lister *l)
 {
+    if (n->service != NULL)
+        return false; /* a PEP node: listed on its owner's JID only */
     if (l->parent && strcmp(n->cfg.collection, l->parent) != 0)
         return false;
     struct ps_aff_rec *a = NULL;
@@ -1170,7 +1296,7 @@ int pubsub_subscriptions_own(struct pubsub *ps, const char *who, const char *nod
         return rc;
     struct ps_node *n, *tmp;
     HASH_ITER(hh, ps->nodes, n, tmp) {
-        if (only && n != only)
+        if ((only && n != only) || !in_scope(ps, n))
             continue;
         for (const struct ps_sub *s = n->subs; s; s = s->next) {
             struct ps_subscription v = sub_view(n, s);
@@ -1259,7 +1385,7 @@ int pubsub_affiliations_own(struct pubsub *ps, const char *who, const char *node
         return rc;
     struct ps_node *n, *tmp;
     HASH_ITER(hh, ps->nodes, n, tmp) {
-        if (only && n != only)
+        if ((only && n != only) || !in_scope(ps, n))
             continue;
         uint8_t aff = affiliation(n, who);
         if (aff != AFF_NONE && (rc = fn(ud, n->name, NULL, aff)) != 0)
@@ -1306,7 +1432,7 @@ int pubsub_pending_nodes(struct pubsub *ps, const char *who, ps_name_fn *fn, voi
     clear_why(ps);
     struct ps_node *n, *tmp;
     HASH_ITER(hh, ps->nodes, n, tmp) {
-        if (affiliation(n, who) != AFF_OWNER)
+        if (affiliation(n, who) != AFF_OWNER || !in_scope(ps, n))
             continue;
         const struct ps_sub *s = n->subs;
         while (s && s->state != SUB_PENDING)
@@ -1319,12 +1445,64 @@ int pubsub_pending_nodes(struct pubsub *ps, const char *who, ps_name_fn *fn, voi
 
 /* ---- owner use cases (§8) ---- */
 
+/* PEP offers the roster access model (XEP-0060 §4.5), which the table of
+ * pubsub_config.c does not (pubsub.<domain> refuses it): on a PEP node the
+ * field access_model = roster is taken out of the fields and applied here. */
+static bool roster_field(const struct pubsub *ps, const struct ps_field *f)
+{
+    return ps->scope && f->var && strcmp(f->var, "pubsub#access_model") == 0 &&
+           f->nvalues == 1 && f->values[0] && strcmp(f->values[0], "roster") == 0;
+}
+
+/* Copies f without the roster field into out (n entries); how many. */
+static size_t without_roster(const struct pubsub *ps, const struct ps_field *f, size_t n,
+                             struct ps_field *out, bool *roster)
+{
+    size_t k = 0;
+    *roster = false;
+    for (size_t i = 0; i < n; i++) {
+        if (roster_field(ps, &f[i]))
+            *roster = true;
+        else
+            out[k++] = f[i];
+    }
+    return k;
+}
+
 static int apply_config(struct pubsub *ps, struct ps_config *cfg, const struct ps_field *f,
                         size_t n, bool at_create)
 {
     struct ps_why why = {NULL, ""};
-    int rc = ps_config_apply(cfg, &ps->caps, f, n, at_create, &why);
-    return rc ? fail(ps, rc, why.feature, why.text) : 0;
+    struct ps_field *rest = n ? malloc(n * sizeof(*rest)) : NULL;
+    bool roster = false;
+    if (n && rest == NULL)
+        return fail(ps, HERALD_ENOMEM, NULL, NULL);
+    size_t k = n ? without_roster(ps, f, n, rest, &roster) : 0;
+    struct ps_config tmp = *cfg;
+    int rc = ps_config_apply(&tmp, caps_for(ps), rest, k, at_create, &why);
+    free(rest);
+    if (rc != 0)
+        return fail(ps, rc, why.feature, why.text);
+    if (roster)
+        tmp.access_model = PS_ACCESS_ROSTER;
+    *cfg = tmp;
+    return 0;
+}
+
+/* Publish-options preconditions (§7.1.5), with PEP's roster model. */
+static int config_matches(struct pubsub *ps, const struct ps_config *cfg, const struct ps_field *f,
+                          size_t n)
+{
+    struct ps_field *rest = malloc(n * sizeof(*rest));
+    bool roster = false;
+    if (rest == NULL)
+        return fail(ps, HERALD_ENOMEM, NULL, NULL);
+    size_t k = without_roster(ps, f, n, rest, &roster);
+    int rc = ps_config_matches(cfg, caps_for(ps), rest, k);
+    free(rest);
+    if (rc == 0 && roster && cfg->access_model != PS_ACCESS_ROSTER)
+        rc = HERALD_EPRECONDITION;
+    return rc ? fail(ps, rc, NULL, NULL) : 0;
 }
 
 /* A node name is XML text in every disco#items answer and notification
@@ -1342,6 +1520,46 @@ static int check_node_name(struct pubsub *ps, const char *name)
     return 0;
 }
 
+/* XEP-0163 §4.3: only the account creates nodes on its JID (here, or
+ * by publishing), with PEP's defaults (§8: presence access, the last item
+ * kept and sent on presence), within [pep] max_nodes_per_account. key
+ * gets the node's stored name. */
+static int pep_create_check(struct pubsub *ps, const char *who, const char *name,
+                            struct ps_config *cfg, char *key, size_t cap)
+{
+    char owner[JID_MAX + 1], counted[JID_MAX + 2];
+    bare_of(who, owner, sizeof(owner));
+    if (strcmp(owner, ps->scope) != 0)
+        return fail(ps, HERALD_EFORBIDDEN, NULL, "only the account may create its PEP nodes");
+    pep_owned_key(ps->scope, counted, sizeof(counted));
+    if (ps->pep_max_nodes && owned_count(ps, counted) >= ps->pep_max_nodes) {
+        static struct log_limit lim;
+        log_limited(&lim, LOG_WARN, "pubsub",
+                    "%s has %u PEP nodes (pep.max_nodes_per_account): creation refused", owner,
+                    owned_count(ps, counted));
+        return fail(ps, HERALD_EQUOTA, NULL,
+                    "the account has as many PEP nodes as pep.max_nodes_per_account allows");
+    }
+    /* A stored key holds 511 bytes (docs/storage-layout.md). */
+    if (pep_key(ps->scope, name, key, cap) != 0 || strlen(key) > 511)
+        return fail(ps, HERALD_ENOTACCEPTABLE, NULL,
+                    "the account's JID and the node name are too long for a PEP node");
+    cfg->access_model = PS_ACCESS_PRESENCE;
+    cfg->max_items = 1;
+    cfg->persist_items = true;
+    cfg->send_last = PS_SEND_ON_SUB_AND_PRESENCE;
+    return 0;
+}
+
+/* PEP nodes are leaves outside any collection: the collection walk of
+ * the notifications is pubsub.<domain>'s alone. */
+static int pep_config_check(struct pubsub *ps, const struct ps_config *cfg)
+{
+    if (ps->scope && (cfg->node_type != PS_LEAF || cfg->collection[0] != '\0'))
+        return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "PEP nodes are leaves outside collections");
+    return 0;
+}
+
 int pubsub_create(struct pubsub *ps, const char *who, const char *name,
                   const struct ps_field *cfgf, size_t ncfg, char *name_out)
 {
@@ -1349,7 +1567,7 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
     int rc;
     struct ps_config cfg;
     clear_why(ps);
-    ps_config_defaults(&cfg, &ps->caps);
+    ps_config_defaults(&cfg, caps_for(ps));
     if (name == NULL) {
         /* §8.1.2: instant node, a unique name chosen by the service. */
         random_hex(instant, 12);
@@ -1359,12 +1577,16 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
         return rc;
     if (find_node(ps, name) != NULL)
         return fail(ps, HERALD_EEXIST, NULL, "a node of that name exists"); /* §8.1.1 */
+    char key[PEP_KEY_MAX];
+    if (ps->scope && (rc = pep_create_check(ps, who, name, &cfg, key, sizeof(key))) != 0)
+        return rc;
     if ((rc = apply_config(ps, &cfg, cfgf, ncfg, true)) != 0 ||
-        (rc = check_collection(ps, who, name, &cfg, "")) != 0)
+        (rc = check_collection(ps, who, name, &cfg, "")) != 0 ||
+        (rc = pep_config_check(ps, &cfg)) != 0)
         return rc;
     char owner[JID_MAX + 1];
     bare_of(who, owner, sizeof(owner));
-    if (ps->max_nodes && owned_count(ps, owner) >= ps->max_nodes) {
+    if (ps->scope == NULL && ps->max_nodes && owned_count(ps, owner) >= ps->max_nodes) {
         static struct log_limit lim;
         log_limited(&lim, LOG_WARN, "pubsub",
                     "%s owns %u nodes (pubsub.max_nodes_per_account): creation refused", owner,
@@ -1372,7 +1594,7 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
         return fail(ps, HERALD_EQUOTA, NULL,
                     "the account owns as many nodes as pubsub.max_nodes_per_account allows");
     }
-    struct ps_node *n = node_new(name, 0, now_ms(), &cfg);
+    struct ps_node *n = node_new(ps->scope ? key : name, 0, now_ms(), &cfg);
     if (n == NULL || mem_set_aff(n, owner, AFF_OWNER) != 0) {
         free_node(n);
         return fail(ps, HERALD_ENOMEM, NULL, NULL);
@@ -1390,7 +1612,7 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
         return rc;
     }
     node_link(ps, n);
-    owned_add(ps, owner, 1);
+    owners_add(ps, n, 1);
     memcpy(name_out, n->name, strlen(n->name) + 1);
     log_info("pubsub", "%s created node '%s'", owner, n->name);
     return 0;
@@ -1406,7 +1628,8 @@ int pubsub_configure(struct pubsub *ps, const char *who, const char *node,
         return rc;
     struct ps_config cfg = n->cfg;
     if ((rc = apply_config(ps, &cfg, cfgf, ncfg, false)) != 0 ||
-        (rc = check_collection(ps, who, n->name, &cfg, n->cfg.collection)) != 0)
+        (rc = check_collection(ps, who, n->name, &cfg, n->cfg.collection)) != 0 ||
+        (rc = pep_config_check(ps, &cfg)) != 0)
         return rc;
     /* A new access model holds for existing subscriptions too, in the
      * same operation: nobody it refuses gets the next item. */
@@ -1423,11 +1646,11 @@ int pubsub_configure(struct pubsub *ps, const char *who, const char *node,
     uint8_t cb[CFG_RECORD_MAX];
     to_store_node(n, &sn, cb, sizeof(cb));
     sn.config_len = ps_config_encode(&cfg, cb, sizeof(cb));
-    rc = sn.config_len ? store_node_put(t, n->name, &sn) : HERALD_EIO;
+    rc = sn.config_len ? store_node_put(t, n->key, &sn) : HERALD_EIO;
     /* A smaller max_items holds at once: trim in the same operation. */
-    uint32_t keep = ps_config_keep(&cfg, &ps->caps);
+    uint32_t keep = ps_config_keep(&cfg, caps_for(ps));
     if (rc == 0 && sn.item_count > keep)
-        rc = store_items_trim(t, n->name, &sn, keep, NULL);
+        rc = store_items_trim(t, n->key, &sn, keep, NULL);
     if (rc == 0)
         rc = revoke_write(t, n);
     if ((rc = op_end(ps, t, rc)) != 0) {
@@ -1438,6 +1661,7 @@ int pubsub_configure(struct pubsub *ps, const char *who, const char *node,
     n->cfg = cfg;
     n->item_count = sn.item_count;
     emit(ps, &(struct ps_event){.kind = PS_EV_CONFIGURED, .node = n->name, .node_id = n->id,
+                                .service = n->service,
                                 .config = n->cfg},
          NULL);
     return 0;
@@ -1453,7 +1677,7 @@ int pubsub_delete(struct pubsub *ps, const char *who, const char *node, const ch
     struct store_txn *t = op_begin_freeing(ps, &rc);
     if (t == NULL)
         return rc;
-    rc = store_node_del(t, n->name, n->id);
+    rc = store_node_del(t, n->key, n->id);
     /* Children of a deleted collection stay, outside any collection. */
     struct ps_node *c, *ctmp;
     HASH_ITER(hh, ps->nodes, c, ctmp) {
@@ -1493,7 +1717,7 @@ int pubsub_purge(struct pubsub *ps, const char *who, const char *node)
     uint8_t cb[CFG_RECORD_MAX];
     struct store_node sn;
     to_store_node(n, &sn, cb, sizeof(cb));
-    if ((rc = op_end(ps, t, store_items_purge(t, n->name, &sn))) != 0)
+    if ((rc = op_end(ps, t, store_items_purge(t, n->key, &sn))) != 0)
         return rc;
     n->item_count = 0;
     struct ps_event ev = node_event(n, PS_EV_PURGED);
@@ -1517,7 +1741,7 @@ void pubsub_expire(struct pubsub *ps)
         uint8_t cb[CFG_RECORD_MAX];
         unsigned gone = 0;
         to_store_node(n, &sn, cb, sizeof(cb));
-        if ((rc = op_end(ps, t, store_items_expire(t, n->name, &sn, cutoff, &gone))) != 0) {
+        if ((rc = op_end(ps, t, store_items_expire(t, n->key, &sn, cutoff, &gone))) != 0) {
             log_error("pubsub", "node '%s': expiring items failed: %s", n->name,
                       herald_strerror(rc));
             continue;
@@ -1541,7 +1765,7 @@ static int publish_check(struct pubsub *ps, const char *who, const char *node,
         return fail(ps, HERALD_ENODEID_REQUIRED, NULL, NULL);
     struct ps_node *n = find_node(ps, node);
     if (n == NULL)
-        return ps->auto_create ? check_node_name(ps, node)
+        return ps->auto_create || ps->scope ? check_node_name(ps, node) /* XEP-0163 §4.3 */
                                : fail(ps, HERALD_ENOTFOUND, NULL, "no such node"); /* §7.1.3.3 */
     if (n->cfg.node_type == PS_COLLECTION)
         return fail(ps, HERALD_EUNSUPPORTED, "publish", "a collection node holds no items");
@@ -1575,8 +1799,8 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
             (rc = publish_check(ps, who, name, &n)) != 0)
             return rc;
     }
-    if (req->noptions && ps_config_matches(&n->cfg, &ps->caps, req->options, req->noptions) != 0)
-        return fail(ps, HERALD_EPRECONDITION, NULL, NULL); /* §7.1.5 */
+    if (req->noptions && (rc = config_matches(ps, &n->cfg, req->options, req->noptions)) != 0)
+        return rc; /* §7.1.5 */
     if (req->payload) {
         if (req->payload_len > n->cfg.max_payload_size)
             return fail(ps, HERALD_EPAYLOAD_TOO_BIG, NULL, NULL); /* §7.1.3.6 */
@@ -1611,7 +1835,8 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
     struct store_node sn;
     uint8_t cb[CFG_RECORD_MAX];
     to_store_node(n, &sn, cb, sizeof(cb));
-    rc = store_item_put(t, n->name, &sn, &it, ps_config_keep(&n->cfg, &ps->caps), NULL, &replaced);
+    rc = store_item_put(t, n->key, &sn, &it, ps_config_keep(&n->cfg, caps_for(ps)), NULL,
+                        &replaced);
     if ((rc = op_end(ps, t, rc)) != 0)
         return rc;
     n->next_seq = sn.next_seq;
@@ -1649,7 +1874,7 @@ int pubsub_retract(struct pubsub *ps, const char *who, const char *node, const c
     struct store_node sn;
     uint8_t cb[CFG_RECORD_MAX];
     to_store_node(n, &sn, cb, sizeof(cb));
-    rc = store_item_del(t, n->name, &sn, item_id, strlen(item_id));
+    rc = store_item_del(t, n->key, &sn, item_id, strlen(item_id));
     if (rc == HERALD_ENOTFOUND) {
         batch_op_end(ps->batch, t, rc);
         return fail(ps, rc, NULL, "no such item"); /* §7.2.3.5 */
@@ -1742,8 +1967,9 @@ int pubsub_subscribe(struct pubsub *ps, const char *who, const char *node, const
     if (!privileged && n->cfg.access_model == PS_ACCESS_PRESENCE &&
         !sees_owner_presence(ps, n, prepared)) /* §6.1.3.2 */
         return fail(ps, HERALD_EPRESENCE_REQUIRED, NULL, NULL);
-    if (n->cfg.access_model == PS_ACCESS_ROSTER)
-        return fail(ps, HERALD_EUNSUPPORTED, "access-roster", NULL);
+    if (!privileged && n->cfg.access_model == PS_ACCESS_ROSTER &&
+        !in_allowed_groups(ps, n, prepared)) /* §6.1.3.3 */
+        return fail(ps, HERALD_ENOT_IN_ROSTER_GROUP, NULL, NULL);
     struct ps_sub_opts o = {true, false};
     struct ps_why why = {NULL, ""};
     if ((rc = ps_sub_options_apply(&o, opts, nopts, &why)) != 0) /* §6.3.7 */
@@ -1774,7 +2000,7 @@ void pubsub_subscribed(struct pubsub *ps, const char *node, const char *jid)
     struct ps_node *n = find_node(ps, node);
     unsigned count;
     struct ps_sub *s = n ? find_sub(n, jid, NULL, &count) : NULL;
-    if (s && s->state == SUB_SUBSCRIBED && n->cfg.send_last == PS_SEND_ON_SUB)
+    if (s && s->state == SUB_SUBSCRIBED && n->cfg.send_last != PS_SEND_NEVER)
         emit_last_item(ps, n, s->jid);
 }
 
@@ -1963,6 +2189,9 @@ int pubsub_owner_set_affiliation(struct pubsub *ps, const char *who, const char 
             return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "a node keeps at least one owner");
     }
     uint8_t old = affiliation(n, bare);
+    /* XEP-0163: the account is its PEP nodes' one owner. */
+    if (n->service != NULL && (aff == AFF_OWNER || old == AFF_OWNER))
+        return fail(ps, HERALD_ENOTACCEPTABLE, NULL, "a PEP node has its account as its one owner");
     if (aff == AFF_OWNER && old != AFF_OWNER && ps->max_nodes &&
         owned_count(ps, bare) >= ps->max_nodes)
         return fail(ps, HERALD_EQUOTA, NULL,
@@ -2007,7 +2236,7 @@ int pubsub_owner_set_affiliation(struct pubsub *ps, const char *who, const char 
 bool pubsub_node_has_durable(struct pubsub *ps, uint64_t node_id)
 {
     struct ps_node *n = node_by_id(ps, node_id);
-    return n != NULL && n->ndurable > 0;
+    return n != NULL && n->ndurable > 0 && n->service == NULL;
 }
 
 bool pubsub_durable_cursor(struct pubsub *ps, uint64_t node_id, const char *jid, uint64_t *cursor)
@@ -2029,7 +2258,7 @@ void pubsub_durable_each(struct pubsub *ps, const char *full, const char *bare, 
     /* Only nodes with a durable subscription are looked into; a login of
      * an account that has none costs a walk over the nodes' counters. */
     for (struct ps_node *n = ps->nodes; n; n = n->hh.next) {
-        if (n->ndurable == 0)
+        if (n->ndurable == 0 || n->service != NULL) /* PEP nodes are not replayed */
             continue;
         for (struct ps_sub *s = n->subs; s; s = s->next)
             if (s->opts.durable && wants(s) &&
@@ -2061,4 +2290,36 @@ int pubsub_durable_advance(struct pubsub *ps, uint64_t node_id, const char *jid,
         if (s->opts.durable && s->cursor < seq && strcmp(s->jid, jid) == 0)
             s->cursor = seq;
     return 0;
+}
+
+/* ---- services (PEP, XEP-0163) ---- */
+
+void pubsub_scope(struct pubsub *ps, const char *service)
+{
+    ps->scope = service;
+}
+
+int pubsub_service_nodes(struct pubsub *ps, const char *service, const char *who, ps_node_fn *fn,
+                         void *ud)
+{
+    int rc;
+    struct ps_node *n, *tmp;
+    HASH_ITER(hh, ps->nodes, n, tmp) {
+        if (n->service == NULL || (service && strcmp(n->service, service) != 0) ||
+            !visible(n, who))
+            continue;
+        struct ps_node_info info;
+        fill_info(n, who, &info);
+        if ((rc = fn(ud, &info)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+void pubsub_last_item_to(struct pubsub *ps, const char *node, const char *to)
+{
+    struct ps_node *n = find_node(ps, node);
+    if (n != NULL && n->item_count > 0 && n->cfg.send_last == PS_SEND_ON_SUB_AND_PRESENCE &&
+        can_read(ps, n, to) == 0)
+        emit_last_item(ps, n, to);
 }

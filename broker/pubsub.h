@@ -49,6 +49,16 @@ enum ps_sub_state { SUB_NONE, SUB_SUBSCRIBED, SUB_PENDING };
  * model): does contact hold a presence subscription to owner? Both bare. */
 struct pubsub_hooks {
     bool (*presence_subscribed)(void *ud, const char *owner, const char *contact);
+    /* The roster access model (§4.5): is contact (bare) in one of groups
+     * ('\n'-separated) in owner's roster? NULL: never. */
+    bool (*in_roster_groups)(void *ud, const char *owner, const char *contact, const char *groups);
+    /* PEP (XEP-0163 §4.3): calls fn for every full JID that gets a PEP
+     * node's notifications without a subscription (service: the owner's
+     * bare JID, node: the name within it). NULL: none. */
+    void (*pep_recipients)(void *ud, const char *service, const char *node,
+                           void (*fn)(void *fud, const char *jid, const char *const *subids,
+                                      size_t nsubids, const char *via),
+                           void *fud);
     void *ud;
 };
 
@@ -60,6 +70,8 @@ struct pubsub_opts {
     struct pubsub_hooks hooks;
     unsigned max_nodes_per_account; /* owner affiliations per bare JID; 0: no quota */
     unsigned node_page_size;   /* nodes per page of a node list at most (0: 100) */
+    unsigned pep_max_nodes_per_account; /* PEP nodes per account; 0: no quota */
+    uint32_t pep_max_items;    /* cap on a PEP node's pubsub#max_items (0: caps.max_items) */
 };
 
 /* Loads the index from storage. *out is owned by the caller. */
@@ -80,6 +92,7 @@ unsigned pubsub_node_page_size(const struct pubsub *ps);
 
 struct ps_node_info {
     const char *name;
+    const char *service;       /* PEP: the owner's bare JID; NULL: pubsub.<domain> */
     uint64_t id;               /* never reused, even after the node is deleted */
     uint64_t created;          /* unix ms */
     uint32_t item_count;
@@ -295,6 +308,7 @@ enum ps_event_kind {
 struct ps_event {
     enum ps_event_kind kind;
     const char *node;
+    const char *service;       /* PEP: the owner's bare JID; NULL: pubsub.<domain> */
     uint64_t node_id;
     struct ps_config config;   /* the node's configuration when the change was made */
     const char *item_id;
@@ -346,5 +360,27 @@ void pubsub_durable_each(struct pubsub *ps, const char *full, const char *bare, 
 /* jid has had every item of the node up to seq: its durable subscriptions'
  * cursors move there (never back), as one operation. 0 or HERALD_E*. */
 int pubsub_durable_advance(struct pubsub *ps, uint64_t node_id, const char *jid, uint64_t seq);
+
+/* ---- services: PEP (XEP-0163), docs/pubsub.md "PEP" ----
+ * Every node belongs to one service: pubsub.<domain> or an account's bare
+ * JID. The calls above address pubsub.<domain>; after pubsub_scope(ps,
+ * bare) they address that account's PEP nodes by their names within it,
+ * with the same rules, plus PEP's: only the account creates (also by
+ * publishing: auto-create is always on), its defaults (presence access,
+ * one item, last item on presence), no collections, its own node quota
+ * and max_items cap. The edge sets the scope around one request and sets
+ * it back to NULL; service is only read during those calls. Events carry
+ * the service (ps_event.service) and PEP node names. PEP nodes are never
+ * in pubsub.<domain>'s lists. */
+void pubsub_scope(struct pubsub *ps, const char *service);
+/* The nodes of a service (a bare JID; NULL: of every PEP service) that
+ * who may see (a walk of every node: for disco#items on an account and
+ * presence, not per stanza). */
+int pubsub_service_nodes(struct pubsub *ps, const char *service, const char *who, ps_node_fn *fn,
+                         void *ud);
+/* XEP-0163 §4.3.2: in the scope's service, a PS_EV_LAST_ITEM of node to
+ * `to` (a full JID) when the node sends its last item on presence, has
+ * one, and `to` may read it. */
+void pubsub_last_item_to(struct pubsub *ps, const char *node, const char *to);
 
 #endif

@@ -77,6 +77,8 @@ _Static_assert(NVALUES(notif_values) == PS_NOTIF_NORMAL + 1, "notification_type 
     {{var, label, PS_FIELD_UINT, NULL, NULL}, OFF(m), NULL, NULL, false, max_word}
 #define FIELD_TEXT(var, label, m)                                                                  \
     {{var, label, PS_FIELD_TEXT, NULL, NULL}, OFF(m), NULL, NULL, false, false}
+#define FIELD_TEXT_MULTI(var, label, m)                                                            \
+    {{var, label, PS_FIELD_TEXT_MULTI, NULL, NULL}, OFF(m), NULL, NULL, false, false}
 #define FIELD_LIST(var, label, m, list, feature, readonly)                                         \
     {{var, label, PS_FIELD_LIST, list##_options, list##_labels}, OFF(m), list##_values, feature,   \
      readonly, false}
@@ -117,6 +119,9 @@ static const struct field fields[] = {
     FIELD_TEXT("pubsub#type", "Payload type (namespace of the item payload)", payload_type),
     /* Added after the first record layout: decode tolerates its absence. */
     FIELD_TEXT("pubsub#collection", "The collection node this node belongs to", collection),
+    /* XEP-0060 §4.5 roster access model (added later, like collection). */
+    FIELD_TEXT_MULTI("pubsub#roster_groups_allowed", "Roster groups allowed to subscribe",
+                     roster_groups),
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -222,6 +227,7 @@ size_t ps_config_encode(const struct ps_config *c, uint8_t *out, size_t cap)
             EMIT(v);
             break;
         }
+        case PS_FIELD_TEXT_MULTI:
         case PS_FIELD_TEXT: {
             size_t l = strnlen(p, f->size - 1);
             EMIT(l >> 8);
@@ -249,7 +255,8 @@ int ps_config_decode(struct ps_config *c, const void *data, size_t len)
     p++;
     for (size_t i = 0; i < NFIELDS; i++) {
         const struct field *f = &fields[i];
-        if (p == end && strcmp(f->pub.var, "pubsub#collection") == 0)
+        if (p == end && (strcmp(f->pub.var, "pubsub#collection") == 0 ||
+                         strcmp(f->pub.var, "pubsub#roster_groups_allowed") == 0))
             break; /* a record written before the field existed */
         char *dst = (char *)c + f->offset;
         switch (f->pub.kind) {
@@ -270,6 +277,7 @@ int ps_config_decode(struct ps_config *c, const void *data, size_t len)
             set_uint(c, f, (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
             p += 4;
             break;
+        case PS_FIELD_TEXT_MULTI:
         case PS_FIELD_TEXT: {
             if (end - p < 2)
                 return HERALD_ESCHEMA;
@@ -342,12 +350,44 @@ static const char *single_value(const struct ps_field *in, struct ps_why *why)
     return in->values[0] ? in->values[0] : "";
 }
 
+/* A PS_FIELD_TEXT_MULTI field's values, joined with '\n' into tmp (none:
+ * empty). Each is XML text without '\n'; together they fit the field. */
+static int parse_multi(struct ps_config *tmp, const struct field *f, const struct ps_field *in,
+                       struct ps_why *why)
+{
+    char *dst = (char *)tmp + f->offset;
+    size_t len = 0;
+    for (size_t i = 0; i < in->nvalues; i++) {
+        const char *v = in->values[i] ? in->values[i] : "";
+        size_t l = strlen(v);
+        if (l == 0 || memchr(v, '\n', l) != NULL || !xml_valid_chars(v, l)) {
+            why_set(why, NULL, "%s values must be non-empty XML text of one line", f->pub.var);
+            return HERALD_ENOTACCEPTABLE;
+        }
+        if (len + l + (len > 0) >= f->size) {
+            why_set(why, NULL, "%s is too long", f->pub.var);
+            return HERALD_ENOTACCEPTABLE;
+        }
+        if (len > 0)
+            dst[len++] = '\n';
+        memcpy(dst + len, v, l);
+        len += l;
+    }
+    memset(dst + len, 0, f->size - len);
+    return 0;
+}
+
 /* Parses text v for field f into tmp. Returns 0 or an error with why set. */
 static int parse_field(struct ps_config *tmp, const struct field *f, const char *v,
                        struct ps_why *why)
 {
     char *dst = (char *)tmp + f->offset;
     switch (f->pub.kind) {
+    case PS_FIELD_TEXT_MULTI: { /* one value given as text (REST, a single form value) */
+        const char *one[] = {v};
+        struct ps_field in = {f->pub.var, one, v[0] ? 1 : 0};
+        return parse_multi(tmp, f, &in, why);
+    }
     case PS_FIELD_BOOL:
         if (parse_bool(v, (bool *)dst) != 0) {
             why_set(why, NULL, "%s must be a boolean", f->pub.var);
@@ -449,6 +489,12 @@ int ps_config_apply(struct ps_config *c, const struct ps_caps *caps, const struc
             why_set(why, NULL, "unknown field %s", f[i].var ? f[i].var : "(none)");
             return HERALD_ENOTACCEPTABLE;
         }
+        if (fd->pub.kind == PS_FIELD_TEXT_MULTI) {
+            int rc = parse_multi(&tmp, fd, &f[i], why);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
         const char *v = single_value(&f[i], why);
         if (v == NULL)
             return HERALD_ENOTACCEPTABLE;
@@ -474,14 +520,15 @@ int ps_config_matches(const struct ps_config *c, const struct ps_caps *caps,
         const struct field *fd = find_field(f[i].var);
         if (fd == NULL)
             return HERALD_EPRECONDITION;
-        const char *v = single_value(&f[i], &why);
+        const char *v = fd->pub.kind == PS_FIELD_TEXT_MULTI ? "" : single_value(&f[i], &why);
         if (v == NULL)
             return HERALD_EPRECONDITION;
         /* Parse into a copy of the node's own configuration, so that the
          * bytes of a text field past its NUL are the node's too. A value
          * the node cannot hold (unparseable, unsupported) cannot match. */
         struct ps_config want = *c;
-        if (parse_field(&want, fd, v, &why) != 0)
+        if (fd->pub.kind == PS_FIELD_TEXT_MULTI ? parse_multi(&want, fd, &f[i], &why) != 0
+                                                     : parse_field(&want, fd, v, &why) != 0)
             return HERALD_EPRECONDITION;
         if (memcmp((const char *)&want + fd->offset, (const char *)c + fd->offset, fd->size) != 0)
             return HERALD_EPRECONDITION;
@@ -496,6 +543,7 @@ static void field_value(const struct ps_config *c, const struct field *f, char *
     const char *p = (const char *)c + f->offset;
     switch (f->pub.kind) {
     case PS_FIELD_BOOL: snprintf(buf, cap, "%d", *(const bool *)p ? 1 : 0); break;
+    case PS_FIELD_TEXT_MULTI:
     case PS_FIELD_TEXT: snprintf(buf, cap, "%.*s", (int)strnlen(p, f->size - 1), p); break;
     case PS_FIELD_UINT:
         if (f->max_word && get_uint(c, f) == PS_MAX_ITEMS_MAX)

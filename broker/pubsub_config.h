@@ -42,6 +42,7 @@ struct ps_config {
     char title[256];
     char payload_type[256];       /* pubsub#type */
     char collection[256];         /* pubsub#collection: parent collection node, "" = none */
+    char roster_groups[256];      /* pubsub#roster_groups_allowed: the owner's groups, '\n'-joined */
 };
 
 /* Service-wide caps, from [pubsub] settings. */
@@ -90,7 +91,9 @@ int ps_config_matches(const struct ps_config *c, const struct ps_caps *caps,
                       const struct ps_field *f, size_t n);
 
 /* A field of the table, for rendering (forms, JSON). */
-enum ps_field_kind { PS_FIELD_BOOL, PS_FIELD_UINT, PS_FIELD_LIST, PS_FIELD_TEXT };
+/* PS_FIELD_TEXT_MULTI: several text values, stored and rendered joined
+ * with '\n' (which no value may hold). */
+enum ps_field_kind { PS_FIELD_BOOL, PS_FIELD_UINT, PS_FIELD_LIST, PS_FIELD_TEXT, PS_FIELD_TEXT_MULTI };
 struct ps_config_field {
     const char *var;               /* "pubsub#max_items" */
     const char *label;

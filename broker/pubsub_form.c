@@ -131,6 +131,19 @@ static struct xnode *new_form(struct arena *a, const char *x_type, const char *f
     return x;
 }
 
+/* One <value/> per line of a PS_FIELD_TEXT_MULTI value. */
+static int add_lines(struct arena *a, struct xnode *fe, const char *value)
+{
+    while (*value) {
+        size_t l = strcspn(value, "\n");
+        struct xnode *v = xml_add_elem(a, fe, NS_DATA, "value");
+        if (v == NULL || xml_add_text(a, v, value, l) != 0)
+            return -1;
+        value += l + (value[l] == '\n');
+    }
+    return 0;
+}
+
 struct render {
     struct arena *a;
     struct xnode *x;
@@ -145,9 +158,11 @@ static void render_field(void *ud, const struct ps_config_field *f, const char *
         return;
     const char *type = f->kind == PS_FIELD_BOOL   ? "boolean"
                        : f->kind == PS_FIELD_LIST ? "list-single"
+                       : f->kind == PS_FIELD_TEXT_MULTI ? "text-multi"
                                                   : "text-single";
-    struct xnode *fe = add_field(r->a, r->x, f->var, type, f->label, value);
-    if (fe == NULL) {
+    bool multi = f->kind == PS_FIELD_TEXT_MULTI;
+    struct xnode *fe = add_field(r->a, r->x, f->var, type, f->label, multi ? NULL : value);
+    if (fe == NULL || (multi && add_lines(r->a, fe, value) != 0)) {
         r->failed = true;
         return;
     }

@@ -443,6 +443,10 @@ void ps_notify_sink(void *ud, struct pubsub *ps, const struct ps_event *ev)
     const char *single = NULL; /* one recipient (ev->to) instead of the node's */
     uint8_t notif_type = c->notification_type;
 
+    /* An event of another service's node (a PEP node: pep.c renders it
+     * through this sink with an edge of the owner's JID). */
+    if (ev->service != NULL && strcmp(ev->service, x->jid) != 0)
+        return;
     if (ev->kind == PS_EV_PUBLISHED)
         x->h->stats.publishes++;
     /* What each kind names (pubsub.h); an event without it says nothing. */

@@ -24,6 +24,7 @@
 #include "jid.h"
 #include "log.h"
 #include "outq.h"
+#include "pep.h"
 #include "pubsub_xmpp.h"
 #include "session.h"
 #include "store.h"
@@ -283,7 +284,9 @@ static void to_bare(struct session *from, struct xnode *st, struct arena *a, con
         /* §8.5.2.1.3: the server answers for the account: for one's own
          * account with the server's handlers (the roster among them). */
         struct xnode *q = xml_first_elem(st);
-        if (strcmp(bare, from->bare) == 0)
+        if (pep_route_iq(from, st, a, bare))
+            ; /* XEP-0163: pubsub on the account's PEP service, disco of another (pep.c) */
+        else if (strcmp(bare, from->bare) == 0)
             iq_dispatch(from, st, a);
         else if (q && strcmp(q->ns, NS_ROSTER) == 0)
             router_error(from, st, a, HERALD_EFORBIDDEN, NULL, NULL); /* RFC 6121 §2.1.5 */

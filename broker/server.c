@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "im.h"
 #include "log.h"
+#include "pep.h"
 #include "pubsub.h"
 #include "pubsub_xmpp.h"
 #include "sse.h"
@@ -174,9 +175,14 @@ static int open_pubsub(struct herald *h)
         .batch = h->batch,
         .caps = {.max_items = cfg->pubsub_max_items, .max_payload_size = cfg->pubsub_max_payload},
         .auto_create = cfg->pubsub_auto_create,
-        .hooks = {.presence_subscribed = presence_subscribed, .ud = h},
+        .hooks = {.presence_subscribed = presence_subscribed,
+                  .pep_recipients = pep_recipients, /* XEP-0163 §4.3 (pep.c) */
+                  .in_roster_groups = pep_in_roster_groups, /* roster access model */
+                  .ud = h},
         .max_nodes_per_account = cfg->pubsub_max_nodes,
         .node_page_size = cfg->pubsub_page_size,
+        .pep_max_nodes_per_account = cfg->pep_max_nodes, /* [pep] */
+        .pep_max_items = cfg->pep_max_items,
     };
     if (o.caps.max_payload_size == 0)
         o.caps.max_payload_size =
@@ -184,6 +190,8 @@ static int open_pubsub(struct herald *h)
     int rc = pubsub_open(&o, &h->pubsub);
     if (rc == 0)
         rc = ps_xmpp_open(h, h->pubsub, &h->ps_xmpp);
+    if (rc == 0)
+        rc = pep_open(h); /* PEP (XEP-0163): a sink too */
     if (rc == 0)
         rc = sse_init(h); /* the REST event streams: a sink too */
     return rc;
@@ -269,6 +277,7 @@ out_sasl:
     /* Anything still uncommitted was never acknowledged: drop it. */
     batch_free(h->batch);
     blocking_close(h);
+    pep_close(h);
     ps_xmpp_close(h->ps_xmpp);
     pubsub_close(h->pubsub);
     sse_close(h);

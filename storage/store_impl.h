@@ -56,6 +56,9 @@ int store_im_forget_account(struct store_txn *t, const char *bare);
 int store_user_generation_txn(struct store *s, MDB_txn *txn, const char *bare_jid, uint64_t *gen);
 /* Deletes bare's private XML and vCard (store_private.c), in t. */
 int store_private_forget_account(struct store_txn *t, const char *bare);
+/* Deletes bare's PEP nodes with their items, subscriptions and
+ * affiliations (store_pep.c), in t. */
+int store_pep_forget_account(struct store_txn *t, const char *bare);
 /* Deletes every REST token of bare (store_tokens.c), in t. */
 int store_tokens_forget_account(struct store_txn *t, const char *bare);
 

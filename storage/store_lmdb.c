@@ -527,8 +527,10 @@ int store_user_del(struct store *s, const char *bare_jid)
         mdb_txn_abort(txn);
         return rc;
     }
-    /* Its private XML and vCard, too (XEP-0049, XEP-0054). */
-    if ((rc = store_private_forget_account(&t, bare_jid)) != 0) {
+    /* Its private XML and vCard, too (XEP-0049, XEP-0054), and its PEP
+     * nodes (XEP-0163). */
+    if ((rc = store_private_forget_account(&t, bare_jid)) != 0 ||
+        (rc = store_pep_forget_account(&t, bare_jid)) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }

@@ -361,15 +361,20 @@ static void test_decode_truncated(void)
             snprintf(c.collection, sizeof(c.collection), "%s", "parent");
         size_t n = ps_config_encode(&c, buf, sizeof(buf));
         CHECK(n > 0);
-        size_t old_len = n - 2 - strlen(c.collection);
+        /* Records written before pubsub#roster_groups_allowed, and before
+         * pubsub#collection too, end early: they decode. */
+        size_t no_roster_len = n - 2 - strlen(c.roster_groups);
+        size_t old_len = no_roster_len - 2 - strlen(c.collection);
         unsigned accepted = 0;
         for (size_t len = 0; len < n; len++) {
             memset(&d, 0xEE, sizeof(d));
             int rc = decode_copy(&d, buf, len);
-            if (len == old_len) {
+            if (len == old_len || len == no_roster_len) {
                 CHECK_EQ_INT(rc, 0);
                 struct ps_config want = c;
-                want.collection[0] = '\0';
+                if (len == old_len)
+                    want.collection[0] = '\0';
+                want.roster_groups[0] = '\0';
                 CHECK(config_equal(&d, &want));
             } else if (rc >= 0) {
                 accepted++;
@@ -500,10 +505,10 @@ static size_t unhex(const char *h, uint8_t *out, size_t cap)
 static void test_record_golden(void)
 {
     static const char defaults_hex[] =
-        "010000000101000101010000000a000000000100000001000000000000000000";
+        "010000000101000101010000000a0000000001000000010000000000000000000000";
     static const char mixed_hex[] =
         "010004543c263e010100010101010102030400000e1001040200001000010001"
-        "000575726e3a780006706172656e74";
+        "000575726e3a780006706172656e740000";
     uint8_t want[256], got[1024];
     struct ps_config c, d;
 
@@ -1189,6 +1194,7 @@ static void test_config_each(void)
         {"pubsub#notification_type", PS_FIELD_LIST},
         {"pubsub#type", PS_FIELD_TEXT},
         {"pubsub#collection", PS_FIELD_TEXT},
+        {"pubsub#roster_groups_allowed", PS_FIELD_TEXT_MULTI},
     };
     const size_t nfields = sizeof(order) / sizeof(order[0]);
     struct ps_config c;
@@ -1523,8 +1529,8 @@ static void test_config_form(void)
     check_fields_match(&a, x, &c);
     CHECK_EQ_STR(ps_form_value(&a, x, "pubsub#title"), "Tunes & <more>");
     CHECK(ps_form_value(&a, x, "pubsub#nope") == NULL);
-    /* FORM_TYPE and the 19 fields of the table. */
-    CHECK_EQ_INT(xml_count_elems(x), 20);
+    /* FORM_TYPE and the 20 fields of the table. */
+    CHECK_EQ_INT(xml_count_elems(x), 21);
     /* Only what is implemented is offered. */
     CHECK_EQ_STR(field_options(&a, x, "pubsub#access_model", opts, sizeof(opts)),
                  "open,presence,authorize,whitelist");
@@ -1594,7 +1600,7 @@ static void test_config_form(void)
         struct ps_field *f;
         size_t n;
         CHECK_EQ_INT(ps_form_fields(&a, x, &f, &n), 0);
-        CHECK_EQ_INT(n, 19);
+        CHECK_EQ_INT(n, 20);
         CHECK_EQ_INT(ps_config_matches(&c, &caps, f, n), 0);
     }
 out:
