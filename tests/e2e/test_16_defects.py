@@ -429,7 +429,8 @@ def test_disco_info_own_bare_jid_answers_for_account(herald):
                                                      timeout=10)
         assert str(res["from"]) == "alice@localhost", res
         idents = {(c, t) for c, t, _lang, _name in res["disco_info"]["identities"]}
-        assert idents == {("account", "registered")}, idents
+        # With PEP (XEP-0163 §6.1) the account is a pubsub/pep service too.
+        assert idents == {("account", "registered"), ("pubsub", "pep")}, idents
         feats = set(res["disco_info"]["features"])
         assert NS_DISCO_INFO in feats and NS_PING not in feats, feats
         res = await alice.xmpp["xep_0030"].get_info(jid=DOMAIN, local=False, timeout=10)
@@ -443,8 +444,8 @@ def test_disco_info_bare_jid_raw(herald):
     """Raw XML: disco#info to alice@localhost from alice's session is a
     result from alice@localhost with <identity category='account'
     type='registered'/>; with no 'to' and to the domain it is the server
-    (category='server' type='im'); to another account's bare JID it stays
-    <service-unavailable/>; a node on the account is <item-not-found/>."""
+    (category='server' type='im'); to another account's bare JID it is that
+    account's PEP service; a node on the account is <item-not-found/>."""
     srv = herald(users=USERS)
     s = RawStream(srv.port)
     try:
@@ -454,21 +455,25 @@ def test_disco_info_bare_jid_raw(herald):
         assert resp.get("from") == "alice@localhost" and resp.get("to") == jid, show(resp)
         query = resp.find(q(NS_DISCO_INFO, "query"))
         assert query is not None, show(resp)
-        assert identities(query) == {("account", "registered")}, show(resp)
+        assert identities(query) == {("account", "registered"), ("pubsub", "pep")}, show(resp)
         assert NS_DISCO_INFO in features(query), show(resp)
         # Case and form of the address do not matter: 'to' is prepared first.
         resp = s.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to="Alice@LocalHost", iq_id="i-2")
         assert resp is not None and resp.get("type") == "result", show(resp)
-        assert identities(resp.find(q(NS_DISCO_INFO, "query"))) == {("account", "registered")}
+        assert identities(resp.find(q(NS_DISCO_INFO, "query"))) == {("account", "registered"),
+                                                                  ("pubsub", "pep")}
         for to, iq_id in ((None, "i-3"), (DOMAIN, "i-4")):
             resp = s.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to=to, iq_id=iq_id)
             assert resp is not None and resp.get("type") == "result", show(resp)
             query = resp.find(q(NS_DISCO_INFO, "query"))
             assert ("server", "im") in identities(query), show(resp)
             assert {NS_PING, NS_DISCO_INFO} <= features(query), show(resp)
+        # Another account's bare JID: the server answers for its PEP service
+        # (XEP-0163 §6.1), not with the server's identity.
         resp = s.iq("<query xmlns='%s'/>" % NS_DISCO_INFO, to="bob@localhost", iq_id="i-5")
-        assert resp is not None and stanza_error_condition(resp) == "service-unavailable", \
-            show(resp)
+        assert resp is not None and resp.get("type") == "result", show(resp)
+        assert ("pubsub", "pep") in identities(resp.find(q(NS_DISCO_INFO, "query"))), show(resp)
+        assert ("server", "im") not in identities(resp.find(q(NS_DISCO_INFO, "query")))
         resp = s.iq("<query xmlns='%s' node='n'/>" % NS_DISCO_INFO, to="alice@localhost",
                     iq_id="i-6")
         assert resp is not None and stanza_error_condition(resp) == "item-not-found", show(resp)
