@@ -137,11 +137,11 @@ static void on_disco_info(struct session *from, struct xnode *iq, struct xnode *
     if (id == NULL)
         return;
     if (account) {
+        /* XEP-0030's schema: every identity before the features. */
         if (xml_set_attr(a, id, "category", "account") ||
             xml_set_attr(a, id, "type", "registered") ||
+            pep_disco_info_add(from->h, a, q) != 0 || /* XEP-0163 §6.1 */
             add_features(a, q, from->h->cfg->mam_enabled ? account_mam_features : account_features))
-            return;
-        if (pep_disco_info_add(from->h, a, q) != 0) /* XEP-0163 §6.1 */
             return;
     } else if (xml_set_attr(a, id, "category", "server") || xml_set_attr(a, id, "type", "im") ||
                xml_set_attr(a, id, "name", "Herald") || add_features(a, q, iq_features())) {
