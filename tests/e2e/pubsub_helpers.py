@@ -34,7 +34,7 @@ NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 
 PUBSUB_IQ_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "broker",
-                           "pubsub_iq.c")
+                           "pubsub", "pubsub_iq.c")
 
 
 # --------------------------------------------------------------------------
@@ -406,7 +406,7 @@ def disco_identities(resp):
 
 def pubsub_feature_table(path=PUBSUB_IQ_C):
     """The XEP-0060 feature names of the dispatch table ``pubsub_iq_table``
-    in broker/pubsub_iq.c (comments stripped): every quoted string inside a
+    in broker/pubsub/pubsub_iq.c (comments stripped): every quoted string inside a
     row's ``FEATURES(...)``, in table order, without full URIs (features such
     as disco#info or XEP-0050's commands, which are not pubsub#<name>), or
     None if there is no such table (yet)."""

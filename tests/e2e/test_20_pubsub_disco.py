@@ -67,13 +67,13 @@ def test_auto_create_advertised_only_when_enabled(herald):
 def test_features_match_the_code_table(herald):
     """XEP-0060 §5.1: what disco#info advertises must be exactly the
     features of the dispatch table compiled into the server (the FEATURES
-    column of `pubsub_iq_table` in broker/pubsub_iq.c, each feature on the
+    column of `pubsub_iq_table` in broker/pubsub/pubsub_iq.c, each feature on the
     row of the handler that implements it), so a feature is never
     advertised by one list and implemented by another. auto-create appears
     only when enabled (§7.1.4), whether the table lists it or the code adds
     it."""
     table = pubsub_feature_table()
-    assert table is not None, ("no dispatch table named pubsub_iq_table in broker/pubsub_iq.c "
+    assert table is not None, ("no dispatch table named pubsub_iq_table in broker/pubsub/pubsub_iq.c "
                                "(the table disco#info features must be built from)")
     assert table, "pubsub_iq_table lists no feature"
     assert len(table) == len(set(table)), "duplicates in pubsub_iq_table: %s" % table

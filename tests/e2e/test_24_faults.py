@@ -1049,7 +1049,7 @@ def test_offline_delivery_delete_fault(herald, kind):
     """XEP-0160 delivery under a storage fault: at bob's initial presence his
     two stored messages are sent and then deleted from storage (deletes on
     the offline database); with offline:1 the first of those deletes fails.
-    Offline delivery is at-least-once (broker/presence.c): bob still gets
+    Offline delivery is at-least-once (broker/im/presence.c): bob still gets
     both messages, they stay stored, the server keeps serving (a live
     message to bob arrives), and after a restart without faults bob's next
     login brings the same two messages again, and the login after that

@@ -1,6 +1,6 @@
 /* test_pep.c - the pure parts of PEP: the XEP-0115 verification string and
- * the capabilities cache (broker/caps.c), and the service core's PEP rules
- * (broker/pubsub.c with pubsub_scope) over a real LMDB store in a
+ * the capabilities cache (broker/pubsub/caps.c), and the service core's PEP rules
+ * (broker/pubsub/pubsub.c with pubsub_scope) over a real LMDB store in a
  * temporary directory: separate name spaces per service, PEP defaults,
  * owner-only creation, the PEP quota, lists that leave PEP nodes out,
  * events that carry the service, the implicit recipients hook (without the

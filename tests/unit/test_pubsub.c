@@ -1,4 +1,4 @@
-/* test_pubsub.c - the protocol-free pubsub service (broker/pubsub.c) over a
+/* test_pubsub.c - the protocol-free pubsub service (broker/pubsub/pubsub.c) over a
  * real LMDB store in a temporary directory.
  *
  * Each test drives the service the way the server does: store_open ->

@@ -357,7 +357,7 @@ static const struct ps_iq_row pubsub_iq_table[] = {
               "member-affiliation", "outcast-affiliation")},
     /* §8.7 through XEP-0050. */
     {NS_COMMANDS, "command", IQ_SET, 0, do_command, FEATURES(NS_COMMANDS, "get-pending")},
-    /* XEP-0313 on a node, as XEP-0442 describes (broker/mam.c). */
+    /* XEP-0313 on a node, as XEP-0442 describes (broker/im/mam.c). */
     {NS_MAM, "query", IQ_GET | IQ_SET, NEEDS_NODE, do_mam, FEATURES(NS_MAM)},
 };
 #define NROWS (sizeof(pubsub_iq_table) / sizeof(pubsub_iq_table[0]))
