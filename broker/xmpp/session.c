@@ -321,20 +321,27 @@ int session_send(struct session *s, const char *data, size_t len)
 
 /* ---- closing ---- */
 
-static void send_header_if_needed(struct session *s)
+void session_send_header(struct session *s, int flags)
 {
-    if (s->header_sent)
-        return;
     struct buf b;
     buf_init(&b, 0);
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                  "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' from='");
     buf_xml_attr(&b, s->h->cfg->domain, strlen(s->h->cfg->domain));
     buf_printf(&b, "' id='%s' xml:lang='en'>", s->stream_id);
-    if (buf_ok(&b))
-        conn_send(s->conn, b.data, b.len, CONN_SEND_FORCE);
+    /* A forced header precedes a stream error: no slow-reader policy then. */
+    if (buf_ok(&b) && (flags & CONN_SEND_FORCE))
+        conn_send(s->conn, b.data, b.len, flags);
+    else if (buf_ok(&b))
+        sent(s, conn_send(s->conn, b.data, b.len, flags));
     buf_free(&b);
     s->header_sent = true;
+}
+
+static void send_header_if_needed(struct session *s)
+{
+    if (!s->header_sent)
+        session_send_header(s, CONN_SEND_FORCE);
 }
 
 void session_stream_error(struct session *s, const char *condition, const char *text)

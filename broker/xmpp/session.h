@@ -115,6 +115,10 @@ void session_drop_conn(struct session *s);
 void session_replace_conn(struct session *old);
 void session_free_detached(struct session *s);
 
+/* Writes our stream header (RFC 6120 §4.7) with the session's stream id;
+ * flags as for conn_send (CONN_SEND_FORCE before a stream error). */
+void session_send_header(struct session *s, int flags);
+
 /* Sends a stream error (RFC 6120 §4.9) and closes the stream. */
 void session_stream_error(struct session *s, const char *condition, const char *text);
 /* Closes the stream with </stream:stream> (shutdown, client close). */

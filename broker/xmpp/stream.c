@@ -131,16 +131,7 @@ static void on_open(void *ud, const struct xnode *hdr, const char *default_ns)
             for (int i = 0; i < 8; i++)
                 snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
     }
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                 "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' from='");
-    buf_xml_attr(&b, s->h->cfg->domain, strlen(s->h->cfg->domain));
-    buf_printf(&b, "' id='%s' xml:lang='en'>", s->stream_id);
-    if (buf_ok(&b))
-        session_send(s, b.data, b.len);
-    buf_free(&b);
-    s->header_sent = true;
+    session_send_header(s, 0);
     s->state = s->bare ? ST_BIND : ST_AUTH;
     send_features(s);
 }
