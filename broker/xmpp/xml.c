@@ -466,9 +466,13 @@ static int elem_ns(struct ser *s, const struct xnode *e, struct scope sc, bool r
         return 0;
     if (in_scope(s, e->ns, &sc, &same) != 0)
         return -1;
-    out->inner = (struct scope){e->ns, sc.id};
-    if (same)
+    if (same) {
+        out->inner = (struct scope){e->ns, sc.id};
         return 0;
+    }
+    /* sc.id names the parent's namespace, not this one: unknown until a
+     * comparison needs it (found by fuzz_serialize). */
+    out->inner = (struct scope){e->ns, -1};
     out->declare = true;
     if (s->plain)
         return 0; /* no binding yet: the plain try needs no entry */
