@@ -75,15 +75,21 @@ struct http_conn {
 static void feed(struct http_conn *hc, const char *data, size_t len);
 
 struct herald *http_herald(const struct http_conn *hc) { return hc->h; }
+/* hc may be NULL: a request applied from the cluster log on an instance
+ * other than the one that accepted it has no connection to answer. */
 bool http_alive(const struct http_conn *hc)
 {
-    return (hc->conn != NULL || hc->sink != NULL) && !hc->closing;
+    return hc != NULL && (hc->conn != NULL || hc->sink != NULL) && !hc->closing;
 }
-void http_ref(struct http_conn *hc) { hc->refs++; }
+void http_ref(struct http_conn *hc)
+{
+    if (hc)
+        hc->refs++;
+}
 
 void http_unref(struct http_conn *hc)
 {
-    if (--hc->refs > 0)
+    if (hc == NULL || --hc->refs > 0)
         return;
     buf_free(&hc->url);
     buf_free(&hc->body);

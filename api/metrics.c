@@ -6,6 +6,7 @@
 
 #include "batch.h"
 #include "buf.h"
+#include "cluster.h"
 #include "conn.h"
 #include "herald.h"
 #include "http.h"
@@ -95,4 +96,5 @@ void metrics_render(struct herald *h, struct buf *b)
     metric(b, "herald_storage_operation_failures_total", "counter",
            "Single operations rolled back alone (storage full or I/O error); the rest of their "
            "group commit went on.", bs->op_failures);
+    cluster_metrics(h, b);
 }

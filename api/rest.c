@@ -25,6 +25,7 @@
 
 #include "batch.h"
 #include "buf.h"
+#include "cluster.h"
 #include "errors.h"
 #include "herald.h"
 #include "http.h"
@@ -1078,20 +1079,11 @@ static int authenticate(struct rctx *r, uint8_t scope)
     return 0;
 }
 
-bool rest_dispatch(struct http_conn *hc, const struct http_req *req)
+/* The route of req (NULL after answering 404/405/400). */
+static const struct route *find_route(struct rctx *r)
 {
-    if (req->path_len < 3 || memcmp(req->path, "/v1", 3) != 0 ||
-        (req->path_len > 3 && req->path[3] != '/'))
-        return false;
-    struct rctx *r = calloc(1, sizeof(*r)); /* holds a 3 KiB JID: not on the stack */
-    if (r == NULL) {
-        http_problem_code(hc, HERALD_ENOMEM, "out of memory");
-        return true;
-    }
-    r->hc = hc;
-    r->h = http_herald(hc);
-    r->ps = r->h->pubsub;
-    r->req = req;
+    const struct http_req *req = r->req;
+    struct http_conn *hc = r->hc;
     const struct route *found = NULL;
     char allow[96] = "";
     bool bad = false;
@@ -1121,11 +1113,69 @@ bool rest_dispatch(struct http_conn *hc, const struct http_req *req)
         } else {
             http_problem(hc, 404, NULL, NULL, "no such resource");
         }
+    }
+    return found;
+}
+
+static bool changes(const struct route *rt)
+{
+    return rt->method != HTTP_GET && rt->method != HTTP_HEAD;
+}
+
+bool rest_dispatch(struct http_conn *hc, const struct http_req *req)
+{
+    if (req->path_len < 3 || memcmp(req->path, "/v1", 3) != 0 ||
+        (req->path_len > 3 && req->path[3] != '/'))
+        return false;
+    struct rctx *r = calloc(1, sizeof(*r)); /* holds a 3 KiB JID: not on the stack */
+    if (r == NULL) {
+        http_problem_code(hc, HERALD_ENOMEM, "out of memory");
+        return true;
+    }
+    r->hc = hc;
+    r->h = http_herald(hc);
+    r->ps = r->h->pubsub;
+    r->req = req;
+    const struct route *found = find_route(r);
+    if (found == NULL) {
+        /* answered */
     } else if (r->ps == NULL) {
         http_problem_code(hc, HERALD_EUNAVAIL, "the pubsub service is not running");
     } else if (found->scope == 0 || authenticate(r, found->scope) == 0) {
-        found->fn(r);
+        /* Cluster mode: a change goes through the log; rest_apply runs it
+         * when every instance applies it (docs/cluster.md, "The seam"). */
+        if (changes(found) && cluster_proposes(r->h)) {
+            int rc = cluster_propose_rest(r->h, hc, req, r->tok.jid, r->tok.scopes);
+            if (rc != 0)
+                http_problem_h(hc, herald_error(rc)->http, herald_error(rc)->cond, NULL,
+                               herald_strerror(rc), rc == HERALD_ECLUSTER ? "Retry-After: 2\r\n"
+                                                                          : NULL);
+        } else {
+            found->fn(r);
+        }
     }
     free(r);
     return true;
+}
+
+void rest_apply(struct herald *h, struct http_conn *hc, const struct http_req *req,
+                const char *jid, uint8_t scopes)
+{
+    struct rctx *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        /* Every instance must apply the entry alike: without memory this
+         * one cannot, and the cluster code stops applying (cluster.c). */
+        cluster_apply_failed(h, HERALD_ENOMEM);
+        return;
+    }
+    r->hc = hc;
+    r->h = h;
+    r->ps = h->pubsub;
+    r->req = req;
+    snprintf(r->tok.jid, sizeof(r->tok.jid), "%s", jid);
+    r->tok.scopes = scopes;
+    const struct route *found = find_route(r);
+    if (found && changes(found) && r->ps)
+        found->fn(r);
+    free(r);
 }

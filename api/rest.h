@@ -23,4 +23,14 @@ void rest_item_json(yajl_gen g, const struct ps_item *it);
  * HERALD_ENOMEM when out failed. */
 int rest_json_payload(const char *json, size_t len, struct buf *out);
 
+struct herald;
+struct http_conn;
+struct http_req;
+
+/* Cluster mode: runs a write request taken from the log as the account jid
+ * with the token scopes it was checked with; hc is its connection on the
+ * instance that accepted it, NULL on the others (nothing is answered). */
+void rest_apply(struct herald *h, struct http_conn *hc, const struct http_req *req,
+                const char *jid, uint8_t scopes);
+
 #endif

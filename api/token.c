@@ -92,8 +92,10 @@ void token_id_format(const uint8_t id[8], char out[17])
         snprintf(out + 2 * i, 3, "%02x", id[i]);
 }
 
-int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expires,
-                 char *out, size_t cap, struct store_token *rec)
+/* store: put the record in s (false: the caller stores it, e.g. through the
+ * cluster log; no retry on a taken id then: 2^-64 per pair). */
+int token_make(struct store *s, const char *jid, uint8_t scopes, uint64_t expires, char *out,
+               size_t cap, struct store_token *rec, bool store)
 {
     if (cap < TOKEN_TEXT_MAX || strlen(jid) >= sizeof(rec->jid))
         return HERALD_EINVAL;
@@ -116,7 +118,7 @@ int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expi
         rec->expires = expires;
         rec->generation = u.generation;
         memcpy(rec->jid, jid, strlen(jid) + 1);
-        rc = store_token_put(s, rec);
+        rc = store ? store_token_put(s, rec) : 0;
     }
     if (rc == 0) {
         char id[17];
@@ -126,6 +128,12 @@ int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expi
     OPENSSL_cleanse(secret, sizeof(secret));
     OPENSSL_cleanse(sec, sizeof(sec));
     return rc;
+}
+
+int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expires,
+                 char *out, size_t cap, struct store_token *rec)
+{
+    return token_make(s, jid, scopes, expires, out, cap, rec, true);
 }
 
 int token_check(struct store *s, const char *text, size_t len, uint64_t now,

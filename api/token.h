@@ -3,6 +3,7 @@
  * Only SHA-256(SECRET) is stored (storage/store_tokens.c). */
 #ifndef HERALD_TOKEN_H
 #define HERALD_TOKEN_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,10 @@ void token_scopes_format(uint8_t scopes, char *out, size_t cap);
  * rec. HERALD_ENOTFOUND if the account does not exist. */
 int token_create(struct store *s, const char *jid, uint8_t scopes, uint64_t expires,
                  char *out, size_t cap, struct store_token *rec);
+/* token_create without storing the record (store false: the caller stores
+ * it, e.g. through the cluster log). */
+int token_make(struct store *s, const char *jid, uint8_t scopes, uint64_t expires, char *out,
+               size_t cap, struct store_token *rec, bool store);
 /* Looks a token text up and checks its secret, expiry (now: unix seconds)
  * and account: the account must exist with the generation the token was
  * made for. 0 with *rec filled, or HERALD_EFORBIDDEN when it is malformed,

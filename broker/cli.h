@@ -18,6 +18,10 @@ int cli_account_of(const struct config *cfg, const char *arg, char *bare, size_t
  * caller reports that there is nothing there (list, del, passwd, tokens).
  * Any other failure: a message, NULL, *absent false. */
 struct store *cli_open_store(const struct config *cfg, bool create, bool *absent);
+/* Cluster mode: waits until the data directory's instance has applied the
+ * cluster log as of now, so that what the CLI checks there is current
+ * (0; -1 after saying why). Single mode: 0 at once. */
+int cli_cluster_sync(const struct config *cfg, struct store *st);
 
 /* `herald user add|del|passwd|list`: argv[0] is "user". cfg is loaded. */
 int cli_user(struct config *cfg, int argc, char **argv);

@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cluster.h"
 #include "config.h"
+#include "entry.h"
 #include "errors.h"
 #include "jid.h"
 #include "store.h"
@@ -88,6 +90,27 @@ static int print_token(void *ud, const struct store_token *tok)
     return 0;
 }
 
+/* Cluster mode: a token record or its removal through the cluster log
+ * (cluster_cli_submit waits until this data directory's instance has it). */
+static int token_submit(const struct config *cfg, struct store *st, const struct store_token *rec,
+                        const uint8_t *del_id)
+{
+    struct cl_entry *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return HERALD_ENOMEM;
+    e->kind = rec ? CL_TOKEN_PUT : CL_TOKEN_DEL;
+    if (rec)
+        e->token = *rec;
+    else
+        memcpy(e->token.id, del_id, sizeof(e->token.id));
+    char err[512];
+    int rc = cluster_cli_submit(cfg, st, e, err, sizeof(err));
+    free(e);
+    if (rc != 0)
+        fprintf(stderr, "herald: %s\n", err);
+    return rc;
+}
+
 int cli_token(struct config *cfg, int argc, char **argv)
 {
     const char *action = NULL, *arg = NULL, *jid_arg = NULL, *scope_arg = NULL, *exp_arg = NULL;
@@ -156,12 +179,23 @@ int cli_token(struct config *cfg, int argc, char **argv)
     }
     if (st == NULL)
         return 1;
+    if (cli_cluster_sync(cfg, st) != 0) {
+        store_close(st);
+        return 1;
+    }
     int rc, ret = 1;
     if (list) {
         rc = store_token_each(st, print_token, &now);
         ret = rc == 0 ? 0 : 1;
     } else if (revoke) {
-        rc = store_token_del(st, id);
+        if (cfg->cluster_name) {
+            struct store_token cur;
+            rc = store_token_get(st, id, &cur);
+            if (rc == 0)
+                rc = token_submit(cfg, st, NULL, id);
+        } else {
+            rc = store_token_del(st, id);
+        }
         if (rc == 0) {
             fprintf(stderr, "herald: revoked token %.16s\n", arg);
             ret = 0;
@@ -176,7 +210,11 @@ int cli_token(struct config *cfg, int argc, char **argv)
     } else {
         char text[TOKEN_TEXT_MAX], idtext[17], scopes_text[64], exp_text[32];
         struct store_token rec;
-        rc = token_create(st, bare, scopes, lifetime ? now + lifetime : 0, text, sizeof(text), &rec);
+        bool cluster = cfg->cluster_name != NULL;
+        rc = token_make(st, bare, scopes, lifetime ? now + lifetime : 0, text, sizeof(text), &rec,
+                        !cluster);
+        if (rc == 0 && cluster)
+            rc = token_submit(cfg, st, &rec, NULL);
         if (rc == 0) {
             token_id_format(rec.id, idtext);
             token_scopes_format(rec.scopes, scopes_text, sizeof(scopes_text));

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cluster.h"
 #include "config.h"
+#include "entry.h"
 #include "errors.h"
 #include "jid.h"
 #include "scram.h"
@@ -184,6 +186,50 @@ static int print_user(void *ud, const char *bare)
 }
 
 /* `herald user import [FILE]`: one account per line, "JID PASSWORD". */
+int cli_cluster_sync(const struct config *cfg, struct store *st)
+{
+    char err[512];
+    if (cfg->cluster_name == NULL || cluster_cli_sync(cfg, st, err, sizeof(err)) == 0)
+        return 0;
+    fprintf(stderr, "herald: %s\n", err);
+    return -1;
+}
+
+/* Writes an account (u NULL: deletes it). Single mode: into the store.
+ * Cluster mode: into the cluster log, which every instance applies; this
+ * returns once the instance of this data directory has, and says whether
+ * this write is what it holds (another add of the name may have come
+ * first: HERALD_EEXIST). */
+static int user_write(const struct config *cfg, struct store *st, const char *bare,
+                      const struct store_user *u, bool create)
+{
+    if (cfg->cluster_name == NULL)
+        return u ? store_user_put(st, bare, u, create) : store_user_del(st, bare);
+    struct cl_entry *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return HERALD_ENOMEM;
+    e->kind = u ? CL_USER_PUT : CL_USER_DEL;
+    e->jid = bare;
+    e->create = create;
+    if (u)
+        e->user = *u;
+    char err[512];
+    int rc = cluster_cli_submit(cfg, st, e, err, sizeof(err));
+    free(e);
+    if (rc != 0) {
+        fprintf(stderr, "herald: %s\n", err);
+        return rc;
+    }
+    struct store_user now;
+    rc = store_user_get(st, bare, &now);
+    if (u == NULL)
+        return rc == HERALD_ENOTFOUND ? 0 : rc == 0 ? HERALD_EEXIST : rc;
+    if (rc == 0 && memcmp(now.sha256.stored_key, u->sha256.stored_key,
+                          sizeof(now.sha256.stored_key)) != 0)
+        rc = create ? HERALD_EEXIST : HERALD_ECONFLICT;
+    return rc;
+}
+
 static int user_import(const struct config *cfg, const char *path)
 {
     FILE *in = stdin;
@@ -194,6 +240,12 @@ static int user_import(const struct config *cfg, const char *path)
     bool absent;
     struct store *st = cli_open_store(cfg, true, &absent);
     if (st == NULL) {
+        if (in != stdin)
+            fclose(in);
+        return 1;
+    }
+    if (cli_cluster_sync(cfg, st) != 0) {
+        store_close(st);
         if (in != stdin)
             fclose(in);
         return 1;
@@ -232,7 +284,7 @@ static int user_import(const struct config *cfg, const char *path)
         rc = scram_make_user(&u, pw, strlen(pw), cfg->scram_iterations);
         memset(line, 0, sizeof(line));
         if (rc == 0)
-            rc = store_user_put(st, bare, &u, true);
+            rc = user_write(cfg, st, bare, &u, true);
         if (rc == HERALD_EEXIST) {
             existing++;
             rc = 0;
@@ -308,6 +360,10 @@ int cli_user(struct config *cfg, int argc, char **argv)
     }
     if (st == NULL)
         return 1;
+    if (cli_cluster_sync(cfg, st) != 0) {
+        store_close(st);
+        return 1;
+    }
     int rc, ret = 1;
     if (keep_tokens && !passwd) {
         fprintf(stderr, "herald user %s: --keep-tokens applies to passwd only\n", action);
@@ -320,7 +376,7 @@ int cli_user(struct config *cfg, int argc, char **argv)
             ret = 0;
     } else if (del) {
         unsigned ntok = tokens_of(st, bare);
-        rc = store_user_del(st, bare);
+        rc = user_write(cfg, st, bare, NULL, false);
         if (rc == 0) {
             fprintf(stderr, "herald: deleted %s and its %u REST token%s\n", bare, ntok,
                     ntok == 1 ? "" : "s");
@@ -349,7 +405,7 @@ int cli_user(struct config *cfg, int argc, char **argv)
             u.generation = old.generation;
         unsigned ntok = passwd && !keep_tokens ? tokens_of(st, bare) : 0;
         if (rc == 0)
-            rc = store_user_put(st, bare, &u, add);
+            rc = user_write(cfg, st, bare, &u, add);
         if (rc == 0 && add) {
             fprintf(stderr, "herald: created %s\n", bare);
             ret = 0;

@@ -1,4 +1,5 @@
 /* config.c - defaults, INI parsing through libinih, validation. */
+#include <ctype.h>
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -88,6 +89,10 @@ void config_defaults(struct config *c)
     c->http_idle_timeout = 60;
     c->http_max_connections = 10000;
     c->http_max_connections_per_ip = 100;
+    c->cluster_replicas = 3;
+    config_set_str(&c->cluster_id, "herald");
+    c->cluster_publish_timeout_ms = 5000;
+    c->cluster_max_inflight = 4096;
 }
 
 void config_free(struct config *c)
@@ -102,6 +107,9 @@ void config_free(struct config *c)
     free(c->http_bind);
     free(c->pubsub_jid);
     free(c->mam_default);
+    free(c->cluster_name);
+    free(c->cluster_urls);
+    free(c->cluster_id);
     memset(c, 0, sizeof(*c));
 }
 
@@ -188,6 +196,12 @@ static const struct option options[] = {
     OPT("http", "max_connections", K_UINT, http_max_connections, 1, 10000000),
     OPT("http", "max_connections_per_ip", K_UINT, http_max_connections_per_ip, 0, 10000000),
     OPT("http", "limit_loopback", K_BOOL, http_limit_loopback, 0, 0),
+    OPT("cluster", "name", K_STR, cluster_name, 0, 0),
+    OPT("cluster", "nats_urls", K_STR, cluster_urls, 0, 0),
+    OPT("cluster", "replicas", K_UINT, cluster_replicas, 1, 3),
+    OPT("cluster", "cluster_id", K_STR, cluster_id, 0, 0),
+    OPT("cluster", "publish_timeout_ms", K_UINT, cluster_publish_timeout_ms, 100, 600000),
+    OPT("cluster", "max_inflight", K_UINT, cluster_max_inflight, 1, 1000000),
 };
 
 struct load_ctx {
@@ -289,6 +303,36 @@ static bool is_loopback(const char *addr)
     return conn_addr_is_loopback(addr) || strcmp(addr, "localhost") == 0;
 }
 
+/* NATS subject and stream name tokens: [A-Za-z0-9_-], 1..32. */
+static bool cluster_token(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 32)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+            return false;
+    return true;
+}
+
+static int config_check_cluster(const struct config *c, char *err, size_t errlen)
+{
+    if (!cluster_token(c->cluster_name) || !cluster_token(c->cluster_id)) {
+        snprintf(err, errlen, "cluster.name and cluster.cluster_id must be 1 to 32 of "
+                 "A-Z a-z 0-9 _ -");
+        return -1;
+    }
+    if (c->cluster_urls == NULL || strncmp(c->cluster_urls, "nats://", 7) != 0) {
+        snprintf(err, errlen, "cluster.nats_urls must list nats:// URLs, comma-separated");
+        return -1;
+    }
+    if (c->cluster_replicas != 1 && c->cluster_replicas != 3) {
+        snprintf(err, errlen, "cluster.replicas must be 1 or 3");
+        return -1;
+    }
+    return 0;
+}
+
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
     struct jid j;
@@ -365,6 +409,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "c2s.keepalive_interval must be shorter than c2s.idle_timeout");
         return -1;
     }
+    if (c->cluster_name && config_check_cluster(c, err, errlen) != 0)
+        return -1;
     if (c->max_outq_hard_bytes && c->max_outq_hard_bytes < c->max_outq_bytes) {
         snprintf(err, errlen, "c2s.max_outq_hard_bytes (%zu) must be at least c2s.max_outq_bytes "
                  "(%zu)", c->max_outq_hard_bytes, c->max_outq_bytes);

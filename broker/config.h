@@ -95,6 +95,13 @@ struct config {
     unsigned http_max_connections;        /* HTTP and HTTPS together */
     unsigned http_max_connections_per_ip; /* 0 = no per-address limit */
     bool http_limit_loopback;    /* apply http.max_connections_per_ip to loopback peers too */
+    /* [cluster] (docs/cluster.md): cluster mode is on when name is set */
+    char *cluster_name;          /* this instance, unique in the cluster */
+    char *cluster_urls;          /* nats_urls: comma-separated nats:// URLs */
+    unsigned cluster_replicas;   /* 1 or 3: the log stream's replicas */
+    char *cluster_id;            /* names the NATS objects (HRD_<id>_LOG); the same everywhere */
+    unsigned cluster_publish_timeout_ms; /* a change not stored by then is answered "wait" */
+    unsigned cluster_max_inflight; /* changes proposed and not yet applied, per instance */
 };
 
 void config_defaults(struct config *c);

@@ -65,6 +65,8 @@ static const struct herald_error rows[HERALD_E_COUNT_] = {
     /* XEP-0060 §6.1.3.3, §6.5.9.5 */
     ROW(HERALD_ENOT_IN_ROSTER_GROUP, "the node is for the owner's allowed roster groups",
         "not-authorized", "auth", "not-in-roster-group", 403),
+    ROW(HERALD_ECLUSTER, "the cluster could not store the change in time; retry",
+        "resource-constraint", "wait", 0, 503),
 };
 
 const struct herald_error *herald_error(int err)

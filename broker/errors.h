@@ -54,7 +54,8 @@ enum {
     HERALD_EBADREQUEST_IQ = -35,        /* unexpected-request (wrong state) */
     HERALD_EQUOTA = -36,                /* an account's quota (pubsub.max_nodes_per_account) */
     HERALD_ENOT_IN_ROSTER_GROUP = -37,  /* roster model: not in an allowed group */
-    HERALD_E_COUNT_ = 38
+    HERALD_ECLUSTER = -38,              /* the cluster log did not store it in time (retry) */
+    HERALD_E_COUNT_ = 39
 };
 
 struct herald_error {

@@ -24,6 +24,7 @@ struct session;
 struct sm_orphan;
 struct block_owner;
 struct pep;
+struct cluster;
 
 struct herald_stats {
     uint64_t connections_accepted;
@@ -90,6 +91,7 @@ struct herald {
     struct sm_orphan *sm_orphans; /* unacknowledged stanzas of ended sessions */
     struct block_owner *blockers; /* uthash: accounts with a non-empty block list (blocking.c) */
     struct pep *pep;             /* PEP and the XEP-0115 caps cache (pep.c, caps.c) */
+    struct cluster *cluster;     /* cluster mode (broker/cluster/); NULL: single process */
 
     char rbuf[65536];            /* shared read buffer: reads are handled synchronously */
     bool shutting_down;

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "batch.h"
+#include "cluster.h"
 #include "sm.h"
 #include "conn.h"
 #include "errors.h"
@@ -103,6 +104,7 @@ static void on_sweep(uv_timer_t *t)
     struct herald *h = t->data;
     unsigned hibernated = session_sweep(h);
     http_sweep(h);
+    cluster_sweep(h);
     pubsub_expire(h->pubsub);
     trim_heap(h, hibernated);
 }
@@ -124,6 +126,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     log_info("herald", "received %s: closing %u connection(s) and shutting down",
              signum == SIGTERM ? "SIGTERM" : "SIGINT", h->nconns);
     listener_stop(h);
+    cluster_stop(h);
     session_close_all(h);
     uv_timer_start(&h->shutdown_timer, on_shutdown_timeout, SHUTDOWN_GRACE_MS, 0);
 }
@@ -173,7 +176,9 @@ static int open_pubsub(struct herald *h)
     struct pubsub_opts o = {
         .store = h->store,
         .batch = h->batch,
-        .caps = {.max_items = cfg->pubsub_max_items, .max_payload_size = cfg->pubsub_max_payload},
+        .caps = {.max_items = cfg->pubsub_max_items,
+                 .max_payload_size = cfg->pubsub_max_payload,
+                 .no_roster_models = cfg->cluster_name != NULL},
         .auto_create = cfg->pubsub_auto_create,
         .hooks = {.presence_subscribed = presence_subscribed,
                   .pep_recipients = pep_recipients, /* XEP-0163 §4.3 (pep.c) */
@@ -245,8 +250,10 @@ int herald_serve(struct config *cfg)
     uv_signal_start(&h->sig_term, on_signal, SIGTERM);
     uv_signal_start(&h->sig_int, on_signal, SIGINT);
 
-    if (listener_start(h) != 0) {
+    /* Cluster mode: caught up with the log before any client is served. */
+    if (cluster_open(h) != 0 || listener_start(h) != 0) {
         listener_stop(h);
+        cluster_stop(h);
         h->shutting_down = true;
     } else {
         exit_code = 0;
@@ -271,6 +278,8 @@ int herald_serve(struct config *cfg)
         finish(h);
         uv_run(&loop, UV_RUN_DEFAULT);
     }
+    /* NATS last: its threads stop before anything they feed is freed. */
+    cluster_close(h);
     uv_loop_close(&loop);
     log_info("herald", "stopped");
 out_sasl:

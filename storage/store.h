@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct store_txn;
+
 #define STORE_SCHEMA_VERSION 1u
 
 struct store;
@@ -66,6 +68,15 @@ int store_user_put(struct store *s, const char *bare_jid, const struct store_use
 int store_user_get(struct store *s, const char *bare_jid, struct store_user *out);
 int store_user_exists(struct store *s, const char *bare_jid);  /* 1, 0 or error */
 int store_user_del(struct store *s, const char *bare_jid);
+/* The same inside a caller's write transaction (the cluster's apply). */
+int store_user_put_txn(struct store_txn *t, const char *bare_jid, const struct store_user *u,
+                       bool create);
+int store_user_del_txn(struct store_txn *t, const char *bare_jid);
+/* Cluster mode: the last log sequence applied (0: none), in the same
+ * transaction as the changes it covers (docs/cluster.md). */
+int store_cluster_applied(struct store_txn *t, uint64_t *seq);
+int store_cluster_set_applied(struct store_txn *t, uint64_t seq);
+int store_cluster_applied_now(struct store *s, uint64_t *seq);
 /* Calls fn for each user in key order; a nonzero return from fn stops the walk
  * and is returned. */
 int store_user_each(struct store *s, int (*fn)(void *ud, const char *bare_jid), void *ud);
@@ -92,6 +103,8 @@ int store_token_get(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN], struc
 int store_token_get_live(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN],
                          struct store_token *out, bool *live);
 int store_token_del(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN]);
+int store_token_put_txn(struct store_txn *t, const struct store_token *tok);
+int store_token_del_txn(struct store_txn *t, const uint8_t id[STORE_TOKEN_ID_LEN]);
 int store_token_each(struct store *s, int (*fn)(void *ud, const struct store_token *tok), void *ud);
 
 /* The server secret called name (at most 32 bytes long), made at random

@@ -415,11 +415,11 @@ int store_user_generation_txn(struct store *s, MDB_txn *txn, const char *bare_ji
     return rc != 0 ? rc : map_err(user_generation(txn, s->users, &k, gen));
 }
 
-int store_user_put(struct store *s, const char *bare_jid, const struct store_user *u,
-                   bool create)
+int store_user_put_txn(struct store_txn *t, const char *bare_jid, const struct store_user *u,
+                       bool create)
 {
+    struct store *s = t->s;
     MDB_val k, v;
-    MDB_txn *txn = NULL;
     uint8_t rec[USER_RECORD_V2_LEN], *p = rec;
     int rc = key_of(&k, bare_jid);
     if (rc != 0)
@@ -432,29 +432,49 @@ int store_user_put(struct store *s, const char *bare_jid, const struct store_use
     put_be64(p, u->generation);
     v.mv_size = sizeof(rec);
     v.mv_data = rec;
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-        goto done;
     if (!create) {
         uint64_t old;
-        if ((rc = user_generation(txn, s->users, &k, &old)) != 0)
-            goto done;
+        if ((rc = user_generation(t->txn, s->users, &k, &old)) != 0)
+            return map_err(rc);
         /* A new generation revokes the account's tokens: drop them too. */
-        if (old != u->generation) {
-            struct store_txn t = {s, txn, true};
-            if ((rc = store_tokens_forget_account(&t, bare_jid)) != 0) {
-                mdb_txn_abort(txn);
-                return rc;
-            }
-        }
+        if (old != u->generation && (rc = store_tokens_forget_account(t, bare_jid)) != 0)
+            return rc;
     }
-    if ((rc = st_put(s, txn, s->users, &k, &v, create ? MDB_NOOVERWRITE : 0)) != 0)
-        goto done;
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-done:
-    if (txn)
+    return map_err(st_put(s, t->txn, s->users, &k, &v, create ? MDB_NOOVERWRITE : 0));
+}
+
+/* Runs fn in a write transaction of its own, committed when fn returns 0. */
+static int in_write_txn(struct store *s, int (*fn)(struct store_txn *t, void *arg), void *arg)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return map_err(rc);
+    struct store_txn t = {s, txn, true};
+    if ((rc = fn(&t, arg)) != 0) {
         mdb_txn_abort(txn);
-    return map_err(rc);
+        return rc;
+    }
+    return map_err(mdb_txn_commit(txn));
+}
+
+struct user_put_args {
+    const char *bare;
+    const struct store_user *u;
+    bool create;
+};
+
+static int user_put_fn(struct store_txn *t, void *arg)
+{
+    const struct user_put_args *a = arg;
+    return store_user_put_txn(t, a->bare, a->u, a->create);
+}
+
+int store_user_put(struct store *s, const char *bare_jid, const struct store_user *u,
+                   bool create)
+{
+    struct user_put_args a = {bare_jid, u, create};
+    return in_write_txn(s, user_put_fn, &a);
 }
 
 int store_user_get(struct store *s, const char *bare_jid, struct store_user *out)
@@ -503,38 +523,71 @@ int store_user_exists(struct store *s, const char *bare_jid)
     return rc == 0 ? 1 : map_err(rc);
 }
 
-int store_user_del(struct store *s, const char *bare_jid)
+int store_user_del_txn(struct store_txn *t, const char *bare_jid)
 {
     MDB_val k;
-    MDB_txn *txn = NULL;
     int rc = key_of(&k, bare_jid);
     if (rc != 0)
         return rc;
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+    if ((rc = st_del(t->s, t->txn, t->s->users, &k, NULL)) != 0)
         return map_err(rc);
-    if ((rc = st_del(s, txn, s->users, &k, NULL)) != 0) {
-        mdb_txn_abort(txn);
-        return map_err(rc);
-    }
     /* The account's roster, offline messages, subscriptions and REST tokens
      * go with it, in the same transaction: a new account of that name starts
-     * clean (and has a new generation, which old tokens would not match). */
-    struct store_txn t = {s, txn, true};
-    if ((rc = store_im_forget_account(&t, bare_jid)) != 0 ||
-        (rc = store_tokens_forget_account(&t, bare_jid)) != 0 ||
-        (rc = store_block_clear(&t, bare_jid)) != 0 ||
-        (rc = store_mam_forget_account(&t, bare_jid)) != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    /* Its private XML and vCard, too (XEP-0049, XEP-0054), and its PEP
+     * clean (and has a new generation, which old tokens would not match).
+     * Its private XML and vCard, too (XEP-0049, XEP-0054), and its PEP
      * nodes (XEP-0163). */
-    if ((rc = store_private_forget_account(&t, bare_jid)) != 0 ||
-        (rc = store_pep_forget_account(&t, bare_jid)) != 0) {
-        mdb_txn_abort(txn);
+    if ((rc = store_im_forget_account(t, bare_jid)) != 0 ||
+        (rc = store_tokens_forget_account(t, bare_jid)) != 0 ||
+        (rc = store_block_clear(t, bare_jid)) != 0 ||
+        (rc = store_mam_forget_account(t, bare_jid)) != 0 ||
+        (rc = store_private_forget_account(t, bare_jid)) != 0 ||
+        (rc = store_pep_forget_account(t, bare_jid)) != 0)
         return rc;
-    }
-    return map_err(mdb_txn_commit(txn));
+    return 0;
+}
+
+static int user_del_fn(struct store_txn *t, void *arg) { return store_user_del_txn(t, arg); }
+
+int store_user_del(struct store *s, const char *bare_jid)
+{
+    return in_write_txn(s, user_del_fn, (void *)bare_jid);
+}
+
+#define CLUSTER_APPLIED_KEY "cluster.applied"
+
+int store_cluster_applied(struct store_txn *t, uint64_t *seq)
+{
+    MDB_val k = {sizeof(CLUSTER_APPLIED_KEY) - 1, (void *)CLUSTER_APPLIED_KEY}, v;
+    int rc = mdb_get(t->txn, t->s->meta, &k, &v);
+    *seq = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return map_err(rc);
+    if (v.mv_size != 8)
+        return HERALD_ESCHEMA;
+    *seq = get_be64(v.mv_data);
+    return 0;
+}
+
+int store_cluster_set_applied(struct store_txn *t, uint64_t seq)
+{
+    uint8_t b[8];
+    put_be64(b, seq);
+    MDB_val k = {sizeof(CLUSTER_APPLIED_KEY) - 1, (void *)CLUSTER_APPLIED_KEY}, v = {8, b};
+    return map_err(st_put(t->s, t->txn, t->s->meta, &k, &v, 0));
+}
+
+int store_cluster_applied_now(struct store *s, uint64_t *seq)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return map_err(rc);
+    struct store_txn t = {s, txn, false};
+    rc = store_cluster_applied(&t, seq);
+    mdb_txn_abort(txn);
+    return rc;
 }
 
 int store_secret(struct store *s, const char *name, uint8_t out[STORE_SECRET_LEN])

@@ -37,7 +37,7 @@ static int decode(const MDB_val *k, const MDB_val *v, struct store_token *out)
     return 0;
 }
 
-int store_token_put(struct store *s, const struct store_token *tok)
+int store_token_put_txn(struct store_txn *t, const struct store_token *tok)
 {
     size_t jid_len = strnlen(tok->jid, sizeof(tok->jid));
     if (jid_len == 0 || jid_len >= sizeof(tok->jid))
@@ -51,13 +51,19 @@ int store_token_put(struct store *s, const struct store_token *tok)
     put_be64(rec + TOKEN_FIXED_V1, tok->generation);
     memcpy(rec + TOKEN_FIXED, tok->jid, jid_len);
     MDB_val k = {STORE_TOKEN_ID_LEN, (void *)tok->id}, v = {TOKEN_FIXED + jid_len, rec};
+    return store_map_err(st_put(t->s, t->txn, t->s->tokens, &k, &v, MDB_NOOVERWRITE));
+}
+
+int store_token_put(struct store *s, const struct store_token *tok)
+{
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return store_map_err(rc);
-    if ((rc = st_put(s, txn, s->tokens, &k, &v, MDB_NOOVERWRITE)) != 0) {
+    struct store_txn t = {s, txn, true};
+    if ((rc = store_token_put_txn(&t, tok)) != 0) {
         mdb_txn_abort(txn);
-        return store_map_err(rc);
+        return rc;
     }
     return store_map_err(mdb_txn_commit(txn));
 }
@@ -89,16 +95,22 @@ int store_token_get_live(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN],
     return rc;
 }
 
-int store_token_del(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN])
+int store_token_del_txn(struct store_txn *t, const uint8_t id[STORE_TOKEN_ID_LEN])
 {
     MDB_val k = {STORE_TOKEN_ID_LEN, (void *)id};
+    return store_map_err(st_del(t->s, t->txn, t->s->tokens, &k, NULL));
+}
+
+int store_token_del(struct store *s, const uint8_t id[STORE_TOKEN_ID_LEN])
+{
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return store_map_err(rc);
-    if ((rc = st_del(s, txn, s->tokens, &k, NULL)) != 0) {
+    struct store_txn t = {s, txn, true};
+    if ((rc = store_token_del_txn(&t, id)) != 0) {
         mdb_txn_abort(txn);
-        return store_map_err(rc);
+        return rc;
     }
     return store_map_err(mdb_txn_commit(txn));
 }

@@ -403,14 +403,16 @@ static void pubsub_request(struct session *from, struct xnode *iq, struct arena 
     x.ps = h->pubsub;
     x.jid = (char *)service;
     pubsub_scope(h->pubsub, service);
-    ps_xmpp_handle_iq(&x, from, iq, a);
+    ps_xmpp_handle_iq(&x, from->full, iq, a);
     pubsub_scope(h->pubsub, NULL);
 }
 
 void pep_handle_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a)
 {
     (void)child;
-    if (xml_attr(iq, "to") != NULL) /* to the server itself: it has no pubsub */
+    /* to the server itself: it has no pubsub; cluster mode: PEP needs
+     * rosters, which are not replicated yet (docs/cluster.md) */
+    if (xml_attr(iq, "to") != NULL || from->h->cluster != NULL)
         router_error(from, iq, a, HERALD_EUNAVAIL, NULL, NULL);
     else
         pubsub_request(from, iq, a, from->bare);

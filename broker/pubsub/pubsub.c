@@ -100,6 +100,10 @@ struct sink {
 };
 
 struct pubsub {
+    /* Cluster apply (pubsub_fix): time and random choices come from the
+     * request's log entry, so every instance decides the same. */
+    bool fixed;
+    uint64_t fix_time_ms, fix_rng;
     struct store *store;
     struct batch *batch;
     struct ps_caps caps;
@@ -143,22 +147,47 @@ static uint64_t get_be64(const uint8_t *p)
     return v;
 }
 
-static uint64_t now_ms(void)
+static uint64_t now_ms(const struct pubsub *ps)
 {
+    if (ps->fixed)
+        return ps->fix_time_ms;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void random_hex(char *out, size_t bytes)
+/* SplitMix64: a fixed seed gives every instance the same "random" ids. */
+static uint64_t fixed_next(struct pubsub *ps)
+{
+    uint64_t z = (ps->fix_rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void random_hex(struct pubsub *ps, char *out, size_t bytes)
 {
     unsigned char r[32];
     if (bytes > sizeof(r))
         bytes = sizeof(r);
-    if (RAND_bytes(r, (int)bytes) != 1)
+    if (ps->fixed) {
+        for (size_t i = 0; i < bytes; i += 8) {
+            uint64_t v = fixed_next(ps);
+            for (size_t k = 0; k < 8 && i + k < bytes; k++)
+                r[i + k] = (unsigned char)(v >> (8 * k));
+        }
+    } else if (RAND_bytes(r, (int)bytes) != 1) {
         memset(r, 0, bytes); /* RAND_bytes does not fail once seeded */
+    }
     for (size_t i = 0; i < bytes; i++)
         snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+void pubsub_fix(struct pubsub *ps, const struct ps_fixed *f)
+{
+    ps->fixed = f != NULL;
+    ps->fix_time_ms = f ? f->time_ms : 0;
+    ps->fix_rng = f ? f->seed : 0;
 }
 
 static void bare_of(const char *jid, char *out, size_t cap)
@@ -1570,7 +1599,7 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
     ps_config_defaults(&cfg, caps_for(ps));
     if (name == NULL) {
         /* §8.1.2: instant node, a unique name chosen by the service. */
-        random_hex(instant, 12);
+        random_hex(ps, instant, 12);
         name = instant;
     }
     if ((rc = check_node_name(ps, name)) != 0)
@@ -1594,7 +1623,7 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
         return fail(ps, HERALD_EQUOTA, NULL,
                     "the account owns as many nodes as pubsub.max_nodes_per_account allows");
     }
-    struct ps_node *n = node_new(ps->scope ? key : name, 0, now_ms(), &cfg);
+    struct ps_node *n = node_new(ps->scope ? key : name, 0, now_ms(ps), &cfg);
     if (n == NULL || mem_set_aff(n, owner, AFF_OWNER) != 0) {
         free_node(n);
         return fail(ps, HERALD_ENOMEM, NULL, NULL);
@@ -1727,7 +1756,7 @@ int pubsub_purge(struct pubsub *ps, const char *who, const char *node)
 
 void pubsub_expire(struct pubsub *ps)
 {
-    uint64_t now = now_ms();
+    uint64_t now = now_ms(ps);
     struct ps_node *n, *tmp;
     HASH_ITER(hh, ps->nodes, n, tmp) {
         if (n->cfg.item_expire == 0 || n->item_count == 0)
@@ -1812,7 +1841,7 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
     char genid[32];
     const char *id = req->item_id;
     if (id == NULL || id[0] == '\0') {
-        random_hex(genid, 12);
+        random_hex(ps, genid, 12);
         id = genid;
     }
     size_t idl = strlen(id);
@@ -1822,7 +1851,7 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
     bare_of(who, publisher, sizeof(publisher));
     /* Expiry walks items in publication order: keep their times in that
      * order even if the wall clock steps back. */
-    uint64_t stamp = now_ms();
+    uint64_t stamp = now_ms(ps);
     if (stamp < ps->last_stamp)
         stamp = ps->last_stamp;
     ps->last_stamp = stamp;
@@ -1975,7 +2004,7 @@ int pubsub_subscribe(struct pubsub *ps, const char *who, const char *node, const
     if ((rc = ps_sub_options_apply(&o, opts, nopts, &why)) != 0) /* §6.3.7 */
         return fail(ps, rc, why.feature, why.text);
     char subid[PS_SUBID_MAX + 1];
-    random_hex(subid, 8);
+    random_hex(ps, subid, 8);
     struct ps_sub *s = sub_new(prepared, subid, state, &o);
     if (s == NULL)
         return fail(ps, HERALD_ENOMEM, NULL, NULL);
@@ -2130,7 +2159,7 @@ int pubsub_owner_set_subscription(struct pubsub *ps, const char *who, const char
     struct ps_sub *fresh = NULL;
     if (state != SUB_NONE && find_sub(n, prepared, NULL, &count) == NULL) {
         char subid[PS_SUBID_MAX + 1];
-        random_hex(subid, 8);
+        random_hex(ps, subid, 8);
         static const struct ps_sub_opts plain = {true, false};
         if ((fresh = sub_new(prepared, subid, state, &plain)) == NULL)
             return fail(ps, HERALD_ENOMEM, NULL, NULL);

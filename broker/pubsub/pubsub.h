@@ -288,6 +288,16 @@ int pubsub_authorize(struct pubsub *ps, const char *who, const char *node, const
  * PS_EV_APPROVAL_PENDING event each, to the requester. */
 int pubsub_pending_resend(struct pubsub *ps, const char *who, const char *node);
 
+/* Cluster mode (docs/cluster.md): while f is set, the service's clock reads
+ * f->time_ms and its random choices (item ids, subids, instant node names)
+ * come from f->seed, so applying one log entry on every instance gives the
+ * same result; NULL goes back to the clock and the RNG. */
+struct ps_fixed {
+    uint64_t time_ms;
+    uint64_t seed;
+};
+void pubsub_fix(struct pubsub *ps, const struct ps_fixed *f);
+
 /* Deletes items older than their node's item_expire (once a second). */
 void pubsub_expire(struct pubsub *ps);
 

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "cluster.h"
 #include "errors.h"
 #include "herald.h"
 #include "im.h"
@@ -89,13 +90,16 @@ struct answer {
     struct herald *h;
     struct chunk *body; /* NULL: send the error `err` instead */
     int err;
+    bool muted; /* cluster: another instance's request, answered there */
     const char *to, *id, *from;
 };
 
 static void answer_run(void *ctx, int failed)
 {
     struct answer *p = ctx;
-    if (failed == HERALD_EUNAVAIL) {
+    if (p->muted) {
+        /* Applied from the cluster log for a requester on another instance. */
+    } else if (failed == HERALD_EUNAVAIL) {
         /* The server is shutting down: nothing was acknowledged. */
     } else if (failed != 0 || p->body == NULL) {
         /* The change is not durable (or no answer could be built): say so. */
@@ -138,6 +142,7 @@ static int queue_answer(struct req *r, struct chunk *body, int err)
     p->h = r->x->h;
     p->body = body;
     p->err = err;
+    p->muted = cluster_muted(p->h);
     /* Without memory to queue it, batch_after runs answer_run at once with
      * HERALD_ENOMEM: the requester is answered either way. */
     (void)batch_after(r->x->h->batch, answer_run, p);
@@ -297,7 +302,10 @@ static int name_index(const char *s, const char *const *names, size_t n)
 enum { IQ_GET = 1, IQ_SET = 2 };
 /* Row flags. There is no owner-only flag: every owner use case is checked
  * by the service itself (pubsub.h), so the edge cannot forget one. */
-enum { NEEDS_NODE = 1 }; /* a missing node attribute is <nodeid-required/> */
+enum {
+    NEEDS_NODE = 1, /* a missing node attribute is <nodeid-required/> */
+    READ_ONLY = 2,  /* a set that changes nothing: never through the cluster log */
+};
 
 /* op: the action element (the child of <pubsub/>, or the iq's child for
  * the other namespaces); pubsub: its <pubsub/> (or op again). */
@@ -358,7 +366,7 @@ static const struct ps_iq_row pubsub_iq_table[] = {
     /* §8.7 through XEP-0050. */
     {NS_COMMANDS, "command", IQ_SET, 0, do_command, FEATURES(NS_COMMANDS, "get-pending")},
     /* XEP-0313 on a node, as XEP-0442 describes (broker/im/mam.c). */
-    {NS_MAM, "query", IQ_GET | IQ_SET, NEEDS_NODE, do_mam, FEATURES(NS_MAM)},
+    {NS_MAM, "query", IQ_GET | IQ_SET, NEEDS_NODE | READ_ONLY, do_mam, FEATURES(NS_MAM)},
 };
 #define NROWS (sizeof(pubsub_iq_table) / sizeof(pubsub_iq_table[0]))
 
@@ -424,6 +432,10 @@ static int dispatch(struct req *r, unsigned type)
             continue;
         if ((row->flags & NEEDS_NODE) && xml_attr(op, "node") == NULL)
             return HERALD_ENODEID_REQUIRED;
+        /* Cluster mode: a change goes through the log, and this handler runs
+         * when every instance applies it (docs/cluster.md, "The seam"). */
+        if (type == IQ_SET && !(row->flags & READ_ONLY) && cluster_proposes(r->x->h))
+            return cluster_propose_iq(r->x->h, r->who, r->iq);
         return row->fn(r, op, child);
     }
     if (wrapped) {
@@ -434,7 +446,7 @@ static int dispatch(struct req *r, unsigned type)
     return HERALD_EUNAVAIL;
 }
 
-void ps_xmpp_handle_iq(struct ps_xmpp *x, struct session *from, struct xnode *iq, struct arena *a)
+void ps_xmpp_handle_iq(struct ps_xmpp *x, const char *who, struct xnode *iq, struct arena *a)
 {
     const char *type = xml_attr(iq, "type");
     unsigned t = eq(type, "get") ? IQ_GET : eq(type, "set") ? IQ_SET : 0;
@@ -446,7 +458,7 @@ void ps_xmpp_handle_iq(struct ps_xmpp *x, struct session *from, struct xnode *iq
     r.ps = x->ps;
     r.iq = iq;
     r.a = a;
-    r.who = from->full;
+    r.who = who;
     int rc = dispatch(&r, t);
     if (rc != 0)
         send_error(&r, rc);
@@ -1418,6 +1430,13 @@ void ps_xmpp_handle_message(struct ps_xmpp *x, struct session *from, struct xnod
 {
     if (eq(xml_attr(msg, "type"), "error"))
         return;
+    if (x->h->cluster) {
+        /* Not through the log yet (docs/cluster.md): approve with the
+         * owner's subscriptions iq instead. */
+        log_info("pubsub", "%s: subscription approval by message ignored in cluster mode",
+                 from->full);
+        return;
+    }
     struct xnode *form = xml_child(msg, NS_DATA, "x");
     const char *ft = form ? ps_form_type(a, form) : NULL;
     if (!eq(ft, NS_SUB_AUTH) || eq(xml_attr(form, "type"), "cancel"))

@@ -21,7 +21,7 @@ void ps_xmpp_close(struct ps_xmpp *x);
 const char *ps_xmpp_jid(const struct ps_xmpp *x);
 
 /* Stanzas addressed to the service (router.c calls these). */
-void ps_xmpp_handle_iq(struct ps_xmpp *x, struct session *from, struct xnode *iq, struct arena *a);
+void ps_xmpp_handle_iq(struct ps_xmpp *x, const char *who, struct xnode *iq, struct arena *a);
 void ps_xmpp_handle_message(struct ps_xmpp *x, struct session *from, struct xnode *msg,
                             struct arena *a);
 

@@ -380,7 +380,7 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
         if (xml_set_attr(a, st, "to", ps_jid) != 0)
             return;
         if (is_iq && j->resource[0] == '\0')
-            ps_xmpp_handle_iq(h->ps_xmpp, from, st, a);
+            ps_xmpp_handle_iq(h->ps_xmpp, from->full, st, a);
         else if (strcmp(st->name, "message") == 0)
             ps_xmpp_handle_message(h->ps_xmpp, from, st, a);
         else if (is_iq)

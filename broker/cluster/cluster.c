@@ -1,0 +1,738 @@
+/* cluster.c - proposals, the inbound queue and the apply (cluster.h;
+ * docs/cluster.md). NATS itself is behind nats_link.h. */
+#include "cluster.h"
+
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uthash.h>
+#include <uv.h>
+
+#include "arena.h"
+#include "batch.h"
+#include "buf.h"
+#include "entry.h"
+#include "errors.h"
+#include "herald.h"
+#include "http.h"
+#include "log.h"
+#include "nats_link.h"
+#include "pubsub.h"
+#include "pubsub_xmpp.h"
+#include "rest.h"
+#include "router.h"
+#include "store.h"
+#include "xml.h"
+#include "xml_parser.h"
+
+#define INQ_RECORDS 16384
+#define INQ_BYTES (64u << 20)
+#define DRAIN_PER_TURN 1024
+#define RETRY_MS 1000
+#define NATS_TIMEOUT_MS 5000
+
+/* An entry of the log on its way from the fetch thread to the loop. */
+struct inrec {
+    uint64_t seq;
+    uint8_t *data;
+    size_t len;
+};
+
+/* A request this instance proposed and has not yet applied. */
+struct pending {
+    uint64_t req;
+    UT_hash_handle hh;
+    enum cl_kind kind;
+    uint8_t *data; /* the encoded entry, for retries */
+    size_t len;
+    uint64_t deadline_ms, retry_ms;
+    struct http_conn *hc;       /* CL_REST (a reference) */
+    char *to, *id, *from;       /* CL_IQ: whom to answer, the iq id, the service */
+};
+
+struct cluster {
+    struct herald *h;
+    struct cl_nats *nats;
+    char name[33];
+    char subject_iq[96], subject_rest[96];
+    char durable[64];
+    uint64_t boot, next_req;
+    uint64_t applied;       /* the last entry applied (committed, or in this turn's batch) */
+    int failed;             /* an apply failed here: applying stopped */
+    /* The inbound queue: the fetch thread pushes, the loop drains. */
+    pthread_mutex_t mu;
+    pthread_cond_t room, avail;
+    struct inrec *ring;
+    size_t head, count, bytes;
+    bool stopping;
+    uv_async_t wake;
+    bool wake_open;
+    /* Proposals waiting for their apply. */
+    struct pending *pending;
+    unsigned inflight;
+    /* During one apply. */
+    bool applying, muted;
+    /* Counters for /metrics. */
+    uint64_t proposals, proposal_failures, retries, late_applies, applied_total;
+};
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t random64(void)
+{
+    uint64_t v = 0;
+    if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1)
+        v = wall_ms() ^ ((uint64_t)getpid() << 32);
+    return v;
+}
+
+static void names(const struct config *cfg, char *stream, size_t sl, char *subjects, size_t jl)
+{
+    snprintf(stream, sl, "HRD_%s_LOG", cfg->cluster_id);
+    snprintf(subjects, jl, "hrd.%s.log.>", cfg->cluster_id);
+}
+
+bool cluster_proposes(const struct herald *h) { return h->cluster && !h->cluster->applying; }
+
+bool cluster_muted(const struct herald *h) { return h->cluster && h->cluster->muted; }
+
+void cluster_apply_failed(struct herald *h, int rc)
+{
+    struct cluster *c = h->cluster;
+    if (c && !c->failed) {
+        c->failed = rc ? rc : HERALD_EIO;
+        log_error("cluster", "applying log entry %llu failed here (%s): this instance stops "
+                  "applying the log and must be restarted",
+                  (unsigned long long)c->applied + 1, herald_strerror(c->failed));
+    }
+}
+
+/* ---- the inbound queue ---- */
+
+/* On the fetch thread: copy, queue, wake the loop; waits while full. */
+static void enqueue(void *ud, uint64_t seq, const void *data, size_t len)
+{
+    struct cluster *c = ud;
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        return; /* not applied: the next start fetches it again */
+    memcpy(copy, data, len);
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping && (c->count == INQ_RECORDS || c->bytes + len > INQ_BYTES))
+        pthread_cond_wait(&c->room, &c->mu);
+    if (c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        free(copy);
+        return;
+    }
+    c->ring[(c->head + c->count) % INQ_RECORDS] = (struct inrec){seq, copy, len};
+    c->count++;
+    c->bytes += len;
+    pthread_cond_signal(&c->avail);
+    pthread_mutex_unlock(&c->mu);
+    if (c->wake_open)
+        uv_async_send(&c->wake);
+}
+
+static bool dequeue(struct cluster *c, struct inrec *out)
+{
+    pthread_mutex_lock(&c->mu);
+    bool got = c->count > 0;
+    if (got) {
+        *out = c->ring[c->head];
+        c->head = (c->head + 1) % INQ_RECORDS;
+        c->count--;
+        c->bytes -= out->len;
+        pthread_cond_signal(&c->room);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return got;
+}
+
+/* ---- proposals ---- */
+
+static void pending_free(struct pending *p)
+{
+    http_unref(p->hc);
+    free(p->data);
+    free(p->to);
+    free(p->id);
+    free(p->from);
+    free(p);
+}
+
+static void msg_id(const struct cluster *c, uint64_t req, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%016llx/%llu", c->name, (unsigned long long)c->boot,
+             (unsigned long long)req);
+}
+
+/* Encodes and publishes e; on success the pending p (filled by the caller
+ * with its kind and whom to answer) waits for the apply. */
+static int propose(struct cluster *c, struct cl_entry *e, const char *subject, struct pending *p)
+{
+    if (c->failed || c->stopping)
+        return HERALD_ECLUSTER;
+    if (c->inflight >= c->h->cfg->cluster_max_inflight) {
+        c->proposal_failures++;
+        return HERALD_ECLUSTER; /* answered "wait": the log is behind */
+    }
+    e->origin = c->name;
+    e->boot = c->boot;
+    e->req = ++c->next_req;
+    e->time_ms = wall_ms();
+    e->seed = random64();
+    int rc = cl_entry_encode(e, &p->data, &p->len);
+    if (rc != 0)
+        return rc;
+    char id[96];
+    msg_id(c, e->req, id, sizeof(id));
+    if ((rc = cl_nats_propose(c->nats, subject, id, p->data, p->len)) != 0) {
+        c->proposal_failures++;
+        free(p->data);
+        p->data = NULL;
+        return rc;
+    }
+    uint64_t now = uv_now(c->h->loop);
+    p->req = e->req;
+    p->kind = e->kind;
+    p->deadline_ms = now + c->h->cfg->cluster_publish_timeout_ms;
+    p->retry_ms = now + RETRY_MS;
+    HASH_ADD(hh, c->pending, req, sizeof(p->req), p);
+    c->inflight++;
+    c->proposals++;
+    return 0;
+}
+
+int cluster_propose_iq(struct herald *h, const char *who, const struct xnode *iq)
+{
+    struct cluster *c = h->cluster;
+    struct buf b;
+    buf_init(&b, 0);
+    xml_serialize(&b, iq, NS_CLIENT);
+    struct pending *p = calloc(1, sizeof(*p));
+    const char *from = xml_attr(iq, "from"), *id = xml_attr(iq, "id"), *to = xml_attr(iq, "to");
+    int rc = HERALD_ENOMEM;
+    if (p && buf_ok(&b) && (p->to = strdup(from ? from : who)) && (p->id = strdup(id ? id : "")) &&
+        (p->from = strdup(to ? to : h->cfg->domain))) {
+        struct cl_entry e = {.kind = CL_IQ, .jid = who, .data = b.data, .data_len = b.len};
+        rc = propose(c, &e, c->subject_iq, p);
+    }
+    if (rc != 0 && p)
+        pending_free(p);
+    buf_free(&b);
+    return rc;
+}
+
+int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct http_req *req,
+                         const char *jid, uint8_t scopes)
+{
+    struct cluster *c = h->cluster;
+    struct pending *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return HERALD_ENOMEM;
+    char path[8192];
+    if (req->path_len >= sizeof(path) || req->query_len >= sizeof(path)) {
+        free(p);
+        return HERALD_ETOOBIG;
+    }
+    memcpy(path, req->path, req->path_len);
+    path[req->path_len] = '\0';
+    char query[8192];
+    if (req->query) {
+        memcpy(query, req->query, req->query_len);
+        query[req->query_len] = '\0';
+    }
+    struct cl_entry e = {.kind = CL_REST,
+                         .jid = jid,
+                         .scopes = scopes,
+                         .method = (uint8_t)req->method,
+                         .path = path,
+                         .query = req->query ? query : NULL,
+                         .content_type = req->content_type,
+                         .data = req->body,
+                         .data_len = req->body_len};
+    int rc = propose(c, &e, c->subject_rest, p);
+    if (rc != 0) {
+        free(p);
+        return rc;
+    }
+    http_ref(hc);
+    p->hc = hc;
+    return 0;
+}
+
+/* The deadline passed: the requester hears "wait" (the entry may still be
+ * stored and applied later: a late apply, counted). */
+static void expire(struct cluster *c, struct pending *p)
+{
+    c->proposal_failures++;
+    if (p->kind == CL_IQ)
+        router_batch_failed(c->h, p->to, p->id, p->from, HERALD_ECLUSTER);
+    else if (p->kind == CL_REST)
+        http_problem_h(p->hc, 503, "resource-constraint", NULL,
+                       "the cluster could not store the change in time; retry",
+                       "Retry-After: 2\r\n");
+}
+
+void cluster_sweep(struct herald *h)
+{
+    struct cluster *c = h->cluster;
+    if (c == NULL)
+        return;
+    uint64_t now = uv_now(h->loop);
+    struct pending *p, *tmp;
+    HASH_ITER(hh, c->pending, p, tmp) {
+        if (now >= p->deadline_ms) {
+            HASH_DEL(c->pending, p);
+            c->inflight--;
+            expire(c, p);
+            pending_free(p);
+        } else if (now >= p->retry_ms) {
+            /* The same message id: JetStream keeps one copy (its duplicate
+             * window), so a retry never stores the request twice. */
+            char id[96];
+            msg_id(c, p->req, id, sizeof(id));
+            const char *subject = p->kind == CL_IQ ? c->subject_iq : c->subject_rest;
+            if (cl_nats_propose(c->nats, subject, id, p->data, p->len) == 0)
+                c->retries++;
+            p->retry_ms = now + RETRY_MS;
+        }
+    }
+}
+
+/* ---- the apply ---- */
+
+static const char STREAM_HDR[] = "<stream:stream xmlns='jabber:client'"
+                                 " xmlns:stream='http://etherx.jabber.org/streams'>";
+
+struct iq_apply {
+    struct herald *h;
+    const char *who;
+    bool done;
+};
+
+static void iq_open(void *ud, const struct xnode *hdr, const char *ns) { (void)ud, (void)hdr, (void)ns; }
+static void iq_close(void *ud) { (void)ud; }
+
+static void iq_stanza(void *ud, struct xnode *st, struct arena *a)
+{
+    struct iq_apply *ia = ud;
+    if (ia->done)
+        return;
+    ia->done = true;
+    ps_xmpp_handle_iq(ia->h->ps_xmpp, ia->who, st, a);
+}
+
+static const struct xmlp_callbacks iq_cb = {iq_open, iq_stanza, iq_close};
+
+static int apply_iq(struct herald *h, const struct cl_entry *e)
+{
+    struct iq_apply ia = {h, e->jid, false};
+    struct xmlp_limits lim = {e->data_len + sizeof(STREAM_HDR) + 64, h->cfg->max_depth};
+    struct xmlp *q = xmlp_new(&lim, &iq_cb, &ia);
+    if (q == NULL)
+        return HERALD_ENOMEM;
+    enum xmlp_error x = xmlp_feed(q, STREAM_HDR, sizeof(STREAM_HDR) - 1);
+    if (x == XMLP_OK)
+        x = xmlp_feed(q, e->data, e->data_len);
+    xmlp_free(q);
+    return x == XMLP_OK && ia.done ? 0 : HERALD_EINVAL;
+}
+
+static void apply_rest(struct herald *h, const struct cl_entry *e, struct http_conn *hc)
+{
+    struct http_req req = {.method = e->method,
+                           .path = e->path,
+                           .path_len = strlen(e->path),
+                           .query = e->query,
+                           .query_len = e->query ? strlen(e->query) : 0,
+                           .content_type = e->content_type,
+                           .body = e->data,
+                           .body_len = e->data_len};
+    rest_apply(h, hc, &req, e->jid, e->scopes);
+}
+
+/* Accounts and tokens: one operation of the batch; a refusal (an account
+ * that exists) is the same everywhere and changes nothing. */
+static int apply_account(struct herald *h, const struct cl_entry *e)
+{
+    int rc = 0;
+    struct store_txn *t = batch_op_begin(h->batch, &rc);
+    if (t == NULL)
+        return rc;
+    switch (e->kind) {
+    case CL_USER_PUT: rc = store_user_put_txn(t, e->jid, &e->user, e->create); break;
+    case CL_USER_DEL: rc = store_user_del_txn(t, e->jid); break;
+    case CL_TOKEN_PUT: rc = store_token_put_txn(t, &e->token); break;
+    case CL_TOKEN_DEL: rc = store_token_del_txn(t, e->token.id); break;
+    default: rc = HERALD_EINVAL;
+    }
+    rc = batch_op_end(h->batch, t, rc);
+    if (rc != 0 && rc != HERALD_EEXIST && rc != HERALD_ENOTFOUND)
+        return rc;
+    return 0;
+}
+
+static void apply_entry(struct cluster *c, uint64_t seq, const uint8_t *data, size_t len)
+{
+    struct herald *h = c->h;
+    if (seq <= c->applied)
+        return; /* delivered again */
+    if (seq != c->applied + 1)
+        log_warn("cluster", "log entries %llu to %llu are missing from the stream (retention): "
+                 "applying from %llu", (unsigned long long)c->applied + 1,
+                 (unsigned long long)seq - 1, (unsigned long long)seq);
+    struct cl_entry e;
+    char *store = NULL;
+    int rc = cl_entry_decode(data, len, &e, &store);
+    if (rc == HERALD_ESCHEMA) {
+        log_error("cluster", "log entry %llu has a newer format than this Herald knows: upgrade "
+                  "this instance", (unsigned long long)seq);
+        cluster_apply_failed(h, rc);
+        return;
+    }
+    struct pending *p = NULL;
+    if (rc == 0 && strcmp(e.origin, c->name) == 0 && e.boot == c->boot) {
+        HASH_FIND(hh, c->pending, &e.req, sizeof(e.req), p);
+        if (p) {
+            HASH_DEL(c->pending, p);
+            c->inflight--;
+        } else {
+            c->late_applies++;
+        }
+    }
+    c->applying = true;
+    c->muted = p == NULL;
+    if (rc != 0) {
+        log_warn("cluster", "log entry %llu is malformed: skipped", (unsigned long long)seq);
+    } else {
+        struct ps_fixed fix = {e.time_ms, e.seed};
+        if (h->pubsub)
+            pubsub_fix(h->pubsub, &fix);
+        switch (e.kind) {
+        case CL_IQ:
+            if (apply_iq(h, &e) != 0)
+                log_warn("cluster", "log entry %llu: the iq does not parse: skipped",
+                         (unsigned long long)seq);
+            break;
+        case CL_REST: apply_rest(h, &e, p ? p->hc : NULL); break;
+        default:
+            if ((rc = apply_account(h, &e)) != 0)
+                cluster_apply_failed(h, rc);
+        }
+        if (h->pubsub)
+            pubsub_fix(h->pubsub, NULL);
+    }
+    /* The applied position goes into the same batch as the changes. */
+    int src = 0;
+    struct store_txn *t = batch_op_begin(h->batch, &src);
+    if (t != NULL)
+        src = batch_op_end(h->batch, t, store_cluster_set_applied(t, seq));
+    if (src != 0)
+        cluster_apply_failed(h, src);
+    c->applying = c->muted = false;
+    c->applied = seq;
+    c->applied_total++;
+    if (p)
+        pending_free(p);
+    free(store);
+}
+
+/* Applies what the fetch thread queued, at most DRAIN_PER_TURN entries per
+ * loop turn so that clients are served between bursts; the turn's group
+ * commit covers them. */
+static void drain(struct cluster *c, size_t max)
+{
+    struct inrec r;
+    for (size_t i = 0; i < max && !c->failed && dequeue(c, &r); i++) {
+        apply_entry(c, r.seq, r.data, r.len);
+        free(r.data);
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct cluster *c = a->data;
+    drain(c, DRAIN_PER_TURN);
+    pthread_mutex_lock(&c->mu);
+    bool more = c->count > 0 && !c->failed;
+    pthread_mutex_unlock(&c->mu);
+    if (more)
+        uv_async_send(&c->wake);
+}
+
+/* A failed commit took back this turn's applies: the position in memory
+ * is no longer the stored one. */
+static void on_rollback(void *ctx)
+{
+    struct cluster *c = ctx;
+    cluster_apply_failed(c->h, HERALD_EIO);
+}
+
+/* ---- life cycle ---- */
+
+static void commit_all(struct herald *h)
+{
+    batch_commit(h->batch);
+    while (batch_open_now(h->batch))
+        batch_commit(h->batch);
+}
+
+int cluster_open(struct herald *h)
+{
+    const struct config *cfg = h->cfg;
+    if (cfg->cluster_name == NULL)
+        return 0;
+    struct cluster *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->ring = calloc(INQ_RECORDS, sizeof(*c->ring))) == NULL) {
+        free(c);
+        log_error("cluster", "out of memory");
+        return -1;
+    }
+    h->cluster = c;
+    c->h = h;
+    snprintf(c->name, sizeof(c->name), "%s", cfg->cluster_name);
+    snprintf(c->subject_iq, sizeof(c->subject_iq), "hrd.%s.log.iq", cfg->cluster_id);
+    snprintf(c->subject_rest, sizeof(c->subject_rest), "hrd.%s.log.rest", cfg->cluster_id);
+    snprintf(c->durable, sizeof(c->durable), "herald-%s", cfg->cluster_name);
+    c->boot = random64();
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->room, NULL);
+    pthread_cond_init(&c->avail, NULL);
+    uv_async_init(h->loop, &c->wake, on_wake);
+    c->wake.data = c;
+    c->wake_open = true;
+    batch_on_rollback(h->batch, on_rollback, c);
+
+    char stream[64], subjects[96], err[512];
+    names(cfg, stream, sizeof(stream), subjects, sizeof(subjects));
+    struct cl_nats_opts o = {cfg->cluster_urls, c->name, stream, subjects, cfg->cluster_replicas,
+                             NATS_TIMEOUT_MS};
+    log_info("cluster", "instance %s joining cluster '%s' through %s (libnats %s)", c->name,
+             cfg->cluster_id, cfg->cluster_urls, cl_nats_version());
+    if (cfg->cluster_replicas == 1)
+        log_warn("cluster", "cluster.replicas = 1: one nats-server holds the log; its loss may "
+                 "lose acknowledged changes not yet applied elsewhere (tests only)");
+    uint64_t first = 0, last = 0;
+    int rc;
+    /* NATS may come up after Herald: try for a while before giving up. */
+    for (int attempt = 0;; attempt++) {
+        rc = cl_nats_open(&c->nats, &o, err, sizeof(err));
+        if (rc == 0 || attempt >= 30 || rc == HERALD_EINVAL)
+            break;
+        if (attempt % 5 == 0)
+            log_warn("cluster", "%s; retrying", err);
+        sleep(1);
+    }
+    if (rc == 0)
+        rc = store_cluster_applied_now(h->store, &c->applied);
+    if (rc == 0 && (rc = cl_nats_stream_seqs(c->nats, &first, &last, err, sizeof(err))) != 0) {
+        /* err set */
+    } else if (rc == 0 && last >= first && first > c->applied + 1) {
+        snprintf(err, sizeof(err), "this instance applied the log up to %llu but the stream "
+                 "starts at %llu (retention): re-seed this instance (docs/cluster.md)",
+                 (unsigned long long)c->applied, (unsigned long long)first);
+        rc = HERALD_EINVAL;
+    } else if (rc == 0 && c->applied > last) {
+        snprintf(err, sizeof(err), "this instance applied the log up to %llu but the stream "
+                 "ends at %llu: the stream lost entries (docs/cluster.md, \"diverged\")",
+                 (unsigned long long)c->applied, (unsigned long long)last);
+        rc = HERALD_EINVAL;
+    }
+    if (rc == 0)
+        rc = cl_nats_consume(c->nats, c->durable, c->applied + 1, enqueue, c, err, sizeof(err));
+    if (rc != 0) {
+        log_error("cluster", "%s", rc == HERALD_ENOMEM ? "out of memory" : err);
+        return -1;
+    }
+    /* Catch up before serving: no client sees a state older than the log
+     * was at start (the loop does not run yet; nothing to answer). */
+    log_info("cluster", "applied up to %llu; the log ends at %llu: catching up",
+             (unsigned long long)c->applied, (unsigned long long)last);
+    while (c->applied < last && !c->failed) {
+        pthread_mutex_lock(&c->mu);
+        while (c->count == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&c->avail, &c->mu, &ts);
+            if (c->count == 0 && !cl_nats_connected(c->nats))
+                break;
+        }
+        pthread_mutex_unlock(&c->mu);
+        drain(c, DRAIN_PER_TURN);
+        commit_all(h);
+    }
+    if (c->failed)
+        return -1;
+    log_info("cluster", "instance %s serving at log position %llu", c->name,
+             (unsigned long long)c->applied);
+    return 0;
+}
+
+void cluster_stop(struct herald *h)
+{
+    struct cluster *c = h->cluster;
+    if (c == NULL || c->stopping)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->room);
+    pthread_mutex_unlock(&c->mu);
+    /* Requests still waiting were never acknowledged: they may or may not
+     * be applied (by every instance) later. */
+    struct pending *p, *tmp;
+    HASH_ITER(hh, c->pending, p, tmp) {
+        HASH_DEL(c->pending, p);
+        c->inflight--;
+        if (p->kind == CL_IQ)
+            router_batch_failed(h, p->to, p->id, p->from, HERALD_EUNAVAIL);
+        else
+            http_problem_code(p->hc, HERALD_EUNAVAIL, "the server is shutting down");
+        pending_free(p);
+    }
+    if (c->wake_open) {
+        c->wake_open = false;
+        uv_close((uv_handle_t *)&c->wake, NULL);
+    }
+}
+
+void cluster_close(struct herald *h)
+{
+    struct cluster *c = h->cluster;
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->room);
+    pthread_mutex_unlock(&c->mu);
+    if (c->nats)
+        cl_nats_close(c->nats); /* joins the fetch thread */
+    struct inrec r;
+    while (dequeue(c, &r))
+        free(r.data);
+    struct pending *p, *tmp;
+    HASH_ITER(hh, c->pending, p, tmp) {
+        HASH_DEL(c->pending, p);
+        pending_free(p);
+    }
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->room);
+    pthread_cond_destroy(&c->avail);
+    free(c->ring);
+    free(c);
+    h->cluster = NULL;
+}
+
+void cluster_metrics(struct herald *h, struct buf *b)
+{
+    struct cluster *c = h->cluster;
+    if (c == NULL)
+        return;
+    buf_printf(b,
+               "# HELP herald_cluster_connected 1 while the NATS connection is up.\n"
+               "# TYPE herald_cluster_connected gauge\nherald_cluster_connected %d\n"
+               "# HELP herald_cluster_applied_seq Last log sequence applied here.\n"
+               "# TYPE herald_cluster_applied_seq gauge\nherald_cluster_applied_seq %llu\n"
+               "# HELP herald_cluster_apply_failed 1 when applying stopped here (restart it).\n"
+               "# TYPE herald_cluster_apply_failed gauge\nherald_cluster_apply_failed %d\n"
+               "# HELP herald_cluster_inflight Changes proposed and not yet applied.\n"
+               "# TYPE herald_cluster_inflight gauge\nherald_cluster_inflight %u\n"
+               "# HELP herald_cluster_proposals_total Changes proposed to the log.\n"
+               "# TYPE herald_cluster_proposals_total counter\nherald_cluster_proposals_total "
+               "%llu\n"
+               "# HELP herald_cluster_proposal_failures_total Changes answered wait/503.\n"
+               "# TYPE herald_cluster_proposal_failures_total counter\n"
+               "herald_cluster_proposal_failures_total %llu\n"
+               "# HELP herald_cluster_proposal_retries_total Re-publishes with the same id.\n"
+               "# TYPE herald_cluster_proposal_retries_total counter\n"
+               "herald_cluster_proposal_retries_total %llu\n"
+               "# HELP herald_cluster_late_applies_total Own changes applied after their "
+               "requester got an error.\n"
+               "# TYPE herald_cluster_late_applies_total counter\n"
+               "herald_cluster_late_applies_total %llu\n"
+               "# HELP herald_cluster_applied_total Log entries applied since start.\n"
+               "# TYPE herald_cluster_applied_total counter\nherald_cluster_applied_total %llu\n",
+               cl_nats_connected(c->nats) ? 1 : 0, (unsigned long long)c->applied,
+               c->failed ? 1 : 0, c->inflight, (unsigned long long)c->proposals,
+               (unsigned long long)c->proposal_failures, (unsigned long long)c->retries,
+               (unsigned long long)c->late_applies, (unsigned long long)c->applied_total);
+}
+
+/* ---- the CLI ---- */
+
+/* Waits (up to 10 s) until the instance of this data directory has
+ * applied the log up to seq. */
+static int wait_applied(struct store *store, uint64_t seq, char *err, size_t errlen)
+{
+    for (int i = 0; i < 200; i++) {
+        uint64_t applied = 0;
+        if (store_cluster_applied_now(store, &applied) == 0 && applied >= seq)
+            return 0;
+        usleep(50000);
+    }
+    snprintf(err, errlen, "the instance of this data directory has not applied the cluster log "
+             "up to entry %llu within 10 s (is it running?)", (unsigned long long)seq);
+    return HERALD_ECLUSTER;
+}
+
+static int cli_connect(const struct config *cfg, struct cl_nats **n, char *err, size_t errlen)
+{
+    char stream[64], subjects[96];
+    names(cfg, stream, sizeof(stream), subjects, sizeof(subjects));
+    struct cl_nats_opts o = {cfg->cluster_urls, "herald-cli", stream, subjects,
+                             cfg->cluster_replicas, NATS_TIMEOUT_MS};
+    return cl_nats_open(n, &o, err, errlen);
+}
+
+int cluster_cli_sync(const struct config *cfg, struct store *store, char *err, size_t errlen)
+{
+    struct cl_nats *n = NULL;
+    uint64_t first, last;
+    int rc = cli_connect(cfg, &n, err, errlen);
+    if (rc == 0)
+        rc = cl_nats_stream_seqs(n, &first, &last, err, errlen);
+    if (n)
+        cl_nats_close(n);
+    return rc == 0 ? wait_applied(store, last, err, errlen) : rc;
+}
+
+int cluster_cli_submit(const struct config *cfg, struct store *store, struct cl_entry *e, char *err,
+                       size_t errlen)
+{
+    char subject[96], id[96];
+    snprintf(subject, sizeof(subject), "hrd.%s.log.acct", cfg->cluster_id);
+    struct cl_nats *n = NULL;
+    int rc = cli_connect(cfg, &n, err, errlen);
+    if (rc != 0)
+        return rc;
+    e->origin = "cli";
+    e->boot = random64();
+    e->req = 1;
+    e->time_ms = wall_ms();
+    e->seed = random64();
+    uint8_t *data = NULL;
+    size_t len = 0;
+    uint64_t seq = 0;
+    if ((rc = cl_entry_encode(e, &data, &len)) != 0) {
+        snprintf(err, errlen, "%s", herald_strerror(rc));
+    } else {
+        snprintf(id, sizeof(id), "cli/%016llx/1", (unsigned long long)e->boot);
+        rc = cl_nats_propose_sync(n, subject, id, data, len, &seq, err, errlen);
+    }
+    free(data);
+    cl_nats_close(n);
+    if (rc != 0)
+        return rc;
+    return wait_applied(store, seq, err, errlen);
+}

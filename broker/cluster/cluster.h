@@ -1,0 +1,69 @@
+/* cluster.h - cluster mode on NATS JetStream (docs/cluster.md).
+ *
+ * With a [cluster] section, every request that changes replicated state
+ * (a pubsub iq set, a REST write, an account or token from the CLI) is
+ * proposed to one JetStream stream, the log, instead of being handled at
+ * once. Every instance consumes the whole log and applies each entry, in
+ * stream order, with the same handlers single mode runs, into its own
+ * LMDB: the same rules on the same state give the same result everywhere.
+ * The instance that accepted a request answers it when it has applied its
+ * entry and committed that apply; the others apply it silently and notify
+ * their own subscribers. Without [cluster] none of this runs: every
+ * function here is a test of h->cluster == NULL. */
+#ifndef HERALD_CLUSTER_H
+#define HERALD_CLUSTER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct herald;
+struct config;
+struct xnode;
+struct http_conn;
+struct http_req;
+struct buf;
+struct cl_entry;
+
+/* Before the listeners open: connects to NATS, makes the log stream and
+ * this instance's consumer, and applies the log up to its end (blocking).
+ * 0 (also without [cluster]) or -1 after logging why. */
+int cluster_open(struct herald *h);
+/* At shutdown, on the loop: stops applying, answers waiting requests. */
+void cluster_stop(struct herald *h);
+/* After the loop has ended: closes NATS and frees everything. */
+void cluster_close(struct herald *h);
+/* Once a second: retries unstored proposals, answers expired ones. */
+void cluster_sweep(struct herald *h);
+
+/* Whether a change must be proposed rather than made: cluster mode, and
+ * not while an entry of the log is being applied. */
+bool cluster_proposes(const struct herald *h);
+/* Whether answers made now are for a requester on another instance (the
+ * apply of an entry this instance is not waiting for). */
+bool cluster_muted(const struct herald *h);
+/* An apply failed in a way other instances may not share (memory): this
+ * instance stops applying and says so; it must be restarted. */
+void cluster_apply_failed(struct herald *h, int rc);
+
+/* The seam (docs/cluster.md, "The seam"): 0 when proposed (the answer
+ * comes after the apply, or an error after cluster.publish_timeout_ms), or
+ * HERALD_ECLUSTER / HERALD_ENOMEM to answer now. */
+int cluster_propose_iq(struct herald *h, const char *who, const struct xnode *iq);
+int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct http_req *req,
+                         const char *jid, uint8_t scopes);
+
+/* /metrics lines (cluster mode only). */
+void cluster_metrics(struct herald *h, struct buf *b);
+
+/* The CLI: stores e in the log and waits (up to 10 s) until the instance
+ * whose data directory `store` is has applied it. 0, or an error with err
+ * set. */
+struct store;
+/* The CLI, before it checks anything: waits (up to 10 s) until the instance
+ * whose data directory `store` is has applied the log as it is now, so that
+ * what the CLI reads there includes every earlier change. */
+int cluster_cli_sync(const struct config *cfg, struct store *store, char *err, size_t errlen);
+int cluster_cli_submit(const struct config *cfg, struct store *store, struct cl_entry *e, char *err,
+                       size_t errlen);
+
+#endif

@@ -1,0 +1,357 @@
+/* nats_link.c - the only file that calls libnats (nats_link.h; docs/cluster.md). */
+#include "nats_link.h"
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "errors.h"
+
+#define FETCH_BATCH 256
+#define FETCH_WAIT_MS 1000
+#define DUPLICATE_WINDOW_NS (600LL * 1000000000LL) /* 10 min: retries stay inside it */
+#define LOG_MAX_AGE_NS (7LL * 86400 * 1000000000LL)
+#define MAX_ACK_PENDING 8192
+
+struct cl_nats {
+    natsConnection *nc;
+    jsCtx *js;
+    natsSubscription *sub;
+    char *stream, *subjects;
+    int timeout_ms;
+    pthread_t fetcher;
+    bool fetching;
+    atomic_bool stop;
+    cl_entry_fn *fn;
+    void *ud;
+};
+
+static void say(char *err, size_t errlen, const char *what, natsStatus s, jsErrCode jerr)
+{
+    if (jerr)
+        snprintf(err, errlen, "%s: %s (JetStream error %d)", what, natsStatus_GetText(s),
+                 (int)jerr);
+    else
+        snprintf(err, errlen, "%s: %s", what, natsStatus_GetText(s));
+}
+
+const char *cl_nats_version(void) { return nats_GetVersion(); }
+
+/* The URL list as libnats wants it: an array of strings. */
+static int split_urls(const char *urls, char **copy, const char **list, int cap)
+{
+    *copy = strdup(urls);
+    if (*copy == NULL)
+        return -1;
+    int n = 0;
+    char *save = NULL;
+    for (char *u = strtok_r(*copy, ", ", &save); u && n < cap; u = strtok_r(NULL, ", ", &save))
+        list[n++] = u;
+    return n;
+}
+
+static int ensure_stream(struct cl_nats *n, unsigned replicas, char *err, size_t errlen)
+{
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    const char *subjects[1] = {n->subjects};
+    cfg.Name = n->stream;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.Discard = js_DiscardOld;
+    cfg.Replicas = (int64_t)replicas;
+    cfg.Duplicates = DUPLICATE_WINDOW_NS;
+    cfg.MaxAge = LOG_MAX_AGE_NS;
+    cfg.DenyDelete = true;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr);
+    if (s == NATS_OK) {
+        int64_t have = si->Config->Replicas;
+        jsStreamInfo_Destroy(si);
+        if (have != (int64_t)replicas) {
+            snprintf(err, errlen, "the stream %s has %lld replicas, cluster.replicas says %u",
+                     n->stream, (long long)have, replicas);
+            return HERALD_EINVAL;
+        }
+        return 0;
+    }
+    if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+        say(err, errlen, "reading the log stream", s, jerr);
+        return HERALD_ECLUSTER;
+    }
+    jerr = 0;
+    s = js_AddStream(&si, n->js, &cfg, NULL, &jerr);
+    if (s == NATS_OK) {
+        jsStreamInfo_Destroy(si);
+        return 0;
+    }
+    if (jerr == JSStreamNameExistErr) /* another instance made it meanwhile */
+        return 0;
+    say(err, errlen, "creating the log stream", s, jerr);
+    return HERALD_ECLUSTER;
+}
+
+int cl_nats_open(struct cl_nats **out, const struct cl_nats_opts *o, char *err, size_t errlen)
+{
+    struct cl_nats *n = calloc(1, sizeof(*n));
+    natsOptions *opts = NULL;
+    char *copy = NULL;
+    const char *urls[16];
+    int rc = HERALD_ENOMEM;
+    *out = NULL;
+    if (n == NULL || (n->stream = strdup(o->stream)) == NULL ||
+        (n->subjects = strdup(o->subjects)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    n->timeout_ms = o->timeout_ms;
+    int nurls = split_urls(o->urls, &copy, urls, 16);
+    if (nurls <= 0) {
+        snprintf(err, errlen, "cluster.nats_urls names no server");
+        rc = HERALD_EINVAL;
+        goto fail;
+    }
+    natsStatus s = natsOptions_Create(&opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(opts, urls, nurls);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(opts, o->client);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(opts, o->timeout_ms);
+    /* One connection for the process lifetime: never give up reconnecting
+     * (docs/cluster.md 7.4). */
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(opts, 250);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectBufSize(opts, 8 * 1024 * 1024);
+    if (s == NATS_OK)
+        s = natsOptions_SetPingInterval(opts, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPingsOut(opts, 2);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&n->nc, opts);
+    if (s != NATS_OK) {
+        say(err, errlen, "connecting to NATS", s, 0);
+        rc = HERALD_ECLUSTER;
+        goto fail;
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = o->timeout_ms;
+    if ((s = natsConnection_JetStream(&n->js, n->nc, &jo)) != NATS_OK) {
+        say(err, errlen, "opening JetStream", s, 0);
+        rc = HERALD_ECLUSTER;
+        goto fail;
+    }
+    if ((rc = ensure_stream(n, o->replicas, err, errlen)) != 0)
+        goto fail;
+    natsOptions_Destroy(opts);
+    free(copy);
+    *out = n;
+    return 0;
+fail:
+    natsOptions_Destroy(opts);
+    free(copy);
+    if (n)
+        cl_nats_close(n);
+    return rc;
+}
+
+int cl_nats_stream_seqs(struct cl_nats *n, uint64_t *first, uint64_t *last, char *err,
+                        size_t errlen)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr);
+    if (s != NATS_OK) {
+        say(err, errlen, "reading the log stream", s, jerr);
+        return HERALD_ECLUSTER;
+    }
+    *first = si->State.FirstSeq;
+    *last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+/* Hands each message to fn in order and acknowledges it (the consumer's
+ * position is only a hint: the instance's applied sequence in LMDB is the
+ * authority, and the consumer is made again from it at every start). */
+static void deliver(struct cl_nats *n, natsMsgList *list)
+{
+    for (int i = 0; i < list->Count; i++) {
+        natsMsg *m = list->Msgs[i];
+        jsMsgMetaData *meta = NULL;
+        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+            n->fn(n->ud, meta->Sequence.Stream, natsMsg_GetData(m),
+                  (size_t)natsMsg_GetDataLength(m));
+            jsMsgMetaData_Destroy(meta);
+        }
+        natsMsg_Ack(m, NULL);
+    }
+    natsMsgList_Destroy(list);
+}
+
+static void *fetch_main(void *arg)
+{
+    struct cl_nats *n = arg;
+    while (!atomic_load(&n->stop)) {
+        natsMsgList list = {0};
+        jsErrCode jerr = 0;
+        /* What is there now, without waiting; when nothing is, wait for one
+         * entry at most FETCH_WAIT_MS (a larger simple fetch would wait to
+         * fill its whole batch). */
+        jsFetchRequest req;
+        jsFetchRequest_Init(&req);
+        req.Batch = FETCH_BATCH;
+        req.NoWait = true;
+        natsStatus s = natsSubscription_FetchRequest(&list, n->sub, &req);
+        if (s == NATS_OK && list.Count > 0) {
+            deliver(n, &list);
+            continue;
+        }
+        natsMsgList_Destroy(&list);
+        s = natsSubscription_Fetch(&list, n->sub, 1, FETCH_WAIT_MS, &jerr);
+        if (s == NATS_OK) {
+            deliver(n, &list);
+        } else {
+            natsMsgList_Destroy(&list);
+            if (s != NATS_TIMEOUT && !atomic_load(&n->stop))
+                nats_Sleep(200); /* disconnected, leader election: try again */
+        }
+    }
+    return NULL;
+}
+
+int cl_nats_consume(struct cl_nats *n, const char *durable, uint64_t start_seq, cl_entry_fn *fn,
+                    void *ud, char *err, size_t errlen)
+{
+    jsErrCode jerr = 0;
+    /* Made again from the instance's own applied position (docs/cluster.md
+     * 5.1): whatever the old consumer had acknowledged does not matter. */
+    natsStatus s = js_DeleteConsumer(n->js, n->stream, durable, NULL, &jerr);
+    if (s != NATS_OK && s != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr) {
+        say(err, errlen, "removing the old consumer", s, jerr);
+        return HERALD_ECLUSTER;
+    }
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable;
+    cc.FilterSubject = n->subjects;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = 30LL * 1000000000LL;
+    cc.MaxAckPending = MAX_ACK_PENDING;
+    if (start_seq > 1) {
+        cc.DeliverPolicy = js_DeliverByStartSequence;
+        cc.OptStartSeq = start_seq;
+    } else {
+        cc.DeliverPolicy = js_DeliverAll;
+    }
+    jsConsumerInfo *ci = NULL;
+    jerr = 0;
+    if ((s = js_AddConsumer(&ci, n->js, n->stream, &cc, NULL, &jerr)) != NATS_OK) {
+        say(err, errlen, "creating the consumer", s, jerr);
+        return HERALD_ECLUSTER;
+    }
+    jsConsumerInfo_Destroy(ci);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = n->stream;
+    so.Consumer = durable;
+    jerr = 0;
+    if ((s = js_PullSubscribe(&n->sub, n->js, n->subjects, durable, NULL, &so, &jerr)) !=
+        NATS_OK) {
+        say(err, errlen, "subscribing to the consumer", s, jerr);
+        return HERALD_ECLUSTER;
+    }
+    n->fn = fn;
+    n->ud = ud;
+    if (pthread_create(&n->fetcher, NULL, fetch_main, n) != 0) {
+        snprintf(err, errlen, "cannot start the fetch thread");
+        return HERALD_ENOMEM;
+    }
+    n->fetching = true;
+    return 0;
+}
+
+static natsMsg *entry_msg(struct cl_nats *n, const char *subject, const char *msg_id,
+                          const void *data, size_t len)
+{
+    natsMsg *m = NULL;
+    if (natsMsg_Create(&m, subject, NULL, data, (int)len) != NATS_OK)
+        return NULL;
+    if (natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id) != NATS_OK ||
+        natsMsgHeader_Set(m, "Nats-Expected-Stream", n->stream) != NATS_OK) {
+        natsMsg_Destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+int cl_nats_propose(struct cl_nats *n, const char *subject, const char *msg_id, const void *data,
+                    size_t len)
+{
+    natsMsg *m = entry_msg(n, subject, msg_id, data, len);
+    if (m == NULL)
+        return HERALD_ENOMEM;
+    /* Without an adapter this only appends to the connection's buffer (or
+     * to the reconnect buffer while reconnecting); the library's flusher
+     * thread writes it. */
+    natsStatus s = natsConnection_PublishMsg(n->nc, m);
+    natsMsg_Destroy(m);
+    return s == NATS_OK ? 0 : HERALD_ECLUSTER;
+}
+
+int cl_nats_propose_sync(struct cl_nats *n, const char *subject, const char *msg_id,
+                         const void *data, size_t len, uint64_t *seq, char *err, size_t errlen)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    po.ExpectStream = n->stream;
+    po.MaxWait = n->timeout_ms;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_Publish(&pa, n->js, subject, data, (int)len, &po, &jerr);
+    if (s != NATS_OK) {
+        say(err, errlen, "storing the change in the cluster log", s, jerr);
+        return HERALD_ECLUSTER;
+    }
+    *seq = pa->Sequence;
+    jsPubAck_Destroy(pa);
+    return 0;
+}
+
+bool cl_nats_connected(struct cl_nats *n)
+{
+    return n->nc && natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+void cl_nats_close(struct cl_nats *n)
+{
+    if (n->fetching) {
+        atomic_store(&n->stop, true);
+        pthread_join(n->fetcher, NULL);
+    }
+    /* Close first (the library's threads stop), then destroy: nothing is
+     * unsubscribed while the connection is open (nats.c #637). */
+    if (n->nc)
+        natsConnection_Close(n->nc);
+    if (n->sub)
+        natsSubscription_Destroy(n->sub);
+    if (n->js)
+        jsCtx_Destroy(n->js);
+    if (n->nc)
+        natsConnection_Destroy(n->nc);
+    free(n->stream);
+    free(n->subjects);
+    free(n);
+}
