@@ -13,6 +13,7 @@
 
 #define FETCH_BATCH 256
 #define FETCH_WAIT_MS 1000
+#define NOWAIT_EXPIRES_MS 500
 #define DUPLICATE_WINDOW_NS (600LL * 1000000000LL) /* 10 min: retries stay inside it */
 #define LOG_MAX_AGE_NS (7LL * 86400 * 1000000000LL)
 #define MAX_ACK_PENDING 8192
@@ -213,6 +214,10 @@ static void *fetch_main(void *arg)
         jsFetchRequest_Init(&req);
         req.Batch = FETCH_BATCH;
         req.NoWait = true;
+        /* The server answers a no-wait request at once (the entries, then a
+         * 404 status); the expiry only bounds the wait for that answer, so
+         * that no stray status is left to end the next fetch early. */
+        req.Expires = (int64_t)NOWAIT_EXPIRES_MS * 1000000;
         natsStatus s = natsSubscription_FetchRequest(&list, n->sub, &req);
         if (s == NATS_OK && list.Count > 0) {
             deliver(n, &list);
@@ -224,8 +229,11 @@ static void *fetch_main(void *arg)
             deliver(n, &list);
         } else {
             natsMsgList_Destroy(&list);
-            if (s != NATS_TIMEOUT && !atomic_load(&n->stop))
-                nats_Sleep(200); /* disconnected, leader election: try again */
+            /* Nothing came (timeout, or a status such as 404/408): ask
+             * again at once; anything else (disconnected, a leader
+             * election) after a pause. */
+            if (s != NATS_TIMEOUT && s != NATS_NOT_FOUND && !atomic_load(&n->stop))
+                nats_Sleep(200);
         }
     }
     return NULL;
