@@ -232,7 +232,11 @@ int cl_entry_decode(const void *data, size_t len, struct cl_entry *e, char **sto
         break;
     case CL_USER_PUT:
         e->jid = get_str(&r);
-        e->create = get_u8(&r) != 0;
+        switch (get_u8(&r)) { /* one encoding per entry: 0 or 1 */
+        case 0: e->create = false; break;
+        case 1: e->create = true; break;
+        default: r.bad = true;
+        }
         e->user.created = get_u64(&r);
         e->user.generation = get_u64(&r);
         get_scram(&r, &e->user.sha1);
