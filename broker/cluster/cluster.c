@@ -34,12 +34,29 @@
 #define DRAIN_PER_TURN 1024
 #define RETRY_MS 1000
 #define NATS_TIMEOUT_MS 5000
+#define ROUTE_TIMEOUT_MS 2000
+#define MAX_ROUTES 65536
 
-/* An entry of the log on its way from the fetch thread to the loop. */
+/* What NATS delivered, on its way from a library thread to the loop: an
+ * entry of the log, a stanza another instance routes, or an answer to one
+ * this instance routed. */
+enum in_kind { IN_LOG, IN_ROUTE, IN_REPLY };
+
 struct inrec {
-    uint64_t seq;
+    enum in_kind kind;
+    uint64_t seq;   /* IN_LOG: the stream sequence; IN_REPLY: the route id */
     uint8_t *data;
     size_t len;
+    char *reply;    /* IN_ROUTE: where to answer */
+};
+
+/* A stanza offered to the other instances, kept until one takes it. */
+struct route_wait {
+    uint64_t id;
+    UT_hash_handle hh;
+    uint8_t *data;
+    size_t len;
+    uint64_t deadline_ms;
 };
 
 /* A request this instance proposed and has not yet applied. */
@@ -74,10 +91,16 @@ struct cluster {
     /* Proposals waiting for their apply. */
     struct pending *pending;
     unsigned inflight;
+    /* Routing between instances (core NATS). */
+    char subject_route[96], reply_prefix[160];
+    struct route_wait *routes;
+    unsigned nroutes;
+    uint64_t next_route;
     /* During one apply. */
     bool applying, muted;
     /* Counters for /metrics. */
     uint64_t proposals, proposal_failures, retries, late_applies, applied_total;
+    uint64_t routed, route_delivered, route_fallbacks, routes_in;
 };
 
 static uint64_t wall_ms(void)
@@ -118,13 +141,20 @@ void cluster_apply_failed(struct herald *h, int rc)
 
 /* ---- the inbound queue ---- */
 
-/* On the fetch thread: copy, queue, wake the loop; waits while full. */
-static void enqueue(void *ud, uint64_t seq, const void *data, size_t len)
+/* On a library thread: copy, queue, wake the loop; waits while full (the
+ * fetch thread then stops fetching: the back-pressure). */
+static void push(struct cluster *c, enum in_kind kind, uint64_t seq, const void *data, size_t len,
+                 const char *reply)
 {
-    struct cluster *c = ud;
     uint8_t *copy = malloc(len ? len : 1);
-    if (copy == NULL)
-        return; /* not applied: the next start fetches it again */
+    char *rcopy = reply ? strdup(reply) : NULL;
+    if (copy == NULL || (reply && rcopy == NULL)) {
+        /* A log entry is fetched again at the next start; a routed stanza
+         * times out at its sender, which falls back. */
+        free(copy);
+        free(rcopy);
+        return;
+    }
     memcpy(copy, data, len);
     pthread_mutex_lock(&c->mu);
     while (!c->stopping && (c->count == INQ_RECORDS || c->bytes + len > INQ_BYTES))
@@ -132,15 +162,33 @@ static void enqueue(void *ud, uint64_t seq, const void *data, size_t len)
     if (c->stopping) {
         pthread_mutex_unlock(&c->mu);
         free(copy);
+        free(rcopy);
         return;
     }
-    c->ring[(c->head + c->count) % INQ_RECORDS] = (struct inrec){seq, copy, len};
+    c->ring[(c->head + c->count) % INQ_RECORDS] = (struct inrec){kind, seq, copy, len, rcopy};
     c->count++;
     c->bytes += len;
     pthread_cond_signal(&c->avail);
     pthread_mutex_unlock(&c->mu);
     if (c->wake_open)
         uv_async_send(&c->wake);
+}
+
+static void enqueue(void *ud, uint64_t seq, const void *data, size_t len)
+{
+    push(ud, IN_LOG, seq, data, len, NULL);
+}
+
+/* Core NATS: a stanza routed by another instance, or an answer to ours
+ * (its route id ends the subject). */
+static void on_core(void *ud, const char *subject, const char *reply, const void *data, size_t len)
+{
+    struct cluster *c = ud;
+    size_t pl = strlen(c->reply_prefix);
+    if (strncmp(subject, c->reply_prefix, pl) == 0)
+        push(c, IN_REPLY, strtoull(subject + pl, NULL, 10), data, len, NULL);
+    else if (reply != NULL)
+        push(c, IN_ROUTE, 0, data, len, reply);
 }
 
 static bool dequeue(struct cluster *c, struct inrec *out)
@@ -284,12 +332,15 @@ static void expire(struct cluster *c, struct pending *p)
                        "Retry-After: 2\r\n");
 }
 
+static void route_expire(struct cluster *c, uint64_t now);
+
 void cluster_sweep(struct herald *h)
 {
     struct cluster *c = h->cluster;
     if (c == NULL)
         return;
     uint64_t now = uv_now(h->loop);
+    route_expire(c, now);
     struct pending *p, *tmp;
     HASH_ITER(hh, c->pending, p, tmp) {
         if (now >= p->deadline_ms) {
@@ -315,38 +366,59 @@ void cluster_sweep(struct herald *h)
 static const char STREAM_HDR[] = "<stream:stream xmlns='jabber:client'"
                                  " xmlns:stream='http://etherx.jabber.org/streams'>";
 
-struct iq_apply {
-    struct herald *h;
-    const char *who;
+/* Parses one serialized stanza (as xml_serialize wrote it under
+ * jabber:client) and calls fn with its tree. 0, or HERALD_EINVAL. */
+typedef void stanza_fn(void *ud, struct xnode *st, struct arena *a);
+
+struct one_stanza {
+    stanza_fn *fn;
+    void *ud;
     bool done;
 };
 
-static void iq_open(void *ud, const struct xnode *hdr, const char *ns) { (void)ud, (void)hdr, (void)ns; }
-static void iq_close(void *ud) { (void)ud; }
+static void one_open(void *ud, const struct xnode *hdr, const char *ns) { (void)ud, (void)hdr, (void)ns; }
+static void one_close(void *ud) { (void)ud; }
 
-static void iq_stanza(void *ud, struct xnode *st, struct arena *a)
+static void one_stanza(void *ud, struct xnode *st, struct arena *a)
 {
-    struct iq_apply *ia = ud;
-    if (ia->done)
+    struct one_stanza *o = ud;
+    if (o->done)
         return;
-    ia->done = true;
-    ps_xmpp_handle_iq(ia->h->ps_xmpp, ia->who, st, a);
+    o->done = true;
+    o->fn(o->ud, st, a);
 }
 
-static const struct xmlp_callbacks iq_cb = {iq_open, iq_stanza, iq_close};
+static const struct xmlp_callbacks one_cb = {one_open, one_stanza, one_close};
 
-static int apply_iq(struct herald *h, const struct cl_entry *e)
+static int parse_stanza(struct herald *h, const char *data, size_t len, stanza_fn *fn, void *ud)
 {
-    struct iq_apply ia = {h, e->jid, false};
-    struct xmlp_limits lim = {e->data_len + sizeof(STREAM_HDR) + 64, h->cfg->max_depth};
-    struct xmlp *q = xmlp_new(&lim, &iq_cb, &ia);
+    struct one_stanza o = {fn, ud, false};
+    struct xmlp_limits lim = {len + sizeof(STREAM_HDR) + 64, h->cfg->max_depth};
+    struct xmlp *q = xmlp_new(&lim, &one_cb, &o);
     if (q == NULL)
         return HERALD_ENOMEM;
     enum xmlp_error x = xmlp_feed(q, STREAM_HDR, sizeof(STREAM_HDR) - 1);
     if (x == XMLP_OK)
-        x = xmlp_feed(q, e->data, e->data_len);
+        x = xmlp_feed(q, data, len);
     xmlp_free(q);
-    return x == XMLP_OK && ia.done ? 0 : HERALD_EINVAL;
+    return x == XMLP_OK && o.done ? 0 : HERALD_EINVAL;
+}
+
+struct iq_apply {
+    struct herald *h;
+    const char *who;
+};
+
+static void iq_apply_fn(void *ud, struct xnode *st, struct arena *a)
+{
+    struct iq_apply *ia = ud;
+    ps_xmpp_handle_iq(ia->h->ps_xmpp, ia->who, st, a);
+}
+
+static int apply_iq(struct herald *h, const struct cl_entry *e)
+{
+    struct iq_apply ia = {h, e->jid};
+    return parse_stanza(h, e->data, e->data_len, iq_apply_fn, &ia);
 }
 
 static void apply_rest(struct herald *h, const struct cl_entry *e, struct http_conn *hc)
@@ -448,15 +520,125 @@ static void apply_entry(struct cluster *c, uint64_t seq, const uint8_t *data, si
     free(store);
 }
 
-/* Applies what the fetch thread queued, at most DRAIN_PER_TURN entries per
- * loop turn so that clients are served between bursts; the turn's group
- * commit covers them. */
+/* ---- routing between instances (docs/cluster.md, "IM and iq") ---- */
+
+bool cluster_route(struct herald *h, struct xnode *st)
+{
+    struct cluster *c = h->cluster;
+    if (c == NULL || c->stopping || c->nroutes >= MAX_ROUTES || !cl_nats_connected(c->nats))
+        return false;
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, c->name);
+    buf_putc(&b, '\n');
+    xml_serialize(&b, st, NS_CLIENT);
+    struct route_wait *w = calloc(1, sizeof(*w));
+    if (!buf_ok(&b) || w == NULL) {
+        buf_free(&b);
+        free(w);
+        return false;
+    }
+    char reply[192];
+    w->id = ++c->next_route;
+    snprintf(reply, sizeof(reply), "%s%llu", c->reply_prefix, (unsigned long long)w->id);
+    if (cl_nats_publish(c->nats, c->subject_route, reply, b.data, b.len) != 0) {
+        buf_free(&b);
+        free(w);
+        return false;
+    }
+    w->data = (uint8_t *)buf_take(&b, &w->len);
+    w->deadline_ms = uv_now(h->loop) + ROUTE_TIMEOUT_MS;
+    HASH_ADD(hh, c->routes, id, sizeof(w->id), w);
+    c->nroutes++;
+    c->routed++;
+    return true;
+}
+
+struct route_ctx {
+    struct herald *h;
+    size_t delivered;
+};
+
+static void route_deliver_fn(void *ud, struct xnode *st, struct arena *a)
+{
+    (void)a;
+    struct route_ctx *rc = ud;
+    rc->delivered = router_deliver_local(rc->h, st);
+}
+
+/* A stanza another instance offers: delivered to the sessions here that it
+ * is for, and the sender told whether any took it. */
+static void route_in(struct cluster *c, const uint8_t *data, size_t len, const char *reply)
+{
+    const uint8_t *nl = memchr(data, '\n', len);
+    if (nl == NULL)
+        return;
+    size_t ol = (size_t)(nl - data);
+    if (ol == strlen(c->name) && memcmp(data, c->name, ol) == 0)
+        return; /* our own offer */
+    struct route_ctx rc = {c->h, 0};
+    c->routes_in++;
+    if (parse_stanza(c->h, (const char *)nl + 1, len - ol - 1, route_deliver_fn, &rc) != 0)
+        return;
+    cl_nats_publish(c->nats, reply, NULL, rc.delivered ? "1" : "0", 1);
+}
+
+static void route_free(struct cluster *c, struct route_wait *w)
+{
+    HASH_DEL(c->routes, w);
+    c->nroutes--;
+    free(w->data);
+    free(w);
+}
+
+static void route_reply(struct cluster *c, uint64_t id, const uint8_t *data, size_t len)
+{
+    struct route_wait *w;
+    HASH_FIND(hh, c->routes, &id, sizeof(id), w);
+    if (w != NULL && len == 1 && data[0] == '1') {
+        c->route_delivered++;
+        route_free(c, w);
+    }
+}
+
+static void route_fallback_fn(void *ud, struct xnode *st, struct arena *a)
+{
+    router_redeliver(ud, st, a);
+}
+
+/* Nobody took it in time: what single mode does for a recipient that is
+ * not there (router_redeliver: another resource here, offline storage, or
+ * an error to the sender). */
+static void route_expire(struct cluster *c, uint64_t now)
+{
+    struct route_wait *w, *tmp;
+    HASH_ITER(hh, c->routes, w, tmp) {
+        if (now < w->deadline_ms)
+            continue;
+        const uint8_t *nl = memchr(w->data, '\n', w->len);
+        c->route_fallbacks++;
+        if (nl)
+            parse_stanza(c->h, (const char *)nl + 1, w->len - (size_t)(nl - w->data) - 1,
+                         route_fallback_fn, c->h);
+        route_free(c, w);
+    }
+}
+
+/* Handles what NATS delivered, at most `max` records per loop turn so that
+ * clients are served between bursts; the turn's group commit covers the
+ * applies. */
 static void drain(struct cluster *c, size_t max)
 {
     struct inrec r;
     for (size_t i = 0; i < max && !c->failed && dequeue(c, &r); i++) {
-        apply_entry(c, r.seq, r.data, r.len);
+        if (r.kind == IN_LOG)
+            apply_entry(c, r.seq, r.data, r.len);
+        else if (r.kind == IN_ROUTE && !c->stopping)
+            route_in(c, r.data, r.len, r.reply);
+        else if (r.kind == IN_REPLY)
+            route_reply(c, r.seq, r.data, r.len);
         free(r.data);
+        free(r.reply);
     }
 }
 
@@ -505,6 +687,9 @@ int cluster_open(struct herald *h)
     snprintf(c->subject_iq, sizeof(c->subject_iq), "hrd.%s.log.iq", cfg->cluster_id);
     snprintf(c->subject_rest, sizeof(c->subject_rest), "hrd.%s.log.rest", cfg->cluster_id);
     snprintf(c->durable, sizeof(c->durable), "herald-%s", cfg->cluster_name);
+    snprintf(c->subject_route, sizeof(c->subject_route), "hrd.%s.route", cfg->cluster_id);
+    snprintf(c->reply_prefix, sizeof(c->reply_prefix), "hrd.%s.reply.%s.", cfg->cluster_id,
+             cfg->cluster_name);
     c->boot = random64();
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->room, NULL);
@@ -575,6 +760,13 @@ int cluster_open(struct herald *h)
     }
     if (c->failed)
         return -1;
+    char replies[192];
+    snprintf(replies, sizeof(replies), "%s*", c->reply_prefix);
+    if (cl_nats_subscribe(c->nats, c->subject_route, on_core, c, err, sizeof(err)) != 0 ||
+        cl_nats_subscribe(c->nats, replies, on_core, c, err, sizeof(err)) != 0) {
+        log_error("cluster", "%s", err);
+        return -1;
+    }
     log_info("cluster", "instance %s serving at log position %llu", c->name,
              (unsigned long long)c->applied);
     return 0;
@@ -619,8 +811,13 @@ void cluster_close(struct herald *h)
     if (c->nats)
         cl_nats_close(c->nats); /* joins the fetch thread */
     struct inrec r;
-    while (dequeue(c, &r))
+    while (dequeue(c, &r)) {
         free(r.data);
+        free(r.reply);
+    }
+    struct route_wait *w, *wt;
+    HASH_ITER(hh, c->routes, w, wt)
+        route_free(c, w);
     struct pending *p, *tmp;
     HASH_ITER(hh, c->pending, p, tmp) {
         HASH_DEL(c->pending, p);
@@ -661,12 +858,27 @@ void cluster_metrics(struct herald *h, struct buf *b)
                "requester got an error.\n"
                "# TYPE herald_cluster_late_applies_total counter\n"
                "herald_cluster_late_applies_total %llu\n"
+               "# HELP herald_cluster_routed_total Stanzas offered to other instances.\n"
+               "# TYPE herald_cluster_routed_total counter\nherald_cluster_routed_total %llu\n"
+               "# HELP herald_cluster_route_delivered_total Offered stanzas another instance "
+               "delivered.\n"
+               "# TYPE herald_cluster_route_delivered_total counter\n"
+               "herald_cluster_route_delivered_total %llu\n"
+               "# HELP herald_cluster_route_fallbacks_total Offered stanzas nobody took in 2 s "
+               "(stored offline here or bounced).\n"
+               "# TYPE herald_cluster_route_fallbacks_total counter\n"
+               "herald_cluster_route_fallbacks_total %llu\n"
+               "# HELP herald_cluster_routes_in_total Stanzas other instances offered here.\n"
+               "# TYPE herald_cluster_routes_in_total counter\nherald_cluster_routes_in_total "
+               "%llu\n"
                "# HELP herald_cluster_applied_total Log entries applied since start.\n"
                "# TYPE herald_cluster_applied_total counter\nherald_cluster_applied_total %llu\n",
                cl_nats_connected(c->nats) ? 1 : 0, (unsigned long long)c->applied,
                c->failed ? 1 : 0, c->inflight, (unsigned long long)c->proposals,
                (unsigned long long)c->proposal_failures, (unsigned long long)c->retries,
-               (unsigned long long)c->late_applies, (unsigned long long)c->applied_total);
+               (unsigned long long)c->late_applies, (unsigned long long)c->routed,
+               (unsigned long long)c->route_delivered, (unsigned long long)c->route_fallbacks,
+               (unsigned long long)c->routes_in, (unsigned long long)c->applied_total);
 }
 
 /* ---- the CLI ---- */

@@ -52,6 +52,14 @@ int cluster_propose_iq(struct herald *h, const char *who, const struct xnode *iq
 int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct http_req *req,
                          const char *jid, uint8_t scopes);
 
+/* Routing (docs/cluster.md, "IM and iq between instances"): st, a message
+ * or iq to a JID of the domain with no session here for it, is offered to
+ * the other instances; true when sent (if none takes it within 2 s, the
+ * fallback is router_redeliver's: another resource here, offline storage
+ * here, or an error to the sender), false when it could not be (then route
+ * it as single mode does). */
+bool cluster_route(struct herald *h, struct xnode *st);
+
 /* /metrics lines (cluster mode only). */
 void cluster_metrics(struct herald *h, struct buf *b);
 

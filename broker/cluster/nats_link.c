@@ -18,10 +18,20 @@
 #define LOG_MAX_AGE_NS (7LL * 86400 * 1000000000LL)
 #define MAX_ACK_PENDING 8192
 
+#define MAX_CORE_SUBS 4
+
+struct core_sub {
+    natsSubscription *sub;
+    cl_msg_fn *fn;
+    void *ud;
+};
+
 struct cl_nats {
     natsConnection *nc;
     jsCtx *js;
     natsSubscription *sub;
+    struct core_sub core[MAX_CORE_SUBS];
+    int ncore;
     char *stream, *subjects;
     int timeout_ms;
     pthread_t fetcher;
@@ -338,6 +348,42 @@ int cl_nats_propose_sync(struct cl_nats *n, const char *subject, const char *msg
     return 0;
 }
 
+static void on_core_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub;
+    struct core_sub *cs = closure;
+    cs->fn(cs->ud, natsMsg_GetSubject(m), natsMsg_GetReply(m), natsMsg_GetData(m),
+           (size_t)natsMsg_GetDataLength(m));
+    natsMsg_Destroy(m);
+}
+
+int cl_nats_subscribe(struct cl_nats *n, const char *subject, cl_msg_fn *fn, void *ud, char *err,
+                      size_t errlen)
+{
+    if (n->ncore == MAX_CORE_SUBS) {
+        snprintf(err, errlen, "too many subscriptions");
+        return HERALD_ELIMIT;
+    }
+    struct core_sub *cs = &n->core[n->ncore];
+    cs->fn = fn;
+    cs->ud = ud;
+    natsStatus s = natsConnection_Subscribe(&cs->sub, n->nc, subject, on_core_msg, cs);
+    if (s != NATS_OK) {
+        say(err, errlen, "subscribing", s, 0);
+        return HERALD_ECLUSTER;
+    }
+    n->ncore++;
+    return 0;
+}
+
+int cl_nats_publish(struct cl_nats *n, const char *subject, const char *reply, const void *data,
+                    size_t len)
+{
+    natsStatus s = reply ? natsConnection_PublishRequest(n->nc, subject, reply, data, (int)len)
+                         : natsConnection_Publish(n->nc, subject, data, (int)len);
+    return s == NATS_OK ? 0 : HERALD_ECLUSTER;
+}
+
 bool cl_nats_connected(struct cl_nats *n)
 {
     return n->nc && natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED;
@@ -355,6 +401,8 @@ void cl_nats_close(struct cl_nats *n)
         natsConnection_Close(n->nc);
     if (n->sub)
         natsSubscription_Destroy(n->sub);
+    for (int i = 0; i < n->ncore; i++)
+        natsSubscription_Destroy(n->core[i].sub);
     if (n->js)
         jsCtx_Destroy(n->js);
     if (n->nc)

@@ -54,6 +54,17 @@ int cl_nats_propose(struct cl_nats *n, const char *subject, const char *msg_id, 
 int cl_nats_propose_sync(struct cl_nats *n, const char *subject, const char *msg_id,
                          const void *data, size_t len, uint64_t *seq, char *err, size_t errlen);
 
+/* Core NATS (no JetStream): at most once, for soft state and routing. */
+typedef void cl_msg_fn(void *ud, const char *subject, const char *reply, const void *data,
+                       size_t len);
+/* Subscribes for the connection's lifetime; fn runs on the library's
+ * delivery thread and must only copy and queue. Blocking (not on the loop). */
+int cl_nats_subscribe(struct cl_nats *n, const char *subject, cl_msg_fn *fn, void *ud, char *err,
+                      size_t errlen);
+/* Publishes without waiting (any thread); reply may be NULL. */
+int cl_nats_publish(struct cl_nats *n, const char *subject, const char *reply, const void *data,
+                    size_t len);
+
 /* Whether the connection is up now. */
 bool cl_nats_connected(struct cl_nats *n);
 

@@ -14,6 +14,7 @@
  *   unknown account    message/iq: service-unavailable; presence ignored
  * The stanza is serialized once; every recipient queues the same chunk. */
 #include "router.h"
+#include "cluster.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,27 @@ enum redeliver router_redeliver(struct herald *h, struct xnode *st, struct arena
     return bounce(h, st, a, err) ? REDELIVER_BOUNCED : REDELIVER_DROPPED;
 }
 
+size_t router_deliver_local(struct herald *h, struct xnode *st)
+{
+    const char *to = xml_attr(st, "to");
+    struct jid j;
+    char bare[JID_MAX + 1];
+    if (to == NULL || jid_parse_str(&j, to) != 0 || jid_format(&j, true, bare, sizeof(bare)) < 0)
+        return 0;
+    struct session *targets[MAX_RECIPIENTS];
+    size_t n = 0;
+    if (j.resource[0]) {
+        struct session *s = session_find(h, bare, j.resource);
+        if (s != NULL)
+            targets[n++] = s;
+    } else if (strcmp(st->name, "message") == 0) {
+        n = pick_for_message(session_account(h, bare), xml_attr(st, "type"), targets,
+                             MAX_RECIPIENTS);
+    }
+    deliver(targets, n, st);
+    return n;
+}
+
 static void to_bare(struct session *from, struct xnode *st, struct arena *a, const char *bare)
 {
     struct herald *h = from->h;
@@ -271,6 +293,9 @@ static void to_bare(struct session *from, struct xnode *st, struct arena *a, con
             return;
         }
         n = pick_for_message(acct, type, to, MAX_RECIPIENTS);
+        /* Cluster mode: resources on other instances first (cluster.c). */
+        if (n == 0 && h->cluster && cluster_route(h, st))
+            return;
         if (acct != NULL)
             carbons_received(from, acct, st, to, n); /* XEP-0280 §7 (carbons.c) */
         /* §8.5.2.2.1: nobody available: store chat/normal (XEP-0160). */
@@ -310,6 +335,9 @@ static void to_full(struct session *from, struct xnode *st, struct arena *a, con
         presence_handle(from, st, a, full, bare, true);
         return;
     }
+    /* Cluster mode: bound on another instance? (cluster.c) */
+    if (target == NULL && from->h->cluster && cluster_route(from->h, st))
+        return;
     if (target != NULL) {
         if (strcmp(st->name, "message") == 0) /* XEP-0280 §7 (carbons.c) */
             carbons_received(from, session_account(from->h, bare), st, &target, 1);
