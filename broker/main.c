@@ -9,6 +9,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "nats_link.h"
 #include "cli.h"
 #include "config.h"
 #include "herald.h"
@@ -84,6 +85,7 @@ static int print_version(void)
            XML_ExpatVersion(), OpenSSL_version(OPENSSL_VERSION), MDB_VERSION_MAJOR,
            MDB_VERSION_MINOR, MDB_VERSION_PATCH, SASL_VERSION_MAJOR, SASL_VERSION_MINOR,
            SASL_VERSION_STEP);
+    printf("libnats %s (cluster mode)\n", cl_nats_version());
     return 0;
 }
 
