@@ -64,6 +64,7 @@ struct pending {
     uint64_t req;
     UT_hash_handle hh;
     enum cl_kind kind;
+    const char *subject;        /* the log subject it was published to (retries) */
     uint8_t *data; /* the encoded entry, for retries */
     size_t len;
     uint64_t deadline_ms, retry_ms;
@@ -75,7 +76,7 @@ struct cluster {
     struct herald *h;
     struct cl_nats *nats;
     char name[33];
-    char subject_iq[96], subject_rest[96];
+    char subject_iq[96], subject_rest[96], subject_cursor[96];
     char durable[64];
     uint64_t boot, next_req;
     uint64_t applied;       /* the last entry applied (committed, or in this turn's batch) */
@@ -228,7 +229,9 @@ static void msg_id(const struct cluster *c, uint64_t req, char *out, size_t cap)
  * with its kind and whom to answer) waits for the apply. */
 static int propose(struct cluster *c, struct cl_entry *e, const char *subject, struct pending *p)
 {
-    if (c->failed || c->stopping)
+    /* A cursor may still go out while sessions end at shutdown: the next
+     * start applies it from the log. */
+    if (c->failed || (c->stopping && e->kind != CL_CURSOR))
         return HERALD_ECLUSTER;
     if (c->inflight >= c->h->cfg->cluster_max_inflight) {
         c->proposal_failures++;
@@ -253,6 +256,7 @@ static int propose(struct cluster *c, struct cl_entry *e, const char *subject, s
     uint64_t now = uv_now(c->h->loop);
     p->req = e->req;
     p->kind = e->kind;
+    p->subject = subject;
     p->deadline_ms = now + c->h->cfg->cluster_publish_timeout_ms;
     p->retry_ms = now + RETRY_MS;
     HASH_ADD(hh, c->pending, req, sizeof(p->req), p);
@@ -319,6 +323,19 @@ int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct ht
     return 0;
 }
 
+int cluster_propose_cursor(struct herald *h, uint64_t node_id, const char *jid, uint64_t seq)
+{
+    struct cluster *c = h->cluster;
+    struct pending *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return HERALD_ENOMEM;
+    struct cl_entry e = {.kind = CL_CURSOR, .jid = jid, .node_id = node_id, .cursor = seq};
+    int rc = propose(c, &e, c->subject_cursor, p);
+    if (rc != 0)
+        free(p);
+    return rc;
+}
+
 /* The deadline passed: the requester hears "wait" (the entry may still be
  * stored and applied later: a late apply, counted). */
 static void expire(struct cluster *c, struct pending *p)
@@ -353,8 +370,7 @@ void cluster_sweep(struct herald *h)
              * window), so a retry never stores the request twice. */
             char id[96];
             msg_id(c, p->req, id, sizeof(id));
-            const char *subject = p->kind == CL_IQ ? c->subject_iq : c->subject_rest;
-            if (cl_nats_propose(c->nats, subject, id, p->data, p->len) == 0)
+            if (cl_nats_propose(c->nats, p->subject, id, p->data, p->len) == 0)
                 c->retries++;
             p->retry_ms = now + RETRY_MS;
         }
@@ -498,6 +514,11 @@ static void apply_entry(struct cluster *c, uint64_t seq, const uint8_t *data, si
                          (unsigned long long)seq);
             break;
         case CL_REST: apply_rest(h, &e, p ? p->hc : NULL); break;
+        case CL_CURSOR:
+            /* Never back; a subscription gone meanwhile is gone everywhere. */
+            if (h->pubsub)
+                (void)pubsub_durable_advance(h->pubsub, e.node_id, e.jid, e.cursor);
+            break;
         default:
             if ((rc = apply_account(h, &e)) != 0)
                 cluster_apply_failed(h, rc);
@@ -686,6 +707,7 @@ int cluster_open(struct herald *h)
     snprintf(c->name, sizeof(c->name), "%s", cfg->cluster_name);
     snprintf(c->subject_iq, sizeof(c->subject_iq), "hrd.%s.log.iq", cfg->cluster_id);
     snprintf(c->subject_rest, sizeof(c->subject_rest), "hrd.%s.log.rest", cfg->cluster_id);
+    snprintf(c->subject_cursor, sizeof(c->subject_cursor), "hrd.%s.log.cursor", cfg->cluster_id);
     snprintf(c->durable, sizeof(c->durable), "herald-%s", cfg->cluster_name);
     snprintf(c->subject_route, sizeof(c->subject_route), "hrd.%s.route", cfg->cluster_id);
     snprintf(c->reply_prefix, sizeof(c->reply_prefix), "hrd.%s.reply.%s.", cfg->cluster_id,
@@ -789,7 +811,7 @@ void cluster_stop(struct herald *h)
         c->inflight--;
         if (p->kind == CL_IQ)
             router_batch_failed(h, p->to, p->id, p->from, HERALD_EUNAVAIL);
-        else
+        else if (p->kind == CL_REST)
             http_problem_code(p->hc, HERALD_EUNAVAIL, "the server is shutting down");
         pending_free(p);
     }

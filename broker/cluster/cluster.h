@@ -60,6 +60,11 @@ int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct ht
  * it as single mode does). */
 bool cluster_route(struct herald *h, struct xnode *st);
 
+/* A durable subscription's cursor moved (pubsub_durable.c): proposed to the
+ * log, so that every instance's copy moves; nobody waits for it (a lost
+ * proposal means items sent again, never a gap). 0 or HERALD_E*. */
+int cluster_propose_cursor(struct herald *h, uint64_t node_id, const char *jid, uint64_t seq);
+
 /* /metrics lines (cluster mode only). */
 void cluster_metrics(struct herald *h, struct buf *b);
 

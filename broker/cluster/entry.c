@@ -99,6 +99,11 @@ int cl_entry_encode(const struct cl_entry *e, uint8_t **out, size_t *len)
     case CL_TOKEN_DEL:
         buf_append(&b, e->token.id, sizeof(e->token.id));
         break;
+    case CL_CURSOR:
+        put_str(&b, e->jid);
+        put_u64(&b, e->node_id);
+        put_u64(&b, e->cursor);
+        break;
     default:
         buf_free(&b);
         return HERALD_EINVAL;
@@ -263,6 +268,12 @@ int cl_entry_decode(const void *data, size_t len, struct cl_entry *e, char **sto
     }
     case CL_TOKEN_DEL:
         get_fixed(&r, e->token.id, sizeof(e->token.id));
+        break;
+    case CL_CURSOR:
+        e->jid = get_str(&r);
+        e->node_id = get_u64(&r);
+        e->cursor = get_u64(&r);
+        r.bad = r.bad || e->jid == NULL;
         break;
     default:
         r.bad = true;

@@ -25,6 +25,7 @@ enum cl_kind {
     CL_USER_DEL = 4,  /* herald user del: jid */
     CL_TOKEN_PUT = 5, /* herald token create: token */
     CL_TOKEN_DEL = 6, /* herald token revoke: token.id */
+    CL_CURSOR = 7,    /* a durable subscription's cursor moved: jid, node_id, cursor */
 };
 
 struct cl_entry {
@@ -34,7 +35,8 @@ struct cl_entry {
     uint64_t req;        /* the origin's request number */
     uint64_t time_ms;    /* the service's clock for this entry */
     uint64_t seed;       /* its random choices */
-    /* CL_IQ, CL_REST, CL_USER_*: the requester or the account */
+    /* CL_IQ, CL_REST, CL_USER_*: the requester or the account; CL_CURSOR: the
+     * subscription's JID */
     const char *jid;
     /* CL_IQ: the stanza; CL_REST: the body */
     const char *data;
@@ -46,6 +48,8 @@ struct cl_entry {
     /* CL_USER_PUT */
     bool create;
     struct store_user user;
+    /* CL_CURSOR */
+    uint64_t node_id, cursor;
     /* CL_TOKEN_PUT, CL_TOKEN_DEL (id only) */
     struct store_token token;
 };

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "errors.h"
 #include "herald.h"
@@ -237,12 +238,22 @@ void durable_acked(void *ud, const struct sq_entry *e)
         d->acked = e->tag.seq;
 }
 
-void durable_flush(struct session *s)
+/* Saves the cursors that moved. Cluster mode: through the log, at most once
+ * a second per session (coalesced) unless the session ends. */
+static void flush(struct session *s, bool ending)
 {
+    struct herald *h = s->h;
+    if (h->cluster && !ending) {
+        uint64_t now = uv_now(h->loop);
+        if (now - s->durable_flushed_ms < 1000)
+            return;
+        s->durable_flushed_ms = now;
+    }
     for (struct durable_sub *d = s->durable; d; d = d->next) {
         if (d->acked <= d->saved)
             continue;
-        int rc = pubsub_durable_advance(s->h->pubsub, d->node_id, d->jid, d->acked);
+        int rc = h->cluster ? cluster_propose_cursor(h, d->node_id, d->jid, d->acked)
+                            : pubsub_durable_advance(h->pubsub, d->node_id, d->jid, d->acked);
         if (rc == 0) {
             d->saved = d->acked;
         } else {
@@ -254,9 +265,11 @@ void durable_flush(struct session *s)
     }
 }
 
+void durable_flush(struct session *s) { flush(s, false); }
+
 void durable_end(struct session *s)
 {
-    durable_flush(s);
+    flush(s, true);
     while (s->durable) {
         struct durable_sub *d = s->durable;
         s->durable = d->next;

@@ -66,6 +66,7 @@ struct session {
     struct sm_state sm;         /* XEP-0198 (sm.c) */
     struct durable_sub *durable; /* replay and delivery state of durable pubsub
                                   * subscriptions (pubsub_durable.c) */
+    uint64_t durable_flushed_ms; /* cluster mode: cursors proposed at most once a second */
     bool durable_started;       /* built at the first available presence */
     struct csi_state csi;       /* XEP-0352 (sm.c) */
     /* carbons.c and blocking.c: */

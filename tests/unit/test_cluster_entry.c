@@ -173,6 +173,23 @@ static void token_round_trip(void)
     free(d);
 }
 
+static void cursor_round_trip(void)
+{
+    struct cl_entry e, d;
+    header(&e, CL_CURSOR);
+    e.jid = "erin@localhost/phone";
+    e.node_id = 42;
+    e.cursor = 0xffffffffffull + 7;
+    char *store = NULL;
+    if (round_trip(&e, &d, &store) != 0)
+        return;
+    same_header(&e, &d);
+    CHECK_EQ_STR(d.jid, e.jid);
+    CHECK(d.node_id == 42);
+    CHECK(d.cursor == e.cursor);
+    free(store);
+}
+
 static void versions_and_garbage(void)
 {
     struct cl_entry e, d;
@@ -207,4 +224,5 @@ static void versions_and_garbage(void)
 }
 
 TEST_MAIN(TEST_CASE(iq_round_trip), TEST_CASE(rest_round_trip), TEST_CASE(account_round_trip),
-          TEST_CASE(token_round_trip), TEST_CASE(versions_and_garbage))
+          TEST_CASE(token_round_trip), TEST_CASE(cursor_round_trip),
+          TEST_CASE(versions_and_garbage))
