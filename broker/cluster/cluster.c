@@ -36,6 +36,7 @@
 #define NATS_TIMEOUT_MS 5000
 #define ROUTE_TIMEOUT_MS 2000
 #define MAX_ROUTES 65536
+#define JOIN_ATTEMPTS 30
 
 /* What NATS delivered, on its way from a library thread to the loop: an
  * entry of the log, a stanza another instance routes, or an answer to one
@@ -691,6 +692,41 @@ static void commit_all(struct herald *h)
         batch_commit(h->batch);
 }
 
+/* Connects, checks this store against the stream and starts consuming from
+ * the applied position; *last is the stream's end now. Leaves nothing open
+ * on failure. HERALD_EINVAL: this store cannot serve (do not retry). */
+static int join(struct cluster *c, const struct cl_nats_opts *o, uint64_t *last, char *err,
+                size_t errlen)
+{
+    uint64_t first = 0;
+    int rc = cl_nats_open(&c->nats, o, err, errlen);
+    if (rc != 0)
+        return rc;
+    if ((rc = store_cluster_applied_now(c->h->store, &c->applied)) != 0) {
+        snprintf(err, errlen, "reading the applied position: %s", herald_strerror(rc));
+        rc = HERALD_EINVAL;
+    } else if ((rc = cl_nats_stream_seqs(c->nats, &first, last, err, errlen)) != 0) {
+        /* err set */
+    } else if (*last >= first && first > c->applied + 1) {
+        snprintf(err, errlen, "this instance applied the log up to %llu but the stream starts "
+                 "at %llu (retention): re-seed this instance (docs/cluster.md)",
+                 (unsigned long long)c->applied, (unsigned long long)first);
+        rc = HERALD_EINVAL;
+    } else if (c->applied > *last) {
+        snprintf(err, errlen, "this instance applied the log up to %llu but the stream ends at "
+                 "%llu: the stream lost entries (docs/cluster.md, section 3.3)",
+                 (unsigned long long)c->applied, (unsigned long long)*last);
+        rc = HERALD_EINVAL;
+    } else {
+        rc = cl_nats_consume(c->nats, c->durable, c->applied + 1, enqueue, c, err, errlen);
+    }
+    if (rc != 0) {
+        cl_nats_close(c->nats);
+        c->nats = NULL;
+    }
+    return rc;
+}
+
 int cluster_open(struct herald *h)
 {
     const struct config *cfg = h->cfg;
@@ -730,34 +766,18 @@ int cluster_open(struct herald *h)
     if (cfg->cluster_replicas == 1)
         log_warn("cluster", "cluster.replicas = 1: one nats-server holds the log; its loss may "
                  "lose acknowledged changes not yet applied elsewhere (tests only)");
-    uint64_t first = 0, last = 0;
+    uint64_t last = 0;
     int rc;
-    /* NATS may come up after Herald: try for a while before giving up. */
-    for (int attempt = 0;; attempt++) {
-        rc = cl_nats_open(&c->nats, &o, err, sizeof(err));
-        if (rc == 0 || attempt >= 30 || rc == HERALD_EINVAL)
+    /* NATS may come up after Herald, and JetStream may still be electing
+     * its leaders: try for a while before giving up. */
+    for (int attempt = 1;; attempt++) {
+        rc = join(c, &o, &last, err, sizeof(err));
+        if (rc == 0 || rc == HERALD_EINVAL || rc == HERALD_ENOMEM || attempt == JOIN_ATTEMPTS)
             break;
-        if (attempt % 5 == 0)
-            log_warn("cluster", "%s; retrying", err);
+        if (attempt % 5 == 1)
+            log_warn("cluster", "%s; retrying (attempt %d of %d)", err, attempt, JOIN_ATTEMPTS);
         sleep(1);
     }
-    if (rc == 0)
-        rc = store_cluster_applied_now(h->store, &c->applied);
-    if (rc == 0 && (rc = cl_nats_stream_seqs(c->nats, &first, &last, err, sizeof(err))) != 0) {
-        /* err set */
-    } else if (rc == 0 && last >= first && first > c->applied + 1) {
-        snprintf(err, sizeof(err), "this instance applied the log up to %llu but the stream "
-                 "starts at %llu (retention): re-seed this instance (docs/cluster.md)",
-                 (unsigned long long)c->applied, (unsigned long long)first);
-        rc = HERALD_EINVAL;
-    } else if (rc == 0 && c->applied > last) {
-        snprintf(err, sizeof(err), "this instance applied the log up to %llu but the stream "
-                 "ends at %llu: the stream lost entries (docs/cluster.md, \"diverged\")",
-                 (unsigned long long)c->applied, (unsigned long long)last);
-        rc = HERALD_EINVAL;
-    }
-    if (rc == 0)
-        rc = cl_nats_consume(c->nats, c->durable, c->applied + 1, enqueue, c, err, sizeof(err));
     if (rc != 0) {
         log_error("cluster", "%s", rc == HERALD_ENOMEM ? "out of memory" : err);
         return -1;

@@ -386,7 +386,7 @@ int cl_nats_publish(struct cl_nats *n, const char *subject, const char *reply, c
 
 bool cl_nats_connected(struct cl_nats *n)
 {
-    return n->nc && natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED;
+    return n && n->nc && natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
 void cl_nats_close(struct cl_nats *n)
