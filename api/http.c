@@ -20,6 +20,7 @@
 
 
 #include "buf.h"
+#include "cluster.h"
 #include "conn.h"
 #include "errors.h"
 #include "herald.h"
@@ -309,9 +310,17 @@ void http_stream_close(struct http_conn *hc) { close_conn(hc); }
 
 /* ---- the operations endpoints ---- */
 
+/* 200 while the process serves; in cluster mode 503 (with the reason) while
+ * it cannot take changes: NATS unreachable, or applying the log stopped
+ * here, so that a load balancer sends clients elsewhere. */
 static void get_healthz(struct http_conn *hc)
 {
-    http_respond(hc, 200, "text/plain; charset=utf-8", NULL, "ok\n", 3);
+    const char *why = cluster_unhealthy(hc->h);
+    if (why != NULL)
+        http_respond(hc, 503, "text/plain; charset=utf-8", "Retry-After: 2\r\n", why,
+                     strlen(why));
+    else
+        http_respond(hc, 200, "text/plain; charset=utf-8", NULL, "ok\n", 3);
 }
 
 static void get_metrics(struct http_conn *hc)

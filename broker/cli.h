@@ -23,6 +23,10 @@ struct store *cli_open_store(const struct config *cfg, bool create, bool *absent
  * (0; -1 after saying why). Single mode: 0 at once. */
 int cli_cluster_sync(const struct config *cfg, struct store *st);
 
+/* `herald cluster status` (cli_cluster.c): argv[0] is "cluster". */
+int cli_cluster(struct config *cfg, int argc, char **argv);
+void cli_cluster_usage(void *stdio_file);
+
 /* `herald user add|del|passwd|list`: argv[0] is "user". cfg is loaded. */
 int cli_user(struct config *cfg, int argc, char **argv);
 void cli_user_usage(void *stdio_file);

@@ -1,5 +1,6 @@
 /* main.c - the `herald` command: parses the command line and dispatches to
- * serve (server.c), user (cli_user.c), check-config and version. */
+ * serve (server.c), user (cli_user.c), token (cli_token.c), cluster
+ * (cli_cluster.c), check-config and version. */
 #include <expat.h>
 #include <lmdb.h>
 #include <openssl/crypto.h>
@@ -27,6 +28,8 @@ static void usage_main(FILE *f)
             "                and a self-signed certificate made on first start\n"
             "  user          add, delete and list accounts, change passwords\n"
             "  token         create, list and revoke bearer tokens for the REST API\n"
+            "  cluster       cluster status: the replicated log and each instance's\n"
+            "                consumer (cluster mode, docs/cluster.md)\n"
             "  check-config  validate a configuration file and print the settings\n"
             "  version       print the version of herald and of its libraries\n"
             "\n"
@@ -243,6 +246,14 @@ int main(int argc, char **argv)
         rc = load_config(&cfg, &argc, argv, false);
         if (rc == 0)
             rc = cli_token(&cfg, argc, argv);
+    } else if (strcmp(cmd, "cluster") == 0) {
+        if (wants_help(argc, argv)) {
+            cli_cluster_usage(stdout);
+            return 0;
+        }
+        rc = load_config(&cfg, &argc, argv, false);
+        if (rc == 0)
+            rc = cli_cluster(&cfg, argc, argv);
     } else {
         fprintf(stderr, "herald: unknown command '%s'\n\n", cmd);
         usage_main(stderr);

@@ -760,7 +760,7 @@ int cluster_open(struct herald *h)
     char stream[64], subjects[96], err[512];
     names(cfg, stream, sizeof(stream), subjects, sizeof(subjects));
     struct cl_nats_opts o = {cfg->cluster_urls, c->name, stream, subjects, cfg->cluster_replicas,
-                             NATS_TIMEOUT_MS};
+                             NATS_TIMEOUT_MS, false};
     log_info("cluster", "instance %s joining cluster '%s' through %s (libnats %s)", c->name,
              cfg->cluster_id, cfg->cluster_urls, cl_nats_version());
     if (cfg->cluster_replicas == 1)
@@ -873,6 +873,18 @@ void cluster_close(struct herald *h)
     h->cluster = NULL;
 }
 
+const char *cluster_unhealthy(const struct herald *h)
+{
+    const struct cluster *c = h->cluster;
+    if (c == NULL)
+        return NULL;
+    if (c->failed)
+        return "applying the cluster log stopped here: restart this instance\n";
+    if (!cl_nats_connected(c->nats))
+        return "not connected to NATS: changes cannot be stored\n";
+    return NULL;
+}
+
 void cluster_metrics(struct herald *h, struct buf *b)
 {
     struct cluster *c = h->cluster;
@@ -945,7 +957,7 @@ static int cli_connect(const struct config *cfg, struct cl_nats **n, char *err, 
     char stream[64], subjects[96];
     names(cfg, stream, sizeof(stream), subjects, sizeof(subjects));
     struct cl_nats_opts o = {cfg->cluster_urls, "herald-cli", stream, subjects,
-                             cfg->cluster_replicas, NATS_TIMEOUT_MS};
+                             cfg->cluster_replicas, NATS_TIMEOUT_MS, false};
     return cl_nats_open(n, &o, err, errlen);
 }
 

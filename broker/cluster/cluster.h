@@ -65,6 +65,9 @@ bool cluster_route(struct herald *h, struct xnode *st);
  * proposal means items sent again, never a gap). 0 or HERALD_E*. */
 int cluster_propose_cursor(struct herald *h, uint64_t node_id, const char *jid, uint64_t seq);
 
+/* /healthz: NULL when well (also in single mode), else why not, as a line. */
+const char *cluster_unhealthy(const struct herald *h);
+
 /* /metrics lines (cluster mode only). */
 void cluster_metrics(struct herald *h, struct buf *b);
 

@@ -34,6 +34,7 @@ struct cl_nats {
     int ncore;
     char *stream, *subjects;
     int timeout_ms;
+    bool no_create;
     pthread_t fetcher;
     bool fetching;
     atomic_bool stop;
@@ -97,6 +98,11 @@ static int ensure_stream(struct cl_nats *n, unsigned replicas, char *err, size_t
         say(err, errlen, "reading the log stream", s, jerr);
         return HERALD_ECLUSTER;
     }
+    if (n->no_create) {
+        snprintf(err, errlen, "the stream %s does not exist (no instance has started yet)",
+                 n->stream);
+        return HERALD_ENOTFOUND;
+    }
     jerr = 0;
     s = js_AddStream(&si, n->js, &cfg, NULL, &jerr);
     if (s == NATS_OK) {
@@ -123,6 +129,7 @@ int cl_nats_open(struct cl_nats **out, const struct cl_nats_opts *o, char *err, 
         goto fail;
     }
     n->timeout_ms = o->timeout_ms;
+    n->no_create = o->no_create;
     int nurls = split_urls(o->urls, &copy, urls, 16);
     if (nurls <= 0) {
         snprintf(err, errlen, "cluster.nats_urls names no server");
@@ -382,6 +389,61 @@ int cl_nats_publish(struct cl_nats *n, const char *subject, const char *reply, c
     natsStatus s = reply ? natsConnection_PublishRequest(n->nc, subject, reply, data, (int)len)
                          : natsConnection_Publish(n->nc, subject, data, (int)len);
     return s == NATS_OK ? 0 : HERALD_ECLUSTER;
+}
+
+static bool print_cluster(FILE *f, const jsClusterInfo *ci)
+{
+    bool ok = ci != NULL && ci->Leader != NULL && ci->Leader[0];
+    fprintf(f, "  leader %s;", ok ? ci->Leader : "(none)");
+    for (int i = 0; ci && i < ci->ReplicasLen; i++) {
+        const jsPeerInfo *p = ci->Replicas[i];
+        bool good = p->Current && !p->Offline;
+        ok = ok && good;
+        fprintf(f, " replica %s %s (lag %llu)", p->Name,
+                p->Offline ? "offline" : p->Current ? "current" : "behind",
+                (unsigned long long)p->Lag);
+    }
+    fputc('\n', f);
+    return ok;
+}
+
+int cl_nats_print_status(struct cl_nats *n, void *file, bool *healthy, char *err, size_t errlen)
+{
+    FILE *f = file;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr);
+    if (s != NATS_OK) {
+        say(err, errlen, "reading the log stream", s, jerr);
+        return HERALD_ECLUSTER;
+    }
+    fprintf(f, "stream %s: %llu entries, %llu bytes, sequences %llu to %llu, %lld replica(s)\n",
+            n->stream, (unsigned long long)si->State.Msgs, (unsigned long long)si->State.Bytes,
+            (unsigned long long)si->State.FirstSeq, (unsigned long long)si->State.LastSeq,
+            (long long)si->Config->Replicas);
+    bool replicated = si->Config->Replicas > 1;
+    *healthy = print_cluster(f, si->Cluster) || !replicated;
+    uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    jsConsumerInfoList *list = NULL;
+    jerr = 0;
+    if ((s = js_Consumers(&list, n->js, n->stream, NULL, &jerr)) != NATS_OK) {
+        say(err, errlen, "listing the consumers", s, jerr);
+        return HERALD_ECLUSTER;
+    }
+    for (int i = 0; i < list->Count; i++) {
+        const jsConsumerInfo *ci = list->List[i];
+        fprintf(f, "consumer %s: delivered up to %llu, acknowledged up to %llu, %llu to "
+                   "deliver, %lld unacknowledged (%llu behind the log)\n",
+                ci->Name, (unsigned long long)ci->Delivered.Stream,
+                (unsigned long long)ci->AckFloor.Stream, (unsigned long long)ci->NumPending,
+                (long long)ci->NumAckPending,
+                (unsigned long long)(last > ci->AckFloor.Stream ? last - ci->AckFloor.Stream : 0));
+        if (!print_cluster(f, ci->Cluster) && replicated)
+            *healthy = false;
+    }
+    jsConsumerInfoList_Destroy(list);
+    return 0;
 }
 
 bool cl_nats_connected(struct cl_nats *n)

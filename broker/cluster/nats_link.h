@@ -24,6 +24,7 @@ struct cl_nats_opts {
     const char *subjects;  /* hrd.<id>.log.> */
     unsigned replicas;     /* 1 or 3 */
     int timeout_ms;        /* connecting and each administrative call */
+    bool no_create;        /* only look: fail if the stream does not exist */
 };
 
 /* Connects and creates the log stream unless it exists. On failure err
@@ -64,6 +65,12 @@ int cl_nats_subscribe(struct cl_nats *n, const char *subject, cl_msg_fn *fn, voi
 /* Publishes without waiting (any thread); reply may be NULL. */
 int cl_nats_publish(struct cl_nats *n, const char *subject, const char *reply, const void *data,
                     size_t len);
+
+/* `herald cluster status`: the stream (size, sequences, leader, replicas)
+ * and every consumer (delivered, acknowledged, pending), printed to f
+ * (a FILE *); *healthy is whether the stream has a leader and every
+ * replica is current. Blocking. */
+int cl_nats_print_status(struct cl_nats *n, void *f, bool *healthy, char *err, size_t errlen);
 
 /* Whether the connection is up now. */
 bool cl_nats_connected(struct cl_nats *n);
