@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cluster.h"
 #include "config.h"
 #include "nats_link.h"
 
@@ -34,11 +35,11 @@ int cli_cluster(struct config *cfg, int argc, char **argv)
                         "(give it with --config)\n");
         return 2;
     }
-    char stream[64], subjects[96], err[512];
-    snprintf(stream, sizeof(stream), "HRD_%s_LOG", cfg->cluster_id);
-    snprintf(subjects, sizeof(subjects), "hrd.%s.log.>", cfg->cluster_id);
-    struct cl_nats_opts o = {cfg->cluster_urls, "herald-cli", stream, subjects,
-                             cfg->cluster_replicas, 5000, true};
+    char err[512];
+    struct cluster_names nm;
+    struct cl_nats_opts o;
+    cluster_nats_opts(cfg, "herald-cli", &nm, &o);
+    o.no_create = true;
     struct cl_nats *n = NULL;
     if (cl_nats_open(&n, &o, err, sizeof(err)) != 0) {
         fprintf(stderr, "herald cluster status: %s\n", err);

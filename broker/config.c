@@ -110,6 +110,10 @@ void config_free(struct config *c)
     free(c->cluster_name);
     free(c->cluster_urls);
     free(c->cluster_id);
+    free(c->cluster_credentials);
+    free(c->cluster_tls_ca);
+    free(c->cluster_tls_cert);
+    free(c->cluster_tls_key);
     memset(c, 0, sizeof(*c));
 }
 
@@ -202,6 +206,10 @@ static const struct option options[] = {
     OPT("cluster", "cluster_id", K_STR, cluster_id, 0, 0),
     OPT("cluster", "publish_timeout_ms", K_UINT, cluster_publish_timeout_ms, 100, 600000),
     OPT("cluster", "max_inflight", K_UINT, cluster_max_inflight, 1, 1000000),
+    OPT("cluster", "credentials", K_STR, cluster_credentials, 0, 0),
+    OPT("cluster", "tls_ca", K_STR, cluster_tls_ca, 0, 0),
+    OPT("cluster", "tls_cert", K_STR, cluster_tls_cert, 0, 0),
+    OPT("cluster", "tls_key", K_STR, cluster_tls_key, 0, 0),
 };
 
 struct load_ctx {
@@ -324,6 +332,10 @@ static int config_check_cluster(const struct config *c, char *err, size_t errlen
     }
     if (c->cluster_urls == NULL || strncmp(c->cluster_urls, "nats://", 7) != 0) {
         snprintf(err, errlen, "cluster.nats_urls must list nats:// URLs, comma-separated");
+        return -1;
+    }
+    if ((c->cluster_tls_cert == NULL) != (c->cluster_tls_key == NULL)) {
+        snprintf(err, errlen, "cluster.tls_cert and cluster.tls_key must be set together");
         return -1;
     }
     if (c->cluster_replicas != 1 && c->cluster_replicas != 3) {

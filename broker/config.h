@@ -102,6 +102,10 @@ struct config {
     char *cluster_id;            /* names the NATS objects (HRD_<id>_LOG); the same everywhere */
     unsigned cluster_publish_timeout_ms; /* a change not stored by then is answered "wait" */
     unsigned cluster_max_inflight; /* changes proposed and not yet applied, per instance */
+    char *cluster_credentials;   /* NATS .creds file (JWT + NKey seed), or NULL */
+    char *cluster_tls_ca;        /* CA file: TLS to the nats-servers, verified against it */
+    char *cluster_tls_cert;      /* client certificate and key for NATS TLS (optional) */
+    char *cluster_tls_key;
 };
 
 void config_defaults(struct config *c);

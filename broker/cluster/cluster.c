@@ -120,10 +120,21 @@ static uint64_t random64(void)
     return v;
 }
 
-static void names(const struct config *cfg, char *stream, size_t sl, char *subjects, size_t jl)
+void cluster_nats_opts(const struct config *cfg, const char *client, struct cluster_names *nm,
+                       struct cl_nats_opts *o)
 {
-    snprintf(stream, sl, "HRD_%s_LOG", cfg->cluster_id);
-    snprintf(subjects, jl, "hrd.%s.log.>", cfg->cluster_id);
+    snprintf(nm->stream, sizeof(nm->stream), "HRD_%s_LOG", cfg->cluster_id);
+    snprintf(nm->subjects, sizeof(nm->subjects), "hrd.%s.log.>", cfg->cluster_id);
+    *o = (struct cl_nats_opts){.urls = cfg->cluster_urls,
+                               .client = client,
+                               .stream = nm->stream,
+                               .subjects = nm->subjects,
+                               .replicas = cfg->cluster_replicas,
+                               .timeout_ms = NATS_TIMEOUT_MS,
+                               .credentials = cfg->cluster_credentials,
+                               .tls_ca = cfg->cluster_tls_ca,
+                               .tls_cert = cfg->cluster_tls_cert,
+                               .tls_key = cfg->cluster_tls_key};
 }
 
 bool cluster_proposes(const struct herald *h) { return h->cluster && !h->cluster->applying; }
@@ -757,10 +768,10 @@ int cluster_open(struct herald *h)
     c->wake_open = true;
     batch_on_rollback(h->batch, on_rollback, c);
 
-    char stream[64], subjects[96], err[512];
-    names(cfg, stream, sizeof(stream), subjects, sizeof(subjects));
-    struct cl_nats_opts o = {cfg->cluster_urls, c->name, stream, subjects, cfg->cluster_replicas,
-                             NATS_TIMEOUT_MS, false};
+    char err[512];
+    struct cluster_names nm;
+    struct cl_nats_opts o;
+    cluster_nats_opts(cfg, c->name, &nm, &o);
     log_info("cluster", "instance %s joining cluster '%s' through %s (libnats %s)", c->name,
              cfg->cluster_id, cfg->cluster_urls, cl_nats_version());
     if (cfg->cluster_replicas == 1)
@@ -954,10 +965,9 @@ static int wait_applied(struct store *store, uint64_t seq, char *err, size_t err
 
 static int cli_connect(const struct config *cfg, struct cl_nats **n, char *err, size_t errlen)
 {
-    char stream[64], subjects[96];
-    names(cfg, stream, sizeof(stream), subjects, sizeof(subjects));
-    struct cl_nats_opts o = {cfg->cluster_urls, "herald-cli", stream, subjects,
-                             cfg->cluster_replicas, NATS_TIMEOUT_MS, false};
+    struct cluster_names nm;
+    struct cl_nats_opts o;
+    cluster_nats_opts(cfg, "herald-cli", &nm, &o);
     return cl_nats_open(n, &o, err, errlen);
 }
 

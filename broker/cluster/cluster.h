@@ -71,6 +71,15 @@ const char *cluster_unhealthy(const struct herald *h);
 /* /metrics lines (cluster mode only). */
 void cluster_metrics(struct herald *h, struct buf *b);
 
+/* The NATS names and connection options of cfg's [cluster] section. */
+struct cl_nats_opts;
+struct cluster_names {
+    char stream[64];
+    char subjects[96];
+};
+void cluster_nats_opts(const struct config *cfg, const char *client, struct cluster_names *nm,
+                       struct cl_nats_opts *o);
+
 /* The CLI: stores e in the log and waits (up to 10 s) until the instance
  * whose data directory `store` is has applied it. 0, or an error with err
  * set. */

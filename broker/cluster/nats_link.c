@@ -155,11 +155,27 @@ int cl_nats_open(struct cl_nats **out, const struct cl_nats_opts *o, char *err, 
         s = natsOptions_SetPingInterval(opts, 2000);
     if (s == NATS_OK)
         s = natsOptions_SetMaxPingsOut(opts, 2);
-    if (s == NATS_OK)
-        s = natsConnection_Connect(&n->nc, opts);
+    if (s == NATS_OK && o->credentials)
+        s = natsOptions_SetUserCredentialsFromFiles(opts, o->credentials, NULL);
+    if (s == NATS_OK && (o->tls_ca || o->tls_cert))
+        s = natsOptions_SetSecure(opts, true);
+    if (s == NATS_OK && o->tls_ca)
+        s = natsOptions_LoadCATrustedCertificates(opts, o->tls_ca);
+    if (s == NATS_OK && o->tls_cert)
+        s = natsOptions_LoadCertificatesChain(opts, o->tls_cert, o->tls_key);
+    if (s != NATS_OK) {
+        say(err, errlen, "NATS credentials or TLS files", s, 0);
+        rc = HERALD_EINVAL;
+        goto fail;
+    }
+    s = natsConnection_Connect(&n->nc, opts);
     if (s != NATS_OK) {
         say(err, errlen, "connecting to NATS", s, 0);
-        rc = HERALD_ECLUSTER;
+        /* A certificate that does not verify or refused credentials will
+         * not change by retrying (nats_link.h: HERALD_EINVAL). */
+        bool fatal = s == NATS_SSL_ERROR || s == NATS_CONNECTION_AUTH_FAILED ||
+                     s == NATS_NOT_PERMITTED;
+        rc = fatal ? HERALD_EINVAL : HERALD_ECLUSTER;
         goto fail;
     }
     jsOptions jo;

@@ -25,10 +25,15 @@ struct cl_nats_opts {
     unsigned replicas;     /* 1 or 3 */
     int timeout_ms;        /* connecting and each administrative call */
     bool no_create;        /* only look: fail if the stream does not exist */
+    /* Authentication and TLS (each may be NULL): a .creds file; a CA file
+     * (TLS, the servers verified against it); a client certificate+key. */
+    const char *credentials, *tls_ca, *tls_cert, *tls_key;
 };
 
 /* Connects and creates the log stream unless it exists. On failure err
- * says why (in words) and nothing is left open. Blocking. */
+ * says why (in words) and nothing is left open: HERALD_EINVAL when trying
+ * again cannot help (TLS verification, credentials, bad files, a stream
+ * with other replicas), HERALD_ECLUSTER when it may. Blocking. */
 int cl_nats_open(struct cl_nats **out, const struct cl_nats_opts *o, char *err, size_t errlen);
 
 /* The stream's first and last sequences now. Blocking (not on the loop). */
