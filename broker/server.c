@@ -176,9 +176,7 @@ static int open_pubsub(struct herald *h)
     struct pubsub_opts o = {
         .store = h->store,
         .batch = h->batch,
-        .caps = {.max_items = cfg->pubsub_max_items,
-                 .max_payload_size = cfg->pubsub_max_payload,
-                 .no_roster_models = cfg->cluster_name != NULL},
+        .caps = {.max_items = cfg->pubsub_max_items, .max_payload_size = cfg->pubsub_max_payload},
         .auto_create = cfg->pubsub_auto_create,
         .hooks = {.presence_subscribed = presence_subscribed,
                   .pep_recipients = pep_recipients, /* XEP-0163 §4.3 (pep.c) */

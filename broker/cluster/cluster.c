@@ -19,12 +19,17 @@
 #include "errors.h"
 #include "herald.h"
 #include "http.h"
+#include "im.h"
+#include "jid.h"
 #include "log.h"
 #include "nats_link.h"
+#include "outq.h"
+#include "pep.h"
 #include "pubsub.h"
 #include "pubsub_xmpp.h"
 #include "rest.h"
 #include "router.h"
+#include "session.h"
 #include "store.h"
 #include "xml.h"
 #include "xml_parser.h"
@@ -77,7 +82,7 @@ struct cluster {
     struct herald *h;
     struct cl_nats *nats;
     char name[33];
-    char subject_iq[96], subject_rest[96], subject_cursor[96];
+    char subject_iq[96], subject_rest[96], subject_cursor[96], subject_im[96];
     char durable[64];
     uint64_t boot, next_req;
     uint64_t applied;       /* the last entry applied (committed, or in this turn's batch) */
@@ -102,7 +107,7 @@ struct cluster {
     bool applying, muted;
     /* Counters for /metrics. */
     uint64_t proposals, proposal_failures, retries, late_applies, applied_total;
-    uint64_t routed, route_delivered, route_fallbacks, routes_in;
+    uint64_t routed, route_delivered, route_fallbacks, routes_in, offered;
 };
 
 static uint64_t wall_ms(void)
@@ -200,8 +205,8 @@ static void on_core(void *ud, const char *subject, const char *reply, const void
     size_t pl = strlen(c->reply_prefix);
     if (strncmp(subject, c->reply_prefix, pl) == 0)
         push(c, IN_REPLY, strtoull(subject + pl, NULL, 10), data, len, NULL);
-    else if (reply != NULL)
-        push(c, IN_ROUTE, 0, data, len, reply);
+    else
+        push(c, IN_ROUTE, 0, data, len, reply); /* no reply: an offer (presence) */
 }
 
 static bool dequeue(struct cluster *c, struct inrec *out)
@@ -277,7 +282,8 @@ static int propose(struct cluster *c, struct cl_entry *e, const char *subject, s
     return 0;
 }
 
-int cluster_propose_iq(struct herald *h, const char *who, const struct xnode *iq)
+int cluster_propose_iq(struct herald *h, const char *who, const char *service,
+                       const struct xnode *iq)
 {
     struct cluster *c = h->cluster;
     struct buf b;
@@ -288,7 +294,8 @@ int cluster_propose_iq(struct herald *h, const char *who, const struct xnode *iq
     int rc = HERALD_ENOMEM;
     if (p && buf_ok(&b) && (p->to = strdup(from ? from : who)) && (p->id = strdup(id ? id : "")) &&
         (p->from = strdup(to ? to : h->cfg->domain))) {
-        struct cl_entry e = {.kind = CL_IQ, .jid = who, .data = b.data, .data_len = b.len};
+        struct cl_entry e = {.kind = CL_IQ, .jid = who, .contact = service, .data = b.data,
+                             .data_len = b.len};
         rc = propose(c, &e, c->subject_iq, p);
     }
     if (rc != 0 && p)
@@ -335,6 +342,62 @@ int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct ht
     return 0;
 }
 
+int cluster_propose_roster(struct herald *h, const char *full, const struct xnode *iq)
+{
+    struct cluster *c = h->cluster;
+    struct buf b;
+    buf_init(&b, 0);
+    xml_serialize(&b, iq, NS_CLIENT);
+    struct pending *p = calloc(1, sizeof(*p));
+    const char *id = xml_attr(iq, "id");
+    int rc = HERALD_ENOMEM;
+    if (p && buf_ok(&b) && (p->to = strdup(full)) && (p->id = strdup(id ? id : ""))) {
+        struct cl_entry e = {.kind = CL_ROSTER, .jid = full, .data = b.data, .data_len = b.len};
+        rc = propose(c, &e, c->subject_im, p);
+    }
+    if (rc != 0 && p)
+        pending_free(p);
+    buf_free(&b);
+    return rc;
+}
+
+int cluster_propose_subscription(struct herald *h, const char *user, const char *contact,
+                                 const char *type, const struct xnode *st)
+{
+    struct cluster *c = h->cluster;
+    struct buf b;
+    buf_init(&b, 0);
+    if (st)
+        xml_serialize(&b, st, NS_CLIENT);
+    struct pending *p = calloc(1, sizeof(*p));
+    int rc = HERALD_ENOMEM;
+    if (p && buf_ok(&b)) {
+        struct cl_entry e = {.kind = CL_SUBSCRIPTION, .jid = user, .contact = contact,
+                             .ptype = type, .data = st ? b.data : NULL, .data_len = b.len};
+        rc = propose(c, &e, c->subject_im, p);
+    }
+    if (rc != 0)
+        free(p);
+    buf_free(&b);
+    return rc;
+}
+
+void cluster_offer(struct herald *h, struct chunk *const *parts, size_t n)
+{
+    struct cluster *c = h->cluster;
+    if (c == NULL || c->stopping || !cl_nats_connected(c->nats))
+        return;
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, c->name);
+    buf_putc(&b, '\n');
+    for (size_t i = 0; i < n; i++)
+        buf_append(&b, parts[i]->data, parts[i]->len);
+    if (buf_ok(&b) && cl_nats_publish(c->nats, c->subject_route, NULL, b.data, b.len) == 0)
+        c->offered++;
+    buf_free(&b);
+}
+
 int cluster_propose_cursor(struct herald *h, uint64_t node_id, const char *jid, uint64_t seq)
 {
     struct cluster *c = h->cluster;
@@ -353,7 +416,7 @@ int cluster_propose_cursor(struct herald *h, uint64_t node_id, const char *jid, 
 static void expire(struct cluster *c, struct pending *p)
 {
     c->proposal_failures++;
-    if (p->kind == CL_IQ)
+    if (p->kind == CL_IQ || p->kind == CL_ROSTER)
         router_batch_failed(c->h, p->to, p->id, p->from, HERALD_ECLUSTER);
     else if (p->kind == CL_REST)
         http_problem_h(p->hc, 503, "resource-constraint", NULL,
@@ -434,19 +497,58 @@ static int parse_stanza(struct herald *h, const char *data, size_t len, stanza_f
 
 struct iq_apply {
     struct herald *h;
-    const char *who;
+    const char *who, *service;
 };
 
 static void iq_apply_fn(void *ud, struct xnode *st, struct arena *a)
 {
     struct iq_apply *ia = ud;
-    ps_xmpp_handle_iq(ia->h->ps_xmpp, ia->who, st, a);
+    if (ia->service)
+        pep_pubsub_iq(ia->h, ia->who, st, a, ia->service);
+    else
+        ps_xmpp_handle_iq(ia->h->ps_xmpp, ia->who, st, a);
 }
 
 static int apply_iq(struct herald *h, const struct cl_entry *e)
 {
-    struct iq_apply ia = {h, e->jid};
+    struct iq_apply ia = {h, e->jid, e->contact};
     return parse_stanza(h, e->data, e->data_len, iq_apply_fn, &ia);
+}
+
+/* The session of a full JID on this instance, or NULL. */
+static struct session *find_full(struct herald *h, const char *full)
+{
+    const char *slash = strchr(full, '/');
+    char bare[JID_MAX + 1];
+    if (slash == NULL || (size_t)(slash - full) > JID_MAX)
+        return NULL;
+    memcpy(bare, full, (size_t)(slash - full));
+    bare[slash - full] = '\0';
+    return session_find(h, bare, slash + 1);
+}
+
+struct im_apply {
+    struct herald *h;
+    const char *full;
+    struct session *s;
+};
+
+static void roster_apply_fn(void *ud, struct xnode *st, struct arena *a)
+{
+    struct im_apply *ia = ud;
+    roster_apply(ia->h, ia->s, ia->full, st, a);
+}
+
+struct sub_apply {
+    struct herald *h;
+    const struct cl_entry *e;
+};
+
+static void subscription_apply_fn(void *ud, struct xnode *st, struct arena *a)
+{
+    (void)a;
+    struct sub_apply *sa = ud;
+    presence_subscription(sa->h, sa->e->jid, sa->e->contact, sa->e->ptype, st);
 }
 
 static void apply_rest(struct herald *h, const struct cl_entry *e, struct http_conn *hc)
@@ -526,6 +628,23 @@ static void apply_entry(struct cluster *c, uint64_t seq, const uint8_t *data, si
                          (unsigned long long)seq);
             break;
         case CL_REST: apply_rest(h, &e, p ? p->hc : NULL); break;
+        case CL_ROSTER: {
+            /* The requester's session answers only where it was accepted. */
+            struct im_apply ia = {h, e.jid, p ? find_full(h, e.jid) : NULL};
+            if (parse_stanza(h, e.data, e.data_len, roster_apply_fn, &ia) != 0)
+                log_warn("cluster", "log entry %llu: the roster iq does not parse: skipped",
+                         (unsigned long long)seq);
+            break;
+        }
+        case CL_SUBSCRIPTION: {
+            struct sub_apply sa = {h, &e};
+            if (e.data == NULL)
+                presence_subscription(h, e.jid, e.contact, e.ptype, NULL);
+            else if (parse_stanza(h, e.data, e.data_len, subscription_apply_fn, &sa) != 0)
+                log_warn("cluster", "log entry %llu: the presence does not parse: skipped",
+                         (unsigned long long)seq);
+            break;
+        }
         case CL_CURSOR:
             /* Never back; a subscription gone meanwhile is gone everywhere. */
             if (h->pubsub)
@@ -613,7 +732,8 @@ static void route_in(struct cluster *c, const uint8_t *data, size_t len, const c
     c->routes_in++;
     if (parse_stanza(c->h, (const char *)nl + 1, len - ol - 1, route_deliver_fn, &rc) != 0)
         return;
-    cl_nats_publish(c->nats, reply, NULL, rc.delivered ? "1" : "0", 1);
+    if (reply != NULL)
+        cl_nats_publish(c->nats, reply, NULL, rc.delivered ? "1" : "0", 1);
 }
 
 static void route_free(struct cluster *c, struct route_wait *w)
@@ -755,6 +875,7 @@ int cluster_open(struct herald *h)
     snprintf(c->subject_iq, sizeof(c->subject_iq), "hrd.%s.log.iq", cfg->cluster_id);
     snprintf(c->subject_rest, sizeof(c->subject_rest), "hrd.%s.log.rest", cfg->cluster_id);
     snprintf(c->subject_cursor, sizeof(c->subject_cursor), "hrd.%s.log.cursor", cfg->cluster_id);
+    snprintf(c->subject_im, sizeof(c->subject_im), "hrd.%s.log.im", cfg->cluster_id);
     snprintf(c->durable, sizeof(c->durable), "herald-%s", cfg->cluster_name);
     snprintf(c->subject_route, sizeof(c->subject_route), "hrd.%s.route", cfg->cluster_id);
     snprintf(c->reply_prefix, sizeof(c->reply_prefix), "hrd.%s.reply.%s.", cfg->cluster_id,
@@ -840,7 +961,7 @@ void cluster_stop(struct herald *h)
     HASH_ITER(hh, c->pending, p, tmp) {
         HASH_DEL(c->pending, p);
         c->inflight--;
-        if (p->kind == CL_IQ)
+        if (p->kind == CL_IQ || p->kind == CL_ROSTER)
             router_batch_failed(h, p->to, p->id, p->from, HERALD_EUNAVAIL);
         else if (p->kind == CL_REST)
             http_problem_code(p->hc, HERALD_EUNAVAIL, "the server is shutting down");

@@ -45,10 +45,12 @@ bool cluster_muted(const struct herald *h);
  * instance stops applying and says so; it must be restarted. */
 void cluster_apply_failed(struct herald *h, int rc);
 
-/* The seam (docs/cluster.md, "The seam"): 0 when proposed (the answer
+/* The seam (docs/cluster.md, "The seam"): service is the PEP service (an
+ * account's bare JID) or NULL for pubsub.<domain>. 0 when proposed (the answer
  * comes after the apply, or an error after cluster.publish_timeout_ms), or
  * HERALD_ECLUSTER / HERALD_ENOMEM to answer now. */
-int cluster_propose_iq(struct herald *h, const char *who, const struct xnode *iq);
+int cluster_propose_iq(struct herald *h, const char *who, const char *service,
+                       const struct xnode *iq);
 int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct http_req *req,
                          const char *jid, uint8_t scopes);
 
@@ -64,6 +66,18 @@ bool cluster_route(struct herald *h, struct xnode *st);
  * log, so that every instance's copy moves; nobody waits for it (a lost
  * proposal means items sent again, never a gap). 0 or HERALD_E*. */
 int cluster_propose_cursor(struct herald *h, uint64_t node_id, const char *jid, uint64_t seq);
+
+/* IM state through the log (docs/cluster.md, "Presence and rosters"): a
+ * roster iq set of the requester `full` (answered after its apply, like a
+ * pubsub change), and a presence subscription change (nobody waits). 0 or
+ * HERALD_E* to answer now. */
+int cluster_propose_roster(struct herald *h, const char *full, const struct xnode *iq);
+int cluster_propose_subscription(struct herald *h, const char *user, const char *contact,
+                                 const char *type, const struct xnode *st);
+/* A presence stanza (parts, as sent) offered to the other instances, which
+ * give it to their sessions it is for; nobody answers. */
+struct chunk;
+void cluster_offer(struct herald *h, struct chunk *const *parts, size_t n);
 
 /* /healthz: NULL when well (also in single mode), else why not, as a line. */
 const char *cluster_unhealthy(const struct herald *h);

@@ -65,6 +65,7 @@ int cl_entry_encode(const struct cl_entry *e, uint8_t **out, size_t *len)
     switch (e->kind) {
     case CL_IQ:
         put_str(&b, e->jid);
+        put_str(&b, e->contact);
         put_bytes(&b, e->data, e->data_len);
         break;
     case CL_REST:
@@ -103,6 +104,16 @@ int cl_entry_encode(const struct cl_entry *e, uint8_t **out, size_t *len)
         put_str(&b, e->jid);
         put_u64(&b, e->node_id);
         put_u64(&b, e->cursor);
+        break;
+    case CL_ROSTER:
+        put_str(&b, e->jid);
+        put_bytes(&b, e->data, e->data_len);
+        break;
+    case CL_SUBSCRIPTION:
+        put_str(&b, e->jid);
+        put_str(&b, e->contact);
+        put_str(&b, e->ptype);
+        put_bytes(&b, e->data, e->data_len);
         break;
     default:
         buf_free(&b);
@@ -222,6 +233,7 @@ int cl_entry_decode(const void *data, size_t len, struct cl_entry *e, char **sto
     switch (e->kind) {
     case CL_IQ:
         e->jid = get_str(&r);
+        e->contact = get_str(&r);
         e->data = get_bytes(&r, &e->data_len, false);
         r.bad = r.bad || e->jid == NULL || e->data == NULL;
         break;
@@ -274,6 +286,18 @@ int cl_entry_decode(const void *data, size_t len, struct cl_entry *e, char **sto
         e->node_id = get_u64(&r);
         e->cursor = get_u64(&r);
         r.bad = r.bad || e->jid == NULL;
+        break;
+    case CL_ROSTER:
+        e->jid = get_str(&r);
+        e->data = get_bytes(&r, &e->data_len, false);
+        r.bad = r.bad || e->jid == NULL || e->data == NULL;
+        break;
+    case CL_SUBSCRIPTION:
+        e->jid = get_str(&r);
+        e->contact = get_str(&r);
+        e->ptype = get_str(&r);
+        e->data = get_bytes(&r, &e->data_len, false);
+        r.bad = r.bad || e->jid == NULL || e->contact == NULL || e->ptype == NULL;
         break;
     default:
         r.bad = true;

@@ -19,13 +19,17 @@
 #define CL_ENTRY_VERSION 1
 
 enum cl_kind {
-    CL_IQ = 1,        /* a pubsub iq set: who (full JID), stanza (serialized) */
+    CL_IQ = 1,        /* a pubsub iq set: jid (who, a full JID), contact (the PEP service,
+                       * an account's bare JID; absent: pubsub.<domain>), data (the iq) */
     CL_REST = 2,      /* a REST write: jid, scopes, method, path, query, content type, body */
     CL_USER_PUT = 3,  /* herald user add/passwd: jid, create, user */
     CL_USER_DEL = 4,  /* herald user del: jid */
     CL_TOKEN_PUT = 5, /* herald token create: token */
     CL_TOKEN_DEL = 6, /* herald token revoke: token.id */
     CL_CURSOR = 7,    /* a durable subscription's cursor moved: jid, node_id, cursor */
+    CL_ROSTER = 8,    /* a roster iq set: jid (the requester's full JID), data (the iq) */
+    CL_SUBSCRIPTION = 9, /* a presence subscription change: jid (the user's bare JID),
+                          * contact, ptype, data (the stanza, or absent) */
 };
 
 struct cl_entry {
@@ -50,6 +54,8 @@ struct cl_entry {
     struct store_user user;
     /* CL_CURSOR */
     uint64_t node_id, cursor;
+    /* CL_SUBSCRIPTION (and CL_IQ: the PEP service) */
+    const char *contact, *ptype;
     /* CL_TOKEN_PUT, CL_TOKEN_DEL (id only) */
     struct store_token token;
 };

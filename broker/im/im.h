@@ -37,6 +37,11 @@ struct ritem {
 
 /* roster.c */
 void roster_handle_iq(struct session *s, struct xnode *iq, struct arena *a);
+/* Cluster mode: a roster set from the log (cluster.c), applied as
+ * roster_handle_iq would for the requester `full`; s is its session on the
+ * instance that accepted it (answered there), else NULL. */
+void roster_apply(struct herald *h, struct session *s, const char *full, struct xnode *iq,
+                  struct arena *a);
 /* Loads owner's item for contact (in_roster false and zeroed when absent). */
 int roster_load(struct store_txn *t, const char *owner, const char *contact, struct ritem *it);
 /* Writes it with a new roster version and pushes it to owner's interested
@@ -54,6 +59,10 @@ void presence_handle(struct session *from, struct xnode *st, struct arena *a, co
                      const char *to_bare, bool to_local_account);
 /* Handles an outbound subscription-type presence (subscribe, subscribed,
  * unsubscribe, unsubscribed) from user to contact, both bare (§3). */
+/* Cluster mode: a probe of contact (bare) from from_full, offered by another
+ * instance: answered with the presence of contact's sessions here when
+ * from_full's account may see it (RFC 6121 §4.3.2). */
+void presence_probe_local(struct herald *h, const char *contact, const char *from_full);
 void presence_subscription(struct herald *h, const char *user, const char *contact,
                            const char *type, struct xnode *st);
 /* The session is going away: broadcast its unavailable presence. */

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "batch.h"
+#include "cluster.h"
 #include "conn.h"
 #include "errors.h"
 #include "herald.h"
@@ -28,8 +29,11 @@
 #define PRESENCE_TAG_LEN 9 /* strlen("<presence") */
 #define MAX_DIRECTED 64
 
-/* "<presence to='T'" + tail: one recipient of a session's presence. */
-static void send_tail(struct herald *h, const char *to, struct chunk *tail, enum route_mode mode)
+/* "<presence to='T'" + tail: one recipient of a session's presence. With
+ * offer, in cluster mode, the other instances get it too, for their
+ * sessions of T (docs/cluster.md, "Presence and rosters"). */
+static void send_tail_x(struct herald *h, const char *to, struct chunk *tail, enum route_mode mode,
+                        bool offer)
 {
     struct buf b;
     buf_init(&b, 0);
@@ -42,12 +46,29 @@ static void send_tail(struct herald *h, const char *to, struct chunk *tail, enum
         return;
     struct chunk *parts[2] = {head, tail};
     router_send(h, to, parts, 2, mode);
+    if (offer)
+        cluster_offer(h, parts, 2);
     chunk_unref(head);
 }
 
-/* <presence from='F' to='T' type='X'/> */
-static void send_simple(struct herald *h, const char *from, const char *to, const char *type,
-                        enum route_mode mode)
+static void send_tail(struct herald *h, const char *to, struct chunk *tail, enum route_mode mode)
+{
+    send_tail_x(h, to, tail, mode, false);
+}
+
+/* What only the instance that holds the sender's session sends (its
+ * broadcast, directed presence, its resources' presence): offered to the
+ * other instances too. */
+static void send_tail_offer(struct herald *h, const char *to, struct chunk *tail,
+                            enum route_mode mode)
+{
+    send_tail_x(h, to, tail, mode, true);
+}
+
+/* <presence from='F' to='T' type='X'/> (offered to the other instances too
+ * with offer) */
+static void send_simple_x(struct herald *h, const char *from, const char *to, const char *type,
+                          enum route_mode mode, bool offer)
 {
     struct buf b;
     buf_init(&b, 0);
@@ -60,8 +81,16 @@ static void send_simple(struct herald *h, const char *from, const char *to, cons
     buf_free(&b);
     if (ch) {
         router_send(h, to, &ch, 1, mode);
+        if (offer)
+            cluster_offer(h, &ch, 1);
         chunk_unref(ch);
     }
+}
+
+static void send_simple(struct herald *h, const char *from, const char *to, const char *type,
+                        enum route_mode mode)
+{
+    send_simple_x(h, from, to, type, mode, false);
 }
 
 /* A presence serialized without its 'to' and its first PRESENCE_TAG_LEN
@@ -86,7 +115,7 @@ static void send_account_presence(struct herald *h, const char *bare, const char
     struct account *acct = session_account(h, bare);
     for (struct session *s = acct ? acct->sessions : NULL; s; s = s->next_res)
         if (s->available && s->presence)
-            send_tail(h, to, s->presence, mode);
+            send_tail_offer(h, to, s->presence, mode);
 }
 
 /* The unavailable presence of every available resource of `bare` to `to`. */
@@ -95,7 +124,7 @@ static void send_account_unavailable(struct herald *h, const char *bare, const c
     struct account *acct = session_account(h, bare);
     for (struct session *s = acct ? acct->sessions : NULL; s; s = s->next_res)
         if (s->available)
-            send_simple(h, s->full, to, "unavailable", ROUTE_PRESENCE);
+            send_simple_x(h, s->full, to, "unavailable", ROUTE_PRESENCE, true);
 }
 
 static bool is_local_account(struct herald *h, const char *bare)
@@ -352,7 +381,7 @@ static void to_contact(void *ud, const char *contact)
     struct bcast *b = ud;
     if (!blocking_presence_ok(b->h, b->from_full, contact)) /* XEP-0191 §3.3 */
         return;
-    send_tail(b->h, contact, b->tail, ROUTE_PRESENCE);
+    send_tail_offer(b->h, contact, b->tail, ROUTE_PRESENCE);
 }
 
 /* tail to every contact with a subscription from us, and to every available
@@ -365,6 +394,21 @@ static void broadcast(struct session *s, struct chunk *tail)
     for (struct session *o = acct ? acct->sessions : NULL; o; o = o->next_res)
         if (o->available)
             send_tail(s->h, o->full, tail, ROUTE_FULL);
+    if (s->h->cluster) { /* our resources on other instances */
+        struct chunk *head = chunk_new("<presence to='", 14);
+        struct buf b2;
+        buf_init(&b2, 0);
+        buf_xml_attr(&b2, s->bare, strlen(s->bare));
+        buf_putc(&b2, '\'');
+        struct chunk *mid = buf_ok(&b2) ? chunk_new(b2.data, b2.len) : NULL;
+        buf_free(&b2);
+        if (head && mid) {
+            struct chunk *parts[3] = {head, mid, tail};
+            cluster_offer(s->h, parts, 3);
+        }
+        chunk_unref(head);
+        chunk_unref(mid);
+    }
 }
 
 static void probe_contact(void *ud, const char *contact)
@@ -373,6 +417,23 @@ static void probe_contact(void *ud, const char *contact)
     if (!blocking_presence_ok(s->h, s->full, contact)) /* XEP-0191 §3.3 */
         return;
     send_account_presence(s->h, contact, s->full, ROUTE_FULL); /* §4.3 */
+    /* Cluster mode: the instances holding the contact's other sessions answer
+     * (presence_probe_local there); ROUTE_FULL to a bare JID gives it to no
+     * session here. */
+    if (s->h->cluster)
+        send_simple_x(s->h, s->full, contact, "probe", ROUTE_FULL, true);
+}
+
+void presence_probe_local(struct herald *h, const char *contact, const char *from_full)
+{
+    char bare[JID_MAX + 1];
+    size_t bl = strcspn(from_full, "/");
+    if (bl > JID_MAX)
+        return;
+    memcpy(bare, from_full, bl);
+    bare[bl] = '\0';
+    if (im_presence_subscribed(h, contact, bare) && blocking_presence_ok(h, from_full, contact))
+        send_account_presence(h, contact, from_full, ROUTE_FULL);
 }
 
 static int pending_cb(void *ud, const struct store_roster_item *it)
@@ -570,7 +631,8 @@ static void unavailable(struct session *s, struct chunk *tail)
     s->presence = NULL;
     broadcast(s, tail);
     for (unsigned i = 0; i < s->ndirected; i++) /* §4.6.3 */
-        send_tail(s->h, s->directed[i], tail, strchr(s->directed[i], '/') ? ROUTE_FULL : ROUTE_PRESENCE);
+        send_tail_offer(s->h, s->directed[i], tail,
+                        strchr(s->directed[i], '/') ? ROUTE_FULL : ROUTE_PRESENCE);
     forget_directed(s);
 }
 
@@ -638,8 +700,18 @@ void presence_handle(struct session *from, struct xnode *st, struct arena *a, co
     }
     if (type && (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||
                  !strcmp(type, "unsubscribe") || !strcmp(type, "unsubscribed"))) {
-        if (strcmp(to_bare, from->bare) != 0)
+        if (strcmp(to_bare, from->bare) == 0)
+            return;
+        if (h->cluster == NULL) {
             presence_subscription(h, from->bare, to_bare, type, st);
+        } else {
+            /* Rosters are the same on every instance: the change goes
+             * through the log and every instance applies it. */
+            int rc = cluster_propose_subscription(h, from->bare, to_bare, type, st);
+            if (rc != 0)
+                log_warn("im", "%s -> %s %s not stored: %s", from->bare, to_bare, type,
+                         herald_strerror(rc));
+        }
         return;
     }
     if (type && strcmp(type, "probe") == 0) {
@@ -653,7 +725,7 @@ void presence_handle(struct session *from, struct xnode *st, struct arena *a, co
     if (tail == NULL)
         return;
     bool full = to_full && strchr(to_full, '/');
-    send_tail(h, full ? to_full : to_bare, tail, full ? ROUTE_FULL : ROUTE_PRESENCE);
+    send_tail_offer(h, full ? to_full : to_bare, tail, full ? ROUTE_FULL : ROUTE_PRESENCE);
     chunk_unref(tail);
     if (type == NULL && from->available)
         remember_directed(from, full ? to_full : to_bare);

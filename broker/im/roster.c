@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "cluster.h"
 #include "errors.h"
 #include "herald.h"
 #include "im.h"
@@ -354,46 +355,56 @@ static void roster_get(struct session *s, struct xnode *iq, struct xnode *q, str
     batch_read_done(s->h->batch, t);
 }
 
-static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, struct arena *a)
+/* The requester's answer: only where its session is (in cluster mode the
+ * set is applied on every instance, and s is NULL on all but one). */
+static void set_error(struct session *s, struct xnode *iq, struct arena *a, int err,
+                      const char *cond, const char *type)
+{
+    if (s != NULL)
+        router_error(s, iq, a, err, cond, type);
+}
+
+static void roster_set(struct herald *h, struct session *s, const char *bare, struct xnode *iq,
+                       struct xnode *q, struct arena *a)
 {
     struct xnode *item = xml_child(q, NS_ROSTER, "item");
     if (item == NULL || xml_next_elem(item) != NULL || xml_attr(item, "jid") == NULL) {
-        router_error(s, iq, a, 0, "bad-request", "modify"); /* §2.3.3 */
+        set_error(s, iq, a, 0, "bad-request", "modify"); /* §2.3.3 */
         return;
     }
     struct jid *j = arena_alloc(a, sizeof(*j));
     char contact[JID_MAX + 1];
     if (j == NULL || jid_parse_str(j, xml_attr(item, "jid")) != 0 ||
         jid_format(j, true, contact, sizeof(contact)) < 0 || strlen(contact) >= 512) {
-        router_error(s, iq, a, 0, "jid-malformed", "modify");
+        set_error(s, iq, a, 0, "jid-malformed", "modify");
         return;
     }
     const char *subscription = xml_attr(item, "subscription");
     int rc;
     /* One operation: a storage error fails this request alone. */
-    struct store_txn *t = batch_op_begin(s->h->batch, &rc);
+    struct store_txn *t = batch_op_begin(h->batch, &rc);
     struct ritem *it = t ? calloc(1, sizeof(*it)) : NULL;
     if (it == NULL) {
         if (t)
-            batch_op_end(s->h->batch, t, HERALD_ENOMEM);
-        router_error(s, iq, a, t ? HERALD_ENOMEM : rc, NULL, NULL);
+            batch_op_end(h->batch, t, HERALD_ENOMEM);
+        set_error(s, iq, a, t ? HERALD_ENOMEM : rc, NULL, NULL);
         return;
     }
-    if ((rc = roster_load(t, s->bare, contact, it)) != 0)
+    if ((rc = roster_load(t, bare, contact, it)) != 0)
         goto fail;
     if (subscription && strcmp(subscription, "remove") == 0) {
         /* §2.5: remove, cancelling subscriptions both ways first. */
         if (!it->in_roster) {
             free(it);
-            batch_op_end(s->h->batch, t, HERALD_EINVAL);
-            router_error(s, iq, a, 0, "item-not-found", "cancel");
+            batch_op_end(h->batch, t, HERALD_EINVAL);
+            set_error(s, iq, a, 0, "item-not-found", "cancel");
             return;
         }
         if (it->sub & ROSTER_TO)
-            presence_subscription(s->h, s->bare, contact, "unsubscribe", NULL);
+            presence_subscription(h, bare, contact, "unsubscribe", NULL);
         if (it->sub & ROSTER_FROM)
-            presence_subscription(s->h, s->bare, contact, "unsubscribed", NULL);
-        if ((rc = roster_load(t, s->bare, contact, it)) != 0)
+            presence_subscription(h, bare, contact, "unsubscribed", NULL);
+        if ((rc = roster_load(t, bare, contact, it)) != 0)
             goto fail;
         it->in_roster = false;
         it->sub = ROSTER_NONE;
@@ -411,21 +422,21 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
             size_t l = gn ? strlen(gn) : 0;
             if (l == 0) { /* §2.3.3: empty group name */
                 free(it);
-                batch_op_end(s->h->batch, t, HERALD_EINVAL);
-                router_error(s, iq, a, 0, "not-acceptable", "modify");
+                batch_op_end(h->batch, t, HERALD_EINVAL);
+                set_error(s, iq, a, 0, "not-acceptable", "modify");
                 return;
             }
             for (size_t off = 0; off < gl; off += strlen(groups + off) + 1) {
                 if (strcmp(groups + off, gn) == 0) { /* §2.3.3: duplicate group */
                     free(it);
-                    router_error(s, iq, a, 0, "bad-request", "modify");
+                    set_error(s, iq, a, 0, "bad-request", "modify");
                     return;
                 }
             }
             if (gl + l + 1 > sizeof(groups) || (name && strlen(name) >= sizeof(it->name))) {
                 free(it);
-                batch_op_end(s->h->batch, t, HERALD_EINVAL);
-                router_error(s, iq, a, 0, "not-acceptable", "modify");
+                batch_op_end(h->batch, t, HERALD_EINVAL);
+                set_error(s, iq, a, 0, "not-acceptable", "modify");
                 return;
             }
             memcpy(groups + gl, gn, l + 1);
@@ -433,8 +444,8 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
         }
         if (name && strlen(name) >= sizeof(it->name)) {
             free(it);
-            batch_op_end(s->h->batch, t, HERALD_EINVAL);
-            router_error(s, iq, a, 0, "not-acceptable", "modify");
+            batch_op_end(h->batch, t, HERALD_EINVAL);
+            set_error(s, iq, a, 0, "not-acceptable", "modify");
             return;
         }
         /* §2.1.2.5: a client cannot set subscription states; ignored. */
@@ -443,14 +454,15 @@ static void roster_set(struct session *s, struct xnode *iq, struct xnode *q, str
         it->groups_len = gl;
         it->in_roster = true;
     }
-    rc = roster_save(s->h, t, s->bare, it);
+    rc = roster_save(h, t, bare, it);
 fail:
     free(it);
-    if ((rc = batch_op_end(s->h->batch, t, rc)) != 0) {
-        router_error(s, iq, a, rc, NULL, NULL);
+    if ((rc = batch_op_end(h->batch, t, rc)) != 0) {
+        set_error(s, iq, a, rc, NULL, NULL);
         return;
     }
-    reply_after_commit(s, xml_attr(iq, "id"));
+    if (s != NULL)
+        reply_after_commit(s, xml_attr(iq, "id"));
 }
 
 void roster_handle_iq(struct session *s, struct xnode *iq, struct arena *a)
@@ -463,8 +475,28 @@ void roster_handle_iq(struct session *s, struct xnode *iq, struct arena *a)
         router_error(s, iq, a, 0, "forbidden", "auth");
         return;
     }
-    if (strcmp(type, "get") == 0)
+    if (strcmp(type, "get") == 0) {
         roster_get(s, iq, q, a);
-    else
-        roster_set(s, iq, q, a);
+    } else if (s->h->cluster) {
+        /* Cluster mode: rosters are the same on every instance, so a change
+         * goes through the log and roster_apply runs it everywhere. */
+        int rc = cluster_propose_roster(s->h, s->full, iq);
+        if (rc != 0)
+            router_error(s, iq, a, rc, NULL, NULL);
+    } else {
+        roster_set(s->h, s, s->bare, iq, q, a);
+    }
+}
+
+void roster_apply(struct herald *h, struct session *s, const char *full, struct xnode *iq,
+                  struct arena *a)
+{
+    char bare[JID_MAX + 1];
+    size_t bl = strcspn(full, "/");
+    struct xnode *q = xml_child(iq, NS_ROSTER, "query");
+    if (bl > JID_MAX || q == NULL)
+        return;
+    memcpy(bare, full, bl);
+    bare[bl] = '\0';
+    roster_set(h, s, bare, iq, q, a);
 }

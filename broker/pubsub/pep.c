@@ -392,27 +392,30 @@ void pep_iq_answer(struct session *from, const struct xnode *iq)
 
 /* ---- iqs ---- */
 
-/* The XEP-0060 edge on the PEP service of `service`. */
-static void pubsub_request(struct session *from, struct xnode *iq, struct arena *a,
-                           const char *service)
+void pep_pubsub_iq(struct herald *h, const char *who, struct xnode *iq, struct arena *a,
+                   const char *service)
 {
-    struct herald *h = from->h;
     struct ps_xmpp x;
     memset(&x, 0, sizeof(x));
     x.h = h;
     x.ps = h->pubsub;
     x.jid = (char *)service;
     pubsub_scope(h->pubsub, service);
-    ps_xmpp_handle_iq(&x, from->full, iq, a);
+    ps_xmpp_handle_iq(&x, who, iq, a);
     pubsub_scope(h->pubsub, NULL);
+}
+
+/* The XEP-0060 edge on the PEP service of `service`. */
+static void pubsub_request(struct session *from, struct xnode *iq, struct arena *a,
+                           const char *service)
+{
+    pep_pubsub_iq(from->h, from->full, iq, a, service);
 }
 
 void pep_handle_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a)
 {
     (void)child;
-    /* to the server itself: it has no pubsub; cluster mode: PEP needs
-     * rosters, which are not replicated yet (docs/cluster.md) */
-    if (xml_attr(iq, "to") != NULL || from->h->cluster != NULL)
+    if (xml_attr(iq, "to") != NULL) /* to the server itself: it has no pubsub */
         router_error(from, iq, a, HERALD_EUNAVAIL, NULL, NULL);
     else
         pubsub_request(from, iq, a, from->bare);

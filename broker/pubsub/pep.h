@@ -50,6 +50,10 @@ void pep_recipients(void *ud, const char *service, const char *node,
  * iq.c's). */
 bool pep_route_iq(struct session *from, struct xnode *iq, struct arena *a, const char *bare);
 /* iq.c's table: a pubsub request with no 'to' (one's own PEP service). */
+/* The XEP-0060 edge on the PEP service `service` (an account's bare JID) for
+ * requester who; the cluster's apply of a PEP change calls it too. */
+void pep_pubsub_iq(struct herald *h, const char *who, struct xnode *iq, struct arena *a,
+                   const char *service);
 void pep_handle_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a);
 /* iq.c: what disco#info and disco#items on one's own bare JID add for
  * PEP (the pubsub/pep identity and features; the visible nodes). 0 or -1

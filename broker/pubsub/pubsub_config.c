@@ -464,13 +464,6 @@ static int check_config(const struct ps_config *c, const struct ps_caps *caps, s
                 caps->max_payload_size);
         return HERALD_ENOTACCEPTABLE;
     }
-    if (caps->no_roster_models &&
-        (c->access_model == PS_ACCESS_PRESENCE || c->access_model == PS_ACCESS_ROSTER)) {
-        why_set(why, NULL, "%s",
-                "the presence and roster access models are not available in cluster mode yet "
-                "(rosters are not replicated)");
-        return HERALD_EUNSUPPORTED_ACCESS;
-    }
     if (c->presence_based_delivery) {
         why_set(why, PRESENCE_FEATURE, "%s",
                 "presence-based delivery is not supported yet (needs presence)");

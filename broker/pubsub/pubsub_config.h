@@ -49,9 +49,6 @@ struct ps_config {
 struct ps_caps {
     uint32_t max_items;
     uint32_t max_payload_size;
-    /* Cluster mode: rosters are not replicated yet, so the presence and
-     * roster access models are refused (docs/cluster.md). */
-    bool no_roster_models;
 };
 
 /* A (var, values) pair: a node configuration field ("pubsub#max_items") or

@@ -260,10 +260,23 @@ size_t router_deliver_local(struct herald *h, struct xnode *st)
         return 0;
     struct session *targets[MAX_RECIPIENTS];
     size_t n = 0;
+    bool presence = strcmp(st->name, "presence") == 0;
+    if (presence && is_type(xml_attr(st, "type"), "probe")) {
+        const char *from = xml_attr(st, "from");
+        if (from != NULL && j.resource[0] == '\0')
+            presence_probe_local(h, bare, from);
+        return 0;
+    }
     if (j.resource[0]) {
         struct session *s = session_find(h, bare, j.resource);
         if (s != NULL)
             targets[n++] = s;
+    } else if (presence) {
+        struct account *acct = session_account(h, bare);
+        for (struct session *s = acct ? acct->sessions : NULL; s && n < MAX_RECIPIENTS;
+             s = s->next_res)
+            if (s->available)
+                targets[n++] = s;
     } else if (strcmp(st->name, "message") == 0) {
         n = pick_for_message(session_account(h, bare), xml_attr(st, "type"), targets,
                              MAX_RECIPIENTS);

@@ -51,10 +51,12 @@ enum redeliver {
 };
 enum redeliver router_redeliver(struct herald *h, struct xnode *st, struct arena *a);
 
-/* Cluster mode: a stanza another instance routed here (cluster.c), given
- * to this instance's sessions only: the full JID's, or for a message to a
- * bare JID the available resources chosen as RFC 6121 §8.5.2 says among
- * those here. Never forwards again. Returns how many got it. */
+/* Cluster mode: a stanza another instance routed or offered here
+ * (cluster.c), given to this instance's sessions only: the full JID's; for a
+ * message to a bare JID the available resources chosen as RFC 6121 §8.5.2
+ * says among those here; for presence to a bare JID every available one; a
+ * probe is answered (presence_probe_local). Never forwards again. Returns
+ * how many got it. */
 size_t router_deliver_local(struct herald *h, struct xnode *st);
 
 /* Tells `to` that its iq `id` failed after all because the write batch

@@ -31,7 +31,7 @@
 #define NS_PUBLISH_OPTIONS "http://jabber.org/protocol/pubsub#publish-options"
 #define NS_SUB_OPTIONS "http://jabber.org/protocol/pubsub#subscribe_options"
 
-static const struct ps_caps caps = {100, 65536, false};
+static const struct ps_caps caps = {100, 65536};
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -225,7 +225,7 @@ static void test_defaults(void)
     CHECK_EQ_STR(c.collection, "");
 
     /* A service cap under 10 lowers the default. */
-    struct ps_caps small = {3, 1000, false};
+    struct ps_caps small = {3, 1000};
     ps_config_defaults(&c, &small);
     CHECK_EQ_INT(c.max_items, 3);
     CHECK_EQ_INT(c.max_payload_size, 1000);
@@ -240,7 +240,7 @@ static void test_keep(void)
     CHECK_EQ_INT(ps_config_keep(&c, &caps), 42);
     c.max_items = PS_MAX_ITEMS_MAX;
     CHECK_EQ_INT(ps_config_keep(&c, &caps), caps.max_items);
-    struct ps_caps other = {7, 100, false};
+    struct ps_caps other = {7, 100};
     CHECK_EQ_INT(ps_config_keep(&c, &other), 7);
     /* Items that do not persist: the last one is kept. */
     c.persist_items = false;
@@ -1688,7 +1688,7 @@ static void test_metadata_form(void)
     /* The effective number follows the caps given. */
     n.config.persist_items = true;
     n.config.max_items = PS_MAX_ITEMS_MAX;
-    struct ps_caps small = {7, 100, false};
+    struct ps_caps small = {7, 100};
     x = ps_form_metadata(&a, &n, &small);
     if (x)
         CHECK_EQ_STR(field_val(&a, x, "pubsub#effective_max_items"), "7");
