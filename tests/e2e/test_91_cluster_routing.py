@@ -11,7 +11,8 @@ instances A, B, C (cluster_helpers.Cluster), clients of two libraries
 3. a chat message to an account with no session anywhere is kept offline
    on the sender's instance (single mode's rule for an absent recipient,
    after the other instances declined it) and delivered at its next login
-   there.
+   there;
+4. rosters, presence subscriptions, presence and PEP across instances.
 """
 import asyncio
 import time
@@ -23,8 +24,9 @@ import pytest
 
 from aioxmpp_helpers import AioClient
 from cluster_helpers import NATS_BIN, cluster_fixture
-from e2e_helpers import DOMAIN, XClient, local, run
-from im_helpers import PASSWORDS
+from e2e_helpers import DOMAIN, XClient, local, run, show
+from im_helpers import (PASSWORDS, im_client, is_presence, mutual, presence_child_text,
+                        roster_items, send_presence, sub_of)
 
 pytestmark = pytest.mark.skipif(
     NATS_BIN is None,
@@ -34,6 +36,8 @@ pytestmark = pytest.mark.skipif(
 NS_PING = "urn:xmpp:ping"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_DELAY = "urn:xmpp:delay"
+ALICE = "alice@%s" % DOMAIN
+BOB = "bob@%s" % DOMAIN
 
 
 @pytest.fixture
@@ -162,3 +166,54 @@ def test_message_to_user_offline_everywhere(cluster):
         assert got.xml.find("{%s}delay" % NS_DELAY) is not None, (
             "the message came from offline storage, so it carries a delay stamp: %s" % got)
     run(main, timeout=60)
+
+
+def test_presence_and_rosters_between_instances(cluster):
+    """Rosters and presence subscriptions go through the log, presence is
+    offered to the other instances (docs/cluster.md section 5): alice on A
+    and bob on B subscribe to each other (RFC 6121 §3.1, pushes and all);
+    bob's second resource on C sees alice online at its login (probe) and
+    alice sees it arrive (broadcast); alice's roster read through C holds
+    bob with 'both'; alice's unavailable reaches both of bob's resources;
+    a PEP item bob publishes on B (presence access model) is readable by
+    alice through C."""
+    cluster.add_users(users("alice", "bob"))
+    a, b, c = cluster.heralds
+
+    async def main():
+        a1 = await im_client(a, "alice", "a1", status="on A")
+        b1 = await im_client(b, "bob", "b1", status="on B")
+        await mutual(a1, b1)
+        a1.presences.clear()
+        b1.presences.clear()
+
+        b2 = await im_client(c, "bob", "b2", status="on C", priority=2)
+        p = await a1.presences.expect(is_presence("available", frm=BOB + "/b2"), timeout=10,
+                                      what="bob/b2's initial presence, from instance C")
+        assert presence_child_text(p.xml, "status") == "on C", show(p.xml)
+        p = await b2.presences.expect(is_presence("available", frm=ALICE + "/a1"), timeout=10,
+                                      what="alice/a1's presence answering the probe")
+        assert presence_child_text(p.xml, "status") == "on A", show(p.xml)
+        await b1.presences.expect(is_presence("available", frm=BOB + "/b2"), timeout=10,
+                                  what="its own other resource's presence")
+
+        a3 = await im_client(c, "alice", "a3", presence=False)
+        items = await roster_items(a3)
+        assert BOB in items and sub_of(items[BOB]) == "both", items
+
+        await send_presence(a1, ptype="unavailable")
+        for who in (b1, b2):
+            await who.presences.expect(is_presence("unavailable", frm=ALICE + "/a1"),
+                                       timeout=10, what="alice/a1's unavailable")
+
+        res = await b1.iq("<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                          "<publish node='urn:xmpp:tune'><item id='current'>"
+                          "<tune xmlns='http://jabber.org/protocol/tune'><artist>B</artist>"
+                          "</tune></item></publish></pubsub>", itype="set", timeout=10)
+        assert res["type"] == "result", res
+        res = await a3.iq("<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                          "<items node='urn:xmpp:tune'/></pubsub>", to=BOB, timeout=10)
+        assert res["type"] == "result", "alice reads bob's PEP node through C: %s" % res
+        artists = [e.text for e in res.xml.iter("{http://jabber.org/protocol/tune}artist")]
+        assert artists == ["B"], show(res.xml)
+    run(main, timeout=90)
