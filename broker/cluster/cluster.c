@@ -46,7 +46,7 @@
 /* What NATS delivered, on its way from a library thread to the loop: an
  * entry of the log, a stanza another instance routes, or an answer to one
  * this instance routed. */
-enum in_kind { IN_LOG, IN_ROUTE, IN_REPLY };
+enum in_kind { IN_LOG, IN_ROUTE, IN_REPLY, IN_HEARTBEAT };
 
 struct inrec {
     enum in_kind kind;
@@ -78,6 +78,27 @@ struct pending {
     char *to, *id, *from;       /* CL_IQ: whom to answer, the iq id, the service */
 };
 
+/* A resource on another instance whose available presence was delivered
+ * here (offers carry their instance's name): when that instance stops
+ * sending heartbeats, or comes back with a new boot id, the sessions here
+ * are told it went unavailable. */
+struct remote_avail {
+    char *full;
+    char origin[33];
+    UT_hash_handle hh;
+};
+
+#define MAX_INSTANCES 64
+#define HEARTBEAT_MS 2000
+#define HEARTBEAT_MISSED_MS 6000 /* three heartbeats */
+
+struct peer {
+    char name[33];
+    uint64_t boot;
+    uint64_t seen_ms;
+    bool alive;
+};
+
 struct cluster {
     struct herald *h;
     struct cl_nats *nats;
@@ -99,7 +120,11 @@ struct cluster {
     struct pending *pending;
     unsigned inflight;
     /* Routing between instances (core NATS). */
-    char subject_route[96], reply_prefix[160];
+    char subject_route[96], reply_prefix[160], subject_hb[96];
+    struct remote_avail *remote;  /* by full JID */
+    struct peer peers[MAX_INSTANCES];
+    unsigned npeers;
+    uint64_t hb_sent_ms;
     struct route_wait *routes;
     unsigned nroutes;
     uint64_t next_route;
@@ -107,7 +132,8 @@ struct cluster {
     bool applying, muted;
     /* Counters for /metrics. */
     uint64_t proposals, proposal_failures, retries, late_applies, applied_total;
-    uint64_t routed, route_delivered, route_fallbacks, routes_in, offered;
+    uint64_t routed, route_delivered, route_fallbacks, routes_in, offered, out_of_order;
+    uint64_t gap_logged; /* the position a gap was last logged at */
 };
 
 static uint64_t wall_ms(void)
@@ -192,9 +218,9 @@ static void push(struct cluster *c, enum in_kind kind, uint64_t seq, const void 
         uv_async_send(&c->wake);
 }
 
-static void enqueue(void *ud, uint64_t seq, const void *data, size_t len)
+static void enqueue(void *ud, uint64_t seq, const char *ack, const void *data, size_t len)
 {
-    push(ud, IN_LOG, seq, data, len, NULL);
+    push(ud, IN_LOG, seq, data, len, ack);
 }
 
 /* Core NATS: a stanza routed by another instance, or an answer to ours
@@ -205,6 +231,8 @@ static void on_core(void *ud, const char *subject, const char *reply, const void
     size_t pl = strlen(c->reply_prefix);
     if (strncmp(subject, c->reply_prefix, pl) == 0)
         push(c, IN_REPLY, strtoull(subject + pl, NULL, 10), data, len, NULL);
+    else if (strcmp(subject, c->subject_hb) == 0)
+        push(c, IN_HEARTBEAT, 0, data, len, NULL);
     else
         push(c, IN_ROUTE, 0, data, len, reply); /* no reply: an offer (presence) */
 }
@@ -425,6 +453,7 @@ static void expire(struct cluster *c, struct pending *p)
 }
 
 static void route_expire(struct cluster *c, uint64_t now);
+static void heartbeats(struct cluster *c, uint64_t now);
 
 void cluster_sweep(struct herald *h)
 {
@@ -433,6 +462,7 @@ void cluster_sweep(struct herald *h)
         return;
     uint64_t now = uv_now(h->loop);
     route_expire(c, now);
+    heartbeats(c, now);
     struct pending *p, *tmp;
     HASH_ITER(hh, c->pending, p, tmp) {
         if (now >= p->deadline_ms) {
@@ -585,15 +615,29 @@ static int apply_account(struct herald *h, const struct cl_entry *e)
     return 0;
 }
 
-static void apply_entry(struct cluster *c, uint64_t seq, const uint8_t *data, size_t len)
+/* Applies entry seq if it is the next one. An entry applied already is
+ * acknowledged again; one after a gap (an entry lost in flight when a
+ * nats-server failed) is left unacknowledged: the consumer delivers the
+ * missing one and everything after it again once their AckWait passes.
+ * Never past a gap: every instance applies every entry, in order. */
+static void apply_entry(struct cluster *c, uint64_t seq, const char *ack, const uint8_t *data,
+                        size_t len)
 {
     struct herald *h = c->h;
-    if (seq <= c->applied)
-        return; /* delivered again */
-    if (seq != c->applied + 1)
-        log_warn("cluster", "log entries %llu to %llu are missing from the stream (retention): "
-                 "applying from %llu", (unsigned long long)c->applied + 1,
-                 (unsigned long long)seq - 1, (unsigned long long)seq);
+    if (seq <= c->applied) { /* delivered again */
+        cl_nats_ack(c->nats, ack);
+        return;
+    }
+    if (seq != c->applied + 1) {
+        if (c->gap_logged != c->applied) {
+            c->gap_logged = c->applied;
+            log_info("cluster", "log entry %llu arrived before %llu (lost in flight, it comes "
+                     "again): waiting for it", (unsigned long long)seq,
+                     (unsigned long long)c->applied + 1);
+        }
+        c->out_of_order++;
+        return;
+    }
     struct cl_entry e;
     char *store = NULL;
     int rc = cl_entry_decode(data, len, &e, &store);
@@ -667,6 +711,7 @@ static void apply_entry(struct cluster *c, uint64_t seq, const uint8_t *data, si
     c->applying = c->muted = false;
     c->applied = seq;
     c->applied_total++;
+    cl_nats_ack(c->nats, ack);
     if (p)
         pending_free(p);
     free(store);
@@ -707,15 +752,114 @@ bool cluster_route(struct herald *h, struct xnode *st)
 }
 
 struct route_ctx {
-    struct herald *h;
+    struct cluster *c;
+    const char *origin;
     size_t delivered;
 };
+
+static void remote_forget(struct cluster *c, struct remote_avail *r)
+{
+    HASH_DEL(c->remote, r);
+    free(r->full);
+    free(r);
+}
+
+/* Remembers which resources of other instances are available here, from
+ * the presence they offer (a full JID 'from', no type: available). */
+static void remote_track(struct cluster *c, const char *origin, const struct xnode *st)
+{
+    const char *from = xml_attr(st, "from"), *type = xml_attr(st, "type");
+    if (from == NULL || strchr(from, '/') == NULL || (type && strcmp(type, "unavailable") != 0))
+        return;
+    struct remote_avail *r;
+    HASH_FIND_STR(c->remote, from, r);
+    if (type != NULL) {
+        if (r != NULL)
+            remote_forget(c, r);
+        return;
+    }
+    if (r == NULL && HASH_COUNT(c->remote) < (unsigned)c->h->cfg->max_connections * 4u) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL || (r->full = strdup(from)) == NULL) {
+            free(r);
+            return;
+        }
+        HASH_ADD_KEYPTR(hh, c->remote, r->full, strlen(r->full), r);
+    }
+    if (r != NULL)
+        snprintf(r->origin, sizeof(r->origin), "%s", origin);
+}
 
 static void route_deliver_fn(void *ud, struct xnode *st, struct arena *a)
 {
     (void)a;
     struct route_ctx *rc = ud;
-    rc->delivered = router_deliver_local(rc->h, st);
+    if (strcmp(st->name, "presence") == 0)
+        remote_track(rc->c, rc->origin, st);
+    rc->delivered = router_deliver_local(rc->c->h, st);
+}
+
+/* Instance `name` is gone (or restarted): its resources' presence here
+ * turns unavailable (RFC 6121 §4.5.4, as for a broken connection). */
+static void peer_gone(struct cluster *c, const char *name)
+{
+    struct remote_avail *r, *tmp;
+    HASH_ITER(hh, c->remote, r, tmp) {
+        if (strcmp(r->origin, name) != 0)
+            continue;
+        presence_remote_gone(c->h, r->full);
+        remote_forget(c, r);
+    }
+}
+
+/* "<name> <boot>": heartbeats of the other instances. */
+static void heartbeat_in(struct cluster *c, const uint8_t *data, size_t len)
+{
+    char msg[96], name[33];
+    unsigned long long boot;
+    if (len >= sizeof(msg))
+        return;
+    memcpy(msg, data, len);
+    msg[len] = '\0';
+    if (sscanf(msg, "%32s %llx", name, &boot) != 2 || strcmp(name, c->name) == 0)
+        return;
+    struct peer *p = NULL;
+    for (unsigned i = 0; i < c->npeers && p == NULL; i++)
+        if (strcmp(c->peers[i].name, name) == 0)
+            p = &c->peers[i];
+    if (p == NULL) {
+        if (c->npeers == MAX_INSTANCES)
+            return;
+        p = &c->peers[c->npeers++];
+        snprintf(p->name, sizeof(p->name), "%s", name);
+        p->boot = boot;
+    }
+    if (p->boot != boot) { /* restarted: its old sessions are gone */
+        peer_gone(c, name);
+        p->boot = boot;
+    }
+    p->seen_ms = uv_now(c->h->loop);
+    p->alive = true;
+}
+
+/* From the sweep: send ours, and notice instances that went silent. */
+static void heartbeats(struct cluster *c, uint64_t now)
+{
+    if (now - c->hb_sent_ms >= HEARTBEAT_MS) {
+        char msg[96];
+        int n = snprintf(msg, sizeof(msg), "%s %016llx", c->name, (unsigned long long)c->boot);
+        if (cl_nats_publish(c->nats, c->subject_hb, NULL, msg, (size_t)n) == 0)
+            c->hb_sent_ms = now;
+    }
+    for (unsigned i = 0; i < c->npeers; i++) {
+        struct peer *p = &c->peers[i];
+        if (p->alive && now - p->seen_ms > HEARTBEAT_MISSED_MS) {
+            p->alive = false;
+            log_warn("cluster", "instance %s sent no heartbeat for %d s: its users' presence "
+                     "turns unavailable here", p->name, HEARTBEAT_MISSED_MS / 1000);
+            peer_gone(c, p->name);
+        }
+    }
 }
 
 /* A stanza another instance offers: delivered to the sessions here that it
@@ -728,7 +872,9 @@ static void route_in(struct cluster *c, const uint8_t *data, size_t len, const c
     size_t ol = (size_t)(nl - data);
     if (ol == strlen(c->name) && memcmp(data, c->name, ol) == 0)
         return; /* our own offer */
-    struct route_ctx rc = {c->h, 0};
+    char origin[33];
+    snprintf(origin, sizeof(origin), "%.*s", (int)(ol < 32 ? ol : 32), (const char *)data);
+    struct route_ctx rc = {c, origin, 0};
     c->routes_in++;
     if (parse_stanza(c->h, (const char *)nl + 1, len - ol - 1, route_deliver_fn, &rc) != 0)
         return;
@@ -785,11 +931,13 @@ static void drain(struct cluster *c, size_t max)
     struct inrec r;
     for (size_t i = 0; i < max && !c->failed && dequeue(c, &r); i++) {
         if (r.kind == IN_LOG)
-            apply_entry(c, r.seq, r.data, r.len);
+            apply_entry(c, r.seq, r.reply, r.data, r.len);
         else if (r.kind == IN_ROUTE && !c->stopping)
             route_in(c, r.data, r.len, r.reply);
         else if (r.kind == IN_REPLY)
             route_reply(c, r.seq, r.data, r.len);
+        else if (r.kind == IN_HEARTBEAT)
+            heartbeat_in(c, r.data, r.len);
         free(r.data);
         free(r.reply);
     }
@@ -878,9 +1026,11 @@ int cluster_open(struct herald *h)
     snprintf(c->subject_im, sizeof(c->subject_im), "hrd.%s.log.im", cfg->cluster_id);
     snprintf(c->durable, sizeof(c->durable), "herald-%s", cfg->cluster_name);
     snprintf(c->subject_route, sizeof(c->subject_route), "hrd.%s.route", cfg->cluster_id);
+    snprintf(c->subject_hb, sizeof(c->subject_hb), "hrd.%s.hb", cfg->cluster_id);
     snprintf(c->reply_prefix, sizeof(c->reply_prefix), "hrd.%s.reply.%s.", cfg->cluster_id,
              cfg->cluster_name);
     c->boot = random64();
+    c->gap_logged = UINT64_MAX;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->room, NULL);
     pthread_cond_init(&c->avail, NULL);
@@ -937,7 +1087,8 @@ int cluster_open(struct herald *h)
     char replies[192];
     snprintf(replies, sizeof(replies), "%s*", c->reply_prefix);
     if (cl_nats_subscribe(c->nats, c->subject_route, on_core, c, err, sizeof(err)) != 0 ||
-        cl_nats_subscribe(c->nats, replies, on_core, c, err, sizeof(err)) != 0) {
+        cl_nats_subscribe(c->nats, replies, on_core, c, err, sizeof(err)) != 0 ||
+        cl_nats_subscribe(c->nats, c->subject_hb, on_core, c, err, sizeof(err)) != 0) {
         log_error("cluster", "%s", err);
         return -1;
     }
@@ -992,6 +1143,9 @@ void cluster_close(struct herald *h)
     struct route_wait *w, *wt;
     HASH_ITER(hh, c->routes, w, wt)
         route_free(c, w);
+    struct remote_avail *ra, *rt;
+    HASH_ITER(hh, c->remote, ra, rt)
+        remote_forget(c, ra);
     struct pending *p, *tmp;
     HASH_ITER(hh, c->pending, p, tmp) {
         HASH_DEL(c->pending, p);
@@ -1057,6 +1211,10 @@ void cluster_metrics(struct herald *h, struct buf *b)
                "# HELP herald_cluster_routes_in_total Stanzas other instances offered here.\n"
                "# TYPE herald_cluster_routes_in_total counter\nherald_cluster_routes_in_total "
                "%llu\n"
+               "# HELP herald_cluster_out_of_order_total Log entries that arrived after a gap "
+               "and were left to come again.\n"
+               "# TYPE herald_cluster_out_of_order_total counter\n"
+               "herald_cluster_out_of_order_total %llu\n"
                "# HELP herald_cluster_applied_total Log entries applied since start.\n"
                "# TYPE herald_cluster_applied_total counter\nherald_cluster_applied_total %llu\n",
                cl_nats_connected(c->nats) ? 1 : 0, (unsigned long long)c->applied,
@@ -1064,7 +1222,8 @@ void cluster_metrics(struct herald *h, struct buf *b)
                (unsigned long long)c->proposal_failures, (unsigned long long)c->retries,
                (unsigned long long)c->late_applies, (unsigned long long)c->routed,
                (unsigned long long)c->route_delivered, (unsigned long long)c->route_fallbacks,
-               (unsigned long long)c->routes_in, (unsigned long long)c->applied_total);
+               (unsigned long long)c->routes_in, (unsigned long long)c->out_of_order,
+               (unsigned long long)c->applied_total);
 }
 
 /* ---- the CLI ---- */

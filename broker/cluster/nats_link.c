@@ -16,7 +16,8 @@
 #define NOWAIT_EXPIRES_MS 500
 #define DUPLICATE_WINDOW_NS (600LL * 1000000000LL) /* 10 min: retries stay inside it */
 #define LOG_MAX_AGE_NS (7LL * 86400 * 1000000000LL)
-#define MAX_ACK_PENDING 8192
+#define MAX_ACK_PENDING 4096
+#define ACK_WAIT_S 10
 
 #define MAX_CORE_SUBS 4
 
@@ -216,22 +217,29 @@ int cl_nats_stream_seqs(struct cl_nats *n, uint64_t *first, uint64_t *last, char
     return 0;
 }
 
-/* Hands each message to fn in order and acknowledges it (the consumer's
- * position is only a hint: the instance's applied sequence in LMDB is the
- * authority, and the consumer is made again from it at every start). */
+/* Hands each message to fn with its acknowledgement subject; the loop
+ * acknowledges it once applied (or found applied already). An entry it
+ * cannot apply yet (one before it is missing) stays unacknowledged and
+ * comes again. */
 static void deliver(struct cl_nats *n, natsMsgList *list)
 {
     for (int i = 0; i < list->Count; i++) {
         natsMsg *m = list->Msgs[i];
         jsMsgMetaData *meta = NULL;
-        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-            n->fn(n->ud, meta->Sequence.Stream, natsMsg_GetData(m),
+        const char *ack = natsMsg_GetReply(m);
+        if (ack != NULL && natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+            n->fn(n->ud, meta->Sequence.Stream, ack, natsMsg_GetData(m),
                   (size_t)natsMsg_GetDataLength(m));
             jsMsgMetaData_Destroy(meta);
         }
-        natsMsg_Ack(m, NULL);
     }
     natsMsgList_Destroy(list);
+}
+
+void cl_nats_ack(struct cl_nats *n, const char *ack)
+{
+    /* What natsMsg_Ack sends for an explicit ack, without the message. */
+    natsConnection_PublishString(n->nc, ack, "+ACK");
 }
 
 static void *fetch_main(void *arg)
@@ -288,7 +296,9 @@ int cl_nats_consume(struct cl_nats *n, const char *durable, uint64_t start_seq, 
     cc.Durable = durable;
     cc.FilterSubject = n->subjects;
     cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = 30LL * 1000000000LL;
+    /* An entry lost in flight when a server fails comes again after
+     * AckWait; until then the entries after it wait unacknowledged. */
+    cc.AckWait = (int64_t)ACK_WAIT_S * 1000000000LL;
     cc.MaxAckPending = MAX_ACK_PENDING;
     if (start_seq > 1) {
         cc.DeliverPolicy = js_DeliverByStartSequence;

@@ -40,14 +40,21 @@ int cl_nats_open(struct cl_nats **out, const struct cl_nats_opts *o, char *err, 
 int cl_nats_stream_seqs(struct cl_nats *n, uint64_t *first, uint64_t *last, char *err,
                         size_t errlen);
 
-/* Called on the fetch thread for each entry, in stream order; it returns
- * once the entry is queued (it may wait for room: the back-pressure). */
-typedef void cl_entry_fn(void *ud, uint64_t seq, const void *data, size_t len);
+/* Called on the fetch thread for each entry, in the order delivered (the
+ * stream's, except that after a server failure an entry lost in flight
+ * comes again later, after AckWait); it returns once the entry is queued
+ * (it may wait for room: the back-pressure). ack is the subject that
+ * acknowledges it (cl_nats_ack), once applied. */
+typedef void cl_entry_fn(void *ud, uint64_t seq, const char *ack, const void *data, size_t len);
 
 /* (Re)creates the durable pull consumer `durable` to deliver from
  * start_seq on, and starts the fetch thread. Blocking. */
 int cl_nats_consume(struct cl_nats *n, const char *durable, uint64_t start_seq, cl_entry_fn *fn,
                     void *ud, char *err, size_t errlen);
+
+/* Acknowledges an applied entry (any thread, without waiting). An entry
+ * never acknowledged is delivered again after the consumer's AckWait. */
+void cl_nats_ack(struct cl_nats *n, const char *ack);
 
 /* Publishes one entry to the stream without waiting (any thread): JetStream
  * stores it unless one with the same msg_id is in its duplicate window.

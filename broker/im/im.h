@@ -63,6 +63,10 @@ void presence_handle(struct session *from, struct xnode *st, struct arena *a, co
  * instance: answered with the presence of contact's sessions here when
  * from_full's account may see it (RFC 6121 §4.3.2). */
 void presence_probe_local(struct herald *h, const char *contact, const char *from_full);
+/* Cluster mode: the resource full, on an instance that died or restarted,
+ * turns unavailable for the sessions here (its contacts and the account's
+ * own resources), as for a broken connection (RFC 6121 §4.5.4). */
+void presence_remote_gone(struct herald *h, const char *full);
 void presence_subscription(struct herald *h, const char *user, const char *contact,
                            const char *type, struct xnode *st);
 /* The session is going away: broadcast its unavailable presence. */

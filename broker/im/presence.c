@@ -424,6 +424,40 @@ static void probe_contact(void *ud, const char *contact)
         send_simple_x(s->h, s->full, contact, "probe", ROUTE_FULL, true);
 }
 
+struct gone {
+    struct herald *h;
+    struct chunk *tail;
+};
+
+static void gone_to_contact(void *ud, const char *contact)
+{
+    struct gone *g = ud;
+    send_tail(g->h, contact, g->tail, ROUTE_PRESENCE); /* the sessions here only */
+}
+
+void presence_remote_gone(struct herald *h, const char *full)
+{
+    char bare[JID_MAX + 1];
+    size_t bl = strcspn(full, "/");
+    if (bl > JID_MAX)
+        return;
+    memcpy(bare, full, bl);
+    bare[bl] = '\0';
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, " from='");
+    buf_xml_attr(&b, full, strlen(full));
+    buf_puts(&b, "' type='unavailable'/>");
+    struct chunk *tail = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
+    buf_free(&b);
+    if (tail == NULL)
+        return;
+    struct gone g = {h, tail};
+    roster_each_sub(h, bare, ROSTER_FROM, gone_to_contact, &g);
+    send_tail(h, bare, tail, ROUTE_PRESENCE); /* the account's own resources here */
+    chunk_unref(tail);
+}
+
 void presence_probe_local(struct herald *h, const char *contact, const char *from_full)
 {
     char bare[JID_MAX + 1];
