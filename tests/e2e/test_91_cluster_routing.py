@@ -176,7 +176,8 @@ def test_presence_and_rosters_between_instances(cluster):
     alice sees it arrive (broadcast); alice's roster read through C holds
     bob with 'both'; alice's unavailable reaches both of bob's resources;
     a PEP item bob publishes on B (presence access model) is readable by
-    alice through C."""
+    alice through C; when B dies (kill -9), bob/b1 turns unavailable for
+    the sessions on the other instances."""
     cluster.add_users(users("alice", "bob"))
     a, b, c = cluster.heralds
 
@@ -216,4 +217,16 @@ def test_presence_and_rosters_between_instances(cluster):
         assert res["type"] == "result", "alice reads bob's PEP node through C: %s" % res
         artists = [e.text for e in res.xml.iter("{http://jabber.org/protocol/tune}artist")]
         assert artists == ["B"], show(res.xml)
-    run(main, timeout=90)
+
+        # B dies: after three missed heartbeats (6 s) the other instances
+        # tell their sessions that bob/b1 went unavailable, as for a broken
+        # connection (RFC 6121 §4.5.4).
+        a4 = await im_client(c, "alice", "a4")
+        await a4.presences.expect(is_presence("available", frm=BOB + "/b1"), timeout=10,
+                                  what="bob/b1's presence, answering a4's probe")
+        cluster.kill_herald(b)
+        await a4.presences.expect(is_presence("unavailable", frm=BOB + "/b1"), timeout=20,
+                                  what="bob/b1 unavailable after instance B died")
+        await b2.presences.expect(is_presence("unavailable", frm=BOB + "/b1"), timeout=20,
+                                  what="its own other resource on B unavailable")
+    run(main, timeout=120)
