@@ -149,3 +149,13 @@ bool jid_bare_equal(const struct jid *a, const struct jid *b)
 {
     return strcmp(a->local, b->local) == 0 && strcmp(a->domain, b->domain) == 0;
 }
+
+int jid_bare_of(const char *jid, char out[JID_MAX + 1])
+{
+    size_t n = strcspn(jid, "/");
+    if (n > JID_MAX)
+        return -1;
+    memcpy(out, jid, n);
+    out[n] = '\0';
+    return 0;
+}

@@ -35,6 +35,9 @@ int jid_resourceprep(char *buf);
 int jid_format(const struct jid *j, bool bare, char *out, size_t cap);
 
 bool jid_is_bare(const struct jid *j);
+/* The bare part of a JID string as it stands (no preparation): what is
+ * before the first '/'. -1 when it does not fit JID_MAX. */
+int jid_bare_of(const char *jid, char out[JID_MAX + 1]);
 /* Both prepared: compare bare parts exactly. */
 bool jid_bare_equal(const struct jid *a, const struct jid *b);
 

@@ -550,10 +550,8 @@ static struct session *find_full(struct herald *h, const char *full)
 {
     const char *slash = strchr(full, '/');
     char bare[JID_MAX + 1];
-    if (slash == NULL || (size_t)(slash - full) > JID_MAX)
+    if (slash == NULL || jid_bare_of(full, bare) != 0)
         return NULL;
-    memcpy(bare, full, (size_t)(slash - full));
-    bare[slash - full] = '\0';
     return session_find(h, bare, slash + 1);
 }
 

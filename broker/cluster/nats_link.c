@@ -201,16 +201,23 @@ fail:
     return rc;
 }
 
+/* The log stream's information (destroy it), or HERALD_ECLUSTER with err. */
+static int stream_info(struct cl_nats *n, jsStreamInfo **si, char *err, size_t errlen)
+{
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(si, n->js, n->stream, NULL, &jerr);
+    if (s == NATS_OK)
+        return 0;
+    say(err, errlen, "reading the log stream", s, jerr);
+    return HERALD_ECLUSTER;
+}
+
 int cl_nats_stream_seqs(struct cl_nats *n, uint64_t *first, uint64_t *last, char *err,
                         size_t errlen)
 {
     jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr);
-    if (s != NATS_OK) {
-        say(err, errlen, "reading the log stream", s, jerr);
+    if (stream_info(n, &si, err, errlen) != 0)
         return HERALD_ECLUSTER;
-    }
     *first = si->State.FirstSeq;
     *last = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
@@ -437,12 +444,8 @@ int cl_nats_print_status(struct cl_nats *n, void *file, bool *healthy, char *err
 {
     FILE *f = file;
     jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr);
-    if (s != NATS_OK) {
-        say(err, errlen, "reading the log stream", s, jerr);
+    if (stream_info(n, &si, err, errlen) != 0)
         return HERALD_ECLUSTER;
-    }
     fprintf(f, "stream %s: %llu entries, %llu bytes, sequences %llu to %llu, %lld replica(s)\n",
             n->stream, (unsigned long long)si->State.Msgs, (unsigned long long)si->State.Bytes,
             (unsigned long long)si->State.FirstSeq, (unsigned long long)si->State.LastSeq,
@@ -452,7 +455,8 @@ int cl_nats_print_status(struct cl_nats *n, void *file, bool *healthy, char *err
     uint64_t last = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     jsConsumerInfoList *list = NULL;
-    jerr = 0;
+    jsErrCode jerr = 0;
+    natsStatus s;
     if ((s = js_Consumers(&list, n->js, n->stream, NULL, &jerr)) != NATS_OK) {
         say(err, errlen, "listing the consumers", s, jerr);
         return HERALD_ECLUSTER;

@@ -435,14 +435,9 @@ static void gone_to_contact(void *ud, const char *contact)
     send_tail(g->h, contact, g->tail, ROUTE_PRESENCE); /* the sessions here only */
 }
 
-void presence_remote_gone(struct herald *h, const char *full)
+/* The tail of <presence from='full' type='unavailable'/> (see tail_of). */
+static struct chunk *unavailable_tail(const char *full)
 {
-    char bare[JID_MAX + 1];
-    size_t bl = strcspn(full, "/");
-    if (bl > JID_MAX)
-        return;
-    memcpy(bare, full, bl);
-    bare[bl] = '\0';
     struct buf b;
     buf_init(&b, 0);
     buf_puts(&b, " from='");
@@ -450,7 +445,14 @@ void presence_remote_gone(struct herald *h, const char *full)
     buf_puts(&b, "' type='unavailable'/>");
     struct chunk *tail = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
     buf_free(&b);
-    if (tail == NULL)
+    return tail;
+}
+
+void presence_remote_gone(struct herald *h, const char *full)
+{
+    char bare[JID_MAX + 1];
+    struct chunk *tail;
+    if (jid_bare_of(full, bare) != 0 || (tail = unavailable_tail(full)) == NULL)
         return;
     struct gone g = {h, tail};
     roster_each_sub(h, bare, ROSTER_FROM, gone_to_contact, &g);
@@ -461,11 +463,8 @@ void presence_remote_gone(struct herald *h, const char *full)
 void presence_probe_local(struct herald *h, const char *contact, const char *from_full)
 {
     char bare[JID_MAX + 1];
-    size_t bl = strcspn(from_full, "/");
-    if (bl > JID_MAX)
+    if (jid_bare_of(from_full, bare) != 0)
         return;
-    memcpy(bare, from_full, bl);
-    bare[bl] = '\0';
     if (im_presence_subscribed(h, contact, bare) && blocking_presence_ok(h, from_full, contact))
         send_account_presence(h, contact, from_full, ROUTE_FULL);
 }
@@ -676,13 +675,7 @@ void presence_session_gone(struct session *s)
     /* At shutdown every local session goes at once: nobody is left to tell. */
     if (s->available && s->full && !s->h->shutting_down) {
         /* §4.5.4 (broken connection) and logout: the server says unavailable. */
-        struct buf b;
-        buf_init(&b, 0);
-        buf_puts(&b, " from='");
-        buf_xml_attr(&b, s->full, strlen(s->full));
-        buf_puts(&b, "' type='unavailable'/>");
-        struct chunk *tail = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
-        buf_free(&b);
+        struct chunk *tail = unavailable_tail(s->full);
         if (tail) {
             unavailable(s, tail);
             chunk_unref(tail);

@@ -492,11 +492,7 @@ void roster_apply(struct herald *h, struct session *s, const char *full, struct 
                   struct arena *a)
 {
     char bare[JID_MAX + 1];
-    size_t bl = strcspn(full, "/");
     struct xnode *q = xml_child(iq, NS_ROSTER, "query");
-    if (bl > JID_MAX || q == NULL)
-        return;
-    memcpy(bare, full, bl);
-    bare[bl] = '\0';
-    roster_set(h, s, bare, iq, q, a);
+    if (jid_bare_of(full, bare) == 0 && q != NULL)
+        roster_set(h, s, bare, iq, q, a);
 }

@@ -188,6 +188,16 @@ def test_presence_and_rosters_between_instances(cluster):
         a1.presences.clear()
         b1.presences.clear()
 
+        # C applies the subscriptions a moment after A and B answered them.
+        a3 = await im_client(c, "alice", "a3", presence=False)
+        deadline = time.monotonic() + 10
+        while True:
+            items = await roster_items(a3)
+            if BOB in items and sub_of(items[BOB]) == "both":
+                break
+            assert time.monotonic() < deadline, "alice's roster on C: %s" % items
+            await asyncio.sleep(0.1)
+
         b2 = await im_client(c, "bob", "b2", status="on C", priority=2)
         p = await a1.presences.expect(is_presence("available", frm=BOB + "/b2"), timeout=10,
                                       what="bob/b2's initial presence, from instance C")
@@ -197,10 +207,6 @@ def test_presence_and_rosters_between_instances(cluster):
         assert presence_child_text(p.xml, "status") == "on A", show(p.xml)
         await b1.presences.expect(is_presence("available", frm=BOB + "/b2"), timeout=10,
                                   what="its own other resource's presence")
-
-        a3 = await im_client(c, "alice", "a3", presence=False)
-        items = await roster_items(a3)
-        assert BOB in items and sub_of(items[BOB]) == "both", items
 
         await send_presence(a1, ptype="unavailable")
         for who in (b1, b2):
