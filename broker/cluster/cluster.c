@@ -454,6 +454,7 @@ static void expire(struct cluster *c, struct pending *p)
 
 static void route_expire(struct cluster *c, uint64_t now);
 static void heartbeats(struct cluster *c, uint64_t now);
+static void heartbeat_send(struct cluster *c, uint64_t now);
 
 void cluster_sweep(struct herald *h)
 {
@@ -755,6 +756,8 @@ struct route_ctx {
     size_t delivered;
 };
 
+static struct peer *peer_of(struct cluster *c, const char *name, uint64_t boot);
+
 static void remote_forget(struct cluster *c, struct remote_avail *r)
 {
     HASH_DEL(c->remote, r);
@@ -784,8 +787,15 @@ static void remote_track(struct cluster *c, const char *origin, const struct xno
         }
         HASH_ADD_KEYPTR(hh, c->remote, r->full, strlen(r->full), r);
     }
-    if (r != NULL)
+    if (r != NULL) {
         snprintf(r->origin, sizeof(r->origin), "%s", origin);
+        /* Watched even if its first heartbeat has not come yet. */
+        struct peer *p = peer_of(c, origin, 0);
+        if (p != NULL && !p->alive) {
+            p->alive = true;
+            p->seen_ms = uv_now(c->h->loop);
+        }
+    }
 }
 
 static void route_deliver_fn(void *ud, struct xnode *st, struct arena *a)
@@ -810,6 +820,23 @@ static void peer_gone(struct cluster *c, const char *name)
     }
 }
 
+/* The peer called name, made (alive, seen now) on first sight; NULL when
+ * the table is full. boot 0: not known yet (from an offer). */
+static struct peer *peer_of(struct cluster *c, const char *name, uint64_t boot)
+{
+    for (unsigned i = 0; i < c->npeers; i++)
+        if (strcmp(c->peers[i].name, name) == 0)
+            return &c->peers[i];
+    if (c->npeers == MAX_INSTANCES)
+        return NULL;
+    struct peer *p = &c->peers[c->npeers++];
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->boot = boot;
+    p->seen_ms = uv_now(c->h->loop);
+    p->alive = true;
+    return p;
+}
+
 /* "<name> <boot>": heartbeats of the other instances. */
 static void heartbeat_in(struct cluster *c, const uint8_t *data, size_t len)
 {
@@ -821,34 +848,29 @@ static void heartbeat_in(struct cluster *c, const uint8_t *data, size_t len)
     msg[len] = '\0';
     if (sscanf(msg, "%32s %llx", name, &boot) != 2 || strcmp(name, c->name) == 0)
         return;
-    struct peer *p = NULL;
-    for (unsigned i = 0; i < c->npeers && p == NULL; i++)
-        if (strcmp(c->peers[i].name, name) == 0)
-            p = &c->peers[i];
-    if (p == NULL) {
-        if (c->npeers == MAX_INSTANCES)
-            return;
-        p = &c->peers[c->npeers++];
-        snprintf(p->name, sizeof(p->name), "%s", name);
-        p->boot = boot;
-    }
-    if (p->boot != boot) { /* restarted: its old sessions are gone */
+    struct peer *p = peer_of(c, name, boot);
+    if (p == NULL)
+        return;
+    if (p->boot != boot && p->boot != 0) /* restarted: its old sessions are gone */
         peer_gone(c, name);
-        p->boot = boot;
-    }
+    p->boot = boot;
     p->seen_ms = uv_now(c->h->loop);
     p->alive = true;
+}
+
+static void heartbeat_send(struct cluster *c, uint64_t now)
+{
+    char msg[96];
+    int n = snprintf(msg, sizeof(msg), "%s %016llx", c->name, (unsigned long long)c->boot);
+    if (cl_nats_publish(c->nats, c->subject_hb, NULL, msg, (size_t)n) == 0)
+        c->hb_sent_ms = now;
 }
 
 /* From the sweep: send ours, and notice instances that went silent. */
 static void heartbeats(struct cluster *c, uint64_t now)
 {
-    if (now - c->hb_sent_ms >= HEARTBEAT_MS) {
-        char msg[96];
-        int n = snprintf(msg, sizeof(msg), "%s %016llx", c->name, (unsigned long long)c->boot);
-        if (cl_nats_publish(c->nats, c->subject_hb, NULL, msg, (size_t)n) == 0)
-            c->hb_sent_ms = now;
-    }
+    if (now - c->hb_sent_ms >= HEARTBEAT_MS)
+        heartbeat_send(c, now);
     for (unsigned i = 0; i < c->npeers; i++) {
         struct peer *p = &c->peers[i];
         if (p->alive && now - p->seen_ms > HEARTBEAT_MISSED_MS) {
@@ -1090,6 +1112,7 @@ int cluster_open(struct herald *h)
         log_error("cluster", "%s", err);
         return -1;
     }
+    heartbeat_send(c, uv_now(h->loop)); /* the others learn of us at once */
     log_info("cluster", "instance %s serving at log position %llu", c->name,
              (unsigned long long)c->applied);
     return 0;
