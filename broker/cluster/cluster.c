@@ -134,6 +134,7 @@ struct cluster {
     uint64_t proposals, proposal_failures, retries, late_applies, applied_total;
     uint64_t routed, route_delivered, route_fallbacks, routes_in, offered, out_of_order;
     uint64_t gap_logged; /* the position a gap was last logged at */
+    char ack_pending[512]; /* the last applied entry's ack subject, this drain */
 };
 
 static uint64_t wall_ms(void)
@@ -614,6 +615,13 @@ static int apply_account(struct herald *h, const struct cl_entry *e)
     return 0;
 }
 
+/* The acknowledgement subject of the last entry applied (or found applied)
+ * in this drain: acknowledged once at its end, covering the ones before. */
+static void remember_ack(struct cluster *c, const char *ack)
+{
+    snprintf(c->ack_pending, sizeof(c->ack_pending), "%s", ack ? ack : "");
+}
+
 /* Applies entry seq if it is the next one. An entry applied already is
  * acknowledged again; one after a gap (an entry lost in flight when a
  * nats-server failed) is left unacknowledged: the consumer delivers the
@@ -624,7 +632,7 @@ static void apply_entry(struct cluster *c, uint64_t seq, const char *ack, const 
 {
     struct herald *h = c->h;
     if (seq <= c->applied) { /* delivered again */
-        cl_nats_ack(c->nats, ack);
+        remember_ack(c, ack);
         return;
     }
     if (seq != c->applied + 1) {
@@ -710,7 +718,7 @@ static void apply_entry(struct cluster *c, uint64_t seq, const char *ack, const 
     c->applying = c->muted = false;
     c->applied = seq;
     c->applied_total++;
-    cl_nats_ack(c->nats, ack);
+    remember_ack(c, ack);
     if (p)
         pending_free(p);
     free(store);
@@ -949,6 +957,7 @@ static void route_expire(struct cluster *c, uint64_t now)
 static void drain(struct cluster *c, size_t max)
 {
     struct inrec r;
+    c->ack_pending[0] = '\0';
     for (size_t i = 0; i < max && !c->failed && dequeue(c, &r); i++) {
         if (r.kind == IN_LOG)
             apply_entry(c, r.seq, r.reply, r.data, r.len);
@@ -961,6 +970,8 @@ static void drain(struct cluster *c, size_t max)
         free(r.data);
         free(r.reply);
     }
+    if (c->ack_pending[0])
+        cl_nats_ack(c->nats, c->ack_pending);
 }
 
 static void on_wake(uv_async_t *a)

@@ -302,7 +302,9 @@ int cl_nats_consume(struct cl_nats *n, const char *durable, uint64_t start_seq, 
     jsConsumerConfig_Init(&cc);
     cc.Durable = durable;
     cc.FilterSubject = n->subjects;
-    cc.AckPolicy = js_AckExplicit;
+    /* Acknowledging an entry acknowledges every entry before it: the loop
+     * acknowledges the last one it applied, once per batch it applies. */
+    cc.AckPolicy = js_AckAll;
     /* An entry lost in flight when a server fails comes again after
      * AckWait; until then the entries after it wait unacknowledged. */
     cc.AckWait = (int64_t)ACK_WAIT_S * 1000000000LL;

@@ -52,8 +52,9 @@ typedef void cl_entry_fn(void *ud, uint64_t seq, const char *ack, const void *da
 int cl_nats_consume(struct cl_nats *n, const char *durable, uint64_t start_seq, cl_entry_fn *fn,
                     void *ud, char *err, size_t errlen);
 
-/* Acknowledges an applied entry (any thread, without waiting). An entry
- * never acknowledged is delivered again after the consumer's AckWait. */
+/* Acknowledges an applied entry and every entry before it (any thread,
+ * without waiting). An entry never acknowledged is delivered again after
+ * the consumer's AckWait. */
 void cl_nats_ack(struct cl_nats *n, const char *ack);
 
 /* Publishes one entry to the stream without waiting (any thread): JetStream

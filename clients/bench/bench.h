@@ -47,13 +47,21 @@ uint64_t hist_pct(const struct hist *h, double p);
 
 /* ---- process statistics (stats.c) ---- */
 
+#define BENCH_MAX_PIDS 16  /* --server-pid list */
+#define BENCH_MAX_PORTS 16 /* --sub-ports / --pub-ports lists */
+
 struct procstat {
-    int ok;        /* 0 when the process could not be read */
-    double cpu_s;  /* user + system CPU seconds (/proc/PID/stat) */
-    long rss_kib;  /* VmRSS (/proc/PID/status) */
+    int ok;        /* 0 when the process (any of the set) could not be read */
+    double cpu_s;  /* user + system CPU seconds (/proc/PID/stat), summed over the set */
+    long rss_kib;  /* VmRSS (/proc/PID/status), summed over the set */
+    int n;         /* processes in the set (proc_sample_set) */
+    double each_cpu_s[BENCH_MAX_PIDS]; /* per process, in the order of the set */
 };
 
 void proc_sample(int pid, struct procstat *out);
+/* Samples n (<= BENCH_MAX_PIDS) processes and sums them; ok only if every one
+ * was read. n == 0 leaves out zeroed and not ok. */
+void proc_sample_set(const int *pids, int n, struct procstat *out);
 double self_cpu_s(void);
 
 /* ---- base64 (stats.c) ---- */
@@ -106,6 +114,8 @@ struct xclient {
     int state;
     int role;
     int node;          /* subscriber: its node; publisher: its index among publishers */
+    int port;          /* XMPP port it connects to */
+    const struct sockaddr_storage *addr; /* resolved address of that port */
     char jid[320];     /* full JID from bind */
 
     /* stanza splitter (xmpp.c) */
@@ -178,7 +188,13 @@ struct bench {
     int window;
     int payload;
     int sessions;
-    int server_pid;
+    int server_pid;         /* the first of server_pids, 0 if none */
+    int server_pids[BENCH_MAX_PIDS];
+    int nserver_pids;
+    int sub_ports[BENCH_MAX_PORTS];  /* --sub-ports; empty: --port */
+    int nsub_ports;
+    int pub_ports[BENCH_MAX_PORTS];  /* --pub-ports; empty: --port */
+    int npub_ports;
     int json_only;
     int connect_window;
     double drain;
@@ -196,6 +212,8 @@ struct bench {
 
     struct sockaddr_storage addr;
     struct sockaddr_storage http_addr;
+    struct sockaddr_storage sub_addrs[BENCH_MAX_PORTS];
+    struct sockaddr_storage pub_addrs[BENCH_MAX_PORTS];
 
     /* clients */
     struct xclient *clients;

@@ -11,8 +11,11 @@
  * subscriber: acknowledged publishes on its node minus notifications it got.
  *
  * The server's CPU time and RSS come from /proc/PID of --server-pid, sampled
- * at phase boundaries; the bench's own CPU time from getrusage, so a reader can
- * see it was not the bottleneck. One human summary goes to stdout (unless
+ * at phase boundaries (a list of pids, e.g. the instances of a cluster, is
+ * summed, and each one's CPU time reported too); the bench's own CPU time from
+ * getrusage, so a reader can see it was not the bottleneck. --sub-ports and
+ * --pub-ports spread the clients round-robin over several XMPP ports (the
+ * instances of a cluster). One human summary goes to stdout (unless
  * --json), then one JSON line. */
 #include "bench.h"
 
@@ -74,6 +77,13 @@ static void usage(FILE *f)
 "  --sm N              XEP-0198 stream management on every client, which\n"
 "                      acknowledges every N stanzas (and answers <r/>)\n"
 "  --connect-window N  logins in progress at once (default 50)\n"
+"  --sub-ports P1,P2,...\n"
+"                      subscribers (idle, register: every session) connect to\n"
+"                      these ports round-robin instead of --port (up to %d;\n"
+"                      e.g. the instances of a cluster)\n"
+"  --pub-ports P1,P2,...\n"
+"                      publishers connect to these ports round-robin (node\n"
+"                      creation goes through each node's publisher)\n"
 "\n"
 "Load:\n"
 "  --publishers N --subscribers N --nodes N\n"
@@ -90,7 +100,10 @@ static void usage(FILE *f)
 "  --connections K     HTTP keep-alive connections (default 8)\n"
 "\n"
 "Measurement and output:\n"
-"  --server-pid PID    read the server's CPU time and RSS from /proc/PID\n"
+"  --server-pid PID[,PID...]\n"
+"                      read the server's CPU time and RSS from /proc/PID; with\n"
+"                      several pids (up to %d) their sum, and each one's CPU\n"
+"                      time in the JSON line (server_cpu_s_publish_each)\n"
 "  --label NAME        server name put in the report\n"
 "  --drain S           after publishing, wait up to S seconds without progress\n"
 "                      for missing notifications before counting them lost (default 5)\n"
@@ -101,7 +114,8 @@ static void usage(FILE *f)
 "\n"
 "Example:\n"
 "  herald-bench --scenario fanout --port 5222 --users bench --password pw \\\n"
-"               --server-pid $(pgrep -n herald) --duration 10\n");
+"               --server-pid $(pgrep -n herald) --duration 10\n",
+            BENCH_MAX_PORTS, BENCH_MAX_PIDS);
 }
 
 /* ---- small helpers ---- */
@@ -160,6 +174,11 @@ static void on_flush(uv_prepare_t *p)
     }
 }
 
+static void sample_server(struct bench *b, struct procstat *out)
+{
+    proc_sample_set(b->server_pids, b->nserver_pids, out);
+}
+
 static int more_to_publish(struct bench *b)
 {
     if (b->publishes)
@@ -206,7 +225,7 @@ static void check_connect_done(struct bench *b)
     if (b->phase != PH_CONNECT || b->ready + b->failed < b->nclients)
         return;
     b->t_connect_end = uv_hrtime();
-    proc_sample(b->server_pid, &b->srv_idle0);
+    sample_server(b, &b->srv_idle0);
     if (b->failed > 0) {
         fatal(b, "%d of %d logins failed (first: %s)", b->failed, b->nclients, b->first_error);
         return;
@@ -386,7 +405,7 @@ static void http_next(struct bench *b, struct hconn *h)
 static void start_drain(struct bench *b)
 {
     b->t_pub_end = uv_hrtime();
-    proc_sample(b->server_pid, &b->srv_pub1);
+    sample_server(b, &b->srv_pub1);
     b->self_cpu_pub1 = self_cpu_s();
     set_phase(b, PH_DRAIN);
     if (b->notif_received >= b->notif_expected)
@@ -402,7 +421,7 @@ static void check_publish_done(struct bench *b)
 static void start_publish(struct bench *b)
 {
     set_phase(b, PH_PUBLISH);
-    proc_sample(b->server_pid, &b->srv_pub0);
+    sample_server(b, &b->srv_pub0);
     b->self_cpu_pub0 = self_cpu_s();
     b->t_pub_start = uv_hrtime();
     if (b->scenario == SC_HTTP) {
@@ -599,6 +618,14 @@ static void json_str(struct bbuf *o, const char *s)
     bbuf_puts(o, "\"");
 }
 
+static void int_array_json(struct bbuf *o, const char *name, const int *v, int n)
+{
+    bbuf_printf(o, ",\"%s\":[", name);
+    for (int i = 0; i < n; i++)
+        bbuf_printf(o, "%s%d", i ? "," : "", v[i]);
+    bbuf_puts(o, "]");
+}
+
 static void report(struct bench *b)
 {
     uint64_t lost = 0, dup = 0;
@@ -634,6 +661,15 @@ static void report(struct bench *b)
                b->error ? "  ** FAILED **" : "");
         if (b->error)
             printf("  error: %s\n", b->errmsg);
+        if (b->npub_ports > 0 || b->nsub_ports > 0) {
+            printf("  ports: publishers");
+            for (int i = 0; i < (b->npub_ports ? b->npub_ports : 1); i++)
+                printf("%c%d", i ? ',' : ' ', b->npub_ports ? b->pub_ports[i] : b->port);
+            printf(", subscribers");
+            for (int i = 0; i < (b->nsub_ports ? b->nsub_ports : 1); i++)
+                printf("%c%d", i ? ',' : ' ', b->nsub_ports ? b->sub_ports[i] : b->port);
+            printf(" (round-robin)\n");
+        }
         printf("  sessions: %d logged in, %d failed, %.2f s, %.0f sessions/s", b->ready, b->failed, secs(login_ns),
                rate((uint64_t)b->ready, login_ns));
         if (!isnan(srv_login_cpu))
@@ -660,6 +696,12 @@ static void report(struct bench *b)
                 printf("  server: %.2f CPU-s while publishing: %.0f publishes and %.0f notifications per CPU-s\n",
                        srv_pub_cpu, srv_pub_cpu > 0 ? b->pub_acked / srv_pub_cpu : 0.0,
                        srv_pub_cpu > 0 ? b->notif_received / srv_pub_cpu : 0.0);
+            if (!isnan(srv_pub_cpu) && b->nserver_pids > 1) {
+                printf("  server CPU-s while publishing, per pid:");
+                for (int i = 0; i < b->nserver_pids; i++)
+                    printf(" %d: %.2f", b->server_pids[i], b->srv_end.each_cpu_s[i] - b->srv_pub0.each_cpu_s[i]);
+                printf("\n");
+            }
         }
         if (b->srv_end.ok)
             printf("  server RSS: %ld KiB at start, %ld KiB at end\n", b->srv_start.rss_kib, b->srv_end.rss_kib);
@@ -694,17 +736,30 @@ static void report(struct bench *b)
     bbuf_puts(&o, ",");
     hist_json(&o, "ack_latency_us", &b->ack);
     bbuf_printf(&o, ",\"server_pid\":%d", b->server_pid);
+    if (b->nserver_pids > 1)
+        int_array_json(&o, "server_pids", b->server_pids, b->nserver_pids);
+    if (b->nsub_ports > 0)
+        int_array_json(&o, "sub_ports", b->sub_ports, b->nsub_ports);
+    if (b->npub_ports > 0)
+        int_array_json(&o, "pub_ports", b->pub_ports, b->npub_ports);
     if (b->srv_end.ok) {
         bbuf_printf(&o, ",\"server_rss_kib_start\":%ld,\"server_rss_kib_end\":%ld", b->srv_start.rss_kib,
                     b->srv_end.rss_kib);
         if (!isnan(srv_login_cpu))
             bbuf_printf(&o, ",\"server_cpu_s_login\":%.3f", srv_login_cpu);
-        if (!isnan(srv_pub_cpu) && pubsub)
+        if (!isnan(srv_pub_cpu) && pubsub) {
             bbuf_printf(&o,
                         ",\"server_cpu_s_publish\":%.3f,\"publishes_per_server_cpu_s\":%.1f"
                         ",\"notifications_per_server_cpu_s\":%.1f",
                         srv_pub_cpu, srv_pub_cpu > 0 ? b->pub_acked / srv_pub_cpu : 0.0,
                         srv_pub_cpu > 0 ? b->notif_received / srv_pub_cpu : 0.0);
+            if (b->nserver_pids > 1) {
+                bbuf_puts(&o, ",\"server_cpu_s_publish_each\":[");
+                for (int i = 0; i < b->nserver_pids; i++)
+                    bbuf_printf(&o, "%s%.3f", i ? "," : "", b->srv_end.each_cpu_s[i] - b->srv_pub0.each_cpu_s[i]);
+                bbuf_puts(&o, "]");
+            }
+        }
         if (!isnan(rss_per_session))
             bbuf_printf(&o, ",\"rss_kib_per_session\":%.2f", rss_per_session);
     }
@@ -733,7 +788,7 @@ static void finish(struct bench *b)
     if (b->phase == PH_DONE)
         return;
     b->t_drain_end = uv_hrtime();
-    proc_sample(b->server_pid, &b->srv_end);
+    sample_server(b, &b->srv_end);
     b->phase = PH_DONE;
     if (!b->error && b->pub_errors > 0) {
         /* A benchmark whose publishes were refused measured something else. */
@@ -783,6 +838,27 @@ static int parse_double(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
+/* A comma-separated list of 1..max integers in [lo, hi]: 0, or -1. */
+static int parse_int_list(const char *s, long lo, long hi, int *out, int max, int *n)
+{
+    char buf[512];
+    if (strlen(s) >= sizeof buf)
+        return -1;
+    memcpy(buf, s, strlen(s) + 1);
+    int k = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long v;
+        if (k >= max || parse_int(tok, lo, hi, &v) != 0)
+            return -1;
+        out[k++] = (int)v;
+    }
+    if (k == 0)
+        return -1;
+    *n = k;
+    return 0;
+}
+
 static int safe_name(const char *s)
 {
     if (!*s || strlen(s) > 64)
@@ -818,7 +894,7 @@ static int resolve(const char *host, int port, struct sockaddr_storage *out)
 enum {
     O_HOST = 256, O_PORT, O_DOMAIN, O_PUBSUB, O_USERS, O_FIRST, O_PASSWORD, O_SCENARIO, O_SUBS, O_PUBS, O_NODES,
     O_PUBLISHES, O_DURATION, O_WINDOW, O_PAYLOAD, O_SESSIONS, O_PID, O_JSON, O_CWIN, O_DRAIN, O_TIMEOUT, O_SETTLE,
-    O_REGISTER, O_NOPRES, O_LABEL, O_PREFIX, O_HTTPPORT, O_TOKEN, O_CONNS, O_QUIET, O_SM
+    O_REGISTER, O_NOPRES, O_LABEL, O_PREFIX, O_HTTPPORT, O_TOKEN, O_CONNS, O_QUIET, O_SM, O_SUBPORTS, O_PUBPORTS
 };
 
 static int parse_options(struct bench *b, int argc, char **argv)
@@ -840,6 +916,7 @@ static int parse_options(struct bench *b, int argc, char **argv)
         {"http-port", required_argument, NULL, O_HTTPPORT}, {"token", required_argument, NULL, O_TOKEN},
         {"connections", required_argument, NULL, O_CONNS}, {"quiet", no_argument, NULL, O_QUIET},
         {"sm", required_argument, NULL, O_SM},
+        {"sub-ports", required_argument, NULL, O_SUBPORTS}, {"pub-ports", required_argument, NULL, O_PUBPORTS},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0}};
     long subs = -1, pubs = -1, nodes = -1, window = -1, payload = 200, sessions = 2000, conns = 8, v;
     long long publishes = -1;
@@ -903,8 +980,14 @@ static int parse_options(struct bench *b, int argc, char **argv)
         case O_PAYLOAD: if (parse_int(optarg, 0, 60000, &payload)) goto bad; break;
         case O_SESSIONS: if (parse_int(optarg, 1, 1000000, &sessions)) goto bad; break;
         case O_PID:
-            if (parse_int(optarg, 1, 1L << 30, &v)) goto bad;
-            b->server_pid = (int)v;
+            if (parse_int_list(optarg, 1, 1L << 30, b->server_pids, BENCH_MAX_PIDS, &b->nserver_pids)) goto bad;
+            b->server_pid = b->server_pids[0];
+            break;
+        case O_SUBPORTS:
+            if (parse_int_list(optarg, 1, 65535, b->sub_ports, BENCH_MAX_PORTS, &b->nsub_ports)) goto bad;
+            break;
+        case O_PUBPORTS:
+            if (parse_int_list(optarg, 1, 65535, b->pub_ports, BENCH_MAX_PORTS, &b->npub_ports)) goto bad;
             break;
         case O_JSON: b->json_only = 1; break;
         case O_QUIET: b->quiet = 1; break;
@@ -1029,6 +1112,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "herald-bench: cannot resolve %s\n", b->host);
         return 2;
     }
+    for (int i = 0; i < b->nsub_ports; i++)
+        if (resolve(b->host, b->sub_ports[i], &b->sub_addrs[i]) != 0) {
+            fprintf(stderr, "herald-bench: cannot resolve %s\n", b->host);
+            return 2;
+        }
+    for (int i = 0; i < b->npub_ports; i++)
+        if (resolve(b->host, b->pub_ports[i], &b->pub_addrs[i]) != 0) {
+            fprintf(stderr, "herald-bench: cannot resolve %s\n", b->host);
+            return 2;
+        }
 
     /* Enough descriptors for every connection. */
     struct rlimit rl;
@@ -1094,6 +1187,24 @@ int main(int argc, char **argv)
             }
         }
     }
+    /* Ports: publishers round-robin over --pub-ports, subscribers (and the
+     * sessions of idle/register) over --sub-ports, everyone else --port. */
+    int nsub = 0;
+    for (int i = 0; i < b->nclients; i++) {
+        struct xclient *c = &b->clients[i];
+        c->port = b->port;
+        c->addr = &b->addr;
+        if (c->role == ROLE_PUB && b->npub_ports > 0) {
+            int k = c->node % b->npub_ports;
+            c->port = b->pub_ports[k];
+            c->addr = &b->pub_addrs[k];
+        } else if ((c->role == ROLE_SUB || b->scenario == SC_IDLE || b->scenario == SC_REGISTER) &&
+                   b->nsub_ports > 0) {
+            int k = nsub++ % b->nsub_ports;
+            c->port = b->sub_ports[k];
+            c->addr = &b->sub_addrs[k];
+        }
+    }
     for (int i = 0; i < b->nhconns; i++) {
         b->hconns[i].b = b;
         b->hconns[i].index = i;
@@ -1109,11 +1220,15 @@ int main(int argc, char **argv)
     uv_prepare_start(&b->flush, on_flush);
     uv_timer_start(&b->tick, on_tick, 50, 50);
 
-    if (b->server_pid) {
-        proc_sample(b->server_pid, &b->srv_start);
-        if (!b->srv_start.ok)
-            fprintf(stderr, "herald-bench: warning: cannot read /proc/%d; no server CPU/RSS figures\n",
-                    b->server_pid);
+    if (b->nserver_pids > 0) {
+        sample_server(b, &b->srv_start);
+        for (int i = 0; i < b->nserver_pids; i++) {
+            struct procstat one;
+            proc_sample(b->server_pids[i], &one);
+            if (!one.ok)
+                fprintf(stderr, "herald-bench: warning: cannot read /proc/%d; no server CPU/RSS figures\n",
+                        b->server_pids[i]);
+        }
     }
     b->self_cpu0 = self_cpu_s();
     b->t_start = b->t_connect_start = b->t_report = uv_hrtime();

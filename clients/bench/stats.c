@@ -176,6 +176,26 @@ void proc_sample(int pid, struct procstat *out)
     out->ok = 1;
 }
 
+void proc_sample_set(const int *pids, int n, struct procstat *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n <= 0)
+        return;
+    if (n > BENCH_MAX_PIDS)
+        n = BENCH_MAX_PIDS;
+    out->ok = 1;
+    out->n = n;
+    for (int i = 0; i < n; i++) {
+        struct procstat one;
+        proc_sample(pids[i], &one);
+        if (!one.ok)
+            out->ok = 0;
+        out->each_cpu_s[i] = one.cpu_s;
+        out->cpu_s += one.cpu_s;
+        out->rss_kib += one.rss_kib;
+    }
+}
+
 double self_cpu_s(void)
 {
     struct rusage ru;

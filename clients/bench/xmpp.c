@@ -744,7 +744,7 @@ int xclient_start(struct xclient *c)
     c->creq.data = c;
     (void)uv_tcp_nodelay(&c->tcp, 1);
     c->state = XS_CONNECTING;
-    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->b->addr, on_connect);
+    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)(c->addr ? c->addr : &c->b->addr), on_connect);
     if (rc < 0) {
         c->closed = 1;
         uv_close((uv_handle_t *)&c->tcp, NULL);
