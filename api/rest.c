@@ -1145,7 +1145,8 @@ bool rest_dispatch(struct http_conn *hc, const struct http_req *req)
         /* Cluster mode: a change goes through the log; rest_apply runs it
          * when every instance applies it (docs/cluster.md, "The seam"). */
         if (changes(found) && cluster_proposes(r->h)) {
-            int rc = cluster_propose_rest(r->h, hc, req, r->tok.jid, r->tok.scopes);
+            int rc = cluster_propose_rest(r->h, hc, req, r->tok.jid, r->tok.scopes,
+                                          r->node[0] ? r->node : NULL);
             if (rc != 0)
                 http_problem_h(hc, herald_error(rc)->http, herald_error(rc)->cond, NULL,
                                herald_strerror(rc), rc == HERALD_ECLUSTER ? "Retry-After: 2\r\n"

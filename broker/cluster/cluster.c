@@ -2,6 +2,7 @@
  * docs/cluster.md). NATS itself is behind nats_link.h. */
 #include "cluster.h"
 
+#include <ctype.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "buf.h"
 #include "entry.h"
 #include "errors.h"
+#include "hash.h"
 #include "herald.h"
 #include "http.h"
 #include "im.h"
@@ -70,7 +72,7 @@ struct pending {
     uint64_t req;
     UT_hash_handle hh;
     enum cl_kind kind;
-    const char *subject;        /* the log subject it was published to (retries) */
+    char subject[192];          /* the log subject it was published to (retries) */
     uint8_t *data; /* the encoded entry, for retries */
     size_t len;
     uint64_t deadline_ms, retry_ms;
@@ -103,7 +105,7 @@ struct cluster {
     struct herald *h;
     struct cl_nats *nats;
     char name[33];
-    char subject_iq[96], subject_rest[96], subject_cursor[96], subject_im[96];
+    char subject_log[96], subject_cursor[96], subject_im[96];
     char durable[64];
     uint64_t boot, next_req;
     uint64_t applied;       /* the last entry applied (committed, or in this turn's batch) */
@@ -271,6 +273,32 @@ static void msg_id(const struct cluster *c, uint64_t req, char *out, size_t cap)
              (unsigned long long)req);
 }
 
+/* The log subject of a change to a node (docs/cluster.md, "The log"):
+ * hrd.<id>.log.node.<token> for pubsub.<domain>, .pep.<token> for a PEP
+ * service, the token being the node name when it is a plain NATS token
+ * (letters, digits, '-', '_', at most 64), else 'h' and 16 hex digits of
+ * a hash of it; '_' when the change names no node (an instant node). For
+ * operators' tools: every instance consumes every subject. */
+static void node_subject(const struct cluster *c, const char *service, const char *node, char *out,
+                         size_t cap)
+{
+    char token[72];
+    size_t n = node ? strlen(node) : 0;
+    bool plain = n > 0 && n <= 64;
+    for (size_t i = 0; plain && i < n; i++)
+        plain = isalnum((unsigned char)node[i]) || node[i] == '-' || node[i] == '_';
+    if (n == 0) {
+        snprintf(token, sizeof(token), "_");
+    } else if (plain && service == NULL) {
+        snprintf(token, sizeof(token), "%s", node);
+    } else {
+        uint64_t hv = hash_fnv1a(HASH_FNV_OFFSET, service ? service : "", service ? strlen(service) : 0);
+        hv = hash_mix(hash_fnv1a(hv, node, n));
+        snprintf(token, sizeof(token), "h%016llx", (unsigned long long)hv);
+    }
+    snprintf(out, cap, "%s%s.%s", c->subject_log, service ? "pep" : "node", token);
+}
+
 /* Encodes and publishes e; on success the pending p (filled by the caller
  * with its kind and whom to answer) waits for the apply. */
 static int propose(struct cluster *c, struct cl_entry *e, const char *subject, struct pending *p)
@@ -302,7 +330,7 @@ static int propose(struct cluster *c, struct cl_entry *e, const char *subject, s
     uint64_t now = uv_now(c->h->loop);
     p->req = e->req;
     p->kind = e->kind;
-    p->subject = subject;
+    snprintf(p->subject, sizeof(p->subject), "%s", subject);
     p->deadline_ms = now + c->h->cfg->cluster_publish_timeout_ms;
     p->retry_ms = now + RETRY_MS;
     HASH_ADD(hh, c->pending, req, sizeof(p->req), p);
@@ -311,7 +339,7 @@ static int propose(struct cluster *c, struct cl_entry *e, const char *subject, s
     return 0;
 }
 
-int cluster_propose_iq(struct herald *h, const char *who, const char *service,
+int cluster_propose_iq(struct herald *h, const char *who, const char *service, const char *node,
                        const struct xnode *iq)
 {
     struct cluster *c = h->cluster;
@@ -325,7 +353,9 @@ int cluster_propose_iq(struct herald *h, const char *who, const char *service,
         (p->from = strdup(to ? to : h->cfg->domain))) {
         struct cl_entry e = {.kind = CL_IQ, .jid = who, .contact = service, .data = b.data,
                              .data_len = b.len};
-        rc = propose(c, &e, c->subject_iq, p);
+        char subject[192];
+        node_subject(c, service, node, subject, sizeof(subject));
+        rc = propose(c, &e, subject, p);
     }
     if (rc != 0 && p)
         pending_free(p);
@@ -334,7 +364,7 @@ int cluster_propose_iq(struct herald *h, const char *who, const char *service,
 }
 
 int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct http_req *req,
-                         const char *jid, uint8_t scopes)
+                         const char *jid, uint8_t scopes, const char *node)
 {
     struct cluster *c = h->cluster;
     struct pending *p = calloc(1, sizeof(*p));
@@ -361,7 +391,9 @@ int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct ht
                          .content_type = req->content_type,
                          .data = req->body,
                          .data_len = req->body_len};
-    int rc = propose(c, &e, c->subject_rest, p);
+    char subject[192];
+    node_subject(c, NULL, node, subject, sizeof(subject));
+    int rc = propose(c, &e, subject, p);
     if (rc != 0) {
         free(p);
         return rc;
@@ -1051,8 +1083,7 @@ int cluster_open(struct herald *h)
     h->cluster = c;
     c->h = h;
     snprintf(c->name, sizeof(c->name), "%s", cfg->cluster_name);
-    snprintf(c->subject_iq, sizeof(c->subject_iq), "hrd.%s.log.iq", cfg->cluster_id);
-    snprintf(c->subject_rest, sizeof(c->subject_rest), "hrd.%s.log.rest", cfg->cluster_id);
+    snprintf(c->subject_log, sizeof(c->subject_log), "hrd.%s.log.", cfg->cluster_id);
     snprintf(c->subject_cursor, sizeof(c->subject_cursor), "hrd.%s.log.cursor", cfg->cluster_id);
     snprintf(c->subject_im, sizeof(c->subject_im), "hrd.%s.log.im", cfg->cluster_id);
     snprintf(c->durable, sizeof(c->durable), "herald-%s", cfg->cluster_name);

@@ -46,13 +46,14 @@ bool cluster_muted(const struct herald *h);
 void cluster_apply_failed(struct herald *h, int rc);
 
 /* The seam (docs/cluster.md, "The seam"): service is the PEP service (an
- * account's bare JID) or NULL for pubsub.<domain>. 0 when proposed (the answer
+ * account's bare JID) or NULL for pubsub.<domain>; node the node the change
+ * is about (NULL: none), which names the log subject. 0 when proposed (the answer
  * comes after the apply, or an error after cluster.publish_timeout_ms), or
  * HERALD_ECLUSTER / HERALD_ENOMEM to answer now. */
-int cluster_propose_iq(struct herald *h, const char *who, const char *service,
+int cluster_propose_iq(struct herald *h, const char *who, const char *service, const char *node,
                        const struct xnode *iq);
 int cluster_propose_rest(struct herald *h, struct http_conn *hc, const struct http_req *req,
-                         const char *jid, uint8_t scopes);
+                         const char *jid, uint8_t scopes, const char *node);
 
 /* Routing (docs/cluster.md, "IM and iq between instances"): st, a message
  * or iq to a JID of the domain with no session here for it, is offered to

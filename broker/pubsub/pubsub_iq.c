@@ -436,7 +436,8 @@ static int dispatch(struct req *r, unsigned type)
          * when every instance applies it (docs/cluster.md, "The seam"). */
         if (type == IQ_SET && !(row->flags & READ_ONLY) && cluster_proposes(r->x->h))
             return cluster_propose_iq(r->x->h, r->who,
-                                      r->x == r->x->h->ps_xmpp ? NULL : r->x->jid, r->iq);
+                                      r->x == r->x->h->ps_xmpp ? NULL : r->x->jid,
+                                      xml_attr(op, "node"), r->iq);
         return row->fn(r, op, child);
     }
     if (wrapped) {
