@@ -105,7 +105,24 @@ static struct store_txn *innermost(const struct batch *b)
  * while LMDB spills pages), the whole turn is rolled back instead: its
  * other requests get the error at the commit, and memory is reloaded then,
  * when no handler runs. */
+/* A failure of this process or its storage (not of a rule): another
+ * process applying the same change may well succeed (cluster.c). */
+static bool local_failure(int rc)
+{
+    return rc == HERALD_EFULL || rc == HERALD_EIO || rc == HERALD_ENOMEM;
+}
+
+static struct store_txn *op_begin_inner(struct batch *b, bool freeing, int *rc);
+
 static struct store_txn *op_begin(struct batch *b, bool freeing, int *rc)
+{
+    struct store_txn *t = op_begin_inner(b, freeing, rc);
+    if (t == NULL && local_failure(*rc))
+        b->stats.local_failures++;
+    return t;
+}
+
+static struct store_txn *op_begin_inner(struct batch *b, bool freeing, int *rc)
 {
     *rc = 0;
     if (b->failed) {
@@ -200,6 +217,8 @@ int batch_op_end(struct batch *b, struct store_txn *op, int rc)
     }
     if (rc != 0) {
         b->stats.op_failures++;
+        if (local_failure(rc))
+            b->stats.local_failures++;
         cancel_since(b, mark, rc);
     }
     return rc;

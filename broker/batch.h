@@ -69,6 +69,7 @@ struct batch_stats {
     uint64_t commits;
     uint64_t failures;          /* commits that failed (every change of the turn lost) */
     uint64_t op_failures;       /* operations rolled back alone */
+    uint64_t local_failures;    /* ... or refused, for storage full, I/O or memory (not a rule) */
     double seconds_sum;
     uint64_t buckets[BATCH_BUCKETS]; /* cumulative counts */
 };

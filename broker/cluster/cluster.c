@@ -698,6 +698,7 @@ static void apply_entry(struct cluster *c, uint64_t seq, const char *ack, const 
     }
     c->applying = true;
     c->muted = p == NULL;
+    uint64_t local_before = batch_stats(h->batch)->local_failures;
     if (rc != 0) {
         log_warn("cluster", "log entry %llu is malformed: skipped", (unsigned long long)seq);
     } else {
@@ -739,6 +740,17 @@ static void apply_entry(struct cluster *c, uint64_t seq, const char *ack, const 
         }
         if (h->pubsub)
             pubsub_fix(h->pubsub, NULL);
+    }
+    /* Storage full, an I/O error or no memory here, where other instances
+     * may have succeeded: never record this entry as applied (a restart
+     * applies it again from the committed position). */
+    if (batch_stats(h->batch)->local_failures != local_before) {
+        c->applying = c->muted = false;
+        cluster_apply_failed(h, HERALD_EFULL);
+        if (p)
+            pending_free(p);
+        free(store);
+        return;
     }
     /* The applied position goes into the same batch as the changes. */
     int src = 0;

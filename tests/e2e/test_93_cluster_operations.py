@@ -8,11 +8,14 @@ instances (cluster_helpers.Cluster).
 2. a backup of a running instance's LMDB (`mdb_copy`, Debian's lmdb-utils,
    while it serves) started as a new instance catches up from the backup's
    applied position: it serves the items published after the backup too,
-   and the accounts made after it.
+   and the accounts made after it;
+3. a storage failure on one instance only stops that instance's applying
+   (never a skipped entry); restarted, it catches up.
 """
 import os
 import shutil
 import subprocess
+import urllib.error
 import urllib.request
 
 import pytest
@@ -34,13 +37,18 @@ def cluster(request, tmp_path):
     yield from cluster_fixture(request, tmp_path)
 
 
-def applied(srv):
-    """The instance's herald_cluster_applied_seq (/metrics)."""
+def metric(srv, name):
+    """A metric of the instance's /metrics, as a number."""
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % srv.http_port, timeout=5) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith("herald_cluster_applied_seq "):
-                return int(line.split()[1])
-    raise AssertionError("%s has no herald_cluster_applied_seq" % srv.name)
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+    raise AssertionError("%s has no %s" % (srv.name, name))
+
+
+def applied(srv):
+    """The instance's herald_cluster_applied_seq (/metrics)."""
+    return metric(srv, "herald_cluster_applied_seq")
 
 
 def publish(api, node, first, n):
@@ -108,3 +116,49 @@ def test_backup_restored_as_new_instance_catches_up(cluster, tmp_path):
     # Same log position as the instance it was copied from, once idle.
     assert wait_until(lambda: applied(restored) == applied(a), 10), (
         "applied positions differ: %s %s, restored %s" % (a.name, applied(a), applied(restored)))
+
+
+def test_storage_failure_on_one_instance_stops_it(cluster):
+    """An apply that fails on one instance only (its storage full, here by
+    fault injection: docs/testing.md) must not be skipped there: that
+    instance stops applying, says so (/healthz 503, metric, log) and,
+    restarted without the fault, applies the entry from its committed
+    position and serves it; the other instances acknowledge and serve it
+    meanwhile."""
+    a, _, c = cluster.heralds
+    cluster.add_users({"alice": PASSWORDS["alice"]})
+    tok = cluster.token("alice@localhost")
+    api = HttpApi(a, tok)
+    api.create("fault-feed", {"max_items": 100})
+    wait_until(lambda: item_list(c, tok, "fault-feed") == [], 5)
+
+    # C again, now with the first write to its items database failing.
+    assert c.stop() == 0
+    c.env["HERALD_TEST_FAULTS"] = "items:1:full"
+    c.proc = None
+    c.returncode = None
+    c.start()
+    r = api.put_item("fault-feed", "x1", {"n": 1})
+    assert r.status == 201, r
+    assert wait_until(lambda: metric(c, "herald_cluster_apply_failed") == 1, 10), (
+        "instance C did not stop applying after its storage failed")
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%d/healthz" % c.http_port, timeout=5)
+        raise AssertionError("/healthz of C answered 200 after its apply failed")
+    except urllib.error.HTTPError as e:
+        assert e.code == 503, e.code
+    assert "stops applying" in c.log_text()
+    # Later entries are not applied past the failed one.
+    r = api.put_item("fault-feed", "x2", {"n": 2})
+    assert r.status == 201, r
+    api.close()
+    want = item_list(a, tok, "fault-feed")
+    assert [i for i, _ in want] == ["x1", "x2"], want
+
+    assert c.stop() == 0, "an instance that stopped applying still exits 0 on SIGTERM"
+    del c.env["HERALD_TEST_FAULTS"]
+    c.proc = None
+    c.returncode = None
+    c.start()
+    assert item_list(c, tok, "fault-feed") == want
+    assert metric(c, "herald_cluster_apply_failed") == 0
