@@ -898,8 +898,18 @@ static void heartbeat_in(struct cluster *c, const uint8_t *data, size_t len)
         return;
     memcpy(msg, data, len);
     msg[len] = '\0';
-    if (sscanf(msg, "%32s %llx", name, &boot) != 2 || strcmp(name, c->name) == 0)
+    if (sscanf(msg, "%32s %llx", name, &boot) != 2)
         return;
+    if (strcmp(name, c->name) == 0) {
+        /* Two processes with one name share one consumer: the later one
+         * re-created it, so this one no longer receives the log. */
+        if (boot != c->boot && !c->failed) {
+            log_error("cluster", "another instance runs with the name %s (cluster.name must be "
+                      "unique)", c->name);
+            cluster_apply_failed(c->h, HERALD_ECONFLICT);
+        }
+        return;
+    }
     struct peer *p = peer_of(c, name, boot);
     if (p == NULL)
         return;
