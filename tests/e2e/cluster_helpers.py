@@ -755,7 +755,28 @@ def error_of(el):
     return err.get("type"), None
 
 
-class Publisher(threading.Thread):
+class _Publishing(threading.Thread):
+    """What both publishers record (see Publisher)."""
+
+    def __init__(self, name, srv, node, prefix, count, answer_timeout):
+        super().__init__(name=name, daemon=True)
+        self.srv = srv
+        self.node = node
+        self.prefix = prefix
+        self.count = count
+        self.answer_timeout = answer_timeout
+        self.acked = []
+        self.errors = []
+        self.hung = []
+        self.unanswered = []
+        self.latencies = []
+        self.sent = 0
+        self.sent_at = {}      # item id -> monotonic send time
+        self.answered_at = {}  # item id -> monotonic answer time
+        self.failure = None
+
+
+class Publisher(_Publishing):
     """Publishes `count` items with distinct ids (prefix-00000, ...) to one
     node over a RawStream (plaintext PLAIN login), keeping up to `window`
     publishes in flight. Records:
@@ -770,24 +791,10 @@ class Publisher(threading.Thread):
 
     def __init__(self, srv, user, password, node, prefix, count, window=16,
                  answer_timeout=10.0):
-        super().__init__(name="publisher-%s" % prefix, daemon=True)
-        self.srv = srv
+        super().__init__("publisher-%s" % prefix, srv, node, prefix, count, answer_timeout)
         self.user = user
         self.password = password
-        self.node = node
-        self.prefix = prefix
-        self.count = count
         self.window = window
-        self.answer_timeout = answer_timeout
-        self.acked = []
-        self.errors = []
-        self.hung = []
-        self.unanswered = []
-        self.latencies = []
-        self.sent = 0
-        self.sent_at = {}      # item id -> monotonic send time
-        self.answered_at = {}  # item id -> monotonic answer time
-        self.failure = None
         self.connection_lost = False
         self.stopping = threading.Event()
         self.done = threading.Event()
@@ -857,29 +864,15 @@ class Publisher(threading.Thread):
                     self.connection_lost, max(self.latencies or [0]), self.failure))
 
 
-class RestPublisher(threading.Thread):
+class RestPublisher(_Publishing):
     """Publishes `count` items one at a time with PUT
     /v1/nodes/{node}/items/{id} (http.client). Records acked (201/200),
     errors (item id, status, Retry-After, body, seconds), hung (no answer
     within answer_timeout) and latencies, like Publisher."""
 
     def __init__(self, srv, tok, node, prefix, count, answer_timeout=10.0):
-        super().__init__(name="rest-publisher-%s" % prefix, daemon=True)
-        self.srv = srv
+        super().__init__("rest-publisher-%s" % prefix, srv, node, prefix, count, answer_timeout)
         self.api = HttpApi(srv, tok, timeout=answer_timeout)
-        self.node = node
-        self.prefix = prefix
-        self.count = count
-        self.answer_timeout = answer_timeout
-        self.acked = []
-        self.errors = []
-        self.hung = []
-        self.unanswered = []
-        self.latencies = []
-        self.sent = 0
-        self.sent_at = {}
-        self.answered_at = {}
-        self.failure = None
         self.connection_lost = False
         self.stopping = threading.Event()
         self.done = threading.Event()
