@@ -696,9 +696,26 @@ static void apply_entry(struct cluster *c, uint64_t seq, const char *ack, const 
             c->late_applies++;
         }
     }
+    /* One operation holds the applied position and every change of the
+     * entry (the handlers' operations nest in it): both commit, or neither. */
+    int orc = 0;
+    uint64_t local_before = batch_stats(h->batch)->local_failures;
+    struct store_txn *outer = batch_op_begin(h->batch, &orc);
+    if (outer != NULL)
+        orc = store_cluster_set_applied(outer, seq);
+    if (orc != 0) {
+        if (outer != NULL)
+            batch_op_end(h->batch, outer, orc);
+        if (p) { /* not answered: its deadline answers it */
+            HASH_ADD(hh, c->pending, req, sizeof(p->req), p);
+            c->inflight++;
+        }
+        cluster_apply_failed(h, orc);
+        free(store);
+        return;
+    }
     c->applying = true;
     c->muted = p == NULL;
-    uint64_t local_before = batch_stats(h->batch)->local_failures;
     if (rc != 0) {
         log_warn("cluster", "log entry %llu is malformed: skipped", (unsigned long long)seq);
     } else {
@@ -742,24 +759,19 @@ static void apply_entry(struct cluster *c, uint64_t seq, const char *ack, const 
             pubsub_fix(h->pubsub, NULL);
     }
     /* Storage full, an I/O error or no memory here, where other instances
-     * may have succeeded: never record this entry as applied (a restart
-     * applies it again from the committed position). */
-    if (batch_stats(h->batch)->local_failures != local_before) {
-        c->applying = c->muted = false;
-        cluster_apply_failed(h, HERALD_EFULL);
+     * may have succeeded: the entry is not recorded as applied (the outer
+     * operation rolls back; its answers learn so) and this instance stops;
+     * a restart applies it again from the committed position. */
+    bool local = batch_stats(h->batch)->local_failures != local_before;
+    orc = batch_op_end(h->batch, outer, local ? HERALD_EFULL : 0);
+    c->applying = c->muted = false;
+    if (local || orc != 0) {
+        cluster_apply_failed(h, local ? HERALD_EFULL : orc);
         if (p)
             pending_free(p);
         free(store);
         return;
     }
-    /* The applied position goes into the same batch as the changes. */
-    int src = 0;
-    struct store_txn *t = batch_op_begin(h->batch, &src);
-    if (t != NULL)
-        src = batch_op_end(h->batch, t, store_cluster_set_applied(t, seq));
-    if (src != 0)
-        cluster_apply_failed(h, src);
-    c->applying = c->muted = false;
     c->applied = seq;
     c->applied_total++;
     remember_ack(c, ack);
