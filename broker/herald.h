@@ -25,6 +25,8 @@ struct sm_orphan;
 struct block_owner;
 struct pep;
 struct cluster;
+struct http_conn;
+struct http_req;
 
 struct herald_stats {
     uint64_t connections_accepted;
@@ -92,6 +94,10 @@ struct herald {
     struct block_owner *blockers; /* uthash: accounts with a non-empty block list (blocking.c) */
     struct pep *pep;             /* PEP and the XEP-0115 caps cache (pep.c, caps.c) */
     struct cluster *cluster;     /* cluster mode (broker/cluster/); NULL: single process */
+    /* The REST bridge's apply of a write from the cluster log (rest_apply,
+     * set by server.c: the cluster code does not link the REST code). */
+    void (*rest_apply)(struct herald *h, struct http_conn *hc, const struct http_req *req,
+                       const char *jid, uint8_t scopes);
 
     char rbuf[65536];            /* shared read buffer: reads are handled synchronously */
     bool shutting_down;

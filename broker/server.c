@@ -23,6 +23,7 @@
 #include "pep.h"
 #include "pubsub.h"
 #include "pubsub_xmpp.h"
+#include "rest.h"
 #include "sse.h"
 #include "sasl.h"
 #include "session.h"
@@ -248,6 +249,7 @@ int herald_serve(struct config *cfg)
     uv_signal_start(&h->sig_term, on_signal, SIGTERM);
     uv_signal_start(&h->sig_int, on_signal, SIGINT);
 
+    h->rest_apply = rest_apply; /* REST writes from the cluster log (cluster.c) */
     /* Cluster mode: caught up with the log before any client is served. */
     if (cluster_open(h) != 0 || listener_start(h) != 0) {
         listener_stop(h);

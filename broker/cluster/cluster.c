@@ -29,7 +29,6 @@
 #include "pep.h"
 #include "pubsub.h"
 #include "pubsub_xmpp.h"
-#include "rest.h"
 #include "router.h"
 #include "session.h"
 #include "store.h"
@@ -623,7 +622,8 @@ static void apply_rest(struct herald *h, const struct cl_entry *e, struct http_c
                            .content_type = e->content_type,
                            .body = e->data,
                            .body_len = e->data_len};
-    rest_apply(h, hc, &req, e->jid, e->scopes);
+    if (h->rest_apply)
+        h->rest_apply(h, hc, &req, e->jid, e->scopes);
 }
 
 /* Accounts and tokens: one operation of the batch; a refusal (an account
