@@ -22,6 +22,8 @@
 #include "buf.h"
 #include "cluster.h"
 #include "conn.h"
+#include "console.h"
+#include "web.h"
 #include "errors.h"
 #include "herald.h"
 #include "log.h"
@@ -34,9 +36,14 @@
  * never grows past it by more than one read (64 KiB, or its plaintext). */
 #define STASH_HOLD 65536
 
-enum { H_AUTH, H_CTYPE, H_LAST_EVENT_ID, H_TE, H_COUNT_ };
-static const char *const header_names[H_COUNT_] = {"authorization", "content-type",
-                                                   "last-event-id", "transfer-encoding"};
+enum {
+    H_AUTH, H_CTYPE, H_LAST_EVENT_ID, H_TE, H_HOST, H_ORIGIN, H_UPGRADE, H_CONNECTION,
+    H_WS_KEY, H_WS_VERSION, H_WS_PROTOCOL, H_AC_REQ_HEADERS, H_COUNT_
+};
+static const char *const header_names[H_COUNT_] = {
+    "authorization", "content-type", "last-event-id", "transfer-encoding", "host", "origin",
+    "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+    "sec-websocket-protocol", "access-control-request-headers"};
 
 struct http_conn {
     struct herald *h;
@@ -67,6 +74,7 @@ struct http_conn {
     struct buf *sink;
     size_t sink_backlog;
     bool sink_held;
+    bool upgraded;              /* the connection went to another protocol */
     /* event stream mode */
     const struct http_stream_ops *stream_ops;
     void *stream_ud;
@@ -82,6 +90,9 @@ bool http_alive(const struct http_conn *hc)
 {
     return hc != NULL && (hc->conn != NULL || hc->sink != NULL) && !hc->closing;
 }
+bool http_is_tls(const struct http_conn *hc) { return hc->conn != NULL && conn_is_tls(hc->conn); }
+const char *http_peer(const struct http_conn *hc) { return hc->conn ? hc->conn->peer : "?"; }
+
 void http_ref(struct http_conn *hc)
 {
     if (hc)
@@ -163,6 +174,10 @@ static void resume(struct http_conn *hc)
     if (rest.len)
         feed(hc, rest.data, rest.len);
     buf_free(&rest);
+    if (hc->upgraded) {
+        http_unref(hc);
+        return;
+    }
     if (!hc->paused && !hc->blocked && http_alive(hc))
         hold_input(hc, false);
 }
@@ -308,6 +323,42 @@ size_t http_stream_backlog(const struct http_conn *hc) { return out_backlog(hc);
 size_t http_stream_limit(const struct http_conn *hc) { return hc->outq_max; }
 void http_stream_close(struct http_conn *hc) { close_conn(hc); }
 
+struct conn *http_upgrade(struct http_conn *hc, const char *headers)
+{
+    struct conn *c = hc->conn;
+    if (c == NULL || hc->closing) {
+        fail(hc, 500, "this connection cannot change protocols");
+        return NULL;
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "HTTP/1.1 101 Switching Protocols\r\n");
+    buf_puts(&b, headers);
+    buf_puts(&b, "\r\n");
+    int rc = buf_ok(&b) ? conn_send(c, b.data, b.len, 0) : HERALD_ENOMEM;
+    buf_free(&b);
+    if (rc != 0) {
+        fail(hc, 500, "the upgrade could not be answered");
+        return NULL;
+    }
+    hc->h->stats.http_requests[1]++;
+    /* The connection leaves HTTP's budget and this struct; the caller's
+     * protocol owns it from here (and counts it in its own budget). */
+    if (hc->counted) {
+        hc->h->http_conns--;
+        conn_ip_adjust(&hc->h->http_ip_counts, c->peer, -1);
+        hc->counted = false;
+    }
+    hc->answered = true;
+    hc->upgraded = true;
+    hc->closing = true;
+    hc->conn = NULL;
+    conn_disown(c);
+    /* The connection's reference to hc is dropped once the parser has
+     * unwound (on_data, resume): dispatch runs inside it. */
+    return c;
+}
+
 /* ---- the operations endpoints ---- */
 
 /* 200 while the process serves; in cluster mode 503 (with the reason) while
@@ -379,6 +430,14 @@ static void dispatch(struct http_conn *hc)
         .authorization = header(hc, H_AUTH),
         .content_type = header(hc, H_CTYPE),
         .last_event_id = header(hc, H_LAST_EVENT_ID),
+        .host = header(hc, H_HOST),
+        .origin = header(hc, H_ORIGIN),
+        .upgrade = header(hc, H_UPGRADE),
+        .connection = header(hc, H_CONNECTION),
+        .ws_key = header(hc, H_WS_KEY),
+        .ws_version = header(hc, H_WS_VERSION),
+        .ws_protocol = header(hc, H_WS_PROTOCOL),
+        .ac_request_headers = header(hc, H_AC_REQ_HEADERS),
         .body = hc->body.data ? hc->body.data : "",
         .body_len = hc->body.len,
     };
@@ -389,6 +448,10 @@ static void dispatch(struct http_conn *hc)
     }
     mut[u.field_data[UF_PATH].off + plen] = '\0';
     if (rest_dispatch(hc, &req))
+        return;
+    if (console_dispatch(hc, &req))
+        return;
+    if (web_dispatch(hc, &req))
         return;
     bool path_known = false;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -536,7 +599,9 @@ static int on_message_complete(http_parser *p)
 {
     struct http_conn *hc = p->data;
     hc->in_request = false;
-    hc->keep_alive = http_should_keep_alive(p) != 0 && !hc->h->shutting_down;
+    /* A request for another protocol that is not switched to ends the
+     * connection: what follows it is not HTTP. */
+    hc->keep_alive = http_should_keep_alive(p) != 0 && !hc->h->shutting_down && !p->upgrade;
     hc->answered = false;
     if (!buf_ok(&hc->url)) {
         fail(hc, 500, "out of memory");
@@ -545,8 +610,8 @@ static int on_message_complete(http_parser *p)
     hc->in_dispatch = true;
     dispatch(hc);
     hc->in_dispatch = false;
-    if (hc->closing || hc->stream_ops)
-        return -1; /* nothing more is read from this connection */
+    if (hc->closing || hc->stream_ops || hc->conn == NULL)
+        return -1; /* nothing more is read from this connection (or by us: upgraded) */
     if (!hc->answered) {
         /* The answer waits for a commit: so does the next request. */
         hc->paused = true;
@@ -587,7 +652,7 @@ static void feed(struct http_conn *hc, const char *data, size_t len)
         return;
     }
     size_t n = http_parser_execute(&hc->parser, &settings, data, len);
-    if (hc->closing || hc->stream_ops)
+    if (hc->closing || hc->stream_ops || hc->upgraded)
         return;
     enum http_errno e = HTTP_PARSER_ERRNO(&hc->parser);
     if (e == HPE_PAUSED) {
@@ -604,6 +669,8 @@ static void on_data(void *ud, const char *data, size_t len)
     if (hc->closing || hc->stream_ops)
         return; /* an event stream's client has nothing more to say */
     feed(hc, data, len);
+    if (hc->upgraded)
+        http_unref(hc); /* the connection's reference (http_upgrade) */
 }
 
 static void on_drain(void *ud)

@@ -38,6 +38,14 @@ struct http_req {
     const char *authorization;
     const char *content_type;
     const char *last_event_id;
+    const char *host;
+    const char *origin;
+    const char *upgrade;
+    const char *connection;
+    const char *ws_key;             /* Sec-WebSocket-Key */
+    const char *ws_version;         /* Sec-WebSocket-Version */
+    const char *ws_protocol;        /* Sec-WebSocket-Protocol */
+    const char *ac_request_headers; /* Access-Control-Request-Headers (CORS preflight) */
     const char *body;
     size_t body_len;
 };
@@ -68,11 +76,21 @@ void http_problem_h(struct http_conn *hc, int status, const char *condition, con
  * table's message. */
 void http_problem_code(struct http_conn *hc, int code, const char *detail);
 
+/* Answers the current request with 101 Switching Protocols (headers: the
+ * extra lines, each ending in "\r\n") and hands the connection over: the
+ * caller owns the returned conn (its handler, limits and budget), hc is
+ * gone. NULL (answered 500) when the answer cannot be queued. */
+struct conn *http_upgrade(struct http_conn *hc, const char *headers);
+
 /* Keeps hc (not its connection) alive across a deferred answer. */
 void http_ref(struct http_conn *hc);
 void http_unref(struct http_conn *hc);
 /* False once the connection has closed. */
 bool http_alive(const struct http_conn *hc);
+/* True when the request came over the HTTPS listener. */
+bool http_is_tls(const struct http_conn *hc);
+/* The client's address ("?" without a socket). */
+const char *http_peer(const struct http_conn *hc);
 
 /* Event streams: answers the current request with 200 text/event-stream and
  * no length; the connection then carries only http_stream_send output until

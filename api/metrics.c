@@ -3,8 +3,10 @@
  * notifications, write-queue bytes, HTTP requests by status class, and the
  * group-commit latency histogram. */
 #include <stdio.h>
+#include <string.h>
 
 #include "batch.h"
+#include "bosh.h"
 #include "buf.h"
 #include "cluster.h"
 #include "conn.h"
@@ -21,14 +23,31 @@ static void metric(struct buf *b, const char *name, const char *type, const char
 void metrics_render(struct herald *h, struct buf *b)
 {
     const struct herald_stats *st = &h->stats;
-    unsigned long long sessions = 0, queued = 0;
+    static const char *const transports[] = {"tcp", "websocket", "bosh", "detached"};
+    unsigned long long by_transport[4] = {0}, queued = 0;
     for (struct account *a = h->accounts; a; a = a->hh.next)
         for (struct session *s = a->sessions; s; s = s->next_res)
-            sessions++;
+            for (size_t i = 0; i < 4; i++)
+                if (strcmp(session_transport(s), transports[i]) == 0)
+                    by_transport[i]++;
     for (struct conn *c = h->conns; c; c = c->next)
         queued += c->q_bytes;
     metric(b, "herald_connections", "gauge", "Open TCP connections (XMPP and HTTP).", h->nconns);
-    metric(b, "herald_sessions", "gauge", "Bound XMPP sessions.", sessions);
+    buf_puts(b, "# HELP herald_sessions Bound XMPP sessions by transport (detached: XEP-0198, "
+                "waiting to be resumed).\n# TYPE herald_sessions gauge\n");
+    for (size_t i = 0; i < 4; i++)
+        buf_printf(b, "herald_sessions{transport=\"%s\"} %llu\n", transports[i], by_transport[i]);
+    metric(b, "herald_bosh_sessions", "gauge", "BOSH sessions (XEP-0124).", bosh_count(h));
+    metric(b, "herald_bosh_requests_total", "counter", "BOSH requests (POST and OPTIONS /http-bind).",
+           st->bosh_requests);
+    buf_puts(b, "# HELP herald_websocket_frames_total WebSocket messages (data and control).\n"
+                "# TYPE herald_websocket_frames_total counter\n");
+    buf_printf(b, "herald_websocket_frames_total{direction=\"in\"} %llu\n",
+               (unsigned long long)st->ws_frames_in);
+    buf_printf(b, "herald_websocket_frames_total{direction=\"out\"} %llu\n",
+               (unsigned long long)st->ws_frames_out);
+    metric(b, "herald_websocket_upgrades_refused_total", "counter",
+           "GET /xmpp-websocket requests answered with an error.", st->ws_upgrades_refused);
     metric(b, "herald_connections_accepted_total", "counter", "XMPP connections accepted.",
            st->connections_accepted);
     metric(b, "herald_connections_refused_total", "counter",

@@ -26,11 +26,13 @@
 #include "batch.h"
 #include "buf.h"
 #include "cluster.h"
+#include "conn.h"
 #include "errors.h"
 #include "herald.h"
 #include "http.h"
 #include "pubsub.h"
 #include "rest.h"
+#include "session.h"
 #include "sse.h"
 #include "store.h"
 #include "token.h"
@@ -43,6 +45,8 @@ extern const size_t herald_openapi_json_len;
 #define MAX_PAGE 500
 #define DEFAULT_PAGE 20
 #define MAX_CONFIG_FIELDS 64
+#define SESSIONS_PAGE 100
+#define MAX_SESSIONS_PAGE 1000
 
 /* One request being handled. */
 struct rctx {
@@ -1018,6 +1022,75 @@ static void get_events(struct rctx *r)
     sse_start(r->hc, r->ps, &n, &r->tok, last ? last_seq : n.last_seq);
 }
 
+/* One bound session: its full JID, the transport its client is on now
+ * (session_transport), the client's address (null while a XEP-0198 session
+ * is detached) and when its connection was accepted. started_ms is loop
+ * time: now_ms - (loop_ms - started_ms) turns it into wall-clock time. */
+static void session_json(yajl_gen g, const struct session *s, uint64_t now_ms, uint64_t loop_ms)
+{
+    uint64_t age = loop_ms > s->started_ms ? loop_ms - s->started_ms : 0;
+    yajl_gen_map_open(g);
+    json_key_str(g, "jid", s->full ? s->full : s->bare);
+    json_key_str(g, "transport", session_transport(s));
+    json_str(g, "peer");
+    if (s->conn)
+        json_str(g, s->conn->peer);
+    else
+        yajl_gen_null(g);
+    json_key_time(g, "since", now_ms > age ? now_ms - age : 0);
+    yajl_gen_map_close(g);
+}
+
+/* ?max=N&after=C: one page of the XMPP sessions bound on this instance, in
+ * the order of the account table; "total" counts them all and "next" is
+ * the cursor of the following page (a position: a session that binds or
+ * ends between two pages may shift the rest by one) or null. It names
+ * every account's JIDs and addresses, so it takes 'manage' (docs/rest-api.md,
+ * "Sessions"). */
+static void get_sessions(struct rctx *r)
+{
+    char v[32];
+    const char *q;
+    uint64_t max = SESSIONS_PAGE, after = 0, total = 0, n = 0;
+    struct timespec ts;
+    if ((q = query_param(r->req, "max", v, sizeof(v))) &&
+        (parse_u64(q, &max) || max < 1 || max > MAX_SESSIONS_PAGE)) {
+        problem(r, HERALD_EINVAL, "max must be a number from 1 to 1000");
+        return;
+    }
+    if ((q = query_param(r->req, "after", v, sizeof(v))) && parse_u64(q, &after)) {
+        problem(r, HERALD_EINVAL, "after must be a cursor from \"next\"");
+        return;
+    }
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) {
+        problem(r, HERALD_EIO, "the clock cannot be read");
+        return;
+    }
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t loop_ms = uv_now(r->h->loop);
+    yajl_gen g = json_gen_new();
+    if (g == NULL) {
+        problem(r, HERALD_ENOMEM, "out of memory");
+        return;
+    }
+    yajl_gen_map_open(g);
+    json_str(g, "sessions");
+    yajl_gen_array_open(g);
+    for (struct account *a = r->h->accounts; a; a = a->hh.next)
+        for (struct session *s = a->sessions; s; s = s->next_res) {
+            if (total++ < after || n == max)
+                continue;
+            session_json(g, s, now_ms, loop_ms);
+            n++;
+        }
+    yajl_gen_array_close(g);
+    json_key_uint(g, "total", total);
+    next_cursor(g, after + n < total, after + n);
+    yajl_gen_map_close(g);
+    respond_json(r, 200, g, NULL);
+    yajl_gen_free(g);
+}
+
 /* ---- dispatch ---- */
 
 static const struct route {
@@ -1040,6 +1113,7 @@ static const struct route {
     {HTTP_DELETE, "/v1/nodes/{node}/items/{id}", delete_item, SCOPE_PUBLISH},
     {HTTP_GET, "/v1/nodes/{node}/subscriptions", get_subscriptions, SCOPE_READ},
     {HTTP_GET, "/v1/nodes/{node}/events", get_events, SCOPE_READ},
+    {HTTP_GET, "/v1/sessions", get_sessions, SCOPE_MANAGE},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -89,6 +89,9 @@ void config_defaults(struct config *c)
     c->http_idle_timeout = 60;
     c->http_max_connections = 10000;
     c->http_max_connections_per_ip = 100;
+    c->bosh_max_wait = 60;
+    c->bosh_inactivity = 60;
+    c->bosh_max_pause = 120;
     c->cluster_replicas = 3;
     config_set_str(&c->cluster_id, "herald");
     c->cluster_publish_timeout_ms = 5000;
@@ -105,6 +108,7 @@ void config_free(struct config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->http_bind);
+    free(c->http_allowed_origins);
     free(c->pubsub_jid);
     free(c->mam_default);
     free(c->cluster_name);
@@ -200,6 +204,10 @@ static const struct option options[] = {
     OPT("http", "max_connections", K_UINT, http_max_connections, 1, 10000000),
     OPT("http", "max_connections_per_ip", K_UINT, http_max_connections_per_ip, 0, 10000000),
     OPT("http", "limit_loopback", K_BOOL, http_limit_loopback, 0, 0),
+    OPT("http", "allowed_origins", K_STR, http_allowed_origins, 0, 0),
+    OPT("http", "bosh_max_wait", K_UINT, bosh_max_wait, 1, 3600),
+    OPT("http", "bosh_inactivity", K_UINT, bosh_inactivity, 5, 3600),
+    OPT("http", "bosh_max_pause", K_UINT, bosh_max_pause, 0, 86400),
     OPT("cluster", "name", K_STR, cluster_name, 0, 0),
     OPT("cluster", "nats_urls", K_STR, cluster_urls, 0, 0),
     OPT("cluster", "replicas", K_UINT, cluster_replicas, 1, 3),

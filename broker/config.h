@@ -95,6 +95,11 @@ struct config {
     unsigned http_max_connections;        /* HTTP and HTTPS together */
     unsigned http_max_connections_per_ip; /* 0 = no per-address limit */
     bool http_limit_loopback;    /* apply http.max_connections_per_ip to loopback peers too */
+    char *http_allowed_origins;  /* web pages allowed to use WebSocket/BOSH: "*", a list of
+                                  * origins, or NULL = the same origin only (docs/web.md) */
+    unsigned bosh_max_wait;      /* seconds a BOSH request is held at most (XEP-0124 'wait') */
+    unsigned bosh_inactivity;    /* seconds a BOSH session may have no request held */
+    unsigned bosh_max_pause;     /* seconds a client may pause a BOSH session for */
     /* [cluster] (docs/cluster.md): cluster mode is on when name is set */
     char *cluster_name;          /* this instance, unique in the cluster */
     char *cluster_urls;          /* nats_urls: comma-separated nats:// URLs */

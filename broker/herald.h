@@ -21,6 +21,7 @@ struct ps_xmpp;
 struct sse_hub;
 struct batch;
 struct session;
+struct bosh;
 struct sm_orphan;
 struct block_owner;
 struct pep;
@@ -33,6 +34,10 @@ struct herald_stats {
     uint64_t connections_refused;
     uint64_t stanzas_in;
     uint64_t stanzas_out;
+    uint64_t ws_frames_in;       /* WebSocket messages received (text, binary, control) */
+    uint64_t ws_frames_out;      /* WebSocket messages sent (text and pings) */
+    uint64_t ws_upgrades_refused; /* GET /xmpp-websocket answered with an error */
+    uint64_t bosh_requests;      /* POST /http-bind requests */
     uint64_t auth_ok;
     uint64_t auth_failed;
     uint64_t auth_refused;       /* SASL attempts refused by a failure budget (sasl.c) */
@@ -84,6 +89,7 @@ struct herald {
     struct ip_count *http_ip_counts; /* uthash: HTTP connections per peer address */
     size_t heap_freed;           /* big buffers freed since the last malloc_trim (trim_heap) */
     struct account *accounts;    /* uthash: bare JID -> bound sessions */
+    struct bosh *bosh;           /* uthash on sid: BOSH sessions (api/bosh.c) */
     /* Stream management (sm.c): */
     struct session *sm_ids;      /* uthash on sm.id: resumable sessions */
     struct session *sm_detached; /* sessions waiting for <resume/> (doubly linked) */

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "batch.h"
+#include "bosh.h"
 #include "cluster.h"
 #include "sm.h"
 #include "conn.h"
@@ -105,6 +106,7 @@ static void on_sweep(uv_timer_t *t)
     struct herald *h = t->data;
     unsigned hibernated = session_sweep(h);
     http_sweep(h);
+    bosh_sweep(h);
     cluster_sweep(h);
     pubsub_expire(h->pubsub);
     trim_heap(h, hibernated);
@@ -129,6 +131,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     listener_stop(h);
     cluster_stop(h);
     session_close_all(h);
+    bosh_close_all(h);
     uv_timer_start(&h->shutdown_timer, on_shutdown_timeout, SHUTDOWN_GRACE_MS, 0);
 }
 

@@ -20,11 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "errors.h"
 #include "herald.h"
 #include "log.h"
 #include "outq.h"
 #include "tls.h"
+#include "websocket.h"
 
 #define MAX_IOV 64
 /* One write request carries at most this much (or one larger chunk): the
@@ -71,8 +73,11 @@ static void on_handle_closed(uv_handle_t *hd)
         e = n;
     }
     tls_free(c->tls);
+    ws_free(c->ws);
     if (c->handler && c->handler->on_close)
         c->handler->on_close(c->ud);
+    if (c->sink && c->sink->on_gone)
+        c->sink->on_gone(c->sink_ud);
     free(c);
 }
 
@@ -80,8 +85,8 @@ static void on_handle_closed(uv_handle_t *hd)
  * A closing connection keeps reading, and discards, to see the peer's FIN. */
 static void update_reading(struct conn *c)
 {
-    if (c->handle_closed)
-        return;
+    if (c->handle_closed || c->sink)
+        return; /* a virtual connection has nothing to read */
     bool want = c->closing ||
                 !(c->reading_paused || c->input_held || c->turn_spent || c->waiting_on != NULL);
     if (want == c->reading)
@@ -200,6 +205,9 @@ void conn_close(struct conn *c, bool drain)
         close_now(c);
         return;
     }
+    /* RFC 6455 §7.1.2: a WebSocket ends with a close frame. */
+    if (c->ws && !c->closing)
+        ws_send_close(c, 1000);
     c->closing = true;
     if (!c->close_after_flush) {
         c->close_after_flush = true;
@@ -257,7 +265,10 @@ static int enqueue(struct conn *c, struct chunk *ch, int flags)
     return 0;
 }
 
-int conn_send_chunk(struct conn *c, struct chunk *ch, int flags) { return enqueue(c, ch, flags); }
+int conn_send_chunk(struct conn *c, struct chunk *ch, int flags)
+{
+    return c->ws ? conn_send_chunks(c, &ch, 1, flags) : enqueue(c, ch, flags);
+}
 
 int conn_send_chunks(struct conn *c, struct chunk *const *parts, size_t n, int flags)
 {
@@ -266,10 +277,18 @@ int conn_send_chunks(struct conn *c, struct chunk *const *parts, size_t n, int f
     size_t total = 0;
     for (size_t k = 0; k < n; k++)
         total += parts[k]->len;
-    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + total > c->q_hard)
+    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + total + (c->ws ? 10 : 0) > c->q_hard)
         return HERALD_ELIMIT;
     /* Past the check a part can fail only without memory or on a closing
      * connection; either way the connection is not used again. */
+    if (c->ws) {
+        struct chunk *hdr = ws_text_header(total);
+        int rc = hdr ? enqueue(c, hdr, flags | CONN_SEND_FORCE) : HERALD_ENOMEM;
+        chunk_unref(hdr);
+        if (rc != 0)
+            return rc;
+        c->h->stats.ws_frames_out++;
+    }
     for (size_t k = 0; k < n; k++) {
         int rc = enqueue(c, parts[k], flags | CONN_SEND_FORCE);
         if (rc != 0)
@@ -295,19 +314,38 @@ void conn_disown(struct conn *c)
     c->ud = NULL;
 }
 
-int conn_send(struct conn *c, const void *data, size_t len, int flags)
+/* One chunk: the data, after a WebSocket frame header when framed. */
+static int send_copy(struct conn *c, const void *data, size_t len, int flags, bool framed)
 {
     if (c->handle_closed || (c->closing && !(flags & CONN_SEND_FORCE)))
         return HERALD_EUNAVAIL;
-    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + len > c->q_hard)
+    unsigned char hdr[10];
+    size_t hl = framed ? ws_put_header(hdr, 1, len) : 0;
+    if (!(flags & CONN_SEND_FORCE) && c->q_bytes + hl + len > c->q_hard)
         return HERALD_ELIMIT;
-    struct chunk *ch = chunk_new(data, len);
+    struct chunk *ch = chunk_alloc(hl + len);
     if (ch == NULL)
         return HERALD_ENOMEM;
+    memcpy(ch->data, hdr, hl);
+    memcpy(ch->data + hl, data, len);
     int rc = enqueue(c, ch, flags);
     chunk_unref(ch);
+    if (rc == 0 && framed)
+        c->h->stats.ws_frames_out++;
     return rc;
 }
+
+int conn_send(struct conn *c, const void *data, size_t len, int flags)
+{
+    return send_copy(c, data, len, flags, c->ws != NULL);
+}
+
+int conn_send_bytes(struct conn *c, const void *data, size_t len, int flags)
+{
+    return send_copy(c, data, len, flags, false);
+}
+
+bool conn_is_ws(const struct conn *c) { return c->ws != NULL; }
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -434,6 +472,14 @@ static void flush(struct conn *c)
 {
     if (c->writing || c->handle_closed)
         return;
+    if (c->sink) {
+        /* The owner takes the output when it has a request to answer. */
+        if (c->q_head)
+            c->sink->on_output(c->sink_ud);
+        else if (c->close_after_flush)
+            close_now(c);
+        return;
+    }
     if (c->notify_pending && c->q_head == NULL) {
         c->notify_pending = false;
         tls_close_notify(c->tls);
@@ -549,7 +595,7 @@ int conn_starttls(struct conn *c, struct ssl_ctx_st *ctx)
     return 0;
 }
 
-bool conn_is_tls(const struct conn *c) { return c->tls != NULL; }
+bool conn_is_tls(const struct conn *c) { return c->tls != NULL || c->secure; }
 
 void conn_hold_input(struct conn *c, bool hold)
 {
@@ -572,7 +618,11 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 
 static void deliver(struct conn *c, const char *data, size_t len)
 {
-    if (!c->closing)
+    if (c->closing)
+        return;
+    if (c->ws)
+        ws_input(c, data, len);
+    else
         c->handler->on_data(c->ud, data, len);
 }
 
@@ -641,7 +691,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     update_reading(c);
 }
 
-struct conn *conn_accept(struct herald *h, uv_stream_t *server)
+/* A conn with its (not yet connected) handle, linked and counted. */
+static struct conn *conn_alloc(struct herald *h)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -659,6 +710,15 @@ struct conn *conn_accept(struct herald *h, uv_stream_t *server)
         h->conns->prev = c;
     h->conns = c;
     h->nconns++;
+    c->last_read_ms = uv_now(h->loop);
+    return c;
+}
+
+struct conn *conn_accept(struct herald *h, uv_stream_t *server)
+{
+    struct conn *c = conn_alloc(h);
+    if (c == NULL)
+        return NULL;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         close_now(c);
         return NULL;
@@ -673,9 +733,58 @@ struct conn *conn_accept(struct herald *h, uv_stream_t *server)
         else if (ss.ss_family == AF_INET6)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
     }
-    c->last_read_ms = uv_now(h->loop);
     return c;
 }
+
+struct conn *conn_new_virtual(struct herald *h, const char *peer, const struct conn_sink *sink,
+                              void *ud)
+{
+    /* A handle without a socket: closing it is still deferred to libuv's
+     * close callback, so a virtual connection is freed like any other. */
+    struct conn *c = conn_alloc(h);
+    if (c == NULL)
+        return NULL;
+    c->sink = sink;
+    c->sink_ud = ud;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    return c;
+}
+
+void conn_inject(struct conn *c, const char *data, size_t len)
+{
+    struct herald *h = c->h;
+    c->last_read_ms = uv_now(h->loop);
+    struct conn *prev = h->input_conn;
+    h->input_conn = c;
+    deliver(c, data, len);
+    h->input_conn = prev;
+}
+
+size_t conn_take(struct conn *c, struct buf *out)
+{
+    size_t taken = 0;
+    while (c->q_head) {
+        struct outq_entry *e = c->q_head;
+        c->q_head = e->next;
+        buf_append(out, e->ch->data, e->ch->len);
+        taken += e->ch->len;
+        chunk_unref(e->ch);
+        free(e);
+    }
+    c->q_tail = NULL;
+    c->q_bytes -= taken;
+    c->write_progress_ms = uv_now(c->h->loop);
+    if (!c->closing) {
+        release_waiters(c);
+        if (c->handler->on_drain)
+            c->handler->on_drain(c->ud);
+    }
+    if (c->q_head == NULL && c->close_after_flush)
+        close_now(c);
+    return taken;
+}
+
+bool conn_is_virtual(const struct conn *c) { return c->sink != NULL; }
 
 int conn_start(struct conn *c, const struct conn_handler *handler, void *ud)
 {

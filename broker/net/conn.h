@@ -34,7 +34,9 @@
 struct herald;
 struct chunk;
 struct tls;
+struct ws;
 struct ssl_ctx_st;
+struct buf;
 
 struct conn_handler {
     /* Plaintext bytes arrived. The handler may close the conn from here. */
@@ -47,6 +49,16 @@ struct conn_handler {
 
 struct outq_entry;
 
+/* A connection without a socket (conn_new_virtual): its owner (BOSH,
+ * api/bosh.c) pushes input with conn_inject and takes output with
+ * conn_take when it has an HTTP request to answer. */
+struct conn_sink {
+    /* Output is queued (once per loop turn at most, like a flush). */
+    void (*on_output)(void *ud);
+    /* The connection is gone (after the handler's on_close). */
+    void (*on_gone)(void *ud);
+};
+
 struct conn {
     uv_tcp_t tcp;
     struct herald *h;
@@ -55,6 +67,10 @@ struct conn {
     struct conn *prev, *next;         /* herald->conns */
     struct conn *flush_next;          /* herald->flush_list */
     struct tls *tls;
+    struct ws *ws;                    /* WebSocket framing (websocket.h), or NULL */
+    const struct conn_sink *sink;     /* virtual connection's owner, or NULL */
+    void *sink_ud;
+    bool secure;                      /* virtual: the requests come over TLS */
     struct outq_entry *q_head, *q_tail;
     size_t q_bytes;                   /* queued + in flight */
     size_t q_max;                     /* soft bound (pacing, back-pressure) */
@@ -87,10 +103,25 @@ struct conn {
 
 /* Accepts a pending connection on server. Returns NULL on failure (logged). */
 struct conn *conn_accept(struct herald *h, uv_stream_t *server);
+/* A virtual connection (no socket; see struct conn_sink) for peer, linked
+ * and counted like an accepted one. NULL without memory. */
+struct conn *conn_new_virtual(struct herald *h, const char *peer, const struct conn_sink *sink,
+                              void *ud);
+/* Hands input to the handler as a read would (one call, one element for a
+ * framed handler). */
+void conn_inject(struct conn *c, const char *data, size_t len);
+/* Moves everything queued to out (appended) and counts it written: drain
+ * callbacks and a pending close follow. Returns the bytes taken. */
+size_t conn_take(struct conn *c, struct buf *out);
+bool conn_is_virtual(const struct conn *c);
+
 /* Sets the protocol handler and starts reading. */
 int conn_start(struct conn *c, const struct conn_handler *handler, void *ud);
 
 enum { CONN_SEND_FORCE = 1 }; /* ignore q_max (final stream errors) */
+
+/* On a WebSocket connection (ws_attach) each conn_send* call queues one
+ * text message: the frame header, then the data. */
 
 /* Queues a copy of data. Returns 0, HERALD_ELIMIT when the hard bound q_hard
  * would be exceeded (nothing queued) or HERALD_ENOMEM. */
@@ -101,6 +132,11 @@ int conn_send_chunk(struct conn *c, struct chunk *ch, int flags);
 /* Queues the parts of one message as a whole: HERALD_ELIMIT (nothing
  * queued) when together they would pass the hard bound. */
 int conn_send_chunks(struct conn *c, struct chunk *const *parts, size_t n, int flags);
+
+/* Queues a copy of data outside any framing (the WebSocket layer's own
+ * control frames); flags as for conn_send. */
+int conn_send_bytes(struct conn *c, const void *data, size_t len, int flags);
+bool conn_is_ws(const struct conn *c);
 
 /* The handler lets go of the connection: from now on nothing is delivered
  * to it and on_close is not called (stream management keeps a session

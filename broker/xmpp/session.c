@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "websocket.h"
 #include "im.h"
 #include "errors.h"
 #include "log.h"
@@ -33,6 +34,9 @@
 #define HIBERNATE_IDLE_MS 1000
 
 static void on_conn_closed(void *ud);
+static bool framed_conn(const struct conn *c);
+static int write_nonza(struct session *s, const char *data, size_t len, int flags);
+static void write_stream_end(struct session *s);
 
 static void on_drain(void *ud)
 {
@@ -73,7 +77,11 @@ void session_accept(struct herald *h, struct conn *conn)
     conn_set_limits(conn, h->cfg->max_outq_bytes, outq_hard_bytes(h->cfg));
     if (conn_start(conn, &c2s_handler, s) != 0)
         return; /* on_conn_closed frees s */
-    if (stream_init(s) != 0) {
+    /* A WebSocket arrives upgraded from HTTP(S): framed, and as secure as
+     * the connection it came on. */
+    s->framed = framed_conn(conn);
+    s->tls = conn_is_tls(conn);
+    if (stream_init(s) != 0 || (s->framed && xmlp_set_framed(s->parser) != 0)) {
         session_stream_error(s, "resource-constraint", NULL);
         return;
     }
@@ -211,9 +219,10 @@ void session_replace_conn(struct session *old)
 {
     static const char err[] = "<stream:error><conflict xmlns='" NS_STREAMS_ERR "'/>"
                               "<text xmlns='" NS_STREAMS_ERR "' xml:lang='en'>replaced by a "
-                              "resumed stream</text></stream:error></stream:stream>";
+                              "resumed stream</text></stream:error>";
     struct conn *c = old->conn;
-    conn_send(c, err, sizeof(err) - 1, CONN_SEND_FORCE);
+    write_nonza(old, err, sizeof(err) - 1, CONN_SEND_FORCE);
+    write_stream_end(old);
     conn_ip_adjust(&old->h->ip_counts, c->peer, -1);
     conn_disown(c);
     conn_close(c, true);
@@ -228,6 +237,101 @@ void session_free_detached(struct session *s)
 }
 
 /* ---- output ---- */
+
+/* ---- transport rendering ----
+ *
+ * Over TCP a stanza inherits jabber:client and the stream: prefix from the
+ * stream header. Over WebSocket every message must stand alone (RFC 7395
+ * §3.3.3): a stanza gets xmlns='jabber:client' on its root, an element named
+ * stream:... its xmlns:stream, the header is <open/> and the end <close/>.
+ * Stanzas are encoded once for every transport; only the first part (an
+ * envelope, or a routed stanza) is copied with the declaration added. */
+
+/* A copy of ch with decl inserted after the root element's name. */
+static struct chunk *with_decl(const struct chunk *ch, const char *decl)
+{
+    size_t name = 1, dl = strlen(decl);
+    while (name < ch->len && ch->data[name] != ' ' && ch->data[name] != '>' &&
+           ch->data[name] != '/')
+        name++;
+    struct chunk *out = chunk_alloc(ch->len + dl);
+    if (out == NULL)
+        return NULL;
+    memcpy(out->data, ch->data, name);
+    memcpy(out->data + name, decl, dl);
+    memcpy(out->data + name + dl, ch->data + name, ch->len - name);
+    return out;
+}
+
+/* WebSocket and BOSH carry elements, not a stream. */
+static bool framed_conn(const struct conn *c) { return conn_is_ws(c) || conn_is_virtual(c); }
+
+static int write_stanza(struct session *s, struct chunk *const *parts, size_t n, int flags)
+{
+    if (!framed_conn(s->conn) || n == 0 || n > SQ_PARTS)
+        return conn_send_chunks(s->conn, parts, n, flags);
+    struct chunk *framed[SQ_PARTS];
+    framed[0] = with_decl(parts[0], " xmlns='" NS_CLIENT "'");
+    if (framed[0] == NULL)
+        return HERALD_ENOMEM;
+    for (size_t k = 1; k < n; k++)
+        framed[k] = parts[k];
+    int rc = conn_send_chunks(s->conn, framed, n, flags);
+    chunk_unref(framed[0]);
+    return rc;
+}
+
+/* Stream-level elements (features, SASL, stream management, errors). */
+static int write_nonza(struct session *s, const char *data, size_t len, int flags)
+{
+    if (!framed_conn(s->conn) || len < 8 || memcmp(data, "<stream:", 8) != 0)
+        return conn_send(s->conn, data, len, flags);
+    struct chunk *ch = chunk_new(data, len);
+    struct chunk *framed = ch ? with_decl(ch, " xmlns:stream='" NS_STREAM "'") : NULL;
+    chunk_unref(ch);
+    if (framed == NULL)
+        return HERALD_ENOMEM;
+    int rc = conn_send_chunks(s->conn, &framed, 1, flags);
+    chunk_unref(framed);
+    return rc;
+}
+
+static void write_stream_end(struct session *s)
+{
+    if (conn_is_virtual(s->conn))
+        return; /* BOSH: the connection's end is the session's terminate */
+    if (conn_is_ws(s->conn))
+        conn_send(s->conn, "<close xmlns='" NS_FRAMING "'/>", sizeof("<close xmlns='" NS_FRAMING "'/>") - 1,
+                  CONN_SEND_FORCE);
+    else
+        conn_send(s->conn, "</stream:stream>", 16, CONN_SEND_FORCE);
+}
+
+int session_write_stanza(struct session *s, struct chunk *const *parts, size_t n, int flags)
+{
+    return write_stanza(s, parts, n, flags);
+}
+
+const char *session_transport(const struct session *s)
+{
+    if (s->conn == NULL)
+        return "detached";
+    if (conn_is_virtual(s->conn))
+        return "bosh";
+    return conn_is_ws(s->conn) ? "websocket" : "tcp";
+}
+
+void session_keepalive(struct session *s)
+{
+    /* RFC 7395 §3.4 has no whitespace between messages: a WebSocket ping;
+     * BOSH keeps itself alive with its requests. */
+    if (conn_is_virtual(s->conn))
+        return;
+    if (conn_is_ws(s->conn))
+        ws_ping(s->conn);
+    else
+        session_send(s, " ", 1);
+}
 
 /* Anyone can make these happen at will (by not reading): rate-limited. */
 static struct log_limit slow_log, stall_log;
@@ -294,7 +398,7 @@ int session_send_tagged(struct session *s, struct chunk *const *parts, size_t np
         return 0; /* detached: kept for its resumption */
     if (s->csi.inactive && csi_hold(s, parts, nparts))
         return 0;
-    return sent(s, conn_send_chunks(s->conn, parts, nparts, 0));
+    return sent(s, write_stanza(s, parts, nparts, 0));
 }
 
 int session_send_chunk(struct session *s, struct chunk *ch)
@@ -316,19 +420,26 @@ int session_send(struct session *s, const char *data, size_t len)
 {
     if (s->state == ST_CLOSED || s->conn == NULL)
         return HERALD_EUNAVAIL;
-    return sent(s, conn_send(s->conn, data, len, 0));
+    return sent(s, write_nonza(s, data, len, 0));
 }
 
 /* ---- closing ---- */
 
 void session_send_header(struct session *s, int flags)
 {
+    s->header_sent = true;
+    /* BOSH: the response <body/> carries what the header would (api/bosh.c). */
+    if (conn_is_virtual(s->conn))
+        return;
     struct buf b;
     buf_init(&b, 0);
-    buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                 "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' from='");
+    if (conn_is_ws(s->conn))
+        buf_puts(&b, "<open xmlns='" NS_FRAMING "' version='1.0' from='");
+    else
+        buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                     "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' from='");
     buf_xml_attr(&b, s->h->cfg->domain, strlen(s->h->cfg->domain));
-    buf_printf(&b, "' id='%s' xml:lang='en'>", s->stream_id);
+    buf_printf(&b, "' id='%s' xml:lang='en'%s>", s->stream_id, conn_is_ws(s->conn) ? "/" : "");
     /* A forced header precedes a stream error: no slow-reader policy then. */
     if (buf_ok(&b) && (flags & CONN_SEND_FORCE))
         conn_send(s->conn, b.data, b.len, flags);
@@ -365,10 +476,11 @@ void session_stream_error(struct session *s, const char *condition, const char *
         buf_xml_text(&b, text, strlen(text));
         buf_puts(&b, "</text>");
     }
-    buf_puts(&b, "</stream:error></stream:stream>");
+    buf_puts(&b, "</stream:error>");
     if (buf_ok(&b))
-        conn_send(s->conn, b.data, b.len, CONN_SEND_FORCE);
+        write_nonza(s, b.data, b.len, CONN_SEND_FORCE);
     buf_free(&b);
+    write_stream_end(s);
     /* A client can cause stream errors at will: the line is rate-limited. */
     static struct log_limit error_log;
     log_limited(&error_log, LOG_INFO, "c2s", "%s: stream error <%s/>%s%s%s", s->conn->peer,
@@ -384,7 +496,7 @@ void session_close(struct session *s)
         return;
     csi_release(s);
     if (s->header_sent)
-        conn_send(s->conn, "</stream:stream>", 16, CONN_SEND_FORCE);
+        write_stream_end(s);
     s->state = ST_CLOSED;
     session_unregister(s);
     conn_close(s->conn, true);
@@ -451,7 +563,7 @@ unsigned session_sweep(struct herald *h)
             now - s->last_keepalive_ms > (uint64_t)cfg->keepalive_interval * 1000) {
             /* RFC 6120 §4.6.1: a whitespace keepalive. */
             s->last_keepalive_ms = now;
-            session_send(s, " ", 1);
+            session_keepalive(s);
         }
         if (s->state == ST_BOUND && idle >= HIBERNATE_IDLE_MS && xmlp_hibernate(s->parser))
             hibernated++;

@@ -47,10 +47,13 @@ struct session {
     enum stream_state state;
     bool header_sent;
     bool tls;
+    bool framed;                /* one element per message (WebSocket, BOSH):
+                                 * <open/> and <close/> instead of the header */
     bool registered;            /* in the account table */
     bool available;             /* sent available presence (RFC 6121 §4.2) */
     int priority;               /* from that presence, -128..127 */
     unsigned auth_failures;
+    uint64_t units_in;          /* top-level elements parsed (framing checks) */
     char stream_id[20];
     char *bare;                 /* "user@domain" once authenticated */
     char *full;                 /* "user@domain/resource" once bound */
@@ -108,6 +111,17 @@ int session_send_tagged(struct session *s, struct chunk *const *parts, size_t np
 int session_send_chunk(struct session *s, struct chunk *ch);
 int session_send_xml(struct session *s, const struct xnode *e);
 int session_send(struct session *s, const char *data, size_t len);
+
+/* Writes a stanza as it is rendered for the session's transport, with no
+ * accounting (stream management's resends, CSI's release). flags as for
+ * conn_send. */
+int session_write_stanza(struct session *s, struct chunk *const *parts, size_t n, int flags);
+
+/* "tcp", "websocket", "bosh", or "detached" (XEP-0198, waiting to be
+ * resumed): the transport the session's client is on now. */
+const char *session_transport(const struct session *s);
+/* Keeps an idle stream alive: whitespace over TCP, a ping over WebSocket. */
+void session_keepalive(struct session *s);
 
 /* Stream management's hooks (sm.c): the connection goes away from a session
  * that stays (detach); a stale connection is closed for a resumed stream; a

@@ -125,9 +125,7 @@ void sm_request_ack(struct session *s)
 /* Writes a queued stanza again (resumption): not counted a second time. */
 static void resend(struct session *s, const struct sq_entry *e)
 {
-    for (uint8_t k = 0; k < e->n; k++)
-        if (conn_send_chunk(s->conn, e->part[k], CONN_SEND_FORCE) != 0)
-            return;
+    session_write_stanza(s, e->part, e->n, CONN_SEND_FORCE);
 }
 
 int sm_record(struct session *s, struct chunk *const *parts, size_t n, const struct sq_tag *tag)
@@ -386,7 +384,7 @@ void csi_release(struct session *s)
     struct sq *q = &s->csi.held;
     for (uint32_t i = 0; i < q->len && s->conn != NULL && s->state != ST_CLOSED; i++) {
         const struct sq_entry *e = sq_at(q, i);
-        if (conn_send_chunks(s->conn, e->part, e->n, 0) != 0)
+        if (session_write_stanza(s, e->part, e->n, 0) != 0)
             break;
     }
     sq_clear(q);

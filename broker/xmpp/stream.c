@@ -49,9 +49,15 @@ void stream_on_data(void *ud, const char *data, size_t len)
     struct session *s = ud;
     if (s->state == ST_CLOSED)
         return;
+    uint64_t units = s->units_in;
     enum xmlp_error e = xmlp_feed(s->parser, data, len);
     if (e != XMLP_OK && s->state != ST_CLOSED)
         session_stream_error(s, xmlp_condition(e), xmlp_strerror(e));
+    /* RFC 7395 §3.3.3: a message is one complete element, no more, no less. */
+    else if (s->framed && s->state != ST_CLOSED &&
+             (s->units_in - units != 1 || !xmlp_between_stanzas(s->parser)))
+        session_stream_error(s, "not-well-formed",
+                             "a WebSocket message must hold exactly one complete element");
 }
 
 static bool tls_required(const struct session *s)
@@ -67,7 +73,8 @@ static void send_features(struct session *s)
     buf_init(&b, 0);
     buf_puts(&b, "<stream:features>");
     if (s->bare == NULL) {
-        if (!s->tls && s->h->tls_ctx) {
+        /* RFC 7395 §3.8: no STARTTLS over WebSocket (wss:// is TLS). */
+        if (!s->tls && s->h->tls_ctx && !s->framed) {
             buf_puts(&b, "<starttls xmlns='" NS_TLS "'>");
             if (tls_required(s))
                 buf_puts(&b, "<required/>");
@@ -512,9 +519,30 @@ static void pre_bind(struct session *s, struct xnode *st, struct arena *a)
         session_stream_error(s, "not-authorized", "bind a resource first");
 }
 
+/* Framed streams (RFC 7395 §3.3.2, §3.6): <open/> starts the stream and
+ * each restart, <close/> ends it. */
+static bool framing_element(struct session *s, struct xnode *st)
+{
+    if (!s->framed)
+        return false;
+    bool is_framing = strcmp(st->ns, NS_FRAMING) == 0;
+    if (is_framing && strcmp(st->name, "open") == 0 && s->state == ST_HEADER)
+        on_open(s, st, NS_CLIENT);
+    else if (is_framing && strcmp(st->name, "close") == 0)
+        session_close(s);
+    else if (s->state == ST_HEADER || is_framing)
+        session_stream_error(s, "invalid-xml", "expected <open xmlns='" NS_FRAMING "'/>");
+    else
+        return false;
+    return true;
+}
+
 static void on_stanza(void *ud, struct xnode *st, struct arena *a)
 {
     struct session *s = ud;
+    s->units_in++;
+    if (framing_element(s, st))
+        return;
     s->h->stats.stanzas_in++;
     switch (s->state) {
     case ST_AUTH:

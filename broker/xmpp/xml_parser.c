@@ -79,6 +79,8 @@ struct xmlp {
     char *hdr;
     size_t hdr_len;
     bool replaying;          /* parsing hdr on wake: no callbacks */
+    bool framed;             /* xmlp_set_framed: hdr is ours, replayed at
+                              * every (re)start */
     /* Namespace URIs of the current unit, interned in the arena: open
      * addressing, emptied with the arena. */
     struct ns_slot *ns_tab;
@@ -773,13 +775,10 @@ bool xmlp_hibernate(struct xmlp *p)
     return true;
 }
 
-/* A new expat parser in the state the old one had between stanzas: the
- * client's own header replayed, no callback. */
-static enum xmlp_error wake(struct xmlp *p)
+/* Parses the kept header without callbacks: the parser is then between
+ * stanzas, as after the client's own header. */
+static enum xmlp_error replay_header(struct xmlp *p)
 {
-    if (!create_expat(p))
-        return p->err = XMLP_NOMEM;
-    setup(p);
     p->replaying = true;
     enum XML_Status st = XML_Parse(p->x, p->hdr, (int)p->hdr_len, XML_FALSE);
     p->replaying = false;
@@ -790,6 +789,16 @@ static enum xmlp_error wake(struct xmlp *p)
     reset_unit(p);
     p->fed = p->mark = p->idle_at = (long long)p->hdr_len;
     return XMLP_OK;
+}
+
+/* A new expat parser in the state the old one had between stanzas: the
+ * client's own header replayed, no callback. */
+static enum xmlp_error wake(struct xmlp *p)
+{
+    if (!create_expat(p))
+        return p->err = XMLP_NOMEM;
+    setup(p);
+    return replay_header(p);
 }
 
 void xmlp_restart(struct xmlp *p)
@@ -807,6 +816,8 @@ enum xmlp_error xmlp_feed(struct xmlp *p, const char *data, size_t len)
     if (p->closed)
         return len ? XMLP_CLOSED : XMLP_OK;
     if (p->x == NULL && len > 0 && wake(p) != XMLP_OK)
+        return p->err;
+    if (p->framed && p->depth == 0 && len > 0 && replay_header(p) != XMLP_OK)
         return p->err;
     while (len > 0) {
         /* expat takes an int length; feed in bounded slices. */
@@ -835,6 +846,26 @@ enum xmlp_error xmlp_feed(struct xmlp *p, const char *data, size_t len)
         }
     }
     return XMLP_OK;
+}
+
+int xmlp_set_framed(struct xmlp *p)
+{
+    static const char hdr[] = "<stream:stream xmlns='" NS_CLIENT "' xmlns:stream='" NS_STREAM "'>";
+    char *copy = malloc(sizeof(hdr) - 1);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, hdr, sizeof(hdr) - 1);
+    free(p->hdr);
+    p->hdr = copy;
+    p->hdr_len = sizeof(hdr) - 1;
+    p->framed = true;
+    return 0;
+}
+
+bool xmlp_between_stanzas(const struct xmlp *p)
+{
+    return p->err == XMLP_OK && !p->closed &&
+           (p->x == NULL || (p->depth <= 1 && p->cur == NULL));
 }
 
 const char *xmlp_strerror(enum xmlp_error e)

@@ -78,6 +78,18 @@ void xmlp_restart(struct xmlp *p);
  * bytes, is in a callback, closed or failed, or is already hibernating. */
 bool xmlp_hibernate(struct xmlp *p);
 
+/* Framed mode (XMPP over WebSocket, RFC 7395 §3.3; BOSH, XEP-0206): the
+ * client never sends a stream header; every element arrives on its own,
+ * in the default namespace jabber:client unless it declares another. The
+ * parser plays a header of its own at the start and after each restart,
+ * without on_open; the framing's <open/> and <close/> come to on_stanza
+ * like any element. Returns 0 or -1 (no memory). */
+int xmlp_set_framed(struct xmlp *p);
+
+/* True when no element is partly parsed (the state a framed message must
+ * leave the parser in) and no error or close happened. */
+bool xmlp_between_stanzas(const struct xmlp *p);
+
 /* Short text for an error, and its RFC 6120 stream error condition. */
 const char *xmlp_strerror(enum xmlp_error e);
 const char *xmlp_condition(enum xmlp_error e);

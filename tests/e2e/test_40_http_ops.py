@@ -64,7 +64,7 @@ def test_metrics_reflect_logins_and_publishes(herald):
     srv = herald(users=USERS)
     before, _ = curl(url(srv, "/metrics"))
     assert "# TYPE herald_commit_seconds histogram" in before
-    assert metric(before, "herald_sessions") == 0
+    assert metric(before, "herald_sessions{transport=\"tcp\"}") == 0
 
     async def body():
         alice = XClient(srv, "alice@localhost/a", "wonderland")
@@ -77,7 +77,8 @@ def test_metrics_reflect_logins_and_publishes(herald):
                               to="pubsub.localhost", itype="set")
         assert resp["type"] == "result", resp
         during, _ = curl(url(srv, "/metrics"))
-        assert metric(during, "herald_sessions") == 1
+        assert metric(during, "herald_sessions{transport=\"tcp\"}") == 1
+        assert metric(during, "herald_sessions{transport=\"websocket\"}") == 0
         assert metric(during, "herald_logins_total") >= 1
         assert metric(during, "herald_pubsub_publishes_total") == 1
         assert metric(during, "herald_commit_seconds_count") >= 2  # create + publish
