@@ -98,7 +98,8 @@ static void answer(struct bosh *b, unsigned i, bool terminate)
         buf_puts(&out, "' xmlns:xmpp='" NS_XBOSH "' xmpp:version='1.0' xmpp:restartlogic='true'");
     }
     if (terminate)
-        buf_puts(&out, " type='terminate'");
+        buf_puts(&out, b->h->shutting_down ? " type='terminate' condition='system-shutdown'"
+                                           : " type='terminate'");
     size_t open_len = out.len;
     buf_putc(&out, '>');
     if (b->vc != NULL)

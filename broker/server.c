@@ -130,8 +130,8 @@ static void on_signal(uv_signal_t *sig, int signum)
              signum == SIGTERM ? "SIGTERM" : "SIGINT", h->nconns);
     listener_stop(h);
     cluster_stop(h);
+    bosh_close_all(h); /* held requests are answered before HTTP closes */
     session_close_all(h);
-    bosh_close_all(h);
     uv_timer_start(&h->shutdown_timer, on_shutdown_timeout, SHUTDOWN_GRACE_MS, 0);
 }
 
