@@ -511,6 +511,8 @@ void sm_take_over(struct session *s, struct session *old)
     s->sasl = mine.sasl;
     s->delay = mine.delay;
     s->tls = mine.tls;
+    s->framed = mine.framed;
+    s->units_in = mine.units_in;
     s->header_sent = mine.header_sent;
     memcpy(s->stream_id, mine.stream_id, sizeof(s->stream_id));
     s->auth_failures = mine.auth_failures;
