@@ -20,21 +20,19 @@
 
 /* Every console answer carries these (http_respond adds Cache-Control:
  * no-store, so a browser never keeps a console older than the binary). */
-#define CONSOLE_HEADERS                                                                        \
-    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "       \
-    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "          \
-    "frame-ancestors 'none'\r\n"                                                               \
-    "X-Content-Type-Options: nosniff\r\n"                                                      \
+#define CONSOLE_HEADERS                                                                            \
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "              \
+    "frame-ancestors 'none'\r\n"                                                                   \
+    "X-Content-Type-Options: nosniff\r\n"                                                          \
     "Referrer-Policy: no-referrer\r\n"
 
 static const struct {
     const char *suffix;
     const char *type;
 } types[] = {
-    {".html", "text/html; charset=utf-8"},
-    {".js", "text/javascript; charset=utf-8"},
-    {".css", "text/css; charset=utf-8"},
-    {".md", "text/plain; charset=utf-8"},
+    {".html", "text/html; charset=utf-8"},    {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},      {".md", "text/plain; charset=utf-8"},
     {"LICENSE", "text/plain; charset=utf-8"},
 };
 

@@ -68,9 +68,11 @@
 
   /* ---- messages ---- */
 
+  /* Shown first, then filled: a screen reader announces the alert's new
+   * text once the region is in the accessibility tree. */
   function showError(text) {
-    setText("error-text", text);
     $("error").hidden = false;
+    setText("error-text", text);
   }
 
   function clearError() {
@@ -718,7 +720,9 @@
     { id: "chart-logins", title: "Logins, per second", rate: true, series: [
       ["herald_logins_total", "logins"], ["herald_login_failures_total", "failures"]] },
     { id: "chart-conns", title: "Connections and sessions", rate: false, series: [
-      ["herald_connections", "connections"], ["herald_sessions", "sessions"]] },
+      ["herald_connections", "connections"], ["herald_sessions", "sessions"],
+      ['herald_sessions{transport="websocket"}', "websocket"],
+      ['herald_sessions{transport="bosh"}', "bosh"]] },
   ];
 
   const metrics = {
@@ -762,11 +766,24 @@
     return metrics.types.get(base) || "untyped";
   }
 
+  /* A sample's value: key as written, or a bare metric name standing for
+   * the sum of its labelled samples (herald_sessions is per transport). */
+  function valueOf(values, key) {
+    if (values.has(key)) return values.get(key);
+    if (key.includes("{")) return undefined;
+    const prefix = key + "{";
+    let sum;
+    for (const [k, v] of values) if (k.startsWith(prefix)) sum = (sum || 0) + v;
+    return sum;
+  }
+
   /* Per-second rate between samples i-1 and i; null across a reset. */
   function rateAt(key, i) {
     const a = metrics.samples[i - 1], b = metrics.samples[i];
-    if (!a || !b || !a.values.has(key) || !b.values.has(key)) return null;
-    const dv = b.values.get(key) - a.values.get(key), dt = b.t - a.t;
+    if (!a || !b) return null;
+    const va = valueOf(a.values, key), vb = valueOf(b.values, key);
+    if (va === undefined || vb === undefined) return null;
+    const dv = vb - va, dt = b.t - a.t;
     return dt > 0 && dv >= 0 ? dv / dt : null;
   }
 
@@ -813,7 +830,7 @@
     for (let i = first; i < s.length; i++) {
       xs.push(s[i].t);
       spec.series.forEach(([key], j) => {
-        const v = spec.rate ? rateAt(key, i) : s[i].values.get(key);
+        const v = spec.rate ? rateAt(key, i) : valueOf(s[i].values, key);
         ys[j].push(v === undefined || !isFinite(v) ? null : v);
       });
     }
@@ -934,7 +951,15 @@
     $("sessions-next").addEventListener("click", () => {
       if (sessions.next !== null) loadSessions(sessions.next);
     });
-    window.addEventListener("hashchange", () => route(true));
+    /* The skip link moves the focus without changing the address, whose
+     * fragment names the view. */
+    document.querySelector(".skip").addEventListener("click", (ev) => {
+      ev.preventDefault();
+      $("main").focus();
+    });
+    window.addEventListener("hashchange", () => {
+      if (location.hash === "" || location.hash.startsWith("#/")) route(true);
+    });
     window.addEventListener("resize", resizeCharts);
 
     token = sessionStorage.getItem(TOKEN_KEY);

@@ -16,7 +16,10 @@
  * (NUL-terminated path and query of the stated lengths, body within 1 MiB).
  * rest.c is replaced by a stub (its routes need a pubsub service and a
  * store); the stub also answers /metrics, whose renderer reads the group
- * commit's statistics. Any violation aborts. */
+ * commit's statistics. So is bosh.c (a BOSH session is a whole XMPP
+ * session); /http-bind answers 204 here. The WebSocket handshake checks of
+ * web.c run for real (an upgrade cannot succeed without a socket: 500).
+ * Any violation aborts. */
 #include <http_parser.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +30,7 @@
 #include "config.h"
 #include "errors.h"
 #include "herald.h"
+#include "bosh.h"
 #include "http.h"
 #include "log.h"
 
@@ -59,6 +63,20 @@ static void check_request(const struct http_req *req)
     for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++)
         if (hdrs[i] && strlen(hdrs[i]) > HTTP_MAX_HEADERS)
             die("a header value is over HTTP_MAX_HEADERS");
+}
+
+/* The stubs of bosh.c. */
+void bosh_request(struct http_conn *hc, const struct http_req *req)
+{
+    check_request(req);
+    http_respond(hc, 204, NULL, NULL, "", 0);
+}
+void bosh_sweep(struct herald *h) { (void)h; }
+void bosh_close_all(struct herald *h) { (void)h; }
+size_t bosh_count(const struct herald *h)
+{
+    (void)h;
+    return 0;
 }
 
 /* The stub of rest.c: /v1/defer answers later, /v1/big with more than the

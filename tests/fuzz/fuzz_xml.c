@@ -16,8 +16,10 @@
  * sticky. A stanza named <proceed/> or <success/> restarts the stream, as
  * STARTTLS and SASL do. Each input is parsed twice, the second time with
  * xmlp_hibernate tried after every other chunk; when both runs succeed they
- * must deliver the same headers and stanzas, byte for byte. Any violation
- * aborts. */
+ * must deliver the same headers and stanzas, byte for byte. A third run in
+ * framed mode (xmlp_set_framed: WebSocket and BOSH, where the client sends
+ * no header) must deliver the same stanzas as the run behind the fixed
+ * header, and never call on_open. Any violation aborts. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +68,7 @@ static void die(const char *what, const struct buf *b, enum xmlp_error e)
 struct first {
     struct xmlp *p;
     unsigned opens;
+    unsigned restarts;
     struct buf seen; /* every stanza's serialization, '|' after each */
 };
 
@@ -119,25 +122,29 @@ static void on_stanza(void *ud, struct xnode *st, struct arena *a)
     buf_free(&r.again);
     buf_free(&b);
 
-    if (strcmp(st->name, "proceed") == 0 || strcmp(st->name, "success") == 0)
+    if (strcmp(st->name, "proceed") == 0 || strcmp(st->name, "success") == 0) {
+        f->restarts++;
         xmlp_restart(f->p);
+    }
 }
 
 static const struct xmlp_callbacks cb = {on_open, on_stanza, on_close};
 
 /* Parses the stream as the mode byte says; with `hibernate`, tries
- * xmlp_hibernate after every other chunk. */
+ * xmlp_hibernate after every other chunk; `framed` (WebSocket, BOSH: no
+ * client header, the parser plays its own) instead of the fixed header. */
 static enum xmlp_error run(const uint8_t *data, size_t size, uint8_t mode, bool hibernate,
-                           struct first *f)
+                           bool framed, struct first *f)
 {
     struct xmlp_limits lim = {MAX_STANZA, MAX_DEPTH};
     f->opens = 0;
+    f->restarts = 0;
     buf_init(&f->seen, 0);
     f->p = xmlp_new(&lim, &cb, f);
-    if (f->p == NULL)
+    if (f->p == NULL || (framed && xmlp_set_framed(f->p) != 0))
         abort();
     enum xmlp_error e = XMLP_OK;
-    if (mode & 0x80)
+    if ((mode & 0x80) && !framed)
         e = xmlp_feed(f->p, HDR, sizeof(HDR) - 1);
     unsigned max_chunk = mode & 0x7f;
     uint32_t rng = 0x9E3779B9u ^ ((uint32_t)mode * 0x01000193u);
@@ -183,9 +190,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t mode = data[0];
     data++, size--;
-    struct first a, b;
-    enum xmlp_error ea = run(data, size, mode, false, &a);
-    enum xmlp_error eb = run(data, size, mode, true, &b);
+    struct first a, b, c;
+    enum xmlp_error ea = run(data, size, mode, false, false, &a);
+    enum xmlp_error eb = run(data, size, mode, true, false, &b);
+    /* Framed mode is the stream mode behind a header nobody sent: with the
+     * header fed (bit 7) and no restart, the same stanzas, and no on_open. */
+    enum xmlp_error ec = run(data, size, mode, (mode & 1) != 0, true, &c);
+    if (c.opens != 0) {
+        fprintf(stderr, "fuzz_xml: framed mode called on_open\n");
+        abort();
+    }
+    if ((mode & 0x80) && ea == XMLP_OK && ec == XMLP_OK && a.restarts == 0 && a.opens == 1 &&
+        (c.opens != 0 || a.seen.len != c.seen.len ||
+         (a.seen.len && memcmp(a.seen.data, c.seen.data, a.seen.len) != 0))) {
+        fprintf(stderr, "fuzz_xml: framed mode parsed differently\n");
+        abort();
+    }
+    buf_free(&c.seen);
     if (ea == XMLP_OK && eb == XMLP_OK &&
         (a.opens != b.opens || a.seen.len != b.seen.len ||
          (a.seen.len && memcmp(a.seen.data, b.seen.data, a.seen.len) != 0))) {
