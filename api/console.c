@@ -1,4 +1,4 @@
-/* console.c - serves the web console (docs/web-console.md) at /console/:
+/* console.c - serves the web console (docs/web.md) at /console/:
  * the files of api/console/ as compiled into the binary (the table
  * herald_console_files, made by cmake/embed_files.cmake), looked up by
  * exact name. /console redirects to /console/, which is index.html.

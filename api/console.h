@@ -1,4 +1,4 @@
-/* console.h - the web console at /console/ (docs/web-console.md): static
+/* console.h - the web console at /console/ (docs/web.md): static
  * files from api/console/, compiled into the binary at build time by
  * cmake/embed_files.cmake, answered by console.c. The page itself talks
  * to the REST API, /metrics and the event streams like any other client:

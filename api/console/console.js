@@ -1,4 +1,4 @@
-/* console.js - the Herald web console (docs/web-console.md).
+/* console.js - the Herald web console (docs/web.md).
  *
  * One page, four views chosen by the URL fragment: #/nodes, #/node/NAME,
  * #/sessions, #/metrics. Everything comes from Herald's public HTTP

@@ -3,11 +3,14 @@
  * One process, one libuv loop, one thread. `struct bench` holds the options,
  * the scenario's phase and every counter; `struct xclient` is one XMPP client
  * connection (xmpp.c) and `struct hconn` one HTTP/1.1 keep-alive connection
- * (http.c). herald-bench.c drives the phases and prints the report; stats.c has
- * the byte buffer, the latency histogram and the /proc readers.
+ * (http.c). A client speaks XMPP over TCP (RFC 6120) or over WebSocket
+ * (RFC 7395; ws.c does the upgrade and the framing, xmpp.c the rest).
+ * herald-bench.c drives the phases and prints the report; stats.c has the byte
+ * buffer, the latency histogram and the /proc readers.
  *
  * Ownership: the bench owns every client and connection (arrays allocated in
- * main, freed at exit); a client owns its parser and its two output buffers. */
+ * main, freed at exit); a client owns its parser, its two output buffers and,
+ * over WebSocket, its struct wsconn. */
 #ifndef HERALD_BENCH_H
 #define HERALD_BENCH_H
 
@@ -85,9 +88,15 @@ enum phase {
 
 enum role { ROLE_IDLE, ROLE_PUB, ROLE_SUB };
 
+enum transport {
+    TR_TCP, /* XMPP on a TCP connection to the client port (RFC 6120) */
+    TR_WS   /* XMPP over WebSocket (RFC 7395) on the HTTP port */
+};
+
 enum xstate {
     XS_NEW,
     XS_CONNECTING,
+    XS_UPGRADE,   /* WebSocket: HTTP upgrade request sent, waiting for 101 */
     XS_FEATURES,  /* stream opened, waiting for the first features */
     XS_REGISTER,  /* in-band registration (XEP-0077) sent */
     XS_AUTH,      /* <auth mechanism='PLAIN'> sent */
@@ -99,6 +108,7 @@ enum xstate {
 };
 
 struct bench;
+struct wsconn; /* ws.c: the WebSocket side of a client */
 
 struct xclient {
     struct bench *b;
@@ -114,8 +124,10 @@ struct xclient {
     int state;
     int role;
     int node;          /* subscriber: its node; publisher: its index among publishers */
-    int port;          /* XMPP port it connects to */
+    int port;          /* port it connects to: XMPP client port, or HTTP port (TR_WS) */
     const struct sockaddr_storage *addr; /* resolved address of that port */
+    int transport;     /* enum transport */
+    struct wsconn *ws; /* TR_WS: framing state (ws.c), NULL over TCP */
     char jid[320];     /* full JID from bind */
 
     /* stanza splitter (xmpp.c) */
@@ -191,7 +203,10 @@ struct bench {
     int server_pid;         /* the first of server_pids, 0 if none */
     int server_pids[BENCH_MAX_PIDS];
     int nserver_pids;
-    int sub_ports[BENCH_MAX_PORTS];  /* --sub-ports; empty: --port */
+    int sub_transport;      /* --transport: subscribers, idle and register sessions */
+    int pub_transport;      /* --pub-transport: publishers */
+    const char *ws_path;    /* --ws-path: the WebSocket resource (default /xmpp-websocket) */
+    int sub_ports[BENCH_MAX_PORTS];  /* --sub-ports; empty: --port (TR_WS: --http-port) */
     int nsub_ports;
     int pub_ports[BENCH_MAX_PORTS];  /* --pub-ports; empty: --port */
     int npub_ports;
@@ -258,10 +273,29 @@ struct bench {
 
 /* xmpp.c */
 int xclient_start(struct xclient *c);          /* connect; 0 or a libuv error */
+/* Queues one whole stanza or nonza (over WebSocket: one text message);
+ * xclient_sendv one made of n pieces. Written at the end of the loop turn. */
 void xclient_send(struct xclient *c, const char *s, size_t n);
+void xclient_sendv(struct xclient *c, const uv_buf_t *parts, int n);
 void xclient_flush(struct xclient *c);
 void xclient_close(struct xclient *c);
 void xclient_free(struct xclient *c);
+/* From ws.c: the upgrade succeeded; one complete text message; a failure. */
+void xclient_ws_ready(struct xclient *c);
+void xclient_ws_message(struct xclient *c, const char *s, size_t n);
+void xclient_fail(struct xclient *c, const char *why);
+
+/* ws.c: the client side of RFC 6455 for RFC 7395, framing by wslay.
+ * ws_start allocates c->ws (freed by ws_free) and queues the HTTP upgrade
+ * request on c->out; ws_send_message queues one masked text frame holding the
+ * n pieces; ws_feed takes bytes read from the socket: first the 101 response
+ * (checked: status, Upgrade, Sec-WebSocket-Accept, Sec-WebSocket-Protocol
+ * xmpp), then frames, reassembled into messages for xclient_ws_message; pings
+ * are answered, a close frame or a protocol error fails the client. */
+int ws_start(struct xclient *c);               /* 0, or -1 (out of memory) */
+int ws_send_message(struct xclient *c, const uv_buf_t *parts, int n); /* 0 or -1 */
+void ws_feed(struct xclient *c, const char *data, size_t n);
+void ws_free(struct xclient *c);
 
 /* http.c */
 int hconn_start(struct hconn *h);

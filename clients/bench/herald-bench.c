@@ -15,8 +15,11 @@
  * summed, and each one's CPU time reported too); the bench's own CPU time from
  * getrusage, so a reader can see it was not the bottleneck. --sub-ports and
  * --pub-ports spread the clients round-robin over several XMPP ports (the
- * instances of a cluster). One human summary goes to stdout (unless
- * --json), then one JSON line. */
+ * instances of a cluster). --transport ws puts subscribers (and idle or
+ * register sessions) on XMPP over WebSocket (RFC 7395) on the HTTP port,
+ * --pub-transport ws the publishers; the scenarios and the counting are the
+ * same. One human summary goes to stdout (unless --json), then one JSON
+ * line. */
 #include "bench.h"
 
 #include <arpa/inet.h>
@@ -37,6 +40,7 @@ uint64_t bench_now_ns;
 
 static const char *scenario_names[] = {"fanout", "manynodes", "latency", "idle", "http", "register"};
 static const char *phase_names[] = {"login", "create", "subscribe", "publish", "drain", "settle", "done"};
+static const char *transport_names[] = {"tcp", "ws"};
 
 static char pad[65536]; /* 'x' filler for payloads */
 
@@ -80,10 +84,19 @@ static void usage(FILE *f)
 "  --sub-ports P1,P2,...\n"
 "                      subscribers (idle, register: every session) connect to\n"
 "                      these ports round-robin instead of --port (up to %d;\n"
-"                      e.g. the instances of a cluster)\n"
+"                      e.g. the instances of a cluster); with --transport ws\n"
+"                      these are HTTP ports\n"
 "  --pub-ports P1,P2,...\n"
 "                      publishers connect to these ports round-robin (node\n"
-"                      creation goes through each node's publisher)\n"
+"                      creation goes through each node's publisher); HTTP\n"
+"                      ports with --pub-transport ws\n"
+"  --transport tcp|ws  how subscribers (idle, register: every session) connect:\n"
+"                      XMPP on TCP to --port (default), or XMPP over WebSocket\n"
+"                      (RFC 7395, subprotocol xmpp, unencrypted ws://) to\n"
+"                      --http-port at --ws-path\n"
+"  --pub-transport tcp|ws\n"
+"                      the same for publishers (default tcp)\n"
+"  --ws-path PATH      WebSocket resource (default /xmpp-websocket)\n"
 "\n"
 "Load:\n"
 "  --publishers N --subscribers N --nodes N\n"
@@ -94,7 +107,7 @@ static void usage(FILE *f)
 "  --sessions N        idle/register: number of sessions (default 2000)\n"
 "  --settle S          idle: seconds to wait before reading RSS (default 3)\n"
 "  --node-prefix P     node names are P0, P1, ... (default bench-<random>-)\n"
-"  --http-port N       HTTP port for the http scenario (default 5280)\n"
+"  --http-port N       HTTP port for the http scenario and WebSocket (default 5280)\n"
 "  --token T           bearer token for the http scenario (herald token create;\n"
 "                      its JID must be the first account, PREFIX<first-user>)\n"
 "  --connections K     HTTP keep-alive connections (default 8)\n"
@@ -356,10 +369,9 @@ static void send_publish(struct bench *b, struct xclient *c)
     long padn = (long)b->payload - bl - 8; /* 8 = strlen("</bench>") */
     if (padn < 0)
         padn = 0;
-    xclient_send(c, head, (size_t)hl);
-    xclient_send(c, body, (size_t)bl);
-    xclient_send(c, pad, (size_t)padn);
-    xclient_send(c, tail, sizeof tail - 1);
+    uv_buf_t parts[4] = {uv_buf_init(head, (unsigned)hl), uv_buf_init(body, (unsigned)bl),
+                         uv_buf_init(pad, (unsigned)padn), uv_buf_init((char *)tail, sizeof tail - 1)};
+    xclient_sendv(c, parts, 4);
     c->outstanding++;
     b->pub_sent++;
 }
@@ -670,6 +682,9 @@ static void report(struct bench *b)
                 printf("%c%d", i ? ',' : ' ', b->nsub_ports ? b->sub_ports[i] : b->port);
             printf(" (round-robin)\n");
         }
+        if (b->sub_transport != TR_TCP || b->pub_transport != TR_TCP)
+            printf("  transport: publishers %s, subscribers %s (WebSocket on HTTP port, %s)\n",
+                   transport_names[b->pub_transport], transport_names[b->sub_transport], b->ws_path);
         printf("  sessions: %d logged in, %d failed, %.2f s, %.0f sessions/s", b->ready, b->failed, secs(login_ns),
                rate((uint64_t)b->ready, login_ns));
         if (!isnan(srv_login_cpu))
@@ -718,6 +733,8 @@ static void report(struct bench *b)
     struct bbuf o = {0};
     bbuf_printf(&o, "{\"bench\":\"herald-bench\",\"scenario\":\"%s\",\"server\":", scenario_names[b->scenario]);
     json_str(&o, b->label);
+    bbuf_printf(&o, ",\"transport\":\"%s\",\"pub_transport\":\"%s\"", transport_names[b->sub_transport],
+                transport_names[b->pub_transport]);
     bbuf_printf(&o, ",\"ok\":%s,\"error\":", b->error ? "false" : "true");
     json_str(&o, b->error ? b->errmsg : b->first_error);
     bbuf_printf(&o,
@@ -894,7 +911,8 @@ static int resolve(const char *host, int port, struct sockaddr_storage *out)
 enum {
     O_HOST = 256, O_PORT, O_DOMAIN, O_PUBSUB, O_USERS, O_FIRST, O_PASSWORD, O_SCENARIO, O_SUBS, O_PUBS, O_NODES,
     O_PUBLISHES, O_DURATION, O_WINDOW, O_PAYLOAD, O_SESSIONS, O_PID, O_JSON, O_CWIN, O_DRAIN, O_TIMEOUT, O_SETTLE,
-    O_REGISTER, O_NOPRES, O_LABEL, O_PREFIX, O_HTTPPORT, O_TOKEN, O_CONNS, O_QUIET, O_SM, O_SUBPORTS, O_PUBPORTS
+    O_REGISTER, O_NOPRES, O_LABEL, O_PREFIX, O_HTTPPORT, O_TOKEN, O_CONNS, O_QUIET, O_SM, O_SUBPORTS, O_PUBPORTS,
+    O_TRANSPORT, O_PUBTRANSPORT, O_WSPATH
 };
 
 static int parse_options(struct bench *b, int argc, char **argv)
@@ -917,6 +935,8 @@ static int parse_options(struct bench *b, int argc, char **argv)
         {"connections", required_argument, NULL, O_CONNS}, {"quiet", no_argument, NULL, O_QUIET},
         {"sm", required_argument, NULL, O_SM},
         {"sub-ports", required_argument, NULL, O_SUBPORTS}, {"pub-ports", required_argument, NULL, O_PUBPORTS},
+        {"transport", required_argument, NULL, O_TRANSPORT}, {"pub-transport", required_argument, NULL, O_PUBTRANSPORT},
+        {"ws-path", required_argument, NULL, O_WSPATH},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0}};
     long subs = -1, pubs = -1, nodes = -1, window = -1, payload = 200, sessions = 2000, conns = 8, v;
     long long publishes = -1;
@@ -936,6 +956,7 @@ static int parse_options(struct bench *b, int argc, char **argv)
     b->presence = 1;
     b->label = "server";
     b->http_port = 5280;
+    b->ws_path = "/xmpp-websocket";
 
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (opt) {
@@ -988,6 +1009,22 @@ static int parse_options(struct bench *b, int argc, char **argv)
             break;
         case O_PUBPORTS:
             if (parse_int_list(optarg, 1, 65535, b->pub_ports, BENCH_MAX_PORTS, &b->npub_ports)) goto bad;
+            break;
+        case O_TRANSPORT:
+        case O_PUBTRANSPORT: {
+            int t = strcmp(optarg, "tcp") == 0 ? TR_TCP : strcmp(optarg, "ws") == 0 ? TR_WS : -1;
+            if (t < 0) goto bad;
+            if (opt == O_TRANSPORT)
+                b->sub_transport = t;
+            else
+                b->pub_transport = t;
+            break;
+        }
+        case O_WSPATH:
+            if (optarg[0] != '/' || strlen(optarg) > 200) goto bad;
+            for (const char *q = optarg; *q; q++)
+                if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f) goto bad;
+            b->ws_path = optarg;
             break;
         case O_JSON: b->json_only = 1; break;
         case O_QUIET: b->quiet = 1; break;
@@ -1187,19 +1224,27 @@ int main(int argc, char **argv)
             }
         }
     }
-    /* Ports: publishers round-robin over --pub-ports, subscribers (and the
-     * sessions of idle/register) over --sub-ports, everyone else --port. */
+    /* Transports and ports: publishers round-robin over --pub-ports,
+     * subscribers (and the sessions of idle/register) over --sub-ports,
+     * everyone else --port; over WebSocket the default is --http-port. */
     int nsub = 0;
     for (int i = 0; i < b->nclients; i++) {
         struct xclient *c = &b->clients[i];
-        c->port = b->port;
-        c->addr = &b->addr;
+        int sub_side = c->role == ROLE_SUB || b->scenario == SC_IDLE || b->scenario == SC_REGISTER;
+        c->transport = c->role == ROLE_PUB ? b->pub_transport : sub_side ? b->sub_transport : TR_TCP;
+        /* The HTTP scenario's node owner (client 0) stays on TCP. */
+        if (c->transport == TR_WS) {
+            c->port = b->http_port;
+            c->addr = &b->http_addr;
+        } else {
+            c->port = b->port;
+            c->addr = &b->addr;
+        }
         if (c->role == ROLE_PUB && b->npub_ports > 0) {
             int k = c->node % b->npub_ports;
             c->port = b->pub_ports[k];
             c->addr = &b->pub_addrs[k];
-        } else if ((c->role == ROLE_SUB || b->scenario == SC_IDLE || b->scenario == SC_REGISTER) &&
-                   b->nsub_ports > 0) {
+        } else if (sub_side && b->nsub_ports > 0) {
             int k = nsub++ % b->nsub_ports;
             c->port = b->sub_ports[k];
             c->addr = &b->sub_addrs[k];

@@ -6,6 +6,12 @@
  * sends what herald-bench.c asks (pubsub iqs) and reports what comes back:
  * iq answers by id and pubsub notifications carrying a bench payload.
  *
+ * Over WebSocket (RFC 7395, --transport ws) the same machine runs after the
+ * HTTP upgrade (ws.c): the stream header is an <open/> message, and each
+ * message the server sends is one top-level unit, so the stanza splitter below
+ * is skipped (xclient_ws_message); expat is given a stream element of its own
+ * when the server's <open/> arrives, so the callbacks see the same depths.
+ *
  * Parsing: expat without namespace processing (element names are matched on
  * their local part, after any prefix) for speed, since a fan-out run parses
  * every notification the server sends. Per top-level stanza the parser keeps
@@ -45,15 +51,34 @@ static void fail(struct xclient *c, const char *why)
     bench_client_failed(c->b, c, why);
 }
 
-void xclient_send(struct xclient *c, const char *s, size_t n)
+void xclient_fail(struct xclient *c, const char *why)
+{
+    fail(c, why);
+}
+
+void xclient_sendv(struct xclient *c, const uv_buf_t *parts, int n)
 {
     if (c->closed)
         return;
-    if (bbuf_append(&c->out, s, n) != 0) {
-        fail(c, "out of memory");
+    if (c->ws) {
+        /* One stanza, one message (RFC 7395 §3.3.3). */
+        if (ws_send_message(c, parts, n) != 0)
+            fail(c, "out of memory");
         return;
     }
+    for (int i = 0; i < n; i++) {
+        if (bbuf_append(&c->out, parts[i].base, parts[i].len) != 0) {
+            fail(c, "out of memory");
+            return;
+        }
+    }
     bench_mark_dirty(c->b, c);
+}
+
+void xclient_send(struct xclient *c, const char *s, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)s, (unsigned)n);
+    xclient_sendv(c, &b, 1);
 }
 
 static void send_str(struct xclient *c, const char *s)
@@ -97,10 +122,13 @@ void xclient_flush(struct xclient *c)
 static void send_header(struct xclient *c)
 {
     char hdr[512];
-    int n = snprintf(hdr, sizeof hdr,
-                     "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                     "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>",
-                     c->b->domain);
+    int n = c->ws ? snprintf(hdr, sizeof hdr,
+                             "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>",
+                             c->b->domain)
+                  : snprintf(hdr, sizeof hdr,
+                             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                             "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>",
+                             c->b->domain);
     if (n < 0 || (size_t)n >= sizeof hdr) {
         fail(c, "domain too long");
         return;
@@ -691,6 +719,71 @@ static void scan_feed(struct xclient *c, const char *data, size_t n)
         fail(c, "a stanza from the server is larger than 16 MiB");
 }
 
+/* ---- over WebSocket: one message, one unit ---- */
+
+static int starts_with_tag(const char *s, size_t n, const char *tag, size_t tlen)
+{
+    return n > tlen && memcmp(s, tag, tlen) == 0 &&
+           (s[tlen] == ' ' || s[tlen] == '/' || s[tlen] == '>' || s[tlen] == '\t' || s[tlen] == '\n' ||
+            s[tlen] == '\r');
+}
+
+void xclient_ws_ready(struct xclient *c)
+{
+    c->state = XS_FEATURES;
+    send_header(c);
+}
+
+void xclient_ws_message(struct xclient *c, const char *s, size_t n)
+{
+    if (c->closed || c->state == XS_DEAD)
+        return;
+    /* RFC 7395 has no whitespace keepalives and no XML declarations, but
+     * neither would hurt: skip them. */
+    while (n > 0 && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
+        s++;
+        n--;
+    }
+    if (n >= 5 && memcmp(s, "<?xml", 5) == 0) {
+        const char *q = memmem(s, n, "?>", 2);
+        if (!q) {
+            fail(c, "XML from the server: an unterminated XML declaration");
+            return;
+        }
+        n -= (size_t)(q + 2 - s);
+        s = q + 2;
+        while (n > 0 && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
+            s++;
+            n--;
+        }
+    }
+    if (n == 0)
+        return;
+    if (starts_with_tag(s, n, "<open", 5)) {
+        if (c->sdepth != 0) {
+            fail(c, "a second <open/> from the server without a stream restart");
+            return;
+        }
+        /* The stream element expat expects around the stanzas; the server's
+         * <open/> carries nothing the bench needs. */
+        static const char hdr[] = "<stream:stream xmlns='jabber:client' "
+                                  "xmlns:stream='http://etherx.jabber.org/streams'>";
+        c->sdepth = 1;
+        if (XML_Parse(c->xp, hdr, (int)sizeof hdr - 1, 0) != XML_STATUS_OK)
+            fail(c, "parser setup failed");
+        return;
+    }
+    if (starts_with_tag(s, n, "<close", 6)) {
+        fail(c, "the server closed the stream");
+        return;
+    }
+    if (c->sdepth != 1) {
+        fail(c, "a stanza from the server before its <open/>");
+        return;
+    }
+    (void)emit_unit(c, s, n);
+}
+
 /* ---- libuv callbacks ---- */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -712,7 +805,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     bench_now_ns = uv_hrtime();
-    scan_feed(c, buf->base, (size_t)nread);
+    if (c->ws)
+        ws_feed(c, buf->base, (size_t)nread);
+    else
+        scan_feed(c, buf->base, (size_t)nread);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -727,6 +823,12 @@ static void on_connect(uv_connect_t *req, int status)
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc < 0) {
         fail(c, uv_strerror(rc));
+        return;
+    }
+    if (c->transport == TR_WS) {
+        c->state = XS_UPGRADE;
+        if (ws_start(c) != 0)
+            fail(c, "WebSocket setup failed (memory or getrandom)");
         return;
     }
     c->state = XS_FEATURES;
@@ -769,6 +871,7 @@ void xclient_free(struct xclient *c)
     bbuf_free(&c->out);
     bbuf_free(&c->wbuf);
     bbuf_free(&c->pend);
+    ws_free(c);
     free(c->sent_ns);
     free(c->sent_node);
     c->sent_ns = NULL;
