@@ -60,8 +60,17 @@ struct bosh {
         uint64_t rid;
         struct buf body;
     } replay[REQUESTS];     /* the last answers, by rid % REQUESTS */
+    struct early {
+        struct http_conn *hc; /* a reference; NULL: the slot is free */
+        uint64_t since_ms;
+        char cors[CORS_MAX];
+        struct buf raw;     /* the request's body, parsed when its turn comes */
+    } early[REQUESTS];      /* by rid % REQUESTS: ahead of a missing rid */
     UT_hash_handle hh;
 };
+
+static void parse_and_handle(struct herald *h, struct http_conn *hc, const char *cors,
+                             const char *raw, size_t len);
 
 static void respond(struct http_conn *hc, const char *cors, const char *body, size_t len)
 {
@@ -129,8 +138,14 @@ static void bosh_free(struct bosh *b)
     HASH_DEL(b->h->bosh, b);
     while (b->nheld > 0)
         answer(b, 0, true);
-    for (unsigned i = 0; i < REQUESTS; i++)
+    for (unsigned i = 0; i < REQUESTS; i++) {
         buf_free(&b->replay[i].body);
+        if (b->early[i].hc != NULL) {
+            terminal(b->early[i].hc, b->early[i].cors, "item-not-found");
+            http_unref(b->early[i].hc);
+        }
+        buf_free(&b->early[i].raw);
+    }
     free(b);
 }
 
@@ -278,8 +293,10 @@ static void create(struct http_conn *hc, const char *cors, struct xnode *body, u
     b->wait = wait < cfg->bosh_max_wait ? (unsigned)wait : cfg->bosh_max_wait;
     b->hold = holdv < HOLD_MAX ? (unsigned)holdv : HOLD_MAX;
     b->idle_since_ms = uv_now(h->loop);
-    for (unsigned i = 0; i < REQUESTS; i++)
+    for (unsigned i = 0; i < REQUESTS; i++) {
         buf_init(&b->replay[i].body, 0);
+        buf_init(&b->early[i].raw, 0);
+    }
     b->vc = conn_new_virtual(h, http_peer(hc), &sink, b);
     if (b->vc == NULL) {
         free(b);
@@ -300,10 +317,12 @@ static void create(struct http_conn *hc, const char *cors, struct xnode *body, u
         terminal(hc, cors, "remote-connection-failed");
 }
 
+static void handle(struct bosh *b, struct http_conn *hc, const char *cors, struct xnode *body,
+                   uint64_t rid);
+
 static void session_request(struct bosh *b, struct http_conn *hc, const char *cors,
-                            struct xnode *body, uint64_t rid)
+                            struct xnode *body, uint64_t rid, const char *raw, size_t raw_len)
 {
-    const struct config *cfg = b->h->cfg;
     if (rid <= b->rid) {
         /* §14.3: a resent request gets the same answer again. */
         struct buf *old = &b->replay[rid % REQUESTS].body;
@@ -320,7 +339,48 @@ static void session_request(struct bosh *b, struct http_conn *hc, const char *co
             conn_close(b->vc, false);
         return;
     }
+    if (rid > b->rid + 1) {
+        /* §14.2: ahead of a request still on its way; handled after it. */
+        struct early *e = &b->early[rid % REQUESTS];
+        if (e->hc != NULL) {
+            terminal(hc, cors, "item-not-found");
+            return;
+        }
+        buf_reset(&e->raw);
+        buf_append(&e->raw, raw, raw_len);
+        if (!buf_ok(&e->raw)) {
+            terminal(hc, cors, "internal-server-error");
+            return;
+        }
+        http_ref(hc);
+        e->hc = hc;
+        e->since_ms = uv_now(b->h->loop);
+        snprintf(e->cors, sizeof(e->cors), "%s", cors);
+        return;
+    }
     b->rid = rid;
+    handle(b, hc, cors, body, rid);
+    /* The next request may have come first: its turn now. */
+    struct early *e = &b->early[(b->rid + 1) % REQUESTS];
+    if (e->hc != NULL && b->vc != NULL) {
+        struct http_conn *next = e->hc;
+        struct buf raw_next = e->raw;
+        char cors_next[CORS_MAX];
+        snprintf(cors_next, sizeof(cors_next), "%s", e->cors);
+        e->hc = NULL;
+        buf_init(&e->raw, 0);
+        parse_and_handle(b->h, next, cors_next, raw_next.data, raw_next.len);
+        buf_free(&raw_next);
+        http_unref(next);
+    }
+}
+
+/* Takes a request in its turn: restart, children, terminate or pause, then
+ * holds it. */
+static void handle(struct bosh *b, struct http_conn *hc, const char *cors, struct xnode *body,
+                   uint64_t rid)
+{
+    const struct config *cfg = b->h->cfg;
     const char *type = xml_attr(body, "type");
     const char *pause = xml_attr(body, "pause");
     const char *restart = attr_ns(body, NS_XBOSH, "restart");
@@ -362,6 +422,8 @@ static void session_request(struct bosh *b, struct http_conn *hc, const char *co
 struct parse_ctx {
     struct http_conn *hc;
     const char *cors;
+    const char *raw;
+    size_t raw_len;
     unsigned elements;
 };
 
@@ -389,7 +451,7 @@ static void on_body(void *ud, struct xnode *body, struct arena *a)
         terminal(x->hc, x->cors, "item-not-found");
         return;
     }
-    session_request(b, x->hc, x->cors, body, rid);
+    session_request(b, x->hc, x->cors, body, rid, x->raw, x->raw_len);
 }
 
 static void on_open(void *ud, const struct xnode *hdr, const char *default_ns)
@@ -427,10 +489,17 @@ void bosh_request(struct http_conn *hc, const struct http_req *req)
         http_problem_h(hc, 405, NULL, NULL, "BOSH takes POST (XEP-0124 3)", hdrs);
         return;
     }
+    parse_and_handle(h, hc, cors, req->body, req->body_len);
+}
+
+/* Parses one request body and handles it (bad XML: bad-request). */
+static void parse_and_handle(struct herald *h, struct http_conn *hc, const char *cors,
+                             const char *raw, size_t len)
+{
     static const struct xmlp_callbacks cb = {on_open, on_body, on_close};
     static const char open[] = "<s:stream xmlns:s='" NS_STREAM "'>";
     struct xmlp_limits lim = {HTTP_MAX_BODY, h->cfg->max_depth + 1};
-    struct parse_ctx x = {hc, cors, 0};
+    struct parse_ctx x = {hc, cors, raw, len, 0};
     struct xmlp *p = xmlp_new(&lim, &cb, &x);
     if (p == NULL) {
         http_problem(hc, 500, NULL, NULL, "out of memory");
@@ -438,13 +507,11 @@ void bosh_request(struct http_conn *hc, const struct http_req *req)
     }
     enum xmlp_error e = xmlp_feed(p, open, sizeof(open) - 1);
     if (e == XMLP_OK)
-        e = xmlp_feed(p, req->body, req->body_len);
+        e = xmlp_feed(p, raw, len);
     if (e == XMLP_OK && !xmlp_between_stanzas(p))
         e = XMLP_NOT_WELL_FORMED;
     xmlp_free(p);
-    if (e != XMLP_OK && x.elements == 0)
-        terminal(hc, cors, "bad-request");
-    else if (x.elements == 0)
+    if (x.elements == 0)
         terminal(hc, cors, "bad-request");
 }
 
@@ -460,6 +527,16 @@ void bosh_sweep(struct herald *h)
                 answer(b, i, false);
             else
                 i++;
+        }
+        /* A request ahead of one that never came: the client lost it. */
+        bool lost = false;
+        for (unsigned i = 0; i < REQUESTS; i++)
+            if (b->early[i].hc != NULL && now - b->early[i].since_ms >= b->wait * 1000ull)
+                lost = true;
+        if (lost && b->vc != NULL) {
+            log_debug("bosh", "session %s: a request never came, ending it", b->sid);
+            conn_close(b->vc, false);
+            continue;
         }
         uint64_t limit = b->pause_ms ? b->pause_ms : h->cfg->bosh_inactivity * 1000ull;
         if (b->nheld == 0 && b->vc != NULL && b->idle_since_ms != 0 &&
