@@ -543,6 +543,17 @@
     while (list.children.length > LIVE_MAX) list.lastElementChild.remove();
   }
 
+  /* The node's summary (items stored) follows the stream, read again at
+   * most once a second however fast items arrive. */
+  let infoTimer = null;
+  function nodeInfoFollows() {
+    if (infoTimer) return;
+    infoTimer = setTimeout(() => {
+      infoTimer = null;
+      loadNodeInfo();
+    }, 1000);
+  }
+
   function onLiveEvent(type, data, live) {
     let d = null;
     try {
@@ -556,13 +567,16 @@
         "seq " + d.seq + " · " + d.id + " · " + d.publisher + " · " + fmtTime(d.published),
         payloadText(d));
       historyFollows();
+      nodeInfoFollows();
     } else if (type === "retract") {
       liveEntry({ "data-event": "retract", "data-item-id": d && d.id }, now + " · item " +
         (d && d.id) + " retracted");
       historyFollows();
+      nodeInfoFollows();
     } else if (type === "purge") {
       liveEntry({ "data-event": "purge" }, now + " · every item was purged");
       historyFollows();
+      nodeInfoFollows();
     } else if (type === "delete") {
       liveEntry({ "data-event": "delete" }, now + " · the node was deleted");
       live.ended = true;
