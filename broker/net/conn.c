@@ -281,7 +281,9 @@ int conn_send_chunks(struct conn *c, struct chunk *const *parts, size_t n, int f
         return HERALD_ELIMIT;
     /* Past the check a part can fail only without memory or on a closing
      * connection; either way the connection is not used again. */
-    if (c->ws) {
+    if (c->ws && (flags & CONN_SEND_FRAMED)) {
+        c->h->stats.ws_frames_out++;
+    } else if (c->ws) {
         struct chunk *hdr = ws_text_header(total);
         int rc = hdr ? enqueue(c, hdr, flags | CONN_SEND_FORCE) : HERALD_ENOMEM;
         chunk_unref(hdr);

@@ -118,7 +118,11 @@ bool conn_is_virtual(const struct conn *c);
 /* Sets the protocol handler and starts reading. */
 int conn_start(struct conn *c, const struct conn_handler *handler, void *ud);
 
-enum { CONN_SEND_FORCE = 1 }; /* ignore q_max (final stream errors) */
+enum {
+    CONN_SEND_FORCE = 1,  /* ignore q_max (final stream errors) */
+    CONN_SEND_FRAMED = 2, /* WebSocket: the first part begins with its frame header
+                           * (ws_put_header), so no header chunk is added */
+};
 
 /* On a WebSocket connection (ws_attach) each conn_send* call queues one
  * text message: the frame header, then the data. */

@@ -247,19 +247,21 @@ void session_free_detached(struct session *s)
  * Stanzas are encoded once for every transport; only the first part (an
  * envelope, or a routed stanza) is copied with the declaration added. */
 
-/* A copy of ch with decl inserted after the root element's name. */
-static struct chunk *with_decl(const struct chunk *ch, const char *decl)
+/* A copy of ch with decl inserted after the root element's name, behind
+ * hdr_len bytes left for a frame header. */
+static struct chunk *with_decl(const struct chunk *ch, const char *decl, size_t hdr_len)
 {
     size_t name = 1, dl = strlen(decl);
     while (name < ch->len && ch->data[name] != ' ' && ch->data[name] != '>' &&
            ch->data[name] != '/')
         name++;
-    struct chunk *out = chunk_alloc(ch->len + dl);
+    struct chunk *out = chunk_alloc(hdr_len + ch->len + dl);
     if (out == NULL)
         return NULL;
-    memcpy(out->data, ch->data, name);
-    memcpy(out->data + name, decl, dl);
-    memcpy(out->data + name + dl, ch->data + name, ch->len - name);
+    char *p = out->data + hdr_len;
+    memcpy(p, ch->data, name);
+    memcpy(p + name, decl, dl);
+    memcpy(p + name + dl, ch->data + name, ch->len - name);
     return out;
 }
 
@@ -270,14 +272,29 @@ static int write_stanza(struct session *s, struct chunk *const *parts, size_t n,
 {
     if (!framed_conn(s->conn) || n == 0 || n > SQ_PARTS)
         return conn_send_chunks(s->conn, parts, n, flags);
-    struct chunk *framed[SQ_PARTS];
-    framed[0] = with_decl(parts[0], " xmlns='" NS_CLIENT "'");
-    if (framed[0] == NULL)
+    static const char decl[] = " xmlns='" NS_CLIENT "'";
+    if (!conn_is_ws(s->conn)) {
+        struct chunk *first = with_decl(parts[0], decl, 0);
+        struct chunk *framed[SQ_PARTS] = {first, n > 1 ? parts[1] : NULL};
+        int rc = first ? conn_send_chunks(s->conn, framed, n, flags) : HERALD_ENOMEM;
+        chunk_unref(first);
+        return rc;
+    }
+    /* WebSocket: the frame header, the declaration and the first part are
+     * one chunk, so a notification is two queue entries as over TCP (a
+     * write carries at most 64), the shared body the second. */
+    size_t total = sizeof(decl) - 1;
+    for (size_t k = 0; k < n; k++)
+        total += parts[k]->len;
+    unsigned char hdr[10];
+    size_t hl = ws_put_header(hdr, 1, total);
+    struct chunk *first = with_decl(parts[0], decl, hl);
+    if (first == NULL)
         return HERALD_ENOMEM;
-    for (size_t k = 1; k < n; k++)
-        framed[k] = parts[k];
-    int rc = conn_send_chunks(s->conn, framed, n, flags);
-    chunk_unref(framed[0]);
+    memcpy(first->data, hdr, hl);
+    struct chunk *framed[SQ_PARTS] = {first, n > 1 ? parts[1] : NULL};
+    int rc = conn_send_chunks(s->conn, framed, n, flags | CONN_SEND_FRAMED);
+    chunk_unref(first);
     return rc;
 }
 
@@ -287,7 +304,7 @@ static int write_nonza(struct session *s, const char *data, size_t len, int flag
     if (!framed_conn(s->conn) || len < 8 || memcmp(data, "<stream:", 8) != 0)
         return conn_send(s->conn, data, len, flags);
     struct chunk *ch = chunk_new(data, len);
-    struct chunk *framed = ch ? with_decl(ch, " xmlns:stream='" NS_STREAM "'") : NULL;
+    struct chunk *framed = ch ? with_decl(ch, " xmlns:stream='" NS_STREAM "'", 0) : NULL;
     chunk_unref(ch);
     if (framed == NULL)
         return HERALD_ENOMEM;
