@@ -106,19 +106,25 @@ static void answer(struct bosh *b, unsigned i, bool terminate)
         buf_xml_attr(&out, cfg->domain, strlen(cfg->domain));
         buf_puts(&out, "' xmlns:xmpp='" NS_XBOSH "' xmpp:version='1.0' xmpp:restartlogic='true'");
     }
-    if (terminate)
-        buf_puts(&out, b->h->shutting_down ? " type='terminate' condition='system-shutdown'"
-                                           : " type='terminate'");
-    size_t open_len = out.len;
-    buf_putc(&out, '>');
+    struct buf content;
+    buf_init(&content, 0);
     if (b->vc != NULL)
-        conn_take(b->vc, &out);
-    if (out.len == open_len + 1) {
-        out.len = open_len;
+        conn_take(b->vc, &content);
+    /* XEP-0206 §8: a stream error ends the session with remote-stream-error. */
+    if (terminate && b->h->shutting_down)
+        buf_puts(&out, " type='terminate' condition='system-shutdown'");
+    else if (terminate && content.len > 0 && memmem(content.data, content.len, "<stream:error", 13))
+        buf_puts(&out, " type='terminate' condition='remote-stream-error'");
+    else if (terminate)
+        buf_puts(&out, " type='terminate'");
+    if (content.len == 0) {
         buf_puts(&out, "/>");
     } else {
+        buf_putc(&out, '>');
+        buf_append(&out, content.data, content.len);
         buf_puts(&out, "</body>");
     }
+    buf_free(&content);
     if (buf_ok(&out)) {
         respond(q.hc, q.cors, out.data, out.len);
         /* Kept for a resend of this rid; the older one goes. */
@@ -149,11 +155,28 @@ static void bosh_free(struct bosh *b)
     free(b);
 }
 
+/* Held requests whose client went away are forgotten unanswered: what is
+ * queued waits for a request that can still carry it. */
+static void drop_dead(struct bosh *b)
+{
+    for (unsigned i = 0; i < b->nheld;) {
+        if (http_alive(b->held[i].hc)) {
+            i++;
+            continue;
+        }
+        http_unref(b->held[i].hc);
+        memmove(&b->held[i], &b->held[i + 1], (b->nheld - i - 1) * sizeof(b->held[0]));
+        if (--b->nheld == 0)
+            b->idle_since_ms = uv_now(b->h->loop);
+    }
+}
+
 /* ---- the virtual connection's owner side ---- */
 
 static void on_output(void *ud)
 {
     struct bosh *b = ud;
+    drop_dead(b);
     if (b->nheld > 0) {
         answer(b, 0, b->vc->closing);
     } else if (b->vc->closing && b->h->shutting_down) {
@@ -198,6 +221,7 @@ static void inject_open(struct bosh *b)
 /* Holds the request until output or its wait's end. */
 static void hold(struct bosh *b, struct http_conn *hc, uint64_t rid, bool first, const char *cors)
 {
+    drop_dead(b);
     /* XEP-0124 §11: past 'hold', the oldest is answered at once. */
     while (b->nheld >= (b->hold > 0 ? b->hold : 1) && b->nheld > 0)
         answer(b, 0, false);
@@ -326,10 +350,14 @@ static void session_request(struct bosh *b, struct http_conn *hc, const char *co
     if (rid <= b->rid) {
         /* §14.3: a resent request gets the same answer again. */
         struct buf *old = &b->replay[rid % REQUESTS].body;
-        if (b->replay[rid % REQUESTS].rid == rid && old->len > 0)
+        if (b->replay[rid % REQUESTS].rid == rid && old->len > 0) {
             respond(hc, cors, old->data, old->len);
-        else
+        } else {
+            /* Older than the answers kept: terminal (§14.3). */
             terminal(hc, cors, "item-not-found");
+            if (b->vc)
+                conn_close(b->vc, false);
+        }
         return;
     }
     if (rid > b->rid + REQUESTS) {
@@ -520,10 +548,11 @@ void bosh_sweep(struct herald *h)
     uint64_t now = uv_now(h->loop);
     struct bosh *b, *tmp;
     HASH_ITER(hh, h->bosh, b, tmp) {
-        /* Requests whose client has gone are dropped, the oldest expired
-         * one answered empty. */
+        /* Requests whose client has gone are dropped, expired ones
+         * answered (empty: output would have answered them already). */
+        drop_dead(b);
         for (unsigned i = 0; i < b->nheld;) {
-            if (!http_alive(b->held[i].hc) || now - b->held[i].since_ms >= b->wait * 1000ull)
+            if (now - b->held[i].since_ms >= b->wait * 1000ull)
                 answer(b, i, false);
             else
                 i++;

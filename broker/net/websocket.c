@@ -159,10 +159,16 @@ void ws_input(struct conn *c, const char *data, size_t len)
     int rc = wslay_event_recv(ws->ctx);
     ws->in_len = 0;
     if (rc != 0) {
+        /* wslay gives up on some malformed frames (a control frame that is
+         * fragmented or over 125 bytes) without queueing a close itself. */
         log_debug("ws", "%s: WebSocket input failed (%d)", c->peer, rc);
-        conn_close(c, false);
+        ws_send_close(c, rc == WSLAY_ERR_NOMEM ? 1011 : 1002);
+        conn_close(c, true);
         return;
     }
+    /* Closed by the session meanwhile: its close frame is the last one. */
+    if (c->closing)
+        return;
     if (wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0) {
         conn_close(c, false);
         return;

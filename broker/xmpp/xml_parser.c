@@ -81,6 +81,9 @@ struct xmlp {
     bool replaying;          /* parsing hdr on wake: no callbacks */
     bool framed;             /* xmlp_set_framed: hdr is ours, replayed at
                               * every (re)start */
+    const char *slice;       /* the bytes XML_Parse is parsing now, and where */
+    size_t slice_len;        /* they start in the stream (framed mode's check) */
+    long long slice_at;
     /* Namespace URIs of the current unit, interned in the arena: open
      * addressing, emptied with the arena. */
     struct ns_slot *ns_tab;
@@ -574,6 +577,19 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
     p->depth++;
 }
 
+/* Framed mode: what the current message holds after the element that just
+ * ended must be whitespace (RFC 7395 §3.3.3: one element per message). */
+static bool framed_rest_blank(struct xmlp *p)
+{
+    long long end = event_end(p) - p->slice_at;
+    if (p->slice == NULL || end < 0)
+        return true;
+    for (size_t i = (size_t)end; i < p->slice_len; i++)
+        if (p->slice[i] != ' ' && p->slice[i] != '\t' && p->slice[i] != '\r' && p->slice[i] != '\n')
+            return false;
+    return true;
+}
+
 static void XMLCALL on_end(void *ud, const char *name)
 {
     struct xmlp *p = ud;
@@ -603,6 +619,10 @@ static void XMLCALL on_end(void *ud, const char *name)
         return;
     }
     p->cur = p->cur->parent;
+    if (p->depth == 1 && p->framed && !framed_rest_blank(p)) {
+        fail(p, XMLP_FRAMING);
+        return;
+    }
     if (p->depth == 1) {
         struct xnode *st = p->root;
         p->root = p->cur = NULL;
@@ -627,7 +647,7 @@ static void XMLCALL on_text(void *ud, const char *s, int len)
         /* Between stanzas only whitespace (keepalives) is allowed. */
         for (int i = 0; i < len; i++) {
             if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
-                fail(p, XMLP_BAD_FORMAT);
+                fail(p, p->framed ? XMLP_FRAMING : XMLP_BAD_FORMAT);
                 return;
             }
         }
@@ -822,7 +842,11 @@ enum xmlp_error xmlp_feed(struct xmlp *p, const char *data, size_t len)
     while (len > 0) {
         /* expat takes an int length; feed in bounded slices. */
         int n = len > (1u << 20) ? (1 << 20) : (int)len;
+        p->slice = data;
+        p->slice_len = (size_t)n;
+        p->slice_at = p->fed;
         enum XML_Status st = XML_Parse(p->x, data, n, XML_FALSE);
+        p->slice = NULL;
         if (st == XML_STATUS_ERROR) {
             if (p->err != XMLP_OK)
                 return p->err;
@@ -879,6 +903,7 @@ const char *xmlp_strerror(enum xmlp_error e)
     case XMLP_BAD_FORMAT: return "text outside any stanza";
     case XMLP_NOMEM: return "out of memory";
     case XMLP_CLOSED: return "data after stream close";
+    case XMLP_FRAMING: return "a message must hold exactly one complete element";
     }
     return "unknown";
 }
@@ -893,6 +918,7 @@ const char *xmlp_condition(enum xmlp_error e)
     case XMLP_BAD_FORMAT: return "bad-format";
     case XMLP_NOMEM: return "resource-constraint";
     case XMLP_CLOSED: return "not-well-formed";
+    case XMLP_FRAMING: return "not-well-formed";
     case XMLP_OK: break;
     }
     return "undefined-condition";

@@ -38,6 +38,8 @@ enum xmlp_error {
     XMLP_BAD_FORMAT,         /* text at stream level */
     XMLP_NOMEM,
     XMLP_CLOSED,             /* bytes after </stream:stream> */
+    XMLP_FRAMING,            /* framed mode: a feed held more than one element
+                              * or text outside it */
 };
 
 struct xmlp_callbacks {
@@ -83,7 +85,10 @@ bool xmlp_hibernate(struct xmlp *p);
  * in the default namespace jabber:client unless it declares another. The
  * parser plays a header of its own at the start and after each restart,
  * without on_open; the framing's <open/> and <close/> come to on_stanza
- * like any element. Returns 0 or -1 (no memory). */
+ * like any element. Each xmlp_feed is one message: an element followed by
+ * anything but whitespace in the same feed, or text outside the element, is
+ * XMLP_FRAMING, found before the element is delivered. Returns 0 or -1 (no
+ * memory). */
 int xmlp_set_framed(struct xmlp *p);
 
 /* True when no element is partly parsed (the state a framed message must
