@@ -315,4 +315,9 @@ void bench_note_error(struct bench *b, const char *fmt, ...) __attribute__((form
 /* Current time for a received batch of bytes: set once per read callback. */
 extern uint64_t bench_now_ns;
 
+/* http.c: a header's value in the header lines [hdr, end) (name matched
+ * without case; surrounding blanks and CR trimmed); its length, or -1 when
+ * absent. Also used for the WebSocket upgrade's answer (ws.c). */
+long bench_header_value(const char *hdr, const char *end, const char *name, const char **val);
+
 #endif

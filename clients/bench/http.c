@@ -39,8 +39,7 @@ int hconn_send(struct hconn *h)
     return uv_write(&h->wreq, (uv_stream_t *)&h->tcp, &buf, 1, on_write);
 }
 
-/* Finds a header's value in [hdr, end); returns its length or -1. */
-static long header_value(const char *hdr, const char *end, const char *name, const char **val)
+long bench_header_value(const char *hdr, const char *end, const char *name, const char **val)
 {
     size_t nl = strlen(name);
     const char *p = hdr;
@@ -53,7 +52,7 @@ static long header_value(const char *hdr, const char *end, const char *name, con
             while (v < eol && (*v == ' ' || *v == '\t'))
                 v++;
             const char *ve = eol;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
                 ve--;
             *val = v;
             return (long)(ve - v);
@@ -91,13 +90,13 @@ static int parse_responses(struct hconn *h)
         }
         int status = atoi(data + 9);
         const char *v = NULL;
-        long vl = header_value(data, hend, "Transfer-Encoding", &v);
+        long vl = bench_header_value(data, hend, "Transfer-Encoding", &v);
         if (vl > 0 && strncasecmp(v, "chunked", 7) == 0) {
             hfail(h, "chunked responses are not supported");
             return -1;
         }
         size_t body = 0;
-        vl = header_value(data, hend, "Content-Length", &v);
+        vl = bench_header_value(data, hend, "Content-Length", &v);
         if (vl > 0) {
             char num[24];
             size_t n = (size_t)vl < sizeof num - 1 ? (size_t)vl : sizeof num - 1;
@@ -116,7 +115,7 @@ static int parse_responses(struct hconn *h)
         if (len < hlen + body)
             return 0;
         int close_after = 0;
-        vl = header_value(data, hend, "Connection", &v);
+        vl = bench_header_value(data, hend, "Connection", &v);
         if (vl > 0 && strncasecmp(v, "close", 5) == 0)
             close_after = 1;
         h->busy = 0;

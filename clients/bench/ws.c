@@ -190,34 +190,11 @@ int ws_start(struct xclient *c)
 
 /* ---- the upgrade answer ---- */
 
-/* A header's value in [p, end) (the lines after the status line); its length,
- * or -1 if absent. */
-static long header_value(const char *p, const char *end, const char *name, const char **val)
-{
-    size_t nl = strlen(name);
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
-            const char *ve = eol;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            *val = v;
-            return (long)(ve - v);
-        }
-        p = eol + 1;
-    }
-    return -1;
-}
 
 static int header_is(const char *h, const char *end, const char *name, const char *want)
 {
     const char *v;
-    long n = header_value(h, end, name, &v);
+    long n = bench_header_value(h, end, name, &v);
     return n == (long)strlen(want) && strncasecmp(v, want, (size_t)n) == 0;
 }
 
@@ -225,7 +202,7 @@ static int header_is(const char *h, const char *end, const char *name, const cha
 static int header_lists(const char *h, const char *end, const char *name, const char *token)
 {
     const char *v;
-    long n = header_value(h, end, name, &v);
+    long n = bench_header_value(h, end, name, &v);
     size_t tl = strlen(token);
     for (long i = 0; i < n;) {
         while (i < n && (v[i] == ' ' || v[i] == ',' || v[i] == '\t'))
@@ -255,7 +232,7 @@ static int check_upgrade(struct wsconn *w, size_t hlen)
     const char *h = memchr(d, '\n', hlen);
     h = h ? h + 1 : end;
     const char *acc;
-    long al = header_value(h, end, "Sec-WebSocket-Accept", &acc);
+    long al = bench_header_value(h, end, "Sec-WebSocket-Accept", &acc);
     if (!header_is(h, end, "Upgrade", "websocket") || !header_lists(h, end, "Connection", "upgrade"))
         xclient_fail(w->c, "WebSocket upgrade: 101 without Upgrade: websocket and Connection: Upgrade");
     else if (al != (long)strlen(w->accept) || memcmp(acc, w->accept, (size_t)al) != 0)

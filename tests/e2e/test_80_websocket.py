@@ -20,7 +20,6 @@ HTTPS port needs no such setting.
 
 Without tests/web/node_modules the xmpp.js test is skipped, unless
 HERALD_REQUIRE_NODE is set (scripts/test), in which case it fails."""
-import asyncio
 import json
 import socket
 import time
@@ -31,21 +30,12 @@ from pubsub_helpers import (NS_EVENT, NS_PUBSUB, PUBSUB, must_create, must_publi
                             items_event_children, must_subscribe, next_event,
                             ps_client)
 from web_helpers import (CLOSE, NS_FRAMING, OP_PING, OP_PONG, NodeClient, Scram, WsXmpp, b64e,
-                         http_request, metric, metrics, scaled)
+                         http_request, metric, metrics, scaled, wait_metric)
 
 USERS = {"alice": "wonderland", "bob": "builder"}
 NS_XRD = "http://docs.oasis-open.org/ns/xri/xrd-1.0"
 REL_WS = "urn:xmpp:alt-connections:websocket"
 REL_BOSH = "urn:xmpp:alt-connections:xbosh"
-
-
-async def wait_metric(srv, name, want, timeout=None, **labels):
-    deadline = time.monotonic() + (timeout or scaled(5))
-    while True:
-        v = metric(metrics(srv), name, **labels)
-        if v == want or time.monotonic() > deadline:
-            return v
-        await asyncio.sleep(0.05)
 
 
 # --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from e2e_helpers import DOMAIN, NS_CLIENT, NS_PING, NS_SASL, NS_TLS, XClient, q, run, show, \
     stanza_error_condition
 from web_helpers import (NS_HTTPBIND, NS_XBOSH, Bosh, NodeClient, Scram, b64e, bosh_post,
-                         http_request, metric, metrics, scaled)
+                         http_request, metric, metrics, scaled, wait_metric)
 
 USERS = {"alice": "wonderland", "bob": "builder"}
 
@@ -51,15 +51,6 @@ async def next_presence(c, frm, timeout=None):
             return p
         seen.append(str(p))
     raise AssertionError("%s got no presence from %s (others: %s)" % (c.jid, frm, seen))
-
-
-async def wait_metric(srv, name, want, timeout=None, **labels):
-    deadline = time.monotonic() + (timeout or scaled(5))
-    while True:
-        v = metric(metrics(srv), name, **labels)
-        if v == want or time.monotonic() > deadline:
-            return v
-        await asyncio.sleep(0.05)
 
 
 def is_item_not_found(r, el):

@@ -134,6 +134,17 @@ def metric(m, name, **labels):
     return None
 
 
+async def wait_metric(srv, name, want, timeout=None, **labels):
+    """Polls /metrics until the metric has the wanted value (or the time
+    is up); returns the last value read."""
+    deadline = time.monotonic() + (timeout or scaled(5))
+    while True:
+        v = metric(metrics(srv), name, **labels)
+        if v == want or time.monotonic() > deadline:
+            return v
+        await asyncio.sleep(0.05)
+
+
 def still_serves(srv, user, password):
     """After hostile input: GET /healthz answers 200 and a TCP XMPP login
     (STARTTLS, PLAIN, bind) works."""
