@@ -347,8 +347,6 @@ int conn_send_bytes(struct conn *c, const void *data, size_t len, int flags)
     return send_copy(c, data, len, flags, false);
 }
 
-bool conn_is_ws(const struct conn *c) { return c->ws != NULL; }
-
 static void on_write(uv_write_t *req, int status)
 {
     struct write_req *w = (struct write_req *)req;
@@ -785,8 +783,6 @@ size_t conn_take(struct conn *c, struct buf *out)
         close_now(c);
     return taken;
 }
-
-bool conn_is_virtual(const struct conn *c) { return c->sink != NULL; }
 
 int conn_start(struct conn *c, const struct conn_handler *handler, void *ud)
 {

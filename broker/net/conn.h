@@ -113,7 +113,7 @@ void conn_inject(struct conn *c, const char *data, size_t len);
 /* Moves everything queued to out (appended) and counts it written: drain
  * callbacks and a pending close follow. Returns the bytes taken. */
 size_t conn_take(struct conn *c, struct buf *out);
-bool conn_is_virtual(const struct conn *c);
+static inline bool conn_is_virtual(const struct conn *c) { return c->sink != NULL; }
 
 /* Sets the protocol handler and starts reading. */
 int conn_start(struct conn *c, const struct conn_handler *handler, void *ud);
@@ -140,7 +140,7 @@ int conn_send_chunks(struct conn *c, struct chunk *const *parts, size_t n, int f
 /* Queues a copy of data outside any framing (the WebSocket layer's own
  * control frames); flags as for conn_send. */
 int conn_send_bytes(struct conn *c, const void *data, size_t len, int flags);
-bool conn_is_ws(const struct conn *c);
+static inline bool conn_is_ws(const struct conn *c) { return c->ws != NULL; }
 
 /* The handler lets go of the connection: from now on nothing is delivered
  * to it and on_close is not called (stream management keeps a session
