@@ -154,8 +154,9 @@ static void do_starttls(struct session *s)
 {
     static const char failure[] = "<failure xmlns='" NS_TLS "'/>";
     static const char proceed[] = "<proceed xmlns='" NS_TLS "'/>";
-    if (s->tls || s->h->tls_ctx == NULL) {
-        /* §5.4.2.2: failure, then the stream is closed. */
+    if (s->tls || s->h->tls_ctx == NULL || s->framed) {
+        /* §5.4.2.2: failure, then the stream is closed (and never over
+         * WebSocket or BOSH, RFC 7395 §3.8: TLS is the HTTP layer's). */
         session_send(s, failure, sizeof(failure) - 1);
         session_close(s);
         return;

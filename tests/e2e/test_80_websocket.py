@@ -213,6 +213,19 @@ def test_websocket_authentication_needs_tls_or_allow_plaintext(herald):
     finally:
         x.close()
 
+    # RFC 7395 3.8: no STARTTLS over WebSocket, even when asked for; the
+    # stream ends (RFC 6120 5.4.2.2: <failure/>, then the close).
+    x = WsXmpp.connect(srv)
+    try:
+        x.open()
+        x.send("<starttls xmlns='%s'/>" % NS_TLS)
+        ans = x.recv()
+        assert ans.tag == q(NS_TLS, "failure"), "<starttls/> over ws:// answered %s" % show(ans)
+        end = x.recv()
+        assert end.tag == q(NS_FRAMING, "close"), "after <failure/>: %s" % show(end)
+    finally:
+        x.close()
+
     x = WsXmpp.connect(srv, tls=True)
     try:
         _, feats = x.open()
