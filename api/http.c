@@ -610,7 +610,7 @@ static int on_message_complete(http_parser *p)
     hc->in_dispatch = true;
     dispatch(hc);
     hc->in_dispatch = false;
-    if (hc->closing || hc->stream_ops || hc->conn == NULL)
+    if (hc->closing || hc->stream_ops || hc->upgraded)
         return -1; /* nothing more is read from this connection (or by us: upgraded) */
     if (!hc->answered) {
         /* The answer waits for a commit: so does the next request. */
