@@ -17,7 +17,8 @@
  * Failures, each answered as RFC 6455 §7.4.1 says and then closed: a
  * malformed frame (unmasked, reserved bits, bad opcode, a control frame
  * fragmented or over 125 bytes) 1002, a binary message 1003 (RFC 7395
- * §3.2: XMPP messages are text), a message over the bound 1009.
+ * §3.2: XMPP messages are text), text that is not UTF-8 1007, a message
+ * over the bound 1009.
  *
  * Ownership: the conn owns its struct ws (freed with the conn). */
 #ifndef HERALD_WEBSOCKET_H
