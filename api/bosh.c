@@ -233,8 +233,8 @@ static void hold(struct bosh *b, struct http_conn *hc, uint64_t rid, bool first,
     q->since_ms = uv_now(b->h->loop);
     snprintf(q->cors, sizeof(q->cors), "%s", cors);
     b->idle_since_ms = 0;
-    /* Output already queued (or a session that ended) answers at the next
-     * flush, like any output. */
+    /* Output already queued (or a session that ended) answers it now;
+     * output that comes later (after the commit) at the flush. */
     if (b->vc != NULL && (b->vc->q_head != NULL || b->vc->closing))
         on_output(b);
 }
