@@ -61,7 +61,28 @@ void xclient_sendv(struct xclient *c, const uv_buf_t *parts, int n)
     if (c->closed)
         return;
     if (c->ws) {
-        /* One stanza, one message (RFC 7395 §3.3.3). */
+        /* One stanza, one message (RFC 7395 §3.3.3). A message is parsed on its own, so a
+         * stanza must declare its namespace: add xmlns='jabber:client' to a top-level iq,
+         * presence or message that has none (Prosody's mod_websocket otherwise sees an
+         * element in no namespace and closes the stream with unsupported-stanza-type). */
+        static const char ns[] = " xmlns='jabber:client'";
+        const char *s = parts[0].base, *gt;
+        size_t l = parts[0].len, nl = 0;
+        if (l > 3 && s[0] == '<')
+            nl = strncmp(s, "<iq", 3) == 0 ? 3 : (l > 9 && strncmp(s, "<presence", 9) == 0) ? 9
+               : (l > 8 && strncmp(s, "<message", 8) == 0) ? 8 : 0;
+        if (nl > 0 && (s[nl] == ' ' || s[nl] == '/' || s[nl] == '>') && n < 16
+            && (gt = memchr(s, '>', l)) != NULL && !memmem(s, (size_t)(gt - s), "xmlns=", 6)) {
+            uv_buf_t v[18];
+            v[0] = uv_buf_init((char *)s, (unsigned)nl);
+            v[1] = uv_buf_init((char *)ns, sizeof ns - 1);
+            v[2] = uv_buf_init((char *)s + nl, (unsigned)(l - nl));
+            for (int i = 1; i < n; i++)
+                v[i + 2] = parts[i];
+            if (ws_send_message(c, v, n + 2) != 0)
+                fail(c, "out of memory");
+            return;
+        }
         if (ws_send_message(c, parts, n) != 0)
             fail(c, "out of memory");
         return;
