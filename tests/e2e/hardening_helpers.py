@@ -94,3 +94,22 @@ class Witness:
             "a witness session waited %.2f s for a ping answer (bound %.1f s; %d pings)"
             % (self.worst(), bound, len(self.rtts)))
         self.stream.close()
+
+
+def sender(stream, data):
+    """Writes data on a thread (sendall blocks while the server paces us);
+    returns the thread and a dict that gets 'done' (monotonic time) or
+    'error'."""
+    state = {}
+
+    def run():
+        try:
+            stream.sock.settimeout(120)
+            stream.sock.sendall(data)
+            state["done"] = time.monotonic()
+        except OSError as e:
+            state["error"] = repr(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, state

@@ -19,7 +19,7 @@ import threading
 import time
 
 from e2e_helpers import RawStream
-from hardening_helpers import SLOWDOWN, WITNESS_BOUND, Witness, rss_kib
+from hardening_helpers import SLOWDOWN, WITNESS_BOUND, Witness, rss_kib, sender
 
 USERS = {"alice": "wonderland", "bob": "builder", "carol": "lewis", "wit": "ness"}
 PUBSUB = "pubsub.localhost"
@@ -89,25 +89,6 @@ class Counter:
     def stop(self):
         self._stop.set()
         self._thread.join(5)
-
-
-def sender(stream, data):
-    """Writes data on a thread (sendall blocks while the server paces us);
-    returns the thread and a dict that gets 'done' (monotonic time) or
-    'error'."""
-    state = {}
-
-    def run():
-        try:
-            stream.sock.settimeout(120)
-            stream.sock.sendall(data)
-            state["done"] = time.monotonic()
-        except OSError as e:
-            state["error"] = repr(e)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, state
 
 
 def rss_meaningful(pid):

@@ -11,31 +11,14 @@ same limits and write queues as a TCP client"; docs/architecture.md,
   no request takes it); its sid is then unknown.
 """
 import socket
-import threading
 import time
 
 from e2e_helpers import RawStream
-from hardening_helpers import SLOWDOWN, Witness
+from hardening_helpers import SLOWDOWN, Witness, sender
 from web_helpers import Bosh, WsXmpp, metric, metrics
 
 USERS = {"alice": "wonderland", "bob": "builder", "carol": "lewis", "wit": "ness"}
 TIMEOUT_S = 3
-
-
-def _sender(stream, data):
-    state = {}
-
-    def run():
-        try:
-            stream.sock.settimeout(120)
-            stream.sock.sendall(data)
-            state["done"] = time.monotonic()
-        except OSError as e:
-            state["error"] = repr(e)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, state
 
 
 def _gone(carol, jid, deadline):
@@ -69,7 +52,7 @@ def test_websocket_reader_that_stops_is_closed_after_write_timeout(herald):
         flood = "".join("<message to='bob@localhost/stalled' type='chat' id='s%d'><body>%s"
                         "</body></message>" % (i, "s" * 2000) for i in range(4000)).encode()
         t0 = time.monotonic()
-        t, state = _sender(alice, flood)
+        t, state = sender(alice, flood)
         gone_at = _gone(carol, "bob@localhost/stalled", t0 + (TIMEOUT_S + 15) * SLOWDOWN)
         assert gone_at is not None, "the WebSocket client that stopped reading was never closed"
         took = gone_at - t0

@@ -32,23 +32,11 @@
 import readline from "node:readline";
 import XHR2 from "xhr2";
 import { Strophe, toStanza } from "strophe.js";
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
+import { env, out } from "./io.js";
 
 // strophe.js logs through console.*; keep stdout for the JSON protocol.
 for (const level of ["log", "debug", "info", "warn", "error"]) {
   console[level] = (...args) => process.stderr.write(args.map(String).join(" ") + "\n");
-}
-
-function env(name, dflt) {
-  const v = process.env[name];
-  if (v === undefined || v === "") {
-    if (dflt === undefined) throw new Error(`environment variable ${name} is not set`);
-    return dflt;
-  }
-  return v;
 }
 
 let seq = 0;

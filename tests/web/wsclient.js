@@ -23,21 +23,9 @@ import WebSocket from "ws";
 import readline from "node:readline";
 import { client } from "@xmpp/client";
 import parse from "ltx/lib/parse.js";
+import { env, out } from "./io.js";
 
 globalThis.WebSocket = WebSocket;
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
-
-function env(name, dflt) {
-  const v = process.env[name];
-  if (v === undefined || v === "") {
-    if (dflt === undefined) throw new Error(`environment variable ${name} is not set`);
-    return dflt;
-  }
-  return v;
-}
 
 const xmpp = client({
   service: env("HERALD_SERVICE"),
