@@ -38,12 +38,12 @@
 
 enum {
     H_AUTH, H_CTYPE, H_LAST_EVENT_ID, H_TE, H_HOST, H_ORIGIN, H_UPGRADE, H_CONNECTION,
-    H_WS_KEY, H_WS_VERSION, H_WS_PROTOCOL, H_AC_REQ_HEADERS, H_COUNT_
+    H_WS_KEY, H_WS_VERSION, H_WS_PROTOCOL, H_COUNT_
 };
 static const char *const header_names[H_COUNT_] = {
     "authorization", "content-type", "last-event-id", "transfer-encoding", "host", "origin",
     "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
-    "sec-websocket-protocol", "access-control-request-headers"};
+    "sec-websocket-protocol"};
 
 struct http_conn {
     struct herald *h;
@@ -437,7 +437,6 @@ static void dispatch(struct http_conn *hc)
         .ws_key = header(hc, H_WS_KEY),
         .ws_version = header(hc, H_WS_VERSION),
         .ws_protocol = header(hc, H_WS_PROTOCOL),
-        .ac_request_headers = header(hc, H_AC_REQ_HEADERS),
         .body = hc->body.data ? hc->body.data : "",
         .body_len = hc->body.len,
     };

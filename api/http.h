@@ -45,7 +45,6 @@ struct http_req {
     const char *ws_key;             /* Sec-WebSocket-Key */
     const char *ws_version;         /* Sec-WebSocket-Version */
     const char *ws_protocol;        /* Sec-WebSocket-Protocol */
-    const char *ac_request_headers; /* Access-Control-Request-Headers (CORS preflight) */
     const char *body;
     size_t body_len;
 };
