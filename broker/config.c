@@ -48,6 +48,14 @@ void config_defaults(struct config *c)
     c->sm_max_unacked = 5000;
     c->sm_max_unacked_bytes = 8u << 20;
     c->csi_queue_size = 256;
+    config_set_str(&c->client_cert_identity, "xmppaddr");
+    c->s2s_port = 5269;
+    c->s2s_require_tls = true;
+    c->s2s_connect_timeout = 10;
+    c->s2s_idle_timeout = 600;
+    c->s2s_max_queue = 1000;
+    c->components_port = 5347;
+    config_set_str(&c->tls_min_version, "TLSv1.2");
     config_set_str(&c->mechanisms, "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN");
     c->failure_delay_ms = 1000;
     c->max_failures = 3;
@@ -118,6 +126,39 @@ void config_free(struct config *c)
     free(c->cluster_tls_ca);
     free(c->cluster_tls_cert);
     free(c->cluster_tls_key);
+    free(c->client_ca_file);
+    free(c->client_crl_file);
+    free(c->client_cert_identity);
+    free(c->s2s_bind);
+    free(c->s2s_ca_file);
+    free(c->components_bind);
+    free(c->tls_min_version);
+    free(c->tls_ciphers);
+    free(c->tls_ciphersuites);
+    free(c->disco_features);
+    free(c->disco_items);
+    while (c->peers) {
+        struct config_peer *p = c->peers;
+        c->peers = p->next;
+        free(p->domain);
+        free(p->host);
+        free(p);
+    }
+    while (c->components) {
+        struct config_component *k = c->components;
+        c->components = k->next;
+        free(k->domain);
+        free(k->secret);
+        free(k);
+    }
+    while (c->disco_nodes) {
+        struct config_disco_node *d = c->disco_nodes;
+        c->disco_nodes = d->next;
+        free(d->node);
+        free(d->features);
+        free(d->items);
+        free(d);
+    }
     memset(c, 0, sizeof(*c));
 }
 
@@ -157,6 +198,9 @@ static const struct option options[] = {
     OPT("c2s", "sm_max_unacked_stanzas", K_UINT, sm_max_unacked, 16, 10000000),
     OPT("c2s", "sm_max_unacked_bytes", K_SIZE, sm_max_unacked_bytes, 65536, 1ull << 34),
     OPT("c2s", "csi_queue_size", K_UINT, csi_queue_size, 1, 100000),
+    OPT("c2s", "client_ca_file", K_STR, client_ca_file, 0, 0),
+    OPT("c2s", "client_crl_file", K_STR, client_crl_file, 0, 0),
+    OPT("c2s", "client_cert_identity", K_STR, client_cert_identity, 0, 0),
     OPT("auth", "mechanisms", K_STR, mechanisms, 0, 0),
     OPT("auth", "failure_delay_ms", K_UINT, failure_delay_ms, 0, 60000),
     OPT("auth", "max_failures", K_UINT, max_failures, 1, 100),
@@ -169,6 +213,21 @@ static const struct option options[] = {
     OPT("auth", "budget_entries", K_UINT, auth_budget_entries, 8, 1u << 24),
     OPT("tls", "cert", K_STR, tls_cert, 0, 0),
     OPT("tls", "key", K_STR, tls_key, 0, 0),
+    OPT("tls", "min_version", K_STR, tls_min_version, 0, 0),
+    OPT("tls", "ciphers", K_STR, tls_ciphers, 0, 0),
+    OPT("tls", "ciphersuites", K_STR, tls_ciphersuites, 0, 0),
+    OPT("s2s", "port", K_INT, s2s_port, 0, 65535),
+    OPT("s2s", "bind", K_STR, s2s_bind, 0, 0),
+    OPT("s2s", "secure_auth", K_BOOL, s2s_secure_auth, 0, 0),
+    OPT("s2s", "require_tls", K_BOOL, s2s_require_tls, 0, 0),
+    OPT("s2s", "ca_file", K_STR, s2s_ca_file, 0, 0),
+    OPT("s2s", "connect_timeout", K_UINT, s2s_connect_timeout, 1, 3600),
+    OPT("s2s", "idle_timeout", K_UINT, s2s_idle_timeout, 0, 86400 * 7),
+    OPT("s2s", "max_queue", K_UINT, s2s_max_queue, 1, 1000000),
+    OPT("components", "port", K_INT, components_port, 0, 65535),
+    OPT("components", "bind", K_STR, components_bind, 0, 0),
+    OPT("disco", "features", K_STR, disco_features, 0, 0),
+    OPT("disco", "items", K_STR, disco_items, 0, 0),
     OPT("pubsub", "jid", K_STR, pubsub_jid, 0, 0),
     OPT("pubsub", "max_items_cap", K_U32, pubsub_max_items, 1, 1000000),
     OPT("pubsub", "max_payload_size_cap", K_U32, pubsub_max_payload, 0, 64ull << 20),
@@ -272,11 +331,121 @@ static int set_option(struct config *c, const struct option *o, const char *valu
     }
 }
 
+const struct config_component *config_component(const struct config *c, const char *domain)
+{
+    for (const struct config_component *k = c->components; k; k = k->next)
+        if (strcmp(k->domain, domain) == 0)
+            return k;
+    return NULL;
+}
+
+const struct config_peer *config_peer(const struct config *c, const char *domain)
+{
+    for (const struct config_peer *p = c->peers; p; p = p->next)
+        if (strcmp(p->domain, domain) == 0)
+            return p;
+    return NULL;
+}
+
+static int ini_fail(struct load_ctx *ctx, const char *section, const char *name, const char *why)
+{
+    snprintf(ctx->err, ctx->errlen, "%s: [%s] %s: %s", ctx->path, section, name, why);
+    ctx->failed = 1;
+    return 0;
+}
+
+/* A domain as a section name must be a prepared domain JID. */
+static bool prepared_domain(const char *d)
+{
+    struct jid j;
+    return jid_parse_str(&j, d) == 0 && !j.local[0] && !j.resource[0] && strcmp(j.domain, d) == 0;
+}
+
+/* [s2s:DOMAIN], [component:DOMAIN] and [disco_node:NODE]: one entry each,
+ * made at the section's first key. Returns 1 (handled), 0 (failed, ctx
+ * says why) or -1 (not such a section). */
+static int named_section(struct load_ctx *ctx, const char *section, const char *name,
+                         const char *value)
+{
+    struct config *c = ctx->c;
+    const char *arg;
+    if (strncmp(section, "s2s:", 4) == 0) {
+        arg = section + 4;
+        if (!prepared_domain(arg))
+            return ini_fail(ctx, section, name, "the section must name a prepared domain");
+        struct config_peer *p = (struct config_peer *)config_peer(c, arg);
+        if (p == NULL) {
+            if ((p = calloc(1, sizeof(*p))) == NULL || (p->domain = strdup(arg)) == NULL) {
+                free(p);
+                return ini_fail(ctx, section, name, "out of memory");
+            }
+            p->port = 5269;
+            p->next = c->peers;
+            c->peers = p;
+        }
+        if (strcmp(name, "host") == 0)
+            return config_set_str(&p->host, value) == 0 ? 1 : ini_fail(ctx, section, name, "out of memory");
+        if (strcmp(name, "port") == 0) {
+            char *end;
+            long v = strtol(value, &end, 10);
+            if (end == value || *end || v < 1 || v > 65535)
+                return ini_fail(ctx, section, name, "expected a port from 1 to 65535");
+            p->port = (int)v;
+            return 1;
+        }
+        return ini_fail(ctx, section, name, "unknown option (host, port)");
+    }
+    if (strncmp(section, "component:", 10) == 0) {
+        arg = section + 10;
+        if (!prepared_domain(arg))
+            return ini_fail(ctx, section, name, "the section must name a prepared domain");
+        struct config_component *k = (struct config_component *)config_component(c, arg);
+        if (k == NULL) {
+            if ((k = calloc(1, sizeof(*k))) == NULL || (k->domain = strdup(arg)) == NULL) {
+                free(k);
+                return ini_fail(ctx, section, name, "out of memory");
+            }
+            k->next = c->components;
+            c->components = k;
+        }
+        if (strcmp(name, "secret") == 0)
+            return config_set_str(&k->secret, value[0] ? value : NULL) == 0
+                   ? 1 : ini_fail(ctx, section, name, "out of memory");
+        return ini_fail(ctx, section, name, "unknown option (secret)");
+    }
+    if (strncmp(section, "disco_node:", 11) == 0) {
+        arg = section + 11;
+        if (arg[0] == '\0')
+            return ini_fail(ctx, section, name, "the section must name a node");
+        struct config_disco_node *d = c->disco_nodes;
+        while (d && strcmp(d->node, arg) != 0)
+            d = d->next;
+        if (d == NULL) {
+            if ((d = calloc(1, sizeof(*d))) == NULL || (d->node = strdup(arg)) == NULL) {
+                free(d);
+                return ini_fail(ctx, section, name, "out of memory");
+            }
+            d->next = c->disco_nodes;
+            c->disco_nodes = d;
+        }
+        char **field = strcmp(name, "features") == 0 ? &d->features
+                     : strcmp(name, "items") == 0  ? &d->items : NULL;
+        if (field == NULL)
+            return ini_fail(ctx, section, name, "unknown option (features, items)");
+        return config_set_str(field, value[0] ? value : NULL) == 0
+               ? 1 : ini_fail(ctx, section, name, "out of memory");
+    }
+    return -1;
+}
+
 static int on_ini(void *ud, const char *section, const char *name, const char *value)
 {
     struct load_ctx *ctx = ud;
     if (ctx->failed)
         return 0;
+    int named = named_section(ctx, section, name, value);
+    if (named >= 0)
+        return named;
     for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
         const struct option *o = &options[i];
         if (strcmp(o->section, section) == 0 && strcmp(o->name, name) == 0) {
@@ -349,6 +518,64 @@ static int config_check_cluster(const struct config *c, char *err, size_t errlen
     if (c->cluster_replicas != 1 && c->cluster_replicas != 3) {
         snprintf(err, errlen, "cluster.replicas must be 1 or 3");
         return -1;
+    }
+    return 0;
+}
+
+/* Every JID in a space/comma-separated list is valid; the bad one in err. */
+static int check_jid_list(const char *list, const char *what, char *err, size_t errlen)
+{
+    char *copy = list ? strdup(list) : NULL, *save = NULL;
+    if (list && copy == NULL)
+        return -1;
+    int rc = 0;
+    struct jid j;
+    for (char *w = copy ? strtok_r(copy, " ,", &save) : NULL; w; w = strtok_r(NULL, " ,", &save))
+        if (jid_parse_str(&j, w) != 0) {
+            snprintf(err, errlen, "%s: '%s' is not a JID", what, w);
+            rc = -1;
+            break;
+        }
+    free(copy);
+    return rc;
+}
+
+static int config_check_federation(const struct config *c, char *err, size_t errlen)
+{
+    for (const struct config_component *k = c->components; k; k = k->next) {
+        if (k->secret == NULL) {
+            snprintf(err, errlen, "[component:%s] needs a secret", k->domain);
+            return -1;
+        }
+        if (strcmp(k->domain, c->domain) == 0 ||
+            (c->pubsub_jid && strcmp(k->domain, c->pubsub_jid) == 0)) {
+            snprintf(err, errlen, "[component:%s]: that domain is the server's own", k->domain);
+            return -1;
+        }
+    }
+    for (const struct config_peer *p = c->peers; p; p = p->next)
+        if (p->host == NULL) {
+            snprintf(err, errlen, "[s2s:%s] needs a host", p->domain);
+            return -1;
+        }
+    if (c->client_cert_identity == NULL || (strcmp(c->client_cert_identity, "xmppaddr") &&
+                                            strcmp(c->client_cert_identity, "cn") &&
+                                            strcmp(c->client_cert_identity, "email"))) {
+        snprintf(err, errlen, "c2s.client_cert_identity must be xmppaddr, cn or email");
+        return -1;
+    }
+    if (c->tls_min_version == NULL || (strcmp(c->tls_min_version, "TLSv1.2") &&
+                                       strcmp(c->tls_min_version, "TLSv1.3"))) {
+        snprintf(err, errlen, "tls.min_version must be TLSv1.2 or TLSv1.3");
+        return -1;
+    }
+    if (check_jid_list(c->disco_items, "disco.items", err, errlen) != 0)
+        return -1;
+    for (const struct config_disco_node *d = c->disco_nodes; d; d = d->next) {
+        char what[300];
+        snprintf(what, sizeof(what), "[disco_node:%s] items", d->node);
+        if (check_jid_list(d->items, what, err, errlen) != 0)
+            return -1;
     }
     return 0;
 }
@@ -430,6 +657,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         return -1;
     }
     if (c->cluster_name && config_check_cluster(c, err, errlen) != 0)
+        return -1;
+    if (config_check_federation(c, err, errlen) != 0)
         return -1;
     if (c->max_outq_hard_bytes && c->max_outq_hard_bytes < c->max_outq_bytes) {
         snprintf(err, errlen, "c2s.max_outq_hard_bytes (%zu) must be at least c2s.max_outq_bytes "

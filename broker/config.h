@@ -8,6 +8,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Sections named by what they configure (docs/configuration.md): */
+struct config_peer {          /* [s2s:DOMAIN]: a static route to a peer server */
+    char *domain;
+    char *host;               /* address or host name */
+    int port;
+    struct config_peer *next;
+};
+struct config_component {     /* [component:DOMAIN]: an external component (XEP-0114) */
+    char *domain;
+    char *secret;
+    struct config_component *next;
+};
+struct config_disco_node {    /* [disco_node:NODE]: a named disco node on the server JID */
+    char *node;
+    char *features;           /* space/comma-separated, or NULL */
+    char *items;              /* JIDs, space/comma-separated, or NULL */
+    struct config_disco_node *next;
+};
+
 struct config {
     /* [server] */
     char *domain;
@@ -40,6 +59,27 @@ struct config {
     unsigned sm_max_unacked;     /* unacknowledged stanzas kept per session */
     size_t sm_max_unacked_bytes; /* ... and their bytes */
     unsigned csi_queue_size;     /* XEP-0352: stanzas held for an inactive client */
+    char *client_ca_file;        /* SASL EXTERNAL (XEP-0178): client certificates' CA */
+    char *client_crl_file;       /* ... and its revocation list (PEM), optional */
+    char *client_cert_identity;  /* xmppaddr, cn or email: where the JID is read */
+    /* [s2s] federation (docs/federation.md) */
+    int s2s_port;                /* 0: off */
+    char *s2s_bind;              /* NULL: c2s.bind */
+    bool s2s_secure_auth;        /* only peers whose certificate verifies */
+    bool s2s_require_tls;        /* STARTTLS offered and required both ways */
+    char *s2s_ca_file;           /* NULL: OpenSSL's default trust store */
+    unsigned s2s_connect_timeout; /* seconds to reach and authenticate a peer */
+    unsigned s2s_idle_timeout;   /* seconds without traffic before closing */
+    unsigned s2s_max_queue;      /* stanzas queued per peer while connecting */
+    struct config_peer *peers;
+    /* [components] XEP-0114 (docs/components.md) */
+    int components_port;         /* listens only when a component is configured */
+    char *components_bind;       /* NULL: c2s.bind */
+    struct config_component *components;
+    /* [disco] extra features and items on the server JID, and named nodes */
+    char *disco_features;
+    char *disco_items;
+    struct config_disco_node *disco_nodes;
     /* [auth] */
     char *mechanisms;
     unsigned failure_delay_ms;
@@ -54,6 +94,9 @@ struct config {
     /* [tls] */
     char *tls_cert;  /* NULL: <data_dir>/tls/cert.pem, generated if absent */
     char *tls_key;
+    char *tls_min_version;       /* TLSv1.2 or TLSv1.3 */
+    char *tls_ciphers;           /* TLS 1.2 cipher list (OpenSSL syntax), NULL: OpenSSL's */
+    char *tls_ciphersuites;      /* TLS 1.3 suites, NULL: OpenSSL's */
     /* [pubsub] */
     char *pubsub_jid;            /* NULL: pubsub.<domain> */
     uint32_t pubsub_max_items;   /* cap on pubsub#max_items */
@@ -125,5 +168,8 @@ int config_set_str(char **field, const char *value);
 /* Prints the effective configuration in the file's own format. */
 void config_print(const struct config *c, void *stdio_file);
 void config_free(struct config *c);
+/* The [component:DOMAIN] and [s2s:DOMAIN] sections for domain, or NULL. */
+const struct config_component *config_component(const struct config *c, const char *domain);
+const struct config_peer *config_peer(const struct config *c, const char *domain);
 
 #endif

@@ -67,6 +67,7 @@ static const struct herald_error rows[HERALD_E_COUNT_] = {
         "not-authorized", "auth", "not-in-roster-group", 403),
     ROW(HERALD_ECLUSTER, "the cluster could not store the change in time; retry",
         "resource-constraint", "wait", 0, 503),
+    ROW(HERALD_EREMOTE_TIMEOUT, "remote server timeout", "remote-server-timeout", "wait", 0, 504),
 };
 
 const struct herald_error *herald_error(int err)

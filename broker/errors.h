@@ -28,7 +28,7 @@ enum {
     HERALD_EUNAVAIL = -10,   /* no such service or recipient */
     HERALD_ENOTIMPL = -11,   /* feature not implemented */
     HERALD_ESCHEMA = -12,    /* stored data has an unknown schema version */
-    HERALD_EREMOTE = -13,    /* remote domain: no server-to-server support */
+    HERALD_EREMOTE = -13,    /* remote domain not reachable (or federation off) */
     HERALD_ECONFLICT = -14,  /* conflicting state (e.g. resource in use) */
     HERALD_ETOOBIG = -15,    /* too large */
     HERALD_EAUTH = -16,      /* no or wrong credentials */
@@ -55,7 +55,8 @@ enum {
     HERALD_EQUOTA = -36,                /* an account's quota (pubsub.max_nodes_per_account) */
     HERALD_ENOT_IN_ROSTER_GROUP = -37,  /* roster model: not in an allowed group */
     HERALD_ECLUSTER = -38,              /* the cluster log did not store it in time (retry) */
-    HERALD_E_COUNT_ = 39
+    HERALD_EREMOTE_TIMEOUT = -39,       /* a peer server did not authenticate in time */
+    HERALD_E_COUNT_ = 40
 };
 
 struct herald_error {

@@ -28,6 +28,8 @@ struct pep;
 struct cluster;
 struct http_conn;
 struct http_req;
+struct s2s;
+struct component;
 
 struct herald_stats {
     uint64_t connections_accepted;
@@ -71,6 +73,16 @@ struct herald {
     bool http_listening;
     uv_tcp_t https_listener;
     bool https_listening;
+    uv_tcp_t s2s_listener;
+    bool s2s_listening;
+    uv_tcp_t components_listener;
+    bool components_listening;
+    char *tls_cert_path;         /* the certificate c2s, HTTPS and s2s present */
+    char *tls_key_path;
+    struct ssl_ctx_st *c2s_tls_ctx; /* STARTTLS on c2s: tls_ctx, or with client
+                                     * certificates checked (c2s.client_ca_file) */
+    struct s2s *s2s;             /* federation (s2s.c) */
+    struct component *components; /* component streams (component.c) */
     uv_signal_t sig_term, sig_int;
     uv_prepare_t flush_prepare;  /* flushes write queues once per loop turn */
     uv_timer_t sweep_timer;      /* idle/login timeouts and keepalives */

@@ -58,6 +58,8 @@ static void usage_serve(FILE *f)
             "                      and the web console (/console/)\n"
             "                      (default 5280, 0 turns it off)\n"
             "  --https-port N      the same over TLS (default 5281, 0 turns it off)\n"
+            "  --s2s-port N        server-to-server (federation) port (default 5269,\n"
+            "                      0 turns federation off); see docs/federation.md\n"
             "  --allow-plaintext   make STARTTLS optional and offer PLAIN without TLS,\n"
             "                      for loopback tests and benchmarks; refused on a\n"
             "                      non-loopback --bind unless given twice\n"
@@ -147,6 +149,8 @@ static int load_config(struct config *cfg, int *argc, char **argv, bool strict)
             port = &cfg->http_port;
         else if (strcmp(a, "--https-port") == 0)
             port = &cfg->https_port;
+        else if (strcmp(a, "--s2s-port") == 0)
+            port = &cfg->s2s_port;
         if (field || port) {
             if (v == NULL) {
                 fprintf(stderr, "herald: %s needs a value\n", a);

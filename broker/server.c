@@ -13,6 +13,8 @@
 #include "batch.h"
 #include "bosh.h"
 #include "cluster.h"
+#include "component.h"
+#include "s2s.h"
 #include "sm.h"
 #include "conn.h"
 #include "errors.h"
@@ -108,6 +110,7 @@ static void on_sweep(uv_timer_t *t)
     http_sweep(h);
     bosh_sweep(h);
     cluster_sweep(h);
+    s2s_sweep(h, uv_now(h->loop));
     pubsub_expire(h->pubsub);
     trim_heap(h, hibernated);
 }
@@ -131,6 +134,8 @@ static void on_signal(uv_signal_t *sig, int signum)
     listener_stop(h);
     cluster_stop(h);
     bosh_close_all(h); /* held requests are answered before HTTP closes */
+    s2s_close_all(h);  /* their streams end with a stream error, before */
+    component_close_all(h); /* session_close_all closes every other conn */
     session_close_all(h);
     uv_timer_start(&h->shutdown_timer, on_shutdown_timeout, SHUTDOWN_GRACE_MS, 0);
 }
@@ -155,15 +160,34 @@ static int setup_tls(struct herald *h)
     } else {
         rc = tls_ensure_cert(h->cfg->data_dir, h->cfg->domain, &cert, &key);
     }
+    const struct config *cfg = h->cfg;
     if (rc == 0) {
         h->tls_ctx = tls_ctx_new(cert, key);
-        if (h->tls_ctx == NULL)
+        if (h->tls_ctx == NULL ||
+            tls_ctx_policy(h->tls_ctx, cfg->tls_min_version, cfg->tls_ciphers, cfg->tls_ciphersuites))
             rc = HERALD_EIO;
         else
             log_info("tls", "certificate %s", cert);
     }
-    free(cert);
-    free(key);
+    /* c2s STARTTLS: with c2s.client_ca_file, a context of its own that asks
+     * clients for a certificate (SASL EXTERNAL); HTTPS never asks. */
+    if (rc == 0 && cfg->client_ca_file) {
+        h->c2s_tls_ctx = tls_ctx_new(cert, key);
+        if (h->c2s_tls_ctx == NULL ||
+            tls_ctx_policy(h->c2s_tls_ctx, cfg->tls_min_version, cfg->tls_ciphers,
+                           cfg->tls_ciphersuites) ||
+            tls_ctx_verify_peers(h->c2s_tls_ctx, cfg->client_ca_file, cfg->client_crl_file))
+            rc = HERALD_EIO;
+        else
+            log_info("tls", "client certificates verified against %s%s%s (SASL EXTERNAL)",
+                     cfg->client_ca_file, cfg->client_crl_file ? ", CRL " : "",
+                     cfg->client_crl_file ? cfg->client_crl_file : "");
+    } else if (rc == 0) {
+        SSL_CTX_up_ref(h->tls_ctx);
+        h->c2s_tls_ctx = h->tls_ctx;
+    }
+    h->tls_cert_path = cert;
+    h->tls_key_path = key;
     return rc;
 }
 
@@ -227,12 +251,14 @@ int herald_serve(struct config *cfg)
     }
     int exit_code = 1;
     if (setup_tls(h) != 0)
-        goto out_store;
+        goto out_tls;
     if (hsasl_global_init(h->store, cfg) != 0)
         goto out_tls;
     if (batch_new(h->store, &h->batch) != 0 || open_pubsub(h) != 0)
         goto out_sasl;
     if (blocking_open(h) != 0) /* XEP-0191 (blocking.c) */
+        goto out_sasl;
+    if (s2s_init(h) != 0) /* federation: keys and TLS contexts */
         goto out_sasl;
     if (uv_loop_init(&loop) != 0)
         goto out_sasl;
@@ -274,6 +300,17 @@ int herald_serve(struct config *cfg)
                      cfg->http_bind, cfg->http_port);
         if (cfg->https_port)
             log_info("http", "REST API on https://%s:%d/v1/", cfg->http_bind, cfg->https_port);
+        if (cfg->s2s_port)
+            log_info("s2s", "federation on %s:%d (%s%s)", cfg->s2s_bind ? cfg->s2s_bind : cfg->c2s_bind,
+                     cfg->s2s_port, cfg->s2s_require_tls ? "STARTTLS required" : "STARTTLS offered",
+                     cfg->s2s_secure_auth ? ", certificates required (secure_auth)"
+                                          : ", dialback allowed");
+        else
+            log_info("s2s", "federation is off (s2s.port = 0)");
+        for (const struct config_component *k = cfg->components; k; k = k->next)
+            log_info("component", "%s may connect on %s:%d", k->domain,
+                     cfg->components_bind ? cfg->components_bind : cfg->c2s_bind,
+                     cfg->components_port);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     if (h->nconns != 0 || !h->shutting_down) {
@@ -295,8 +332,11 @@ out_sasl:
     sse_close(h);
     hsasl_global_done();
 out_tls:
+    s2s_free(h);
     tls_ctx_free(h->tls_ctx);
-out_store:
+    tls_ctx_free(h->c2s_tls_ctx);
+    free(h->tls_cert_path);
+    free(h->tls_key_path);
     store_close(h->store);
     free(h);
     return exit_code;

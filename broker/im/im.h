@@ -69,6 +69,10 @@ void presence_probe_local(struct herald *h, const char *contact, const char *fro
 void presence_remote_gone(struct herald *h, const char *full);
 void presence_subscription(struct herald *h, const char *user, const char *contact,
                            const char *type, struct xnode *st);
+/* Federation: a subscription stanza (type subscribe, subscribed,
+ * unsubscribe, unsubscribed) from remote (bare) to the local account local. */
+void presence_inbound_subscription(struct herald *h, const char *remote, const char *local,
+                                   const char *type, struct xnode *st);
 /* The session is going away: broadcast its unavailable presence. */
 void presence_session_gone(struct session *s);
 /* Stores a message for an account with no available resource. Returns 0
@@ -160,6 +164,10 @@ bool blocking_presence_ok(struct herald *h, const char *a, const char *b);
  * <stanza-id/>. Delivery never waits for or fails with the archive. */
 void mam_route_message(struct session *from, struct xnode *msg, struct arena *a,
                        const char *to_bare);
+/* The same for a message between any two JIDs of which one is a local
+ * account (federation: from or to a remote party). */
+void mam_route(struct herald *h, const char *from_bare, const char *from_full, struct xnode *msg,
+               struct arena *a, const char *to_bare);
 /* iq handlers (iq.c's table): <query/> get (the form) and set (a query),
  * <prefs/> get and set, on the requester's own archive. */
 void mam_query_iq(struct session *from, struct xnode *iq, struct xnode *child, struct arena *a);

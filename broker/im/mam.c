@@ -232,13 +232,15 @@ static int wanted(struct herald *h, struct store_txn *t, const char *owner, cons
 /* Archives msg in the archives of the accounts that want it; *rcpt_id gets
  * the recipient's archive id (0 when it has none). */
 static int archive(struct herald *h, struct store_txn *t, const char *from_bare,
-                   const char *from_full, const char *to_bare, const char *to,
-                   const struct buf *xml, uint64_t *rcpt_id)
+                   const char *from_full, const char *to_bare, const char *to, bool from_local,
+                   bool to_local, const struct buf *xml, uint64_t *rcpt_id)
 {
     const struct config *cfg = h->cfg;
     bool self = strcmp(from_bare, to_bare) == 0;
-    int out = self ? 0 : wanted(h, t, from_bare, to_bare, to);
-    int in = wanted(h, t, to_bare, from_bare, from_full);
+    /* Only local accounts have archives here (a remote party's is its
+     * server's business). */
+    int out = self || !from_local ? 0 : wanted(h, t, from_bare, to_bare, to);
+    int in = to_local ? wanted(h, t, to_bare, from_bare, from_full) : 0;
     if (out < 0 || in < 0)
         return out < 0 ? out : in;
     if (out + in == 0)
@@ -262,16 +264,30 @@ static int archive(struct herald *h, struct store_txn *t, const char *from_bare,
 void mam_route_message(struct session *from, struct xnode *msg, struct arena *a,
                        const char *to_bare)
 {
-    struct herald *h = from->h;
+    mam_route(from->h, from->bare, from->full, msg, a, to_bare);
+}
+
+static bool local_domain(const struct herald *h, const char *bare)
+{
+    const char *at = strchr(bare, '@');
+    return at != NULL && strcmp(at + 1, h->cfg->domain) == 0;
+}
+
+void mam_route(struct herald *h, const char *from_bare, const char *from_full, struct xnode *msg,
+               struct arena *a, const char *to_bare)
+{
     static struct log_limit lim;
     if (!h->cfg->mam_enabled)
         return;
-    strip_stanza_ids(msg, to_bare, from->bare);
+    strip_stanza_ids(msg, to_bare, from_bare);
     if (!archivable(msg))
         return;
     /* Only to accounts that exist (the router bounces the rest). */
-    if (session_account(h, to_bare) == NULL && store_user_exists(h->store, to_bare) != 1)
-        return;
+    bool to_local = local_domain(h, to_bare) &&
+                    (session_account(h, to_bare) != NULL || store_user_exists(h->store, to_bare) == 1);
+    bool from_local = local_domain(h, from_bare);
+    if (!to_local && (!from_local || local_domain(h, to_bare)))
+        return; /* no such account here: the router bounces it */
     const char *to = xml_attr(msg, "to");
     struct buf xml;
     uint64_t rcpt_id = 0;
@@ -283,13 +299,13 @@ void mam_route_message(struct session *from, struct xnode *msg, struct arena *a,
     struct store_txn *t = buf_ok(&xml) ? batch_op_begin(h->batch, &rc) : NULL;
     if (t != NULL)
         rc = batch_op_end(h->batch, t,
-                          archive(h, t, from->bare, from->full, to_bare, to ? to : to_bare, &xml,
-                                  &rcpt_id));
+                          archive(h, t, from_bare, from_full, to_bare, to ? to : to_bare,
+                                  from_local, to_local, &xml, &rcpt_id));
     buf_free(&xml);
     if (rc != 0) {
         /* The delivery goes on without an archive entry (and without a
          * stanza-id naming one). */
-        log_limited(&lim, LOG_WARN, "mam", "message %s -> %s not archived: %s", from->bare,
+        log_limited(&lim, LOG_WARN, "mam", "message %s -> %s not archived: %s", from_bare,
                     to_bare, herald_strerror(rc));
         return;
     }

@@ -135,6 +135,14 @@ static bool is_local_account(struct herald *h, const char *bare)
     return session_account(h, bare) != NULL || store_user_exists(h->store, bare) == 1;
 }
 
+/* A contact on another server (or a component): its side of a
+ * subscription is kept there, and stanzas go to it through router_send. */
+static bool is_remote(struct herald *h, const char *bare)
+{
+    const char *at = strchr(bare, '@');
+    return strcmp(at ? at + 1 : bare, h->cfg->domain) != 0;
+}
+
 /* ---- subscriptions (§3) ---- */
 
 /* Loads, lets `change` edit, saves if it returns true. Returns 0 or error. */
@@ -260,24 +268,61 @@ static void deliver_request(struct herald *h, const struct ritem *c, const char 
     }
 }
 
+static int contact_side_subscribe(struct herald *h, struct store_txn *t, const char *user,
+                                  const char *contact, struct xnode *st);
+
+/* The local contact approved user's subscription: a local user's roster
+ * changes; a remote user's server is told, with the contact's presence
+ * (§3.1.5). */
+static int approved(struct herald *h, struct store_txn *t, const char *user, const char *contact)
+{
+    if (!is_remote(h, user))
+        return subscribed_at_user(h, t, user, contact);
+    send_simple(h, contact, user, "subscribed", ROUTE_PRESENCE);
+    send_account_presence(h, contact, user, ROUTE_PRESENCE);
+    return 0;
+}
+
 static int do_subscribe(struct herald *h, struct store_txn *t, const char *user, const char *contact,
                         struct xnode *st)
 {
     int rc = update_item(h, t, user, contact, set_ask); /* §3.1.2 */
     if (rc != 0)
         return rc;
+    if (is_remote(h, contact)) {
+        /* §3.1.2: the request goes to the contact's server, from our bare JID. */
+        char req[4096];
+        size_t n = request_bytes(st, user, contact, req, sizeof(req));
+        struct chunk *ch = n ? chunk_new(req, n) : NULL;
+        if (ch) {
+            router_send(h, contact, &ch, 1, ROUTE_PRESENCE);
+            chunk_unref(ch);
+        } else {
+            send_simple(h, user, contact, "subscribe", ROUTE_PRESENCE);
+        }
+        return 0;
+    }
     if (!is_local_account(h, contact)) /* §3.1.3: no such contact */
         return unsubscribed_at_user(h, t, user, contact, false);
+    return contact_side_subscribe(h, t, user, contact, st);
+}
+
+/* The contact's side of user's request (§3.1.3): an automatic answer when
+ * it approved already, else a pending request delivered to it. */
+static int contact_side_subscribe(struct herald *h, struct store_txn *t, const char *user,
+                                  const char *contact, struct xnode *st)
+{
+    int rc = 0;
     struct ritem *c = malloc(sizeof(*c));
     if (c == NULL || (rc = roster_load(t, contact, user, c)) != 0)
         goto done;
     if (c->sub & ROSTER_FROM) {
-        rc = subscribed_at_user(h, t, user, contact); /* already approved: auto-reply */
+        rc = approved(h, t, user, contact); /* already approved: auto-reply */
     } else if (c->approved) {
         c->sub |= ROSTER_FROM; /* §3.4: pre-approved */
         c->approved = false;
         if ((rc = roster_save(h, t, contact, c)) == 0)
-            rc = subscribed_at_user(h, t, user, contact);
+            rc = approved(h, t, user, contact);
     } else {
         if (!c->pending_in) {
             c->pending_in = true; /* kept until answered, even while offline (§3.1.3) */
@@ -304,7 +349,9 @@ static int do_subscribed(struct herald *h, struct store_txn *t, const char *user
         u->pending_in = false; /* §3.1.5: approve */
         u->sub |= ROSTER_FROM;
         u->in_roster = true;
-        if ((rc = roster_save(h, t, user, u)) == 0 && is_local_account(h, contact))
+        if ((rc = roster_save(h, t, user, u)) == 0 && is_remote(h, contact))
+            rc = approved(h, t, contact, user);
+        else if (rc == 0 && is_local_account(h, contact))
             rc = subscribed_at_user(h, t, contact, user);
     } else if (!(u->sub & ROSTER_FROM) && !u->approved) {
         u->approved = true; /* §3.4: pre-approval */
@@ -316,11 +363,24 @@ done:
     return rc;
 }
 
+static int contact_side_unsubscribe(struct herald *h, struct store_txn *t, const char *user,
+                                    const char *contact);
+
 static int do_unsubscribe(struct herald *h, struct store_txn *t, const char *user, const char *contact)
 {
     int rc = update_item(h, t, user, contact, lose_to); /* §3.3.2 */
+    if (rc == 0 && is_remote(h, contact))
+        send_simple(h, user, contact, "unsubscribe", ROUTE_PRESENCE);
     if (rc != 0 || !is_local_account(h, contact))
         return rc;
+    return contact_side_unsubscribe(h, t, user, contact);
+}
+
+/* The contact no longer shows its presence to user (§3.3.3). */
+static int contact_side_unsubscribe(struct herald *h, struct store_txn *t, const char *user,
+                                    const char *contact)
+{
+    int rc;
     struct ritem *c = malloc(sizeof(*c));
     if (c == NULL)
         return HERALD_ENOMEM;
@@ -342,7 +402,11 @@ static int do_unsubscribed(struct herald *h, struct store_txn *t, const char *us
     if (rc == 0 && lose_from(u)) /* §3.2.2 */
         rc = roster_save(h, t, user, u);
     free(u);
-    if (rc == 0 && is_local_account(h, contact))
+    if (rc == 0 && is_remote(h, contact)) {
+        send_simple(h, user, contact, "unsubscribed", ROUTE_PRESENCE);
+        if (was_visible)
+            send_account_unavailable(h, user, contact);
+    } else if (rc == 0 && is_local_account(h, contact))
         rc = unsubscribed_at_user(h, t, contact, user, was_visible);
     return rc;
 }
@@ -366,6 +430,29 @@ void presence_subscription(struct herald *h, const char *user, const char *conta
         rc = do_unsubscribed(h, t, user, contact);
     if ((rc = batch_op_end(h->batch, t, rc)) != 0)
         log_error("im", "%s -> %s %s not stored: %s", user, contact, type, herald_strerror(rc));
+}
+
+/* A subscription stanza from a remote user to a local account (§3,
+ * inbound): the local side of the state machine. */
+void presence_inbound_subscription(struct herald *h, const char *remote, const char *local,
+                                   const char *type, struct xnode *st)
+{
+    int rc;
+    struct store_txn *t = batch_op_begin(h->batch, &rc);
+    if (t == NULL) {
+        log_error("im", "%s -> %s %s not stored: %s", remote, local, type, herald_strerror(rc));
+        return;
+    }
+    if (strcmp(type, "subscribe") == 0)
+        rc = contact_side_subscribe(h, t, remote, local, st);
+    else if (strcmp(type, "subscribed") == 0)
+        rc = subscribed_at_user(h, t, local, remote);
+    else if (strcmp(type, "unsubscribe") == 0)
+        rc = contact_side_unsubscribe(h, t, remote, local);
+    else
+        rc = unsubscribed_at_user(h, t, local, remote, false);
+    if ((rc = batch_op_end(h->batch, t, rc)) != 0)
+        log_error("im", "%s -> %s %s not stored: %s", remote, local, type, herald_strerror(rc));
 }
 
 /* ---- presence broadcast (§4) ---- */
@@ -416,6 +503,11 @@ static void probe_contact(void *ud, const char *contact)
     struct session *s = ud;
     if (!blocking_presence_ok(s->h, s->full, contact)) /* XEP-0191 §3.3 */
         return;
+    if (is_remote(s->h, contact)) {
+        /* §4.3.1: the contact's server answers, to our bare JID. */
+        send_simple(s->h, s->bare, contact, "probe", ROUTE_PRESENCE);
+        return;
+    }
     send_account_presence(s->h, contact, s->full, ROUTE_FULL); /* §4.3 */
     /* Cluster mode: the instances holding the contact's other sessions answer
      * (presence_probe_local there); ROUTE_FULL to a bare JID gives it to no

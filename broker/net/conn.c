@@ -308,7 +308,7 @@ static void disowned_data(void *ud, const char *data, size_t len)
 
 static void disowned_close(void *ud) { (void)ud; }
 
-static const struct conn_handler disowned = {disowned_data, disowned_close, NULL};
+static const struct conn_handler disowned = {.on_data = disowned_data, .on_close = disowned_close};
 
 void conn_disown(struct conn *c)
 {
@@ -413,7 +413,9 @@ static int flush_tls(struct conn *c, struct write_req *w)
     char *out = NULL;
     int rc = 0;
     struct outq_entry *e = c->q_head;
-    while (e && plain < MAX_WRITE_BYTES) {
+    /* Plaintext waits for the handshake to finish (our side of an outgoing
+     * connection may queue its stream header at once). */
+    while (e && plain < MAX_WRITE_BYTES && (e->raw || tls_established(c->tls))) {
         struct outq_entry *n = e->next;
         plain += e->ch->len;
         if (rc == 0) {
@@ -514,7 +516,7 @@ static void flush(struct conn *c)
     free(w);
     if (rc < 0)
         conn_close(c, false);
-    else if (c->close_after_flush)
+    else if (c->close_after_flush && c->q_head == NULL)
         start_shutdown(c);
 }
 
@@ -595,6 +597,19 @@ int conn_starttls(struct conn *c, struct ssl_ctx_st *ctx)
     return 0;
 }
 
+int conn_starttls_client(struct conn *c, struct ssl_ctx_st *ctx, const char *sni)
+{
+    if (c->tls)
+        return -1;
+    c->tls = tls_new_client(ctx, sni);
+    if (c->tls == NULL)
+        return -1;
+    for (struct outq_entry *e = c->q_head; e; e = e->next)
+        e->raw = true;
+    schedule_flush(c);
+    return 0;
+}
+
 bool conn_is_tls(const struct conn *c) { return c->tls != NULL || c->secure; }
 
 void conn_hold_input(struct conn *c, bool hold)
@@ -664,7 +679,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                 break;
             deliver(c, plain, (size_t)n);
         }
-        if (tls_pending(c->tls) > 0)
+        if (tls_pending(c->tls) > 0 || (c->q_head && tls_established(c->tls)))
             schedule_flush(c);
     }
     h->input_conn = NULL;
@@ -732,6 +747,51 @@ struct conn *conn_accept(struct herald *h, uv_stream_t *server)
             uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof(c->peer));
         else if (ss.ss_family == AF_INET6)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
+    }
+    return c;
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct conn *c = req->data;
+    free(req);
+    if (c->handle_closed)
+        return;
+    if (status != 0) {
+        log_info("conn", "%s: connect failed: %s", c->peer, uv_strerror(status));
+        close_now(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->last_read_ms = c->write_progress_ms = uv_now(c->h->loop);
+    c->input_held = false;
+    update_reading(c);
+    if (c->handler->on_connect)
+        c->handler->on_connect(c->ud);
+}
+
+struct conn *conn_connect(struct herald *h, const struct sockaddr *addr, const char *peer,
+                          const struct conn_handler *handler, void *ud)
+{
+    struct conn *c = conn_alloc(h);
+    uv_connect_t *req = c ? malloc(sizeof(*req)) : NULL;
+    if (req == NULL) {
+        if (c)
+            close_now(c);
+        return NULL;
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->handler = handler;
+    c->ud = ud;
+    c->input_held = true; /* no reads before the connection is up */
+    req->data = c;
+    int rc = uv_tcp_connect(req, &c->tcp, addr, on_connected);
+    if (rc != 0) {
+        log_info("conn", "%s: connect failed: %s", peer, uv_strerror(rc));
+        free(req);
+        c->handler = NULL; /* the caller learns of it from NULL, not on_close */
+        close_now(c);
+        return NULL;
     }
     return c;
 }

@@ -45,6 +45,9 @@ struct conn_handler {
     void (*on_close)(void *ud);
     /* Optional: the write queue has drained below a quarter of its bound. */
     void (*on_drain)(void *ud);
+    /* Outgoing connections (conn_connect): the TCP connection is up; a
+     * failed connect goes to on_close without it. */
+    void (*on_connect)(void *ud);
 };
 
 struct outq_entry;
@@ -103,6 +106,11 @@ struct conn {
 
 /* Accepts a pending connection on server. Returns NULL on failure (logged). */
 struct conn *conn_accept(struct herald *h, uv_stream_t *server);
+/* Opens an outgoing connection to addr with handler (reads start once it
+ * is up). NULL when it cannot even start (logged); a connect that fails
+ * later ends in on_close without on_connect. peer names it in logs. */
+struct conn *conn_connect(struct herald *h, const struct sockaddr *addr, const char *peer,
+                          const struct conn_handler *handler, void *ud);
 /* A virtual connection (no socket; see struct conn_sink) for peer, linked
  * and counted like an accepted one. NULL without memory. */
 struct conn *conn_new_virtual(struct herald *h, const char *peer, const struct conn_sink *sink,
@@ -151,6 +159,9 @@ void conn_disown(struct conn *c);
  * or -1. */
 int conn_starttls(struct conn *c, struct ssl_ctx_st *ctx);
 bool conn_is_tls(const struct conn *c);
+/* The client side of STARTTLS (outgoing s2s): the ClientHello goes out at
+ * the next flush. Returns 0 or -1. */
+int conn_starttls_client(struct conn *c, struct ssl_ctx_st *ctx, const char *sni);
 
 /* Stops (hold = true) or resumes delivering input; used while a SASL
  * failure is being delayed. */

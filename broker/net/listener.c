@@ -7,6 +7,8 @@
 #include "log.h"
 #include "session.h"
 #include "http.h"
+#include "component.h"
+#include "s2s.h"
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -18,6 +20,30 @@ static void on_connection(uv_stream_t *server, int status)
     struct conn *c = conn_accept(h, server);
     if (c != NULL)
         session_accept(h, c);
+}
+
+static void on_s2s_connection(uv_stream_t *server, int status)
+{
+    struct herald *h = server->data;
+    if (status < 0) {
+        log_warn("s2s", "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    struct conn *c = conn_accept(h, server);
+    if (c != NULL)
+        s2s_accept(h, c);
+}
+
+static void on_component_connection(uv_stream_t *server, int status)
+{
+    struct herald *h = server->data;
+    if (status < 0) {
+        log_warn("component", "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    struct conn *c = conn_accept(h, server);
+    if (c != NULL)
+        component_accept(h, c);
 }
 
 /* Both HTTP listeners; the HTTPS one starts TLS at the first byte. */
@@ -68,6 +94,14 @@ int listener_start(struct herald *h)
     if (rc == 0 && cfg->https_port != 0)
         rc = listen_on(h, &h->https_listener, &h->https_listening, "http", cfg->http_bind,
                        cfg->https_port, on_http_connection);
+    if (rc == 0 && cfg->s2s_port != 0)
+        rc = listen_on(h, &h->s2s_listener, &h->s2s_listening, "s2s",
+                       cfg->s2s_bind ? cfg->s2s_bind : cfg->c2s_bind, cfg->s2s_port,
+                       on_s2s_connection);
+    if (rc == 0 && cfg->components_port != 0 && cfg->components != NULL)
+        rc = listen_on(h, &h->components_listener, &h->components_listening, "component",
+                       cfg->components_bind ? cfg->components_bind : cfg->c2s_bind,
+                       cfg->components_port, on_component_connection);
     return rc;
 }
 
@@ -79,5 +113,10 @@ void listener_stop(struct herald *h)
         uv_close((uv_handle_t *)&h->http_listener, NULL);
     if (h->https_listening && !uv_is_closing((uv_handle_t *)&h->https_listener))
         uv_close((uv_handle_t *)&h->https_listener, NULL);
+    if (h->s2s_listening && !uv_is_closing((uv_handle_t *)&h->s2s_listener))
+        uv_close((uv_handle_t *)&h->s2s_listener, NULL);
+    if (h->components_listening && !uv_is_closing((uv_handle_t *)&h->components_listener))
+        uv_close((uv_handle_t *)&h->components_listener, NULL);
     h->listening = h->http_listening = h->https_listening = false;
+    h->s2s_listening = h->components_listening = false;
 }

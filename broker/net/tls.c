@@ -197,6 +197,84 @@ done:
     return rc;
 }
 
+int tls_ctx_policy(SSL_CTX *ctx, const char *min_version, const char *ciphers,
+                   const char *ciphersuites)
+{
+    int v = min_version && strcmp(min_version, "TLSv1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    if (SSL_CTX_set_min_proto_version(ctx, v) != 1 ||
+        (ciphers && SSL_CTX_set_cipher_list(ctx, ciphers) != 1) ||
+        (ciphersuites && SSL_CTX_set_ciphersuites(ctx, ciphersuites) != 1)) {
+        log_error("tls", "tls.ciphers / tls.ciphersuites not accepted by OpenSSL: %s",
+                  ERR_reason_error_string(ERR_get_error()));
+        return -1;
+    }
+    return 0;
+}
+
+/* Verification runs to the end whatever it finds: the result is read with
+ * SSL_get_verify_result once the handshake is done. */
+static int verify_keep_going(int ok, X509_STORE_CTX *st)
+{
+    (void)ok;
+    (void)st;
+    return 1;
+}
+
+static int load_trust(SSL_CTX *ctx, const char *ca_file, const char *crl_file)
+{
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        log_error("tls", "cannot load CA certificates %s: %s", ca_file ? ca_file : "(default store)",
+                  ERR_reason_error_string(ERR_get_error()));
+        return -1;
+    }
+    if (crl_file == NULL)
+        return 0;
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    X509_LOOKUP *lk = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    if (lk == NULL || X509_load_crl_file(lk, crl_file, X509_FILETYPE_PEM) < 1) {
+        log_error("tls", "cannot load the CRL %s: %s", crl_file,
+                  ERR_reason_error_string(ERR_get_error()));
+        return -1;
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    return 0;
+}
+
+int tls_ctx_verify_peers(SSL_CTX *ctx, const char *ca_file, const char *crl_file)
+{
+    if (load_trust(ctx, ca_file, crl_file) != 0)
+        return -1;
+    if (ca_file) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_keep_going);
+    return 0;
+}
+
+SSL_CTX *tls_client_ctx_new(const char *cert_path, const char *key_path, const char *ca_file)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1 ||
+        load_trust(ctx, ca_file, NULL) != 0) {
+        log_error("tls", "cannot set up the s2s client context (%s): %s", cert_path,
+                  ERR_reason_error_string(ERR_get_error()));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_keep_going);
+    return ctx;
+}
+
 SSL_CTX *tls_ctx_new(const char *cert_path, const char *key_path)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -220,7 +298,7 @@ SSL_CTX *tls_ctx_new(const char *cert_path, const char *key_path)
 
 void tls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
 
-struct tls *tls_new(SSL_CTX *ctx)
+static struct tls *tls_alloc(SSL_CTX *ctx)
 {
     struct tls *t = calloc(1, sizeof(*t));
     if (t == NULL)
@@ -237,9 +315,49 @@ struct tls *tls_new(SSL_CTX *ctx)
     }
     BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
-    SSL_set_accept_state(t->ssl);
     return t;
 }
+
+struct tls *tls_new(SSL_CTX *ctx)
+{
+    struct tls *t = tls_alloc(ctx);
+    if (t)
+        SSL_set_accept_state(t->ssl);
+    return t;
+}
+
+struct tls *tls_new_client(SSL_CTX *ctx, const char *sni)
+{
+    struct tls *t = tls_alloc(ctx);
+    if (t == NULL)
+        return NULL;
+    SSL_set_connect_state(t->ssl);
+    if (SSL_set_tlsext_host_name(t->ssl, sni) != 1) {
+        tls_free(t);
+        return NULL;
+    }
+    int rc = SSL_do_handshake(t->ssl);
+    if (rc <= 0 && SSL_get_error(t->ssl, rc) != SSL_ERROR_WANT_READ) {
+        tls_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+bool tls_peer_verified(struct tls *t, const char **why)
+{
+    if (SSL_get0_peer_certificate(t->ssl) == NULL) {
+        *why = "no certificate";
+        return false;
+    }
+    long v = SSL_get_verify_result(t->ssl);
+    *why = v == X509_V_OK ? "" : X509_verify_cert_error_string(v);
+    return v == X509_V_OK;
+}
+
+bool tls_established(struct tls *t) { return SSL_is_init_finished(t->ssl); }
+
+X509 *tls_peer_cert(struct tls *t) { return SSL_get0_peer_certificate(t->ssl); }
 
 void tls_free(struct tls *t)
 {

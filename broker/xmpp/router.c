@@ -4,7 +4,10 @@
  *   no 'to'            message: as if to the sender's bare JID (§10.3.1)
  *                      presence: availability/priority of the sender
  *                      iq: the server answers for the account (§10.3.3)
- *   remote domain      remote-server-not-found (no s2s)
+ *   a component's      to the component (component.c)
+ *   remote domain      over s2s (s2s.c); remote-server-not-found when
+ *                      federation is off; presence goes through presence.c
+ *                      first (rosters)
  *   our domain         iq: the iq table; message/presence: ignored
  *   local full JID     that resource; if absent: message as to the bare JID,
  *                      iq service-unavailable, presence ignored (§8.5.3.2)
@@ -15,6 +18,9 @@
  * The stanza is serialized once; every recipient queues the same chunk. */
 #include "router.h"
 #include "cluster.h"
+#include "component.h"
+#include "s2s.h"
+#include "xml_parser.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -150,11 +156,135 @@ void router_batch_failed(struct herald *h, const char *to, const char *id, const
     }
 }
 
+/* ---- stanzas for other servers and components ---- */
+
+/* Whether the domain of jid (a JID in prepared form) is served by the
+ * router itself: the server's accounts and the pubsub service. */
+static bool local_jid(const struct herald *h, const char *jid, char *domain, size_t cap)
+{
+    const char *at = strchr(jid, '@'), *slash = strchr(jid, '/');
+    const char *d = at && (!slash || at < slash) ? at + 1 : jid;
+    size_t n = slash ? (size_t)(slash - d) : strlen(d);
+    const char *ps = h->ps_xmpp ? ps_xmpp_jid(h->ps_xmpp) : NULL;
+    if ((n == strlen(h->cfg->domain) && memcmp(d, h->cfg->domain, n) == 0) ||
+        (ps && n == strlen(ps) && memcmp(d, ps, n) == 0))
+        return true;
+    snprintf(domain, cap, "%.*s", (int)(n < cap ? n : cap - 1), d);
+    return false;
+}
+
+/* The domain of the 'from' in the start tag of a stanza this server
+ * serialized (attribute values quoted with ' or "). */
+static bool peek_from_domain(const char *data, size_t len, char *out, size_t cap)
+{
+    const char *end = memchr(data, '>', len);
+    for (const char *p = data; end && p + 7 < end; p++) {
+        if (memcmp(p, " from=", 6) != 0 || (p[6] != '\'' && p[6] != '"'))
+            continue;
+        const char *v = p + 7, *q = memchr(v, p[6], (size_t)(end - v));
+        if (q == NULL)
+            return false;
+        const char *at = memchr(v, '@', (size_t)(q - v)), *slash = memchr(v, '/', (size_t)(q - v));
+        const char *d = at && (!slash || at < slash) ? at + 1 : v;
+        const char *de = slash ? slash : q;
+        if (de <= d || (size_t)(de - d) >= cap)
+            return false;
+        memcpy(out, d, (size_t)(de - d));
+        out[de - d] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* A stanza's bytes for a domain served elsewhere: a component's, or a peer
+ * server's over s2s. Returns 0 or HERALD_E*. */
+static int send_remote(struct herald *h, const char *domain, struct chunk *ch)
+{
+    if (component_for(h, domain) != NULL)
+        return component_send(h, domain, &ch, 1);
+    char local[JID_PART_MAX + 1];
+    if (!peek_from_domain(ch->data, ch->len, local, sizeof(local)) || !s2s_hosted(h, local))
+        return HERALD_EFORBIDDEN;
+    return s2s_send(h, local, domain, ch);
+}
+
+static struct chunk *join_parts(struct chunk *const *parts, size_t n)
+{
+    if (n == 1) {
+        chunk_ref(parts[0]);
+        return parts[0];
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    for (size_t i = 0; i < n; i++)
+        buf_append(&b, parts[i]->data, parts[i]->len);
+    struct chunk *ch = buf_ok(&b) ? chunk_new(b.data, b.len) : NULL;
+    buf_free(&b);
+    return ch;
+}
+
+struct bounce_ctx {
+    struct herald *h;
+    int err;
+};
+
+static void bounce_parsed(void *ud, struct xnode *st, struct arena *a)
+{
+    struct bounce_ctx *c = ud;
+    const char *from = xml_attr(st, "from");
+    struct xnode *r = from ? error_reply(st, a, c->err, NULL, NULL) : NULL;
+    struct chunk *ch = r ? router_chunk(r) : NULL;
+    if (ch) {
+        router_send(c->h, from, &ch, 1, strchr(from, '/') ? ROUTE_FULL : ROUTE_PRESENCE);
+        chunk_unref(ch);
+    }
+}
+
+static void bounce_open(void *ud, const struct xnode *hdr, const char *ns)
+{
+    (void)ud;
+    (void)hdr;
+    (void)ns;
+}
+
+static void bounce_close(void *ud) { (void)ud; }
+
+void router_bounce_bytes(struct herald *h, const char *data, size_t len, int err)
+{
+    static const struct xmlp_callbacks cb = {bounce_open, bounce_parsed, bounce_close};
+    static const char hdr[] = "<stream:stream xmlns='" NS_CLIENT "' xmlns:stream='" NS_STREAM "'>";
+    struct bounce_ctx c = {h, err};
+    struct xmlp_limits lim = {h->cfg->max_stanza_size + sizeof(hdr), h->cfg->max_depth};
+    struct xmlp *p = xmlp_new(&lim, &cb, &c);
+    if (p == NULL)
+        return;
+    if (xmlp_feed(p, hdr, sizeof(hdr) - 1) == XMLP_OK)
+        xmlp_feed(p, data, len);
+    xmlp_free(p);
+}
+
+/* parts for a JID whose domain is not the router's: one sender-side copy. */
+static size_t send_elsewhere(struct herald *h, const char *domain, struct chunk *const *parts,
+                             size_t nparts)
+{
+    struct chunk *ch = join_parts(parts, nparts);
+    if (ch == NULL)
+        return 0;
+    int rc = send_remote(h, domain, ch);
+    if (rc != 0 && rc != HERALD_EFORBIDDEN)
+        router_bounce_bytes(h, ch->data, ch->len, rc == HERALD_ELIMIT ? HERALD_ENOMEM : rc);
+    chunk_unref(ch);
+    return rc == 0;
+}
+
 size_t router_send(struct herald *h, const char *to, struct chunk *const *parts, size_t nparts,
                    enum route_mode mode)
 {
     struct session *targets[MAX_RECIPIENTS];
     size_t n = 0;
+    char domain[JID_PART_MAX + 1];
+    if (!local_jid(h, to, domain, sizeof(domain)))
+        return send_elsewhere(h, domain, parts, nparts);
     const char *slash = strchr(to, '/');
     if (slash != NULL) {
         char bare[JID_MAX + 1];
@@ -379,6 +509,139 @@ static int check_iq(struct session *from, struct xnode *st, struct arena *a)
     return 0;
 }
 
+/* A stanza from a local session to a component or a remote server. */
+static void route_out(struct session *from, struct xnode *st, struct arena *a, const struct jid *j)
+{
+    struct herald *h = from->h;
+    bool component = component_for(h, j->domain) != NULL;
+    if (!component && (h->cfg->s2s_port == 0 || h->s2s == NULL)) {
+        router_error(from, st, a, HERALD_EREMOTE, NULL, NULL); /* federation is off */
+        return;
+    }
+    char *prepared = arena_alloc(a, JID_MAX + 1), *bare = arena_alloc(a, JID_MAX + 1);
+    if (prepared == NULL || bare == NULL || jid_format(j, false, prepared, JID_MAX + 1) < 0 ||
+        jid_format(j, true, bare, JID_MAX + 1) < 0 || xml_set_attr(a, st, "to", prepared) != 0)
+        return;
+    if (strcmp(st->name, "presence") == 0) {
+        /* Subscriptions change the roster; directed presence is remembered
+         * (presence.c sends it on through router_send). */
+        presence_handle(from, st, a, j->resource[0] ? prepared : NULL, bare, false);
+        return;
+    }
+    if (strcmp(st->name, "message") == 0) {
+        carbons_sent(from, st);         /* XEP-0280 §8 */
+        mam_route_message(from, st, a, bare); /* the sender's archive */
+    }
+    struct chunk *ch = router_chunk(st);
+    int rc = ch ? send_remote(h, j->domain, ch) : HERALD_ENOMEM;
+    if (ch)
+        chunk_unref(ch);
+    if (rc != 0)
+        router_error(from, st, a, rc == HERALD_ELIMIT ? HERALD_ENOMEM : rc, NULL, NULL);
+}
+
+/* An error for a stanza that came from a component or a peer. */
+static void bounce_external(struct herald *h, const struct xnode *st, struct arena *a, int err)
+{
+    const char *from = xml_attr(st, "from");
+    struct xnode *r = from ? error_reply(st, a, err, NULL, NULL) : NULL;
+    struct chunk *ch = r ? router_chunk(r) : NULL;
+    if (ch) {
+        router_send(h, from, &ch, 1, ROUTE_FULL);
+        chunk_unref(ch);
+    }
+}
+
+static void external_to_account(struct herald *h, struct xnode *st, struct arena *a,
+                                 const struct jid *j, const char *bare)
+{
+    const char *type = xml_attr(st, "type"), *from = xml_attr(st, "from");
+    char from_bare[JID_MAX + 1];
+    if (jid_bare_of(from, from_bare) != 0)
+        return;
+    if (strcmp(st->name, "presence") == 0) {
+        if (type && (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||
+                     !strcmp(type, "unsubscribe") || !strcmp(type, "unsubscribed")))
+            presence_inbound_subscription(h, from_bare, bare, type, st);
+        else
+            router_deliver_local(h, st); /* availability, probes, errors */
+        return;
+    }
+    bool is_msg = strcmp(st->name, "message") == 0;
+    bool exists = session_account(h, bare) != NULL || store_user_exists(h->store, bare) == 1;
+    if (!exists) {
+        if (!is_type(type, "error") && !is_type(type, "result"))
+            bounce_external(h, st, a, HERALD_EUNAVAIL);
+        return;
+    }
+    if (is_msg)
+        mam_route(h, from_bare, from, st, a, bare); /* XEP-0313, XEP-0359 */
+    if (j->resource[0] && router_deliver_local(h, st) > 0)
+        return;
+    if (!is_msg) {
+        /* iq: to an absent resource, or to the account (which answers
+         * nothing for remote entities yet). */
+        if (is_type(type, "get") || is_type(type, "set"))
+            bounce_external(h, st, a, HERALD_EUNAVAIL);
+        return;
+    }
+    if (is_type(type, "groupchat") || (j->resource[0] && is_type(type, "headline")))
+        return;
+    /* §8.5.2: to the available resources, else offline storage. */
+    struct session *targets[MAX_RECIPIENTS];
+    size_t n = pick_for_message(session_account(h, bare), type, targets, MAX_RECIPIENTS);
+    if (n > 0) {
+        deliver(targets, n, st);
+        return;
+    }
+    int rc = im_offline_store(h, st, a, bare);
+    if (rc != 0 && rc != -1)
+        bounce_external(h, st, a, rc == HERALD_ELIMIT ? HERALD_EUNAVAIL : rc);
+}
+
+void router_route_external(struct herald *h, struct xnode *st, struct arena *a)
+{
+    const char *to = xml_attr(st, "to"), *from = xml_attr(st, "from");
+    bool is_iq = strcmp(st->name, "iq") == 0;
+    struct jid *j = arena_alloc(a, sizeof(*j));
+    char *prepared = arena_alloc(a, JID_MAX + 1), *bare = arena_alloc(a, JID_MAX + 1);
+    if (j == NULL || prepared == NULL || bare == NULL || from == NULL)
+        return;
+    if (to == NULL || jid_parse_str(j, to) != 0 || jid_format(j, false, prepared, JID_MAX + 1) < 0 ||
+        jid_format(j, true, bare, JID_MAX + 1) < 0) {
+        bounce_external(h, st, a, HERALD_EJID);
+        return;
+    }
+    if (xml_set_attr(a, st, "to", prepared) != 0)
+        return;
+    if (is_iq && (xml_attr(st, "id") == NULL || xml_attr(st, "type") == NULL))
+        return;
+    const char *ps = h->ps_xmpp ? ps_xmpp_jid(h->ps_xmpp) : NULL;
+    if (ps && strcmp(j->domain, ps) == 0) {
+        if (is_iq && !j->local[0] && !j->resource[0])
+            ps_xmpp_handle_iq(h->ps_xmpp, from, st, a);
+        else if (is_iq)
+            bounce_external(h, st, a, HERALD_EUNAVAIL);
+        return;
+    }
+    if (strcmp(j->domain, h->cfg->domain) != 0) {
+        /* A component's stanza for another component or a peer server. */
+        struct chunk *ch = router_chunk(st);
+        int rc = ch ? send_remote(h, j->domain, ch) : HERALD_ENOMEM;
+        if (ch)
+            chunk_unref(ch);
+        if (rc != 0)
+            bounce_external(h, st, a, rc == HERALD_ELIMIT ? HERALD_ENOMEM : rc);
+        return;
+    }
+    if (j->local[0] == '\0') {
+        if (is_iq && !j->resource[0])
+            iq_dispatch_external(h, st, a);
+        return; /* message/presence to the server itself: nothing to do */
+    }
+    external_to_account(h, st, a, j, bare);
+}
+
 void router_route(struct session *from, struct xnode *st, struct arena *a)
 {
     struct herald *h = from->h;
@@ -429,7 +692,7 @@ void router_route(struct session *from, struct xnode *st, struct arena *a)
         return;
     }
     if (strcmp(j->domain, h->cfg->domain) != 0) {
-        router_error(from, st, a, HERALD_EREMOTE, NULL, NULL);
+        route_out(from, st, a, j);
         return;
     }
     /* Route and deliver with the prepared form of the address. */

@@ -59,6 +59,15 @@ enum redeliver router_redeliver(struct herald *h, struct xnode *st, struct arena
  * how many got it. */
 size_t router_deliver_local(struct herald *h, struct xnode *st);
 
+/* A stanza from a component or an authenticated peer server, its 'from'
+ * checked by the stream (component.c, s2s.c): to the pubsub service, the
+ * server, local accounts, or on to another component or peer. */
+void router_route_external(struct herald *h, struct xnode *st, struct arena *a);
+/* Answers a stanza that could not be delivered, given as its serialized
+ * bytes (queued for a peer that never came), with the error err to its
+ * sender. Never answers an error with an error. */
+void router_bounce_bytes(struct herald *h, const char *data, size_t len, int err);
+
 /* Tells `to` that its iq `id` failed after all because the write batch
  * holding its change could not be committed (err: HERALD_E*). from may be
  * NULL. */

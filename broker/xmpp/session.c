@@ -597,9 +597,10 @@ void session_close_all(struct herald *h)
     for (struct conn *c = h->conns; c; c = next) {
         next = c->next;
         struct session *s = session_of(c);
-        if (s == NULL)
-            conn_close(c, true);
-        else
+        if (s == NULL) {
+            if (!c->closing)
+                conn_close(c, true);
+        } else
             session_stream_error(s, "system-shutdown", "the server is shutting down");
     }
 }

@@ -20,6 +20,8 @@
 #include "sasl.h"
 #include "session.h"
 #include "sm.h"
+#include "store.h"
+#include "tls.h"
 #include "xml.h"
 #include "xml_parser.h"
 
@@ -67,6 +69,15 @@ static bool tls_required(const struct session *s)
 
 /* ---- stream header and features ---- */
 
+/* XEP-0178: the client presented a certificate that verified against
+ * c2s.client_ca_file (and its CRL). */
+static bool external_offered(const struct session *s)
+{
+    const char *why;
+    return s->tls && s->h->cfg->client_ca_file && s->conn && s->conn->tls &&
+           tls_peer_verified(s->conn->tls, &why);
+}
+
 static void send_features(struct session *s)
 {
     struct buf b;
@@ -74,7 +85,7 @@ static void send_features(struct session *s)
     buf_puts(&b, "<stream:features>");
     if (s->bare == NULL) {
         /* RFC 7395 §3.8: no STARTTLS over WebSocket (wss:// is TLS). */
-        if (!s->tls && s->h->tls_ctx && !s->framed) {
+        if (!s->tls && s->h->c2s_tls_ctx && !s->framed) {
             buf_puts(&b, "<starttls xmlns='" NS_TLS "'>");
             if (tls_required(s))
                 buf_puts(&b, "<required/>");
@@ -83,8 +94,11 @@ static void send_features(struct session *s)
         if (s->tls || !tls_required(s)) {
             if (s->sasl == NULL)
                 s->sasl = hsasl_new(s->h->cfg->domain, s->tls, s->h->cfg->allow_plaintext, s->conn->peer);
-            if (s->sasl != NULL && hsasl_mechanisms(s->sasl)[0] != '\0') {
+            bool external = external_offered(s);
+            if (s->sasl != NULL && (hsasl_mechanisms(s->sasl)[0] != '\0' || external)) {
                 buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>");
+                if (external) /* XEP-0178 §3: first, as the one that needs no password */
+                    buf_puts(&b, "<mechanism>EXTERNAL</mechanism>");
                 char list[256];
                 snprintf(list, sizeof(list), "%s", hsasl_mechanisms(s->sasl));
                 char *save = NULL;
@@ -154,7 +168,7 @@ static void do_starttls(struct session *s)
 {
     static const char failure[] = "<failure xmlns='" NS_TLS "'/>";
     static const char proceed[] = "<proceed xmlns='" NS_TLS "'/>";
-    if (s->tls || s->h->tls_ctx == NULL || s->framed) {
+    if (s->tls || s->h->c2s_tls_ctx == NULL || s->framed) {
         /* §5.4.2.2: failure, then the stream is closed (and never over
          * WebSocket or BOSH, RFC 7395 §3.8: TLS is the HTTP layer's). */
         session_send(s, failure, sizeof(failure) - 1);
@@ -162,7 +176,7 @@ static void do_starttls(struct session *s)
         return;
     }
     session_send(s, proceed, sizeof(proceed) - 1);
-    if (conn_starttls(s->conn, s->h->tls_ctx) != 0) {
+    if (conn_starttls(s->conn, s->h->c2s_tls_ctx) != 0) {
         session_stream_error(s, "internal-server-error", "TLS setup failed");
         return;
     }
@@ -289,6 +303,9 @@ static void auth_failed(struct session *s, const char *condition, bool delay, un
     uv_timer_start(&d->timer, delay_fired, ms, 0);
 }
 
+static void auth_succeeded(struct session *s, const char *bare, const char *mech, const char *out,
+                           unsigned outlen);
+
 static void sasl_result(struct session *s, const struct hsasl_result *r)
 {
     if (r->status == HSASL_CONTINUE) {
@@ -302,18 +319,99 @@ static void sasl_result(struct session *s, const struct hsasl_result *r)
     const char *user = hsasl_user(s->sasl);
     char bare[2 * JID_PART_MAX + 2];
     if (user == NULL || snprintf(bare, sizeof(bare), "%s@%s", user, s->h->cfg->domain) >=
-                            (int)sizeof(bare) || (s->bare = strdup(bare)) == NULL) {
+                            (int)sizeof(bare)) {
         auth_failed(s, "temporary-auth-failure", false, 0);
         return;
     }
-    send_sasl(s, "success", r->out, r->outlen, r->has_out && r->outlen > 0);
+    auth_succeeded(s, bare, hsasl_mech(s->sasl), r->out, r->has_out ? r->outlen : 0);
+}
+
+/* §6.4.6: <success/>, then the stream restarts. */
+static void auth_succeeded(struct session *s, const char *bare, const char *mech, const char *out,
+                           unsigned outlen)
+{
+    if ((s->bare = strdup(bare)) == NULL) {
+        auth_failed(s, "temporary-auth-failure", false, 0);
+        return;
+    }
+    send_sasl(s, "success", out, outlen, outlen > 0);
     s->h->stats.auth_ok++;
-    log_info("c2s", "%s: %s authenticated with %s%s", s->conn->peer, s->bare,
-             hsasl_mech(s->sasl), s->tls ? " over TLS" : " without TLS");
+    log_info("c2s", "%s: %s authenticated with %s%s", s->conn->peer, s->bare, mech,
+             s->tls ? " over TLS" : " without TLS");
     hsasl_free(s->sasl);
     s->sasl = NULL;
     s->state = ST_HEADER;
     xmlp_restart(s->parser);
+}
+
+/* ---- SASL EXTERNAL with a client certificate (XEP-0178 §3) ---- */
+
+struct cert_ids {
+    const struct config *cfg;
+    char jids[16][2 * JID_PART_MAX + 2]; /* bare JIDs of local accounts, prepared */
+    unsigned n;
+};
+
+static void cert_id(void *ud, const char *id)
+{
+    struct cert_ids *c = ud;
+    char buf[2 * JID_PART_MAX + 2];
+    struct jid j;
+    /* A CN that is only a name means an account here. */
+    if (strchr(id, '@') == NULL)
+        snprintf(buf, sizeof(buf), "%s@%s", id, c->cfg->domain);
+    else
+        snprintf(buf, sizeof(buf), "%s", id);
+    if (c->n >= 16 || jid_parse_str(&j, buf) != 0 || !j.local[0] || j.resource[0] ||
+        strcmp(j.domain, c->cfg->domain) != 0)
+        return;
+    jid_format(&j, true, c->jids[c->n], sizeof(c->jids[0]));
+    c->n++;
+}
+
+static void sasl_external(struct session *s, const char *authz, unsigned authzlen)
+{
+    static struct log_limit lim;
+    struct cert_ids *ids = calloc(1, sizeof(*ids));
+    if (ids == NULL) {
+        auth_failed(s, "temporary-auth-failure", false, 0);
+        return;
+    }
+    ids->cfg = s->h->cfg;
+    tls_cert_identities(tls_peer_cert(s->conn->tls), s->h->cfg->client_cert_identity, cert_id, ids);
+    const char *who = NULL;
+    const char *cond = "not-authorized";
+    char want[2 * JID_PART_MAX + 2];
+    struct jid j;
+    if (authz != NULL && authzlen > 0) {
+        /* §3: an authorization identity must be one the certificate names. */
+        snprintf(want, sizeof(want), "%.*s", (int)authzlen, authz);
+        cond = "invalid-authzid";
+        if (memchr(authz, 0, authzlen) == NULL && jid_parse_str(&j, want) == 0 && !j.resource[0] &&
+            jid_format(&j, true, want, sizeof(want)) >= 0)
+            for (unsigned i = 0; i < ids->n; i++)
+                if (strcmp(ids->jids[i], want) == 0)
+                    who = ids->jids[i];
+    } else if (ids->n == 1) {
+        who = ids->jids[0];
+    } else if (ids->n > 1) {
+        cond = "invalid-authzid"; /* §3: several identities need an authzid */
+    }
+    if (who != NULL && store_user_exists(s->h->store, who) != 1) {
+        log_limited(&lim, LOG_INFO, "c2s", "%s: EXTERNAL: no account %s", s->conn->peer, who);
+        who = NULL;
+        cond = "not-authorized";
+    }
+    if (who == NULL) {
+        log_limited(&lim, LOG_INFO, "c2s", "%s: EXTERNAL refused (%s; %u identities in the "
+                    "certificate)", s->conn->peer, cond, ids->n);
+        free(ids);
+        auth_failed(s, cond, true, 0);
+        return;
+    }
+    snprintf(want, sizeof(want), "%s", who);
+    free(ids);
+    auth_succeeded(s, want, "EXTERNAL", NULL, 0);
 }
 
 /* Decodes the base64 text of an <auth/> or <response/>. RFC 6120 §6.4.2:
@@ -366,6 +464,13 @@ static void sasl_auth(struct session *s, const struct xnode *st, struct arena *a
         s->sasl = hsasl_new(s->h->cfg->domain, s->tls, s->h->cfg->allow_plaintext, s->conn->peer);
     if (s->sasl == NULL) {
         auth_failed(s, "temporary-auth-failure", false, 0);
+        return;
+    }
+    if (mech != NULL && strcmp(mech, "EXTERNAL") == 0 && external_offered(s)) {
+        if (sasl_payload(a, st, &in, &inlen) != 0)
+            auth_failed(s, "incorrect-encoding", true, 0);
+        else
+            sasl_external(s, in, inlen);
         return;
     }
     if (mech == NULL || !mech_offered(hsasl_mechanisms(s->sasl), mech)) {

@@ -88,6 +88,7 @@ struct xmlp {
      * addressing, emptied with the arena. */
     struct ns_slot *ns_tab;
     size_t ns_cap, ns_used;
+    const char *content_ns;  /* xmlp_set_content_ns: read as jabber:client */
     uint64_t ns_seed;
     unsigned long unit_gen;  /* counts units (header, stanzas) */
     /* Prefixes in scope: the header's table lives with the stream; the
@@ -241,6 +242,10 @@ static void fail(struct xmlp *p, enum xmlp_error e)
  * Returns NULL on allocation failure. */
 static const char *intern_ns(struct xmlp *p, const char *uri, size_t len)
 {
+    if (p->content_ns && len == strlen(p->content_ns) && memcmp(uri, p->content_ns, len) == 0) {
+        uri = NS_CLIENT;
+        len = sizeof(NS_CLIENT) - 1;
+    }
     uint64_t h = hash_bytes(p->ns_seed, uri, len);
     if (2 * (p->ns_used + 1) > p->ns_cap) {
         size_t cap = p->ns_cap ? 2 * p->ns_cap : 16;
@@ -885,6 +890,8 @@ int xmlp_set_framed(struct xmlp *p)
     p->framed = true;
     return 0;
 }
+
+void xmlp_set_content_ns(struct xmlp *p, const char *ns) { p->content_ns = ns; }
 
 bool xmlp_between_stanzas(const struct xmlp *p)
 {

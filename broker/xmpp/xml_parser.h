@@ -91,6 +91,12 @@ bool xmlp_hibernate(struct xmlp *p);
  * memory). */
 int xmlp_set_framed(struct xmlp *p);
 
+/* Server and component streams (RFC 6120 §4.8.3, XEP-0114): stanzas in
+ * their content namespace ns (jabber:server, jabber:component:accept) are
+ * the same stanzas as jabber:client's, and are built with that namespace, so
+ * that the router and the services see one namespace whatever the stream.
+ * The header's default namespace is reported to on_open as declared. */
+void xmlp_set_content_ns(struct xmlp *p, const char *ns);
 /* True when no element is partly parsed (the state a framed message must
  * leave the parser in) and no error or close happened. */
 bool xmlp_between_stanzas(const struct xmlp *p);

@@ -114,8 +114,13 @@ def write_config(path, sections):
 
 class HeraldServer:
     def __init__(self, workdir, name="herald", config=None, allow_plaintext=False,
-                 extra_args=(), env=None):
+                 extra_args=(), env=None, domain=DOMAIN, s2s_port=0, bind="127.0.0.1"):
         self.name = name
+        # Federation tests serve another domain on another loopback address;
+        # s2s is off (--s2s-port 0) unless a test asks for a port.
+        self.domain = domain
+        self.s2s_port = s2s_port
+        self.bind = bind
         self.workdir = str(workdir)
         self.data_dir = os.path.join(self.workdir, "data")
         self.log_path = os.path.join(self.workdir, "%s.log" % name)
@@ -141,10 +146,10 @@ class HeraldServer:
         argv = [HERALD_BIN, "serve"]
         if self.config_path:
             argv += ["--config", self.config_path]
-        argv += ["--domain", DOMAIN, "--data-dir", self.data_dir,
+        argv += ["--domain", self.domain, "--data-dir", self.data_dir,
                  "--c2s-port", str(self.port), "--http-port", str(self.http_port),
-                 "--https-port", str(self.https_port),
-                 "--bind", "127.0.0.1", "--log-level", LOG_LEVEL]
+                 "--https-port", str(self.https_port), "--s2s-port", str(self.s2s_port),
+                 "--bind", self.bind, "--log-level", LOG_LEVEL]
         if self.allow_plaintext:
             argv.append("--allow-plaintext")
         return argv + self.extra_args
@@ -167,7 +172,7 @@ class HeraldServer:
                 raise AssertionError("herald exited with status %s before accepting "
                                      "connections on port %d" % (rc, self.port))
             try:
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
+                s = socket.create_connection((self.bind, self.port), timeout=0.5)
                 s.close()
                 return self
             except OSError:
@@ -254,8 +259,8 @@ class HeraldServer:
         return r
 
     def add_user(self, user, password):
-        jid = user if "@" in user else "%s@%s" % (user, DOMAIN)
-        r = self.cli("user", "add", jid, "--password", password)
+        jid = user if "@" in user else "%s@%s" % (user, self.domain)
+        r = self.cli("user", "add", jid, "--password", password, "--domain", self.domain)
         assert r.returncode == 0, "herald user add %s failed (%d): %s %s" % (
             jid, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
         return jid
