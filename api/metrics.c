@@ -7,6 +7,8 @@
 
 #include "batch.h"
 #include "bosh.h"
+#include "component.h"
+#include "s2s.h"
 #include "buf.h"
 #include "cluster.h"
 #include "conn.h"
@@ -38,6 +40,15 @@ void metrics_render(struct herald *h, struct buf *b)
     for (size_t i = 0; i < 4; i++)
         buf_printf(b, "herald_sessions{transport=\"%s\"} %llu\n", transports[i], by_transport[i]);
     metric(b, "herald_bosh_sessions", "gauge", "BOSH sessions (XEP-0124).", bosh_count(h));
+    unsigned s2s_in, s2s_out;
+    s2s_counts(h, &s2s_in, &s2s_out);
+    buf_puts(b, "# HELP herald_s2s_streams Server-to-server streams (docs/federation.md): in = peers "
+                "sending to us, out = ours to peers (setting up or ready).\n"
+                "# TYPE herald_s2s_streams gauge\n");
+    buf_printf(b, "herald_s2s_streams{direction=\"in\"} %u\n", s2s_in);
+    buf_printf(b, "herald_s2s_streams{direction=\"out\"} %u\n", s2s_out);
+    metric(b, "herald_components_connected", "gauge",
+           "External components (XEP-0114) connected now.", component_connected(h));
     metric(b, "herald_bosh_requests_total", "counter", "BOSH requests (POST and OPTIONS /http-bind).",
            st->bosh_requests);
     buf_puts(b, "# HELP herald_websocket_frames_total WebSocket messages (data and control).\n"
