@@ -692,4 +692,13 @@ void config_print(const struct config *c, void *stdio_file)
         case K_U32: fprintf(f, "%s = %u\n", o->name, *(const uint32_t *)field); break;
         }
     }
+    for (const struct config_peer *p = c->peers; p; p = p->next)
+        fprintf(f, "\n[s2s:%s]\nhost = %s\nport = %d\n", p->domain, p->host ? p->host : "",
+                p->port);
+    /* The secret stays out of the output (it is a credential). */
+    for (const struct config_component *k = c->components; k; k = k->next)
+        fprintf(f, "\n[component:%s]\n; secret is set\n", k->domain);
+    for (const struct config_disco_node *d = c->disco_nodes; d; d = d->next)
+        fprintf(f, "\n[disco_node:%s]\nfeatures = %s\nitems = %s\n", d->node,
+                d->features ? d->features : "", d->items ? d->items : "");
 }
