@@ -347,11 +347,57 @@ const struct config_peer *config_peer(const struct config *c, const char *domain
     return NULL;
 }
 
+/* The line of `name` in [section] of the file (inih does not say), or 0:
+ * the last such line, as inih hands over keys in file order and stops at
+ * the first failure. */
+static int find_line(const char *path, const char *section, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char line[1024], cur[256] = "";
+    int n = 0, found = 0;
+    size_t nl = strlen(name);
+    while (fgets(line, sizeof(line), f)) {
+        n++;
+        char *p = line + strspn(line, " \t");
+        if (*p == '[') {
+            size_t len = strcspn(p + 1, "]");
+            snprintf(cur, sizeof(cur), "%.*s", (int)len, p + 1);
+        } else if (strcmp(cur, section) == 0 && strncmp(p, name, nl) == 0 &&
+                   (p[nl] == '=' || p[nl] == ' ' || p[nl] == '\t' || p[nl] == ':')) {
+            found = n;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static int ini_fail(struct load_ctx *ctx, const char *section, const char *name, const char *why)
 {
-    snprintf(ctx->err, ctx->errlen, "%s: [%s] %s: %s", ctx->path, section, name, why);
+    int line = find_line(ctx->path, section, name);
+    if (line > 0)
+        snprintf(ctx->err, ctx->errlen, "%s:%d: [%s] %s: %s", ctx->path, line, section, name, why);
+    else
+        snprintf(ctx->err, ctx->errlen, "%s: [%s] %s: %s", ctx->path, section, name, why);
     ctx->failed = 1;
     return 0;
+}
+
+/* A space/comma-separated list of JIDs; the first bad one in why. */
+static bool jid_list_ok(const char *list, char *why, size_t cap)
+{
+    char *copy = list ? strdup(list) : NULL, *save = NULL;
+    bool ok = true;
+    struct jid j;
+    for (char *w = copy ? strtok_r(copy, " ,", &save) : NULL; w; w = strtok_r(NULL, " ,", &save))
+        if (jid_parse_str(&j, w) != 0) {
+            snprintf(why, cap, "'%s' is not a JID", w);
+            ok = false;
+            break;
+        }
+    free(copy);
+    return ok;
 }
 
 /* A domain as a section name must be a prepared domain JID. */
@@ -430,8 +476,11 @@ static int named_section(struct load_ctx *ctx, const char *section, const char *
         }
         char **field = strcmp(name, "features") == 0 ? &d->features
                      : strcmp(name, "items") == 0  ? &d->items : NULL;
+        char why[300];
         if (field == NULL)
             return ini_fail(ctx, section, name, "unknown option (features, items)");
+        if (field == &d->items && !jid_list_ok(value, why, sizeof(why)))
+            return ini_fail(ctx, section, name, why);
         return config_set_str(field, value[0] ? value : NULL) == 0
                ? 1 : ini_fail(ctx, section, name, "out of memory");
     }
@@ -451,12 +500,19 @@ static int on_ini(void *ud, const char *section, const char *name, const char *v
         if (strcmp(o->section, section) == 0 && strcmp(o->name, name) == 0) {
             char msg[256];
             if (set_option(ctx->c, o, value, msg, sizeof(msg)) != 0) {
-                snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, msg);
+                int line = find_line(ctx->path, section, name);
+                if (line > 0)
+                    snprintf(ctx->err, ctx->errlen, "%s:%d: %s", ctx->path, line, msg);
+                else
+                    snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, msg);
                 ctx->failed = 1;
                 return 0;
             }
             if (o->offset == offsetof(struct config, data_dir))
                 ctx->c->data_dir_origin = ctx->path;
+            if (o->offset == offsetof(struct config, disco_items) &&
+                !jid_list_ok(value, msg, sizeof(msg)))
+                return ini_fail(ctx, section, name, msg);
             return 1;
         }
     }
@@ -522,24 +578,6 @@ static int config_check_cluster(const struct config *c, char *err, size_t errlen
     return 0;
 }
 
-/* Every JID in a space/comma-separated list is valid; the bad one in err. */
-static int check_jid_list(const char *list, const char *what, char *err, size_t errlen)
-{
-    char *copy = list ? strdup(list) : NULL, *save = NULL;
-    if (list && copy == NULL)
-        return -1;
-    int rc = 0;
-    struct jid j;
-    for (char *w = copy ? strtok_r(copy, " ,", &save) : NULL; w; w = strtok_r(NULL, " ,", &save))
-        if (jid_parse_str(&j, w) != 0) {
-            snprintf(err, errlen, "%s: '%s' is not a JID", what, w);
-            rc = -1;
-            break;
-        }
-    free(copy);
-    return rc;
-}
-
 static int config_check_federation(const struct config *c, char *err, size_t errlen)
 {
     for (const struct config_component *k = c->components; k; k = k->next) {
@@ -569,15 +607,7 @@ static int config_check_federation(const struct config *c, char *err, size_t err
         snprintf(err, errlen, "tls.min_version must be TLSv1.2 or TLSv1.3");
         return -1;
     }
-    if (check_jid_list(c->disco_items, "disco.items", err, errlen) != 0)
-        return -1;
-    for (const struct config_disco_node *d = c->disco_nodes; d; d = d->next) {
-        char what[300];
-        snprintf(what, sizeof(what), "[disco_node:%s] items", d->node);
-        if (check_jid_list(d->items, what, err, errlen) != 0)
-            return -1;
-    }
-    return 0;
+    return 0; /* disco items are checked as they are read (on_ini) */
 }
 
 int config_validate(const struct config *c, char *err, size_t errlen)

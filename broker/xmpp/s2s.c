@@ -97,6 +97,7 @@ struct s2s_in {
     char claimed[DOMAIN_MAX]; /* the header's 'from' */
     bool tls;
     bool opened;
+    bool sasl_done;          /* EXTERNAL succeeded: no mechanisms after the restart */
     char *domains[MAX_DOMAINS]; /* authenticated sender domains */
     unsigned ndomains;
     unsigned verifying;
@@ -656,7 +657,9 @@ static void in_features(struct s2s_in *i)
     }
     if (i->tls || !cfg->s2s_require_tls) {
         const char *why;
-        if (i->claimed[0] && cert_names(i->link.conn, i->claimed, &why))
+        /* RFC 6120 §6.4.6: after SASL the restarted stream offers no
+         * mechanisms; dialback stays for further domains (XEP-0220 §2.5). */
+        if (!i->sasl_done && i->claimed[0] && cert_names(i->link.conn, i->claimed, &why))
             buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism></mechanisms>");
         if (!cfg->s2s_secure_auth)
             buf_puts(&b, "<dialback xmlns='" NS_DB_FEATURE "'><errors/></dialback>");
@@ -710,6 +713,7 @@ static void in_external(struct s2s_in *i, struct xnode *e, struct arena *a)
     const char *why = "no domain claimed";
     if (who[0] && valid_domain(who) && cert_names(l->conn, who, &why)) {
         send_str(l, "<success xmlns='" NS_SASL "'/>");
+        i->sasl_done = true;
         in_add_domain(i, who, "EXTERNAL");
         link_restart(l);
         return;

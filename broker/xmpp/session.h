@@ -53,6 +53,7 @@ struct session {
     bool available;             /* sent available presence (RFC 6121 §4.2) */
     int priority;               /* from that presence, -128..127 */
     unsigned auth_failures;
+    bool external_wait;         /* SASL EXTERNAL: empty challenge sent (stream.c) */
     uint64_t units_in;          /* top-level elements parsed (framing checks) */
     char stream_id[20];
     char *bare;                 /* "user@domain" once authenticated */

@@ -260,6 +260,7 @@ static void auth_failed(struct session *s, const char *condition, bool delay, un
 {
     static struct log_limit fail_lim, refuse_lim;
     const char *account = s->sasl ? hsasl_account(s->sasl) : NULL;
+    s->external_wait = false;
     if (strcmp(condition, "aborted") != 0) {
         s->auth_failures++;
         if (retry_s > 0) {
@@ -467,10 +468,16 @@ static void sasl_auth(struct session *s, const struct xnode *st, struct arena *a
         return;
     }
     if (mech != NULL && strcmp(mech, "EXTERNAL") == 0 && external_offered(s)) {
-        if (sasl_payload(a, st, &in, &inlen) != 0)
+        if (sasl_payload(a, st, &in, &inlen) != 0) {
             auth_failed(s, "incorrect-encoding", true, 0);
-        else
+        } else if (in == NULL) {
+            /* RFC 4422 §3.3, RFC 6120 §6.4.3: no initial response: an empty
+             * challenge, and the authzid (or "=") comes in <response/>. */
+            s->external_wait = true;
+            send_sasl(s, "challenge", "", 0, true);
+        } else {
             sasl_external(s, in, inlen);
+        }
         return;
     }
     if (mech == NULL || !mech_offered(hsasl_mechanisms(s->sasl), mech)) {
@@ -494,6 +501,14 @@ static void sasl_response(struct session *s, const struct xnode *st, struct aren
     unsigned inlen;
     if (s->delay)
         return;
+    if (s->external_wait) {
+        s->external_wait = false;
+        if (sasl_payload(a, st, &in, &inlen) != 0)
+            auth_failed(s, "incorrect-encoding", true, 0);
+        else
+            sasl_external(s, in, inlen);
+        return;
+    }
     if (s->sasl == NULL || hsasl_mech(s->sasl) == NULL) {
         auth_failed(s, "malformed-request", false, 0);
         return;
