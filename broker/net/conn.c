@@ -770,8 +770,27 @@ static void on_connected(uv_connect_t *req, int status)
         c->handler->on_connect(c->ud);
 }
 
-struct conn *conn_connect(struct herald *h, const struct sockaddr *addr, const char *peer,
-                          const struct conn_handler *handler, void *ud)
+/* Binds c's socket to bind_ip (port 0) when it is a specific address of
+ * addr's family. */
+static void bind_source(struct conn *c, const struct sockaddr *addr, const char *bind_ip)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (bind_ip == NULL || strcmp(bind_ip, "0.0.0.0") == 0 || strcmp(bind_ip, "::") == 0)
+        return;
+    int rc = addr->sa_family == AF_INET    ? uv_ip4_addr(bind_ip, 0, (struct sockaddr_in *)&ss)
+             : addr->sa_family == AF_INET6 ? uv_ip6_addr(bind_ip, 0, (struct sockaddr_in6 *)&ss)
+                                           : -1;
+    if (rc != 0)
+        return; /* another family: the kernel chooses */
+    rc = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&ss, 0);
+    if (rc != 0)
+        log_debug("conn", "%s: cannot bind the source address %s: %s", c->peer, bind_ip,
+                  uv_strerror(rc));
+}
+
+struct conn *conn_connect(struct herald *h, const struct sockaddr *addr, const char *bind_ip,
+                          const char *peer, const struct conn_handler *handler, void *ud)
 {
     struct conn *c = conn_alloc(h);
     uv_connect_t *req = c ? malloc(sizeof(*req)) : NULL;
@@ -785,6 +804,7 @@ struct conn *conn_connect(struct herald *h, const struct sockaddr *addr, const c
     c->ud = ud;
     c->input_held = true; /* no reads before the connection is up */
     req->data = c;
+    bind_source(c, addr, bind_ip);
     int rc = uv_tcp_connect(req, &c->tcp, addr, on_connected);
     if (rc != 0) {
         log_info("conn", "%s: connect failed: %s", peer, uv_strerror(rc));

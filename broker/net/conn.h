@@ -107,10 +107,12 @@ struct conn {
 /* Accepts a pending connection on server. Returns NULL on failure (logged). */
 struct conn *conn_accept(struct herald *h, uv_stream_t *server);
 /* Opens an outgoing connection to addr with handler (reads start once it
- * is up). NULL when it cannot even start (logged); a connect that fails
- * later ends in on_close without on_connect. peer names it in logs. */
-struct conn *conn_connect(struct herald *h, const struct sockaddr *addr, const char *peer,
-                          const struct conn_handler *handler, void *ud);
+ * is up), from the local address bind_ip when it is a specific address of
+ * addr's family (NULL, 0.0.0.0 or ::: the kernel chooses). NULL when it
+ * cannot even start (logged); a connect that fails later ends in on_close
+ * without on_connect. peer names it in logs. */
+struct conn *conn_connect(struct herald *h, const struct sockaddr *addr, const char *bind_ip,
+                          const char *peer, const struct conn_handler *handler, void *ud);
 /* A virtual connection (no socket; see struct conn_sink) for peer, linked
  * and counted like an accepted one. NULL without memory. */
 struct conn *conn_new_virtual(struct herald *h, const char *peer, const struct conn_sink *sink,

@@ -242,9 +242,12 @@ static int load_trust(SSL_CTX *ctx, const char *ca_file, const char *crl_file)
     return 0;
 }
 
-int tls_ctx_verify_peers(SSL_CTX *ctx, const char *ca_file, const char *crl_file)
+int tls_ctx_verify_peers(SSL_CTX *ctx, const char *ca_file, const char *crl_file,
+                         bool any_purpose)
 {
     if (load_trust(ctx, ca_file, crl_file) != 0)
+        return -1;
+    if (any_purpose && SSL_CTX_set_purpose(ctx, X509_PURPOSE_ANY) != 1)
         return -1;
     if (ca_file) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);

@@ -30,8 +30,11 @@ int tls_ctx_policy(struct ssl_ctx_st *ctx, const char *min_version, const char *
  * default store, which honours SSL_CERT_FILE / SSL_CERT_DIR) and, if given,
  * the CRL in crl_file; a certificate that does not verify does not fail the
  * handshake: tls_peer_verified says so afterwards (SASL EXTERNAL decides).
- * Returns 0 or -1 (logged). */
-int tls_ctx_verify_peers(struct ssl_ctx_st *ctx, const char *ca_file, const char *crl_file);
+ * any_purpose: a peer server's certificate need not carry the clientAuth
+ * extended key usage (public CAs issue serverAuth-only ones; servers present
+ * them as clients on s2s). Returns 0 or -1 (logged). */
+int tls_ctx_verify_peers(struct ssl_ctx_st *ctx, const char *ca_file, const char *crl_file,
+                         bool any_purpose);
 /* A client context (outgoing s2s) presenting cert/key, verifying servers as
  * tls_ctx_verify_peers does, or NULL (logged). */
 struct ssl_ctx_st *tls_client_ctx_new(const char *cert_path, const char *key_path,

@@ -11,6 +11,7 @@
 #include "herald.h"
 #include "log.h"
 #include "outq.h"
+#include "session.h"
 #include "xml.h"
 #include "xml_parser.h"
 
@@ -91,6 +92,9 @@ int link_init(struct link *l, struct herald *h, struct conn *conn, const struct 
     if (l->parser == NULL)
         return HERALD_ENOMEM;
     xmlp_set_content_ns(l->parser, content_ns);
+    /* As for c2s: a soft bound that paces producers, a hard one that closes. */
+    conn_set_limits(conn, cfg->max_outq_bytes,
+                    cfg->max_outq_hard_bytes ? cfg->max_outq_hard_bytes : 8 * cfg->max_outq_bytes);
     return 0;
 }
 
@@ -130,6 +134,8 @@ int link_send_chunks(struct link *l, struct chunk *const *parts, size_t n)
         link_stream_error(l, "policy-violation", "output queue full: reading too slowly");
     } else if (rc == 0) {
         l->h->stats.stanzas_out++;
+        if (l->conn->q_bytes > l->conn->q_max)
+            session_pace_producers(l->h, l->conn);
     }
     return rc;
 }

@@ -5,8 +5,9 @@
  * owner (struct link_ops) answers the header, gets each top-level element
  * (stanzas arrive in jabber:client, see xmlp_set_content_ns) and is told
  * once when the connection is gone, after which it frees itself. Output goes
- * straight to the connection's bounded queue: a peer that does not read
- * fills it and is closed with a policy-violation (link_send). */
+ * straight to the connection's bounded queue, with the sessions' policy:
+ * past the soft bound whoever produced it is paced, past the hard bound
+ * the peer is closed with a policy-violation (link_send). */
 #ifndef HERALD_LINK_H
 #define HERALD_LINK_H
 #include <stdbool.h>

@@ -83,6 +83,7 @@ struct s2s_out {
     struct resolve_result addrs;
     unsigned next_addr;
     char peer_id[128];       /* the peer's stream id (dialback keys) */
+    char why[160];           /* why EXTERNAL was not used, or the peer's stream error */
     struct pending *q_head, *q_tail;
     unsigned q_n;
     struct verify_req *verifies;
@@ -320,8 +321,10 @@ static void out_dialback(struct s2s_out *o)
 {
     struct herald *h = o->link.h;
     if (h->cfg->s2s_secure_auth) {
-        out_fail(o, HERALD_EREMOTE,
-                 "s2s.secure_auth: the peer's certificate does not verify, dialback is off");
+        char why[300];
+        snprintf(why, sizeof(why), "s2s.secure_auth and no SASL EXTERNAL (%s); dialback is off",
+                 o->why[0] ? o->why : "not offered");
+        out_fail(o, HERALD_EREMOTE, why);
         return;
     }
     char key[65];
@@ -374,8 +377,11 @@ static void out_features(struct s2s_out *o, const struct xnode *f, struct arena 
         o->state = OUT_SASL;
         return;
     }
-    if (o->q_head != NULL || o->state != OUT_CONNECTING)
-        log_debug("s2s", "%s: no EXTERNAL (%s): dialback", o->remote, why[0] ? why : "not offered");
+    bool offered = offers_mech(f, "EXTERNAL", a);
+    snprintf(o->why, sizeof(o->why), "%s",
+             !offered ? "the peer does not offer it" : why[0] ? why : "not usable");
+    if (!h->cfg->s2s_secure_auth)
+        log_debug("s2s", "%s: no EXTERNAL (%s): dialback", o->remote, o->why);
     out_dialback(o);
 }
 
@@ -412,7 +418,11 @@ static void out_on_element(struct link *l, struct xnode *e, struct arena *a)
         link_restart(l);
         out_send_header(l);
     } else if (is(e, NS_SASL, "failure") && o->state == OUT_SASL) {
-        log_info("s2s", "%s: SASL EXTERNAL refused; trying dialback", o->remote);
+        const struct xnode *c = xml_first_elem(e);
+        snprintf(o->why, sizeof(o->why), "the peer refused our certificate: <%s/>",
+                 c ? c->name : "failure");
+        log_info("s2s", "%s: SASL EXTERNAL refused (%s)%s", o->remote, c ? c->name : "?",
+                 h->cfg->s2s_secure_auth ? "" : "; trying dialback");
         out_dialback(o);
     } else if (is(e, NS_DB, "result") && o->state == OUT_DIALBACK) {
         const char *type = xml_attr(e, "type");
@@ -438,6 +448,9 @@ static void out_on_element(struct link *l, struct xnode *e, struct arena *a)
     } else if (is(e, NS_STREAM, "error")) {
         const struct xnode *c = xml_first_elem(e);
         log_info("s2s", "%s: the peer sent a stream error <%s/>", o->remote, c ? c->name : "?");
+        if (o->state != OUT_READY)
+            snprintf(o->why, sizeof(o->why), "the peer sent a stream error <%s/>",
+                     c ? c->name : "?");
     }
 }
 
@@ -451,8 +464,8 @@ static void out_fail(struct s2s_out *o, int err, const char *why)
     o->state = OUT_FAILED;
     o->dead = true;
     static struct log_limit lim;
-    log_limited(&lim, LOG_WARN, "s2s", "%s -> %s failed: %s (%u stanzas bounced)", o->local,
-                o->remote, why, o->q_n);
+    log_limited(&lim, h->shutting_down && o->q_n == 0 ? LOG_INFO : LOG_WARN, "s2s",
+                "%s -> %s failed: %s (%u stanzas bounced)", o->local, o->remote, why, o->q_n);
     struct pending *p = o->q_head;
     o->q_head = o->q_tail = NULL;
     o->q_n = 0;
@@ -485,11 +498,20 @@ static void out_on_gone(struct link *l)
         out_connect_next(o); /* the next address of the lookup */
         return;
     }
-    if (!o->dead)
-        out_fail(o, o->reached ? HERALD_EREMOTE_TIMEOUT : HERALD_EREMOTE,
-                 o->state == OUT_READY ? "connection closed" : "connection lost during set-up");
-    else if (!o->resolving)
+    if (!o->dead) {
+        /* A refusal or a close during set-up is not a timeout (the sweep
+         * gives those): remote-server-not-found. */
+        char why[300];
+        snprintf(why, sizeof(why), "%s%s%s",
+                 o->state == OUT_READY ? "connection closed"
+                 : o->reached          ? "connection closed during set-up"
+                                       : "could not connect",
+                 o->why[0] && o->state != OUT_READY ? ": " : "",
+                 o->state != OUT_READY ? o->why : "");
+        out_fail(o, HERALD_EREMOTE, why);
+    } else if (!o->resolving) {
         out_free(o);
+    }
 }
 
 static const struct link_ops out_ops = {
@@ -514,11 +536,12 @@ static void out_connect_next(struct s2s_out *o)
         o->tls = false;
         o->direct_tls = ra->direct_tls;
         o->state = OUT_CONNECTING;
-        struct conn *c = conn_connect(h, (const struct sockaddr *)&ra->sa, peer, link_conn_handler(),
-                                      &o->link);
+        const struct config *cfg = h->cfg;
+        struct conn *c = conn_connect(h, (const struct sockaddr *)&ra->sa,
+                                      cfg->s2s_bind ? cfg->s2s_bind : cfg->c2s_bind, peer,
+                                      link_conn_handler(), &o->link);
         if (c == NULL)
             continue;
-        conn_set_limits(c, h->cfg->max_outq_bytes, 8 * h->cfg->max_outq_bytes);
         o->has_conn = true;
         if (link_init(&o->link, h, c, &out_ops, NS_SERVER) != 0) {
             conn_close(c, false);
@@ -659,8 +682,14 @@ static void in_features(struct s2s_in *i)
         const char *why;
         /* RFC 6120 §6.4.6: after SASL the restarted stream offers no
          * mechanisms; dialback stays for further domains (XEP-0220 §2.5). */
-        if (!i->sasl_done && i->claimed[0] && cert_names(i->link.conn, i->claimed, &why))
+        if (!i->sasl_done && i->claimed[0] && cert_names(i->link.conn, i->claimed, &why)) {
             buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism></mechanisms>");
+        } else if (!i->sasl_done && cfg->s2s_secure_auth) {
+            static struct log_limit lim;
+            log_limited(&lim, LOG_INFO, "s2s", "%s: %s cannot authenticate (secure_auth): %s",
+                        i->link.peer, i->claimed[0] ? i->claimed : "a peer without 'from'",
+                        i->claimed[0] ? why : "no domain claimed");
+        }
         if (!cfg->s2s_secure_auth)
             buf_puts(&b, "<dialback xmlns='" NS_DB_FEATURE "'><errors/></dialback>");
     }
@@ -937,7 +966,7 @@ int s2s_init(struct herald *h)
     if (s->server_ctx == NULL || s->client_ctx == NULL ||
         tls_ctx_policy(s->server_ctx, cfg->tls_min_version, cfg->tls_ciphers, cfg->tls_ciphersuites) ||
         tls_ctx_policy(s->client_ctx, cfg->tls_min_version, cfg->tls_ciphers, cfg->tls_ciphersuites) ||
-        tls_ctx_verify_peers(s->server_ctx, cfg->s2s_ca_file, NULL) != 0)
+        tls_ctx_verify_peers(s->server_ctx, cfg->s2s_ca_file, NULL, true) != 0)
         return HERALD_EINVAL;
     return 0;
 }

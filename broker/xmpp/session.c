@@ -365,16 +365,16 @@ static void slow_reader(struct session *s)
 }
 
 /* s's queue is past its soft bound: whoever filled it waits until it drains. */
-static void pace_producers(struct session *s)
+void session_pace_producers(struct herald *h, struct conn *recipient)
 {
-    struct herald *h = s->h;
     if (h->input_conn != NULL) {
-        conn_wait_for(h->input_conn, s->conn);
+        conn_wait_for(h->input_conn, recipient);
         return;
     }
     struct account *a = h->pace_account ? session_account(h, h->pace_account) : NULL;
     for (struct session *p = a ? a->sessions : NULL; p; p = p->next_res)
-        conn_wait_for(p->conn, s->conn);
+        if (p->conn != NULL)
+            conn_wait_for(p->conn, recipient);
 }
 
 /* The common tail of the senders: the slow-consumer policy on the result. */
@@ -383,7 +383,7 @@ static int sent(struct session *s, int rc)
     if (rc == HERALD_ELIMIT)
         slow_reader(s);
     else if (rc == 0 && s->conn->q_bytes > s->conn->q_max)
-        pace_producers(s);
+        session_pace_producers(s->h, s->conn);
     return rc;
 }
 

@@ -110,6 +110,11 @@ int session_send_stanza(struct session *s, struct chunk *const *parts, size_t np
 int session_send_tagged(struct session *s, struct chunk *const *parts, size_t nparts,
                         const struct sq_tag *tag);
 int session_send_chunk(struct session *s, struct chunk *ch);
+/* recipient's queue is past its soft bound: whoever filled it (the
+ * connection whose input is being handled, or during a publish's fan-out the
+ * publisher's sessions) is not read until it drains. Sessions, s2s and
+ * component streams share this policy. */
+void session_pace_producers(struct herald *h, struct conn *recipient);
 int session_send_xml(struct session *s, const struct xnode *e);
 int session_send(struct session *s, const char *data, size_t len);
 

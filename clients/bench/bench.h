@@ -126,6 +126,8 @@ struct xclient {
     int node;          /* subscriber: its node; publisher: its index among publishers */
     int port;          /* port it connects to: XMPP client port, or HTTP port (TR_WS) */
     const struct sockaddr_storage *addr; /* resolved address of that port */
+    const char *host;  /* the address it connects to (--host or --sub-host): WebSocket Host */
+    const char *domain; /* the domain it logs in to (--domain or --sub-domain) */
     int transport;     /* enum transport */
     struct wsconn *ws; /* TR_WS: framing state (ws.c), NULL over TCP */
     char jid[320];     /* full JID from bind */
@@ -189,6 +191,8 @@ struct bench {
     const char *host;
     int port;
     const char *domain;
+    const char *sub_host;   /* --sub-host: subscribers' server address; NULL: --host */
+    const char *sub_domain; /* --sub-domain: subscribers' XMPP domain; NULL: --domain */
     const char *pubsub;
     const char *users;
     const char *password;
@@ -227,6 +231,8 @@ struct bench {
 
     struct sockaddr_storage addr;
     struct sockaddr_storage http_addr;
+    struct sockaddr_storage sub_addr;      /* --sub-host at --port */
+    struct sockaddr_storage sub_http_addr; /* --sub-host at --http-port */
     struct sockaddr_storage sub_addrs[BENCH_MAX_PORTS];
     struct sockaddr_storage pub_addrs[BENCH_MAX_PORTS];
 

@@ -18,8 +18,10 @@
  * instances of a cluster). --transport ws puts subscribers (and idle or
  * register sessions) on XMPP over WebSocket (RFC 7395) on the HTTP port,
  * --pub-transport ws the publishers; the scenarios and the counting are the
- * same. One human summary goes to stdout (unless --json), then one JSON
- * line. */
+ * same. --sub-host and --sub-domain log the subscribers in to another server
+ * and domain than the publishers (a federated server whose users subscribe to
+ * --pubsub over s2s). One human summary goes to stdout (unless --json), then
+ * one JSON line. */
 #include "bench.h"
 
 #include <arpa/inet.h>
@@ -73,6 +75,13 @@ static void usage(FILE *f)
 "  --port N            XMPP client port (default 5222)\n"
 "  --domain NAME       XMPP domain (default localhost)\n"
 "  --pubsub JID        pubsub service (default pubsub.DOMAIN)\n"
+"  --sub-host ADDR     subscribers (idle, register: every session) connect to\n"
+"                      this address instead of --host, at --port (--sub-ports,\n"
+"                      --http-port with --transport ws)\n"
+"  --sub-domain NAME   subscribers log in to this domain instead of --domain\n"
+"                      (accounts PREFIXn@NAME); their subscriptions still go\n"
+"                      to --pubsub, e.g. over federation (s2s) from another\n"
+"                      server to the publishers' one\n"
 "  --users PREFIX      accounts are PREFIX1, PREFIX2, ... (default bench)\n"
 "  --first-user N      number of the first account (default 1)\n"
 "  --password PW       password of every account (default bench)\n"
@@ -682,6 +691,10 @@ static void report(struct bench *b)
                 printf("%c%d", i ? ',' : ' ', b->nsub_ports ? b->sub_ports[i] : b->port);
             printf(" (round-robin)\n");
         }
+        if (b->sub_host || b->sub_domain)
+            printf("  subscribers: on %s, domain %s (publishers: %s, domain %s; pubsub %s)\n",
+                   b->sub_host ? b->sub_host : b->host, b->sub_domain ? b->sub_domain : b->domain, b->host,
+                   b->domain, b->pubsub);
         if (b->sub_transport != TR_TCP || b->pub_transport != TR_TCP)
             printf("  transport: publishers %s, subscribers %s (WebSocket on HTTP port, %s)\n",
                    transport_names[b->pub_transport], transport_names[b->sub_transport], b->ws_path);
@@ -735,6 +748,14 @@ static void report(struct bench *b)
     json_str(&o, b->label);
     bbuf_printf(&o, ",\"transport\":\"%s\",\"pub_transport\":\"%s\"", transport_names[b->sub_transport],
                 transport_names[b->pub_transport]);
+    if (b->sub_host) {
+        bbuf_puts(&o, ",\"sub_host\":");
+        json_str(&o, b->sub_host);
+    }
+    if (b->sub_domain) {
+        bbuf_puts(&o, ",\"sub_domain\":");
+        json_str(&o, b->sub_domain);
+    }
     bbuf_printf(&o, ",\"ok\":%s,\"error\":", b->error ? "false" : "true");
     json_str(&o, b->error ? b->errmsg : b->first_error);
     bbuf_printf(&o,
@@ -912,7 +933,7 @@ enum {
     O_HOST = 256, O_PORT, O_DOMAIN, O_PUBSUB, O_USERS, O_FIRST, O_PASSWORD, O_SCENARIO, O_SUBS, O_PUBS, O_NODES,
     O_PUBLISHES, O_DURATION, O_WINDOW, O_PAYLOAD, O_SESSIONS, O_PID, O_JSON, O_CWIN, O_DRAIN, O_TIMEOUT, O_SETTLE,
     O_REGISTER, O_NOPRES, O_LABEL, O_PREFIX, O_HTTPPORT, O_TOKEN, O_CONNS, O_QUIET, O_SM, O_SUBPORTS, O_PUBPORTS,
-    O_TRANSPORT, O_PUBTRANSPORT, O_WSPATH
+    O_TRANSPORT, O_PUBTRANSPORT, O_WSPATH, O_SUBHOST, O_SUBDOMAIN
 };
 
 static int parse_options(struct bench *b, int argc, char **argv)
@@ -937,6 +958,7 @@ static int parse_options(struct bench *b, int argc, char **argv)
         {"sub-ports", required_argument, NULL, O_SUBPORTS}, {"pub-ports", required_argument, NULL, O_PUBPORTS},
         {"transport", required_argument, NULL, O_TRANSPORT}, {"pub-transport", required_argument, NULL, O_PUBTRANSPORT},
         {"ws-path", required_argument, NULL, O_WSPATH},
+        {"sub-host", required_argument, NULL, O_SUBHOST}, {"sub-domain", required_argument, NULL, O_SUBDOMAIN},
         {"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0}};
     long subs = -1, pubs = -1, nodes = -1, window = -1, payload = 200, sessions = 2000, conns = 8, v;
     long long publishes = -1;
@@ -973,6 +995,8 @@ static int parse_options(struct bench *b, int argc, char **argv)
             b->http_port = (int)v;
             break;
         case O_DOMAIN: b->domain = optarg; break;
+        case O_SUBHOST: b->sub_host = optarg; break;
+        case O_SUBDOMAIN: b->sub_domain = optarg; break;
         case O_PUBSUB: b->pubsub = optarg; break;
         case O_USERS: b->users = optarg; break;
         case O_FIRST:
@@ -1114,6 +1138,14 @@ static int parse_options(struct bench *b, int argc, char **argv)
                         "--domain must not contain XML special characters\n");
         return -1;
     }
+    if (b->sub_domain && (!*b->sub_domain || !safe_xml(b->sub_domain) || strlen(b->sub_domain) > 200)) {
+        fprintf(stderr, "herald-bench: --sub-domain must not be empty or contain XML special characters\n");
+        return -1;
+    }
+    if (b->sub_host && !*b->sub_host) {
+        fprintf(stderr, "herald-bench: --sub-host must not be empty\n");
+        return -1;
+    }
     if (b->node_prefix && !safe_name(b->node_prefix)) {
         fprintf(stderr, "herald-bench: --node-prefix must be letters, digits, '-', '_' or '.'\n");
         return -1;
@@ -1149,9 +1181,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "herald-bench: cannot resolve %s\n", b->host);
         return 2;
     }
+    /* Subscribers: --sub-host when given, else --host. */
+    const char *sub_host = b->sub_host ? b->sub_host : b->host;
+    if (resolve(sub_host, b->port, &b->sub_addr) != 0 || resolve(sub_host, b->http_port, &b->sub_http_addr) != 0) {
+        fprintf(stderr, "herald-bench: cannot resolve %s\n", sub_host);
+        return 2;
+    }
     for (int i = 0; i < b->nsub_ports; i++)
-        if (resolve(b->host, b->sub_ports[i], &b->sub_addrs[i]) != 0) {
-            fprintf(stderr, "herald-bench: cannot resolve %s\n", b->host);
+        if (resolve(sub_host, b->sub_ports[i], &b->sub_addrs[i]) != 0) {
+            fprintf(stderr, "herald-bench: cannot resolve %s\n", sub_host);
             return 2;
         }
     for (int i = 0; i < b->npub_ports; i++)
@@ -1226,19 +1264,22 @@ int main(int argc, char **argv)
     }
     /* Transports and ports: publishers round-robin over --pub-ports,
      * subscribers (and the sessions of idle/register) over --sub-ports,
-     * everyone else --port; over WebSocket the default is --http-port. */
+     * everyone else --port; over WebSocket the default is --http-port.
+     * Subscribers go to --sub-host and --sub-domain when given. */
     int nsub = 0;
     for (int i = 0; i < b->nclients; i++) {
         struct xclient *c = &b->clients[i];
         int sub_side = c->role == ROLE_SUB || b->scenario == SC_IDLE || b->scenario == SC_REGISTER;
         c->transport = c->role == ROLE_PUB ? b->pub_transport : sub_side ? b->sub_transport : TR_TCP;
+        c->host = sub_side ? sub_host : b->host;
+        c->domain = sub_side && b->sub_domain ? b->sub_domain : b->domain;
         /* The HTTP scenario's node owner (client 0) stays on TCP. */
         if (c->transport == TR_WS) {
             c->port = b->http_port;
-            c->addr = &b->http_addr;
+            c->addr = sub_side ? &b->sub_http_addr : &b->http_addr;
         } else {
             c->port = b->port;
-            c->addr = &b->addr;
+            c->addr = sub_side ? &b->sub_addr : &b->addr;
         }
         if (c->role == ROLE_PUB && b->npub_ports > 0) {
             int k = c->node % b->npub_ports;

@@ -177,7 +177,7 @@ int ws_start(struct xclient *c)
         base64_encode(digest, dlen, w->accept, sizeof w->accept) != 0)
         return -1;
 
-    const char *host = c->b->host;
+    const char *host = c->host;
     int v6 = strchr(host, ':') != NULL;
     if (bbuf_printf(&c->out,
                     "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -145,11 +145,11 @@ static void send_header(struct xclient *c)
     char hdr[512];
     int n = c->ws ? snprintf(hdr, sizeof hdr,
                              "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>",
-                             c->b->domain)
+                             c->domain)
                   : snprintf(hdr, sizeof hdr,
                              "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                              "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>",
-                             c->b->domain);
+                             c->domain);
     if (n < 0 || (size_t)n >= sizeof hdr) {
         fail(c, "domain too long");
         return;
