@@ -10,53 +10,47 @@
 #include "component.h"
 #include "s2s.h"
 
-static void on_connection(uv_stream_t *server, int status)
+/* Accepts one connection and gives it to take (logged under area on failure). */
+static void accept_with(uv_stream_t *server, int status, const char *area,
+                        void (*take)(struct herald *h, struct conn *c))
 {
     struct herald *h = server->data;
     if (status < 0) {
-        log_warn("c2s", "accept failed: %s", uv_strerror(status));
+        log_warn(area, "accept failed: %s", uv_strerror(status));
         return;
     }
     struct conn *c = conn_accept(h, server);
     if (c != NULL)
-        session_accept(h, c);
+        take(h, c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    accept_with(server, status, "c2s", session_accept);
 }
 
 static void on_s2s_connection(uv_stream_t *server, int status)
 {
-    struct herald *h = server->data;
-    if (status < 0) {
-        log_warn("s2s", "accept failed: %s", uv_strerror(status));
-        return;
-    }
-    struct conn *c = conn_accept(h, server);
-    if (c != NULL)
-        s2s_accept(h, c);
+    accept_with(server, status, "s2s", s2s_accept);
 }
 
 static void on_component_connection(uv_stream_t *server, int status)
 {
-    struct herald *h = server->data;
-    if (status < 0) {
-        log_warn("component", "accept failed: %s", uv_strerror(status));
-        return;
-    }
-    struct conn *c = conn_accept(h, server);
-    if (c != NULL)
-        component_accept(h, c);
+    accept_with(server, status, "component", component_accept);
 }
 
-/* Both HTTP listeners; the HTTPS one starts TLS at the first byte. */
+static void take_http(struct herald *h, struct conn *c) { http_accept(h, c, false); }
+static void take_https(struct herald *h, struct conn *c) { http_accept(h, c, true); }
+
+/* The HTTPS listener starts TLS at the first byte. */
 static void on_http_connection(uv_stream_t *server, int status)
 {
-    struct herald *h = server->data;
-    if (status < 0) {
-        log_warn("http", "accept failed: %s", uv_strerror(status));
-        return;
-    }
-    struct conn *c = conn_accept(h, server);
-    if (c != NULL)
-        http_accept(h, c, server == (uv_stream_t *)&h->https_listener);
+    accept_with(server, status, "http", take_http);
+}
+
+static void on_https_connection(uv_stream_t *server, int status)
+{
+    accept_with(server, status, "http", take_https);
 }
 
 static int listen_on(struct herald *h, uv_tcp_t *tcp, bool *flag, const char *area,
@@ -93,7 +87,7 @@ int listener_start(struct herald *h)
                        cfg->http_port, on_http_connection);
     if (rc == 0 && cfg->https_port != 0)
         rc = listen_on(h, &h->https_listener, &h->https_listening, "http", cfg->http_bind,
-                       cfg->https_port, on_http_connection);
+                       cfg->https_port, on_https_connection);
     if (rc == 0 && cfg->s2s_port != 0)
         rc = listen_on(h, &h->s2s_listener, &h->s2s_listening, "s2s",
                        cfg->s2s_bind ? cfg->s2s_bind : cfg->c2s_bind, cfg->s2s_port,

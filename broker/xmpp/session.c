@@ -487,13 +487,7 @@ void session_stream_error(struct session *s, const char *condition, const char *
     send_header_if_needed(s);
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS_ERR "'/>", condition);
-    if (text) {
-        buf_puts(&b, "<text xmlns='" NS_STREAMS_ERR "' xml:lang='en'>");
-        buf_xml_text(&b, text, strlen(text));
-        buf_puts(&b, "</text>");
-    }
-    buf_puts(&b, "</stream:error>");
+    xml_stream_error(&b, condition, text);
     if (buf_ok(&b))
         write_nonza(s, b.data, b.len, CONN_SEND_FORCE);
     buf_free(&b);

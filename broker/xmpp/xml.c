@@ -737,3 +737,14 @@ bool xml_valid_chars(const char *s, size_t len)
     }
     return true;
 }
+
+void xml_stream_error(struct buf *b, const char *condition, const char *text)
+{
+    buf_printf(b, "<stream:error><%s xmlns='" NS_STREAMS_ERR "'/>", condition);
+    if (text) {
+        buf_puts(b, "<text xmlns='" NS_STREAMS_ERR "' xml:lang='en'>");
+        buf_xml_text(b, text, strlen(text));
+        buf_puts(b, "</text>");
+    }
+    buf_puts(b, "</stream:error>");
+}

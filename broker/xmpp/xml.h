@@ -108,4 +108,9 @@ bool xml_equal(const struct xnode *a, const struct xnode *b);
  * (the XML 1.0 Char production, minus surrogates and U+FFFE/U+FFFF). */
 bool xml_valid_chars(const char *s, size_t len);
 
+/* Appends <stream:error><CONDITION/>[<text>TEXT</text>]</stream:error>
+ * (RFC 6120 §4.9); text may be NULL. */
+struct buf;
+void xml_stream_error(struct buf *b, const char *condition, const char *text);
+
 #endif
