@@ -19,7 +19,10 @@
  * must deliver the same headers and stanzas, byte for byte. A third run in
  * framed mode (xmlp_set_framed: WebSocket and BOSH, where the client sends
  * no header) must deliver the same stanzas as the run behind the fixed
- * header, and never call on_open. Any violation aborts. */
+ * header, and never call on_open. A fourth run reads the stream as a server
+ * or component stream does (xmlp_set_content_ns: jabber:server is read as
+ * jabber:client): no element it delivers may keep jabber:server as its
+ * namespace. Any violation aborts. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +70,7 @@ static void die(const char *what, const struct buf *b, enum xmlp_error e)
 
 struct first {
     struct xmlp *p;
+    bool content_ns;  /* run 4: jabber:server must have become jabber:client */
     unsigned opens;
     unsigned restarts;
     struct buf seen; /* every stanza's serialization, '|' after each */
@@ -85,9 +89,26 @@ static void on_open(void *ud, const struct xnode *hdr, const char *default_ns)
 
 static void on_close(void *ud) {}
 
+/* Whether any element under (and including) n is in jabber:server. */
+static bool has_server_ns(const struct xnode *n)
+{
+    if (n->kind != XN_ELEM)
+        return false;
+    if (strcmp(n->ns, "jabber:server") == 0)
+        return true;
+    for (const struct xnode *c = n->children; c; c = c->next)
+        if (has_server_ns(c))
+            return true;
+    return false;
+}
+
 static void on_stanza(void *ud, struct xnode *st, struct arena *a)
 {
     struct first *f = ud;
+    if (f->content_ns && has_server_ns(st)) {
+        fprintf(stderr, "fuzz_xml: jabber:server survived xmlp_set_content_ns\n");
+        abort();
+    }
     struct buf b;
     buf_init(&b, 0);
     xml_serialize(&b, st, NS_CLIENT);
@@ -134,15 +155,18 @@ static const struct xmlp_callbacks cb = {on_open, on_stanza, on_close};
  * xmlp_hibernate after every other chunk; `framed` (WebSocket, BOSH: no
  * client header, the parser plays its own) instead of the fixed header. */
 static enum xmlp_error run(const uint8_t *data, size_t size, uint8_t mode, bool hibernate,
-                           bool framed, struct first *f)
+                           bool framed, bool content_ns, struct first *f)
 {
     struct xmlp_limits lim = {MAX_STANZA, MAX_DEPTH};
+    f->content_ns = content_ns;
     f->opens = 0;
     f->restarts = 0;
     buf_init(&f->seen, 0);
     f->p = xmlp_new(&lim, &cb, f);
     if (f->p == NULL || (framed && xmlp_set_framed(f->p) != 0))
         abort();
+    if (content_ns)
+        xmlp_set_content_ns(f->p, "jabber:server");
     enum xmlp_error e = XMLP_OK;
     if ((mode & 0x80) && !framed)
         e = xmlp_feed(f->p, HDR, sizeof(HDR) - 1);
@@ -190,12 +214,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t mode = data[0];
     data++, size--;
-    struct first a, b, c;
-    enum xmlp_error ea = run(data, size, mode, false, false, &a);
-    enum xmlp_error eb = run(data, size, mode, true, false, &b);
+    struct first a, b, c, d;
+    enum xmlp_error ea = run(data, size, mode, false, false, false, &a);
+    enum xmlp_error eb = run(data, size, mode, true, false, false, &b);
+    run(data, size, mode, (mode & 2) != 0, false, true, &d);
+    buf_free(&d.seen);
     /* Framed mode is the stream mode behind a header nobody sent: with the
      * header fed (bit 7) and no restart, the same stanzas, and no on_open. */
-    enum xmlp_error ec = run(data, size, mode, (mode & 1) != 0, true, &c);
+    enum xmlp_error ec = run(data, size, mode, (mode & 1) != 0, true, false, &c);
     if (c.opens != 0) {
         fprintf(stderr, "fuzz_xml: framed mode called on_open\n");
         abort();
