@@ -82,6 +82,8 @@ struct herald {
     struct ssl_ctx_st *c2s_tls_ctx; /* STARTTLS on c2s: tls_ctx, or with client
                                      * certificates checked (c2s.client_ca_file) */
     struct s2s *s2s;             /* federation (s2s.c) */
+    size_t domain_len, pubsub_jid_len; /* strlen of cfg->domain and the pubsub JID
+                                  * (router_send's test for JIDs served here) */
     struct component *components; /* component streams (component.c) */
     uv_signal_t sig_term, sig_int;
     uv_prepare_t flush_prepare;  /* flushes write queues once per loop turn */

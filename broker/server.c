@@ -260,6 +260,8 @@ int herald_serve(struct config *cfg)
         goto out_sasl;
     if (s2s_init(h) != 0) /* federation: keys and TLS contexts */
         goto out_sasl;
+    h->domain_len = strlen(cfg->domain);
+    h->pubsub_jid_len = h->ps_xmpp ? strlen(ps_xmpp_jid(h->ps_xmpp)) : 0;
     if (uv_loop_init(&loop) != 0)
         goto out_sasl;
     h->loop = &loop;

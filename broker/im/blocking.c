@@ -159,6 +159,11 @@ static bool blocks(struct herald *h, const char *owner, const char *jid)
     return rc == 1;
 }
 
+bool blocking_blocks(struct herald *h, const char *owner, const char *jid)
+{
+    return h->blockers != NULL && blocks(h, owner, jid);
+}
+
 bool blocking_presence_ok(struct herald *h, const char *a, const char *b)
 {
     if (h->blockers == NULL)

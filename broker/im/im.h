@@ -154,6 +154,9 @@ bool blocking_route(struct session *from, struct xnode *st, struct arena *a, con
 /* Presence hook: may presence pass between bare JID `a` and JID `b` in
  * either direction (neither blocks the other)? */
 bool blocking_presence_ok(struct herald *h, const char *a, const char *b);
+/* Does the local account owner (bare) block jid (a remote sender: full,
+ * bare or domain entries match, §3.6)? */
+bool blocking_blocks(struct herald *h, const char *owner, const char *jid);
 /* ---- mam.c: message archives (XEP-0313 urn:xmpp:mam:2) and stanza ids
  * (XEP-0359), docs/mam.md ---- */
 #define NS_MAM "urn:xmpp:mam:2"

@@ -27,6 +27,7 @@ struct target {
     char host[NS_MAXDNAME];
     int port;
     unsigned prio;
+    unsigned order;         /* as found: ties keep it (_xmpps-server first) */
     bool tls;
 };
 
@@ -48,8 +49,11 @@ static void add_addresses(struct resolve_result *r, const char *host, int port, 
     freeaddrinfo(ai);
 }
 
-/* SRV records of name into t (sorted by priority). Returns how many. */
-static unsigned srv_lookup(res_state rs, const char *name, bool tls, struct target *t, unsigned cap)
+/* SRV records of name into t. Returns how many; *none is set when the
+ * answer is the single record "." (RFC 2782: the service is decidedly not
+ * offered at this domain). */
+static unsigned srv_lookup(res_state rs, const char *name, bool tls, struct target *t, unsigned cap,
+                           bool *none)
 {
     unsigned char ans[4096];
     int len = res_nquery(rs, name, ns_c_in, ns_t_srv, ans, sizeof(ans));
@@ -67,8 +71,11 @@ static unsigned srv_lookup(res_state rs, const char *name, bool tls, struct targ
         if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 6, t[n].host, sizeof(t[n].host)) < 0)
             continue;
         /* RFC 2782: a target of "." means the service is not offered. */
-        if (t[n].host[0] == '\0' || strcmp(t[n].host, ".") == 0)
+        if (t[n].host[0] == '\0' || strcmp(t[n].host, ".") == 0) {
+            if (ns_msg_count(msg, ns_s_an) == 1)
+                *none = true;
             continue;
+        }
         t[n].port = (int)port;
         t[n].prio = prio;
         t[n].tls = tls;
@@ -80,7 +87,9 @@ static unsigned srv_lookup(res_state rs, const char *name, bool tls, struct targ
 static int by_prio(const void *a, const void *b)
 {
     const struct target *x = a, *y = b;
-    return (x->prio > y->prio) - (x->prio < y->prio);
+    if (x->prio != y->prio)
+        return (x->prio > y->prio) - (x->prio < y->prio);
+    return (x->order > y->order) - (x->order < y->order);
 }
 
 static void work(uv_work_t *w)
@@ -96,17 +105,27 @@ static void work(uv_work_t *w)
     memset(&rs, 0, sizeof(rs));
     struct target t[2 * MAX_TARGETS];
     unsigned n = 0;
+    bool none_tls = false, none = false;
     if (res_ninit(&rs) == 0) {
         rs.retrans = 2;
         rs.retry = 1;
         char name[300];
         snprintf(name, sizeof(name), "_xmpps-server._tcp.%s", l->domain);
-        n = srv_lookup(&rs, name, true, t, MAX_TARGETS);
+        n = srv_lookup(&rs, name, true, t, MAX_TARGETS, &none_tls);
         snprintf(name, sizeof(name), "_xmpp-server._tcp.%s", l->domain);
-        n += srv_lookup(&rs, name, false, t + n, MAX_TARGETS);
+        n += srv_lookup(&rs, name, false, t + n, MAX_TARGETS, &none);
         res_nclose(&rs);
     }
+    if (n == 0 && none) {
+        /* RFC 2782, RFC 6120 §3.2.1: "." alone: no XMPP service here, and
+         * no fallback to the domain's addresses. */
+        snprintf(r->how, sizeof(r->how), "SRV: the domain says it offers no XMPP service");
+        return;
+    }
     if (n > 0) {
+        /* By priority; weights are not used (ties keep the order found). */
+        for (unsigned i = 0; i < n; i++)
+            t[i].order = i;
         qsort(t, n, sizeof(t[0]), by_prio);
         snprintf(r->how, sizeof(r->how), "SRV (%u targets)", n);
         for (unsigned i = 0; i < n; i++)

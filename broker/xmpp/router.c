@@ -162,12 +162,13 @@ void router_batch_failed(struct herald *h, const char *to, const char *id, const
  * router itself: the server's accounts and the pubsub service. */
 static bool local_jid(const struct herald *h, const char *jid, char *domain, size_t cap)
 {
-    const char *at = strchr(jid, '@'), *slash = strchr(jid, '/');
-    const char *d = at && (!slash || at < slash) ? at + 1 : jid;
-    size_t n = slash ? (size_t)(slash - d) : strlen(d);
-    const char *ps = h->ps_xmpp ? ps_xmpp_jid(h->ps_xmpp) : NULL;
-    if ((n == strlen(h->cfg->domain) && memcmp(d, h->cfg->domain, n) == 0) ||
-        (ps && n == strlen(ps) && memcmp(d, ps, n) == 0))
+    /* One pass: the local part (up to '@', unless a '/' comes first), then
+     * the domain (up to '/'); every notification goes through here. */
+    size_t k = strcspn(jid, "@/");
+    const char *d = jid[k] == '@' ? jid + k + 1 : jid;
+    size_t n = strcspn(d, "/");
+    if ((n == h->domain_len && memcmp(d, h->cfg->domain, n) == 0) ||
+        (n == h->pubsub_jid_len && h->pubsub_jid_len && memcmp(d, ps_xmpp_jid(h->ps_xmpp), n) == 0))
         return true;
     snprintf(domain, cap, "%.*s", (int)(n < cap ? n : cap - 1), d);
     return false;
@@ -559,6 +560,13 @@ static void external_to_account(struct herald *h, struct xnode *st, struct arena
     char from_bare[JID_MAX + 1];
     if (jid_bare_of(from, from_bare) != 0)
         return;
+    if (blocking_blocks(h, bare, from)) {
+        /* XEP-0191 §3.6: as if the account did not exist; presence and iq
+         * responses are dropped. */
+        if (strcmp(st->name, "message") == 0 || is_type(type, "get") || is_type(type, "set"))
+            bounce_external(h, st, a, HERALD_EUNAVAIL);
+        return;
+    }
     if (strcmp(st->name, "presence") == 0) {
         if (type && (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||
                      !strcmp(type, "unsubscribe") || !strcmp(type, "unsubscribed")))

@@ -565,7 +565,9 @@ static void on_resolved(void *ud, const struct resolve_result *r)
     o->addrs = *r;
     o->next_addr = 0;
     if (r->n == 0) {
-        out_fail(o, HERALD_EREMOTE, "no address found (DNS SRV and A/AAAA)");
+        char why[400];
+        snprintf(why, sizeof(why), "no address found (%s)", r->how[0] ? r->how : "DNS SRV and A/AAAA");
+        out_fail(o, HERALD_EREMOTE, why);
         return;
     }
     log_debug("s2s", "%s: %u addresses by %s", o->remote, r->n, r->how);
