@@ -48,7 +48,7 @@ import urllib.request
 import pytest
 
 from e2e_helpers import (DOMAIN, NS_CLIENT, NS_STANZAS, HeraldServer, RawStream, free_port,
-                         local, ns_of, q, show)
+                         local, ns_of, q, show, terminate)
 from pubsub_helpers import PUBSUB, NS_PUBSUB, kill_hard, restart_after_kill
 from rest_helpers import Resp, item_path, items_path, new_token, node_path
 
@@ -257,13 +257,7 @@ class NatsServer:
         """SIGTERM, bounded wait, SIGKILL as a last resort; returns the status."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc, timeout)
         self.returncode = self.proc.returncode
         return self.returncode
 

@@ -112,6 +112,21 @@ def write_config(path, sections):
 # The server process
 # --------------------------------------------------------------------------
 
+def terminate(proc, timeout=15.0):
+    """SIGTERM, bounded wait, SIGKILL (and reap) as a last resort. True when
+    the process exited by itself in time (or had already exited), False when
+    it had to be killed; proc.returncode holds its status either way."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+            return False
+    return True
+
+
 class HeraldServer:
     def __init__(self, workdir, name="herald", config=None, allow_plaintext=False,
                  extra_args=(), env=None, domain=DOMAIN, s2s_port=0, bind="127.0.0.1"):
@@ -201,15 +216,9 @@ class HeraldServer:
         status (negative for a signal, as subprocess reports it)."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-                self.returncode = "hung after SIGTERM (killed)"
-                return self.returncode
+        if not terminate(self.proc, timeout):
+            self.returncode = "hung after SIGTERM (killed)"
+            return self.returncode
         if self.returncode is None:
             self.returncode = self.proc.returncode
         if self._log:
@@ -538,7 +547,9 @@ _clients = []
 
 class XClient:
     """A slixmpp ClientXMPP connected to 127.0.0.1:<port> with certificate
-    verification off (the server's certificate is self-signed)."""
+    verification off (the server's certificate is self-signed). ``host``:
+    the address it connects to (a subclass may set another one)."""
+    host = "127.0.0.1"
 
     def __init__(self, server, jid, password, mech=None):
         self.server = server
@@ -615,7 +626,7 @@ class XClient:
     async def connect(self, timeout=15.0):
         """Connects; returns 'session', 'auth_failed', 'disconnected', ... ."""
         self._outcome = asyncio.get_running_loop().create_future()
-        self.xmpp.connect(("127.0.0.1", self.port))
+        self.xmpp.connect((self.host, self.port))
         try:
             kind = await asyncio.wait_for(asyncio.shield(self._outcome), timeout)
         except asyncio.TimeoutError:

@@ -23,25 +23,30 @@ Three XMPP servers share the loopback interface, each on its own address:
 * ``FClient``: an XClient (e2e_helpers) that connects to a given address for a
   given domain, with ordered inboxes (im_helpers.Inbox) of every presence,
   roster push and message it receives.
+* ``start_s2s_herald()``: a Herald for any domain and loopback address with
+  s2s on port 5269 (also used by test_97 and test_98).
+* The fixtures' bodies (``running_peer``, ``herald_factory``) and the interop
+  scenarios that test_95 and test_96 share, each taking the peer's clients:
+  ``message_both_ways``, ``disco_both_ways``, ``subscribe``, ``assert_mutual``,
+  ``goes_offline``, ``pubsub_round``, ``bounce``; ``run_clients`` runs one
+  with alice on Herald and a user of the peer.
 
 Every wait is bounded.
 """
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import time
 import uuid
-import xml.etree.ElementTree as ET
 
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
 
-from e2e_helpers import NS_CLIENT, NS_PING, NS_STANZAS, XClient, local, ns_of, q, show
+from e2e_helpers import (NS_CLIENT, NS_PING, NS_STANZAS, HeraldServer, XClient, local, ns_of, q,
+                         run, show, terminate)
 from im_helpers import Inbox
 
 HERALD_DOMAIN = "herald.test"
@@ -282,13 +287,7 @@ Component "pubsub.%(domain)s" "pubsub"
         sessions open (see scripts/bench-compare), so SIGKILL after timeout."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc, timeout)
         rc = self.proc.returncode
         self.proc = None
         return rc
@@ -550,16 +549,6 @@ class FClient(XClient):
         x.register_handler(Callback("fed-message", MatchXPath("{%s}message" % NS_CLIENT),
                                     self.msgs.put))
 
-    async def connect(self, timeout=15.0):
-        self._outcome = asyncio.get_running_loop().create_future()
-        self.xmpp.connect((self.host, self.port))
-        try:
-            kind = await asyncio.wait_for(asyncio.shield(self._outcome), timeout)
-        except asyncio.TimeoutError:
-            kind = "timeout"
-        self.offered_mechs = set(self.xmpp["feature_mechanisms"].mech_list)
-        return kind
-
     async def sync(self):
         await self.iq("<ping xmlns='%s'/>" % NS_PING, to=self.domain)
 
@@ -727,24 +716,29 @@ def herald_config(workdir, routes=None, s2s=None, extra=None):
     return cfg
 
 
-def start_herald(workdir, name="herald", routes=None, s2s=None, extra=None, users=None):
-    """A HeraldServer for herald.test: c2s on a free port of 127.0.0.1
-    (plaintext allowed for the test clients), s2s on 127.0.0.1:5269. Fails
-    with the server's log when it does not start (e.g. a binary without s2s)."""
-    from e2e_helpers import HeraldServer
+def start_s2s_herald(workdir, domain, ip, config, users=None, name="herald"):
+    """A started HeraldServer for ``domain``: c2s on a free port of ``ip``
+    (plaintext allowed for the test clients), s2s on ip:5269, ``users``
+    ({user: password}) added. Fails with the server's log when it does not
+    start (e.g. a binary without s2s)."""
     os.makedirs(str(workdir), exist_ok=True)
-    srv = HeraldServer(workdir, name=name, domain=HERALD_DOMAIN, s2s_port=S2S_PORT,
-                       bind=HERALD_IP, allow_plaintext=True,
-                       config=herald_config(workdir, routes, s2s, extra))
+    srv = HeraldServer(workdir, name=name, domain=domain, s2s_port=S2S_PORT, bind=ip,
+                       allow_plaintext=True, config=config)
     try:
         srv.start(timeout=10)
     except AssertionError as e:
         srv.stop()
         raise AssertionError("%s\n(the binary needs the [s2s] support of issue 15)\n"
-                             "----- herald log -----\n%s" % (e, srv.log_text(8000)))
+                             "----- %s log -----\n%s" % (e, name, srv.log_text(8000)))
     for user, pw in (users or {}).items():
         srv.add_user(user, pw)
     return srv
+
+
+def start_herald(workdir, name="herald", routes=None, s2s=None, extra=None, users=None):
+    """start_s2s_herald for herald.test on 127.0.0.1 with herald_config()."""
+    return start_s2s_herald(workdir, HERALD_DOMAIN, HERALD_IP,
+                            herald_config(workdir, routes, s2s, extra), users, name)
 
 
 class SilentPeer:
@@ -786,3 +780,205 @@ class SilentPeer:
         for c in self.accepted:
             c.close()
         self.sock.close()
+
+
+# --------------------------------------------------------------------------
+# Fixtures' bodies and interop scenarios shared by the Prosody and ejabberd
+# tests (test_95, test_96): each takes the peer (or its clients)
+# --------------------------------------------------------------------------
+
+# Every account of the interop tests: alice and bob on Herald; pat, pia on
+# Prosody; ed, eva on ejabberd.
+PW = {"alice": "alice-pw", "bob": "bob-pw", "pat": "pat-pw", "pia": "pia-pw",
+      "ed": "ed-pw", "eva": "eva-pw"}
+T = 12.0  # bound for one s2s round trip (connection set-up included)
+
+
+def running_peer(peer, users=()):
+    """Generator body of a module fixture: with /etc/hosts mapped, starts the
+    peer (ProsodyPeer or EjabberdPeer), adds ``users`` (passwords from PW),
+    yields it and stops it afterwards."""
+    with hosts_mapped():
+        try:
+            peer.start()
+            print("%s started in %.2f s" % (peer.kind, peer.startup_seconds))
+            for user in users:
+                peer.add_user(user, PW[user])
+            yield peer
+        finally:
+            peer.stop()
+
+
+def herald_factory(request, tmp_path, peer, routes=None):
+    """Generator body of the ``fed`` fixture: yields start(s2s=None,
+    name='herald'), which starts Herald as herald.test with alice and bob.
+    The peer is (re)started if a test stopped it, before and after; every
+    Herald must exit 0 on SIGTERM."""
+    if not peer.running():
+        peer.start()
+    servers = [peer]
+    request.node._herald_servers = servers  # conftest prints their logs on failure
+
+    def start(s2s=None, name="herald"):
+        srv = start_herald(tmp_path / name, name=name, routes=routes, s2s=s2s,
+                           users={"alice": PW["alice"], "bob": PW["bob"]})
+        servers.insert(0, srv)
+        return srv
+
+    yield start
+    problems = []
+    for srv in servers:
+        if srv is peer:
+            continue
+        rc = srv.stop()
+        if rc != 0:
+            problems.append("%s exited with %r after SIGTERM, expected 0" % (srv.name, rc))
+    if not peer.running():
+        peer.start()
+    assert not problems, "; ".join(problems)
+
+
+def herald_client(h, user, resource="r"):
+    return fclient(HERALD_IP, h.port, "%s@%s" % (user, HERALD_DOMAIN), PW[user], resource)
+
+
+def peer_client(peer, user, resource="r"):
+    return fclient(peer.ip, peer.port, peer.jid(user), PW[user], resource)
+
+
+def run_clients(h, peer, peer_user, scenario, timeout=60):
+    """Runs ``await scenario(alice, remote)`` (e2e_helpers.run) with alice
+    logged in on the Herald h and ``peer_user`` on the peer."""
+    async def main():
+        return await scenario(await herald_client(h, "alice"), await peer_client(peer, peer_user))
+    return run(main, timeout)
+
+
+def user_of(c):
+    return c.bare.split("@", 1)[0]
+
+
+async def message_both_ways(a, b, timeout=T, strict=True):
+    """A chat message from a to b, b's reply to a's full JID: from, to and id
+    as sent. strict: also the type, b's bare JID as the first 'to', and no
+    error on either side."""
+    mid, body = uid("m"), "hello %s " % b.domain.split(".")[0] + uid()
+    a.send_raw("<message to='%s' type='chat' id='%s'><body>%s</body></message>"
+               % (b.bare, mid, body))
+    m = (await b.msgs.expect(is_msg(body=body), timeout=timeout,
+                             what="%s's message" % user_of(a))).xml
+    assert m.get("from") == a.jid and m.get("id") == mid, show(m)
+    # and back, to a's full JID
+    mid2, body2 = uid("m"), "hello %s " % a.domain.split(".")[0] + uid()
+    b.send_raw("<message to='%s' type='chat' id='%s'><body>%s</body></message>"
+               % (a.jid, mid2, body2))
+    r = (await a.msgs.expect(is_msg(body=body2), timeout=timeout,
+                             what="%s's reply" % user_of(b))).xml
+    assert r.get("from") == b.jid and r.get("to") == a.jid and r.get("id") == mid2, show(r)
+    if not strict:
+        return
+    assert bare_of(m.get("to")) == b.bare and m.get("type") == "chat", show(m)
+    assert r.get("type") == "chat", show(r)
+    # nothing bounced on either side
+    await a.msgs.expect_none(lambda el: el.get("type") == "error", wait=0.5, what="an error")
+    await b.msgs.expect_none(lambda el: el.get("type") == "error", wait=0.1, what="an error")
+
+
+async def disco_both_ways(alice, remote, peer_features=(), timeout=T):
+    """disco#info from a Herald user to the peer's domain and from the peer's
+    user to herald.test: results from the right domain; the peer lists
+    ``peer_features``, Herald a server identity."""
+    query = "<query xmlns='http://jabber.org/protocol/disco#info'/>"
+    r = await alice.iq(query, to=remote.domain, timeout=timeout)
+    assert r["type"] == "result" and r["from"].full == remote.domain, show(r.xml)
+    feats = {f.get("var") for f in r.xml.iter("{http://jabber.org/protocol/disco#info}feature")}
+    assert set(peer_features) <= feats, show(r.xml)
+    r = await remote.iq(query, to=HERALD_DOMAIN, timeout=timeout)
+    assert r["type"] == "result" and r["from"].full == HERALD_DOMAIN, show(r.xml)
+    ids = list(r.xml.iter("{http://jabber.org/protocol/disco#info}identity"))
+    assert ids and ids[0].get("category") == "server", show(r.xml)
+
+
+async def subscribe(frm, to, timeout=T, sent=None, approved=None):
+    """frm asks for to's presence, to approves (RFC 6121 3.1): to receives the
+    request, frm the approval and then to's available presence from to's full
+    JID. ``sent`` and ``approved``: coroutine functions awaited right after
+    frm's request and after frm has the approval (e.g. frm's roster pushes)."""
+    frm.send_raw("<presence to='%s' type='subscribe'/>" % to.bare)
+    if sent:
+        await sent()
+    await to.presences.expect(is_presence("subscribe", frm.bare), timeout=timeout,
+                              what="%s's subscription request" % user_of(frm))
+    to.send_raw("<presence to='%s' type='subscribed'/>" % frm.bare)
+    await frm.presences.expect(is_presence("subscribed", to.bare), timeout=timeout,
+                               what="%s's approval" % user_of(to))
+    if approved:
+        await approved()
+    av = (await frm.presences.expect(is_presence("available", to.bare), timeout=timeout,
+                                     what="%s's available presence" % user_of(to))).xml
+    assert av.get("from") == to.jid, show(av)
+
+
+async def assert_mutual(a, b):
+    """Both rosters say subscription 'both' for the other."""
+    for c, other in ((a, b), (b, a)):
+        items = await roster_items(c)
+        assert items.get(other.bare, (None,))[0] == "both", \
+            "%s's roster: %s" % (user_of(c), items)
+
+
+async def goes_offline(leaver, watcher, timeout=T):
+    """leaver logs out; watcher receives its unavailable presence."""
+    await leaver.close()
+    await watcher.presences.expect(is_presence("unavailable", leaver.bare), timeout=timeout,
+                                   what="%s's unavailable presence" % user_of(leaver))
+
+
+async def pubsub_round(owner, subscriber, service, timeout=T):
+    """owner creates a node on ``service``, subscriber subscribes (answer
+    from the service, 'subscribed'), owner publishes an item (one
+    urn:example:fed entry with a title): subscriber gets the notification
+    (to its JID, that item, that title) and the item in an items request.
+    Returns (node, word, subscription element, payload, items) for the
+    callers' own checks."""
+    node = uid("fed-node")
+    iq_ok(await pubsub_iq(owner, service, "<create node='%s'/>" % node), "create")
+    r = iq_ok(await pubsub_iq(subscriber, service, "<subscribe node='%s' jid='%s'/>"
+                              % (node, subscriber.bare), timeout=timeout), "remote subscribe")
+    assert r["from"].full == service, show(r.xml)
+    sub = r.xml.find(".//{%s}subscription" % NS_PUBSUB)
+    assert sub is not None and sub.get("subscription") == "subscribed", show(r.xml)
+
+    item_id, word = uid("item"), uid("w")
+    iq_ok(await pubsub_iq(owner, service,
+                          "<publish node='%s'><item id='%s'><entry xmlns='urn:example:fed'>"
+                          "<title>%s</title></entry></item></publish>" % (node, item_id, word)),
+          "publish")
+    ev = (await subscriber.msgs.expect(is_event(service, node, item_id), timeout=timeout,
+                                       what="the notification")).xml
+    assert bare_of(ev.get("to")) == subscriber.bare, show(ev)
+    (iid, payload), = event_items(ev, node)
+    assert payload is not None and payload.findtext("{urn:example:fed}title") == word, show(ev)
+
+    r = iq_ok(await pubsub_iq(subscriber, service, "<items node='%s'/>" % node, itype="get",
+                              timeout=timeout), "remote items")
+    items = r.xml.findall(".//{%s}item" % NS_PUBSUB)
+    assert [i.get("id") for i in items] == [item_id], show(r.xml)
+    return node, word, sub, payload, items
+
+
+def item_title(item):
+    return item.findtext("{urn:example:fed}entry/{urn:example:fed}title")
+
+
+async def bounce(c, to, body, timeout):
+    """c sends a chat message to ``to``; an error comes back within timeout
+    with the message's id, from ``to``. Returns (error element, seconds)."""
+    mid = uid("m")
+    t0 = time.monotonic()
+    c.send_raw("<message to='%s' type='chat' id='%s'><body>%s</body></message>" % (to, mid, body))
+    err = (await c.msgs.expect(lambda el: el.get("type") == "error", timeout=timeout,
+                               what="a bounce from %s" % to)).xml
+    dt = time.monotonic() - t0
+    assert err.get("id") == mid and err.get("from") == to, show(err)
+    return err, dt

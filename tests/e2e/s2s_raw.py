@@ -17,23 +17,17 @@
 No thread outlives close(); every wait is bounded.
 """
 import socket
-import ssl
 import threading
 import time
-import uuid
 import xml.etree.ElementTree as ET
 
-from e2e_helpers import NS_BIND, NS_SASL, NS_STREAM, NS_STREAM_ERR, NS_STANZAS, RawStream, \
-    b64, local, ns_of, q, show
+from e2e_helpers import NS_SASL, NS_STREAM, NS_STREAM_ERR, RawStream, local, q, show
+from fed_helpers import uid
 
 NS_SERVER = "jabber:server"
 NS_DB = "jabber:server:dialback"
 NS_DB_FEATURE = "urn:xmpp:features:dialback"
 NS_C = "jabber:client"
-
-
-def uid(prefix="x"):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
 
 
 class PeerStream(RawStream):
@@ -295,27 +289,9 @@ def body_of(el):
     return None
 
 
-def stanza_error(el):
-    """The defined condition of a stanza error, or None."""
-    for err in el:
-        if local(err.tag) != "error":
-            continue
-        for child in err:
-            if ns_of(child.tag) == NS_STANZAS and local(child.tag) != "text":
-                return local(child.tag)
-    return None
-
-
 def stream_error_text(s):
     for el in s.seen:
         if el.tag == q(NS_STREAM, "error"):
             t = el.find(q(NS_STREAM_ERR, "text"))
             return None if t is None else t.text
     return None
-
-
-def server_tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx

@@ -15,6 +15,7 @@ on that stream), an authzid the certificate does not name ->
 one, an unknown account or no usable identity -> <not-authorized/>, PLAIN
 and SCRAM unchanged; [tls] min_version = TLSv1.3 refusing a TLS 1.2 client,
 ciphers and ciphersuites applied."""
+import contextlib
 import ssl
 import subprocess
 
@@ -98,6 +99,16 @@ def tls_stream(srv, certs=None, name=None, ctx=None):
     return s, mechanisms(s.features())
 
 
+@contextlib.contextmanager
+def tls_session(srv, certs=None, name=None, ctx=None):
+    """tls_stream() for the body, closed afterwards."""
+    s, mechs = tls_stream(srv, certs, name, ctx)
+    try:
+        yield s, mechs
+    finally:
+        s.close()
+
+
 def auth_external(s, authzid=None):
     """<auth mechanism='EXTERNAL'>: '=' for an empty authzid."""
     return s.auth("EXTERNAL", "=" if not authzid else b64(authzid))
@@ -143,28 +154,19 @@ def test_external_with_xmpp_addr(herald, certs):
     alice@localhost/...; a certificate naming alice and bob binds bob with
     authzid bob@localhost."""
     srv = ext_server(herald, certs)
-    s, mechs = tls_stream(srv, certs, "alice")
-    try:
+    with tls_session(srv, certs, "alice") as (s, mechs):
         assert "EXTERNAL" in mechs and "PLAIN" in mechs and "SCRAM-SHA-256" in mechs, mechs
         jid = expect_success(s)
         assert jid.startswith("alice@localhost/"), jid
         # the session is real: a ping round trip
         resp = s.iq("<ping xmlns='urn:xmpp:ping'/>", to=DOMAIN, iq_id="p1")
         assert resp is not None and resp.get("type") == "result", show(resp)
-    finally:
-        s.close()
-    s, mechs = tls_stream(srv, certs, "alice")
-    try:
+    with tls_session(srv, certs, "alice") as (s, mechs):
         assert expect_success(s, "alice@localhost").startswith("alice@localhost/")
-    finally:
-        s.close()
-    s, mechs = tls_stream(srv, certs, "alice_bob")
-    try:
+    with tls_session(srv, certs, "alice_bob") as (s, mechs):
         assert "EXTERNAL" in mechs, mechs
         jid = expect_success(s, "bob@localhost")
         assert jid.startswith("bob@localhost/"), jid
-    finally:
-        s.close()
     assert "EXTERNAL" in srv.log_text()
 
 
@@ -173,8 +175,7 @@ def test_external_without_initial_response(herald, certs):
     initial response gets an empty challenge ('='); the authzid (or '=')
     then comes in <response/>."""
     srv = ext_server(herald, certs)
-    s, mechs = tls_stream(srv, certs, "alice")
-    try:
+    with tls_session(srv, certs, "alice") as (s, mechs):
         assert "EXTERNAL" in mechs, mechs
         resp = s.auth("EXTERNAL")
         assert resp is not None and resp.tag == q(NS_SASL, "challenge") and \
@@ -183,17 +184,12 @@ def test_external_without_initial_response(herald, certs):
         resp = s.wait_element(lambda e: e.tag in (q(NS_SASL, "success"), q(NS_SASL, "failure")))
         assert resp is not None and resp.tag == q(NS_SASL, "success"), show(resp)
         assert finish_login(s).startswith("alice@localhost/")
-    finally:
-        s.close()
-    s, mechs = tls_stream(srv, certs, "alice")
-    try:
+    with tls_session(srv, certs, "alice") as (s, mechs):
         resp = s.auth("EXTERNAL")
         assert resp is not None and resp.tag == q(NS_SASL, "challenge"), show(resp)
         s.send("<response xmlns='%s'>%s</response>" % (NS_SASL, b64("bob@localhost")))
         resp = s.wait_element(lambda e: e.tag in (q(NS_SASL, "success"), q(NS_SASL, "failure")))
         assert sasl_condition(resp) == "invalid-authzid", show(resp)
-    finally:
-        s.close()
 
 
 def test_external_with_cn_and_email_identity(herald, certs):
@@ -202,26 +198,17 @@ def test_external_with_cn_and_email_identity(herald, certs):
     such account) is not-authorized. client_cert_identity = email: the
     certificate with email alice@localhost logs in as alice@localhost."""
     srv = ext_server(herald, certs, identity="cn")
-    s, mechs = tls_stream(srv, certs, "alice_cn")
-    try:
+    with tls_session(srv, certs, "alice_cn") as (s, mechs):
         assert "EXTERNAL" in mechs, mechs
         assert expect_success(s).startswith("alice@localhost/")
-    finally:
-        s.close()
-    s, mechs = tls_stream(srv, certs, "alice")
-    try:
+    with tls_session(srv, certs, "alice") as (s, mechs):
         assert "EXTERNAL" in mechs, mechs
         expect_failure(s, "not-authorized")
-    finally:
-        s.close()
 
     srv2 = ext_server(herald, certs, identity="email")
-    s, mechs = tls_stream(srv2, certs, "alice_email")
-    try:
+    with tls_session(srv2, certs, "alice_email") as (s, mechs):
         assert "EXTERNAL" in mechs, mechs
         assert expect_success(s).startswith("alice@localhost/")
-    finally:
-        s.close()
 
 
 # --------------------------------------------------------------------------
@@ -232,13 +219,10 @@ def test_no_certificate_external_not_offered(herald, certs):
     """Without a client certificate EXTERNAL is not offered (and trying it
     is <invalid-mechanism/>); PLAIN and slixmpp's SCRAM work as before."""
     srv = ext_server(herald, certs)
-    s, mechs = tls_stream(srv, certs, None)
-    try:
+    with tls_session(srv, certs, None) as (s, mechs):
         assert "EXTERNAL" not in mechs and "PLAIN" in mechs, mechs
         expect_failure(s, "invalid-mechanism")
         plain_still_works(s)
-    finally:
-        s.close()
 
     async def body():
         c = XClient(srv, "alice@localhost/scram", "wonderland")
@@ -254,15 +238,12 @@ def test_unverified_certificate_external_not_offered(herald, certs, name):
     in client_crl_file): the TLS handshake succeeds, EXTERNAL is not offered,
     an attempt anyway is <invalid-mechanism/>, PLAIN works on that stream."""
     srv = ext_server(herald, certs)
-    s, mechs = tls_stream(srv, certs, name)
-    try:
+    with tls_session(srv, certs, name) as (s, mechs):
         assert "EXTERNAL" not in mechs, "EXTERNAL offered for the %s certificate: %s" % (
             name, mechs)
         assert "PLAIN" in mechs, mechs
         expect_failure(s, "invalid-mechanism")
         plain_still_works(s)
-    finally:
-        s.close()
 
 
 def test_revoked_certificate_works_without_crl(herald, certs):
@@ -270,12 +251,9 @@ def test_revoked_certificate_works_without_crl(herald, certs):
     client_crl_file the same certificate is accepted (so the revoked case
     above does not pass for another reason)."""
     srv = ext_server(herald, certs, crl=False)
-    s, mechs = tls_stream(srv, certs, "revoked")
-    try:
+    with tls_session(srv, certs, "revoked") as (s, mechs):
         assert "EXTERNAL" in mechs, mechs
         assert expect_success(s).startswith("alice@localhost/")
-    finally:
-        s.close()
 
 
 def test_authzid_and_account_refusals(herald, certs):
@@ -291,13 +269,10 @@ def test_authzid_and_account_refusals(herald, certs):
                                 ("alice", "bob@localhost", "invalid-authzid"),
                                 ("ghost", None, "not-authorized"),
                                 ("alice_cn", None, "not-authorized")):
-        s, mechs = tls_stream(srv, certs, name)
-        try:
+        with tls_session(srv, certs, name) as (s, mechs):
             assert "EXTERNAL" in mechs, "%s: %s" % (name, mechs)
             expect_failure(s, cond, authzid)
             plain_still_works(s, "bob" if name == "bob" else "alice")
-        finally:
-            s.close()
 
 
 # --------------------------------------------------------------------------
@@ -345,12 +320,9 @@ def test_tls_min_version_13(herald, certs):
         handshake_fails(s, tls_context(max_version=ssl.TLSVersion.TLSv1_2))
     finally:
         s.close()
-    s, mechs = tls_stream(srv, ctx=tls_context())
-    try:
+    with tls_session(srv, ctx=tls_context()) as (s, mechs):
         assert s.sock.version() == "TLSv1.3", s.sock.version()
         plain_still_works(s)
-    finally:
-        s.close()
 
     for value, ok in (("TLSv1.2", True), ("TLSv1.3", True), ("TLSv1.0", False),
                       ("SSLv3", False)):
@@ -375,13 +347,10 @@ def test_tls_ciphers_and_ciphersuites(herald, certs):
     suite13 = "TLS_CHACHA20_POLY1305_SHA256"
     srv = herald(config={"tls": {"min_version": "TLSv1.2", "ciphers": cipher12,
                                  "ciphersuites": suite13}}, users=PASSWORDS)
-    s, mechs = tls_stream(srv, ctx=tls_context(max_version=ssl.TLSVersion.TLSv1_2))
-    try:
+    with tls_session(srv, ctx=tls_context(max_version=ssl.TLSVersion.TLSv1_2)) as (s, mechs):
         assert s.sock.version() == "TLSv1.2", s.sock.version()
         assert s.sock.cipher()[0] == cipher12, s.sock.cipher()
         plain_still_works(s)
-    finally:
-        s.close()
 
     s = RawStream(srv.port)
     try:
@@ -392,9 +361,6 @@ def test_tls_ciphers_and_ciphersuites(herald, certs):
     finally:
         s.close()
 
-    s, mechs = tls_stream(srv, ctx=tls_context())
-    try:
+    with tls_session(srv, ctx=tls_context()) as (s, mechs):
         assert s.sock.version() == "TLSv1.3", s.sock.version()
         assert s.sock.cipher()[0] == suite13, s.sock.cipher()
-    finally:
-        s.close()

@@ -13,14 +13,14 @@ No /etc/hosts changes: every peer domain has a static route [s2s:DOMAIN].
 After each abuse the module's Herald must still serve: a c2s login works and
 an honest dialback peer still delivers a message to a local user.
 """
-import os
+import contextlib
 import time
 
 import pytest
 
-from e2e_helpers import NS_STREAM, HeraldServer, q, show
-from s2s_raw import (C2S, NS_DB, FakeServer, PeerStream, body_of, features_of, stanza_error,
-                     stream_error_text, uid)
+from e2e_helpers import q, show
+from fed_helpers import error_condition, start_s2s_herald, uid
+from s2s_raw import C2S, NS_DB, FakeServer, PeerStream, body_of, features_of
 
 HERALD_DOMAIN = "herald.test"
 HERALD_IP = "127.0.0.20"
@@ -47,17 +47,7 @@ def herald_config(extra_s2s=None, routes=ROUTES):
 
 
 def start_herald(workdir, ip, config, name="herald"):
-    os.makedirs(str(workdir), exist_ok=True)
-    srv = HeraldServer(workdir, name=name, domain=HERALD_DOMAIN, s2s_port=S2S_PORT, bind=ip,
-                       allow_plaintext=True, config=config)
-    try:
-        srv.start(timeout=10)
-    except AssertionError as e:
-        srv.stop()
-        raise AssertionError("%s\n----- herald log -----\n%s" % (e, srv.log_text(6000)))
-    for user, pw in PW.items():
-        srv.add_user(user, pw)
-    return srv
+    return start_s2s_herald(workdir, HERALD_DOMAIN, ip, config, PW, name)
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +120,20 @@ def assert_serving(srv, fake):
         bob.close()
 
 
+@contextlib.contextmanager
+def abused(srv, fake, user="alice", resource="r", serving=True):
+    """A logged-in local user for the body (closed afterwards); when the body
+    passes and ``serving``, assert_serving() then checks that Herald came
+    through the abuse."""
+    c = login(srv, user, resource)
+    try:
+        yield c
+    finally:
+        c.close()
+    if serving:
+        assert_serving(srv, fake)
+
+
 def assert_stream_error(s, condition, timeout=5.0):
     s.read_until_closed(timeout)
     assert s.stream_error() == condition, \
@@ -143,8 +147,7 @@ def assert_stream_error(s, condition, timeout=5.0):
 # --------------------------------------------------------------------------
 
 def test_s2s_dialback_liar_gets_invalid(h, fake):
-    alice = login(h, "alice")
-    try:
+    with abused(h, fake) as alice:
         s = PeerStream(HERALD_IP, S2S_PORT)
         assert s.open_s2s("liar.test", HERALD_DOMAIN) is not None, s.text()
         sid = s.stream_id
@@ -174,14 +177,10 @@ def test_s2s_dialback_liar_gets_invalid(h, fake):
 
         got = alice.messages(wait=1.0)
         assert got == [], "the liar's stanzas were delivered: %s" % [show(m) for m in got]
-    finally:
-        alice.close()
-    assert_serving(h, fake)
 
 
 def test_s2s_dialback_honest_peer_delivers(h, fake):
-    alice = login(h, "alice")
-    try:
+    with abused(h, fake, serving=False) as alice:
         s = honest_peer(fake)
         mid, body = uid("m"), uid("hello")
         s.send(peer_message("pat@honest.test/p", alice.jid, body, mid))
@@ -193,35 +192,37 @@ def test_s2s_dialback_honest_peer_delivers(h, fake):
         s.send(peer_message("pat@honest.test/p", "alice@herald.test", body2))
         alice.expect_message(lambda e: body_of(e) == body2, what="the message to the bare JID")
         s.close()
-    finally:
-        alice.close()
     assert "honest.test authenticated (dialback), inbound" in h.log_text(), \
         h.log_text()[-3000:]
 
 
+def abuse_honest_stream(h, fake, abuse, condition, first=None, what="the authenticated message",
+                        wait=1.0):
+    """On an honest peer's authenticated stream: the message ``first`` (if
+    any) reaches alice; then ``abuse`` (the stream's bytes, given alice's
+    JID) gets the stream error <condition/>, and nothing more reaches alice
+    within ``wait``."""
+    with abused(h, fake) as alice:
+        s = honest_peer(fake)
+        if first is not None:
+            s.send(peer_message("pat@honest.test/p", alice.jid, first))
+            alice.expect_message(lambda e: body_of(e) == first, what=what)
+        s.send(abuse(alice.jid))
+        assert_stream_error(s, condition)
+        got = alice.messages(wait=wait)
+        assert got == [], "delivered after the abuse: %s" % [show(m) for m in got]
+
+
 @pytest.mark.parametrize("spoof", ["eve@liar.test/e", "bob@herald.test/b", "pubsub.herald.test"])
 def test_s2s_spoofed_from_invalid_from(h, fake, spoof):
-    alice = login(h, "alice")
-    try:
-        s = honest_peer(fake)
-        good = uid("good")
-        s.send(peer_message("pat@honest.test/p", alice.jid, good))
-        alice.expect_message(lambda e: body_of(e) == good, what="the authenticated message")
-        bad = uid("spoofed")
-        s.send(peer_message(spoof, alice.jid, bad))
-        assert_stream_error(s, "invalid-from")
-        got = alice.messages(wait=1.0, pred=lambda e: body_of(e) == bad)
-        assert got == [], "the spoofed message was delivered: %s" % show(got[0])
-    finally:
-        alice.close()
+    abuse_honest_stream(h, fake, lambda jid: peer_message(spoof, jid, uid("spoofed")),
+                        "invalid-from", first=uid("good"))
     log = h.log_text()
     assert "invalid-from" in log and spoof in log, log[-3000:]
-    assert_serving(h, fake)
 
 
 def test_s2s_stanza_before_authentication(h, fake):
-    alice = login(h, "alice")
-    try:
+    with abused(h, fake) as alice:
         for stanza in (peer_message("pat@honest.test/p", alice.jid, "too early"),
                        "<iq from='honest.test' to='herald.test' type='get' id='i1'>"
                        "<ping xmlns='urn:xmpp:ping'/></iq>",
@@ -234,9 +235,6 @@ def test_s2s_stanza_before_authentication(h, fake):
             assert not any(e.tag.endswith("}iq") for e in s.seen), s.text()
         got = alice.messages(wait=1.0)
         assert got == [], [show(m) for m in got]
-    finally:
-        alice.close()
-    assert_serving(h, fake)
 
 
 # --------------------------------------------------------------------------
@@ -244,32 +242,18 @@ def test_s2s_stanza_before_authentication(h, fake):
 # --------------------------------------------------------------------------
 
 def test_s2s_oversize_stanza_policy_violation(h, fake):
-    alice = login(h, "alice")
-    try:
-        s = honest_peer(fake)
-        ok = uid("fits") + "a" * 2000
-        s.send(peer_message("pat@honest.test/p", alice.jid, ok))
-        alice.expect_message(lambda e: body_of(e) == ok, what="the 2 KB message")
-        big = uid("big") + "b" * (MAX_STANZA + 1000)
-        s.send(peer_message("pat@honest.test/p", alice.jid, big))
-        assert_stream_error(s, "policy-violation")
-        assert alice.messages(wait=1.0) == [], "the oversize message was delivered"
-    finally:
-        alice.close()
-    assert_serving(h, fake)
+    """A 2 KB message fits [c2s] max_stanza_size; one larger than it is a
+    policy-violation, and not delivered."""
+    abuse_honest_stream(h, fake, lambda jid: peer_message("pat@honest.test/p", jid,
+                                                          uid("big") + "b" * (MAX_STANZA + 1000)),
+                        "policy-violation", first=uid("fits") + "a" * 2000,
+                        what="the 2 KB message")
 
 
 def test_s2s_malformed_xml_not_well_formed(h, fake):
-    alice = login(h, "alice")
-    try:
-        s = honest_peer(fake)
-        s.send("<message from='pat@honest.test/p' to='%s'><body>broken</bodyx></message>"
-               % alice.jid)
-        assert_stream_error(s, "not-well-formed")
-        assert alice.messages(wait=0.5) == []
-    finally:
-        alice.close()
-    assert_serving(h, fake)
+    abuse_honest_stream(h, fake, lambda jid: "<message from='pat@honest.test/p' to='%s'>"
+                                             "<body>broken</bodyx></message>" % jid,
+                        "not-well-formed", wait=0.5)
 
 
 def test_s2s_wrong_namespace_and_unknown_host(h, fake):
@@ -298,44 +282,43 @@ def test_s2s_wrong_namespace_and_unknown_host(h, fake):
 def test_s2s_herald_answers_db_verify(h, fake):
     fake.hold_results_for.add("x.test")
     n0 = len(fake.results)
-    alice = login(h, "alice")
     try:
-        mid, body = uid("m"), uid("to-x")
-        alice.send("<message to='bob@x.test' type='chat' id='%s'><body>%s</body></message>"
-                   % (mid, body))
-        assert fake.wait(lambda: any(r[2] == "x.test" for r in fake.results[n0:]), 10), \
-            "Herald sent no <db:result/> to x.test's server"
-        conn, frm, to, key = [r for r in fake.results[n0:] if r[2] == "x.test"][0]
-        assert frm == HERALD_DOMAIN and len(key) == 64, (frm, key)
-        sid = conn.stream_id
+        with abused(h, fake) as alice:
+            mid, body = uid("m"), uid("to-x")
+            alice.send("<message to='bob@x.test' type='chat' id='%s'><body>%s</body></message>"
+                       % (mid, body))
+            assert fake.wait(lambda: any(r[2] == "x.test" for r in fake.results[n0:]), 10), \
+                "Herald sent no <db:result/> to x.test's server"
+            conn, frm, to, key = [r for r in fake.results[n0:] if r[2] == "x.test"][0]
+            assert frm == HERALD_DOMAIN and len(key) == 64, (frm, key)
+            sid = conn.stream_id
 
-        # x.test (the receiving server) asks Herald about keys on a new stream
-        v = PeerStream(HERALD_IP, S2S_PORT)
-        assert v.open_s2s("x.test", HERALD_DOMAIN) is not None
-        v.features()
-        for k, i, want in (("wrongkey", sid, "invalid"), (key, "other-id", "invalid"),
-                           (key, sid, "valid"), (key[:-1] + ("0" if key[-1] != "0" else "1"),
-                                                 sid, "invalid")):
-            r = v.db_verify("x.test", HERALD_DOMAIN, i, k)
-            assert r is not None and r.tag == q(NS_DB, "verify"), \
-                "no <db:verify/> answer: %s; raw %r" % (show(r), v.text()[-600:])
-            assert r.get("type") == want and r.get("id") == i and r.get("from") == HERALD_DOMAIN \
-                and r.get("to") == "x.test", "key %r id %r: %s (want %s)" % (k, i, show(r), want)
-        v.close()
+            # x.test (the receiving server) asks Herald about keys on a new stream
+            v = PeerStream(HERALD_IP, S2S_PORT)
+            assert v.open_s2s("x.test", HERALD_DOMAIN) is not None
+            v.features()
+            for k, i, want in (("wrongkey", sid, "invalid"), (key, "other-id", "invalid"),
+                               (key, sid, "valid"), (key[:-1] + ("0" if key[-1] != "0" else "1"),
+                                                     sid, "invalid")):
+                r = v.db_verify("x.test", HERALD_DOMAIN, i, k)
+                assert r is not None and r.tag == q(NS_DB, "verify"), \
+                    "no <db:verify/> answer: %s; raw %r" % (show(r), v.text()[-600:])
+                assert r.get("type") == want and r.get("id") == i \
+                    and r.get("from") == HERALD_DOMAIN and r.get("to") == "x.test", \
+                    "key %r id %r: %s (want %s)" % (k, i, show(r), want)
+            v.close()
 
-        # x.test accepts Herald's key: the queued message goes out
-        fake.answer_result(fake.results.index((conn, frm, to, key)), "valid")
-        assert fake.wait(lambda: any(body_of(e) == body for e in fake.stanzas()), 10), \
-            "the queued message never reached x.test"
-        m = [e for e in fake.stanzas() if body_of(e) == body][0]
-        assert m.get("from") == alice.jid and m.get("to") == "bob@x.test" \
-            and m.get("id") == mid, show(m)
-        assert alice.messages(wait=0.3, pred=lambda e: e.get("type") == "error") == []
+            # x.test accepts Herald's key: the queued message goes out
+            fake.answer_result(fake.results.index((conn, frm, to, key)), "valid")
+            assert fake.wait(lambda: any(body_of(e) == body for e in fake.stanzas()), 10), \
+                "the queued message never reached x.test"
+            m = [e for e in fake.stanzas() if body_of(e) == body][0]
+            assert m.get("from") == alice.jid and m.get("to") == "bob@x.test" \
+                and m.get("id") == mid, show(m)
+            assert alice.messages(wait=0.3, pred=lambda e: e.get("type") == "error") == []
     finally:
         fake.hold_results_for.discard("x.test")
-        alice.close()
     assert "x.test authenticated (dialback), outbound" in h.log_text()
-    assert_serving(h, fake)
 
 
 # --------------------------------------------------------------------------
@@ -343,8 +326,7 @@ def test_s2s_herald_answers_db_verify(h, fake):
 # --------------------------------------------------------------------------
 
 def _bounce(srv, to):
-    alice = login(srv, "alice", uid("r"))
-    try:
+    with abused(srv, None, resource=uid("r"), serving=False) as alice:
         mid = uid("m")
         t0 = time.monotonic()
         alice.send("<message to='%s' type='chat' id='%s'><body>anyone?</body></message>"
@@ -353,9 +335,7 @@ def _bounce(srv, to):
                                    timeout=CONNECT_TIMEOUT + MARGIN, what="a bounce")
         dt = time.monotonic() - t0
         assert err.get("id") == mid and err.get("from") == to, show(err)
-        return stanza_error(err), dt
-    finally:
-        alice.close()
+        return error_condition(err), dt
 
 
 def test_s2s_unreachable_peer_remote_server_not_found(h, fake):

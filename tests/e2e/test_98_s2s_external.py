@@ -17,9 +17,9 @@ import time
 import pytest
 
 from certs import CA
-from e2e_helpers import HeraldServer, show
-from fed_helpers import make_cert
-from s2s_raw import C2S, body_of, stanza_error, uid
+from e2e_helpers import show
+from fed_helpers import error_condition, make_cert, start_s2s_herald, uid
+from s2s_raw import C2S, body_of
 
 A_IP, B_IP, C_IP = "127.0.0.21", "127.0.0.22", "127.0.0.27"
 S2S_PORT = 5269
@@ -40,21 +40,11 @@ def routes(**peers):
 
 
 def start(workdir, domain, ip, cert, key, ca, secure_auth, peer_routes, users):
-    os.makedirs(workdir, exist_ok=True)
     cfg = {"tls": {"cert": cert, "key": key},
            "s2s": {"ca_file": ca, "secure_auth": secure_auth,
                    "connect_timeout": CONNECT_TIMEOUT}}
     cfg.update(peer_routes)
-    srv = HeraldServer(workdir, name=domain, domain=domain, s2s_port=S2S_PORT, bind=ip,
-                       allow_plaintext=True, config=cfg)
-    try:
-        srv.start(timeout=10)
-    except AssertionError as e:
-        srv.stop()
-        raise AssertionError("%s\n----- %s log -----\n%s" % (e, domain, srv.log_text(6000)))
-    for u in users:
-        srv.add_user(u, PW[u])
-    return srv
+    return start_s2s_herald(workdir, domain, ip, cfg, {u: PW[u] for u in users}, name=domain)
 
 
 @pytest.fixture(scope="module")
@@ -180,32 +170,30 @@ def test_s2s_external_remote_pubsub_subscription(w):
     assert "dialback" not in la.lower() and "dialback" not in lb.lower()
 
 
+def bounce(c, to, body, what):
+    """c's chat message to ``to`` comes back as an error within connect_timeout
+    + 4 s, with its id, from ``to``, remote-server-not-found or -timeout.
+    Returns (condition, seconds)."""
+    mid = uid("m")
+    t0 = time.monotonic()
+    c.send("<message to='%s' type='chat' id='%s'><body>%s</body></message>" % (to, mid, body))
+    err = c.expect_message(lambda e: e.get("type") == "error", timeout=CONNECT_TIMEOUT + 4,
+                           what=what)
+    dt = time.monotonic() - t0
+    assert err.get("id") == mid and err.get("from") == to, show(err)
+    cond = error_condition(err)
+    assert cond in ("remote-server-not-found", "remote-server-timeout"), show(err)
+    return cond, dt
+
+
 def test_s2s_secure_auth_refuses_self_signed_peer(w):
     a, c = w["a"], w["c"]
     alice, carol = login(a, "alice", uid("r")), login(c, "carol", uid("r"))
     try:
         # a -> c: c's self-signed certificate does not verify, dialback is off
-        mid = uid("m")
-        t0 = time.monotonic()
-        alice.send("<message to='carol@c.test' type='chat' id='%s'><body>hi c</body></message>"
-                   % mid)
-        err = alice.expect_message(lambda e: e.get("type") == "error", timeout=CONNECT_TIMEOUT + 4,
-                                   what="a bounce for c.test")
-        dt_a = time.monotonic() - t0
-        assert err.get("id") == mid and err.get("from") == "carol@c.test", show(err)
-        cond_a = stanza_error(err)
-        assert cond_a in ("remote-server-not-found", "remote-server-timeout"), show(err)
+        cond_a, dt_a = bounce(alice, "carol@c.test", "hi c", "a bounce for c.test")
         # c -> a: c tries dialback, a refuses it (secure_auth)
-        mid2 = uid("m")
-        t0 = time.monotonic()
-        carol.send("<message to='%s' type='chat' id='%s'><body>let me in</body></message>"
-                   % (alice.jid, mid2))
-        err2 = carol.expect_message(lambda e: e.get("type") == "error",
-                                    timeout=CONNECT_TIMEOUT + 4, what="c's bounce")
-        dt_c = time.monotonic() - t0
-        assert err2.get("id") == mid2 and err2.get("from") == alice.jid, show(err2)
-        cond_c = stanza_error(err2)
-        assert cond_c in ("remote-server-not-found", "remote-server-timeout"), show(err2)
+        cond_c, dt_c = bounce(carol, alice.jid, "let me in", "c's bounce")
         assert carol.messages(pred=lambda e: body_of(e) == "hi c") == []
         assert alice.messages(wait=0.5, pred=lambda e: body_of(e) == "let me in") == []
     finally:
