@@ -159,7 +159,8 @@ void router_batch_failed(struct herald *h, const char *to, const char *id, const
 /* ---- stanzas for other servers and components ---- */
 
 /* Whether the domain of jid (a JID in prepared form) is served by the
- * router itself: the server's accounts and the pubsub service. */
+ * router itself: the server's accounts and the pubsub service; if not, the
+ * domain goes to domain. */
 static bool local_jid(const struct herald *h, const char *jid, char *domain, size_t cap)
 {
     /* One pass: the local part (up to '@', unless a '/' comes first), then
@@ -283,9 +284,6 @@ size_t router_send(struct herald *h, const char *to, struct chunk *const *parts,
 {
     struct session *targets[MAX_RECIPIENTS];
     size_t n = 0;
-    char domain[JID_PART_MAX + 1];
-    if (!local_jid(h, to, domain, sizeof(domain)))
-        return send_elsewhere(h, domain, parts, nparts);
     const char *slash = strchr(to, '/');
     if (slash != NULL) {
         char bare[JID_MAX + 1];
@@ -305,6 +303,12 @@ size_t router_send(struct herald *h, const char *to, struct chunk *const *parts,
             if (s->available)
                 targets[n++] = s;
     }
+    /* Only a JID with no session here can be another server's or a
+     * component's: the local deliveries (every notification) never pay the
+     * test. */
+    char domain[JID_PART_MAX + 1];
+    if (n == 0 && !local_jid(h, to, domain, sizeof(domain)))
+        return send_elsewhere(h, domain, parts, nparts);
     for (size_t i = 0; i < n; i++)
         session_send_stanza(targets[i], parts, nparts);
     return n;
