@@ -201,3 +201,57 @@ def test_s2s_secure_auth_refuses_self_signed_prosody(fed, prosody):
     log = h.log_text()
     assert "prosody.test" in log, "Herald's log does not name prosody.test:\n" + log[-3000:]
     assert "authenticated (dialback" not in log, "dialback used under secure_auth:\n" + log[-3000:]
+
+
+# --------------------------------------------------------------------------
+# (7) remote contacts and what an account allows them
+# --------------------------------------------------------------------------
+
+def test_s2s_blocked_remote_sender(fed, prosody):
+    """XEP-0191 §3.6 across servers: alice blocks pat@prosody.test; pat's
+    message is not delivered and pat gets service-unavailable, as if alice's
+    account did not exist; after unblocking, the next one arrives."""
+    async def scenario(alice, pat):
+        r = await alice.iq("<block xmlns='urn:xmpp:blocking'><item jid='pat@prosody.test'/>"
+                           "</block>", itype="set")
+        assert r.get("type") == "result", show(r)
+        err, _ = await bounce(pat, "alice@herald.test", "blocked?", T)
+        assert error_condition(err) == "service-unavailable", show(err)
+        await alice.msgs.expect_none(is_msg(body="blocked?"), wait=1.0,
+                                     what="a message from a blocked JID")
+        r = await alice.iq("<unblock xmlns='urn:xmpp:blocking'><item jid='pat@prosody.test'/>"
+                           "</unblock>", itype="set")
+        assert r.get("type") == "result", show(r)
+        pat.send_raw("<message to='alice@herald.test' type='chat' id='ub1'><body>again</body>"
+                     "</message>")
+        m = (await alice.msgs.expect(is_msg(body="again"), timeout=T, what="after unblock")).xml
+        assert bare_of(m.get("from")) == "pat@prosody.test", show(m)
+    run_clients(fed(), prosody, "pat", scenario)
+
+
+def test_s2s_presence_access_model_with_remote_contact(fed, prosody):
+    """XEP-0060 §4.5 presence access model with a remote entity: pia may not
+    subscribe to alice's presence-model node until she is subscribed to
+    alice's presence (a subscription made across servers), then she may."""
+    async def scenario(alice, pia):
+        node = uid("presence-node")
+        r = await alice.iq(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='%s'/><configure>"
+            "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>"
+            "<value>http://jabber.org/protocol/pubsub#node_config</value></field>"
+            "<field var='pubsub#access_model'><value>presence</value></field></x></configure>"
+            "</pubsub>" % node, to="pubsub.herald.test", itype="set")
+        assert r.get("type") == "result", show(r)
+        sub = ("<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='%s' jid='%s'/>"
+               "</pubsub>" % (node, pia.bare))
+        r = (await pia.iq(sub, to="pubsub.herald.test", itype="set", timeout=T)).xml
+        assert r.get("type") == "error", show(r)
+        assert error_condition(r) == "not-authorized", show(r)
+        assert r.find(".//{http://jabber.org/protocol/pubsub#errors}presence-subscription-required") \
+            is not None, show(r)
+        await subscribe(pia, alice)   # pia -> alice, approved by alice
+        r = (await pia.iq(sub, to="pubsub.herald.test", itype="set", timeout=T)).xml
+        assert r.get("type") == "result", show(r)
+        s = r.find(".//{http://jabber.org/protocol/pubsub}subscription")
+        assert s is not None and s.get("subscription") == "subscribed", show(r)
+    run_clients(fed(), prosody, "pia", scenario)
