@@ -176,7 +176,8 @@ static int setup_tls(struct herald *h)
         if (h->c2s_tls_ctx == NULL ||
             tls_ctx_policy(h->c2s_tls_ctx, cfg->tls_min_version, cfg->tls_ciphers,
                            cfg->tls_ciphersuites) ||
-            tls_ctx_verify_peers(h->c2s_tls_ctx, cfg->client_ca_file, cfg->client_crl_file, false))
+            tls_ctx_verify_peers(h->c2s_tls_ctx, cfg->client_ca_file, cfg->client_crl_file, false,
+                                 NULL))
             rc = HERALD_EIO;
         else
             log_info("tls", "client certificates verified against %s%s%s (SASL EXTERNAL)",

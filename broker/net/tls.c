@@ -243,9 +243,13 @@ static int load_trust(SSL_CTX *ctx, const char *ca_file, const char *crl_file)
 }
 
 int tls_ctx_verify_peers(SSL_CTX *ctx, const char *ca_file, const char *crl_file,
-                         bool any_purpose)
+                         bool any_purpose, SSL_CTX *share)
 {
-    if (load_trust(ctx, ca_file, crl_file) != 0)
+    /* A store already loaded (the default one holds every system CA: some
+     * hundred million instructions to read) is shared, not read again. */
+    if (share != NULL)
+        SSL_CTX_set1_cert_store(ctx, SSL_CTX_get_cert_store(share));
+    else if (load_trust(ctx, ca_file, crl_file) != 0)
         return -1;
     if (any_purpose && SSL_CTX_set_purpose(ctx, X509_PURPOSE_ANY) != 1)
         return -1;

@@ -32,9 +32,11 @@ int tls_ctx_policy(struct ssl_ctx_st *ctx, const char *min_version, const char *
  * handshake: tls_peer_verified says so afterwards (SASL EXTERNAL decides).
  * any_purpose: a peer server's certificate need not carry the clientAuth
  * extended key usage (public CAs issue serverAuth-only ones; servers present
- * them as clients on s2s). Returns 0 or -1 (logged). */
+ * them as clients on s2s). share: a context whose trust store (loaded
+ * with the same CA file) is used instead of loading it again. Returns 0 or
+ * -1 (logged). */
 int tls_ctx_verify_peers(struct ssl_ctx_st *ctx, const char *ca_file, const char *crl_file,
-                         bool any_purpose);
+                         bool any_purpose, struct ssl_ctx_st *share);
 /* A client context (outgoing s2s) presenting cert/key, verifying servers as
  * tls_ctx_verify_peers does, or NULL (logged). */
 struct ssl_ctx_st *tls_client_ctx_new(const char *cert_path, const char *key_path,

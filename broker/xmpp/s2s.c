@@ -961,14 +961,15 @@ int s2s_init(struct herald *h)
     }
     h->s2s = s;
     const struct config *cfg = h->cfg;
-    if (h->tls_cert_path == NULL)
+    /* Federation off: no streams, so no TLS contexts (and no CA store read). */
+    if (h->tls_cert_path == NULL || cfg->s2s_port == 0)
         return 0;
     s->server_ctx = tls_ctx_new(h->tls_cert_path, h->tls_key_path);
     s->client_ctx = tls_client_ctx_new(h->tls_cert_path, h->tls_key_path, cfg->s2s_ca_file);
     if (s->server_ctx == NULL || s->client_ctx == NULL ||
         tls_ctx_policy(s->server_ctx, cfg->tls_min_version, cfg->tls_ciphers, cfg->tls_ciphersuites) ||
         tls_ctx_policy(s->client_ctx, cfg->tls_min_version, cfg->tls_ciphers, cfg->tls_ciphersuites) ||
-        tls_ctx_verify_peers(s->server_ctx, cfg->s2s_ca_file, NULL, true) != 0)
+        tls_ctx_verify_peers(s->server_ctx, cfg->s2s_ca_file, NULL, true, s->client_ctx) != 0)
         return HERALD_EINVAL;
     return 0;
 }
