@@ -787,9 +787,9 @@ class SilentPeer:
 # tests (test_95, test_96): each takes the peer (or its clients)
 # --------------------------------------------------------------------------
 
-# Every account of the interop tests: alice and bob on Herald; pat, pia on
+# Every account of the interop tests: alice and bob on Herald; pat, pia, pim on
 # Prosody; ed, eva on ejabberd.
-PW = {"alice": "alice-pw", "bob": "bob-pw", "pat": "pat-pw", "pia": "pia-pw",
+PW = {"alice": "alice-pw", "bob": "bob-pw", "pat": "pat-pw", "pia": "pia-pw", "pim": "pim-pw",
       "ed": "ed-pw", "eva": "eva-pw"}
 T = 12.0  # bound for one s2s round trip (connection set-up included)
 

@@ -12,7 +12,8 @@ own self-signed certificate: dialback over STARTTLS, except in the
 secure_auth test where Herald must refuse Prosody.
 
 Users: alice and bob on Herald; pat (a Prosody admin: Prosody lets only
-admins create pubsub nodes) and pia on Prosody. The scenarios shared with
+admins create pubsub nodes), pia and pim on Prosody (Prosody lives for the
+module: pim's roster is untouched by the other tests). The scenarios shared with
 test_96 (ejabberd) live in fed_helpers.
 """
 import asyncio
@@ -37,7 +38,7 @@ MARGIN = 4.0      # seconds on top of connect_timeout for a bounce to arrive
 @pytest.fixture(scope="module")
 def prosody(tmp_path_factory):
     root = tmp_path_factory.mktemp("s2s-prosody")
-    yield from running_peer(ProsodyPeer(root / "prosody", admins=["pat"]), ["pat", "pia"])
+    yield from running_peer(ProsodyPeer(root / "prosody", admins=["pat"]), ["pat", "pia", "pim"])
 
 
 @pytest.fixture
@@ -230,9 +231,9 @@ def test_s2s_blocked_remote_sender(fed, prosody):
 
 
 def test_s2s_presence_access_model_with_remote_contact(fed, prosody):
-    """XEP-0060 §4.5 presence access model with a remote entity: pia may not
-    subscribe to alice's presence-model node until she is subscribed to
-    alice's presence (a subscription made across servers), then she may."""
+    """XEP-0060 §4.5 presence access model with a remote entity: pim may not
+    subscribe to alice's presence-model node until he is subscribed to
+    alice's presence (a subscription made across servers), then he may."""
     async def scenario(alice, pia):
         node = uid("presence-node")
         r = await alice.iq(
@@ -254,4 +255,4 @@ def test_s2s_presence_access_model_with_remote_contact(fed, prosody):
         assert r.get("type") == "result", show(r)
         s = r.find(".//{http://jabber.org/protocol/pubsub}subscription")
         assert s is not None and s.get("subscription") == "subscribed", show(r)
-    run_clients(fed(), prosody, "pia", scenario)
+    run_clients(fed(), prosody, "pim", scenario)
