@@ -51,7 +51,7 @@ static void add_addresses(struct resolve_result *r, const char *host, int port, 
 
 /* SRV records of name into t. Returns how many; *none is set when the
  * answer is the single record "." (RFC 2782: the service is decidedly not
- * offered at this domain). */
+ * offered at this domain); none may be NULL. */
 static unsigned srv_lookup(res_state rs, const char *name, bool tls, struct target *t, unsigned cap,
                            bool *none)
 {
@@ -72,7 +72,7 @@ static unsigned srv_lookup(res_state rs, const char *name, bool tls, struct targ
             continue;
         /* RFC 2782: a target of "." means the service is not offered. */
         if (t[n].host[0] == '\0' || strcmp(t[n].host, ".") == 0) {
-            if (ns_msg_count(msg, ns_s_an) == 1)
+            if (none != NULL && ns_msg_count(msg, ns_s_an) == 1)
                 *none = true;
             continue;
         }
@@ -105,13 +105,13 @@ static void work(uv_work_t *w)
     memset(&rs, 0, sizeof(rs));
     struct target t[2 * MAX_TARGETS];
     unsigned n = 0;
-    bool none_tls = false, none = false;
+    bool none = false;
     if (res_ninit(&rs) == 0) {
         rs.retrans = 2;
         rs.retry = 1;
         char name[300];
         snprintf(name, sizeof(name), "_xmpps-server._tcp.%s", l->domain);
-        n = srv_lookup(&rs, name, true, t, MAX_TARGETS, &none_tls);
+        n = srv_lookup(&rs, name, true, t, MAX_TARGETS, NULL); /* "." there: no direct TLS */
         snprintf(name, sizeof(name), "_xmpp-server._tcp.%s", l->domain);
         n += srv_lookup(&rs, name, false, t + n, MAX_TARGETS, &none);
         res_nclose(&rs);
