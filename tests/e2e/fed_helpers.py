@@ -42,12 +42,9 @@ import subprocess
 import time
 import uuid
 
-from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
-
 from e2e_helpers import (NS_CLIENT, NS_PING, NS_STANZAS, HeraldServer, XClient, local, ns_of, q,
                          run, show, terminate)
-from im_helpers import Inbox
+from im_helpers import attach_inboxes
 
 HERALD_DOMAIN = "herald.test"
 HERALD_IP = "127.0.0.1"
@@ -540,14 +537,7 @@ class FClient(XClient):
         x.get_dns_records = dns
         x.auto_authorize = None
         x.auto_subscribe = False
-        self.presences = Inbox(self, "presence")
-        self.pushes = Inbox(self, "roster push")
-        self.msgs = Inbox(self, "message")
-        x.register_handler(Callback("fed-presence", MatchXPath("{%s}presence" % NS_CLIENT),
-                                    self.presences.put))
-        x.register_handler(Callback("fed-push", StanzaPath("iq@type=set/roster"), self.pushes.put))
-        x.register_handler(Callback("fed-message", MatchXPath("{%s}message" % NS_CLIENT),
-                                    self.msgs.put))
+        attach_inboxes(self, "fed")
 
     async def sync(self):
         await self.iq("<ping xmlns='%s'/>" % NS_PING, to=self.domain)

@@ -114,6 +114,21 @@ class Inbox:
 # Clients
 # --------------------------------------------------------------------------
 
+def attach_inboxes(c, prefix="im"):
+    """Gives an XClient ``presences``, ``pushes`` (roster pushes) and ``msgs``
+    inboxes, filled by slixmpp handlers named PREFIX-presence/-push/-message."""
+    x = c.xmpp
+    c.presences = Inbox(c, "presence")
+    c.pushes = Inbox(c, "roster push")
+    c.msgs = Inbox(c, "message")
+    x.register_handler(Callback("%s-presence" % prefix, MatchXPath("{%s}presence" % NS_CLIENT),
+                                c.presences.put))
+    x.register_handler(Callback("%s-push" % prefix, StanzaPath("iq@type=set/roster"),
+                                c.pushes.put))
+    x.register_handler(Callback("%s-message" % prefix, MatchXPath("{%s}message" % NS_CLIENT),
+                                c.msgs.put))
+
+
 async def im_client(srv, user, resource="r", roster=True, presence=True, priority=None,
                     status=None, show_=None, auto_authorize=None, auto_subscribe=False,
                     password=None):
@@ -127,14 +142,7 @@ async def im_client(srv, user, resource="r", roster=True, presence=True, priorit
     x = c.xmpp
     x.auto_authorize = auto_authorize
     x.auto_subscribe = auto_subscribe
-    c.presences = Inbox(c, "presence")
-    c.pushes = Inbox(c, "roster push")
-    c.msgs = Inbox(c, "message")
-    x.register_handler(Callback("im-presence", MatchXPath("{%s}presence" % NS_CLIENT),
-                                c.presences.put))
-    x.register_handler(Callback("im-push", StanzaPath("iq@type=set/roster"), c.pushes.put))
-    x.register_handler(Callback("im-message", MatchXPath("{%s}message" % NS_CLIENT),
-                                c.msgs.put))
+    attach_inboxes(c)
     await c.login()
     if roster:
         await asyncio.wait_for(x.get_roster(), 10)
