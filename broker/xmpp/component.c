@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "buf.h"
 #include "conn.h"
@@ -28,7 +29,7 @@ struct component {
     struct link link;               /* first: a struct link * is a component * */
     const char *domain;             /* the configured domain, once the header named it */
     bool ready;                     /* handshake done */
-    struct component *prev, *next;  /* h->components */
+    struct component *prev, *next;  /* h->components (utlist) */
 };
 
 static struct component *from_link(struct link *l) { return (struct component *)l; }
@@ -162,12 +163,7 @@ static void on_gone(struct link *l)
     struct herald *h = l->h;
     if (k->ready)
         log_info("component", "%s: %s disconnected", l->peer, k->domain);
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        h->components = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
+    DL_DELETE(h->components, k);
     link_free(l);
     free(k);
 }
@@ -187,10 +183,7 @@ void component_accept(struct herald *h, struct conn *conn)
         conn_close(conn, false);
         return;
     }
-    k->next = h->components;
-    if (h->components)
-        h->components->prev = k;
-    h->components = k;
+    DL_PREPEND(h->components, k);
     if (link_accept(&k->link, h, conn, &component_ops, NS_COMPONENT) != 0)
         conn_close(conn, false); /* on_gone frees k */
     else if (h->shutting_down)

@@ -225,6 +225,31 @@ static struct chunk *join_parts(struct chunk *const *parts, size_t n)
     return ch;
 }
 
+/* The error reply to st, routed to st's sender with mode; how many
+ * sessions (or peers) got it. */
+static size_t error_to_sender(struct herald *h, const struct xnode *st, struct arena *a, int err,
+                              enum route_mode mode)
+{
+    const char *from = xml_attr(st, "from");
+    struct xnode *r = from ? error_reply(st, a, err, NULL, NULL) : NULL;
+    struct chunk *ch = r ? router_chunk(r) : NULL;
+    size_t n = ch ? router_send(h, from, &ch, 1, mode) : 0;
+    if (ch)
+        chunk_unref(ch);
+    return n;
+}
+
+/* st serialized for a component's or a peer's domain: 0 or HERALD_E* (a
+ * full queue is a resource constraint to the sender). */
+static int forward(struct herald *h, const struct xnode *st, const char *domain)
+{
+    struct chunk *ch = router_chunk(st);
+    int rc = ch ? send_remote(h, domain, ch) : HERALD_ENOMEM;
+    if (ch)
+        chunk_unref(ch);
+    return rc == HERALD_ELIMIT ? HERALD_ENOMEM : rc;
+}
+
 struct bounce_ctx {
     struct herald *h;
     int err;
@@ -234,12 +259,8 @@ static void bounce_parsed(void *ud, struct xnode *st, struct arena *a)
 {
     struct bounce_ctx *c = ud;
     const char *from = xml_attr(st, "from");
-    struct xnode *r = from ? error_reply(st, a, c->err, NULL, NULL) : NULL;
-    struct chunk *ch = r ? router_chunk(r) : NULL;
-    if (ch) {
-        router_send(c->h, from, &ch, 1, strchr(from, '/') ? ROUTE_FULL : ROUTE_PRESENCE);
-        chunk_unref(ch);
-    }
+    if (from != NULL)
+        error_to_sender(c->h, st, a, c->err, strchr(from, '/') ? ROUTE_FULL : ROUTE_PRESENCE);
 }
 
 static void bounce_open(void *ud, const struct xnode *hdr, const char *ns)
@@ -320,12 +341,7 @@ size_t router_send(struct herald *h, const char *to, struct chunk *const *parts,
 static bool bounce(struct herald *h, const struct xnode *st, struct arena *a, int err)
 {
     const char *from = xml_attr(st, "from");
-    struct xnode *r = from && strchr(from, '/') ? error_reply(st, a, err, NULL, NULL) : NULL;
-    struct chunk *ch = r ? router_chunk(r) : NULL;
-    size_t n = ch ? router_send(h, from, &ch, 1, ROUTE_FULL) : 0;
-    if (ch)
-        chunk_unref(ch);
-    return n > 0;
+    return from && strchr(from, '/') && error_to_sender(h, st, a, err, ROUTE_FULL) > 0;
 }
 
 static bool has_child_ns(const struct xnode *st, const char *ns)
@@ -537,24 +553,15 @@ static void route_out(struct session *from, struct xnode *st, struct arena *a, c
         carbons_sent(from, st);         /* XEP-0280 §8 */
         mam_route_message(from, st, a, bare); /* the sender's archive */
     }
-    struct chunk *ch = router_chunk(st);
-    int rc = ch ? send_remote(h, j->domain, ch) : HERALD_ENOMEM;
-    if (ch)
-        chunk_unref(ch);
+    int rc = forward(h, st, j->domain);
     if (rc != 0)
-        router_error(from, st, a, rc == HERALD_ELIMIT ? HERALD_ENOMEM : rc, NULL, NULL);
+        router_error(from, st, a, rc, NULL, NULL);
 }
 
 /* An error for a stanza that came from a component or a peer. */
 static void bounce_external(struct herald *h, const struct xnode *st, struct arena *a, int err)
 {
-    const char *from = xml_attr(st, "from");
-    struct xnode *r = from ? error_reply(st, a, err, NULL, NULL) : NULL;
-    struct chunk *ch = r ? router_chunk(r) : NULL;
-    if (ch) {
-        router_send(h, from, &ch, 1, ROUTE_FULL);
-        chunk_unref(ch);
-    }
+    error_to_sender(h, st, a, err, ROUTE_FULL);
 }
 
 static void external_to_account(struct herald *h, struct xnode *st, struct arena *a,
@@ -638,12 +645,9 @@ void router_route_external(struct herald *h, struct xnode *st, struct arena *a)
     }
     if (strcmp(j->domain, h->cfg->domain) != 0) {
         /* A component's stanza for another component or a peer server. */
-        struct chunk *ch = router_chunk(st);
-        int rc = ch ? send_remote(h, j->domain, ch) : HERALD_ENOMEM;
-        if (ch)
-            chunk_unref(ch);
+        int rc = forward(h, st, j->domain);
         if (rc != 0)
-            bounce_external(h, st, a, rc == HERALD_ELIMIT ? HERALD_ENOMEM : rc);
+            bounce_external(h, st, a, rc);
         return;
     }
     if (j->local[0] == '\0') {

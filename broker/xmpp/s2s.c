@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "buf.h"
 #include "component.h"
@@ -89,7 +90,7 @@ struct s2s_out {
     struct verify_req *verifies;
     unsigned nverify;
     uint64_t started_ms, last_ms;
-    struct s2s_out *prev, *next;
+    struct s2s_out *prev, *next; /* s2s->outs (utlist) */
 };
 
 struct s2s_in {
@@ -103,7 +104,7 @@ struct s2s_in {
     unsigned ndomains;
     unsigned verifying;
     uint64_t last_ms;
-    struct s2s_in *prev, *next;
+    struct s2s_in *prev, *next;  /* s2s->ins (utlist) */
 };
 
 struct s2s {
@@ -232,12 +233,7 @@ static struct s2s_out *out_of(struct link *l) { return (struct s2s_out *)l; }
 static void out_free(struct s2s_out *o)
 {
     struct s2s *s = o->link.h->s2s;
-    if (o->prev)
-        o->prev->next = o->next;
-    else
-        s->outs = o->next;
-    if (o->next)
-        o->next->prev = o->prev;
+    DL_DELETE(s->outs, o);
     s->nouts--;
     while (o->q_head) {
         struct pending *p = o->q_head;
@@ -596,10 +592,7 @@ static struct s2s_out *out_get(struct herald *h, const char *local, const char *
     snprintf(o->remote, sizeof(o->remote), "%s", remote);
     o->started_ms = o->last_ms = uv_now(h->loop);
     o->state = OUT_RESOLVING;
-    o->next = s->outs;
-    if (s->outs)
-        s->outs->prev = o;
-    s->outs = o;
+    DL_PREPEND(s->outs, o);
     s->nouts++;
     const struct config_peer *p = config_peer(h->cfg, remote);
     o->resolving = true;
@@ -908,12 +901,7 @@ static void in_on_gone(struct link *l)
 {
     struct s2s_in *i = in_of(l);
     struct s2s *s = l->h->s2s;
-    if (i->prev)
-        i->prev->next = i->next;
-    else
-        s->ins = i->next;
-    if (i->next)
-        i->next->prev = i->prev;
+    DL_DELETE(s->ins, i);
     s->nins--;
     for (unsigned k = 0; k < i->ndomains; k++)
         free(i->domains[k]);
@@ -939,10 +927,7 @@ void s2s_accept(struct herald *h, struct conn *conn)
         return;
     }
     i->last_ms = uv_now(h->loop);
-    i->next = s->ins;
-    if (s->ins)
-        s->ins->prev = i;
-    s->ins = i;
+    DL_PREPEND(s->ins, i);
     s->nins++;
     if (link_accept(&i->link, h, conn, &in_ops, NS_SERVER) != 0)
         conn_close(conn, false); /* in_on_gone frees i */
