@@ -33,6 +33,7 @@
 #include "xml.h"
 
 #define MAX_SINKS 8
+#define MAX_JOURNALS 4
 #define CFG_RECORD_MAX 1024
 
 /* PEP node keys (docs/pubsub.md "PEP"): PEP_MARK, the owner's bare JID,
@@ -117,6 +118,11 @@ struct pubsub {
     uint64_t last_stamp;        /* publish times never go backwards (item_expire) */
     struct sink sinks[MAX_SINKS];
     unsigned nsinks;
+    struct journal {
+        ps_journal_fn *fn;
+        void *ud;
+    } journals[MAX_JOURNALS];
+    unsigned njournals;
     /* PEP (XEP-0163): the service of the calls being made (NULL:
      * pubsub.<domain>) and its bounds; see pubsub_scope. */
     const char *scope;
@@ -596,6 +602,16 @@ int pubsub_sink_add(struct pubsub *ps, ps_sink_fn *fn, void *ud)
     return 0;
 }
 
+int pubsub_journal_add(struct pubsub *ps, ps_journal_fn *fn, void *ud)
+{
+    if (ps->njournals == MAX_JOURNALS)
+        return HERALD_ELIMIT;
+    ps->journals[ps->njournals].fn = fn;
+    ps->journals[ps->njournals].ud = ud;
+    ps->njournals++;
+    return 0;
+}
+
 /* ---- events ---- */
 
 static void event_run(void *ctx, int failed)
@@ -630,6 +646,8 @@ static const char *scopy(char **p, const char *s)
  * cannot be told for lack of memory are logged: the change itself stands. */
 static void emit(struct pubsub *ps, const struct ps_event *ev, struct ps_node *dead)
 {
+    for (unsigned i = 0; i < ps->njournals; i++)
+        ps->journals[i].fn(ps->journals[i].ud, ps, ev);
     if (ps->nsinks == 0) {
         free_node(dead);
         return;

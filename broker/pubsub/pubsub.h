@@ -340,6 +340,15 @@ struct ps_event {
 typedef void ps_sink_fn(void *ud, struct pubsub *ps, const struct ps_event *ev);
 int pubsub_sink_add(struct pubsub *ps, ps_sink_fn *fn, void *ud);
 
+/* A journal sees every event when the change is made, before the commit,
+ * in the same loop turn: what it writes through the batch (its own
+ * operation) commits in the same LMDB transaction as the change, so a crash
+ * loses both or neither (the webhooks' outbox, api/webhooks.c). It must not
+ * change the service; a failure of its own is its to report (the change
+ * stands). Pointers in ev are valid during the call. At most 4. */
+typedef void ps_journal_fn(void *ud, struct pubsub *ps, const struct ps_event *ev);
+int pubsub_journal_add(struct pubsub *ps, ps_journal_fn *fn, void *ud);
+
 /* The subscribers an event of the node reaches, grouped by JID: for each
  * JID with delivery on, its subids (several when the JID holds several
  * subscriptions, §12.7), then the same for every collection above the node
