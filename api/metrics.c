@@ -13,6 +13,7 @@
 #include "cluster.h"
 #include "conn.h"
 #include "herald.h"
+#include "pubsub.h"
 #include "http.h"
 #include "session.h"
 
@@ -94,6 +95,9 @@ void metrics_render(struct herald *h, struct buf *b)
            "Unacknowledged stanzas of ended sessions not sent again (presence, headlines, "
            "carbon copies, archive results, iq results).", st->sm_dropped);
     metric(b, "herald_pubsub_publishes_total", "counter", "Pubsub items published.", st->publishes);
+    metric(b, "herald_leases_expired_total", "counter",
+           "Leased items retracted because their lease or session ended.",
+           pubsub_leases_expired(h->pubsub));
     metric(b, "herald_pubsub_notifications_total", "counter",
            "Pubsub event messages queued to subscribers.", st->notifications);
     metric(b, "herald_http_connections_refused_total", "counter",

@@ -359,6 +359,23 @@ void rest_item_json(yajl_gen g, const struct ps_item *it)
     json_key_time(g, "published", it->published);
     json_str(g, "publisher");
     json_strn(g, it->publisher, it->publisher_len);
+    if (it->lease == PS_LEASE_TIMED) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        json_str(g, "lease");
+        yajl_gen_map_open(g);
+        json_key_uint(g, "seconds", it->lease_secs);
+        json_key_uint(g, "remaining", it->lease_until > now ? (it->lease_until - now + 999) / 1000 : 0);
+        json_key_time(g, "expires", it->lease_until);
+        yajl_gen_map_close(g);
+    } else if (it->lease == PS_LEASE_SESSION) {
+        json_str(g, "lease");
+        yajl_gen_map_open(g);
+        json_str(g, "session");
+        yajl_gen_bool(g, 1);
+        yajl_gen_map_close(g);
+    }
     if (it->payload_len) {
         struct buf text;
         buf_init(&text, 0);
@@ -788,6 +805,28 @@ static void purge_node(struct rctx *r)
         respond_after_commit(r, 204, NULL, NULL);
 }
 
+/* The ?lease=SECONDS of a publish or renewal (docs/leases.md): 0 when
+ * absent, else 1..PS_LEASE_MAX_SECS; -1 after answering 400/501. */
+static int64_t lease_param(struct rctx *r)
+{
+    char v[32];
+    uint64_t secs;
+    const char *s = query_param(r->req, "lease", v, sizeof(v));
+    if (s == NULL)
+        return 0;
+    if (r->h->cluster) {
+        problem(r, HERALD_EUNSUPPORTED, "leases are not available in cluster mode");
+        return -1;
+    }
+    if (parse_u64(s, &secs) != 0 || secs == 0 || secs > PS_LEASE_MAX_SECS) {
+        problem(r, HERALD_EINVAL,
+                "lease must be a whole number of seconds from 1 to 315360000 (session "
+                "leases belong to XMPP sessions)");
+        return -1;
+    }
+    return (int64_t)secs;
+}
+
 static void publish(struct rctx *r, const char *item_id)
 {
     struct buf payload, loc;
@@ -817,7 +856,8 @@ static void publish(struct rctx *r, const char *item_id)
         problem(r, HERALD_EPAYLOAD_TOO_BIG, msg);
         goto done;
     }
-    if (item_payload(r, &payload) != 0)
+    int64_t lease = lease_param(r);
+    if (lease < 0 || item_payload(r, &payload) != 0)
         goto done;
     struct ps_publish req = {
         .node = r->node,
@@ -825,6 +865,7 @@ static void publish(struct rctx *r, const char *item_id)
         .has_item = true,
         .payload = payload.data,
         .payload_len = payload.len,
+        .lease_secs = (uint32_t)lease,
     };
     struct ps_published out;
     rc = pubsub_publish(r->ps, r->tok.jid, &req, &out);
@@ -852,6 +893,54 @@ done:
 
 static void post_item(struct rctx *r) { publish(r, NULL); }
 static void put_item(struct rctx *r) { publish(r, r->id); }
+
+/* POST /v1/nodes/{node}/items/{id}/lease: a new lease from now, of
+ * ?lease= or {"lease": N} seconds, or of the item's previous length. */
+static void renew_lease(struct rctx *r)
+{
+    yajl_gen g = NULL;
+    yajl_val body = NULL;
+    int64_t secs = lease_param(r);
+    if (secs < 0)
+        goto done;
+    if (secs == 0 && r->req->body_len) {
+        if ((body = json_body(r, false)) == NULL)
+            goto done;
+        const char *path[] = {"lease", NULL};
+        yajl_val v = yajl_tree_get(body, path, yajl_t_number);
+        if (v == NULL || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 1 ||
+            YAJL_GET_INTEGER(v) > PS_LEASE_MAX_SECS) {
+            problem(r, HERALD_EINVAL, "\"lease\" must be a whole number of seconds from 1 to "
+                                      "315360000");
+            goto done;
+        }
+        secs = YAJL_GET_INTEGER(v);
+    }
+    if (secs == 0 && r->h->cluster) {
+        problem(r, HERALD_EUNSUPPORTED, "leases are not available in cluster mode");
+        goto done;
+    }
+    uint64_t until;
+    int rc = pubsub_lease_renew(r->ps, r->tok.jid, r->node, r->id, (uint32_t)secs, &until);
+    if (rc != 0) {
+        ps_problem(r, rc, "the lease could not be renewed");
+        goto done;
+    }
+    if ((g = json_gen_new()) == NULL) {
+        problem(r, HERALD_ENOMEM, "out of memory");
+        goto done;
+    }
+    yajl_gen_map_open(g);
+    json_key_str(g, "node", r->node);
+    json_key_str(g, "id", r->id);
+    json_key_time(g, "expires", until);
+    yajl_gen_map_close(g);
+    respond_after_commit(r, 200, g, NULL);
+done:
+    if (g)
+        yajl_gen_free(g);
+    yajl_tree_free(body);
+}
 
 struct page {
     yajl_gen g;
@@ -1111,6 +1200,7 @@ static const struct route {
     {HTTP_PUT, "/v1/nodes/{node}/items/{id}", put_item, SCOPE_PUBLISH},
     {HTTP_GET, "/v1/nodes/{node}/items/{id}", get_item, SCOPE_READ},
     {HTTP_DELETE, "/v1/nodes/{node}/items/{id}", delete_item, SCOPE_PUBLISH},
+    {HTTP_POST, "/v1/nodes/{node}/items/{id}/lease", renew_lease, SCOPE_PUBLISH},
     {HTTP_GET, "/v1/nodes/{node}/subscriptions", get_subscriptions, SCOPE_READ},
     {HTTP_GET, "/v1/nodes/{node}/events", get_events, SCOPE_READ},
     {HTTP_GET, "/v1/sessions", get_sessions, SCOPE_MANAGE},

@@ -114,6 +114,8 @@ struct herald {
     struct block_owner *blockers; /* uthash: accounts with a non-empty block list (blocking.c) */
     struct pep *pep;             /* PEP and the XEP-0115 caps cache (pep.c, caps.c) */
     struct cluster *cluster;     /* cluster mode (broker/cluster/); NULL: single process */
+    uint64_t lease_ids;          /* session lease ids given so far (session_lease_id) */
+    uv_timer_t lease_timer;      /* armed for the next lease to end (pubsub_lease_next) */
     /* The REST bridge's apply of a write from the cluster log (rest_apply,
      * set by server.c: the cluster code does not link the REST code). */
     void (*rest_apply)(struct herald *h, struct http_conn *hc, const struct http_req *req,

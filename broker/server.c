@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "batch.h"
 #include "bosh.h"
@@ -47,6 +48,7 @@ static void finish(struct herald *h)
 {
     close_handle((uv_handle_t *)&h->flush_prepare);
     close_handle((uv_handle_t *)&h->sweep_timer);
+    close_handle((uv_handle_t *)&h->lease_timer);
     close_handle((uv_handle_t *)&h->shutdown_timer);
     close_handle((uv_handle_t *)&h->sig_term);
     close_handle((uv_handle_t *)&h->sig_int);
@@ -113,6 +115,39 @@ static void on_sweep(uv_timer_t *t)
     s2s_sweep(h, uv_now(h->loop));
     pubsub_expire(h->pubsub);
     trim_heap(h, hibernated);
+}
+
+/* ---- leases (docs/leases.md): one timer armed for the next lease to end ---- */
+
+#define LEASES_PER_TURN 1000
+
+static void on_lease_timer(uv_timer_t *t);
+
+static void arm_leases(struct herald *h, uint64_t until)
+{
+    if (h->loop == NULL || until == UINT64_MAX)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t delay = until > now ? until - now : 0;
+    uv_timer_start(&h->lease_timer, on_lease_timer, delay, 0);
+}
+
+static void on_lease_timer(uv_timer_t *t)
+{
+    struct herald *h = t->data;
+    /* At most LEASES_PER_TURN retracts a turn: when 100,000 leases end
+     * together the loop commits and serves others between the slices. */
+    if (pubsub_leases_expire(h->pubsub, LEASES_PER_TURN))
+        uv_timer_start(&h->lease_timer, on_lease_timer, 0, 0);
+    else
+        arm_leases(h, pubsub_lease_next(h->pubsub));
+}
+
+static void lease_armed(void *ud, uint64_t until)
+{
+    arm_leases(ud, until);
 }
 
 static void on_shutdown_timeout(uv_timer_t *t)
@@ -210,6 +245,7 @@ static int open_pubsub(struct herald *h)
         .hooks = {.presence_subscribed = presence_subscribed,
                   .pep_recipients = pep_recipients, /* XEP-0163 §4.3 (pep.c) */
                   .in_roster_groups = pep_in_roster_groups, /* roster access model */
+                  .lease_armed = lease_armed,
                   .ud = h},
         .max_nodes_per_account = cfg->pubsub_max_nodes,
         .node_page_size = cfg->pubsub_page_size,
@@ -273,6 +309,13 @@ int herald_serve(struct config *cfg)
     h->sweep_timer.data = h;
     uv_timer_start(&h->sweep_timer, on_sweep, SWEEP_MS, SWEEP_MS);
     uv_unref((uv_handle_t *)&h->sweep_timer);
+    uv_timer_init(&loop, &h->lease_timer);
+    h->lease_timer.data = h;
+    uv_unref((uv_handle_t *)&h->lease_timer);
+    /* Session leases of the previous run end now; timed ones that ran out
+     * while the server was down at the first tick (docs/leases.md). */
+    pubsub_leases_start(h->pubsub);
+    arm_leases(h, pubsub_lease_next(h->pubsub));
     uv_timer_init(&loop, &h->shutdown_timer);
     h->shutdown_timer.data = h;
     uv_signal_init(&loop, &h->sig_term);

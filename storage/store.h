@@ -192,7 +192,14 @@ struct store_item {
     size_t publisher_len;
     const char *payload;   /* serialized XML of the item's children, may be empty */
     size_t payload_len;
+    /* A lease (docs/leases.md): STORE_LEASE_NONE, _TIMED (lease_until is
+     * the expiry in unix ms, lease_secs its length) or _SESSION (lease_until
+     * names the publisher's session). */
+    uint8_t lease_kind;
+    uint32_t lease_secs;
+    uint64_t lease_until;
 };
+enum { STORE_LEASE_NONE, STORE_LEASE_TIMED, STORE_LEASE_SESSION };
 
 /* Stores an item in node n (n->next_seq and n->item_count are updated and
  * the node record rewritten). An item with the same id is replaced (it
@@ -215,6 +222,38 @@ int store_item_del(struct store_txn *t, const char *node_name, struct store_node
                    const char *id, size_t id_len);
 /* Deletes every item of the node. */
 int store_items_purge(struct store_txn *t, const char *node_name, struct store_node *n);
+/* The item of a node with sequence seq; HERALD_ENOTFOUND if gone. */
+int store_item_get_seq(struct store_txn *t, uint64_t node_id, uint64_t seq,
+                       struct store_item *out);
+
+/* ---- leases (docs/leases.md) ----
+ * An item published with a lease (store_item_put with lease_kind set) gets
+ * an entry in "leases", ordered by expiry: (kind, until, node id, seq).
+ * Entries are not removed when their item goes another way (retracted,
+ * replaced, trimmed, purged, its node deleted): whoever walks them checks
+ * the item still exists with that seq and that lease (store_lease_live),
+ * and drops the stale entry. So removal paths stay as they were, and stale
+ * entries live at most as long as their lease. */
+struct store_lease {
+    uint8_t kind;          /* STORE_LEASE_TIMED or _SESSION */
+    uint64_t until;        /* expiry (unix ms) or session */
+    uint64_t node_id;
+    uint64_t seq;
+};
+/* Gives the item with seq a new timed lease (its record rewritten, a new
+ * entry added); HERALD_ENOTFOUND if the item is gone. */
+int store_lease_renew(struct store_txn *t, uint64_t node_id, uint64_t seq, uint32_t secs,
+                      uint64_t until);
+/* Up to max entries of kind in order, timed ones only up to until_max
+ * (sessions: only session == until_max, or every session when until_max is
+ * UINT64_MAX); fn returning nonzero stops the walk. */
+int store_leases_each(struct store_txn *t, uint8_t kind, uint64_t until_max, unsigned max,
+                      int (*fn)(void *ud, const struct store_lease *l), void *ud);
+int store_lease_del(struct store_txn *t, const struct store_lease *l);
+/* 1 when the entry's item still exists and holds that lease (out, may be
+ * NULL, gets it), 0 when the entry is stale, or an error. */
+int store_lease_live(struct store_txn *t, const struct store_lease *l, struct store_item *out);
+
 /* Calls fn for up to max items, newest first, starting below before_seq
  * (UINT64_MAX: from the newest). fn returning nonzero stops the walk. */
 int store_items_newest(struct store_txn *t, uint64_t node_id, uint64_t before_seq, unsigned max,

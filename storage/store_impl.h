@@ -22,6 +22,7 @@ struct store {
     MDB_dbi acct_xml; /* private XML and vCards (store_private.c) */
     MDB_dbi blocking;       /* XEP-0191 block lists (store_blocking.c) */
     MDB_dbi mam, mam_acct;  /* message archives (store_mam.c) */
+    MDB_dbi leases;         /* item leases by expiry (store_pubsub.c) */
     size_t map_size;        /* current map size, bytes */
     size_t max_map_size;    /* ceiling for automatic growth */
     bool hit_full;          /* a write found the map full since the last growth check */

@@ -3,6 +3,9 @@
  * Keys (big-endian numbers, so LMDB's byte order is numeric order):
  *   nodes     name                          -> v1 id created next_seq count config
  *   items     node_id(8) seq(8)             -> v1 published idlen id publen publisher payload
+ *                                              (v2: published lease_kind(1) lease_secs(4)
+ *                                               lease_until(8) idlen ...: a leased item)
+ *   leases    kind(1) until(8) node_id(8) seq(8) -> (empty): leases by expiry
  *   item_ids  node_id(8) item id            -> seq(8)
  *   subs      node_id(8) jid 0x00 subid     -> v1 state options
  *   affs      node_id(8) jid                -> affiliation(1)
@@ -18,6 +21,9 @@
 #include "store_impl.h"
 
 #define REC_V1 1
+#define REC_V2 2 /* an item with a lease */
+#define LEASE_HDR 13
+#define LEASE_KEY 25
 #define KEY_MAX 511 /* LMDB's default maximum key size */
 
 static int txn_begin(struct store *s, struct store_txn *parent, bool write, struct store_txn **out)
@@ -253,11 +259,23 @@ int store_node_each(struct store_txn *t,
 static int decode_item(const MDB_val *k, const MDB_val *v, struct store_item *out)
 {
     const uint8_t *p = v->mv_data, *end = p + v->mv_size;
-    if (k->mv_size != 16 || v->mv_size < 1 + 8 + 2 + 2 || p[0] != REC_V1)
+    if (k->mv_size != 16 || v->mv_size < 1 + 8 + 2 + 2 || (p[0] != REC_V1 && p[0] != REC_V2))
         return HERALD_ESCHEMA;
     out->seq = get_be64((const uint8_t *)k->mv_data + 8);
     out->published = get_be64(p + 1);
+    out->lease_kind = STORE_LEASE_NONE;
+    out->lease_secs = 0;
+    out->lease_until = 0;
+    bool leased = p[0] == REC_V2;
     p += 9;
+    if (leased) {
+        if ((size_t)(end - p) < LEASE_HDR + 4)
+            return HERALD_ESCHEMA;
+        out->lease_kind = p[0];
+        out->lease_secs = get_be32(p + 1);
+        out->lease_until = get_be64(p + 5);
+        p += LEASE_HDR;
+    }
     out->id_len = (size_t)p[0] << 8 | p[1];
     p += 2;
     if ((size_t)(end - p) < out->id_len + 2)
@@ -273,6 +291,44 @@ static int decode_item(const MDB_val *k, const MDB_val *v, struct store_item *ou
     out->payload = (const char *)p;
     out->payload_len = (size_t)(end - p);
     return 0;
+}
+
+/* The record of it, malloc'd (*len its size): v1, or v2 with its lease. */
+static uint8_t *encode_item(const struct store_item *it, size_t *len)
+{
+    bool leased = it->lease_kind != STORE_LEASE_NONE;
+    *len = 1 + 8 + (leased ? LEASE_HDR : 0) + 2 + it->id_len + 2 + it->publisher_len +
+           it->payload_len;
+    uint8_t *rec = malloc(*len), *p = rec;
+    if (rec == NULL)
+        return NULL;
+    *p++ = leased ? REC_V2 : REC_V1;
+    put_be64(p, it->published);
+    p += 8;
+    if (leased) {
+        p[0] = it->lease_kind;
+        put_be32(p + 1, it->lease_secs);
+        put_be64(p + 5, it->lease_until);
+        p += LEASE_HDR;
+    }
+    *p++ = (uint8_t)(it->id_len >> 8), *p++ = (uint8_t)it->id_len;
+    memcpy(p, it->id, it->id_len);
+    p += it->id_len;
+    *p++ = (uint8_t)(it->publisher_len >> 8), *p++ = (uint8_t)it->publisher_len;
+    memcpy(p, it->publisher, it->publisher_len);
+    p += it->publisher_len;
+    if (it->payload_len)
+        memcpy(p, it->payload, it->payload_len);
+    return rec;
+}
+
+static void lease_key(uint8_t k[LEASE_KEY], uint8_t kind, uint64_t until, uint64_t node_id,
+                      uint64_t seq)
+{
+    k[0] = kind;
+    put_be64(k + 1, until);
+    put_be64(k + 9, node_id);
+    put_be64(k + 17, seq);
 }
 
 static int item_del_seq(struct store_txn *t, uint64_t node_id, uint64_t seq, bool del_id)
@@ -317,21 +373,10 @@ int store_item_put(struct store_txn *t, const char *node_name, struct store_node
         return rc ? rc : HERALD_ESCHEMA;
     }
     it->seq = n->next_seq++;
-    size_t len = 1 + 8 + 2 + it->id_len + 2 + it->publisher_len + it->payload_len;
-    uint8_t *rec = malloc(len), *p = rec;
+    size_t len;
+    uint8_t *rec = encode_item(it, &len);
     if (rec == NULL)
         return HERALD_ENOMEM;
-    *p++ = REC_V1;
-    put_be64(p, it->published);
-    p += 8;
-    *p++ = (uint8_t)(it->id_len >> 8), *p++ = (uint8_t)it->id_len;
-    memcpy(p, it->id, it->id_len);
-    p += it->id_len;
-    *p++ = (uint8_t)(it->publisher_len >> 8), *p++ = (uint8_t)it->publisher_len;
-    memcpy(p, it->publisher, it->publisher_len);
-    p += it->publisher_len;
-    if (it->payload_len)
-        memcpy(p, it->payload, it->payload_len);
     uint8_t k[16], seqbuf[8];
     put_be64(k, n->id);
     put_be64(k + 8, it->seq);
@@ -340,6 +385,11 @@ int store_item_put(struct store_txn *t, const char *node_name, struct store_node
     free(rec);
     if (rc == 0)
         rc = put(t, t->s->item_ids, ik, il, seqbuf, 8);
+    if (rc == 0 && it->lease_kind != STORE_LEASE_NONE) {
+        uint8_t lk[LEASE_KEY];
+        lease_key(lk, it->lease_kind, it->lease_until, n->id, it->seq);
+        rc = put(t, t->s->leases, lk, LEASE_KEY, "", 0);
+    }
     if (rc != 0)
         return rc;
     n->item_count++;
@@ -463,6 +513,96 @@ int store_items_purge(struct store_txn *t, const char *node_name, struct store_n
         return rc;
     n->item_count = 0;
     return store_node_put(t, node_name, n);
+}
+
+int store_item_get_seq(struct store_txn *t, uint64_t node_id, uint64_t seq,
+                       struct store_item *out)
+{
+    uint8_t k[16];
+    put_be64(k, node_id);
+    put_be64(k + 8, seq);
+    MDB_val v, kv = {16, k};
+    int rc = get(t, t->s->items, k, 16, &v);
+    if (rc == 0)
+        rc = decode_item(&kv, &v, out);
+    return rc;
+}
+
+/* ---- leases ---- */
+
+int store_lease_renew(struct store_txn *t, uint64_t node_id, uint64_t seq, uint32_t secs,
+                      uint64_t until)
+{
+    struct store_item it;
+    int rc = store_item_get_seq(t, node_id, seq, &it);
+    if (rc != 0)
+        return rc;
+    it.lease_kind = STORE_LEASE_TIMED;
+    it.lease_secs = secs;
+    it.lease_until = until;
+    size_t len;
+    uint8_t *rec = encode_item(&it, &len); /* it points into the map: copy first */
+    if (rec == NULL)
+        return HERALD_ENOMEM;
+    uint8_t k[16], lk[LEASE_KEY];
+    put_be64(k, node_id);
+    put_be64(k + 8, seq);
+    rc = put(t, t->s->items, k, 16, rec, len);
+    free(rec);
+    lease_key(lk, STORE_LEASE_TIMED, until, node_id, seq);
+    return rc ? rc : put(t, t->s->leases, lk, LEASE_KEY, "", 0);
+}
+
+int store_leases_each(struct store_txn *t, uint8_t kind, uint64_t until_max, unsigned max,
+                      int (*fn)(void *ud, const struct store_lease *l), void *ud)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->leases, &c);
+    if (rc != 0)
+        return store_map_err(rc);
+    bool one_session = kind == STORE_LEASE_SESSION && until_max != UINT64_MAX;
+    uint8_t start[LEASE_KEY];
+    lease_key(start, kind, one_session ? until_max : 0, 0, 0);
+    MDB_val k = {LEASE_KEY, start}, v;
+    unsigned n = 0;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && ret == 0 && n < max;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), n++) {
+        const uint8_t *p = k.mv_data;
+        if (k.mv_size != LEASE_KEY || p[0] != kind)
+            break;
+        struct store_lease l = {kind, get_be64(p + 1), get_be64(p + 9), get_be64(p + 17)};
+        if (kind == STORE_LEASE_TIMED ? l.until > until_max : one_session && l.until != until_max)
+            break;
+        ret = fn(ud, &l);
+    }
+    mdb_cursor_close(c);
+    if (ret)
+        return ret;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_map_err(rc);
+}
+
+int store_lease_del(struct store_txn *t, const struct store_lease *l)
+{
+    uint8_t lk[LEASE_KEY];
+    lease_key(lk, l->kind, l->until, l->node_id, l->seq);
+    int rc = del(t, t->s->leases, lk, LEASE_KEY);
+    return rc == HERALD_ENOTFOUND ? 0 : rc;
+}
+
+int store_lease_live(struct store_txn *t, const struct store_lease *l, struct store_item *out)
+{
+    struct store_item it;
+    int rc = store_item_get_seq(t, l->node_id, l->seq, &it);
+    if (rc == HERALD_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (it.lease_kind != l->kind || it.lease_until != l->until)
+        return 0; /* renewed, or republished without this lease */
+    if (out)
+        *out = it;
+    return 1;
 }
 
 int store_items_newest(struct store_txn *t, uint64_t node_id, uint64_t before_seq, unsigned max,

@@ -130,6 +130,8 @@ struct pubsub {
     struct ps_caps pep_caps;
     struct ps_node *dead;       /* the deleted node of the event being emitted */
     struct ps_why why;
+    uint64_t lease_next;        /* earliest lease entry known to end (UINT64_MAX: none) */
+    uint64_t leases_expired;
 };
 
 /* An event waiting for its commit: the struct and copies of its strings. */
@@ -571,6 +573,7 @@ int pubsub_open(const struct pubsub_opts *o, struct pubsub **out)
     ps->pep_max_nodes = o->pep_max_nodes_per_account;
     ps->pep_caps.max_items = o->pep_max_items ? o->pep_max_items : o->caps.max_items;
     ps->pep_caps.max_payload_size = o->caps.max_payload_size;
+    ps->lease_next = UINT64_MAX; /* until pubsub_leases_start reads the index */
     int rc = load(ps);
     if (rc == 0 && batch_on_rollback(ps->batch, reload, ps) != 0)
         rc = HERALD_ENOMEM;
@@ -1254,7 +1257,8 @@ static int item_tramp(void *ud, const struct store_item *it)
 {
     struct item_tramp *tr = ud;
     struct ps_item pi = {it->seq,        it->published,     it->id,      it->id_len,
-                         it->publisher, it->publisher_len, it->payload, it->payload_len};
+                         it->publisher, it->publisher_len, it->payload, it->payload_len,
+                         it->lease_kind, it->lease_secs,    it->lease_until};
     return tr->fn(tr->ud, &pi);
 }
 
@@ -1799,6 +1803,203 @@ void pubsub_expire(struct pubsub *ps)
     }
 }
 
+/* ---- leases ---- */
+
+uint64_t pubsub_lease_next(const struct pubsub *ps) { return ps->lease_next; }
+uint64_t pubsub_leases_expired(const struct pubsub *ps) { return ps->leases_expired; }
+
+static void lease_armed(struct pubsub *ps, uint64_t until)
+{
+    if (until >= ps->lease_next)
+        return;
+    ps->lease_next = until;
+    if (ps->hooks.lease_armed)
+        ps->hooks.lease_armed(ps->hooks.ud, until);
+}
+
+/* One lease entry that ended: its item retracted with notification, or
+ * the entry dropped when the item went another way; one operation. */
+static int lease_end(struct pubsub *ps, const struct store_lease *l)
+{
+    int rc;
+    struct store_txn *t = op_begin_freeing(ps, &rc);
+    if (t == NULL)
+        return rc;
+    struct store_item it;
+    struct ps_node *n = node_by_id(ps, l->node_id);
+    char id[PS_ITEM_ID_MAX + 1] = "";
+    struct store_node sn;
+    uint8_t cb[CFG_RECORD_MAX];
+    int live = store_lease_live(t, l, &it);
+    rc = live < 0 ? live : store_lease_del(t, l);
+    if (rc == 0 && live == 1 && n != NULL && it.id_len <= PS_ITEM_ID_MAX) {
+        memcpy(id, it.id, it.id_len); /* it points into the map: copy before deleting */
+        id[it.id_len] = '\0';
+        to_store_node(n, &sn, cb, sizeof(cb));
+        rc = store_item_del(t, n->key, &sn, id, it.id_len);
+    } else {
+        live = 0;
+    }
+    if ((rc = op_end(ps, t, rc)) != 0 || !live)
+        return rc;
+    n->item_count = sn.item_count;
+    ps->leases_expired++;
+    log_debug("pubsub", "node '%s': the lease of item '%s' ended", n->name, id);
+    struct ps_event ev = node_event(n, PS_EV_RETRACTED);
+    ev.item_id = id;
+    ev.notify = true;
+    emit(ps, &ev, NULL);
+    return 0;
+}
+
+#define LEASE_BATCH 256
+
+struct lease_batch {
+    struct store_lease l[LEASE_BATCH];
+    unsigned n;
+};
+
+static int lease_collect(void *ud, const struct store_lease *l)
+{
+    struct lease_batch *b = ud;
+    b->l[b->n++] = *l;
+    return 0;
+}
+
+/* Reads up to LEASE_BATCH entries of kind (store_leases_each's filter);
+ * 0 or an error. */
+static int lease_read(struct pubsub *ps, uint8_t kind, uint64_t until_max, unsigned max,
+                      struct lease_batch *b)
+{
+    int rc;
+    b->n = 0;
+    struct store_txn *t = batch_read(ps->batch, &rc);
+    if (t == NULL)
+        return rc ? rc : HERALD_EIO;
+    rc = store_leases_each(t, kind, until_max, max < LEASE_BATCH ? max : LEASE_BATCH,
+                           lease_collect, b);
+    batch_read_done(ps->batch, t);
+    return rc;
+}
+
+/* Ends every entry of b; 0, or the first failure (the rest wait). */
+static int lease_end_all(struct pubsub *ps, const struct lease_batch *b)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        int rc = lease_end(ps, &b->l[i]);
+        if (rc != 0) {
+            log_error("pubsub", "ending a lease failed: %s (tried again later)",
+                      herald_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+bool pubsub_leases_expire(struct pubsub *ps, unsigned max)
+{
+    uint64_t now = now_ms(ps);
+    struct lease_batch *b = malloc(sizeof(*b));
+    bool more = false;
+    if (b == NULL)
+        return true;
+    unsigned done = 0;
+    while (done < max) {
+        if (lease_read(ps, STORE_LEASE_TIMED, now, max - done, b) != 0 ||
+            lease_end_all(ps, b) != 0) {
+            more = true; /* storage trouble: try again at the next tick */
+            break;
+        }
+        done += b->n;
+        if (b->n < LEASE_BATCH)
+            break;
+    }
+    if (!more && done >= max)
+        more = true;
+    /* The next entry to end (a stale one may wake the timer early: it
+     * is dropped then). */
+    ps->lease_next = UINT64_MAX;
+    if (lease_read(ps, STORE_LEASE_TIMED, UINT64_MAX, 1, b) == 0 && b->n == 1)
+        ps->lease_next = b->l[0].until;
+    free(b);
+    return more;
+}
+
+static void leases_session(struct pubsub *ps, uint64_t session)
+{
+    struct lease_batch *b = malloc(sizeof(*b));
+    if (b == NULL) {
+        log_error("pubsub", "out of memory: session leases not ended");
+        return;
+    }
+    do {
+        if (lease_read(ps, STORE_LEASE_SESSION, session, LEASE_BATCH, b) != 0 ||
+            lease_end_all(ps, b) != 0)
+            break;
+    } while (b->n == LEASE_BATCH);
+    free(b);
+}
+
+void pubsub_leases_session_end(struct pubsub *ps, uint64_t session)
+{
+    if (session != 0 && session != UINT64_MAX)
+        leases_session(ps, session);
+}
+
+void pubsub_leases_start(struct pubsub *ps)
+{
+    uint64_t before = ps->leases_expired;
+    leases_session(ps, UINT64_MAX);
+    if (ps->leases_expired > before)
+        log_info("pubsub", "%llu item(s) leased to sessions of the previous run retracted",
+                 (unsigned long long)(ps->leases_expired - before));
+    struct lease_batch *b = malloc(sizeof(*b));
+    ps->lease_next = UINT64_MAX;
+    if (b && lease_read(ps, STORE_LEASE_TIMED, UINT64_MAX, 1, b) == 0 && b->n == 1)
+        ps->lease_next = b->l[0].until;
+    free(b);
+}
+
+int pubsub_lease_renew(struct pubsub *ps, const char *who, const char *node, const char *item_id,
+                       uint32_t secs, uint64_t *until)
+{
+    int rc;
+    clear_why(ps);
+    struct ps_node *n = need_node(ps, node, &rc);
+    if (n == NULL)
+        return rc;
+    if (secs > PS_LEASE_MAX_SECS)
+        return fail(ps, HERALD_EINVAL, NULL, "a lease lasts at most ten years");
+    struct store_txn *t = op_begin(ps, &rc);
+    if (t == NULL)
+        return rc;
+    struct store_item it;
+    char publisher[JID_MAX + 1];
+    bare_of(who, publisher, sizeof(publisher));
+    uint64_t end = 0;
+    rc = store_item_get(t, n->id, item_id, strlen(item_id), &it);
+    if (rc == HERALD_ENOTFOUND) {
+        fail(ps, rc, NULL, "no such item");
+    } else if (rc == 0 && affiliation(n, who) != AFF_OWNER &&
+               (it.publisher_len != strlen(publisher) ||
+                memcmp(it.publisher, publisher, it.publisher_len) != 0)) {
+        rc = fail(ps, HERALD_EFORBIDDEN, NULL, "only its publisher or an owner renews a lease");
+    } else if (rc == 0 && secs == 0 && it.lease_kind != STORE_LEASE_TIMED) {
+        rc = fail(ps, HERALD_EINVAL, NULL, "the item has no timed lease: give its length");
+    } else if (rc == 0) {
+        if (secs == 0)
+            secs = it.lease_secs;
+        end = now_ms(ps) + (uint64_t)secs * 1000;
+        rc = store_lease_renew(t, n->id, it.seq, secs, end);
+    }
+    if ((rc = op_end(ps, t, rc)) != 0)
+        return rc;
+    lease_armed(ps, end);
+    if (until)
+        *until = end;
+    return 0;
+}
+
 /* ---- publisher use cases (§7) ---- */
 
 /* The publish check (§7.1.3) before any payload is looked at. *out gets
@@ -1848,6 +2049,8 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
     }
     if (req->noptions && (rc = config_matches(ps, &n->cfg, req->options, req->noptions)) != 0)
         return rc; /* §7.1.5 */
+    if (req->lease_secs > PS_LEASE_MAX_SECS)
+        return fail(ps, HERALD_EINVAL, NULL, "a lease lasts at most ten years");
     if (req->payload) {
         if (req->payload_len > n->cfg.max_payload_size)
             return fail(ps, HERALD_EPAYLOAD_TOO_BIG, NULL, NULL); /* §7.1.3.6 */
@@ -1878,7 +2081,16 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
         return rc;
     bool replaced = false;
     struct store_item it = {0,         stamp,  id, idl, publisher, strlen(publisher),
-                            req->payload ? req->payload : "", req->payload ? req->payload_len : 0};
+                            req->payload ? req->payload : "", req->payload ? req->payload_len : 0,
+                            STORE_LEASE_NONE, 0, 0};
+    if (req->lease_session) {
+        it.lease_kind = STORE_LEASE_SESSION;
+        it.lease_until = req->lease_session;
+    } else if (req->lease_secs) {
+        it.lease_kind = STORE_LEASE_TIMED;
+        it.lease_secs = req->lease_secs;
+        it.lease_until = stamp + (uint64_t)req->lease_secs * 1000;
+    }
     struct store_node sn;
     uint8_t cb[CFG_RECORD_MAX];
     to_store_node(n, &sn, cb, sizeof(cb));
@@ -1888,6 +2100,8 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
         return rc;
     n->next_seq = sn.next_seq;
     n->item_count = sn.item_count;
+    if (it.lease_kind == STORE_LEASE_TIMED)
+        lease_armed(ps, it.lease_until);
     struct ps_event ev = node_event(n, PS_EV_PUBLISHED);
     ev.item_id = id;
     ev.seq = it.seq;

@@ -59,6 +59,9 @@ struct pubsub_hooks {
                            void (*fn)(void *fud, const char *jid, const char *const *subids,
                                       size_t nsubids, const char *via),
                            void *fud);
+    /* A lease now ends at until (unix ms), earlier than pubsub_lease_next
+     * said before: re-arm the timer. NULL: no timer (tests call expire). */
+    void (*lease_armed)(void *ud, uint64_t until);
     void *ud;
 };
 
@@ -148,8 +151,12 @@ struct ps_item {
     size_t publisher_len;
     const char *payload;       /* serialized payload element, may be empty */
     size_t payload_len;
+    uint8_t lease;             /* PS_LEASE_* (docs/leases.md) */
+    uint32_t lease_secs;       /* PS_LEASE_TIMED: its length */
+    uint64_t lease_until;      /* PS_LEASE_TIMED: when it ends (unix ms) */
 };
 typedef int ps_item_fn(void *ud, const struct ps_item *it);
+enum { PS_LEASE_NONE, PS_LEASE_TIMED, PS_LEASE_SESSION };
 
 struct ps_items_query {
     unsigned max;              /* 0: no limit */
@@ -234,7 +241,13 @@ struct ps_publish {
     size_t payload_len;
     const struct ps_field *options; /* publish-options preconditions (§7.1.5) */
     size_t noptions;
+    /* A lease (docs/leases.md): the item is retracted, with notification,
+     * lease_secs after the publish, or when the session lease_session
+     * (nonzero, chosen by the edge) ends (pubsub_leases_session_end). */
+    uint32_t lease_secs;
+    uint64_t lease_session;
 };
+#define PS_LEASE_MAX_SECS (10u * 365 * 86400) /* ten years */
 struct ps_published {
     char id[PS_ITEM_ID_MAX + 1];
     uint64_t seq;
@@ -297,6 +310,34 @@ struct ps_fixed {
     uint64_t seed;
 };
 void pubsub_fix(struct pubsub *ps, const struct ps_fixed *f);
+
+/* ---- leases (docs/leases.md) ----
+ * A leased item is retracted when its lease ends, a retract with
+ * notification (PS_EV_RETRACTED, notify set) like any other. Leases are
+ * stored with their items and in an index ordered by expiry, so the work
+ * of expiry is proportional to the leases that end, and leases survive a
+ * restart with the clock running. */
+
+/* Gives an item a new lease of secs seconds from now (0: its previous
+ * length; an item without a timed lease then gets HERALD_EINVAL). The
+ * publisher of the item or an owner of the node may renew. HERALD_ENOTFOUND
+ * once the item is gone. *until (may be NULL) gets the new expiry. */
+int pubsub_lease_renew(struct pubsub *ps, const char *who, const char *node, const char *item_id,
+                       uint32_t secs, uint64_t *until);
+/* When the earliest lease known ends (unix ms; UINT64_MAX: none). The
+ * server arms a timer for it; hooks.lease_armed says when it moves earlier. */
+uint64_t pubsub_lease_next(const struct pubsub *ps);
+/* Retracts the items whose leases have ended, at most max of them (each
+ * its own operation). Returns true when more are due (call again next loop
+ * turn: the loop stays responsive when 100,000 leases end together). */
+bool pubsub_leases_expire(struct pubsub *ps, unsigned max);
+/* Retracts the items leased to session (as pubsub_leases_expire does). */
+void pubsub_leases_session_end(struct pubsub *ps, uint64_t session);
+/* At start, once the sinks are registered: retracts every item leased to a
+ * session of the previous run (no session survives a restart). */
+void pubsub_leases_start(struct pubsub *ps);
+/* Leases ended so far (for /metrics). */
+uint64_t pubsub_leases_expired(const struct pubsub *ps);
 
 /* Deletes items older than their node's item_expire (once a second). */
 void pubsub_expire(struct pubsub *ps);

@@ -745,6 +745,34 @@ static int do_create(struct req *r, struct xnode *create, struct xnode *pubsub)
     return answer(r, rep);
 }
 
+/* Takes the publish-option herald#lease (docs/leases.md) out of the
+ * preconditions: seconds, or "session" (the item lives as long as the
+ * publisher's session). 0 or HERALD_E*. */
+static int take_lease(struct req *r, struct ps_field *f, size_t *n, struct ps_publish *req)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(f[i].var, "herald#lease") != 0)
+            continue;
+        const char *v = f[i].nvalues == 1 ? f[i].values[0] : NULL;
+        memmove(f + i, f + i + 1, (*n - i - 1) * sizeof(*f));
+        (*n)--;
+        if (r->x->h->cluster) {
+            r->feature = "herald#lease"; /* leases are single-instance (docs/leases.md) */
+            return HERALD_EUNSUPPORTED;
+        }
+        if (eq(v, "session")) {
+            req->lease_session = session_lease_id(r->x->h, r->who);
+            return req->lease_session ? 0 : HERALD_ENOTACCEPTABLE; /* no session of ours */
+        }
+        unsigned secs;
+        if (parse_count(v, false, &secs) != 0 || secs > PS_LEASE_MAX_SECS)
+            return HERALD_EINVAL;
+        req->lease_secs = secs;
+        return 0;
+    }
+    return 0;
+}
+
 static int do_publish(struct req *r, struct xnode *publish, struct xnode *pubsub)
 {
     struct xnode *item = xml_child(publish, NS_PUBSUB, "item");
@@ -767,7 +795,8 @@ static int do_publish(struct req *r, struct xnode *publish, struct xnode *pubsub
         goto done;
     }
     /* §7.1.5: the preconditions form must say what it is. */
-    if ((rc = form_fields(r, x, NS_PUBLISH_OPTIONS, true, &opts, &nopts)) != 0)
+    if ((rc = form_fields(r, x, NS_PUBLISH_OPTIONS, true, &opts, &nopts)) != 0 ||
+        (rc = take_lease(r, opts, &nopts, &req)) != 0)
         goto done;
     req.options = opts;
     req.noptions = nopts;

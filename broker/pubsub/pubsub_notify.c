@@ -227,8 +227,10 @@ static void fan_one(void *ud, const char *jid, const char *const *subids, size_t
         durable_live(f->x, f->ev, jid, f->notif_type);
         return;
     }
+    /* Catch-up keeps what happened to items, retractions (and ended
+     * leases) included, so a subscriber coming back also learns what went. */
     send_one(f->x, jid, f->notif_type, f->body, subids, nsubids, via,
-             f->ev->kind == PS_EV_PUBLISHED);
+             f->ev->kind == PS_EV_PUBLISHED || f->ev->kind == PS_EV_RETRACTED);
 }
 
 /* ---- bodies (rendered once per event) ---- */

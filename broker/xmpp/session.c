@@ -19,6 +19,8 @@
 #include "conn.h"
 #include "websocket.h"
 #include "im.h"
+#include "jid.h"
+#include "pubsub.h"
 #include "errors.h"
 #include "log.h"
 #include "outq.h"
@@ -158,6 +160,23 @@ struct session *session_find(struct herald *h, const char *bare, const char *res
     return NULL;
 }
 
+uint64_t session_lease_id(struct herald *h, const char *full)
+{
+    const char *slash = strchr(full, '/');
+    char bare[JID_MAX + 1];
+    size_t bl = slash ? (size_t)(slash - full) : 0;
+    if (slash == NULL || bl >= sizeof(bare))
+        return 0;
+    memcpy(bare, full, bl);
+    bare[bl] = '\0';
+    struct session *s = session_find(h, bare, slash + 1);
+    if (s == NULL)
+        return 0;
+    if (s->lease_id == 0)
+        s->lease_id = ++h->lease_ids;
+    return s->lease_id;
+}
+
 int session_register(struct session *s)
 {
     struct herald *h = s->h;
@@ -202,6 +221,9 @@ void session_unregister(struct session *s)
      * subscriptions keep what it had as their cursors. */
     sm_end(s);
     durable_end(s);
+    /* Items leased to the session go with it (docs/leases.md). */
+    if (s->lease_id)
+        pubsub_leases_session_end(s->h->pubsub, s->lease_id);
 }
 
 void session_drop_conn(struct session *s)

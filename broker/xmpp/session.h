@@ -76,6 +76,7 @@ struct session {
     /* carbons.c and blocking.c: */
     bool carbons;               /* XEP-0280: enabled for this resource */
     bool blocklist_requested;   /* XEP-0191 §3.2: gets block/unblock pushes */
+    uint64_t lease_id;          /* items leased to this session (docs/leases.md); 0: none */
 };
 
 struct account {
@@ -92,6 +93,10 @@ int session_register(struct session *s);
 void session_unregister(struct session *s);
 struct account *session_account(struct herald *h, const char *bare);
 struct session *session_find(struct herald *h, const char *bare, const char *resource);
+/* The lease id of the bound session with this full JID (made on first
+ * use, unique in the process; pubsub_leases_session_end when the session
+ * ends), or 0 when no session here has that JID. */
+uint64_t session_lease_id(struct herald *h, const char *full);
 
 /* Output, with the slow-consumer policy (session.c): 0 or a HERALD_E* code.
  * Past the queue's soft bound the data is queued and its producer paced;

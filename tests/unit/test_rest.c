@@ -235,7 +235,7 @@ static void serialized_container(const char *canonical, struct buf *out)
 static void item_view(const char *payload, struct buf *out)
 {
     struct ps_item it = {17, 1764090001123ULL, "i1", 2, "alice@localhost", 15, payload,
-                         payload ? strlen(payload) : 0};
+                         payload ? strlen(payload) : 0,         0,  0, 0};
     yajl_gen g = json_gen_new();
     CHECK(g != NULL);
     if (g == NULL)
