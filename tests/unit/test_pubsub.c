@@ -212,6 +212,7 @@ struct fx {
 #define CAP_MAX_PAYLOAD 4096
 static unsigned FX_MAX_NODES; /* pubsub.max_nodes_per_account of the next open (0: none) */
 static size_t FX_MAP_MB;      /* map size and ceiling of the next open (0: 64 and 256 MiB) */
+static uint32_t FX_CAP_ITEMS; /* the max_items cap of the next open (0: CAP_MAX_ITEMS) */
 
 static bool fx_open(struct fx *f)
 {
@@ -229,7 +230,8 @@ static bool fx_open(struct fx *f)
     struct pubsub_opts o = {
         .store = f->st,
         .batch = f->b,
-        .caps = {.max_items = CAP_MAX_ITEMS, .max_payload_size = CAP_MAX_PAYLOAD},
+        .caps = {.max_items = FX_CAP_ITEMS ? FX_CAP_ITEMS : CAP_MAX_ITEMS,
+                 .max_payload_size = CAP_MAX_PAYLOAD},
         .auto_create = f->auto_create,
         .hooks = {.presence_subscribed = presence_cb, .ud = &PRES},
         .max_nodes_per_account = FX_MAX_NODES,
@@ -2448,6 +2450,162 @@ static void test_durable_cursor(void)
     fx_end(&f);
 }
 
+/* ---- leases (docs/leases.md) ---------------------------------------------- */
+
+#define T0 1800000000000ull /* the service's clock, fixed (pubsub_fix) */
+
+static void at(struct fx *f, uint64_t ms)
+{
+    struct ps_fixed fx = {T0 + ms, 1};
+    pubsub_fix(f->ps, &fx);
+}
+
+static int publish_leased(struct fx *f, const char *node, const char *id, uint32_t secs,
+                          uint64_t session)
+{
+    struct ps_publish req = {.node = node, .item_id = id, .has_item = true,
+                             .payload = "<v xmlns='urn:t'/>", .payload_len = 18,
+                             .lease_secs = secs, .lease_session = session};
+    struct ps_published out;
+    return pubsub_publish(f->ps, ALICE, &req, &out);
+}
+
+/* Runs expiry as the server's timer does (a commit after each slice);
+ * returns the slices it took. */
+static unsigned expire_all(struct fx *f, unsigned per_slice)
+{
+    unsigned slices = 1;
+    while (pubsub_leases_expire(f->ps, per_slice)) {
+        commit(f);
+        slices++;
+    }
+    commit(f);
+    return slices;
+}
+
+static void test_leases(void)
+{
+    struct fx f;
+    if (!fx_start(&f))
+        return;
+    at(&f, 0);
+    CHECK_EQ_INT(create(&f, ALICE, "svc", NULL, 0), 0);
+    CHECK_EQ_INT(publish_leased(&f, "svc", "a", 10, 0), 0);
+    CHECK_EQ_INT(publish_leased(&f, "svc", "b", 20, 0), 0);
+    CHECK_EQ_INT(publish(&f, ALICE, "svc", "c", NULL), 0);
+    CHECK_EQ_INT(publish_leased(&f, "svc", "d", 0, 7), 0);
+    CHECK_EQ_INT(publish_leased(&f, "svc", "e", 0, 8), 0);
+    CHECK_EQ_INT(publish_leased(&f, "svc", "g", 1, 0), 0);
+    CHECK_EQ_INT(publish(&f, ALICE, "svc", "g", NULL), 0); /* republished: no lease now */
+    CHECK_EQ_INT(publish_leased(&f, "svc", "big", PS_LEASE_MAX_SECS + 1, 0), HERALD_EINVAL);
+    commit(&f);
+    CHECK_EQ_INT(pubsub_lease_next(f.ps), T0 + 1000);
+    rec_reset();
+    /* Nothing ends early; g's stale entry goes without an event. */
+    at(&f, 9999);
+    CHECK_EQ_INT(expire_all(&f, 100), 1);
+    CHECK_EQ_STR(rec_summary(), "");
+    CHECK_EQ_INT(pubsub_lease_next(f.ps), T0 + 10000);
+    at(&f, 10000);
+    expire_all(&f, 100);
+    CHECK_EQ_STR(rec_summary(), "RETR:svc:a");
+    CHECK(REC.ev[0].notify);
+    CHECK_EQ_INT(pubsub_leases_expired(f.ps), 1);
+    /* Retracted before its end: the entry is dropped silently then. */
+    CHECK_EQ_INT(pubsub_retract(f.ps, ALICE, "svc", "b", false), 0);
+    commit(&f);
+    rec_reset();
+    at(&f, 20000);
+    expire_all(&f, 100);
+    CHECK_EQ_STR(rec_summary(), "");
+    /* Renewal: from now, by the publisher or an owner; 404 once gone. */
+    CHECK_EQ_INT(publish_leased(&f, "svc", "f", 5, 0), 0);
+    commit(&f);
+    at(&f, 24000);
+    uint64_t until = 0;
+    CHECK_EQ_INT(pubsub_lease_renew(f.ps, BOB, "svc", "f", 10, &until), HERALD_EFORBIDDEN);
+    CHECK_EQ_INT(pubsub_lease_renew(f.ps, ALICE, "svc", "f", 10, &until), 0);
+    CHECK_EQ_INT(until, T0 + 34000);
+    CHECK_EQ_INT(pubsub_lease_renew(f.ps, ALICE, "svc", "c", 0, NULL), HERALD_EINVAL);
+    CHECK_EQ_INT(pubsub_lease_renew(f.ps, ALICE, "svc", "nope", 3, NULL), HERALD_ENOTFOUND);
+    commit(&f);
+    rec_reset();
+    at(&f, 25000);
+    expire_all(&f, 100);
+    CHECK_EQ_STR(rec_summary(), "");
+    at(&f, 34000);
+    expire_all(&f, 100);
+    CHECK_EQ_STR(rec_summary(), "RETR:svc:f");
+    CHECK_EQ_INT(pubsub_lease_renew(f.ps, ALICE, "svc", "f", 10, NULL), HERALD_ENOTFOUND);
+    /* A session's items go when it ends, not before, not others'. */
+    rec_reset();
+    pubsub_leases_session_end(f.ps, 9);
+    pubsub_leases_session_end(f.ps, 7);
+    commit(&f);
+    CHECK_EQ_STR(rec_summary(), "RETR:svc:d");
+    /* The item reads back with its lease. */
+    CHECK_EQ_INT(publish_leased(&f, "svc", "h", 30, 0), 0);
+    commit(&f);
+    CHECK_EQ_STR(items_all(&f, ALICE, "svc", true), "h,g,e,c");
+    /* Reopened (a restart): session leases of the previous run end at
+     * start, timed ones keep their end. */
+    CHECK(fx_reopen(&f, NULL));
+    rec_reset();
+    pubsub_leases_start(f.ps);
+    commit(&f);
+    CHECK_EQ_STR(rec_summary(), "RETR:svc:e");
+    CHECK_EQ_INT(pubsub_lease_next(f.ps), T0 + 34000 + 30000);
+    at(&f, 64000);
+    rec_reset();
+    expire_all(&f, 100);
+    CHECK_EQ_STR(rec_summary(), "RETR:svc:h");
+    CHECK_EQ_STR(items_all(&f, ALICE, "svc", true), "g,c");
+    CHECK_EQ_INT(pubsub_lease_next(f.ps), UINT64_MAX);
+    fx_end(&f);
+}
+
+/* 100,000 leases ending together: retracted in slices of the given size,
+ * every one of them, and leases that do not end are never touched. */
+static void test_leases_many(void)
+{
+    struct fx f;
+    FX_CAP_ITEMS = 200000;
+    bool ok = fx_start(&f);
+    FX_CAP_ITEMS = 0;
+    if (!ok)
+        return;
+    at(&f, 0);
+    struct ps_field cfg[] = {FIELD("pubsub#max_items", "200000")};
+    CHECK_EQ_INT(create(&f, ALICE, "many", cfg, 1), 0);
+    char id[32];
+    for (unsigned i = 0; i < 100000; i++) {
+        snprintf(id, sizeof(id), "w%u", i);
+        if (publish_leased(&f, "many", id, 100, 0) != 0) {
+            CHECK(false);
+            break;
+        }
+        if (i % 1000 == 999)
+            commit(&f);
+    }
+    for (unsigned i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "e%u", i);
+        CHECK_EQ_INT(publish_leased(&f, "many", id, 10, 0), 0);
+    }
+    commit(&f);
+    rec_reset();
+    at(&f, 10000);
+    CHECK_EQ_INT(expire_all(&f, 1000), 1);
+    CHECK_EQ_INT(REC.n + REC.overflow, 5);
+    CHECK_EQ_INT(pubsub_lease_next(f.ps), T0 + 100000);
+    rec_reset();
+    at(&f, 100000);
+    CHECK_EQ_INT(expire_all(&f, 1000), 101);
+    CHECK_EQ_INT(REC.n + REC.overflow, 100000);
+    CHECK_EQ_INT(pubsub_leases_expired(f.ps), 100005);
+    CHECK_EQ_STR(items_all(&f, ALICE, "many", true), "");
+    fx_end(&f);
+}
+
 TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_delete_purge),
           TEST_CASE(test_publish_events), TEST_CASE(test_auto_create), TEST_CASE(test_event_order),
           TEST_CASE(test_retract), TEST_CASE(test_items_queries),
@@ -2463,4 +2621,5 @@ TEST_MAIN(TEST_CASE(test_create_and_owner_checks), TEST_CASE(test_configure_dele
           TEST_CASE(test_nodes_paged), TEST_CASE(test_nodes_paged_collection),
           TEST_CASE(test_node_quota), TEST_CASE(test_access_change_revokes),
           TEST_CASE(test_collection_association), TEST_CASE(test_full_store_deletes),
-          TEST_CASE(test_node_names_and_publish_allowed), TEST_CASE(test_durable_cursor))
+          TEST_CASE(test_node_names_and_publish_allowed), TEST_CASE(test_durable_cursor),
+          TEST_CASE(test_leases), TEST_CASE(test_leases_many))
