@@ -549,6 +549,8 @@ static int load(struct pubsub *ps)
 
 /* Rollback hook: a commit failed, so memory must match LMDB again. It runs
  * from batch_commit, when no request is being handled. */
+static void lease_armed(struct pubsub *ps, uint64_t until);
+
 static void reload(void *ctx)
 {
     struct pubsub *ps = ctx;
@@ -556,6 +558,9 @@ static void reload(void *ctx)
     int rc = load(ps);
     if (rc != 0)
         log_error("pubsub", "reloading pubsub state failed: %s", herald_strerror(rc));
+    /* Lease ends of the lost turn are back in the index: look again now. */
+    ps->lease_next = UINT64_MAX;
+    lease_armed(ps, 0);
 }
 
 int pubsub_open(const struct pubsub_opts *o, struct pubsub **out)
