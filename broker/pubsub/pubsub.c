@@ -1119,6 +1119,8 @@ static void fill_info(const struct ps_node *n, const char *who, struct ps_node_i
     out->last_seq = n->next_seq ? n->next_seq - 1 : 0;
     out->affiliation = who ? affiliation(n, who) : AFF_NONE;
     out->config = n->cfg;
+    out->payload_bytes = n->payload_bytes;
+    out->subscriptions = n->nsubs;
     struct ps_aff_rec *r, *tmp;
     HASH_ITER(hh, n->affs, r, tmp) {
         if (r->aff == AFF_OWNER && out->nowners < sizeof(out->owners) / sizeof(out->owners[0]))

@@ -110,6 +110,8 @@ struct ps_node_info {
     struct ps_config config;
     const char *owners[8];     /* the first owners (bare JIDs) */
     unsigned nowners;
+    uint64_t payload_bytes;    /* of the stored items (herald#max_node_bytes counts them) */
+    unsigned subscriptions;    /* all, pending too (herald#max_subscribers counts them) */
 };
 
 /* A node the requester may see (listing policy: docs/pubsub.md): whitelist

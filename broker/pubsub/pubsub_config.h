@@ -51,6 +51,8 @@ struct ps_config {
 #define PS_MAX_PUBLISH_RATE "herald#max_publish_rate"
 #define PS_MAX_SUBSCRIBERS "herald#max_subscribers"
 #define PS_MAX_NODE_BYTES "herald#max_node_bytes"
+/* The disco#info feature of a service whose nodes take the three fields. */
+#define PS_QUOTAS_FEATURE "herald#quotas"
 
 /* Service-wide caps, from [pubsub] settings. */
 struct ps_caps {
