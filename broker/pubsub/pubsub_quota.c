@@ -31,8 +31,7 @@ unsigned ps_retry_seconds(uint64_t ms)
     return s < 1 ? 1 : s > 86400 ? 86400 : (unsigned)s;
 }
 
-void ps_quota_count(struct ps_quota_tallies *t, uint64_t node_id, const char *name,
-                    enum ps_quota q)
+void ps_quota_count(struct ps_quota_tallies *t, uint64_t node_id, const char *name, enum ps_quota q)
 {
     struct ps_quota_tally *e = NULL;
     if (name != NULL)

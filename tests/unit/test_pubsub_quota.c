@@ -166,8 +166,8 @@ static int pub(struct fx *f, const char *node, const char *id, size_t len)
 {
     char payload[512];
     memset(payload, 'x', sizeof(payload));
-    struct ps_publish req = {.node = node, .item_id = id, .has_item = true, .payload = payload,
-                             .payload_len = len};
+    struct ps_publish req = {
+        .node = node, .item_id = id, .has_item = true, .payload = payload, .payload_len = len};
     struct ps_published out;
     int rc = pubsub_publish(f->ps, ALICE, &req, &out);
     batch_commit(f->b);
