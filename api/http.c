@@ -265,6 +265,10 @@ void http_problem_h(struct http_conn *hc, int status, const char *condition, con
     }
     buf_puts(&b, "}\n");
     const char *extra = status == 401 ? "WWW-Authenticate: Bearer realm=\"herald\"\r\n" : headers;
+    /* Every 429 says when to retry (RFC 6585 §4); callers that know better
+     * pass their own Retry-After in headers. */
+    if (status == 429 && extra == NULL)
+        extra = "Retry-After: 1\r\n";
     if (buf_ok(&b))
         http_respond(hc, status, "application/problem+json", extra, b.data, b.len);
     else

@@ -15,12 +15,50 @@
 #include "herald.h"
 #include "pubsub.h"
 #include "http.h"
+#include "pubsub.h"
 #include "session.h"
 
 static void metric(struct buf *b, const char *name, const char *type, const char *help,
                    unsigned long long value)
 {
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, value);
+}
+
+/* A Prometheus label value: \\, \" and newlines escaped. */
+static void label_value(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            buf_printf(b, "\\%c", *s);
+        else if (*s == '\n')
+            buf_puts(b, "\\n");
+        else
+            buf_append(b, s, 1);
+    }
+}
+
+static void quota_row(void *ud, const char *node, const uint64_t refused[PS_NQUOTAS])
+{
+    struct buf *b = ud;
+    for (int q = 0; q < PS_NQUOTAS; q++) {
+        buf_puts(b, "herald_quota_refusals_total{node=\"");
+        label_value(b, node);
+        buf_printf(b, "\",quota=\"%s\"} %llu\n", ps_quota_names[q],
+                   (unsigned long long)refused[q]);
+    }
+}
+
+/* Node quotas (docs/pubsub.md "Quotas"): one row per refused node, for at
+ * most PS_QUOTA_NODES_MAX nodes, and node="" for the rest. */
+static void quota_metrics(struct herald *h, struct buf *b)
+{
+    if (h->pubsub == NULL)
+        return;
+    buf_puts(b, "# HELP herald_quota_refusals_total Requests refused by a node quota "
+                "(herald#max_publish_rate, max_subscribers, max_node_bytes), per node; node=\"\" "
+                "counts PEP nodes and nodes past the first 100 refused.\n"
+                "# TYPE herald_quota_refusals_total counter\n");
+    pubsub_quota_refusals(h->pubsub, quota_row, b);
 }
 
 void metrics_render(struct herald *h, struct buf *b)
@@ -130,5 +168,6 @@ void metrics_render(struct herald *h, struct buf *b)
     metric(b, "herald_storage_operation_failures_total", "counter",
            "Single operations rolled back alone (storage full or I/O error); the rest of their "
            "group commit went on.", bs->op_failures);
+    quota_metrics(h, b);
     cluster_metrics(h, b);
 }

@@ -73,6 +73,15 @@ static void ps_problem(struct rctx *r, int code, const char *fallback)
 {
     const struct ps_why *why = pubsub_why(r->ps);
     const char *text = why->text[0] ? why->text : herald_error(code)->app ? NULL : fallback;
+    const struct herald_error *e = herald_error(code);
+    unsigned retry = pubsub_retry_after(r->ps);
+    char hdr[40];
+    /* A quota refusal (429) says when to come back (RFC 9110 §10.2.3). */
+    if (e->http == 429 && retry > 0 &&
+        snprintf(hdr, sizeof(hdr), "Retry-After: %u\r\n", retry) < (int)sizeof(hdr)) {
+        http_problem_h(r->hc, e->http, e->cond, e->app, text && text[0] ? text : e->msg, hdr);
+        return;
+    }
     problem(r, code, text);
 }
 
@@ -282,6 +291,7 @@ static void node_json(yajl_gen g, const struct ps_node_info *n)
     json_key_str(g, "type", type_name(n->config.node_type));
     json_key_time(g, "created", n->created);
     json_key_uint(g, "items", n->item_count);
+    json_key_uint(g, "payload_bytes", n->payload_bytes); /* what herald#max_node_bytes counts */
     json_key_str(g, "affiliation", aff_name(n->affiliation));
     json_str(g, "config");
     yajl_gen_map_open(g);
@@ -501,8 +511,10 @@ static int config_fields(struct rctx *r, yajl_val cfg, struct config_fields *c)
         const char *key = cfg->u.object.keys[i];
         yajl_val v = cfg->u.object.values[i];
         char *var = c->vars[i];
+        /* Fields go by their full names, or pubsub#'s without the prefix;
+         * Herald's own (herald#max_publish_rate) by their full names only. */
         int n = snprintf(var, sizeof(c->vars[i]), "%s%s",
-                         strncmp(key, "pubsub#", 7) == 0 ? "" : "pubsub#", key);
+                         strchr(key, '#') != NULL ? "" : "pubsub#", key);
         if (n < 0 || (size_t)n >= sizeof(c->vars[i]) || !ps_config_known(var)) {
             snprintf(msg, sizeof(msg), "unknown configuration field \"%.*s\"", echo_len(key, 100),
                      key);

@@ -151,6 +151,12 @@ void config_free(struct config *c)
         free(k->secret);
         free(k);
     }
+    while (c->quotas) {
+        struct config_quota *q = c->quotas;
+        c->quotas = q->next;
+        free(q->jid);
+        free(q);
+    }
     while (c->disco_nodes) {
         struct config_disco_node *d = c->disco_nodes;
         c->disco_nodes = d->next;
@@ -235,6 +241,9 @@ static const struct option options[] = {
     OPT("pubsub", "max_nodes_per_account", K_UINT, pubsub_max_nodes, 0, 100000000),
     OPT("pubsub", "node_page_size", K_UINT, pubsub_page_size, 1, 10000),
     OPT("pubsub", "max_offline_notifications", K_UINT, pubsub_max_offline, 0, 1000000),
+    OPT("quotas", "max_publish_rate", K_U32, quota_max_publish_rate, 0, UINT32_MAX - 1),
+    OPT("quotas", "max_subscribers", K_U32, quota_max_subscribers, 0, UINT32_MAX - 1),
+    OPT("quotas", "max_node_bytes", K_U32, quota_max_node_bytes, 0, UINT32_MAX - 1),
     OPT("im", "max_offline_messages", K_UINT, max_offline, 0, 100000),
     OPT("im", "max_private_bytes", K_SIZE, max_private_bytes, 64, 64ull << 20),
     OPT("im", "max_private_elements", K_UINT, max_private_elements, 0, 100000),
@@ -407,6 +416,70 @@ static bool prepared_domain(const char *d)
     return jid_parse_str(&j, d) == 0 && !j.local[0] && !j.resource[0] && strcmp(j.domain, d) == 0;
 }
 
+static const char *const quota_keys[CONFIG_NQUOTAS] = {"max_publish_rate", "max_subscribers",
+                                                        "max_node_bytes"};
+
+void config_quota_defaults(const struct config *c, const char *bare,
+                           uint32_t out[CONFIG_NQUOTAS])
+{
+    out[CONFIG_QUOTA_RATE] = c->quota_max_publish_rate;
+    out[CONFIG_QUOTA_SUBSCRIBERS] = c->quota_max_subscribers;
+    out[CONFIG_QUOTA_BYTES] = c->quota_max_node_bytes;
+    for (const struct config_quota *q = c->quotas; q; q = q->next) {
+        if (strcmp(q->jid, bare) != 0)
+            continue;
+        for (int i = 0; i < CONFIG_NQUOTAS; i++)
+            if (q->set[i])
+                out[i] = q->value[i];
+    }
+}
+
+/* A bare JID as a section name must be in prepared form (what the
+ * service compares creators with). */
+static bool prepared_bare(const char *s)
+{
+    struct jid j;
+    char buf[JID_MAX + 1];
+    return jid_parse_str(&j, s) == 0 && j.local[0] && !j.resource[0] &&
+           jid_format(&j, true, buf, sizeof(buf)) >= 0 && strcmp(buf, s) == 0;
+}
+
+/* [quota:BAREJID]: one account's quota defaults. */
+static int quota_section(struct load_ctx *ctx, const char *section, const char *name,
+                         const char *value)
+{
+    struct config *c = ctx->c;
+    const char *arg = section + 6;
+    if (!prepared_bare(arg))
+        return ini_fail(ctx, section, name, "the section must name a bare JID in prepared form "
+                                            "(user@domain, lower case)");
+    int k = 0;
+    while (k < CONFIG_NQUOTAS && strcmp(name, quota_keys[k]) != 0)
+        k++;
+    if (k == CONFIG_NQUOTAS)
+        return ini_fail(ctx, section, name,
+                        "unknown option (max_publish_rate, max_subscribers, max_node_bytes)");
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || end == value || *end != '\0' || value[0] == '-' || v >= UINT32_MAX)
+        return ini_fail(ctx, section, name, "expected a whole number from 0 to 4294967294");
+    struct config_quota *q = c->quotas;
+    while (q && strcmp(q->jid, arg) != 0)
+        q = q->next;
+    if (q == NULL) {
+        if ((q = calloc(1, sizeof(*q))) == NULL || (q->jid = strdup(arg)) == NULL) {
+            free(q);
+            return ini_fail(ctx, section, name, "out of memory");
+        }
+        q->next = c->quotas;
+        c->quotas = q;
+    }
+    q->value[k] = (uint32_t)v;
+    q->set[k] = true;
+    return 1;
+}
+
 /* [s2s:DOMAIN], [component:DOMAIN] and [disco_node:NODE]: one entry each,
  * made at the section's first key. Returns 1 (handled), 0 (failed, ctx
  * says why) or -1 (not such a section). */
@@ -459,6 +532,8 @@ static int named_section(struct load_ctx *ctx, const char *section, const char *
                    ? 1 : ini_fail(ctx, section, name, "out of memory");
         return ini_fail(ctx, section, name, "unknown option (secret)");
     }
+    if (strncmp(section, "quota:", 6) == 0)
+        return quota_section(ctx, section, name, value);
     if (strncmp(section, "disco_node:", 11) == 0) {
         arg = section + 11;
         if (arg[0] == '\0')
@@ -728,6 +803,12 @@ void config_print(const struct config *c, void *stdio_file)
     /* The secret stays out of the output (it is a credential). */
     for (const struct config_component *k = c->components; k; k = k->next)
         fprintf(f, "\n[component:%s]\n; secret is set\n", k->domain);
+    for (const struct config_quota *q = c->quotas; q; q = q->next) {
+        fprintf(f, "\n[quota:%s]\n", q->jid);
+        for (int i = 0; i < CONFIG_NQUOTAS; i++)
+            if (q->set[i])
+                fprintf(f, "%s = %u\n", quota_keys[i], q->value[i]);
+    }
     for (const struct config_disco_node *d = c->disco_nodes; d; d = d->next)
         fprintf(f, "\n[disco_node:%s]\nfeatures = %s\nitems = %s\n", d->node,
                 d->features ? d->features : "", d->items ? d->items : "");

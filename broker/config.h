@@ -20,6 +20,15 @@ struct config_component {     /* [component:DOMAIN]: an external component (XEP-
     char *secret;
     struct config_component *next;
 };
+/* [quotas] and [quota:BAREJID] (docs/pubsub.md "Quotas"): the quota fields
+ * a new pubsub node starts from; 0 = no limit. */
+enum { CONFIG_QUOTA_RATE, CONFIG_QUOTA_SUBSCRIBERS, CONFIG_QUOTA_BYTES, CONFIG_NQUOTAS };
+struct config_quota {         /* [quota:BAREJID]: one account's overrides */
+    char *jid;
+    uint32_t value[CONFIG_NQUOTAS];
+    bool set[CONFIG_NQUOTAS]; /* a key not given falls back to [quotas] */
+    struct config_quota *next;
+};
 struct config_disco_node {    /* [disco_node:NODE]: a named disco node on the server JID */
     char *node;
     char *features;           /* space/comma-separated, or NULL */
@@ -105,6 +114,11 @@ struct config {
     unsigned pubsub_max_nodes;   /* nodes one account may own; 0: no quota */
     unsigned pubsub_page_size;   /* nodes per disco#items / GET /v1/nodes page at most */
     unsigned pubsub_max_offline; /* notifications kept for an offline subscriber (catch-up) */
+    /* [quotas] defaults of new nodes, and [quota:BAREJID] sections */
+    uint32_t quota_max_publish_rate;
+    uint32_t quota_max_subscribers;
+    uint32_t quota_max_node_bytes;
+    struct config_quota *quotas;
     /* [im] */
     unsigned max_offline;        /* stored messages per account */
     size_t max_private_bytes;         /* XEP-0049: one stored element, serialized */
@@ -171,5 +185,9 @@ void config_free(struct config *c);
 /* The [component:DOMAIN] and [s2s:DOMAIN] sections for domain, or NULL. */
 const struct config_component *config_component(const struct config *c, const char *domain);
 const struct config_peer *config_peer(const struct config *c, const char *domain);
+/* The quota defaults of a new node created by the account bare:
+ * [quota:bare] where it sets a key, else [quotas]. */
+void config_quota_defaults(const struct config *c, const char *bare,
+                           uint32_t out[CONFIG_NQUOTAS]);
 
 #endif

@@ -68,6 +68,17 @@ static const struct herald_error rows[HERALD_E_COUNT_] = {
     ROW(HERALD_ECLUSTER, "the cluster could not store the change in time; retry",
         "resource-constraint", "wait", 0, 503),
     ROW(HERALD_EREMOTE_TIMEOUT, "remote server timeout", "remote-server-timeout", "wait", 0, 504),
+    /* Node quotas: the node's policy (policy-violation), and waiting helps
+     * (type wait, HTTP 429 with Retry-After): the bucket refills, a
+     * subscriber leaves, items are retracted or expire. Unlike HERALD_EQUOTA,
+     * which stays until the account itself frees something. */
+    ROW(HERALD_ERATE, "the node's publish rate (herald#max_publish_rate) is exceeded",
+        "policy-violation", "wait", 0, 429),
+    /* XEP-0060 §6.1.3.9 */
+    ROW(HERALD_ETOO_MANY_SUBS, "the node has as many subscriptions as herald#max_subscribers allows",
+        "policy-violation", "wait", "too-many-subscriptions", 429),
+    ROW(HERALD_ENODE_FULL, "the node's stored payloads would exceed herald#max_node_bytes",
+        "policy-violation", "wait", 0, 429),
 };
 
 const struct herald_error *herald_error(int err)

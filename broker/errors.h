@@ -56,7 +56,11 @@ enum {
     HERALD_ENOT_IN_ROSTER_GROUP = -37,  /* roster model: not in an allowed group */
     HERALD_ECLUSTER = -38,              /* the cluster log did not store it in time (retry) */
     HERALD_EREMOTE_TIMEOUT = -39,       /* a peer server did not authenticate in time */
-    HERALD_E_COUNT_ = 40
+    /* Node quotas (docs/pubsub.md "Quotas"): policy-violation, HTTP 429. */
+    HERALD_ERATE = -40,                 /* herald#max_publish_rate: publish again later */
+    HERALD_ETOO_MANY_SUBS = -41,        /* herald#max_subscribers (XEP-0060 §6.1.3.9) */
+    HERALD_ENODE_FULL = -42,            /* herald#max_node_bytes */
+    HERALD_E_COUNT_ = 43
 };
 
 struct herald_error {

@@ -233,6 +233,17 @@ static bool presence_subscribed(void *ud, const char *owner, const char *contact
     return im_presence_subscribed(ud, owner, contact);
 }
 
+/* [quotas] and [quota:BAREJID]: a new node's quota fields (pubsub.h). */
+static void quota_defaults(void *ud, const char *owner, struct ps_config *cfg)
+{
+    const struct herald *h = ud;
+    uint32_t q[CONFIG_NQUOTAS];
+    config_quota_defaults(h->cfg, owner, q);
+    cfg->max_publish_rate = q[CONFIG_QUOTA_RATE];
+    cfg->max_subscribers = q[CONFIG_QUOTA_SUBSCRIBERS];
+    cfg->max_node_bytes = q[CONFIG_QUOTA_BYTES];
+}
+
 /* The pubsub service, then its edges (XMPP handlers and notifications). */
 static int open_pubsub(struct herald *h)
 {
@@ -246,6 +257,7 @@ static int open_pubsub(struct herald *h)
                   .pep_recipients = pep_recipients, /* XEP-0163 §4.3 (pep.c) */
                   .in_roster_groups = pep_in_roster_groups, /* roster access model */
                   .lease_armed = lease_armed,
+                  .quota_defaults = quota_defaults,
                   .ud = h},
         .max_nodes_per_account = cfg->pubsub_max_nodes,
         .node_page_size = cfg->pubsub_page_size,

@@ -171,6 +171,11 @@ struct store_node {
     uint32_t item_count;
     const void *config;
     size_t config_len;
+    /* Since record v2 (quotas, docs/pubsub.md "Quotas"): */
+    uint64_t payload_bytes; /* the stored items' payload bytes: kept by every item call
+                             * below; for a v1 record, counted from its items when read */
+    uint64_t rate_at;       /* the publish-rate bucket, opaque here: the pubsub layer's, */
+    uint64_t rate_debt;     /* written with the node so that a restart keeps it */
 };
 
 /* A fresh node id (a counter in "meta"; never reused). */

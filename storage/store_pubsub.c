@@ -1,7 +1,9 @@
 /* store_pubsub.c - pubsub nodes, items, subscriptions and affiliations in LMDB.
  *
  * Keys (big-endian numbers, so LMDB's byte order is numeric order):
- *   nodes     name                          -> v1 id created next_seq count config
+ *   nodes     name                          -> v2 id created next_seq count payload_bytes
+ *                                               rate_at rate_debt config
+ *                                               (v1: no payload_bytes or rate fields)
  *   items     node_id(8) seq(8)             -> v1 published idlen id publen publisher payload
  *                                              (v2: published lease_kind(1) lease_secs(4)
  *                                               lease_until(8) idlen ...: a leased item)
@@ -174,37 +176,54 @@ int store_node_new_id(struct store_txn *t, uint64_t *id)
 }
 
 #define NODE_HDR (1 + 8 + 8 + 8 + 4)
+#define NODE_HDR_V2 (NODE_HDR + 8 + 8 + 8)
+#define NODE_REC_V2 2
 
 int store_node_put(struct store_txn *t, const char *name, const struct store_node *n)
 {
-    size_t len = NODE_HDR + n->config_len;
+    size_t len = NODE_HDR_V2 + n->config_len;
     uint8_t stackbuf[1024], *rec = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
     if (rec == NULL)
         return HERALD_ENOMEM;
-    rec[0] = REC_V1;
+    rec[0] = NODE_REC_V2;
     put_be64(rec + 1, n->id);
     put_be64(rec + 9, n->created);
     put_be64(rec + 17, n->next_seq);
     put_be32(rec + 25, n->item_count);
+    put_be64(rec + NODE_HDR, n->payload_bytes);
+    put_be64(rec + NODE_HDR + 8, n->rate_at);
+    put_be64(rec + NODE_HDR + 16, n->rate_debt);
     if (n->config_len)
-        memcpy(rec + NODE_HDR, n->config, n->config_len);
+        memcpy(rec + NODE_HDR_V2, n->config, n->config_len);
     int rc = put(t, t->s->nodes, name, strlen(name), rec, len);
     if (rec != stackbuf)
         free(rec);
     return rc;
 }
 
-static int decode_node(const MDB_val *v, struct store_node *out)
+static int items_bytes(struct store_txn *t, uint64_t node_id, uint64_t *out);
+
+/* A v1 record (written before quotas) has no byte count: it is counted
+ * from the node's items here, once per read, until the node is next
+ * written (as v2). Its rate bucket starts full. */
+static int decode_node(struct store_txn *t, const MDB_val *v, struct store_node *out)
 {
     const uint8_t *p = v->mv_data;
-    if (v->mv_size < NODE_HDR || p[0] != REC_V1)
+    size_t hdr = v->mv_size >= 1 && p[0] == NODE_REC_V2 ? NODE_HDR_V2 : NODE_HDR;
+    if (v->mv_size < hdr || (p[0] != REC_V1 && p[0] != NODE_REC_V2))
         return HERALD_ESCHEMA;
+    memset(out, 0, sizeof(*out));
     out->id = get_be64(p + 1);
     out->created = get_be64(p + 9);
     out->next_seq = get_be64(p + 17);
     out->item_count = get_be32(p + 25);
-    out->config = p + NODE_HDR;
-    out->config_len = v->mv_size - NODE_HDR;
+    out->config = p + hdr;
+    out->config_len = v->mv_size - hdr;
+    if (p[0] == REC_V1)
+        return items_bytes(t, out->id, &out->payload_bytes);
+    out->payload_bytes = get_be64(p + NODE_HDR);
+    out->rate_at = get_be64(p + NODE_HDR + 8);
+    out->rate_debt = get_be64(p + NODE_HDR + 16);
     return 0;
 }
 
@@ -212,7 +231,7 @@ int store_node_get(struct store_txn *t, const char *name, struct store_node *out
 {
     MDB_val v;
     int rc = get(t, t->s->nodes, name, strlen(name), &v);
-    return rc ? rc : decode_node(&v, out);
+    return rc ? rc : decode_node(t, &v, out);
 }
 
 int store_node_del(struct store_txn *t, const char *name, uint64_t id)
@@ -244,7 +263,7 @@ int store_node_each(struct store_txn *t,
         struct store_node n;
         memcpy(name, k.mv_data, k.mv_size);
         name[k.mv_size] = '\0';
-        ret = decode_node(&v, &n);
+        ret = decode_node(t, &v, &n);
         if (ret == 0)
             ret = fn(ud, name, &n);
     }
@@ -331,26 +350,31 @@ static void lease_key(uint8_t k[LEASE_KEY], uint8_t kind, uint64_t until, uint64
     put_be64(k + 17, seq);
 }
 
-static int item_del_seq(struct store_txn *t, uint64_t node_id, uint64_t seq, bool del_id)
+/* Deletes the item at seq (and its id record when del_id) from node n,
+ * taking its payload off n->payload_bytes. */
+static int item_del_seq(struct store_txn *t, struct store_node *n, uint64_t seq, bool del_id)
 {
     uint8_t k[16];
-    put_be64(k, node_id);
+    put_be64(k, n->id);
     put_be64(k + 8, seq);
+    MDB_val v;
+    struct store_item it;
+    MDB_val kv = {16, k};
+    int rc = get(t, t->s->items, k, 16, &v);
+    if (rc != 0)
+        return rc;
+    if ((rc = decode_item(&kv, &v, &it)) != 0)
+        return rc;
     if (del_id) {
-        MDB_val v;
-        struct store_item it;
-        MDB_val kv = {16, k};
-        int rc = get(t, t->s->items, k, 16, &v);
-        if (rc != 0)
-            return rc;
-        if ((rc = decode_item(&kv, &v, &it)) != 0)
-            return rc;
         uint8_t ik[KEY_MAX + 1];
-        size_t il = make_key(ik, node_id, it.id, it.id_len, NULL);
+        size_t il = make_key(ik, n->id, it.id, it.id_len, NULL);
         if (il && (rc = del(t, t->s->item_ids, ik, il)) != 0)
             return rc;
     }
-    return del(t, t->s->items, k, 16);
+    size_t gone = it.payload_len;
+    if ((rc = del(t, t->s->items, k, 16)) == 0)
+        n->payload_bytes -= gone < n->payload_bytes ? gone : n->payload_bytes;
+    return rc;
 }
 
 int store_item_put(struct store_txn *t, const char *node_name, struct store_node *n,
@@ -366,7 +390,7 @@ int store_item_put(struct store_txn *t, const char *node_name, struct store_node
         *replaced = rc == 0;
     if (rc == 0 && old.mv_size == 8) {
         /* Same id: the old version goes, the new one is the newest. */
-        if ((rc = item_del_seq(t, n->id, get_be64(old.mv_data), false)) != 0)
+        if ((rc = item_del_seq(t, n, get_be64(old.mv_data), false)) != 0)
             return rc;
         n->item_count--;
     } else if (rc != HERALD_ENOTFOUND) {
@@ -393,6 +417,7 @@ int store_item_put(struct store_txn *t, const char *node_name, struct store_node
     if (rc != 0)
         return rc;
     n->item_count++;
+    n->payload_bytes += it->payload_len;
     /* max_items trimming, oldest first, in this same transaction. */
     return store_items_trim(t, node_name, n, max_items, evicted);
 }
@@ -425,11 +450,13 @@ static int drop_oldest(struct store_txn *t, const char *node_name, struct store_
             size_t vl = make_key(ik, n->id, victim.id, victim.id_len, NULL);
             if (vl && (rc = del(t, t->s->item_ids, ik, vl)) != 0)
                 break;
+            size_t victim_bytes = victim.payload_len; /* cv is gone after the delete */
             if ((rc = st_cursor_del(t->s, t->txn, t->s->items, c)) != 0) {
                 rc = store_map_err_s(t->s, rc);
                 break;
             }
             n->item_count--;
+            n->payload_bytes -= victim_bytes < n->payload_bytes ? victim_bytes : n->payload_bytes;
             gone++;
         }
         mdb_cursor_close(c);
@@ -498,7 +525,7 @@ int store_item_del(struct store_txn *t, const char *node_name, struct store_node
     if (rc != 0)
         return rc;
     uint64_t seq = sv.mv_size == 8 ? get_be64(sv.mv_data) : 0;
-    if ((rc = item_del_seq(t, n->id, seq, false)) != 0 || (rc = del(t, t->s->item_ids, ik, il)) != 0)
+    if ((rc = item_del_seq(t, n, seq, false)) != 0 || (rc = del(t, t->s->item_ids, ik, il)) != 0)
         return rc;
     n->item_count--;
     return store_node_put(t, node_name, n);
@@ -512,6 +539,7 @@ int store_items_purge(struct store_txn *t, const char *node_name, struct store_n
     if (rc != 0)
         return rc;
     n->item_count = 0;
+    n->payload_bytes = 0;
     return store_node_put(t, node_name, n);
 }
 
@@ -676,6 +704,18 @@ int store_items_oldest(struct store_txn *t, uint64_t node_id, uint64_t after_seq
     if (ret)
         return ret > 0 ? 0 : ret;
     return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : store_map_err(rc);
+}
+
+static int add_bytes(void *ud, const struct store_item *it)
+{
+    *(uint64_t *)ud += it->payload_len;
+    return 0;
+}
+
+static int items_bytes(struct store_txn *t, uint64_t node_id, uint64_t *out)
+{
+    *out = 0;
+    return store_items_oldest(t, node_id, 0, UINT32_MAX, add_bytes, out);
 }
 
 /* ---- subscriptions ---- */

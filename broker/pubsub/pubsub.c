@@ -19,6 +19,7 @@
 #include "pubsub.h"
 
 #include <openssl/rand.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +30,13 @@
 #include "errors.h"
 #include "jid.h"
 #include "log.h"
+#include "pubsub_quota.h"
 #include "store.h"
 #include "xml.h"
 
 #define MAX_SINKS 8
 #define MAX_JOURNALS 4
-#define CFG_RECORD_MAX 1024
+#define CFG_RECORD_MAX 2048 /* the record's four text fields alone may take 1028 */
 
 /* PEP node keys (docs/pubsub.md "PEP"): PEP_MARK, the owner's bare JID,
  * PEP_MARK, the node name. Node names are XML text, and U+0001 is no XML
@@ -91,6 +93,9 @@ struct ps_node {
     unsigned ndurable;     /* of subs, those with herald#durable */
     bool shared_jids;      /* some JID holds several subscriptions (sticky) */
     struct ps_aff_rec *affs;
+    unsigned nsubs;        /* of subs: herald#max_subscribers counts them */
+    uint64_t payload_bytes; /* stored (store_node.payload_bytes): herald#max_node_bytes */
+    struct ps_bucket rate; /* herald#max_publish_rate (pubsub_quota.h) */
     UT_hash_handle hh;     /* by name */
     UT_hash_handle hh_id;  /* by id */
 };
@@ -132,6 +137,8 @@ struct pubsub {
     struct ps_why why;
     uint64_t lease_next;        /* earliest lease entry known to end (UINT64_MAX: none) */
     uint64_t leases_expired;
+    struct ps_quota_tallies quota; /* refusals, for /metrics */
+    unsigned retry_after;       /* of the last failure (pubsub_retry_after) */
 };
 
 /* An event waiting for its commit: the struct and copies of its strings. */
@@ -229,9 +236,11 @@ static void clear_why(struct pubsub *ps)
 {
     ps->why.feature = NULL;
     ps->why.text[0] = '\0';
+    ps->retry_after = 0;
 }
 
 const struct ps_why *pubsub_why(const struct pubsub *ps) { return &ps->why; }
+unsigned pubsub_retry_after(const struct pubsub *ps) { return ps->retry_after; }
 const struct ps_caps *pubsub_caps(const struct pubsub *ps)
 {
     return ps->scope ? &ps->pep_caps : &ps->caps; /* PEP's within pubsub_scope */
@@ -426,6 +435,7 @@ static void sub_link(struct ps_node *n, struct ps_sub *s)
     }
     *pp = s;
     n->ndurable += s->opts.durable;
+    n->nsubs++;
 }
 
 static void sub_unlink_free(struct ps_node *n, struct ps_sub *victim)
@@ -434,6 +444,7 @@ static void sub_unlink_free(struct ps_node *n, struct ps_sub *victim)
         if (*pp == victim) {
             *pp = victim->next;
             n->ndurable -= victim->opts.durable;
+            n->nsubs--;
             free(victim->jid);
             free(victim);
             return;
@@ -517,6 +528,8 @@ static int load_node(void *ud, const char *name, const struct store_node *sn)
     node_link(c->ps, n);
     n->next_seq = sn->next_seq;
     n->item_count = sn->item_count;
+    n->payload_bytes = sn->payload_bytes;
+    n->rate = (struct ps_bucket){sn->rate_at, sn->rate_debt};
     c->node = n;
     if ((rc = store_subs_each(c->t, n->id, load_sub, c)) != 0)
         return rc;
@@ -597,6 +610,7 @@ void pubsub_close(struct pubsub *ps)
     if (ps == NULL)
         return;
     free_all_nodes(ps);
+    ps_quota_free(&ps->quota);
     free(ps);
 }
 
@@ -1020,21 +1034,36 @@ static void revoke_apply(struct pubsub *ps, struct ps_node *n)
 
 static void to_store_node(const struct ps_node *n, struct store_node *sn, uint8_t *cfg, size_t cap)
 {
+    memset(sn, 0, sizeof(*sn));
     sn->id = n->id;
     sn->created = n->created;
     sn->next_seq = n->next_seq;
     sn->item_count = n->item_count;
+    sn->payload_bytes = n->payload_bytes;
+    sn->rate_at = n->rate.at;
+    sn->rate_debt = n->rate.debt;
     sn->config = cfg;
     sn->config_len = ps_config_encode(&n->cfg, cfg, cap);
+}
+
+/* The counters an item change left in sn (committed): every path that
+ * changes a node's items ends here, so that memory and storage agree. */
+static void node_stored(struct ps_node *n, const struct store_node *sn)
+{
+    n->next_seq = sn->next_seq;
+    n->item_count = sn->item_count;
+    n->payload_bytes = sn->payload_bytes;
+    n->rate = (struct ps_bucket){sn->rate_at, sn->rate_debt};
 }
 
 static int write_node(struct store_txn *t, const struct ps_node *n, const struct ps_config *cfg)
 {
     uint8_t rec[CFG_RECORD_MAX];
-    size_t len = ps_config_encode(cfg, rec, sizeof(rec));
-    if (len == 0)
+    struct store_node sn;
+    to_store_node(n, &sn, rec, sizeof(rec));
+    sn.config_len = ps_config_encode(cfg, rec, sizeof(rec));
+    if (sn.config_len == 0)
         return HERALD_EIO;
-    struct store_node sn = {n->id, n->created, n->next_seq, n->item_count, rec, len};
     return store_node_put(t, n->key, &sn);
 }
 
@@ -1098,6 +1127,8 @@ static void fill_info(const struct ps_node *n, const char *who, struct ps_node_i
     out->last_seq = n->next_seq ? n->next_seq - 1 : 0;
     out->affiliation = who ? affiliation(n, who) : AFF_NONE;
     out->config = n->cfg;
+    out->payload_bytes = n->payload_bytes;
+    out->subscriptions = n->nsubs;
     struct ps_aff_rec *r, *tmp;
     HASH_ITER(hh, n->affs, r, tmp) {
         if (r->aff == AFF_OWNER && out->nowners < sizeof(out->owners) / sizeof(out->owners[0]))
@@ -1499,6 +1530,129 @@ int pubsub_pending_nodes(struct pubsub *ps, const char *who, ps_name_fn *fn, voi
     return 0;
 }
 
+/* ---- quotas (docs/pubsub.md "Quotas"; arithmetic in pubsub_quota.c) ---- */
+
+/* [quotas] and [quota:JID]: a new node of pubsub.<domain> starts from its
+ * creator's quota defaults (PEP nodes have [pep]'s defaults instead). */
+static void quota_defaults(struct pubsub *ps, const char *who, struct ps_config *cfg)
+{
+    char owner[JID_MAX + 1];
+    if (ps->scope != NULL || ps->hooks.quota_defaults == NULL)
+        return;
+    bare_of(who, owner, sizeof(owner));
+    ps->hooks.quota_defaults(ps->hooks.ud, owner, cfg);
+}
+
+/* Counts a refusal and fails with code, retry_after and a sentence. */
+__attribute__((format(printf, 6, 7))) static int quota_refuse(struct pubsub *ps,
+                                                              const struct ps_node *n,
+                                                              enum ps_quota q, int code,
+                                                              unsigned retry_after,
+                                                              const char *fmt, ...)
+{
+    char text[sizeof(ps->why.text)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    ps_quota_count(&ps->quota, n->id, n->service ? NULL : n->name, q);
+    fail(ps, code, NULL, text);
+    ps->retry_after = retry_after;
+    return code;
+}
+
+/* herald#max_publish_rate: takes a token from a copy of the node's bucket
+ * (*b), which the publish stores only if it succeeds. */
+static int quota_rate(struct pubsub *ps, const struct ps_node *n, struct ps_bucket *b)
+{
+    uint32_t rate = n->cfg.max_publish_rate;
+    uint64_t wait_ms = rate ? ps_bucket_take(b, rate, now_ms(ps)) : 0;
+    if (wait_ms == 0)
+        return 0;
+    unsigned s = ps_retry_seconds(wait_ms);
+    return quota_refuse(ps, n, PS_QUOTA_RATE, HERALD_ERATE, s,
+                        "the node takes %u item(s) per second (herald#max_publish_rate); "
+                        "retry in %u s", rate, s);
+}
+
+/* What store_item_put will free when it stores an item under id: the
+ * version it replaces, then the oldest items beyond keep. */
+struct freed {
+    uint64_t skip_seq;  /* the replaced version (0: none) */
+    uint64_t evict;     /* oldest items still to count */
+    uint64_t bytes;
+};
+
+static int freed_item(void *ud, const struct store_item *it)
+{
+    struct freed *f = ud;
+    if (it->seq == f->skip_seq)
+        return 0;
+    if (f->evict == 0)
+        return 1;
+    f->evict--;
+    f->bytes += it->payload_len;
+    return 0;
+}
+
+/* herald#max_node_bytes, before anything is written (a failure after a
+ * write would cost the whole loop turn, batch.h): the bytes the node holds
+ * once the item is stored, its replaced version and trimmed items no
+ * longer counted, must fit. The bytes are freed by retracts, purges, trims
+ * or expiry: the retry hint QUOTA_RETRY_S is for polling, not a promise. */
+#define QUOTA_RETRY_S 30
+static int quota_bytes(struct pubsub *ps, const struct ps_node *n, const char *id, size_t len)
+{
+    uint32_t max = n->cfg.max_node_bytes;
+    if (max == 0 || n->payload_bytes + len <= max)
+        return 0;
+    int rc;
+    struct store_txn *t = batch_read(ps->batch, &rc);
+    if (t == NULL)
+        return fail(ps, rc ? rc : HERALD_EIO, NULL, "storage is not readable now");
+    struct store_item old;
+    struct freed f = {0, 0, 0};
+    uint64_t count = n->item_count + 1;
+    if ((rc = store_item_get(t, n->id, id, strlen(id), &old)) == 0) {
+        f.skip_seq = old.seq;
+        f.bytes = old.payload_len;
+        count--;
+    }
+    uint32_t keep = ps_config_keep(&n->cfg, caps_for(ps));
+    f.evict = count > keep ? count - keep : 0;
+    if (rc == 0 || rc == HERALD_ENOTFOUND)
+        rc = f.evict ? store_items_oldest(t, n->id, 0, (unsigned)(f.evict + 1), freed_item, &f)
+                     : 0;
+    batch_read_done(ps->batch, t);
+    if (rc < 0)
+        return fail(ps, rc, NULL, "the node's items could not be read");
+    uint64_t after = n->payload_bytes - (f.bytes < n->payload_bytes ? f.bytes : n->payload_bytes);
+    after += len;
+    if (after <= max)
+        return 0;
+    return quota_refuse(ps, n, PS_QUOTA_BYTES, HERALD_ENODE_FULL, QUOTA_RETRY_S,
+                        "the node's items would hold %llu payload bytes, over its %u "
+                        "(herald#max_node_bytes)", (unsigned long long)after, max);
+}
+
+/* herald#max_subscribers: every subscription of the node counts (pending
+ * ones too, and each subid of a JID); owners' §8.8.2 changes do not ask. */
+static int quota_subscribers(struct pubsub *ps, const struct ps_node *n)
+{
+    uint32_t max = n->cfg.max_subscribers;
+    if (max == 0 || n->nsubs < max)
+        return 0;
+    return quota_refuse(ps, n, PS_QUOTA_SUBSCRIBERS, HERALD_ETOO_MANY_SUBS, QUOTA_RETRY_S,
+                        "the node has %u subscription(s), its herald#max_subscribers", n->nsubs);
+}
+
+void pubsub_quota_refusals(struct pubsub *ps, ps_quota_fn *fn, void *ud)
+{
+    for (const struct ps_quota_tally *e = ps->quota.by_id; e; e = e->hh.next)
+        fn(ud, e->node, e->refused);
+    fn(ud, "", ps->quota.other);
+}
+
 /* ---- owner use cases (§8) ---- */
 
 /* PEP offers the roster access model (XEP-0060 §4.5), which the table of
@@ -1636,6 +1790,7 @@ int pubsub_create(struct pubsub *ps, const char *who, const char *name,
     char key[PEP_KEY_MAX];
     if (ps->scope && (rc = pep_create_check(ps, who, name, &cfg, key, sizeof(key))) != 0)
         return rc;
+    quota_defaults(ps, who, &cfg);
     if ((rc = apply_config(ps, &cfg, cfgf, ncfg, true)) != 0 ||
         (rc = check_collection(ps, who, name, &cfg, "")) != 0 ||
         (rc = pep_config_check(ps, &cfg)) != 0)
@@ -1715,7 +1870,7 @@ int pubsub_configure(struct pubsub *ps, const char *who, const char *node,
     }
     revoke_apply(ps, n);
     n->cfg = cfg;
-    n->item_count = sn.item_count;
+    node_stored(n, &sn);
     emit(ps, &(struct ps_event){.kind = PS_EV_CONFIGURED, .node = n->name, .node_id = n->id,
                                 .service = n->service,
                                 .config = n->cfg},
@@ -1752,6 +1907,7 @@ int pubsub_delete(struct pubsub *ps, const char *who, const char *node, const ch
             c->cfg.collection[0] = '\0';
     }
     log_info("pubsub", "node '%s' deleted", n->name);
+    ps_quota_forget(&ps->quota, n->id);
     owners_add(ps, n, -1);
     unlink_node(ps, n);
     struct ps_event ev = node_event(n, PS_EV_DELETED);
@@ -1775,7 +1931,7 @@ int pubsub_purge(struct pubsub *ps, const char *who, const char *node)
     to_store_node(n, &sn, cb, sizeof(cb));
     if ((rc = op_end(ps, t, store_items_purge(t, n->key, &sn))) != 0)
         return rc;
-    n->item_count = 0;
+    node_stored(n, &sn);
     struct ps_event ev = node_event(n, PS_EV_PURGED);
     emit(ps, &ev, NULL);
     return 0;
@@ -1802,7 +1958,7 @@ void pubsub_expire(struct pubsub *ps)
                       herald_strerror(rc));
             continue;
         }
-        n->item_count = sn.item_count;
+        node_stored(n, &sn);
         if (gone)
             log_debug("pubsub", "node '%s': %u item(s) expired", n->name, gone);
     }
@@ -1847,7 +2003,7 @@ static int lease_end(struct pubsub *ps, const struct store_lease *l)
     }
     if ((rc = op_end(ps, t, rc)) != 0 || !live)
         return rc;
-    n->item_count = sn.item_count;
+    node_stored(n, &sn);
     ps->leases_expired++;
     log_debug("pubsub", "node '%s': the lease of item '%s' ended", n->name, id);
     struct ps_event ev = node_event(n, PS_EV_RETRACTED);
@@ -2077,6 +2233,10 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
     bare_of(who, publisher, sizeof(publisher));
     /* Expiry walks items in publication order: keep their times in that
      * order even if the wall clock steps back. */
+    struct ps_bucket rate = n->rate;
+    if ((rc = quota_rate(ps, n, &rate)) != 0 ||
+        (rc = quota_bytes(ps, n, id, req->payload ? req->payload_len : 0)) != 0)
+        return rc;
     uint64_t stamp = now_ms(ps);
     if (stamp < ps->last_stamp)
         stamp = ps->last_stamp;
@@ -2099,12 +2259,13 @@ int pubsub_publish(struct pubsub *ps, const char *who, const struct ps_publish *
     struct store_node sn;
     uint8_t cb[CFG_RECORD_MAX];
     to_store_node(n, &sn, cb, sizeof(cb));
+    sn.rate_at = rate.at;
+    sn.rate_debt = rate.debt;
     rc = store_item_put(t, n->key, &sn, &it, ps_config_keep(&n->cfg, caps_for(ps)), NULL,
                         &replaced);
     if ((rc = op_end(ps, t, rc)) != 0)
         return rc;
-    n->next_seq = sn.next_seq;
-    n->item_count = sn.item_count;
+    node_stored(n, &sn);
     if (it.lease_kind == STORE_LEASE_TIMED)
         lease_armed(ps, it.lease_until);
     struct ps_event ev = node_event(n, PS_EV_PUBLISHED);
@@ -2147,7 +2308,7 @@ int pubsub_retract(struct pubsub *ps, const char *who, const char *node, const c
     }
     if ((rc = op_end(ps, t, rc)) != 0)
         return rc;
-    n->item_count = sn.item_count;
+    node_stored(n, &sn);
     struct ps_event ev = node_event(n, PS_EV_RETRACTED);
     ev.item_id = item_id;
     ev.notify = notify || n->cfg.notify_retract;
@@ -2240,6 +2401,8 @@ int pubsub_subscribe(struct pubsub *ps, const char *who, const char *node, const
     struct ps_why why = {NULL, ""};
     if ((rc = ps_sub_options_apply(&o, opts, nopts, &why)) != 0) /* §6.3.7 */
         return fail(ps, rc, why.feature, why.text);
+    if ((rc = quota_subscribers(ps, n)) != 0)
+        return rc;
     char subid[PS_SUBID_MAX + 1];
     random_hex(ps, subid, 8);
     struct ps_sub *s = sub_new(prepared, subid, state, &o);

@@ -62,6 +62,11 @@ struct pubsub_hooks {
     /* A lease now ends at until (unix ms), earlier than pubsub_lease_next
      * said before: re-arm the timer. NULL: no timer (tests call expire). */
     void (*lease_armed)(void *ud, uint64_t until);
+    /* Quotas ([quotas] and [quota:JID], docs/pubsub.md "Quotas"): sets the
+     * quota fields (max_publish_rate, max_subscribers, max_node_bytes) a new
+     * node of pubsub.<domain> created by owner (bare) starts from; fields
+     * its creator gives apply over them. NULL: no quota. */
+    void (*quota_defaults)(void *ud, const char *owner, struct ps_config *cfg);
     void *ud;
 };
 
@@ -84,6 +89,10 @@ void pubsub_close(struct pubsub *ps);
 /* The detail of the last failed call (feature for HERALD_EUNSUPPORTED,
  * a sentence for configuration errors); fields may be NULL / "". */
 const struct ps_why *pubsub_why(const struct pubsub *ps);
+/* After a quota refusal (HERALD_ERATE, HERALD_ETOO_MANY_SUBS,
+ * HERALD_ENODE_FULL): whole seconds until a retry may succeed (REST's
+ * Retry-After); 0 after any other call. */
+unsigned pubsub_retry_after(const struct pubsub *ps);
 
 const struct ps_caps *pubsub_caps(const struct pubsub *ps);
 bool pubsub_auto_create(const struct pubsub *ps);
@@ -104,6 +113,8 @@ struct ps_node_info {
     struct ps_config config;
     const char *owners[8];     /* the first owners (bare JIDs) */
     unsigned nowners;
+    uint64_t payload_bytes;    /* of the stored items (herald#max_node_bytes counts them) */
+    unsigned subscriptions;    /* all, pending too (herald#max_subscribers counts them) */
 };
 
 /* A node the requester may see (listing policy: docs/pubsub.md): whitelist
@@ -341,6 +352,19 @@ uint64_t pubsub_leases_expired(const struct pubsub *ps);
 
 /* Deletes items older than their node's item_expire (once a second). */
 void pubsub_expire(struct pubsub *ps);
+
+/* ---- quotas (docs/pubsub.md "Quotas") ----
+ * A node's herald#max_publish_rate, herald#max_subscribers and
+ * herald#max_node_bytes refuse a publish (HERALD_ERATE, HERALD_ENODE_FULL)
+ * or a subscription (HERALD_ETOO_MANY_SUBS); pubsub_retry_after says when
+ * to try again. Refusals are counted for /metrics. */
+enum ps_quota { PS_QUOTA_RATE, PS_QUOTA_SUBSCRIBERS, PS_QUOTA_BYTES, PS_NQUOTAS };
+extern const char *const ps_quota_names[PS_NQUOTAS]; /* "rate", "subscribers", "bytes" */
+#define PS_QUOTA_NODES_MAX 100 /* nodes counted one by one; the others add up in node "" */
+/* Calls fn for each counted node in the order of their first refusal, then
+ * once with node "" for the rest (PEP nodes, nodes past the bound). */
+typedef void ps_quota_fn(void *ud, const char *node, const uint64_t refused[PS_NQUOTAS]);
+void pubsub_quota_refusals(struct pubsub *ps, ps_quota_fn *fn, void *ud);
 
 /* ---- events ---- */
 

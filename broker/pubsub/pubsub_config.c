@@ -122,8 +122,23 @@ static const struct field fields[] = {
     /* XEP-0060 §4.5 roster access model (added later, like collection). */
     FIELD_TEXT_MULTI("pubsub#roster_groups_allowed", "Roster groups allowed to subscribe",
                      roster_groups),
+    /* Quotas (docs/pubsub.md "Quotas"), added later too. */
+    FIELD_UINT(PS_MAX_PUBLISH_RATE, "Items published per second at most, in bursts of as many "
+               "(0: no limit)", max_publish_rate, false),
+    FIELD_UINT(PS_MAX_SUBSCRIBERS, "Subscriptions at most (0: no limit)", max_subscribers, false),
+    FIELD_UINT(PS_MAX_NODE_BYTES, "Bytes of stored item payloads at most (0: no limit)",
+               max_node_bytes, false),
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+/* The record's earlier layouts end before these fields (appended later):
+ * such a record decodes with them and the fields after them zero (no
+ * collection, no roster groups, no quota). */
+static bool layout_end(const char *var)
+{
+    return strcmp(var, "pubsub#collection") == 0 ||
+           strcmp(var, "pubsub#roster_groups_allowed") == 0 ||
+           strcmp(var, PS_MAX_PUBLISH_RATE) == 0;
+}
 
 #define PRESENCE_FEATURE "presence-notifications"
 
@@ -255,8 +270,7 @@ int ps_config_decode(struct ps_config *c, const void *data, size_t len)
     p++;
     for (size_t i = 0; i < NFIELDS; i++) {
         const struct field *f = &fields[i];
-        if (p == end && (strcmp(f->pub.var, "pubsub#collection") == 0 ||
-                         strcmp(f->pub.var, "pubsub#roster_groups_allowed") == 0))
+        if (p == end && layout_end(f->pub.var))
             break; /* a record written before the field existed */
         char *dst = (char *)c + f->offset;
         switch (f->pub.kind) {

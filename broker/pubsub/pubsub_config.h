@@ -43,7 +43,16 @@ struct ps_config {
     char payload_type[256];       /* pubsub#type */
     char collection[256];         /* pubsub#collection: parent collection node, "" = none */
     char roster_groups[256];      /* pubsub#roster_groups_allowed: the owner's groups, '\n'-joined */
+    /* Quotas (docs/pubsub.md "Quotas"); 0 = no limit. */
+    uint32_t max_publish_rate;    /* herald#max_publish_rate: items per second (token bucket) */
+    uint32_t max_subscribers;     /* herald#max_subscribers: subscriptions of the node */
+    uint32_t max_node_bytes;      /* herald#max_node_bytes: stored payload bytes */
 };
+#define PS_MAX_PUBLISH_RATE "herald#max_publish_rate"
+#define PS_MAX_SUBSCRIBERS "herald#max_subscribers"
+#define PS_MAX_NODE_BYTES "herald#max_node_bytes"
+/* The disco#info feature of a service whose nodes take the three fields. */
+#define PS_QUOTAS_FEATURE "herald#quotas"
 
 /* Service-wide caps, from [pubsub] settings. */
 struct ps_caps {

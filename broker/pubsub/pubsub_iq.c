@@ -354,7 +354,7 @@ static const struct ps_iq_row pubsub_iq_table[] = {
     /* XEP-0060 §8: owner use cases. */
     {NS_OWNER, "configure", IQ_GET | IQ_SET, NEEDS_NODE, owner_configure,
      FEATURES("config-node", "access-open", "access-presence", "access-authorize",
-              "access-whitelist")},
+              "access-whitelist", PS_QUOTAS_FEATURE)},
     {NS_OWNER, "default", IQ_GET, 0, owner_default, FEATURES("retrieve-default")},
     {NS_OWNER, "delete", IQ_SET, NEEDS_NODE, owner_delete, FEATURES("delete-nodes")},
     {NS_OWNER, "purge", IQ_SET, NEEDS_NODE, owner_purge, FEATURES("purge-nodes")},

@@ -149,6 +149,9 @@ static void unusual_config(struct ps_config *c)
     c->max_items = 0x01020304;
     c->item_expire = 0xA0B0C0D0;
     c->max_payload_size = 0xFFFFFFFE;
+    c->max_publish_rate = 0x11223344; /* quotas: every byte of the u32s */
+    c->max_subscribers = 0xFFFFFFFE;
+    c->max_node_bytes = 0x00010203;
     /* The longest titles that fit, with bytes that need care (two-byte
      * UTF-8, U+00C0-U+00FF: text values must be XML text). */
     for (int i = 0; i < 255; i++) {
@@ -361,20 +364,24 @@ static void test_decode_truncated(void)
             snprintf(c.collection, sizeof(c.collection), "%s", "parent");
         size_t n = ps_config_encode(&c, buf, sizeof(buf));
         CHECK(n > 0);
-        /* Records written before pubsub#roster_groups_allowed, and before
-         * pubsub#collection too, end early: they decode. */
-        size_t no_roster_len = n - 2 - strlen(c.roster_groups);
+        /* Records written before the quota fields, before
+         * pubsub#roster_groups_allowed, and before pubsub#collection too,
+         * end early: they decode. */
+        size_t no_quota_len = n - 12;
+        size_t no_roster_len = no_quota_len - 2 - strlen(c.roster_groups);
         size_t old_len = no_roster_len - 2 - strlen(c.collection);
         unsigned accepted = 0;
         for (size_t len = 0; len < n; len++) {
             memset(&d, 0xEE, sizeof(d));
             int rc = decode_copy(&d, buf, len);
-            if (len == old_len || len == no_roster_len) {
+            if (len == old_len || len == no_roster_len || len == no_quota_len) {
                 CHECK_EQ_INT(rc, 0);
                 struct ps_config want = c;
                 if (len == old_len)
                     want.collection[0] = '\0';
-                want.roster_groups[0] = '\0';
+                if (len != no_quota_len)
+                    want.roster_groups[0] = '\0';
+                want.max_publish_rate = want.max_subscribers = want.max_node_bytes = 0;
                 CHECK(config_equal(&d, &want));
             } else if (rc >= 0) {
                 accepted++;
@@ -512,10 +519,15 @@ static void test_record_golden(void)
     uint8_t want[256], got[1024];
     struct ps_config c, d;
 
+    /* Since quotas, the record goes on with three u32s (zero: no quota);
+     * the golden records, written before them, still decode. */
+    static const uint8_t no_quota[12] = {0};
     ps_config_defaults(&c, &caps);
     size_t wn = unhex(defaults_hex, want, sizeof(want));
     size_t n = ps_config_encode(&c, got, sizeof(got));
-    CHECK_EQ_MEM((const char *)got, n, (const char *)want, wn);
+    CHECK_EQ_INT(n, wn + 12);
+    CHECK_EQ_MEM((const char *)got, wn, (const char *)want, wn);
+    CHECK_EQ_MEM((const char *)got + wn, n - wn, (const char *)no_quota, 12);
     CHECK_EQ_INT(decode_copy(&d, want, wn), 0);
     CHECK(config_equal(&c, &d));
 
@@ -534,7 +546,8 @@ static void test_record_golden(void)
     snprintf(c.collection, sizeof(c.collection), "%s", "parent");
     wn = unhex(mixed_hex, want, sizeof(want));
     n = ps_config_encode(&c, got, sizeof(got));
-    CHECK_EQ_MEM((const char *)got, n, (const char *)want, wn);
+    CHECK_EQ_INT(n, wn + 12);
+    CHECK_EQ_MEM((const char *)got, wn, (const char *)want, wn);
     CHECK_EQ_INT(decode_copy(&d, want, wn), 0);
     CHECK(config_equal(&c, &d));
 }
@@ -1195,6 +1208,9 @@ static void test_config_each(void)
         {"pubsub#type", PS_FIELD_TEXT},
         {"pubsub#collection", PS_FIELD_TEXT},
         {"pubsub#roster_groups_allowed", PS_FIELD_TEXT_MULTI},
+        {"herald#max_publish_rate", PS_FIELD_UINT},
+        {"herald#max_subscribers", PS_FIELD_UINT},
+        {"herald#max_node_bytes", PS_FIELD_UINT},
     };
     const size_t nfields = sizeof(order) / sizeof(order[0]);
     struct ps_config c;
@@ -1529,8 +1545,8 @@ static void test_config_form(void)
     check_fields_match(&a, x, &c);
     CHECK_EQ_STR(ps_form_value(&a, x, "pubsub#title"), "Tunes & <more>");
     CHECK(ps_form_value(&a, x, "pubsub#nope") == NULL);
-    /* FORM_TYPE and the 20 fields of the table. */
-    CHECK_EQ_INT(xml_count_elems(x), 21);
+    /* FORM_TYPE and the 23 fields of the table. */
+    CHECK_EQ_INT(xml_count_elems(x), 24);
     /* Only what is implemented is offered. */
     CHECK_EQ_STR(field_options(&a, x, "pubsub#access_model", opts, sizeof(opts)),
                  "open,presence,authorize,whitelist");
@@ -1600,7 +1616,7 @@ static void test_config_form(void)
         struct ps_field *f;
         size_t n;
         CHECK_EQ_INT(ps_form_fields(&a, x, &f, &n), 0);
-        CHECK_EQ_INT(n, 20);
+        CHECK_EQ_INT(n, 23);
         CHECK_EQ_INT(ps_config_matches(&c, &caps, f, n), 0);
     }
 out:
