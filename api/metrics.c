@@ -15,6 +15,7 @@
 #include "herald.h"
 #include "http.h"
 #include "session.h"
+#include "webhooks.h"
 
 static void metric(struct buf *b, const char *name, const char *type, const char *help,
                    unsigned long long value)
@@ -126,5 +127,6 @@ void metrics_render(struct herald *h, struct buf *b)
     metric(b, "herald_storage_operation_failures_total", "counter",
            "Single operations rolled back alone (storage full or I/O error); the rest of their "
            "group commit went on.", bs->op_failures);
+    webhooks_metrics(h, b);
     cluster_metrics(h, b);
 }
