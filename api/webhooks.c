@@ -1219,7 +1219,7 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         if (why != NULL) {
             char addr[64] = "?";
             getnameinfo(a->ai_addr, a->ai_addrlen, addr, sizeof(addr), NULL, 0, NI_NUMERICHOST);
-            snprintf(msg, sizeof(msg), "the destination %s (%s) is a %s address: refused "
+            snprintf(msg, sizeof(msg), "the destination %.100s (%s) is a %s address: refused "
                      "(an operator may allow it with [webhooks] allow)", c->host, addr, why);
             http_problem(c->hc, 422, NULL, NULL, msg);
             goto done;
