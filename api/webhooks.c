@@ -933,6 +933,11 @@ static void check_done(struct webhooks *W)
 
 int webhooks_open(struct herald *h)
 {
+    if (h->cfg->cluster_name && h->cfg->cluster_name[0]) {
+        /* Single-instance: every instance would deliver every event. */
+        log_info("webhooks", "off in cluster mode (docs/webhooks.md)");
+        return 0;
+    }
     struct webhooks *W = calloc(1, sizeof(*W));
     if (W == NULL)
         return HERALD_ENOMEM;
@@ -1055,13 +1060,13 @@ void webhooks_metrics(struct herald *h, struct buf *b)
 static int rest_gate(struct herald *h, struct http_conn *hc, const char *who, const char *node,
                      uint64_t *node_id)
 {
-    if (h->webhooks == NULL || h->webhooks->stopping) {
-        http_problem_code(hc, HERALD_EUNAVAIL, "webhooks are not running");
-        return -1;
-    }
-    if (h->cluster != NULL) {
+    if (h->cluster != NULL || (h->cfg->cluster_name && h->cfg->cluster_name[0])) {
         http_problem_code(hc, HERALD_ENOTIMPL,
                           "webhooks are single-instance: not available in cluster mode");
+        return -1;
+    }
+    if (h->webhooks == NULL || h->webhooks->stopping) {
+        http_problem_code(hc, HERALD_EUNAVAIL, "webhooks are not running");
         return -1;
     }
     struct ps_config cfg;

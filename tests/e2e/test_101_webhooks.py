@@ -16,7 +16,7 @@ import re
 import threading
 import time
 
-from e2e_helpers import run
+from e2e_helpers import run, write_config
 from pubsub_helpers import must_publish, ps_client
 from rest_helpers import (Rest, assert_problem, expect, in_thread, items_path, new_token,
                           node_path, rest_server)
@@ -390,5 +390,61 @@ def test_list_delete_owner_only_and_node_deletion(herald):
         assert webhooks_of(alice, "plant") == []
         srv.restart()
         assert webhooks_of(alice, "plant") == []
+    finally:
+        recv.close()
+
+
+def test_guard_is_checked_again_when_connecting(herald):
+    """A webhook made while [webhooks] allow let loopback in is refused at
+    connect time once the server runs without that allow list (the check
+    a DNS rebinding would meet): no request reaches the receiver, and the
+    event goes to the dead-letter node with the refusal as its error."""
+    recv = Receiver()
+    try:
+        srv, alice = rest_server(herald, config={"webhooks": FAST})
+        alice.create("guarded")
+        make_webhook(alice, "guarded", recv.url(), max_attempts=2)
+        srv.stop()
+        write_config(srv.config_path, {"webhooks": {"backoff_initial_ms": 20,
+                                                    "backoff_max_ms": 100}})
+        srv.proc = None
+        srv.returncode = None
+        srv.start()
+        alice.publish("guarded", {"secret": "plans"}, item_id="p1")
+        dead = wait_until(lambda: alice.items("guarded/dead-letter")["items"], 30,
+                          "the dead letter")
+        dl = dead[0]["json"]
+        assert dl["event"]["id"] == "p1" and dl["attempts"] == 2, dl
+        assert "destination refused (loopback" in dl["last_error"], dl
+        assert dl["last_status"] is None, dl
+        assert not recv.requests, "a refused address was reached"
+    finally:
+        recv.close()
+
+
+def test_outbox_bound_drops_newest_and_counts(herald):
+    """[webhooks] max_outbox = 2 with a receiver that keeps failing (long
+    backoff): of five events two wait in the outbox, three are dropped and
+    counted; the publishes themselves all succeed."""
+    recv = Receiver()
+    try:
+        srv, alice = rest_server(herald, config={"webhooks": {
+            "allow": "127.0.0.0/8", "max_outbox": 2, "backoff_initial_ms": 600000,
+            "backoff_max_ms": 600000}})
+        alice.create("bounded")
+        recv.fail_always()
+        make_webhook(alice, "bounded", recv.url())
+        for i in range(5):
+            alice.publish("bounded", {"i": i})
+        hooks = wait_until(lambda: [w for w in webhooks_of(alice, "bounded")
+                                    if w["state"] == "retrying"], 10, "the first attempt")
+        assert hooks[0]["pending"] == 2 and hooks[0]["dropped"] == 3, hooks
+        assert "500" in hooks[0]["last_error"] and hooks[0]["last_status"] == 500, hooks
+        assert metric(alice, 'herald_webhook_deliveries_total{result="dropped"}') == 3
+        assert metric(alice, "herald_webhook_outbox_pending") == 2
+        # The pending events and the counters survive a restart.
+        srv.restart()
+        hooks = webhooks_of(alice, "bounded")
+        assert hooks[0]["pending"] == 2 and hooks[0]["dropped"] == 3, hooks
     finally:
         recv.close()
