@@ -5,11 +5,11 @@
  * checks. No I/O here: the unit tests call these directly. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
 #include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/params.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -92,15 +92,12 @@ static const struct refused {
     const char *cidr;
     const char *why;
 } refused[] = {
-    {"0.0.0.0/8", "unspecified"},      {"10.0.0.0/8", "private"},
-    {"100.64.0.0/10", "private"},      {"127.0.0.0/8", "loopback"},
-    {"169.254.0.0/16", "link-local"},  {"172.16.0.0/12", "private"},
-    {"192.0.0.0/24", "reserved"},      {"192.168.0.0/16", "private"},
-    {"198.18.0.0/15", "reserved"},     {"224.0.0.0/4", "multicast"},
-    {"240.0.0.0/4", "reserved"},       {"::/128", "unspecified"},
-    {"::1/128", "loopback"},           {"fc00::/7", "private"},
-    {"fe80::/10", "link-local"},       {"fec0::/10", "private"},
-    {"ff00::/8", "multicast"},         {"64:ff9b::/96", "reserved"},
+    {"0.0.0.0/8", "unspecified"}, {"10.0.0.0/8", "private"},        {"100.64.0.0/10", "private"},
+    {"127.0.0.0/8", "loopback"},  {"169.254.0.0/16", "link-local"}, {"172.16.0.0/12", "private"},
+    {"192.0.0.0/24", "reserved"}, {"192.168.0.0/16", "private"},    {"198.18.0.0/15", "reserved"},
+    {"224.0.0.0/4", "multicast"}, {"240.0.0.0/4", "reserved"},      {"::/128", "unspecified"},
+    {"::1/128", "loopback"},      {"fc00::/7", "private"},          {"fe80::/10", "link-local"},
+    {"fec0::/10", "private"},     {"ff00::/8", "multicast"},        {"64:ff9b::/96", "reserved"},
 };
 
 const char *wh_addr_refused(int family, const uint8_t *addr)
@@ -145,8 +142,8 @@ const char *wh_sockaddr_refused(const struct wh_cidr *allow, size_t nallow,
     return wh_addr_refused(family, addr);
 }
 
-int wh_sign(const char *secret, size_t secret_len, uint64_t t, const char *body,
-            size_t body_len, char out[65])
+int wh_sign(const char *secret, size_t secret_len, uint64_t t, const char *body, size_t body_len,
+            char out[65])
 {
     char prefix[24];
     unsigned char mac[EVP_MAX_MD_SIZE];

@@ -52,9 +52,9 @@
 #include "store.h"
 #include "webhooks.h"
 
-#define WH_PER_NODE_MAX 16       /* webhooks on one node */
-#define WH_ALLOW_MAX 64          /* blocks in [webhooks] allow */
-#define WH_RESPONSE_CAP 65536    /* response bytes read before the body is cut off */
+#define WH_PER_NODE_MAX 16    /* webhooks on one node */
+#define WH_ALLOW_MAX 64       /* blocks in [webhooks] allow */
+#define WH_RESPONSE_CAP 65536 /* response bytes read before the body is cut off */
 #define WH_MAX_ATTEMPTS_CAP 100
 #define DEAD_LETTER_SUFFIX "/dead-letter"
 
@@ -62,21 +62,21 @@ enum wh_state { WH_IDLE, WH_SENDING, WH_BACKOFF };
 
 struct wh {
     struct webhooks *W;
-    struct store_webhook rec;    /* as stored; counters kept current */
-    UT_hash_handle hh;           /* W->by_id */
-    struct wh *node_next;        /* the node index's list */
+    struct store_webhook rec; /* as stored; counters kept current */
+    UT_hash_handle hh;        /* W->by_id */
+    struct wh *node_next;     /* the node index's list */
     enum wh_state state;
-    bool queued;                 /* in the ready queue */
-    bool touched;                /* in the touched list (woken after the commit) */
-    bool seen;                   /* reload: found in storage */
-    uint64_t next_seq;           /* seq of the next outbox record */
-    uint64_t done_seq;           /* records up to this seq are handled */
-    uint64_t pending;            /* records after done_seq */
-    uint64_t head_seq;           /* the record being delivered, and its attempts: */
-    uint32_t head_attempts;      /* ... newer than a snapshot until they commit */
+    bool queued;            /* in the ready queue */
+    bool touched;           /* in the touched list (woken after the commit) */
+    bool seen;              /* reload: found in storage */
+    uint64_t next_seq;      /* seq of the next outbox record */
+    uint64_t done_seq;      /* records up to this seq are handled */
+    uint64_t pending;       /* records after done_seq */
+    uint64_t head_seq;      /* the record being delivered, and its attempts: */
+    uint32_t head_attempts; /* ... newer than a snapshot until they commit */
     int last_status;
     char last_error[160];
-    uv_timer_t timer;            /* backoff */
+    uv_timer_t timer; /* backoff */
 };
 
 struct wh_node {
@@ -89,17 +89,17 @@ struct wh_node {
 /* One request in flight. */
 struct delivery {
     struct wh *w;
-    struct delivery *next, *prev;  /* W->deliveries */
+    struct delivery *next, *prev; /* W->deliveries */
     CURL *easy;
     struct curl_slist *headers;
     char *body;
     size_t body_len;
     uint64_t seq;
-    uint32_t attempts;           /* failed attempts before this one */
+    uint32_t attempts; /* failed attempts before this one */
     uint8_t event;
     size_t received;
     bool capped;
-    const char *refused;         /* the guard refused the address it connected to */
+    const char *refused; /* the guard refused the address it connected to */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -215,12 +215,14 @@ static void ready(struct wh *w)
 static void index_rebuild(struct webhooks *W)
 {
     struct wh_node *n, *ntmp;
-    HASH_ITER(hh, W->nodes, n, ntmp) {
+    HASH_ITER(hh, W->nodes, n, ntmp)
+    {
         HASH_DEL(W->nodes, n);
         free(n);
     }
     struct wh *w, *tmp;
-    HASH_ITER(hh, W->by_id, w, tmp) {
+    HASH_ITER(hh, W->by_id, w, tmp)
+    {
         w->node_next = NULL;
         if (w->rec.flags & STORE_WH_DOOMED)
             continue;
@@ -249,7 +251,10 @@ static unsigned node_count(struct webhooks *W, uint64_t node_id)
 
 /* ---- lifetimes ---- */
 
-static void wh_closed(uv_handle_t *hd) { free(hd->data); }
+static void wh_closed(uv_handle_t *hd)
+{
+    free(hd->data);
+}
 
 /* Frees w (unlinked from the table by the caller) once its timer closes;
  * a webhook with a request in flight is freed by the request's end. */
@@ -329,7 +334,8 @@ static int reload(struct webhooks *W)
         log_error("webhooks", "cannot load webhooks: %s", herald_strerror(rc));
         return rc;
     }
-    HASH_ITER(hh, W->by_id, w, tmp) {
+    HASH_ITER(hh, W->by_id, w, tmp)
+    {
         if (!w->seen && w->state != WH_SENDING)
             wh_remove(W, w);
         else if (w->state == WH_IDLE && (w->pending || (w->rec.flags & STORE_WH_DOOMED)))
@@ -401,11 +407,20 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
     struct webhooks *W = ud;
     uint8_t bit;
     switch (ev->kind) {
-    case PS_EV_PUBLISHED: bit = WH_EV_PUBLISH; break;
-    case PS_EV_RETRACTED: bit = WH_EV_RETRACT; break;
-    case PS_EV_PURGED: bit = WH_EV_PURGE; break;
-    case PS_EV_DELETED: bit = WH_EV_DELETE; break;
-    default: return;
+    case PS_EV_PUBLISHED:
+        bit = WH_EV_PUBLISH;
+        break;
+    case PS_EV_RETRACTED:
+        bit = WH_EV_RETRACT;
+        break;
+    case PS_EV_PURGED:
+        bit = WH_EV_PURGE;
+        break;
+    case PS_EV_DELETED:
+        bit = WH_EV_DELETE;
+        break;
+    default:
+        return;
     }
     if (ev->service != NULL || W->stopping)
         return; /* PEP nodes have no webhooks */
@@ -443,9 +458,12 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
          * Herald-Delivery ids are never reused. */
         seqs[nw] = w->next_seq > stamp ? w->next_seq : stamp;
         if (want) {
-            struct store_outbox o = {.webhook_id = rec->id, .seq = seqs[nw],
-                                     .created = now_ms(), .event = bit,
-                                     .body = body.data, .body_len = body.len};
+            struct store_outbox o = {.webhook_id = rec->id,
+                                     .seq = seqs[nw],
+                                     .created = now_ms(),
+                                     .event = bit,
+                                     .body = body.data,
+                                     .body_len = body.len};
             rc = store_outbox_put(t, &o);
             queued[nw] = rc == 0;
         }
@@ -478,9 +496,11 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
             w->pending++;
         } else if ((w->rec.events & bit) != 0) {
             W->n_dropped++;
-            log_warn("webhooks", "webhook %llu: outbox full (%u events): a %s event of '%s' "
-                     "is dropped", (unsigned long long)w->rec.id,
-                     W->h->cfg->webhooks_max_outbox, event_name(bit), ev->node);
+            log_warn("webhooks",
+                     "webhook %llu: outbox full (%u events): a %s event of '%s' "
+                     "is dropped",
+                     (unsigned long long)w->rec.id, W->h->cfg->webhooks_max_outbox, event_name(bit),
+                     ev->node);
         }
         touch(W, w);
     }
@@ -509,7 +529,10 @@ static void on_poll(uv_poll_t *p, int status, int events)
     check_done(W);
 }
 
-static void sock_closed(uv_handle_t *hd) { free(hd->data); }
+static void sock_closed(uv_handle_t *hd)
+{
+    free(hd->data);
+}
 
 static void sock_close(struct webhooks *W, struct wh_sock *s)
 {
@@ -772,9 +795,10 @@ static void finish_head(struct webhooks *W, struct wh *w, uint64_t seq, bool del
         rc = batch_op_end(W->h->batch, t, rc);
     }
     if (rc != 0)
-        log_error("webhooks", "webhook %llu: delivered event %llu cannot be removed from the "
-                  "outbox (%s): it is sent again after a restart", (unsigned long long)w->rec.id,
-                  (unsigned long long)seq, herald_strerror(rc));
+        log_error("webhooks",
+                  "webhook %llu: delivered event %llu cannot be removed from the "
+                  "outbox (%s): it is sent again after a restart",
+                  (unsigned long long)w->rec.id, (unsigned long long)seq, herald_strerror(rc));
     w->done_seq = seq;
     if (w->pending)
         w->pending--;
@@ -811,17 +835,20 @@ static void dead_letter(struct webhooks *W, struct wh *w, const char *body, size
     }
     uint64_t seq = w->head_seq;
     if (rc == 0) {
-        struct ps_publish req = {.node = w->rec.dead_letter, .has_item = true,
-                                 .payload = payload.data, .payload_len = payload.len};
+        struct ps_publish req = {.node = w->rec.dead_letter,
+                                 .has_item = true,
+                                 .payload = payload.data,
+                                 .payload_len = payload.len};
         struct ps_published out;
         pubsub_scope(W->h->pubsub, NULL);
         rc = pubsub_publish(W->h->pubsub, w->rec.owner, &req, &out);
     }
     if (rc != 0) {
         W->n_dead_failed++;
-        log_error("webhooks", "webhook %llu: an undeliverable event could not be published to "
-                  "its dead-letter node '%s': %s; it is dropped", (unsigned long long)w->rec.id,
-                  w->rec.dead_letter, herald_strerror(rc));
+        log_error("webhooks",
+                  "webhook %llu: an undeliverable event could not be published to "
+                  "its dead-letter node '%s': %s; it is dropped",
+                  (unsigned long long)w->rec.id, w->rec.dead_letter, herald_strerror(rc));
     } else {
         W->n_dead++;
         log_warn("webhooks", "webhook %llu: an event failed %u attempts (%s): moved to '%s'",
@@ -885,10 +912,14 @@ static void finished(struct webhooks *W, struct delivery *d, CURLcode res)
             int rc;
             struct store_txn *t = batch_op_begin(W->h->batch, &rc);
             if (t) {
-                struct store_outbox o = {.webhook_id = w->rec.id, .seq = d->seq,
-                                         .created = now_ms(), .attempts = attempts,
-                                         .last_status = (uint16_t)(code > 0 && code < 65536 ? code : 0),
-                                         .event = d->event, .body = d->body,
+                struct store_outbox o = {.webhook_id = w->rec.id,
+                                         .seq = d->seq,
+                                         .created = now_ms(),
+                                         .attempts = attempts,
+                                         .last_status =
+                                             (uint16_t)(code > 0 && code < 65536 ? code : 0),
+                                         .event = d->event,
+                                         .body = d->body,
                                          .body_len = d->body_len};
                 rc = batch_op_end(W->h->batch, t, store_outbox_put(t, &o));
             }
@@ -945,12 +976,15 @@ int webhooks_open(struct herald *h)
     W->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
     int rc = wh_cidr_list_parse(h->cfg->webhooks_allow, W->allow, WH_ALLOW_MAX, &W->nallow);
     if (rc != 0) {
-        log_error("webhooks", "webhooks.allow: expected a list of up to %d CIDR blocks "
-                  "(10.0.0.0/8, ::1/128), got '%s'", WH_ALLOW_MAX, h->cfg->webhooks_allow);
+        log_error("webhooks",
+                  "webhooks.allow: expected a list of up to %d CIDR blocks "
+                  "(10.0.0.0/8, ::1/128), got '%s'",
+                  WH_ALLOW_MAX, h->cfg->webhooks_allow);
         free(W);
         return HERALD_EINVAL;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (W->multi = curl_multi_init()) == NULL) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+        (W->multi = curl_multi_init()) == NULL) {
         free(W);
         return HERALD_ENOMEM;
     }
@@ -979,7 +1013,8 @@ void webhooks_stop(struct herald *h)
         return;
     W->stopping = true;
     struct wh *w, *tmp;
-    HASH_ITER(hh, W->by_id, w, tmp) {
+    HASH_ITER(hh, W->by_id, w, tmp)
+    {
         HASH_DEL(W->by_id, w);
         uv_close((uv_handle_t *)&w->timer, wh_closed);
     }
@@ -988,6 +1023,8 @@ void webhooks_stop(struct herald *h)
         struct delivery *d = W->deliveries;
         W->deliveries = d->next;
         curl_multi_remove_handle(W->multi, d->easy);
+        if (d->w->W == NULL) /* deleted while in flight: not in the table any more */
+            uv_close((uv_handle_t *)&d->w->timer, wh_closed);
         delivery_free(d);
     }
     if (W->multi)
@@ -1004,7 +1041,8 @@ void webhooks_free(struct herald *h)
     if (W == NULL)
         return;
     struct wh_node *n, *ntmp;
-    HASH_ITER(hh, W->nodes, n, ntmp) {
+    HASH_ITER(hh, W->nodes, n, ntmp)
+    {
         HASH_DEL(W->nodes, n);
         free(n);
     }
@@ -1020,12 +1058,9 @@ void webhooks_metrics(struct herald *h, struct buf *b)
     struct webhooks *W = h->webhooks;
     if (W == NULL)
         return;
-    unsigned long long pending = 0, failures = 0;
+    unsigned long long pending = 0;
     struct wh *w, *tmp;
-    HASH_ITER(hh, W->by_id, w, tmp) {
-        pending += w->pending;
-        failures += w->rec.failures;
-    }
+    HASH_ITER(hh, W->by_id, w, tmp) pending += w->pending;
     buf_puts(b, "# HELP herald_webhook_deliveries_total Webhook delivery outcomes: ok (2xx), retry "
                 "(an attempt failed, retried later), dead_letter (gave up: sent to the dead-letter "
                 "node), dead_letter_failed (gave up and the dead-letter node refused it), dropped "
@@ -1041,16 +1076,22 @@ void webhooks_metrics(struct herald *h, struct buf *b)
                (unsigned long long)W->n_dead_failed);
     buf_printf(b, "herald_webhook_deliveries_total{result=\"dropped\"} %llu\n",
                (unsigned long long)W->n_dropped);
-    buf_printf(b, "# HELP herald_webhook_failures_total Events given up on by the current "
-                  "webhooks (their failure counts, as in the list API; stored).\n"
-                  "# TYPE herald_webhook_failures_total counter\nherald_webhook_failures_total "
-                  "%llu\n", failures);
-    buf_printf(b, "# HELP herald_webhook_outbox_pending Events waiting in webhook outboxes.\n"
-                  "# TYPE herald_webhook_outbox_pending gauge\nherald_webhook_outbox_pending "
-                  "%llu\n", pending);
-    buf_printf(b, "# HELP herald_webhook_requests_in_flight Webhook requests in flight.\n"
-                  "# TYPE herald_webhook_requests_in_flight gauge\n"
-                  "herald_webhook_requests_in_flight %u\n", W->inflight);
+    buf_printf(b,
+               "# HELP herald_webhook_failures_total Events webhooks gave up on after their "
+               "last attempt (moved to the dead-letter node or dropped there).\n"
+               "# TYPE herald_webhook_failures_total counter\nherald_webhook_failures_total "
+               "%llu\n",
+               (unsigned long long)(W->n_dead + W->n_dead_failed));
+    buf_printf(b,
+               "# HELP herald_webhook_outbox_pending Events waiting in webhook outboxes.\n"
+               "# TYPE herald_webhook_outbox_pending gauge\nherald_webhook_outbox_pending "
+               "%llu\n",
+               pending);
+    buf_printf(b,
+               "# HELP herald_webhook_requests_in_flight Webhook requests in flight.\n"
+               "# TYPE herald_webhook_requests_in_flight gauge\n"
+               "herald_webhook_requests_in_flight %u\n",
+               W->inflight);
 }
 
 /* ---- REST ---- */
@@ -1077,9 +1118,11 @@ static int rest_gate(struct herald *h, struct http_conn *hc, const char *who, co
         rc = pubsub_node_get(h->pubsub, who, node, &info);
     if (rc != 0) {
         const struct ps_why *why = pubsub_why(h->pubsub);
-        http_problem_code(hc, rc, rc == HERALD_EFORBIDDEN ? "only the node's owners manage its "
-                                                            "webhooks"
-                                  : why->text[0] ? why->text : NULL);
+        http_problem_code(hc, rc,
+                          rc == HERALD_EFORBIDDEN ? "only the node's owners manage its "
+                                                    "webhooks"
+                          : why->text[0]          ? why->text
+                                                  : NULL);
         return -1;
     }
     *node_id = info.id;
@@ -1108,9 +1151,10 @@ static void webhook_json(yajl_gen g, const struct wh *w, bool full)
         json_key_uint(g, "failures", w->rec.failures);
         json_key_uint(g, "dropped", w->rec.dropped);
         json_key_uint(g, "pending", w->pending);
-        json_key_str(g, "state", w->state == WH_SENDING   ? "sending"
-                                 : w->state == WH_BACKOFF ? "retrying"
-                                                          : "idle");
+        json_key_str(g, "state",
+                     w->state == WH_SENDING   ? "sending"
+                     : w->state == WH_BACKOFF ? "retrying"
+                                              : "idle");
         if (w->last_error[0]) {
             json_key_str(g, "last_error", w->last_error);
             if (w->last_status)
@@ -1141,7 +1185,8 @@ static void create_now(struct creation *c)
     if (rest_gate(h, c->hc, rec->owner, rec->node, &node_id) != 0)
         return;
     if (node_count(W, node_id) >= WH_PER_NODE_MAX) {
-        http_problem_code(c->hc, HERALD_ELIMIT, "the node has as many webhooks as it may have (16)");
+        http_problem_code(c->hc, HERALD_ELIMIT,
+                          "the node has as many webhooks as it may have (16)");
         return;
     }
     rec->node_id = node_id;
@@ -1181,8 +1226,8 @@ static void create_now(struct creation *c)
     w->next_seq = 1;
     w->done_seq = 0;
     index_rebuild(W);
-    log_info("webhooks", "webhook %llu on '%s' by %s to %s", (unsigned long long)rec->id,
-             rec->node, rec->owner, rec->url);
+    log_info("webhooks", "webhook %llu on '%s' by %s to %s", (unsigned long long)rec->id, rec->node,
+             rec->owner, rec->url);
     struct buf loc;
     buf_init(&loc, 0);
     buf_printf(&loc, "Location: /v1/nodes/");
@@ -1224,8 +1269,10 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         if (why != NULL) {
             char addr[64] = "?";
             getnameinfo(a->ai_addr, a->ai_addrlen, addr, sizeof(addr), NULL, 0, NI_NUMERICHOST);
-            snprintf(msg, sizeof(msg), "the destination %.100s (%s) is a %s address: refused "
-                     "(an operator may allow it with [webhooks] allow)", c->host, addr, why);
+            snprintf(msg, sizeof(msg),
+                     "the destination %.100s (%s) is a %s address: refused "
+                     "(an operator may allow it with [webhooks] allow)",
+                     c->host, addr, why);
             http_problem(c->hc, 422, NULL, NULL, msg);
             goto done;
         }
@@ -1314,8 +1361,9 @@ void webhooks_rest_create(struct herald *h, struct http_conn *hc, const struct h
     if (events) {
         rec->events = 0;
         if (!YAJL_IS_ARRAY(events) || events->u.array.len == 0) {
-            http_problem_code(hc, HERALD_EINVAL, "\"events\" must be a non-empty array of "
-                                                 "\"publish\", \"retract\", \"purge\", \"delete\"");
+            http_problem_code(hc, HERALD_EINVAL,
+                              "\"events\" must be a non-empty array of "
+                              "\"publish\", \"retract\", \"purge\", \"delete\"");
             goto done;
         }
         for (size_t i = 0; i < events->u.array.len; i++) {
@@ -1324,8 +1372,9 @@ void webhooks_rest_create(struct herald *h, struct http_conn *hc, const struct h
             while (k < 4 && !(YAJL_IS_STRING(e) && strcmp(e->u.string, event_names[k]) == 0))
                 k++;
             if (k == 4) {
-                http_problem_code(hc, HERALD_EINVAL, "\"events\" may hold \"publish\", "
-                                                     "\"retract\", \"purge\" and \"delete\"");
+                http_problem_code(hc, HERALD_EINVAL,
+                                  "\"events\" may hold \"publish\", "
+                                  "\"retract\", \"purge\" and \"delete\"");
                 goto done;
             }
             rec->events |= (uint8_t)(1u << k);
@@ -1335,17 +1384,18 @@ void webhooks_rest_create(struct herald *h, struct http_conn *hc, const struct h
     if (max) {
         if (!YAJL_IS_INTEGER(max) || YAJL_GET_INTEGER(max) < 1 ||
             YAJL_GET_INTEGER(max) > WH_MAX_ATTEMPTS_CAP) {
-            http_problem_code(hc, HERALD_EINVAL, "\"max_attempts\" must be a whole number from 1 "
-                                                 "to 100");
+            http_problem_code(hc, HERALD_EINVAL,
+                              "\"max_attempts\" must be a whole number from 1 "
+                              "to 100");
             goto done;
         }
         rec->max_attempts = (uint32_t)YAJL_GET_INTEGER(max);
     }
-    int n = dl ? (YAJL_IS_STRING(dl) ? snprintf(rec->dead_letter, sizeof(rec->dead_letter), "%s",
-                                                dl->u.string)
-                                     : -1)
-               : snprintf(rec->dead_letter, sizeof(rec->dead_letter), "%s" DEAD_LETTER_SUFFIX,
-                          node);
+    int n =
+        dl ? (YAJL_IS_STRING(dl)
+                  ? snprintf(rec->dead_letter, sizeof(rec->dead_letter), "%s", dl->u.string)
+                  : -1)
+           : snprintf(rec->dead_letter, sizeof(rec->dead_letter), "%s" DEAD_LETTER_SUFFIX, node);
     if (n <= 0 || (size_t)n >= sizeof(rec->dead_letter) || strcmp(rec->dead_letter, node) == 0) {
         http_problem_code(hc, HERALD_EINVAL,
                           dl ? "\"dead_letter\" must name another node (at most 256 bytes)"
@@ -1395,7 +1445,8 @@ void webhooks_rest_list(struct herald *h, struct http_conn *hc, const char *who,
     json_str(g, "webhooks");
     yajl_gen_array_open(g);
     struct wh *w, *tmp;
-    HASH_ITER(hh, h->webhooks->by_id, w, tmp) {
+    HASH_ITER(hh, h->webhooks->by_id, w, tmp)
+    {
         if (w->rec.node_id == node_id && !(w->rec.flags & STORE_WH_DOOMED))
             webhook_json(g, w, true);
     }
@@ -1413,8 +1464,8 @@ void webhooks_rest_list(struct herald *h, struct http_conn *hc, const char *who,
     yajl_gen_free(g);
 }
 
-void webhooks_rest_delete(struct herald *h, struct http_conn *hc, const char *who,
-                          const char *node, const char *id)
+void webhooks_rest_delete(struct herald *h, struct http_conn *hc, const char *who, const char *node,
+                          const char *id)
 {
     uint64_t node_id;
     if (rest_gate(h, hc, who, node, &node_id) != 0)

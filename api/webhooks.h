@@ -41,10 +41,9 @@ void webhooks_free(struct herald *h);
 /* REST (api/rest.c routes; owner of the node only, the 'manage' scope). */
 void webhooks_rest_create(struct herald *h, struct http_conn *hc, const struct http_req *req,
                           const char *who, const char *node);
-void webhooks_rest_list(struct herald *h, struct http_conn *hc, const char *who,
-                        const char *node);
-void webhooks_rest_delete(struct herald *h, struct http_conn *hc, const char *who,
-                          const char *node, const char *id);
+void webhooks_rest_list(struct herald *h, struct http_conn *hc, const char *who, const char *node);
+void webhooks_rest_delete(struct herald *h, struct http_conn *hc, const char *who, const char *node,
+                          const char *id);
 
 /* /metrics lines. */
 void webhooks_metrics(struct herald *h, struct buf *b);
@@ -74,7 +73,7 @@ const char *wh_sockaddr_refused(const struct wh_cidr *allow, size_t nallow,
                                 const struct sockaddr *sa);
 /* Herald-Signature's v1: lowercase hex of HMAC-SHA256(secret,
  * "<t>." + body), NUL-terminated in out. 0 or HERALD_EIO. */
-int wh_sign(const char *secret, size_t secret_len, uint64_t t, const char *body,
-            size_t body_len, char out[65]);
+int wh_sign(const char *secret, size_t secret_len, uint64_t t, const char *body, size_t body_len,
+            char out[65]);
 
 #endif

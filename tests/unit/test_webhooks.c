@@ -1,12 +1,16 @@
 /* test_webhooks.c - the pure pieces of webhooks (api/webhook_net.c): the
  * signature against a value computed independently (`openssl dgst` over
- * "t." + body), and the SSRF guard's CIDR matcher and default refusals. */
+ * "t." + body), the SSRF guard's CIDR matcher and default refusals; and
+ * the webhooks' storage (storage/store_webhooks.c): records round-trip,
+ * the outbox reads in seq order per webhook, deleting a webhook deletes
+ * its outbox and nobody else's. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "errors.h"
+#include "store.h"
 #include "test.h"
 #include "webhooks.h"
 
@@ -114,4 +118,118 @@ static void test_guard(void)
     CHECK_EQ_STR(refused4(allow, n, "169.254.1.1"), "link-local");
 }
 
-TEST_MAIN(TEST_CASE(test_sign), TEST_CASE(test_cidr), TEST_CASE(test_guard))
+static int count_hook(void *ud, const struct store_webhook *w)
+{
+    struct store_webhook *out = ud;
+    if (w->id == 2)
+        *out = *w;
+    return 0;
+}
+
+static void put_event(struct store_txn *t, uint64_t wid, uint64_t seq, const char *body)
+{
+    struct store_outbox o = {.webhook_id = wid,
+                             .seq = seq,
+                             .created = 5,
+                             .event = 1,
+                             .body = body,
+                             .body_len = strlen(body)};
+    CHECK_EQ_INT(store_outbox_put(t, &o), 0);
+}
+
+static void test_store(void)
+{
+    char *dir = test_make_dir("herald-test-webhooks");
+    struct store *s = NULL;
+    struct store_txn *t = NULL;
+    CHECK_EQ_INT(store_open(&s, dir, NULL), 0);
+    CHECK_EQ_INT(store_txn_begin(s, true, &t), 0);
+    uint64_t a, b;
+    CHECK_EQ_INT(store_webhook_new_id(t, &a), 0);
+    CHECK_EQ_INT(store_webhook_new_id(t, &b), 0);
+    CHECK_EQ_INT((int)a, 1);
+    CHECK_EQ_INT((int)b, 2);
+    static struct store_webhook w;
+    memset(&w, 0, sizeof(w));
+    w.id = b;
+    w.node_id = 77;
+    w.created = 123456789;
+    w.delivered = 5;
+    w.failures = 6;
+    w.dropped = 7;
+    w.max_attempts = 9;
+    w.events = 5;
+    w.flags = STORE_WH_DOOMED;
+    strcpy(w.node, "grid/feeder");
+    strcpy(w.owner, "alice@localhost");
+    strcpy(w.url, "https://example.org/hook?x=1");
+    strcpy(w.secret, "s3cret");
+    strcpy(w.dead_letter, "grid/feeder/dead-letter");
+    CHECK_EQ_INT(store_webhook_put(t, &w), 0);
+    w.id = a;
+    CHECK_EQ_INT(store_webhook_put(t, &w), 0);
+    /* Outboxes of webhooks 1 and 2, written out of order. */
+    put_event(t, 2, 30, "{\"n\":30}");
+    put_event(t, 2, 10, "{\"n\":10}");
+    put_event(t, 1, 20, "{\"n\":20}");
+    put_event(t, 2, 20, "{\"n\":20}");
+    CHECK_EQ_INT(store_txn_commit(t), 0);
+
+    CHECK_EQ_INT(store_txn_begin(s, true, &t), 0);
+    static struct store_webhook got;
+    memset(&got, 0, sizeof(got));
+    CHECK_EQ_INT(store_webhook_each(t, count_hook, &got), 0);
+    CHECK_EQ_INT((int)got.id, 2);
+    CHECK_EQ_INT((int)got.node_id, 77);
+    CHECK_EQ_INT((int)got.delivered, 5);
+    CHECK_EQ_INT((int)got.failures, 6);
+    CHECK_EQ_INT((int)got.dropped, 7);
+    CHECK_EQ_INT((int)got.max_attempts, 9);
+    CHECK_EQ_INT(got.events, 5);
+    CHECK_EQ_INT(got.flags, STORE_WH_DOOMED);
+    CHECK_EQ_STR(got.node, "grid/feeder");
+    CHECK_EQ_STR(got.url, "https://example.org/hook?x=1");
+    CHECK_EQ_STR(got.secret, "s3cret");
+    CHECK_EQ_STR(got.dead_letter, "grid/feeder/dead-letter");
+    struct store_outbox o;
+    CHECK_EQ_INT(store_outbox_next(t, 2, 0, &o), 0);
+    CHECK_EQ_INT((int)o.seq, 10);
+    CHECK_EQ_MEM(o.body, o.body_len, "{\"n\":10}", 8);
+    CHECK_EQ_INT(store_outbox_next(t, 2, 10, &o), 0);
+    CHECK_EQ_INT((int)o.seq, 20);
+    CHECK_EQ_INT(store_outbox_next(t, 2, 30, &o), HERALD_ENOTFOUND); /* not webhook 3's */
+    uint64_t n, first, last;
+    CHECK_EQ_INT(store_outbox_stats(t, 2, &n, &first, &last), 0);
+    CHECK_EQ_INT((int)n, 3);
+    CHECK_EQ_INT((int)first, 10);
+    CHECK_EQ_INT((int)last, 30);
+    /* An attempt rewrites the record in place. */
+    struct store_outbox again = {.webhook_id = 2,
+                                 .seq = 10,
+                                 .attempts = 3,
+                                 .last_status = 503,
+                                 .event = 1,
+                                 .body = "{}",
+                                 .body_len = 2};
+    CHECK_EQ_INT(store_outbox_put(t, &again), 0);
+    CHECK_EQ_INT(store_outbox_next(t, 2, 0, &o), 0);
+    CHECK_EQ_INT((int)o.attempts, 3);
+    CHECK_EQ_INT(o.last_status, 503);
+    CHECK_EQ_INT(store_outbox_del(t, 2, 10), 0);
+    CHECK_EQ_INT(store_outbox_next(t, 2, 0, &o), 0);
+    CHECK_EQ_INT((int)o.seq, 20);
+    /* Deleting webhook 2 takes its outbox, not webhook 1's. */
+    CHECK_EQ_INT(store_webhook_del(t, 2), 0);
+    CHECK_EQ_INT(store_outbox_stats(t, 2, &n, &first, &last), 0);
+    CHECK_EQ_INT((int)n, 0);
+    CHECK_EQ_INT(store_outbox_stats(t, 1, &n, &first, &last), 0);
+    CHECK_EQ_INT((int)n, 1);
+    memset(&got, 0, sizeof(got));
+    CHECK_EQ_INT(store_webhook_each(t, count_hook, &got), 0);
+    CHECK_EQ_INT((int)got.id, 0);
+    store_txn_abort(t);
+    store_close(s);
+    test_remove_dir(dir);
+}
+
+TEST_MAIN(TEST_CASE(test_sign), TEST_CASE(test_cidr), TEST_CASE(test_guard), TEST_CASE(test_store))
