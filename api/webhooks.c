@@ -433,7 +433,8 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
     buf_init(&body, 0);
     struct wh *ws[WH_PER_NODE_MAX];
     bool queued[WH_PER_NODE_MAX] = {false};
-    uint64_t seqs[WH_PER_NODE_MAX];
+    uint64_t seqs[WH_PER_NODE_MAX], was_dropped[WH_PER_NODE_MAX];
+    uint8_t was_flags[WH_PER_NODE_MAX];
     unsigned nw = 0;
     int rc = render_event(ev, bit, &body);
     struct store_txn *t = rc == 0 ? batch_op_begin(W->h->batch, &rc) : NULL;
@@ -443,8 +444,8 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
         bool want = (w->rec.events & bit) != 0;
         bool rewrite = bit == WH_EV_DELETE;
         struct store_webhook *rec = &w->rec;
-        uint64_t dropped = rec->dropped;
-        uint8_t flags = rec->flags;
+        was_dropped[nw] = rec->dropped;
+        was_flags[nw] = rec->flags;
         if (want && w->pending >= W->h->cfg->webhooks_max_outbox) {
             /* The bound: the newest event is not queued (docs/webhooks.md). */
             want = false;
@@ -469,10 +470,6 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
         }
         if (rc == 0 && rewrite)
             rc = store_webhook_put(t, rec);
-        if (rc != 0) {
-            rec->dropped = dropped;
-            rec->flags = flags;
-        }
         nw++;
     }
     if (t)
@@ -482,11 +479,20 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
          * webhooks: said loudly, counted as dropped. */
         log_error("webhooks", "an event of node '%s' could not be queued for its webhooks: %s",
                   ev->node, herald_strerror(rc));
-        for (unsigned i = 0; i < nw; i++) {
-            if (bit == WH_EV_DELETE)
-                ws[i]->rec.flags &= (uint8_t)~STORE_WH_DOOMED;
+        for (unsigned i = 0; i < nw; i++) { /* memory as storage: rolled back */
+            ws[i]->rec.dropped = was_dropped[i];
+            ws[i]->rec.flags = was_flags[i];
         }
-        W->n_dropped += nw;
+        W->n_dropped += n->n;
+        if (bit == WH_EV_DELETE) {
+            /* The node is gone all the same: its webhooks deliver what
+             * they hold, then drop_doomed removes them. */
+            for (struct wh *w = n->list; w; w = w->node_next) {
+                w->rec.flags |= STORE_WH_DOOMED;
+                touch(W, w);
+            }
+            index_rebuild(W);
+        }
         goto done;
     }
     for (unsigned i = 0; i < nw; i++) {
@@ -663,23 +669,30 @@ static int send_one(struct webhooks *W, struct wh *w, struct delivery *d)
     CURL *e = d->easy = curl_easy_init();
     if (e == NULL)
         return HERALD_ENOMEM;
-    curl_easy_setopt(e, CURLOPT_URL, w->rec.url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, d);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->headers);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->webhooks_timeout * 1000L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->webhooks_connect_timeout * 1000L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never through a proxy from the environment */
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, d);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, d);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->errbuf);
+    /* Every option is checked: an older libcurl without one of them must
+     * not send a request that lacks a bound. */
+    bool bad = false;
+    bad |= curl_easy_setopt(e, CURLOPT_URL, w->rec.url) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, d) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->headers) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->webhooks_timeout * 1000L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                            (long)cfg->webhooks_connect_timeout * 1000L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    /* Never through a proxy from the environment (http_proxy). */
+    bad |= curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, d) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, d) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->errbuf) != CURLE_OK;
+    if (bad)
+        return HERALD_EIO;
     if (curl_multi_add_handle(W->multi, e) != CURLM_OK)
         return HERALD_ENOMEM;
     d->next = W->deliveries;
@@ -708,6 +721,7 @@ static void drop_doomed(struct webhooks *W, struct wh *w)
 
 static void dead_letter(struct webhooks *W, struct wh *w, const char *body, size_t len,
                         uint32_t attempts, int status, const char *error);
+static void on_backoff(uv_timer_t *t);
 
 static void start(struct webhooks *W, struct wh *w)
 {
@@ -734,6 +748,8 @@ static void start(struct webhooks *W, struct wh *w)
     if (attempts >= w->rec.max_attempts) {
         /* Given up before a crash, not yet moved: move it now. */
         dead_letter(W, w, o.body, o.body_len, attempts, o.last_status, "attempts exhausted");
+        if (w->pending || (w->rec.flags & STORE_WH_DOOMED))
+            ready(w);
         goto done;
     }
     if ((d = calloc(1, sizeof(*d))) == NULL || (d->body = malloc(o.body_len + 1)) == NULL) {
@@ -755,10 +771,13 @@ static void start(struct webhooks *W, struct wh *w)
     W->inflight++;
     return;
 fail:
-    log_error("webhooks", "webhook %llu: cannot send: %s (retried with the next event)",
-              (unsigned long long)w->rec.id, herald_strerror(rc));
+    log_error("webhooks", "webhook %llu: cannot send: %s (tried again after %u ms)",
+              (unsigned long long)w->rec.id, herald_strerror(rc),
+              W->h->cfg->webhooks_backoff_initial_ms);
     if (d)
         delivery_free(d);
+    w->state = WH_BACKOFF;
+    uv_timer_start(&w->timer, on_backoff, W->h->cfg->webhooks_backoff_initial_ms, 0);
 done:
     if (t)
         store_txn_abort(t);
