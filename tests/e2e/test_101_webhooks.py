@@ -448,3 +448,43 @@ def test_outbox_bound_drops_newest_and_counts(herald):
         assert hooks[0]["pending"] == 2 and hooks[0]["dropped"] == 3, hooks
     finally:
         recv.close()
+
+
+def test_request_timeout_and_concurrency_bound(herald):
+    """[webhooks] max_concurrent = 1, timeout = 1: the receiver holds the
+    request of webhook A until webhook B's request has arrived (at most 5
+    s). With one request in flight at most, B can only be sent once A's
+    request has ended, so A's request times out (a failed attempt: with
+    max_attempts 1 it is dead-lettered, no HTTP status) and then B is
+    delivered. Were two requests in flight, B's arrival would release A,
+    which would then be delivered instead."""
+    recv = Receiver()
+    b_arrived = threading.Event()
+    orig = recv.record
+
+    def record(path, headers, body):
+        if path == "/b":
+            b_arrived.set()
+        elif path == "/a":
+            b_arrived.wait(5 * SLOW)
+        return orig(path, headers, body)
+    recv.record = record
+    try:
+        srv, alice = rest_server(herald, config={"webhooks": dict(
+            FAST, max_concurrent=1, timeout=1, connect_timeout=1)})
+        alice.create("a")
+        alice.create("b")
+        make_webhook(alice, "a", recv.url("/a"), max_attempts=1)
+        make_webhook(alice, "b", recv.url("/b"))
+        alice.publish("a", {"x": 1}, item_id="slow")
+        alice.publish("b", {"x": 2}, item_id="fast")
+        dead = wait_until(lambda: alice.items("a/dead-letter")["items"], 30, "A's dead letter")
+        dl = dead[0]["json"]
+        assert dl["event"]["id"] == "slow" and dl["attempts"] == 1, dl
+        assert dl["last_status"] is None, dl
+        assert "imeout" in dl["last_error"] or "timed out" in dl["last_error"], dl
+        recv.wait(lambda reqs: any(d and d.get("id") == "fast" and s == 200 for s, _, d in reqs),
+                  10, "B's delivery")
+        assert not recv.bad, recv.bad
+    finally:
+        recv.close()
