@@ -13,10 +13,10 @@
 #include "cluster.h"
 #include "conn.h"
 #include "herald.h"
-#include "pubsub.h"
 #include "http.h"
 #include "pubsub.h"
 #include "session.h"
+#include "webhooks.h"
 
 static void metric(struct buf *b, const char *name, const char *type, const char *help,
                    unsigned long long value)
@@ -169,5 +169,6 @@ void metrics_render(struct herald *h, struct buf *b)
            "Single operations rolled back alone (storage full or I/O error); the rest of their "
            "group commit went on.", bs->op_failures);
     quota_metrics(h, b);
+    webhooks_metrics(h, b);
     cluster_metrics(h, b);
 }

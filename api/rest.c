@@ -36,6 +36,7 @@
 #include "sse.h"
 #include "store.h"
 #include "token.h"
+#include "webhooks.h"
 #include "xml.h"
 #include "xml_parser.h"
 
@@ -127,7 +128,8 @@ static void pending_run(void *ctx, int failed)
 
 /* Answers after the commit of this loop turn's batch (at once if nothing
  * was written). g may be NULL (no body). */
-static void respond_after_commit(struct rctx *r, int status, yajl_gen g, const char *headers)
+void rest_answer_after_commit(struct herald *h, struct http_conn *hc, int status, yajl_gen g,
+                              const char *headers)
 {
     struct pending *p = calloc(1, sizeof(*p));
     struct buf b;
@@ -140,17 +142,22 @@ static void respond_after_commit(struct rctx *r, int status, yajl_gen g, const c
         if (p)
             free(p->headers);
         free(p);
-        problem(r, HERALD_ENOMEM, "out of memory");
+        http_problem_code(hc, HERALD_ENOMEM, "out of memory");
         goto done;
     }
-    p->hc = r->hc;
+    p->hc = hc;
     p->status = status;
     p->body = b.len ? buf_take(&b, &p->len) : NULL;
-    http_ref(r->hc);
-    if (batch_after(r->h->batch, pending_run, p) != 0)
+    http_ref(hc);
+    if (batch_after(h->batch, pending_run, p) != 0)
         pending_run(p, HERALD_ENOMEM);
 done:
     buf_free(&b);
+}
+
+static void respond_after_commit(struct rctx *r, int status, yajl_gen g, const char *headers)
+{
+    rest_answer_after_commit(r->h, r->hc, status, g, headers);
 }
 
 /* ---- paths ---- */
@@ -360,6 +367,22 @@ done:
     return rc;
 }
 
+void rest_payload_json(yajl_gen g, const char *payload, size_t len)
+{
+    if (len == 0)
+        return;
+    struct buf text;
+    buf_init(&text, 0);
+    if (json_container_text(payload, len, &text) == 0 && json_valid(text.data, text.len)) {
+        json_str(g, "json");
+        json_copy(g, text.data, text.len);
+    } else {
+        json_str(g, "xml");
+        json_strn(g, payload, len);
+    }
+    buf_free(&text);
+}
+
 void rest_item_json(yajl_gen g, const struct ps_item *it)
 {
     yajl_gen_map_open(g);
@@ -386,19 +409,7 @@ void rest_item_json(yajl_gen g, const struct ps_item *it)
         yajl_gen_bool(g, 1);
         yajl_gen_map_close(g);
     }
-    if (it->payload_len) {
-        struct buf text;
-        buf_init(&text, 0);
-        if (json_container_text(it->payload, it->payload_len, &text) == 0 &&
-            json_valid(text.data, text.len)) {
-            json_str(g, "json");
-            json_copy(g, text.data, text.len);
-        } else {
-            json_str(g, "xml");
-            json_strn(g, it->payload, it->payload_len);
-        }
-        buf_free(&text);
-    }
+    rest_payload_json(g, it->payload, it->payload_len);
     yajl_gen_map_close(g);
 }
 
@@ -428,23 +439,28 @@ static yajl_val json_body(struct rctx *r, bool required)
 {
     if (r->req->body_len == 0 && !required)
         return NULL;
-    if (body_kind(r->req) != BODY_JSON) {
-        http_problem(r->hc, 415, NULL, NULL, "the body must be application/json");
+    return rest_json_object(r->hc, r->req);
+}
+
+yajl_val rest_json_object(struct http_conn *hc, const struct http_req *req)
+{
+    if (body_kind(req) != BODY_JSON) {
+        http_problem(hc, 415, NULL, NULL, "the body must be application/json");
         return NULL;
     }
     char err[160];
     yajl_val v = NULL;
     /* yajl_tree hands out C strings: json_check first, so no string holds
      * a NUL that would cut it short ("nul\u0000tail" naming node "nul"). */
-    if (json_check(r->req->body, r->req->body_len, true, err, sizeof(err)) != 0) {
-        problem(r, HERALD_EINVAL, err);
+    if (json_check(req->body, req->body_len, true, err, sizeof(err)) != 0) {
+        http_problem_code(hc, HERALD_EINVAL, err);
         return NULL;
     }
-    if (json_valid(r->req->body, r->req->body_len))
-        v = yajl_tree_parse(r->req->body, err, sizeof(err));
+    if (json_valid(req->body, req->body_len))
+        v = yajl_tree_parse(req->body, err, sizeof(err));
     if (v == NULL || !YAJL_IS_OBJECT(v)) {
         yajl_tree_free(v);
-        problem(r, HERALD_EINVAL, "the body is not a JSON object");
+        http_problem_code(hc, HERALD_EINVAL, "the body is not a JSON object");
         return NULL;
     }
     return v;
@@ -1192,6 +1208,20 @@ static void get_sessions(struct rctx *r)
     yajl_gen_free(g);
 }
 
+/* ---- webhooks (api/webhooks.c) ---- */
+
+static void post_webhooks(struct rctx *r)
+{
+    webhooks_rest_create(r->h, r->hc, r->req, r->tok.jid, r->node);
+}
+
+static void get_webhooks(struct rctx *r) { webhooks_rest_list(r->h, r->hc, r->tok.jid, r->node); }
+
+static void delete_webhook(struct rctx *r)
+{
+    webhooks_rest_delete(r->h, r->hc, r->tok.jid, r->node, r->id);
+}
+
 /* ---- dispatch ---- */
 
 static const struct route {
@@ -1215,6 +1245,9 @@ static const struct route {
     {HTTP_POST, "/v1/nodes/{node}/items/{id}/lease", renew_lease, SCOPE_PUBLISH},
     {HTTP_GET, "/v1/nodes/{node}/subscriptions", get_subscriptions, SCOPE_READ},
     {HTTP_GET, "/v1/nodes/{node}/events", get_events, SCOPE_READ},
+    {HTTP_POST, "/v1/nodes/{node}/webhooks", post_webhooks, SCOPE_MANAGE},
+    {HTTP_GET, "/v1/nodes/{node}/webhooks", get_webhooks, SCOPE_MANAGE},
+    {HTTP_DELETE, "/v1/nodes/{node}/webhooks/{id}", delete_webhook, SCOPE_MANAGE},
     {HTTP_GET, "/v1/sessions", get_sessions, SCOPE_MANAGE},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -1293,9 +1326,13 @@ static const struct route *find_route(struct rctx *r)
     return found;
 }
 
+/* A change that goes through the cluster log in cluster mode. Webhooks
+ * are single-instance (docs/webhooks.md): their handlers answer 501 in
+ * cluster mode themselves. */
 static bool changes(const struct route *rt)
 {
-    return rt->method != HTTP_GET && rt->method != HTTP_HEAD;
+    return rt->method != HTTP_GET && rt->method != HTTP_HEAD && rt->fn != post_webhooks &&
+           rt->fn != delete_webhook;
 }
 
 bool rest_dispatch(struct http_conn *hc, const struct http_req *req)

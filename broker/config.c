@@ -72,6 +72,13 @@ void config_defaults(struct config *c)
     c->pubsub_max_offline = 1000;
     c->pep_max_nodes = 100; /* [pep] */
     c->pep_max_items = 1000;
+    c->webhooks_max_concurrent = 16; /* [webhooks] */
+    c->webhooks_timeout = 10;
+    c->webhooks_connect_timeout = 5;
+    c->webhooks_max_attempts = 8;
+    c->webhooks_backoff_initial_ms = 1000;
+    c->webhooks_backoff_max_ms = 300000;
+    c->webhooks_max_outbox = 10000;
     c->pep_caps_cache_size = 10000;
     c->pep_caps_max_queries = 256;
     c->max_offline = 100;
@@ -126,6 +133,7 @@ void config_free(struct config *c)
     free(c->cluster_tls_ca);
     free(c->cluster_tls_cert);
     free(c->cluster_tls_key);
+    free(c->webhooks_allow);
     free(c->client_ca_file);
     free(c->client_crl_file);
     free(c->client_cert_identity);
@@ -286,6 +294,14 @@ static const struct option options[] = {
     OPT("cluster", "tls_ca", K_STR, cluster_tls_ca, 0, 0),
     OPT("cluster", "tls_cert", K_STR, cluster_tls_cert, 0, 0),
     OPT("cluster", "tls_key", K_STR, cluster_tls_key, 0, 0),
+    OPT("webhooks", "allow", K_STR, webhooks_allow, 0, 0),
+    OPT("webhooks", "max_concurrent", K_UINT, webhooks_max_concurrent, 1, 10000),
+    OPT("webhooks", "timeout", K_UINT, webhooks_timeout, 1, 3600),
+    OPT("webhooks", "connect_timeout", K_UINT, webhooks_connect_timeout, 1, 3600),
+    OPT("webhooks", "max_attempts", K_UINT, webhooks_max_attempts, 1, 100),
+    OPT("webhooks", "backoff_initial_ms", K_UINT, webhooks_backoff_initial_ms, 1, 3600000),
+    OPT("webhooks", "backoff_max_ms", K_UINT, webhooks_backoff_max_ms, 1, 86400000),
+    OPT("webhooks", "max_outbox", K_UINT, webhooks_max_outbox, 1, 100000000),
 };
 
 struct load_ctx {

@@ -168,6 +168,15 @@ struct config {
     char *cluster_tls_ca;        /* CA file: TLS to the nats-servers, verified against it */
     char *cluster_tls_cert;      /* client certificate and key for NATS TLS (optional) */
     char *cluster_tls_key;
+    /* [webhooks] (docs/webhooks.md) */
+    char *webhooks_allow;        /* CIDR list of destinations allowed despite the SSRF guard */
+    unsigned webhooks_max_concurrent; /* requests in flight at once (one per webhook) */
+    unsigned webhooks_timeout;   /* seconds a request may take, connecting included */
+    unsigned webhooks_connect_timeout; /* seconds to connect */
+    unsigned webhooks_max_attempts; /* attempts per event before the dead-letter node */
+    unsigned webhooks_backoff_initial_ms; /* delay before the second attempt */
+    unsigned webhooks_backoff_max_ms;     /* the delay's ceiling */
+    unsigned webhooks_max_outbox; /* events waiting per webhook; more are dropped (counted) */
 };
 
 void config_defaults(struct config *c);

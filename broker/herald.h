@@ -19,6 +19,7 @@ struct ssl_ctx_st;
 struct pubsub;
 struct ps_xmpp;
 struct sse_hub;
+struct webhooks;
 struct batch;
 struct session;
 struct bosh;
@@ -66,6 +67,7 @@ struct herald {
     struct pubsub *pubsub;       /* the pubsub service (protocol-free) */
     struct ps_xmpp *ps_xmpp;     /* its XMPP edge: handlers and notifications */
     struct sse_hub *sse;         /* the REST event streams (a sink of the service) */
+    struct webhooks *webhooks;   /* signed webhooks (a journal of the service; api/webhooks.c) */
 
     uv_tcp_t c2s_listener;
     bool listening;

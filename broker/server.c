@@ -29,6 +29,7 @@
 #include "pubsub_xmpp.h"
 #include "rest.h"
 #include "sse.h"
+#include "webhooks.h"
 #include "sasl.h"
 #include "session.h"
 #include "store.h"
@@ -338,7 +339,8 @@ int herald_serve(struct config *cfg)
 
     h->rest_apply = rest_apply; /* REST writes from the cluster log (cluster.c) */
     /* Cluster mode: caught up with the log before any client is served. */
-    if (cluster_open(h) != 0 || listener_start(h) != 0) {
+    /* Webhooks need the loop (curl's sockets and timers live on it). */
+    if (webhooks_open(h) != 0 || cluster_open(h) != 0 || listener_start(h) != 0) {
         listener_stop(h);
         cluster_stop(h);
         h->shutting_down = true;
@@ -376,6 +378,10 @@ int herald_serve(struct config *cfg)
         finish(h);
         uv_run(&loop, UV_RUN_DEFAULT);
     }
+    /* Webhook requests in flight are dropped (their events stay in the
+     * outbox) and their handles closed. */
+    webhooks_stop(h);
+    uv_run(&loop, UV_RUN_DEFAULT);
     /* NATS last: its threads stop before anything they feed is freed. */
     cluster_close(h);
     uv_loop_close(&loop);
@@ -383,6 +389,7 @@ int herald_serve(struct config *cfg)
 out_sasl:
     /* Anything still uncommitted was never acknowledged: drop it. */
     batch_free(h->batch);
+    webhooks_free(h); /* after the batch: its callbacks may still name it */
     blocking_close(h);
     pep_close(h);
     ps_xmpp_close(h->ps_xmpp);

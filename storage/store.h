@@ -11,7 +11,8 @@
  * node id counter), "users" (bare JID -> credentials), "tokens" (REST bearer
  * tokens), for pubsub "nodes", "items", "item_ids", "subs", "affs", and for
  * IM "roster", "offline", "blocking", "acct_xml" (private XML, vCards),
- * for message archives "mam", "mam_acct". */
+ * for message archives "mam", "mam_acct", for webhooks "webhooks" and
+ * "wh_outbox". */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 #include <stdbool.h>
@@ -428,5 +429,55 @@ struct store_mam_prefs {
 int store_mam_prefs_get(struct store_txn *t, const char *owner, struct store_mam_prefs *out);
 int store_mam_prefs_put(struct store_txn *t, const char *owner, const struct store_mam_prefs *p);
 /* ---- end of message archives ---- */
+
+/* ---- signed webhooks (api/webhooks.c; storage/store_webhooks.c) ----
+ * A webhook record, and its outbox: the events still to be delivered, in
+ * order, keyed (webhook id, outbox seq). Strings are NUL-terminated copies. */
+#define STORE_WH_DOOMED 0x01 /* flags: its node is deleted; dropped once the outbox is empty */
+struct store_webhook {
+    uint64_t id;           /* never reused (a counter in "meta") */
+    uint64_t node_id;
+    uint64_t created;      /* unix ms */
+    uint64_t delivered;    /* events delivered (2xx) */
+    uint64_t failures;     /* events given up on (dead-lettered) */
+    uint64_t dropped;      /* events not queued: the outbox was full */
+    uint32_t max_attempts;
+    uint8_t events;        /* bit set of the event kinds it wants (api/webhooks.h) */
+    uint8_t flags;         /* STORE_WH_* */
+    char node[257];
+    char owner[3072];
+    char url[2049];
+    char secret[257];
+    char dead_letter[257];
+};
+int store_webhook_new_id(struct store_txn *t, uint64_t *id);
+int store_webhook_put(struct store_txn *t, const struct store_webhook *w);
+/* Deletes the webhook and its whole outbox. */
+int store_webhook_del(struct store_txn *t, uint64_t id);
+/* Calls fn for every webhook in id order (w valid during the call); a
+ * nonzero return stops the walk and is returned. */
+int store_webhook_each(struct store_txn *t, int (*fn)(void *ud, const struct store_webhook *w),
+                       void *ud);
+
+struct store_outbox {
+    uint64_t webhook_id;
+    uint64_t seq;          /* order of delivery within the webhook */
+    uint64_t created;      /* unix ms */
+    uint32_t attempts;     /* failed attempts so far */
+    uint16_t last_status;  /* HTTP status of the last failed attempt (0: none) */
+    uint8_t event;
+    const char *body;      /* the JSON body; from reads, valid until the txn ends */
+    size_t body_len;
+};
+int store_outbox_put(struct store_txn *t, const struct store_outbox *o);
+/* The webhook's first outbox record with seq > after_seq; HERALD_ENOTFOUND
+ * when there is none. */
+int store_outbox_next(struct store_txn *t, uint64_t wid, uint64_t after_seq,
+                      struct store_outbox *out);
+int store_outbox_del(struct store_txn *t, uint64_t wid, uint64_t seq);
+/* How many records the webhook's outbox holds, and the seqs of its first
+ * and last (0 when empty): a walk of that webhook's records (at start). */
+int store_outbox_stats(struct store_txn *t, uint64_t wid, uint64_t *count, uint64_t *first_seq,
+                       uint64_t *last_seq);
 
 #endif

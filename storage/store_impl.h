@@ -14,7 +14,7 @@ struct store_fault {
     bool direct;            /* does not make writes risky (tests the unsavepointed path) */
 };
 #define STORE_MAX_FAULTS 8
-#define STORE_MAX_DBS 16
+#define STORE_MAX_DBS 24
 
 struct store {
     MDB_env *env;
@@ -23,6 +23,7 @@ struct store {
     MDB_dbi blocking;       /* XEP-0191 block lists (store_blocking.c) */
     MDB_dbi mam, mam_acct;  /* message archives (store_mam.c) */
     MDB_dbi leases;         /* item leases by expiry (store_pubsub.c) */
+    MDB_dbi webhooks, wh_outbox; /* signed webhooks (store_webhooks.c) */
     size_t map_size;        /* current map size, bytes */
     size_t max_map_size;    /* ceiling for automatic growth */
     bool hit_full;          /* a write found the map full since the last growth check */

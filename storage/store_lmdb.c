@@ -50,17 +50,19 @@ int store_map_err_s(struct store *s, int rc)
     return map_err(rc);
 }
 
-#define NDBS 15
+#define NDBS 17
 
 /* The named databases, for fault injection and its messages. */
 static void db_list(const struct store *s, const char *names[NDBS], MDB_dbi dbis[NDBS])
 {
     static const char *const n[NDBS] = {"meta", "users", "nodes", "items", "item_ids",
                                         "subs", "affs",  "roster", "offline", "tokens",
-                                        "blocking", "acct_xml", "mam", "mam_acct", "leases"};
+                                        "blocking", "acct_xml", "mam", "mam_acct",
+                                        "webhooks", "wh_outbox", "leases"};
     const MDB_dbi d[NDBS] = {s->meta, s->users, s->nodes,  s->items,   s->item_ids,
                              s->subs, s->affs,  s->roster, s->offline, s->tokens,
-                             s->blocking, s->acct_xml, s->mam, s->mam_acct, s->leases};
+                             s->blocking, s->acct_xml, s->mam, s->mam_acct,
+                             s->webhooks, s->wh_outbox, s->leases};
     for (size_t i = 0; i < NDBS; i++) {
         names[i] = n[i];
         dbis[i] = d[i];
@@ -164,8 +166,10 @@ static int init_schema(struct store *s, bool read_only)
         (rc = open_added(txn, "mam", flags, read_only, &s->mam)) != 0 ||
         (rc = open_added(txn, "mam_acct", flags, read_only, &s->mam_acct)) != 0)
         goto done;
-    /* Added in issue 16, the same way. */
-    if ((rc = open_added(txn, "leases", flags, read_only, &s->leases)) != 0)
+    /* Added in issue 16 (webhooks, leases), the same way. */
+    if ((rc = open_added(txn, "webhooks", flags, read_only, &s->webhooks)) != 0 ||
+        (rc = open_added(txn, "wh_outbox", flags, read_only, &s->wh_outbox)) != 0 ||
+        (rc = open_added(txn, "leases", flags, read_only, &s->leases)) != 0)
         goto done;
     MDB_val k = {6, "schema"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);
