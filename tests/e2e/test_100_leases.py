@@ -176,7 +176,7 @@ def test_leases_survive_restart_and_kill(herald):
     sub.send("</stream:stream>")
     sub.close()
     expect(alice.put(item_path("fleet", "short") + "?lease=1", {"n": 1}), 201)
-    expect(alice.put(item_path("fleet", "long") + "?lease=%d" % int(4 + 2 * SLOWDOWN),
+    expect(alice.put(item_path("fleet", "long") + "?lease=%d" % int(3 + SLOWDOWN),
                      {"n": 2}), 201)
     pub = login(srv, "alice", "w", enable=False)
     assert publish_xmpp(pub, "fleet", "sess", "session").get("type") == "result"
@@ -192,8 +192,10 @@ def test_leases_survive_restart_and_kill(herald):
     for _ in range(2):
         got.add(retract_of(bob, "fleet", 5.0 * SLOWDOWN))
     assert got == {"short", "sess"}, got
-    wait_gone(alice, "fleet", "long", t0 + 4 + 2 * SLOWDOWN + GRACE + 1.0)
+    wait_gone(alice, "fleet", "long", t0 + 3 + SLOWDOWN + GRACE + 1.0)
     assert retract_of(bob, "fleet", 5.0) == "long"
+    bob.send("</stream:stream>")
+    bob.close()
     srv.restart()
     assert alice.items("fleet")["items"] == []
 
