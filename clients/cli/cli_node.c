@@ -44,7 +44,7 @@ void cli_node_usage(FILE *f)
             "  --json           print the server's JSON instead of text\n"
             "  -h, --help       show this help\n"
             "\n");
-    cli_rest_usage(f);
+    cli_rest_usage(f, false);
     fprintf(f,
             "\n"
             "Exit status: 0 done; 1 the server refused (problem+json on stderr);\n"
@@ -319,7 +319,7 @@ int cli_node(int argc, char **argv)
         fprintf(stderr, "herald node %s: --set is for create and config\n", action);
         goto done;
     }
-    if ((ret = cli_rest_open(&c)) != 0)
+    if ((ret = cli_rest_only(&c)) != 0 || (ret = cli_rest_open(&c)) != 0)
         goto done;
     if (list) {
         ret = node_list(&c, json);

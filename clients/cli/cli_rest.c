@@ -20,7 +20,7 @@ void cli_rest_init(struct cli_rest *c, const char *prog)
     c->token = getenv("HERALD_TOKEN");
 }
 
-void cli_rest_usage(FILE *f)
+void cli_rest_usage(FILE *f, bool with_xmpp)
 {
     fprintf(f,
             "Connection (REST, docs/rest-api.md):\n"
@@ -28,11 +28,22 @@ void cli_rest_usage(FILE *f)
             "                   Herald's [http] port; https://HOST:5281 for TLS)\n"
             "  --token TOKEN    bearer token from 'herald token create' (default:\n"
             "                   the HERALD_TOKEN environment variable)\n"
-            "  --cacert FILE    trust the CA certificate(s) in FILE for https://\n"
-            "  --insecure       https:// without verifying the certificate\n"
-            "  --jid, --password, --host, --port\n"
-            "                   XMPP transport: NOT IMPLEMENTED in this version; these\n"
-            "                   options are refused (use --url and --token)\n");
+            "  --cacert FILE    trust the CA certificate(s) in FILE for TLS\n"
+            "  --insecure       TLS without verifying the certificate\n");
+    if (with_xmpp)
+        fprintf(f,
+                "Connection (XMPP, instead of REST; chosen by --jid):\n"
+                "  --jid JID        the account to log in as (local@domain)\n"
+                "  --password PW    its password (default: the HERALD_PASSWORD\n"
+                "                   environment variable)\n"
+                "  --host HOST      server to connect to (default: the JID's domain)\n"
+                "  --port N         its client port (default 5222)\n"
+                "  --service JID    the pubsub service (default pubsub.DOMAIN)\n"
+                "                   STARTTLS is required; the certificate must name the\n"
+                "                   JID's domain and verify (--cacert, or --insecure);\n"
+                "                   SASL PLAIN over that TLS\n");
+    else
+        fprintf(f, "  (no XMPP transport for this command: --jid etc. are refused)\n");
 }
 
 int cli_rest_option(struct cli_rest *c, int argc, char **argv, int *i)
@@ -45,16 +56,27 @@ int cli_rest_option(struct cli_rest *c, int argc, char **argv, int *i)
         field = &c->token;
     else if (strcmp(a, "--cacert") == 0)
         field = &c->cacert;
+    else if (strcmp(a, "--jid") == 0)
+        field = &c->jid;
+    else if (strcmp(a, "--password") == 0)
+        field = &c->password;
+    else if (strcmp(a, "--host") == 0)
+        field = &c->host;
+    else if (strcmp(a, "--service") == 0)
+        field = &c->service;
     else if (strcmp(a, "--insecure") == 0 || strcmp(a, "-k") == 0) {
         c->insecure = true;
         return 1;
-    } else if (strcmp(a, "--jid") == 0 || strcmp(a, "--password") == 0 ||
-               strcmp(a, "--host") == 0 || strcmp(a, "--port") == 0) {
-        fprintf(stderr,
-                "%s: %s: the XMPP transport is not implemented in this version; "
-                "use --url and --token (REST)\n",
-                c->prog, a);
-        return -1;
+    } else if (strcmp(a, "--port") == 0) {
+        char *end;
+        long p = *i + 1 < argc ? strtol(argv[*i + 1], &end, 10) : -1;
+        if (p < 1 || p > 65535 || *end != '\0') {
+            fprintf(stderr, "%s: --port takes a port number\n", c->prog);
+            return -1;
+        }
+        c->port = (int)p;
+        ++*i;
+        return 1;
     }
     if (field == NULL)
         return 0;
@@ -64,6 +86,18 @@ int cli_rest_option(struct cli_rest *c, int argc, char **argv, int *i)
     }
     *field = argv[++*i];
     return 1;
+}
+
+int cli_rest_only(struct cli_rest *c)
+{
+    if (c->jid || c->password || c->host || c->port || c->service) {
+        fprintf(stderr,
+                "%s: no XMPP transport for this command (--jid, --password, --host, --port, "
+                "--service are for 'herald pub'); use --url and --token (REST)\n",
+                c->prog);
+        return CLI_USAGE;
+    }
+    return 0;
 }
 
 int cli_rest_open(struct cli_rest *c)

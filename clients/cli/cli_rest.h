@@ -35,6 +35,9 @@ struct cli_rest {
     const char *token;   /* --token or $HERALD_TOKEN */
     const char *cacert;  /* --cacert FILE */
     bool insecure;       /* --insecure: no certificate verification */
+    /* XMPP transport (herald pub only): --jid selects it. */
+    const char *jid, *password, *host, *service; /* --password or $HERALD_PASSWORD */
+    int port;                                    /* --port; 0: 5222 */
     CURL *curl;          /* owned; cli_rest_close frees it */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -43,11 +46,14 @@ struct cli_rest {
 void cli_rest_init(struct cli_rest *c, const char *prog);
 /* Consumes one connection option at argv[*i] (advancing *i past its value):
  * 1 when it was one, 0 when it is not a connection option, -1 after saying
- * on stderr why it is wrong (a missing value; the XMPP options, which this
- * version does not implement). */
+ * on stderr why it is wrong (a missing value, a bad port). */
 int cli_rest_option(struct cli_rest *c, int argc, char **argv, int *i);
-/* The help text of those options, for each command's --help. */
-void cli_rest_usage(FILE *f);
+/* The help text of those options, for each command's --help; with_xmpp:
+ * the command has the XMPP transport (pub). */
+void cli_rest_usage(FILE *f, bool with_xmpp);
+/* For commands without an XMPP transport (sub, node): CLI_USAGE after
+ * saying so when --jid or another XMPP option was given, else 0. */
+int cli_rest_only(struct cli_rest *c);
 /* Checks the options and makes the curl handle: 0, or CLI_USAGE after
  * saying why (no token, a URL that is not http(s)://). */
 int cli_rest_open(struct cli_rest *c);

@@ -55,7 +55,7 @@ void cli_sub_usage(FILE *f)
             "  -h, --help       show this help\n"
             "\n",
             SUB_DEFAULT_RETRIES);
-    cli_rest_usage(f);
+    cli_rest_usage(f, false);
     fprintf(f,
             "\n"
             "Exit status: 0 --count items arrived (or the stream ended: node deleted,\n"
@@ -353,7 +353,7 @@ int cli_sub(int argc, char **argv)
                         "Run 'herald sub --help' for the options.\n");
         goto done;
     }
-    if ((ret = cli_rest_open(&c)) != 0)
+    if ((ret = cli_rest_only(&c)) != 0 || (ret = cli_rest_open(&c)) != 0)
         goto done;
     /* Each line must reach a pipe's reader at once. */
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -10,8 +10,10 @@ codes (1 refused with the problem's text, 2 usage, 3 unreachable, 4
 timeout); node create/list (paged)/info/config/purge/delete; a backup taken
 while items are being published, restored into a fresh data directory that
 a new server then serves, and restore's refusals (running server, existing
-store, a file that is not a backup). XMPP mode of the clients is not built
-(docs/cli.md): its options are checked to be refused, not faked."""
+store, a file that is not a backup). `herald pub --jid` publishes over XMPP
+(STARTTLS with the server's certificate verified, SASL PLAIN) and `herald
+sub` sees the item over REST; sub and node have no XMPP transport and
+refuse its options."""
 import json
 import os
 import queue
@@ -313,8 +315,12 @@ def test_exit_codes_and_messages(herald):
     assert r.returncode == 2 and "PAYLOAD" in r.stderr, r
     r = cli(srv, tok, "node", "frobnicate", "n")
     assert r.returncode == 2, r
-    r = cli(None, None, "pub", "n", "{}", "--jid", "alice@localhost", "--password", "x")
-    assert r.returncode == 2 and "not implemented" in r.stderr, r
+    # sub and node have no XMPP transport: said, not faked.
+    for args in (["sub", "n"], ["node", "list"]):
+        r = cli(srv, tok, *args, "--jid", "alice@localhost", "--password", "x")
+        assert r.returncode == 2 and "no XMPP transport" in r.stderr, r
+    r = cli(None, None, "pub", "n", "{}", "--jid", "alice@localhost")
+    assert r.returncode == 2 and "HERALD_PASSWORD" in r.stderr, r
     for cmd in ("pub", "sub", "node", "backup", "restore"):
         r = subprocess.run([HERALD_BIN, cmd, "--help"], capture_output=True, text=True,
                            timeout=WAIT)
@@ -485,3 +491,58 @@ def test_backup_while_publishing_then_restore(herald, tmp_path):
     finally:
         rc = fresh.stop()
     assert rc == 0, "the server on the restored directory exited with %r" % rc
+
+
+# --------------------------------------------------------------------------
+# herald pub over XMPP
+# --------------------------------------------------------------------------
+
+def test_pub_over_xmpp_sub_over_rest(herald, subs):
+    """`herald pub --jid` logs in over XMPP (STARTTLS verified against the
+    server's certificate with --cacert, SASL PLAIN) and publishes JSON (as a
+    XEP-0335 container) and XML items, with and without ids; `herald sub`
+    prints them over REST. A wrong password and a refused publish exit 1
+    with the condition; an unverifiable certificate (no --cacert) exits 3;
+    nothing listening exits 3."""
+    srv, alice = rest_server(herald)
+    tok = alice.tok
+    ok(cli(srv, tok, "node", "create", "x/feed"), "node create")
+    live = start_sub(subs, srv, tok, "x/feed", "--count", "3")
+    cacert = os.path.join(srv.data_dir, "tls", "cert.pem")
+    xmpp = ["--jid", "alice@localhost", "--host", "127.0.0.1", "--port", str(srv.port)]
+
+    def xpub(*args, password="wonderland", extra=("--cacert", cacert)):
+        argv = [HERALD_BIN, "pub"] + list(args) + xmpp + list(extra)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=WAIT,
+                              env=dict(os.environ, HERALD_PASSWORD=password))
+
+    r = ok(xpub("x/feed", '{"via": "xmpp", "n": [1, 2]}'), "pub over XMPP")
+    first_id, seq = r.stdout.strip().split("\t")
+    assert first_id and seq == "-", r.stdout
+    xml = "<t xmlns='urn:example:t'>a &amp; b</t>"
+    r = ok(xpub("x/feed", xml, "--id", "xi", "--count", "2"), "pub XML over XMPP")
+    assert r.stdout.splitlines() == ["xi-1\t-", "xi-2\t-"], r.stdout
+    got = [live.line() for _ in range(3)]
+    assert live.finish() == 0, live.err_lines
+    assert [g["id"] for g in got] == [first_id, "xi-1", "xi-2"], got
+    assert got[0]["json"] == {"via": "xmpp", "n": [1, 2]}, got[0]
+    assert got[1]["xml"] == xml and got[2]["xml"] == xml, got
+    assert all(g["publisher"] == "alice@localhost" for g in got), got
+
+    r = xpub("x/feed", "{}", password="wrong")
+    assert r.returncode == 1 and "not-authorized" in r.stderr, r
+    r = xpub("missing", "{}")
+    assert r.returncode == 1 and "item-not-found" in r.stderr, r
+    r = xpub("x/feed", "{}", extra=())
+    assert r.returncode == 3 and "does not verify" in r.stderr, r
+    r = xpub("x/feed", "<unclosed")
+    assert r.returncode == 1 and "well-formed" in r.stderr, r
+    dead = [HERALD_BIN, "pub", "x/feed", "{}", "--jid", "alice@localhost", "--host",
+            "127.0.0.1", "--port", str(free_port()), "--insecure"]
+    r = subprocess.run(dead, capture_output=True, text=True, timeout=WAIT,
+                       env=dict(os.environ, HERALD_PASSWORD="wonderland"))
+    assert r.returncode == 3, r
+    # Nothing more arrived than the three good items.
+    r = ok(cli(srv, tok, "sub", "x/feed", "--since", "0", "--count", "3"), "sub stored")
+    assert len(r.stdout.splitlines()) == 3
+    assert expect(alice.get("/v1/nodes/x%2Ffeed"), 200).json()["items"] == 3
