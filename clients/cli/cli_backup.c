@@ -38,52 +38,52 @@
 
 void cli_backup_usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: herald backup FILE [--force] [--data-dir DIR | --config FILE]\n"
-            "\n"
-            "Writes a compacted copy of the data directory's LMDB store (data.mdb) to\n"
-            "FILE. Safe while the server runs: the copy is one consistent snapshot and\n"
-            "does not stop the server's writes. FILE is written as FILE.tmp-PID and\n"
-            "renamed when complete; progress goes to stderr once a second. '-' writes\n"
-            "to standard output.\n"
-            "\n"
-            "  --force          replace FILE if it exists\n"
-            "  --data-dir DIR   data directory (default from the config, ./herald-data)\n"
-            "  --config FILE    read settings from FILE\n"
-            "  -h, --help       show this help\n"
-            "\n"
-            "Only the store is copied: accounts, tokens, nodes, items, subscriptions,\n"
-            "rosters, archives. The TLS certificate and key in the data directory are\n"
-            "not (copy them yourself, or let the server make a new self-signed one).\n"
-            "In cluster mode it copies this instance's store only.\n"
-            "\n"
-            "Exit status: 0 written; 1 failed (the reason on stderr); 2 usage.\n"
-            "\n"
-            "Example: herald backup /var/backups/herald-$(date +%%F).mdb --data-dir /var/lib/herald\n");
+    fprintf(f, "Usage: herald backup FILE [--force] [--data-dir DIR | --config FILE]\n"
+               "\n"
+               "Writes a compacted copy of the data directory's LMDB store (data.mdb) to\n"
+               "FILE. Safe while the server runs: the copy is one consistent snapshot and\n"
+               "does not stop the server's writes. FILE is written as FILE.tmp-PID and\n"
+               "renamed when complete; progress goes to stderr once a second. '-' writes\n"
+               "to standard output.\n"
+               "\n"
+               "  --force          replace FILE if it exists\n"
+               "  --data-dir DIR   data directory (default from the config, ./herald-data)\n"
+               "  --config FILE    read settings from FILE\n"
+               "  -h, --help       show this help\n"
+               "\n"
+               "Only the store is copied: accounts, tokens, nodes, items, subscriptions,\n"
+               "rosters, archives. The TLS certificate and key in the data directory are\n"
+               "not (copy them yourself, or let the server make a new self-signed one).\n"
+               "In cluster mode it copies this instance's store only.\n"
+               "\n"
+               "Exit status: 0 written; 1 failed (the reason on stderr); 2 usage.\n"
+               "\n"
+               "Example:\n"
+               "  herald backup /var/backups/herald-$(date +%%F).mdb --data-dir /var/lib/herald\n");
 }
 
 void cli_restore_usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: herald restore FILE [--force] [--data-dir DIR | --config FILE]\n"
-            "\n"
-            "Puts a backup made by 'herald backup' back as the data directory's store.\n"
-            "Refuses while a server uses the data directory (a server holds\n"
-            "DIR/herald.lock), and refuses to replace an existing store without\n"
-            "--force. FILE is checked first (an LMDB file with Herald's schema\n"
-            "version), copied to DIR/data.mdb.restore (progress on stderr once a\n"
-            "second), checked again, then renamed over DIR/data.mdb. Start the server\n"
-            "afterwards. Single-instance only: refused in cluster mode.\n"
-            "\n"
-            "  --force          replace the store that is there\n"
-            "  --data-dir DIR   data directory (default from the config, ./herald-data)\n"
-            "  --config FILE    read settings from FILE\n"
-            "  -h, --help       show this help\n"
-            "\n"
-            "Exit status: 0 restored; 1 refused or failed (the reason on stderr);\n"
-            "2 usage.\n"
-            "\n"
-            "Example: herald restore /var/backups/herald-2026-12-06.mdb --data-dir /var/lib/herald\n");
+    fprintf(f, "Usage: herald restore FILE [--force] [--data-dir DIR | --config FILE]\n"
+               "\n"
+               "Puts a backup made by 'herald backup' back as the data directory's store.\n"
+               "Refuses while a server uses the data directory (a server holds\n"
+               "DIR/herald.lock), and refuses to replace an existing store without\n"
+               "--force. FILE is checked first (an LMDB file with Herald's schema\n"
+               "version), copied to DIR/data.mdb.restore (progress on stderr once a\n"
+               "second), checked again, then renamed over DIR/data.mdb. Start the server\n"
+               "afterwards. Single-instance only: refused in cluster mode.\n"
+               "\n"
+               "  --force          replace the store that is there\n"
+               "  --data-dir DIR   data directory (default from the config, ./herald-data)\n"
+               "  --config FILE    read settings from FILE\n"
+               "  -h, --help       show this help\n"
+               "\n"
+               "Exit status: 0 restored; 1 refused or failed (the reason on stderr);\n"
+               "2 usage.\n"
+               "\n"
+               "Example:\n"
+               "  herald restore /var/backups/herald-2026-12-06.mdb --data-dir /var/lib/herald\n");
 }
 
 static int parse_args(const char *prog, int argc, char **argv, const char **file, bool *force)
@@ -188,8 +188,8 @@ static int pump(const char *prog, int in, int out, unsigned long long total)
         if (t - shown >= 1000) {
             shown = t;
             if (total)
-                fprintf(stderr, "%s: %llu of %llu MiB (%.0f%%)\n", prog, done >> 20,
-                        total >> 20, 100.0 * (double)done / (double)total);
+                fprintf(stderr, "%s: %llu of %llu MiB (%.0f%%)\n", prog, done >> 20, total >> 20,
+                        100.0 * (double)done / (double)total);
             else
                 fprintf(stderr, "%s: %llu MiB so far\n", prog, done >> 20);
         }
@@ -305,8 +305,7 @@ int cli_backup(struct config *cfg, int argc, char **argv)
         goto done;
     }
     if (rename(tmp, file) != 0 || sync_dir_of(file) != 0) {
-        fprintf(stderr, "herald backup: cannot rename %s to %s: %s\n", tmp, file,
-                strerror(errno));
+        fprintf(stderr, "herald backup: cannot rename %s to %s: %s\n", tmp, file, strerror(errno));
         goto done;
     }
     if (stat(file, &sb) == 0)
@@ -359,8 +358,9 @@ int cli_restore(struct config *cfg, int argc, char **argv)
     }
     if ((rc = store_backup_check(file, &version)) != 0) {
         if (rc == HERALD_ESCHEMA && version)
-            fprintf(stderr, "herald restore: %s has schema version %u; this herald knows up to %u\n",
-                    file, (unsigned)version, STORE_SCHEMA_VERSION);
+            fprintf(stderr,
+                    "herald restore: %s has schema version %u; this herald knows up to %u\n", file,
+                    (unsigned)version, STORE_SCHEMA_VERSION);
         else
             fprintf(stderr, "herald restore: %s is not a Herald backup (%s)\n", file,
                     rc == HERALD_ESCHEMA ? "no Herald schema record" : "not an LMDB file");
@@ -373,8 +373,9 @@ int cli_restore(struct config *cfg, int argc, char **argv)
     }
     int lock = store_lock_dir(dir, true);
     if (lock == HERALD_ECONFLICT) {
-        fprintf(stderr, "herald restore: a server is running on %s (it holds %s/herald.lock); "
-                        "stop it first\n",
+        fprintf(stderr,
+                "herald restore: a server is running on %s (it holds %s/herald.lock); "
+                "stop it first\n",
                 dir, dir);
         return 1;
     }
@@ -384,8 +385,8 @@ int cli_restore(struct config *cfg, int argc, char **argv)
     }
     int ret = 1, in = -1, out = -1;
     if (stat(mdb, &sb) == 0 && !force) {
-        fprintf(stderr, "herald restore: %s already holds a store (%s); --force replaces it\n",
-                dir, mdb);
+        fprintf(stderr, "herald restore: %s already holds a store (%s); --force replaces it\n", dir,
+                mdb);
         goto done;
     }
     if ((in = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -420,8 +421,7 @@ int cli_restore(struct config *cfg, int argc, char **argv)
         goto done;
     }
     if (rename(part, mdb) != 0 || sync_dir_of(mdb) != 0) {
-        fprintf(stderr, "herald restore: cannot rename %s to %s: %s\n", part, mdb,
-                strerror(errno));
+        fprintf(stderr, "herald restore: cannot rename %s to %s: %s\n", part, mdb, strerror(errno));
         goto done;
     }
     fprintf(stderr, "herald restore: restored %s into %s (%llu bytes, schema version %u)\n", file,

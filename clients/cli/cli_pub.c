@@ -27,42 +27,40 @@
 
 void cli_pub_usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: herald pub NODE PAYLOAD|- [OPTIONS]\n"
-            "\n"
-            "Publishes an item to NODE over the REST API (or over XMPP with --jid)\n"
-            "and prints its id and sequence number (\"ID<TAB>SEQ\", one line per\n"
-            "item; over XMPP \"ID<TAB>-\": XMPP answers carry no sequence number).\n"
-            "PAYLOAD is JSON (over XMPP: in a XEP-0335 <json/> container) or one\n"
-            "namespaced XML element; '-' reads it from standard input.\n"
-            "\n"
-            "  --id ID          item id (PUT: replaces an item with that id);\n"
-            "                   default: the server chooses one. With --count N>1\n"
-            "                   the items are ID-1 ... ID-N\n"
-            "  --json, --xml    the payload's type (default: '<' first means XML,\n"
-            "                   anything else JSON)\n"
-            "  --lease SECONDS  publish with a lease: the item is retracted when it\n"
-            "                   runs out (docs/leases.md)\n"
-            "  --count N        publish N items (default 1), stopping at the first\n"
-            "                   error; progress on stderr once a second\n"
-            "  --interval SECS  wait SECS (decimals allowed) between items\n"
-            "  --quiet          print nothing on success\n"
-            "  -h, --help       show this help\n"
-            "\n");
+    fprintf(f, "Usage: herald pub NODE PAYLOAD|- [OPTIONS]\n"
+               "\n"
+               "Publishes an item to NODE over the REST API (or over XMPP with --jid)\n"
+               "and prints its id and sequence number (\"ID<TAB>SEQ\", one line per\n"
+               "item; over XMPP \"ID<TAB>-\": XMPP answers carry no sequence number).\n"
+               "PAYLOAD is JSON (over XMPP: in a XEP-0335 <json/> container) or one\n"
+               "namespaced XML element; '-' reads it from standard input.\n"
+               "\n"
+               "  --id ID          item id (PUT: replaces an item with that id);\n"
+               "                   default: the server chooses one. With --count N>1\n"
+               "                   the items are ID-1 ... ID-N\n"
+               "  --json, --xml    the payload's type (default: '<' first means XML,\n"
+               "                   anything else JSON)\n"
+               "  --lease SECONDS  publish with a lease: the item is retracted when it\n"
+               "                   runs out (docs/leases.md)\n"
+               "  --count N        publish N items (default 1), stopping at the first\n"
+               "                   error; progress on stderr once a second\n"
+               "  --interval SECS  wait SECS (decimals allowed) between items\n"
+               "  --quiet          print nothing on success\n"
+               "  -h, --help       show this help\n"
+               "\n");
     cli_rest_usage(f, true);
-    fprintf(f,
-            "\n"
-            "Exit status: 0 published; 1 the server refused (its problem+json title\n"
-            "and detail on stderr); 2 usage; 3 no answer (connection failure).\n"
-            "\n"
-            "Examples:\n"
-            "  export HERALD_TOKEN=$(herald token create --jid alice@localhost | tail -1)\n"
-            "  herald pub grid/feeder-7 '{\"kW\": 3.5}'\n"
-            "  herald pub sensors \"<t xmlns='urn:example'>21.5</t>\" --id t1\n"
-            "  echo '{\"up\": true}' | herald pub services/api - --id host1 --lease 30\n"
-            "  herald pub load '{\"n\": 1}' --count 1000 --interval 0.01\n"
-            "  HERALD_PASSWORD=secret herald pub feed '{\"a\": 1}' --jid alice@example.org \\\n"
-            "      --cacert /var/lib/herald/tls/cert.pem\n");
+    fprintf(f, "\n"
+               "Exit status: 0 published; 1 the server refused (its problem+json title\n"
+               "and detail on stderr); 2 usage; 3 no answer (connection failure).\n"
+               "\n"
+               "Examples:\n"
+               "  export HERALD_TOKEN=$(herald token create --jid alice@localhost | tail -1)\n"
+               "  herald pub grid/feeder-7 '{\"kW\": 3.5}'\n"
+               "  herald pub sensors \"<t xmlns='urn:example'>21.5</t>\" --id t1\n"
+               "  echo '{\"up\": true}' | herald pub services/api - --id host1 --lease 30\n"
+               "  herald pub load '{\"n\": 1}' --count 1000 --interval 0.01\n"
+               "  HERALD_PASSWORD=secret herald pub feed '{\"a\": 1}' --jid alice@example.org \\\n"
+               "      --cacert /var/lib/herald/tls/cert.pem\n");
 }
 
 static int read_stdin(struct buf *b)
@@ -151,8 +149,9 @@ static int xmpp_payload(const char *ctype, const struct buf *in, struct buf *out
         struct xmlp_limits lim = {PUB_MAX_STDIN, 64};
         enum xmlp_error e = xmlp_parse_element(in->data, in->len, &lim, out);
         if (e != XMLP_OK) {
-            fprintf(stderr, "herald pub: the payload is not one well-formed namespaced XML "
-                            "element: %s\n",
+            fprintf(stderr,
+                    "herald pub: the payload is not one well-formed namespaced XML "
+                    "element: %s\n",
                     xmlp_strerror(e));
             return CLI_REFUSED;
         }
@@ -254,10 +253,14 @@ int cli_pub(int argc, char **argv)
     if (xmpp) {
         if ((ret = xmpp_payload(ctype, &payload, &xpayload)) != 0)
             goto done;
-        struct cli_xmpp_opts xo = {.prog = "herald pub", .jid = c.jid,
+        struct cli_xmpp_opts xo = {.prog = "herald pub",
+                                   .jid = c.jid,
                                    .password = c.password ? c.password : getenv("HERALD_PASSWORD"),
-                                   .host = c.host, .port = c.port, .service = c.service,
-                                   .cacert = c.cacert, .insecure = c.insecure};
+                                   .host = c.host,
+                                   .port = c.port,
+                                   .service = c.service,
+                                   .cacert = c.cacert,
+                                   .insecure = c.insecure};
         if (xo.password == NULL) {
             fprintf(stderr, "herald pub: --jid needs --password or HERALD_PASSWORD\n");
             ret = CLI_USAGE;
@@ -292,8 +295,8 @@ int cli_pub(int argc, char **argv)
                 printf("%s\t-\n", got); /* XMPP answers carry no sequence number */
                 fflush(stdout);
             }
-        } else if ((ret = rest_publish(&c, node, id ? item.data : NULL, lease ? lease_v : 0,
-                                       ctype, &payload, quiet, &path, &resp)) != 0) {
+        } else if ((ret = rest_publish(&c, node, id ? item.data : NULL, lease ? lease_v : 0, ctype,
+                                       &payload, quiet, &path, &resp)) != 0) {
             goto done;
         }
         unsigned long long now = cli_now_ms();

@@ -22,26 +22,24 @@ void cli_rest_init(struct cli_rest *c, const char *prog)
 
 void cli_rest_usage(FILE *f, bool with_xmpp)
 {
-    fprintf(f,
-            "Connection (REST, docs/rest-api.md):\n"
-            "  --url URL        the server's HTTP listener (default " CLI_DEFAULT_URL ",\n"
-            "                   Herald's [http] port; https://HOST:5281 for TLS)\n"
-            "  --token TOKEN    bearer token from 'herald token create' (default:\n"
-            "                   the HERALD_TOKEN environment variable)\n"
-            "  --cacert FILE    trust the CA certificate(s) in FILE for TLS\n"
-            "  --insecure       TLS without verifying the certificate\n");
+    fprintf(f, "Connection (REST, docs/rest-api.md):\n"
+               "  --url URL        the server's HTTP listener (default " CLI_DEFAULT_URL ",\n"
+               "                   Herald's [http] port; https://HOST:5281 for TLS)\n"
+               "  --token TOKEN    bearer token from 'herald token create' (default:\n"
+               "                   the HERALD_TOKEN environment variable)\n"
+               "  --cacert FILE    trust the CA certificate(s) in FILE for TLS\n"
+               "  --insecure       TLS without verifying the certificate\n");
     if (with_xmpp)
-        fprintf(f,
-                "Connection (XMPP, instead of REST; chosen by --jid):\n"
-                "  --jid JID        the account to log in as (local@domain)\n"
-                "  --password PW    its password (default: the HERALD_PASSWORD\n"
-                "                   environment variable)\n"
-                "  --host HOST      server to connect to (default: the JID's domain)\n"
-                "  --port N         its client port (default 5222)\n"
-                "  --service JID    the pubsub service (default pubsub.DOMAIN)\n"
-                "                   STARTTLS is required; the certificate must name the\n"
-                "                   JID's domain and verify (--cacert, or --insecure);\n"
-                "                   SASL PLAIN over that TLS\n");
+        fprintf(f, "Connection (XMPP, instead of REST; chosen by --jid):\n"
+                   "  --jid JID        the account to log in as (local@domain)\n"
+                   "  --password PW    its password (default: the HERALD_PASSWORD\n"
+                   "                   environment variable)\n"
+                   "  --host HOST      server to connect to (default: the JID's domain)\n"
+                   "  --port N         its client port (default 5222)\n"
+                   "  --service JID    the pubsub service (default pubsub.DOMAIN)\n"
+                   "                   STARTTLS is required; the certificate must name the\n"
+                   "                   JID's domain and verify (--cacert, or --insecure);\n"
+                   "                   SASL PLAIN over that TLS\n");
     else
         fprintf(f, "  (no XMPP transport for this command: --jid etc. are refused)\n");
 }
@@ -103,8 +101,9 @@ int cli_rest_only(struct cli_rest *c)
 int cli_rest_open(struct cli_rest *c)
 {
     if (c->token == NULL || c->token[0] == '\0') {
-        fprintf(stderr, "%s: no token: give --token or set HERALD_TOKEN "
-                        "(make one with 'herald token create --jid JID')\n",
+        fprintf(stderr,
+                "%s: no token: give --token or set HERALD_TOKEN "
+                "(make one with 'herald token create --jid JID')\n",
                 c->prog);
         return CLI_USAGE;
     }
@@ -161,9 +160,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     return buf_ok(b) ? size * n : 0; /* 0 aborts: over CLI_MAX_BODY */
 }
 
-int cli_rest_request(struct cli_rest *c, const char *method, const char *path,
-                     const char *ctype, const char *body, size_t body_len, long *status,
-                     struct buf *resp)
+int cli_rest_request(struct cli_rest *c, const char *method, const char *path, const char *ctype,
+                     const char *body, size_t body_len, long *status, struct buf *resp)
 {
     struct curl_slist *hdrs = NULL, *h;
     struct buf url, auth, ct;

@@ -29,16 +29,16 @@ enum {
 #define CLI_MAX_BODY (16u << 20)
 
 struct cli_rest {
-    const char *prog;    /* "herald pub": the prefix of messages on stderr */
-    const char *url;     /* base URL without a trailing '/' (owned by argv or url_buf) */
+    const char *prog; /* "herald pub": the prefix of messages on stderr */
+    const char *url;  /* base URL without a trailing '/' (owned by argv or url_buf) */
     char url_buf[1024];
-    const char *token;   /* --token or $HERALD_TOKEN */
-    const char *cacert;  /* --cacert FILE */
-    bool insecure;       /* --insecure: no certificate verification */
+    const char *token;  /* --token or $HERALD_TOKEN */
+    const char *cacert; /* --cacert FILE */
+    bool insecure;      /* --insecure: no certificate verification */
     /* XMPP transport (herald pub only): --jid selects it. */
     const char *jid, *password, *host, *service; /* --password or $HERALD_PASSWORD */
     int port;                                    /* --port; 0: 5222 */
-    CURL *curl;          /* owned; cli_rest_close frees it */
+    CURL *curl;                                  /* owned; cli_rest_close frees it */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -66,9 +66,8 @@ void cli_rest_segment(struct buf *b, const char *s);
  * its content type. On an answer, *status and body (owned by the caller,
  * initialised by it) hold it and 0 is returned; CLI_CONNECT after saying on
  * stderr why no answer came. */
-int cli_rest_request(struct cli_rest *c, const char *method, const char *path,
-                     const char *ctype, const char *body, size_t body_len, long *status,
-                     struct buf *resp);
+int cli_rest_request(struct cli_rest *c, const char *method, const char *path, const char *ctype,
+                     const char *body, size_t body_len, long *status, struct buf *resp);
 /* Prints a non-2xx answer on stderr as "PROG: STATUS TITLE: DETAIL" (from
  * problem+json when it is one) and returns CLI_REFUSED. */
 int cli_rest_refused(struct cli_rest *c, long status, const struct buf *resp);

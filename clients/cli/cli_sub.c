@@ -56,30 +56,29 @@ void cli_sub_usage(FILE *f)
             "\n",
             SUB_DEFAULT_RETRIES);
     cli_rest_usage(f, false);
-    fprintf(f,
-            "\n"
-            "Exit status: 0 --count items arrived (or the stream ended: node deleted,\n"
-            "or --timeout without --count after at least one item); 1 the server\n"
-            "refused (problem+json on stderr) or the node was deleted before --count\n"
-            "items; 2 usage; 3 no connection after the retries; 4 --timeout ran out.\n"
-            "\n"
-            "Examples:\n"
-            "  herald sub grid/feeder-7\n"
-            "  herald sub sensors --since 0 --count 10 --timeout 30 | jq .json\n"
-            "  herald sub services/api --since 41   # resume after sequence 41\n");
+    fprintf(f, "\n"
+               "Exit status: 0 --count items arrived (or the stream ended: node deleted,\n"
+               "or --timeout without --count after at least one item); 1 the server\n"
+               "refused (problem+json on stderr) or the node was deleted before --count\n"
+               "items; 2 usage; 3 no connection after the retries; 4 --timeout ran out.\n"
+               "\n"
+               "Examples:\n"
+               "  herald sub grid/feeder-7\n"
+               "  herald sub sensors --since 0 --count 10 --timeout 30 | jq .json\n"
+               "  herald sub services/api --since 41   # resume after sequence 41\n");
 }
 
 struct sub {
     struct cli_rest *c;
-    struct buf line;      /* the current, unfinished line */
-    struct buf data;      /* the event's data lines, joined by '\n' */
-    struct buf err;       /* the body of a non-200 answer */
+    struct buf line; /* the current, unfinished line */
+    struct buf data; /* the event's data lines, joined by '\n' */
+    struct buf err;  /* the body of a non-200 answer */
     char event[32];
-    char id[32];          /* the event's id field, pending dispatch */
-    long long last_id;    /* Last-Event-ID for a reconnect; -1: none */
+    char id[32];       /* the event's id field, pending dispatch */
+    long long last_id; /* Last-Event-ID for a reconnect; -1: none */
     unsigned long got, count;
     unsigned long long deadline; /* cli_now_ms() bound; 0: none */
-    long status;          /* of the current connection; 0 until known */
+    long status;                 /* of the current connection; 0 until known */
     bool verbose, opened, done, deleted, timed_out, too_long;
 };
 
@@ -375,8 +374,8 @@ int cli_sub(int argc, char **argv)
         CURLcode cc = stream_once(&s, url.data);
         if (s.done) {
             if (s.deleted && s.count && s.got < s.count) {
-                fprintf(stderr, "herald sub: the node was deleted after %lu of %lu items\n",
-                        s.got, s.count);
+                fprintf(stderr, "herald sub: the node was deleted after %lu of %lu items\n", s.got,
+                        s.count);
                 ret = CLI_REFUSED;
             } else {
                 ret = CLI_OK;

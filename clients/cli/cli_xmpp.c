@@ -39,8 +39,18 @@
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 
-enum xkind { K_NONE, K_FEATURES, K_PROCEED, K_TLS_FAILURE, K_SUCCESS, K_SASL_FAILURE, K_IQ,
-             K_STREAM_ERROR, K_CLOSED, K_OTHER };
+enum xkind {
+    K_NONE,
+    K_FEATURES,
+    K_PROCEED,
+    K_TLS_FAILURE,
+    K_SUCCESS,
+    K_SASL_FAILURE,
+    K_IQ,
+    K_STREAM_ERROR,
+    K_CLOSED,
+    K_OTHER
+};
 
 /* What the client keeps of the last element that mattered. */
 struct xin {
@@ -188,7 +198,7 @@ static int wait_for(struct cli_xmpp *x, unsigned wanted_mask)
         if (x->in.kind == K_STREAM_ERROR) {
             if (!x->closing)
                 fprintf(stderr, "%s: XMPP stream error: %s%s%s\n", x->o.prog, x->in.cond,
-                    x->in.text[0] ? ": " : "", x->in.text);
+                        x->in.text[0] ? ": " : "", x->in.text);
             return CLI_REFUSED;
         }
         if (x->in.kind == K_CLOSED) {
@@ -227,8 +237,8 @@ static int wait_for(struct cli_xmpp *x, unsigned wanted_mask)
         enum xmlp_error e = xmlp_feed(x->p, chunk, (size_t)n);
         if (e != XMLP_OK) {
             if (!x->closing)
-                fprintf(stderr, "%s: XMPP: the server's stream does not parse: %s\n",
-                        x->o.prog, xmlp_strerror(e));
+                fprintf(stderr, "%s: XMPP: the server's stream does not parse: %s\n", x->o.prog,
+                        xmlp_strerror(e));
             return CLI_CONNECT;
         }
     }
@@ -310,8 +320,9 @@ static int start_tls(struct cli_xmpp *x)
     if (SSL_connect(x->ssl) != 1) {
         long v = SSL_get_verify_result(x->ssl);
         if (v != X509_V_OK)
-            fprintf(stderr, "%s: XMPP: the server's certificate does not verify for %s: %s "
-                            "(--cacert FILE to trust it, --insecure to skip)\n",
+            fprintf(stderr,
+                    "%s: XMPP: the server's certificate does not verify for %s: %s "
+                    "(--cacert FILE to trust it, --insecure to skip)\n",
                     x->o.prog, x->jid.domain, X509_verify_cert_error_string(v));
         else {
             unsigned long e = ERR_get_error();
@@ -396,13 +407,11 @@ int cli_xmpp_connect(struct cli_xmpp **out, const struct cli_xmpp_opts *o)
     x->o = *o;
     x->fd = -1;
     if (jid_parse_str(&x->jid, o->jid) != 0 || x->jid.local[0] == '\0') {
-        fprintf(stderr, "%s: --jid '%s' is not an account's JID (local@domain)\n", o->prog,
-                o->jid);
+        fprintf(stderr, "%s: --jid '%s' is not an account's JID (local@domain)\n", o->prog, o->jid);
         rc = CLI_USAGE;
         goto fail;
     }
-    if ((size_t)snprintf(x->service, sizeof(x->service), "%s%s",
-                         o->service ? "" : "pubsub.",
+    if ((size_t)snprintf(x->service, sizeof(x->service), "%s%s", o->service ? "" : "pubsub.",
                          o->service ? o->service : x->jid.domain) >= sizeof(x->service)) {
         rc = CLI_USAGE;
         goto fail;
@@ -416,8 +425,9 @@ int cli_xmpp_connect(struct cli_xmpp **out, const struct cli_xmpp_opts *o)
     if ((rc = tcp_connect(x)) != 0 || (rc = open_stream(x)) != 0)
         goto fail;
     if (!x->in.starttls) {
-        fprintf(stderr, "%s: XMPP: the server does not offer STARTTLS; refusing to send the "
-                        "password in the clear\n",
+        fprintf(stderr,
+                "%s: XMPP: the server does not offer STARTTLS; refusing to send the "
+                "password in the clear\n",
                 o->prog);
         rc = CLI_CONNECT;
         goto fail;
@@ -465,8 +475,8 @@ fail:
     return rc;
 }
 
-int cli_xmpp_publish(struct cli_xmpp *x, const char *node, const char *item_id,
-                     const char *payload, unsigned long lease, char *id_out, size_t cap)
+int cli_xmpp_publish(struct cli_xmpp *x, const char *node, const char *item_id, const char *payload,
+                     unsigned long lease, char *id_out, size_t cap)
 {
     struct buf b;
     buf_init(&b, 0);

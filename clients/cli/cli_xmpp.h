@@ -9,14 +9,14 @@
 #include <stddef.h>
 
 struct cli_xmpp_opts {
-    const char *prog;     /* "herald pub": prefix of messages on stderr */
-    const char *jid;      /* account: local@domain (a resource is ignored) */
+    const char *prog; /* "herald pub": prefix of messages on stderr */
+    const char *jid;  /* account: local@domain (a resource is ignored) */
     const char *password;
-    const char *host;     /* default: the JID's domain */
-    int port;             /* default 5222 */
-    const char *service;  /* pubsub service JID; default pubsub.DOMAIN */
-    const char *cacert;   /* trust anchors; default: the system's */
-    bool insecure;        /* no certificate verification */
+    const char *host;    /* default: the JID's domain */
+    int port;            /* default 5222 */
+    const char *service; /* pubsub service JID; default pubsub.DOMAIN */
+    const char *cacert;  /* trust anchors; default: the system's */
+    bool insecure;       /* no certificate verification */
 };
 
 struct cli_xmpp;
@@ -30,8 +30,8 @@ int cli_xmpp_connect(struct cli_xmpp **out, const struct cli_xmpp_opts *o);
  * item_id (NULL: the service chooses) and a lease (0: none; publish-option
  * herald#lease). The id the item got goes to id_out. 0, CLI_REFUSED (the
  * service's error condition and text on stderr) or CLI_CONNECT. */
-int cli_xmpp_publish(struct cli_xmpp *x, const char *node, const char *item_id,
-                     const char *payload, unsigned long lease, char *id_out, size_t cap);
+int cli_xmpp_publish(struct cli_xmpp *x, const char *node, const char *item_id, const char *payload,
+                     unsigned long lease, char *id_out, size_t cap);
 /* Closes the stream (</stream:stream>, TLS close_notify) and frees x. */
 void cli_xmpp_close(struct cli_xmpp *x);
 
