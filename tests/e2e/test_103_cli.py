@@ -14,6 +14,7 @@ store, a file that is not a backup). `herald pub --jid` publishes over XMPP
 (STARTTLS with the server's certificate verified, SASL PLAIN) and `herald
 sub` sees the item over REST; sub and node have no XMPP transport and
 refuse its options."""
+import fcntl
 import json
 import os
 import queue
@@ -420,7 +421,8 @@ def test_backup_while_publishing_then_restore(herald, tmp_path):
     before the backup began, seqs 1..K with K between that and the end), and
     the token still works there. restore refuses a running server's
     directory, an existing store without --force, and a file that is not a
-    backup; backup refuses to overwrite without --force."""
+    backup; backup refuses to overwrite without --force; a server does not
+    start while the directory's lock is held exclusively (a restore)."""
     srv, alice = rest_server(herald)
     tok = alice.tok
     ok(cli(srv, tok, "node", "create", "log", "--set", "max_items=10000"), "node create")
@@ -472,6 +474,12 @@ def test_backup_while_publishing_then_restore(herald, tmp_path):
     ok(subprocess.run([HERALD_BIN, "restore", backup, "--data-dir", fresh.data_dir, "--force"],
                       capture_output=True, text=True, timeout=WAIT), "restore --force")
 
+    # A server does not start while a restore holds the directory's lock
+    # (taken here as restore takes it: flock, exclusive).
+    with open(os.path.join(fresh.data_dir, "herald.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = subprocess.run(fresh.argv(), capture_output=True, text=True, timeout=WAIT)
+        assert r.returncode == 1 and "being restored" in r.stderr, (r.returncode, r.stderr)
     fresh.start()
     try:
         # While it runs, restore refuses its directory too.
