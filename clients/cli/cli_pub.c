@@ -178,7 +178,7 @@ int cli_pub(int argc, char **argv)
     buf_init(&path, 0);
     buf_init(&resp, CLI_MAX_BODY);
     buf_init(&item, 0);
-    buf_init(&xpayload, 2 * PUB_MAX_STDIN);
+    buf_init(&xpayload, 6 * PUB_MAX_STDIN); /* escaping: at most 5 bytes a byte */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int o = cli_rest_option(&c, argc, argv, &i);

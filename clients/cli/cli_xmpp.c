@@ -74,6 +74,8 @@ struct cli_xmpp {
     bool closing; /* cli_xmpp_close: failures are no longer worth a message */
 };
 
+static void read_stanza(struct cli_xmpp *x, struct xin *in, struct xnode *e, struct arena *a);
+
 static void copy_text(struct arena *a, const struct xnode *e, char *out, size_t cap)
 {
     const char *t = e ? xml_text(a, e) : NULL;
@@ -96,10 +98,24 @@ static void error_of(struct xin *in, struct arena *a, const struct xnode *err, c
     }
 }
 
+/* One read may bring several elements (the server flushes a loop turn's
+ * output at once: a publish's result and a notification can share a
+ * write). The client waits for one thing at a time, so an element that
+ * matters is kept until it is consumed: later ones of no interest (K_OTHER)
+ * do not overwrite it. */
 static void on_stanza(void *ud, struct xnode *e, struct arena *a)
 {
     struct cli_xmpp *x = ud;
-    struct xin *in = &x->in;
+    struct xin t;
+    memset(&t, 0, sizeof(t));
+    read_stanza(x, &t, e, a);
+    if (t.kind == K_OTHER && x->in.kind != K_NONE)
+        return;
+    x->in = t;
+}
+
+static void read_stanza(struct cli_xmpp *x, struct xin *in, struct xnode *e, struct arena *a)
+{
     in->kind = K_OTHER;
     if (strcmp(e->ns, NS_STREAMS) == 0 && strcmp(e->name, "features") == 0) {
         in->kind = K_FEATURES;
@@ -152,7 +168,8 @@ static void on_open(void *ud, const struct xnode *hdr, const char *default_ns)
 static void on_close(void *ud)
 {
     struct cli_xmpp *x = ud;
-    x->in.kind = K_CLOSED;
+    if (x->in.kind == K_NONE || x->in.kind == K_OTHER)
+        x->in.kind = K_CLOSED; /* else seen after the element that is pending */
 }
 
 static int io_write(struct cli_xmpp *x, const char *p, size_t n)
