@@ -32,7 +32,7 @@ static void usage_main(FILE *f)
             "  token         create, list and revoke bearer tokens for the REST API\n"
             "  cluster       cluster status: the replicated log and each instance's\n"
             "                consumer (cluster mode, docs/cluster.md)\n"
-            "  pub           publish an item to a node over REST (like mosquitto_pub)\n"
+            "  pub           publish an item to a node, over REST or XMPP (mosquitto_pub)\n"
             "  sub           print a node's items as they arrive, one JSON object a line\n"
             "  node          create, list, inspect, configure, purge and delete nodes\n"
             "  backup        copy the data directory's store, also while the server runs\n"

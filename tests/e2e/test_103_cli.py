@@ -284,8 +284,9 @@ def test_sub_timeout(herald):
 
 def test_exit_codes_and_messages(herald):
     """1 with the problem's title/detail for a refusal (bad token, unknown
-    node, bad JSON), 3 when nothing answers, 2 for usage errors (no token,
-    missing arguments, the XMPP options this version does not have)."""
+    node, bad JSON), 3 when nothing answers or https's certificate does not
+    verify (it does with --cacert), 2 for usage errors (no token, missing
+    arguments, XMPP options where there is no XMPP transport)."""
     srv, alice = rest_server(herald)
     tok = alice.tok
     ok(cli(srv, tok, "node", "create", "n"), "node create")
@@ -308,6 +309,17 @@ def test_exit_codes_and_messages(herald):
                            capture_output=True, text=True, timeout=WAIT)
         assert r.returncode == 3, (args, r.returncode, r.stderr)
         assert "Couldn't connect" in r.stderr or "Connection refused" in r.stderr, r.stderr
+
+    # https: the server's self-signed certificate verifies with --cacert
+    # only (or is not checked with --insecure).
+    https = ["--url", "https://127.0.0.1:%d" % srv.https_port, "--token", tok]
+    cacert = os.path.join(srv.data_dir, "tls", "cert.pem")
+    for extra, code in ((["--cacert", cacert], 0), ([], 3), (["--insecure"], 0)):
+        r = subprocess.run([HERALD_BIN, "node", "list"] + https + extra, capture_output=True,
+                           text=True, timeout=WAIT)
+        assert r.returncode == code, (extra, r.returncode, r.stderr)
+        assert code != 0 or r.stdout.split("\t")[0] == "n", r.stdout
+        assert code != 3 or "certificate" in r.stderr, r.stderr
 
     r = cli(srv, None, "pub", "n", "{}")
     assert r.returncode == 2 and "HERALD_TOKEN" in r.stderr, r
