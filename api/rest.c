@@ -909,6 +909,7 @@ static void publish(struct rctx *r, const char *item_id)
     yajl_gen_map_open(g);
     json_key_str(g, "node", r->node);
     json_key_str(g, "id", out.id);
+    json_key_uint(g, "seq", out.seq); /* what `herald pub` prints, and SSE's resume point */
     yajl_gen_map_close(g);
     /* PUT: 200 when it replaced an item, 201 when it is new. */
     respond_after_commit(r, out.replaced ? 200 : 201, g, loc.data);

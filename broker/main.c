@@ -1,6 +1,7 @@
 /* main.c - the `herald` command: parses the command line and dispatches to
  * serve (server.c), user (cli_user.c), token (cli_token.c), cluster
- * (cli_cluster.c), check-config and version. */
+ * (cli_cluster.c), the clients pub, sub, node, backup and restore
+ * (clients/cli/), check-config and version. */
 #include <expat.h>
 #include <lmdb.h>
 #include <openssl/crypto.h>
@@ -12,6 +13,7 @@
 
 #include "nats_link.h"
 #include "cli.h"
+#include "cli_clients.h"
 #include "config.h"
 #include "herald.h"
 
@@ -30,11 +32,17 @@ static void usage_main(FILE *f)
             "  token         create, list and revoke bearer tokens for the REST API\n"
             "  cluster       cluster status: the replicated log and each instance's\n"
             "                consumer (cluster mode, docs/cluster.md)\n"
+            "  pub           publish an item to a node, over REST or XMPP (mosquitto_pub)\n"
+            "  sub           print a node's items as they arrive, one JSON object a line\n"
+            "  node          create, list, inspect, configure, purge and delete nodes\n"
+            "  backup        copy the data directory's store, also while the server runs\n"
+            "  restore       put a backup back as the data directory's store\n"
             "  check-config  validate a configuration file and print the settings\n"
             "  version       print the version of herald and of its libraries\n"
             "\n"
             "Run 'herald COMMAND --help' for the options of a command.\n"
-            "Documentation: docs/ in the source tree (configuration.md, architecture.md).\n");
+            "Documentation: docs/ in the source tree (configuration.md, architecture.md,\n"
+            "cli.md for pub, sub, node, backup and restore).\n");
 }
 
 static void usage_serve(FILE *f)
@@ -260,6 +268,23 @@ int main(int argc, char **argv)
         rc = load_config(&cfg, &argc, argv, false);
         if (rc == 0)
             rc = cli_cluster(&cfg, argc, argv);
+    } else if (strcmp(cmd, "pub") == 0 || strcmp(cmd, "sub") == 0 || strcmp(cmd, "node") == 0) {
+        /* REST clients of a running server: no configuration to load. */
+        bool pub = cmd[0] == 'p', sub = cmd[0] == 's';
+        if (wants_help(argc, argv)) {
+            (pub ? cli_pub_usage : sub ? cli_sub_usage : cli_node_usage)(stdout);
+            return 0;
+        }
+        return (pub ? cli_pub : sub ? cli_sub : cli_node)(argc, argv);
+    } else if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0) {
+        bool backup = cmd[0] == 'b';
+        if (wants_help(argc, argv)) {
+            (backup ? cli_backup_usage : cli_restore_usage)(stdout);
+            return 0;
+        }
+        rc = load_config(&cfg, &argc, argv, false);
+        if (rc == 0)
+            rc = (backup ? cli_backup : cli_restore)(&cfg, argc, argv);
     } else {
         fprintf(stderr, "herald: unknown command '%s'\n\n", cmd);
         usage_main(stderr);

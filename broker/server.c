@@ -8,7 +8,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "batch.h"
@@ -293,9 +296,28 @@ int herald_serve(struct config *cfg)
     struct store_opts so = {.map_size = cfg->map_size_mb << 20,
                             .max_map_size = cfg->max_map_size_mb << 20,
                             .reserve = cfg->reserve_mb << 20};
+    /* The data directory's lock, shared, for the server's lifetime: `herald
+     * restore` takes it exclusive, so it never replaces the store under a
+     * running server, and a server does not start in the middle of a
+     * restore. The kernel drops it when the process ends, even by kill -9. */
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("herald", "cannot create the data directory %s: %s", cfg->data_dir,
+                  strerror(errno));
+        free(h);
+        return 1;
+    }
+    int lock_fd = store_lock_dir(cfg->data_dir, false);
+    if (lock_fd < 0) {
+        if (lock_fd == HERALD_ECONFLICT)
+            log_error("herald", "the data directory %s is being restored ('herald restore' "
+                                "holds %s/herald.lock)", cfg->data_dir, cfg->data_dir);
+        free(h);
+        return 1;
+    }
     if ((rc = store_open(&h->store, cfg->data_dir, &so)) != 0) {
         log_error("herald", "cannot open the data directory %s: %s", cfg->data_dir,
                   herald_strerror(rc));
+        close(lock_fd);
         free(h);
         return 1;
     }
@@ -403,6 +425,7 @@ out_tls:
     free(h->tls_cert_path);
     free(h->tls_key_path);
     store_close(h->store);
+    close(lock_fd);
     free(h);
     return exit_code;
 }

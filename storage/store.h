@@ -38,6 +38,27 @@ struct store_opts {
 int store_open(struct store **out, const char *dir, const struct store_opts *opts);
 void store_close(struct store *s);
 
+/* Backup and restore (herald backup / restore, docs/cli.md). */
+/* Writes a compacted copy of the environment to fd (mdb_env_copyfd2 with
+ * MDB_CP_COMPACT: free pages omitted). The copy is made from one LMDB read
+ * snapshot, so it is consistent while a server (another process) writes;
+ * writers are not blocked. fd may be a pipe; it is not closed. 0 or
+ * HERALD_EIO. */
+int store_backup_fd(struct store *s, int fd);
+/* Checks that file is an LMDB data file (as store_backup_fd writes it)
+ * holding Herald's schema record: 0 with *version set, HERALD_ESCHEMA when
+ * it is LMDB but not a Herald store or a version this build does not know
+ * (*version then 0 or the version found), HERALD_EIO when it cannot be
+ * opened as LMDB. Opens read-only without a lock file; changes nothing. */
+int store_backup_check(const char *file, uint32_t *version);
+/* The data directory's lock (dir/herald.lock, flock(2)): a server holds it
+ * shared for its lifetime; restore takes it exclusive while it replaces the
+ * store, so neither runs while the other does. Non-blocking: the open file
+ * descriptor (>= 0; the lock lasts until it is closed or the process
+ * ends, even by kill -9), HERALD_ECONFLICT when another process holds a
+ * conflicting lock, HERALD_EIO otherwise. dir must exist. */
+int store_lock_dir(const char *dir, bool exclusive);
+
 /* SCRAM credentials for one hash (RFC 5802 §3): never the password itself. */
 #define STORE_SALT_LEN 16
 #define STORE_KEY_MAX 32 /* SHA-256 */

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "log.h"
@@ -265,6 +268,73 @@ void store_close(struct store *s)
 }
 
 const char *store_path(const struct store *s) { return s->path; }
+
+int store_backup_fd(struct store *s, int fd)
+{
+    int rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    if (rc != 0) {
+        log_error("store", "backup of %s: %s", s->path, mdb_strerror(rc));
+        return HERALD_EIO;
+    }
+    return 0;
+}
+
+int store_backup_check(const char *file, uint32_t *version)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    int ret = HERALD_EIO;
+    *version = 0;
+    /* No lock file (MDB_NOLOCK): nothing else opens a backup, and a check
+     * must not leave FILE-lock beside it. */
+    if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 32) != 0)
+        goto done;
+    int rc = mdb_env_open(env, file, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0600);
+    if (rc != 0) {
+        log_error("store", "%s is not an LMDB file: %s", file, mdb_strerror(rc));
+        goto done;
+    }
+    if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+        goto done;
+    ret = HERALD_ESCHEMA;
+    if (mdb_dbi_open(txn, "meta", 0, &meta) != 0)
+        goto done;
+    MDB_val k = {6, "schema"}, v;
+    if (mdb_get(txn, meta, &k, &v) != 0 || v.mv_size != 4)
+        goto done;
+    *version = get_be32(v.mv_data);
+    if (*version >= 1 && *version <= STORE_SCHEMA_VERSION)
+        ret = 0;
+done:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    return ret;
+}
+
+int store_lock_dir(const char *dir, bool exclusive)
+{
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof(path), "%s/herald.lock", dir) >= sizeof(path))
+        return HERALD_EIO;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("store", "cannot open %s: %s", path, strerror(errno));
+        return HERALD_EIO;
+    }
+    if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return HERALD_ECONFLICT;
+        log_error("store", "cannot lock %s: %s", path, strerror(e));
+        return HERALD_EIO;
+    }
+    return fd;
+}
+
 
 bool store_write_risky(const struct store *s)
 {

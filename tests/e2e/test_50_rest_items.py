@@ -12,8 +12,8 @@ from rest_helpers import _rest_streams  # noqa: F401 (autouse: ends curl -N stre
 
 
 def test_post_item_returns_id_and_location(herald):
-    """POST /v1/nodes/{node}/items answers 201 with {"node", "id"} (a
-    server-chosen id) and a Location that reads the item back: id, seq,
+    """POST /v1/nodes/{node}/items answers 201 with {"node", "id", "seq"} (a
+    server-chosen id, and the seq it reads back with) and a Location that reads the item back: id, seq,
     published (RFC 3339 UTC), publisher (the token's JID) and the JSON."""
     srv, alice = rest_server(herald)
     alice.create("sensors")
@@ -21,12 +21,13 @@ def test_post_item_returns_id_and_location(herald):
     r = expect(alice.post(items_path("sensors"), value), 201)
     assert r.ctype == "application/json", r
     body = r.json()
-    assert set(body) == {"node", "id"}, body
+    assert set(body) == {"node", "id", "seq"}, body
     assert body["node"] == "sensors" and isinstance(body["id"], str) and body["id"], body
     assert r.header("Location") == item_path("sensors", body["id"]), r
     got = expect(alice.get(r.header("Location")), 200).json()
     assert got["id"] == body["id"], got
     assert isinstance(got["seq"], int) and got["seq"] >= 1, got
+    assert body["seq"] == got["seq"], (body, got)
     assert TIME_RE.match(got["published"]), got
     assert got["publisher"] == "alice@localhost", got
     assert got["json"] == value, got
@@ -47,12 +48,14 @@ def test_put_is_idempotent(herald):
     value = {"reading": 1234, "unit": "kWh"}
     r1 = alice.put(item_path("meters", "m-1"), value)
     expect(r1, 201, "first PUT")
-    assert r1.json() == {"node": "meters", "id": "m-1"}, r1
-    assert r1.header("Location") == item_path("meters", "m-1"), r1
     seq1 = alice.item("meters", "m-1")["seq"]
+    assert r1.json() == {"node": "meters", "id": "m-1", "seq": seq1}, r1
+    assert r1.header("Location") == item_path("meters", "m-1"), r1
     r2 = alice.put(item_path("meters", "m-1"), value)
     expect(r2, 200, "second PUT of the same id")
-    assert r2.json() == {"node": "meters", "id": "m-1"}, r2
+    assert r2.json() == {"node": "meters", "id": "m-1",
+                         "seq": alice.item("meters", "m-1")["seq"]}, r2
+    assert r2.json()["seq"] > seq1, r2
     items = alice.items("meters")["items"]
     assert [i["id"] for i in items] == ["m-1"], items
     assert items[0]["json"] == value and items[0]["seq"] > seq1, items
@@ -191,7 +194,8 @@ def test_item_ids_percent_encoded(herald):
     alice.create("ids/odd")
     item_id = "a b/c?d#e%f\u00e9"
     r = expect(alice.put(item_path("ids/odd", item_id), {"v": 1}), 201)
-    assert r.json() == {"node": "ids/odd", "id": item_id}, r
+    assert r.json() == {"node": "ids/odd", "id": item_id,
+                        "seq": alice.item("ids/odd", item_id)["seq"]}, r
     loc = r.header("Location")
     assert loc == "/v1/nodes/ids%2Fodd/items/" + enc(item_id), r
     assert alice.get(loc).json()["id"] == item_id

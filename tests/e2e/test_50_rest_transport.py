@@ -152,7 +152,8 @@ def test_acknowledged_items_survive_kill(herald):
     node = expect(alice.get(node_path("durable")), 200).json()
     assert node["config"]["title"] == "kept" and node["items"] == 53, node
     r = expect(alice.put(item_path("durable", "fixed"), {"fixed": 1}), 200, "PUT retry")
-    assert r.json() == {"node": "durable", "id": "fixed"}
+    assert r.json() == {"node": "durable", "id": "fixed",
+                        "seq": alice.item("durable", "fixed")["seq"]}
     assert len(alice.items("durable", max=500)["items"]) == 53
     newer = alice.publish("durable", {"after": True})
     assert alice.item("durable", newer)["seq"] > max(i["seq"] for i in after["items"])

@@ -5,6 +5,7 @@
  * for the second handle, as `herald user add` is a separate process from the
  * running server (LMDB forbids opening one environment twice in a process). */
 #include <dirent.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -453,6 +454,83 @@ static void test_open_errors(void)
     remove_dir(dir);
 }
 
+/* herald backup / restore's storage side: a compacted copy that opens as a
+ * store with the same data, the schema check of a file, the directory
+ * lock's shared/exclusive rules. */
+static void test_backup_and_lock(void)
+{
+    char *dir = make_dir();
+    struct store *s = NULL;
+    struct store_user u, got;
+    char jid[64], path[4300], copydir[4300], junk[4300], data[4400];
+    CHECK_EQ_INT(store_open(&s, dir, NULL), 0);
+    for (unsigned i = 0; i < 2000; i++) {
+        snprintf(jid, sizeof(jid), "user%04u@localhost", i);
+        fill_user(&u, i);
+        CHECK_EQ_INT(store_user_put(s, jid, &u, true), 0);
+    }
+    for (unsigned i = 100; i < 2000; i++) {
+        snprintf(jid, sizeof(jid), "user%04u@localhost", i);
+        CHECK_EQ_INT(store_user_del(s, jid), 0);
+    }
+    snprintf(path, sizeof(path), "%s/backup.mdb", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(store_backup_fd(s, fd), 0);
+    close(fd);
+    store_close(s);
+    uint32_t version = 0;
+    CHECK_EQ_INT(store_backup_check(path, &version), 0);
+    CHECK_EQ_INT(version, STORE_SCHEMA_VERSION);
+    /* Compaction: the freed pages are not copied. */
+    struct stat st_data, st_copy;
+    snprintf(data, sizeof(data), "%s/data.mdb", dir);
+    CHECK_EQ_INT(stat(data, &st_data), 0);
+    CHECK_EQ_INT(stat(path, &st_copy), 0);
+    CHECK(st_copy.st_size < st_data.st_size);
+    /* The copy, as another directory's data.mdb, is the same store. */
+    snprintf(copydir, sizeof(copydir), "%s/restored", dir);
+    CHECK_EQ_INT(mkdir(copydir, 0700), 0);
+    snprintf(data, sizeof(data), "%s/data.mdb", copydir);
+    CHECK_EQ_INT(rename(path, data), 0);
+    s = NULL;
+    CHECK_EQ_INT(store_open(&s, copydir, NULL), 0);
+    unsigned ok = 0;
+    for (unsigned i = 0; i < 2000; i++) {
+        snprintf(jid, sizeof(jid), "user%04u@localhost", i);
+        fill_user(&u, i);
+        if (i < 100)
+            ok += store_user_get(s, jid, &got) == 0 && user_equal(&got, &u);
+        else
+            ok += store_user_exists(s, jid) == 0;
+    }
+    CHECK_EQ_INT(ok, 2000);
+    store_close(s);
+    /* Not LMDB at all. */
+    snprintf(junk, sizeof(junk), "%s/junk", dir);
+    FILE *f = fopen(junk, "w");
+    CHECK(f != NULL);
+    for (int i = 0; f && i < 1000; i++)
+        fputs("not an lmdb file\n", f);
+    if (f)
+        fclose(f);
+    CHECK(store_backup_check(junk, &version) < 0);
+    /* The lock: shared with shared, not with exclusive, free once closed
+     * (flock locks belong to the open file, so one process shows it). */
+    int a = store_lock_dir(dir, false), b = store_lock_dir(dir, false);
+    CHECK(a >= 0 && b >= 0);
+    CHECK_EQ_INT(store_lock_dir(dir, true), HERALD_ECONFLICT);
+    close(a);
+    close(b);
+    int x = store_lock_dir(dir, true);
+    CHECK(x >= 0);
+    CHECK_EQ_INT(store_lock_dir(dir, false), HERALD_ECONFLICT);
+    close(x);
+    remove_dir(strdup(copydir));
+    remove_dir(dir);
+}
+
 TEST_MAIN(TEST_CASE(test_open_creates_schema), TEST_CASE(test_user_crud),
           TEST_CASE(test_reopen_persists), TEST_CASE(test_shared_between_processes),
-          TEST_CASE(test_map_full), TEST_CASE(test_schema_version), TEST_CASE(test_open_errors))
+          TEST_CASE(test_map_full), TEST_CASE(test_schema_version), TEST_CASE(test_open_errors),
+          TEST_CASE(test_backup_and_lock))
