@@ -498,3 +498,22 @@ def test_request_timeout_and_concurrency_bound(herald):
         assert not recv.bad, recv.bad
     finally:
         recv.close()
+
+
+def test_lease_end_reaches_the_webhook_as_a_retract(herald):
+    """An item whose lease ends (docs/leases.md) is retracted through the
+    same journal as any change: the webhook gets the publish, then a signed
+    retract of that item."""
+    recv = Receiver()
+    try:
+        srv, alice = rest_server(herald, config={"webhooks": FAST})
+        alice.create("svc")
+        make_webhook(alice, "svc", recv.url())
+        expect(alice.put(node_path("svc", "items", "api-1") + "?lease=1", {"port": 8080}), 201)
+        recv.wait(lambda reqs: len(ok_events(reqs)) >= 2, 10, "publish and retract")
+        assert not recv.bad, recv.bad
+        got = [(d["event"], d.get("id")) for d in ok_events(recv.requests)]
+        assert got == [("publish", "api-1"), ("retract", "api-1")], got
+        expect(alice.get(node_path("svc", "items", "api-1")), 404, "the item after its lease")
+    finally:
+        recv.close()
