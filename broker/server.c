@@ -143,8 +143,11 @@ static void on_lease_timer(uv_timer_t *t)
     struct herald *h = t->data;
     /* At most LEASES_PER_TURN retracts a turn: when 100,000 leases end
      * together the loop commits and serves others between the slices. */
-    if (pubsub_leases_expire(h->pubsub, LEASES_PER_TURN))
+    int rc = pubsub_leases_expire(h->pubsub, LEASES_PER_TURN);
+    if (rc > 0)
         uv_timer_start(&h->lease_timer, on_lease_timer, 0, 0);
+    else if (rc < 0) /* storage trouble (logged): try again in a second */
+        uv_timer_start(&h->lease_timer, on_lease_timer, 1000, 0);
     else
         arm_leases(h, pubsub_lease_next(h->pubsub));
 }
@@ -347,10 +350,6 @@ int herald_serve(struct config *cfg)
     uv_timer_init(&loop, &h->lease_timer);
     h->lease_timer.data = h;
     uv_unref((uv_handle_t *)&h->lease_timer);
-    /* Session leases of the previous run end now; timed ones that ran out
-     * while the server was down at the first tick (docs/leases.md). */
-    pubsub_leases_start(h->pubsub);
-    arm_leases(h, pubsub_lease_next(h->pubsub));
     uv_timer_init(&loop, &h->shutdown_timer);
     h->shutdown_timer.data = h;
     uv_signal_init(&loop, &h->sig_term);
@@ -362,7 +361,16 @@ int herald_serve(struct config *cfg)
     h->rest_apply = rest_apply; /* REST writes from the cluster log (cluster.c) */
     /* Cluster mode: caught up with the log before any client is served. */
     /* Webhooks need the loop (curl's sockets and timers live on it). */
-    if (webhooks_open(h) != 0 || cluster_open(h) != 0 || listener_start(h) != 0) {
+    int rc_hooks = webhooks_open(h);
+    if (rc_hooks == 0) {
+        /* Session leases of the previous run end now, timed ones that ran
+         * out while the server was down at the first tick; after the
+         * webhooks' journal is registered, so they hear of it too
+         * (docs/leases.md). */
+        pubsub_leases_start(h->pubsub);
+        arm_leases(h, pubsub_lease_next(h->pubsub));
+    }
+    if (rc_hooks != 0 || cluster_open(h) != 0 || listener_start(h) != 0) {
         listener_stop(h);
         cluster_stop(h);
         h->shutting_down = true;

@@ -256,11 +256,11 @@ int store_item_get_seq(struct store_txn *t, uint64_t node_id, uint64_t seq,
 /* ---- leases (docs/leases.md) ----
  * An item published with a lease (store_item_put with lease_kind set) gets
  * an entry in "leases", ordered by expiry: (kind, until, node id, seq).
- * Entries are not removed when their item goes another way (retracted,
- * replaced, trimmed, purged, its node deleted): whoever walks them checks
- * the item still exists with that seq and that lease (store_lease_live),
- * and drops the stale entry. So removal paths stay as they were, and stale
- * entries live at most as long as their lease. */
+ * Deleting, replacing or trimming the item deletes its entry, and a
+ * renewal replaces it. Purges and node deletions (range deletes) leave
+ * entries behind: whoever walks them checks the item still exists with
+ * that seq and that lease (store_lease_live), and drops the stale entry,
+ * so one lives at most as long as its lease. */
 struct store_lease {
     uint8_t kind;          /* STORE_LEASE_TIMED or _SESSION */
     uint64_t until;        /* expiry (unix ms) or session */

@@ -352,6 +352,18 @@ static void lease_key(uint8_t k[LEASE_KEY], uint8_t kind, uint64_t until, uint64
 
 /* Deletes the item at seq (and its id record when del_id) from node n,
  * taking its payload off n->payload_bytes. */
+/* Deletes the lease entry of an item (decoded it) that goes or changes its
+ * lease, so republishing or renewing leaves no stale entry behind. */
+static int lease_entry_del(struct store_txn *t, uint64_t node_id, const struct store_item *it)
+{
+    if (it->lease_kind == STORE_LEASE_NONE)
+        return 0;
+    uint8_t lk[LEASE_KEY];
+    lease_key(lk, it->lease_kind, it->lease_until, node_id, it->seq);
+    int rc = del(t, t->s->leases, lk, LEASE_KEY);
+    return rc == HERALD_ENOTFOUND ? 0 : rc;
+}
+
 static int item_del_seq(struct store_txn *t, struct store_node *n, uint64_t seq, bool del_id)
 {
     uint8_t k[16];
@@ -371,6 +383,8 @@ static int item_del_seq(struct store_txn *t, struct store_node *n, uint64_t seq,
         if (il && (rc = del(t, t->s->item_ids, ik, il)) != 0)
             return rc;
     }
+    if ((rc = lease_entry_del(t, n->id, &it)) != 0)
+        return rc;
     size_t gone = it.payload_len;
     if ((rc = del(t, t->s->items, k, 16)) == 0)
         n->payload_bytes -= gone < n->payload_bytes ? gone : n->payload_bytes;
@@ -449,6 +463,8 @@ static int drop_oldest(struct store_txn *t, const char *node_name, struct store_
                 break;
             size_t vl = make_key(ik, n->id, victim.id, victim.id_len, NULL);
             if (vl && (rc = del(t, t->s->item_ids, ik, vl)) != 0)
+                break;
+            if ((rc = lease_entry_del(t, n->id, &victim)) != 0)
                 break;
             size_t victim_bytes = victim.payload_len; /* cv is gone after the delete */
             if ((rc = st_cursor_del(t->s, t->txn, t->s->items, c)) != 0) {
@@ -563,7 +579,7 @@ int store_lease_renew(struct store_txn *t, uint64_t node_id, uint64_t seq, uint3
 {
     struct store_item it;
     int rc = store_item_get_seq(t, node_id, seq, &it);
-    if (rc != 0)
+    if (rc != 0 || (rc = lease_entry_del(t, node_id, &it)) != 0)
         return rc;
     it.lease_kind = STORE_LEASE_TIMED;
     it.lease_secs = secs;

@@ -1992,13 +1992,20 @@ static int lease_end(struct pubsub *ps, const struct store_lease *l)
     struct store_node sn;
     uint8_t cb[CFG_RECORD_MAX];
     int live = store_lease_live(t, l, &it);
-    rc = live < 0 ? live : store_lease_del(t, l);
-    if (rc == 0 && live == 1 && n != NULL && it.id_len <= PS_ITEM_ID_MAX) {
-        memcpy(id, it.id, it.id_len); /* it points into the map: copy before deleting */
+    if (live == HERALD_ESCHEMA) {
+        /* An item this binary cannot read: drop the entry, or expiry
+         * would stop at it for ever. */
+        log_error("pubsub", "a lease entry's item is unreadable: the entry is dropped");
+        live = 0;
+    }
+    if (live == 1 && n != NULL && it.id_len <= PS_ITEM_ID_MAX) {
+        memcpy(id, it.id, it.id_len); /* it points into the map: copied before any write */
         id[it.id_len] = '\0';
         to_store_node(n, &sn, cb, sizeof(cb));
+        /* Deleting the item deletes its lease entry too. */
         rc = store_item_del(t, n->key, &sn, id, it.id_len);
     } else {
+        rc = live < 0 ? live : store_lease_del(t, l); /* stale */
         live = 0;
     }
     if ((rc = op_end(ps, t, rc)) != 0 || !live)
@@ -2057,33 +2064,29 @@ static int lease_end_all(struct pubsub *ps, const struct lease_batch *b)
     return 0;
 }
 
-bool pubsub_leases_expire(struct pubsub *ps, unsigned max)
+int pubsub_leases_expire(struct pubsub *ps, unsigned max)
 {
     uint64_t now = now_ms(ps);
     struct lease_batch *b = malloc(sizeof(*b));
-    bool more = false;
     if (b == NULL)
-        return true;
+        return HERALD_ENOMEM;
     unsigned done = 0;
+    int rc = 0;
     while (done < max) {
-        if (lease_read(ps, STORE_LEASE_TIMED, now, max - done, b) != 0 ||
-            lease_end_all(ps, b) != 0) {
-            more = true; /* storage trouble: try again at the next tick */
+        if ((rc = lease_read(ps, STORE_LEASE_TIMED, now, max - done, b)) != 0 ||
+            (rc = lease_end_all(ps, b)) != 0)
             break;
-        }
         done += b->n;
         if (b->n < LEASE_BATCH)
             break;
     }
-    if (!more && done >= max)
-        more = true;
     /* The next entry to end (a stale one may wake the timer early: it
      * is dropped then). */
     ps->lease_next = UINT64_MAX;
     if (lease_read(ps, STORE_LEASE_TIMED, UINT64_MAX, 1, b) == 0 && b->n == 1)
         ps->lease_next = b->l[0].until;
     free(b);
-    return more;
+    return rc != 0 ? rc : done >= max;
 }
 
 static void leases_session(struct pubsub *ps, uint64_t session)

@@ -339,9 +339,10 @@ int pubsub_lease_renew(struct pubsub *ps, const char *who, const char *node, con
  * server arms a timer for it; hooks.lease_armed says when it moves earlier. */
 uint64_t pubsub_lease_next(const struct pubsub *ps);
 /* Retracts the items whose leases have ended, at most max of them (each
- * its own operation). Returns true when more are due (call again next loop
- * turn: the loop stays responsive when 100,000 leases end together). */
-bool pubsub_leases_expire(struct pubsub *ps, unsigned max);
+ * its own operation). Returns 1 when more are due (call again next loop
+ * turn: the loop stays responsive when 100,000 leases end together), 0
+ * when none is, or a HERALD_E* code (storage trouble: try again later). */
+int pubsub_leases_expire(struct pubsub *ps, unsigned max);
 /* Retracts the items leased to session (as pubsub_leases_expire does). */
 void pubsub_leases_session_end(struct pubsub *ps, uint64_t session);
 /* At start, once the sinks are registered: retracts every item leased to a

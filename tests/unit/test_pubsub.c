@@ -2475,12 +2475,34 @@ static int publish_leased(struct fx *f, const char *node, const char *id, uint32
 static unsigned expire_all(struct fx *f, unsigned per_slice)
 {
     unsigned slices = 1;
-    while (pubsub_leases_expire(f->ps, per_slice)) {
+    while (pubsub_leases_expire(f->ps, per_slice) > 0) {
         commit(f);
         slices++;
     }
     commit(f);
     return slices;
+}
+
+static int count_cb(void *ud, const struct store_lease *l)
+{
+    (void)l;
+    (*(unsigned *)ud)++;
+    return 0;
+}
+
+/* Entries in the lease index (timed and session). */
+static unsigned lease_entries(struct fx *f)
+{
+    unsigned n = 0;
+    struct store_txn *t = NULL;
+    CHECK_EQ_INT(store_txn_begin(f->st, false, &t), 0);
+    if (t == NULL)
+        return 0;
+    CHECK_EQ_INT(store_leases_each(t, STORE_LEASE_TIMED, UINT64_MAX, UINT32_MAX, count_cb, &n), 0);
+    CHECK_EQ_INT(store_leases_each(t, STORE_LEASE_SESSION, UINT64_MAX, UINT32_MAX, count_cb, &n),
+                 0);
+    store_txn_abort(t);
+    return n;
 }
 
 static void test_leases(void)
@@ -2561,6 +2583,19 @@ static void test_leases(void)
     CHECK_EQ_STR(rec_summary(), "RETR:svc:h");
     CHECK_EQ_STR(items_all(&f, ALICE, "svc", true), "g,c");
     CHECK_EQ_INT(pubsub_lease_next(f.ps), UINT64_MAX);
+    /* A heartbeat (republishing, renewing, a trim by max_items) leaves no
+     * stale entry behind: one item, one entry. */
+    CHECK_EQ_INT(lease_entries(&f), 0);
+    for (unsigned i = 0; i < 5; i++) {
+        CHECK_EQ_INT(publish_leased(&f, "svc", "beat", 3600, 0), 0);
+        CHECK_EQ_INT(publish_leased(&f, "svc", "sess", 0, 42), 0);
+        CHECK_EQ_INT(pubsub_lease_renew(f.ps, ALICE, "svc", "beat", 60, NULL), 0);
+        commit(&f);
+    }
+    CHECK_EQ_INT(lease_entries(&f), 2);
+    CHECK_EQ_INT(pubsub_retract(f.ps, ALICE, "svc", "beat", false), 0);
+    commit(&f);
+    CHECK_EQ_INT(lease_entries(&f), 1);
     fx_end(&f);
 }
 
