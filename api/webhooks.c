@@ -863,17 +863,23 @@ static void dead_letter(struct webhooks *W, struct wh *w, const char *body, size
         rc = pubsub_publish(W->h->pubsub, w->rec.owner, &req, &out);
     }
     if (rc != 0) {
+        /* The event stays at the head of the outbox (at least once): the
+         * move is tried again after backoff_max_ms, until the dead-letter
+         * node takes it (storage room, its quotas, the owner's rights). */
         W->n_dead_failed++;
-        log_error("webhooks",
-                  "webhook %llu: an undeliverable event could not be published to "
-                  "its dead-letter node '%s': %s; it is dropped",
-                  (unsigned long long)w->rec.id, w->rec.dead_letter, herald_strerror(rc));
+        static struct log_limit lim;
+        log_limited(&lim, LOG_ERROR, "webhooks",
+                    "webhook %llu: an undeliverable event could not be published to its "
+                    "dead-letter node '%s': %s; it stays in the outbox and is tried again",
+                    (unsigned long long)w->rec.id, w->rec.dead_letter, herald_strerror(rc));
+        w->state = WH_BACKOFF;
+        uv_timer_start(&w->timer, on_backoff, W->h->cfg->webhooks_backoff_max_ms, 0);
     } else {
         W->n_dead++;
         log_warn("webhooks", "webhook %llu: an event failed %u attempts (%s): moved to '%s'",
                  (unsigned long long)w->rec.id, attempts, error, w->rec.dead_letter);
+        finish_head(W, w, seq, false);
     }
-    finish_head(W, w, seq, false);
     buf_free(&json);
     buf_free(&payload);
 }
@@ -1082,7 +1088,7 @@ void webhooks_metrics(struct herald *h, struct buf *b)
     HASH_ITER(hh, W->by_id, w, tmp) pending += w->pending;
     buf_puts(b, "# HELP herald_webhook_deliveries_total Webhook delivery outcomes: ok (2xx), retry "
                 "(an attempt failed, retried later), dead_letter (gave up: sent to the dead-letter "
-                "node), dead_letter_failed (gave up and the dead-letter node refused it), dropped "
+                "node), dead_letter_failed (the dead-letter node refused it: tried again), dropped "
                 "(not queued: the outbox was full or could not be written).\n"
                 "# TYPE herald_webhook_deliveries_total counter\n");
     buf_printf(b, "herald_webhook_deliveries_total{result=\"ok\"} %llu\n",
@@ -1097,10 +1103,10 @@ void webhooks_metrics(struct herald *h, struct buf *b)
                (unsigned long long)W->n_dropped);
     buf_printf(b,
                "# HELP herald_webhook_failures_total Events webhooks gave up on after their "
-               "last attempt (moved to the dead-letter node or dropped there).\n"
+               "last attempt (moved to the dead-letter node).\n"
                "# TYPE herald_webhook_failures_total counter\nherald_webhook_failures_total "
                "%llu\n",
-               (unsigned long long)(W->n_dead + W->n_dead_failed));
+               (unsigned long long)W->n_dead);
     buf_printf(b,
                "# HELP herald_webhook_outbox_pending Events waiting in webhook outboxes.\n"
                "# TYPE herald_webhook_outbox_pending gauge\nherald_webhook_outbox_pending "
@@ -1213,8 +1219,17 @@ static void create_now(struct creation *c)
     struct ps_node_info dl;
     char made[PS_NODE_NAME_MAX + 1];
     int rc = pubsub_node_get(h->pubsub, rec->owner, rec->dead_letter, &dl);
-    if (rc == HERALD_ENOTFOUND)
-        rc = pubsub_create(h->pubsub, rec->owner, rec->dead_letter, NULL, 0, made);
+    if (rc == HERALD_ENOTFOUND) {
+        /* Made to keep what it is given: the service's item cap, and no
+         * quota from the owner's [quotas] defaults (an owner may still set
+         * one; an event the node refuses waits in the outbox). */
+        static const char *const max[] = {"max"}, *const zero[] = {"0"};
+        const struct ps_field f[] = {{"pubsub#max_items", max, 1},
+                                     {"herald#max_publish_rate", zero, 1},
+                                     {"herald#max_subscribers", zero, 1},
+                                     {"herald#max_node_bytes", zero, 1}};
+        rc = pubsub_create(h->pubsub, rec->owner, rec->dead_letter, f, 4, made);
+    }
     if (rc == 0)
         rc = pubsub_publish_allowed(h->pubsub, rec->owner, rec->dead_letter);
     if (rc != 0) {

@@ -517,3 +517,34 @@ def test_lease_end_reaches_the_webhook_as_a_retract(herald):
         expect(alice.get(node_path("svc", "items", "api-1")), 404, "the item after its lease")
     finally:
         recv.close()
+
+
+def test_dead_letters_are_not_lost_to_quotas(herald):
+    """The dead-letter node made for a webhook has no quota from the
+    owner's [quotas] defaults (five events given up on in a burst all land
+    there); a quota its owner sets later makes a dead letter wait in the
+    outbox (counted, tried again), and it arrives once the quota is lifted."""
+    recv = Receiver()
+    try:
+        srv, alice = rest_server(herald, config={"webhooks": FAST,
+                                                 "quotas": {"max_publish_rate": 1}})
+        alice.create("alerts", {"herald#max_publish_rate": 0})
+        recv.fail_always()
+        make_webhook(alice, "alerts", recv.url(), max_attempts=1)
+        for i in range(5):
+            alice.publish("alerts", {"alarm": i})
+        wait_until(lambda: len(alice.items("alerts/dead-letter")["items"]) == 5, 30,
+                   "five dead letters")
+        dl = node_path("alerts/dead-letter")
+        expect(alice.patch(dl, {"config": {"herald#max_node_bytes": 1}}), 200, "a quota")
+        alice.publish("alerts", {"alarm": 5})
+        wait_until(lambda: metric(alice, 'herald_webhook_deliveries_total'
+                                         '{result="dead_letter_failed"}') >= 2, 30,
+                   "the refused move tried again")
+        assert [w["pending"] for w in webhooks_of(alice, "alerts")] == [1]
+        expect(alice.patch(dl, {"config": {"herald#max_node_bytes": 0}}), 200, "lifted")
+        wait_until(lambda: len(alice.items("alerts/dead-letter")["items"]) == 6, 30,
+                   "the waiting dead letter")
+        assert metric(alice, "herald_webhook_failures_total") == 6
+    finally:
+        recv.close()
