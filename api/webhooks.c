@@ -437,7 +437,12 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
     uint8_t was_flags[WH_PER_NODE_MAX];
     unsigned nw = 0;
     int rc = render_event(ev, bit, &body);
-    struct store_txn *t = rc == 0 ? batch_op_begin(W->h->batch, &rc) : NULL;
+    /* The event of a change that frees data (retract, purge, delete) is
+     * written as such: it may use the store's reserve as its change did,
+     * so a full store does not lose it. */
+    struct store_txn *t = rc != 0         ? NULL
+                          : bit != WH_EV_PUBLISH ? batch_op_begin_freeing(W->h->batch, &rc)
+                                               : batch_op_begin(W->h->batch, &rc);
     uint64_t stamp = now_ms() * 1000;
     for (struct wh *w = n->list; t && w && rc == 0 && nw < WH_PER_NODE_MAX; w = w->node_next) {
         ws[nw] = w;

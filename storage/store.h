@@ -21,7 +21,11 @@
 
 struct store_txn;
 
-#define STORE_SCHEMA_VERSION 1u
+/* 2: item records v2 (leases) and node records v2 (quotas) may be written;
+ * a store of version 1 is read as it is and marked 2 when opened for
+ * writing, so a binary that knows only 1 refuses it instead of failing on
+ * a record it cannot read. */
+#define STORE_SCHEMA_VERSION 2u
 
 struct store;
 

@@ -190,6 +190,18 @@ static int init_schema(struct store *s, bool read_only)
             mdb_txn_abort(txn);
             return HERALD_ESCHEMA;
         }
+        if (have < STORE_SCHEMA_VERSION && !read_only) {
+            /* Older stores read as they are; this binary may write records
+             * they did not have (version 2: leased items, node records with
+             * quotas), so older binaries must refuse the store from now on. */
+            uint8_t ver[4];
+            put_be32(ver, STORE_SCHEMA_VERSION);
+            MDB_val nv = {4, ver};
+            rc = mdb_put(txn, s->meta, &k, &nv, 0);
+            if (rc == 0)
+                log_info("store", "%s: schema version %u -> %u", s->path, have,
+                         STORE_SCHEMA_VERSION);
+        }
     }
     if (rc != 0)
         goto done;

@@ -422,6 +422,19 @@ static void test_schema_version(void)
     CHECK_EQ_INT(write_schema_raw(dir, three, 3), 0);
     CHECK_EQ_INT(store_open(&s, dir, NULL), HERALD_ESCHEMA);
 
+    /* Version 1 (before leases and quotas) opens as it is read-only, and
+     * is marked current when opened for writing. */
+    uint8_t one[4] = {0, 0, 0, 1};
+    CHECK_EQ_INT(write_schema_raw(dir, one, 4), 0);
+    s = NULL;
+    CHECK_EQ_INT(store_open(&s, dir, &ro), 0);
+    store_close(s);
+    CHECK_EQ_INT(read_schema_raw(dir), 1);
+    s = NULL;
+    CHECK_EQ_INT(store_open(&s, dir, NULL), 0);
+    store_close(s);
+    CHECK_EQ_INT(read_schema_raw(dir), STORE_SCHEMA_VERSION);
+
     /* The current version opens again. */
     uint8_t cur[4] = {0, 0, 0, STORE_SCHEMA_VERSION};
     CHECK_EQ_INT(write_schema_raw(dir, cur, 4), 0);
