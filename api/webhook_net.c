@@ -88,6 +88,8 @@ bool wh_cidr_match(const struct wh_cidr *c, int family, const uint8_t *addr)
 
 /* The ranges nobody may reach by default (RFC 6890 special-purpose
  * registries: the ones that lead inside the server's own network). */
+static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
 static const struct refused {
     const char *cidr;
     const char *why;
@@ -98,12 +100,16 @@ static const struct refused {
     {"224.0.0.0/4", "multicast"}, {"240.0.0.0/4", "reserved"},      {"::/128", "unspecified"},
     {"::1/128", "loopback"},      {"fc00::/7", "private"},          {"fe80::/10", "link-local"},
     {"fec0::/10", "private"},     {"ff00::/8", "multicast"},        {"64:ff9b::/96", "reserved"},
+    /* IPv6 forms that carry an IPv4 address a translator or tunnel may
+     * turn into an inside one: IPv4-compatible (deprecated), local-use
+     * NAT64 (RFC 8215), 6to4 (RFC 3056), Teredo (RFC 4380). */
+    {"::/96", "IPv4-compatible"}, {"64:ff9b:1::/48", "reserved"},   {"2002::/16", "6to4"},
+    {"2001::/32", "Teredo"},
 };
 
 const char *wh_addr_refused(int family, const uint8_t *addr)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (family == 6 && memcmp(addr, mapped, 12) == 0) {
+    if (family == 6 && memcmp(addr, v4mapped, 12) == 0) {
         family = 4;
         addr += 12;
     }
@@ -134,8 +140,7 @@ const char *wh_sockaddr_refused(const struct wh_cidr *allow, size_t nallow,
         if (wh_cidr_match(&allow[i], family, addr))
             return NULL;
     /* An allowed IPv4 block also allows its IPv4-mapped IPv6 form. */
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (family == 6 && memcmp(addr, mapped, 12) == 0)
+    if (family == 6 && memcmp(addr, v4mapped, 12) == 0)
         for (size_t i = 0; i < nallow; i++)
             if (wh_cidr_match(&allow[i], 4, addr + 12))
                 return NULL;

@@ -104,6 +104,10 @@ static void test_guard(void)
     CHECK_EQ_STR(refused6(NULL, 0, "ff02::1"), "multicast");
     CHECK_EQ_STR(refused6(NULL, 0, "::ffff:127.0.0.1"), "loopback"); /* IPv4-mapped */
     CHECK_EQ_STR(refused6(NULL, 0, "::ffff:10.0.0.1"), "private");
+    CHECK_EQ_STR(refused6(NULL, 0, "::7f00:1"), "IPv4-compatible");
+    CHECK_EQ_STR(refused6(NULL, 0, "64:ff9b:1::a00:1"), "reserved");
+    CHECK_EQ_STR(refused6(NULL, 0, "2002:7f00:1::1"), "6to4");
+    CHECK_EQ_STR(refused6(NULL, 0, "2001:0:4136:e378:8000:63bf:3fff:fdd2"), "Teredo");
     CHECK(refused6(NULL, 0, "2606:2800:220:1:248:1893:25c8:1946") == NULL);
     /* The allow list opens exactly its blocks. */
     struct wh_cidr allow[2];
