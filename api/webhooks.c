@@ -275,7 +275,10 @@ static struct wh *wh_new(struct webhooks *W, const struct store_webhook *rec)
     w->W = W;
     w->rec = *rec;
     w->next_seq = 1;
-    uv_timer_init(W->h->loop, &w->timer);
+    if (uv_timer_init(W->h->loop, &w->timer) != 0) {
+        free(w);
+        return NULL;
+    }
     uv_unref((uv_handle_t *)&w->timer);
     w->timer.data = w;
     HASH_ADD(hh, W->by_id, rec.id, sizeof(uint64_t), w);
@@ -586,8 +589,8 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
         curl_multi_assign(W->multi, fd, s);
     }
     int ev = ((what & CURL_POLL_IN) ? UV_READABLE : 0) | ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);
-    uv_poll_start(&s->poll, ev, on_poll);
-    return 0;
+    /* -1 makes libcurl fail the transfer: an attempt that failed, retried. */
+    return uv_poll_start(&s->poll, ev, on_poll) == 0 ? 0 : -1;
 }
 
 static void on_curl_timer(uv_timer_t *t)
@@ -1018,11 +1021,15 @@ int webhooks_open(struct herald *h)
         free(W);
         return HERALD_ENOMEM;
     }
-    curl_multi_setopt(W->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(W->multi, CURLMOPT_SOCKETDATA, W);
-    curl_multi_setopt(W->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(W->multi, CURLMOPT_TIMERDATA, W);
-    uv_timer_init(h->loop, &W->curl_timer);
+    if (curl_multi_setopt(W->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(W->multi, CURLMOPT_SOCKETDATA, W) != CURLM_OK ||
+        curl_multi_setopt(W->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(W->multi, CURLMOPT_TIMERDATA, W) != CURLM_OK ||
+        uv_timer_init(h->loop, &W->curl_timer) != 0) {
+        curl_multi_cleanup(W->multi);
+        free(W);
+        return HERALD_ENOMEM;
+    }
     uv_unref((uv_handle_t *)&W->curl_timer);
     W->curl_timer.data = W;
     h->webhooks = W;

@@ -160,6 +160,26 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     return buf_ok(b) ? size * n : 0; /* 0 aborts: over CLI_MAX_BODY */
 }
 
+bool cli_rest_easy(struct cli_rest *c, const char *url, struct curl_slist *hdrs)
+{
+    CURL *e = c->curl;
+    bool ok = true;
+    curl_easy_reset(e);
+    c->errbuf[0] = '\0';
+    CLI_SETOPT(ok, e, CURLOPT_URL, url);
+    CLI_SETOPT(ok, e, CURLOPT_HTTPHEADER, hdrs);
+    CLI_SETOPT(ok, e, CURLOPT_ERRORBUFFER, c->errbuf);
+    CLI_SETOPT(ok, e, CURLOPT_NOSIGNAL, 1L);
+    CLI_SETOPT(ok, e, CURLOPT_CONNECTTIMEOUT, 10L);
+    if (c->cacert)
+        CLI_SETOPT(ok, e, CURLOPT_CAINFO, c->cacert);
+    if (c->insecure) {
+        CLI_SETOPT(ok, e, CURLOPT_SSL_VERIFYPEER, 0L);
+        CLI_SETOPT(ok, e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    return ok;
+}
+
 int cli_rest_request(struct cli_rest *c, const char *method, const char *path, const char *ctype,
                      const char *body, size_t body_len, long *status, struct buf *resp)
 {
@@ -190,33 +210,25 @@ int cli_rest_request(struct cli_rest *c, const char *method, const char *path, c
         hdrs = h;
     }
     CURL *e = c->curl;
-    curl_easy_reset(e);
-    c->errbuf[0] = '\0';
     buf_reset(resp);
     resp->max = CLI_MAX_BODY;
-    curl_easy_setopt(e, CURLOPT_URL, url.data);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
+    bool ok = cli_rest_easy(c, url.data, hdrs);
+    CLI_SETOPT(ok, e, CURLOPT_CUSTOMREQUEST, method);
+    CLI_SETOPT(ok, e, CURLOPT_WRITEFUNCTION, on_body);
+    CLI_SETOPT(ok, e, CURLOPT_WRITEDATA, resp);
+    CLI_SETOPT(ok, e, CURLOPT_TIMEOUT, 60L);
     if (body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        CLI_SETOPT(ok, e, CURLOPT_POSTFIELDS, body);
+        CLI_SETOPT(ok, e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+        CLI_SETOPT(ok, e, CURLOPT_POSTFIELDS, "");
+        CLI_SETOPT(ok, e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
     }
     if (strcmp(method, "GET") == 0)
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    if (c->cacert)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->cacert);
-    if (c->insecure) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        CLI_SETOPT(ok, e, CURLOPT_HTTPGET, 1L);
+    if (!ok) {
+        fprintf(stderr, "%s: libcurl refused an option of the request\n", c->prog);
+        goto done;
     }
     CURLcode cc = curl_easy_perform(e);
     if (cc != CURLE_OK) {

@@ -59,6 +59,13 @@ int cli_rest_only(struct cli_rest *c);
 int cli_rest_open(struct cli_rest *c);
 void cli_rest_close(struct cli_rest *c);
 
+/* Resets the handle and sets what every request sets: url, headers, the
+ * error buffer, no signals, a 10 s connect timeout, the TLS trust options.
+ * Returns false when libcurl refuses an option (the request is not made). */
+bool cli_rest_easy(struct cli_rest *c, const char *url, struct curl_slist *hdrs);
+/* curl_easy_setopt that records a refusal in ok (checked before the
+ * transfer). */
+#define CLI_SETOPT(ok, e, opt, val) ((ok) = curl_easy_setopt((e), (opt), (val)) == CURLE_OK && (ok))
 /* Appends s to b percent-encoded as one path segment ('/' included). */
 void cli_rest_segment(struct buf *b, const char *s);
 

@@ -231,34 +231,26 @@ static CURLcode stream_once(struct sub *s, const char *url)
         hdrs = h;
     }
     CURL *e = c->curl;
-    curl_easy_reset(e);
-    c->errbuf[0] = '\0';
     s->status = 0;
     s->opened = false;
     buf_reset(&s->line);
     buf_reset(&s->data);
     buf_reset(&s->err);
     s->event[0] = s->id[0] = '\0';
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, s);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, SUB_SILENCE_S);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (c->cacert)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->cacert);
-    if (c->insecure) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    bool ok = cli_rest_easy(c, url, hdrs);
+    CLI_SETOPT(ok, e, CURLOPT_WRITEFUNCTION, on_data);
+    CLI_SETOPT(ok, e, CURLOPT_WRITEDATA, s);
+    CLI_SETOPT(ok, e, CURLOPT_HEADERFUNCTION, on_header);
+    CLI_SETOPT(ok, e, CURLOPT_HEADERDATA, s);
+    CLI_SETOPT(ok, e, CURLOPT_NOPROGRESS, 0L);
+    CLI_SETOPT(ok, e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    CLI_SETOPT(ok, e, CURLOPT_XFERINFODATA, s);
+    CLI_SETOPT(ok, e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    CLI_SETOPT(ok, e, CURLOPT_LOW_SPEED_TIME, SUB_SILENCE_S);
+    CLI_SETOPT(ok, e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (!ok) {
+        cc = CURLE_BAD_FUNCTION_ARGUMENT; /* an option libcurl refused */
+        goto done;
     }
     cc = curl_easy_perform(e);
     if (s->status == 0)
