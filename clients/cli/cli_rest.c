@@ -91,7 +91,7 @@ int cli_rest_only(struct cli_rest *c)
     if (c->jid || c->password || c->host || c->port || c->service) {
         fprintf(stderr,
                 "%s: no XMPP transport for this command (--jid, --password, --host, --port, "
-                "--service are for 'herald pub'); use --url and --token (REST)\n",
+                "--service are for 'herald pub' and 'herald sub'); use --url and --token (REST)\n",
                 c->prog);
         return CLI_USAGE;
     }

@@ -35,7 +35,7 @@ struct cli_rest {
     const char *token;  /* --token or $HERALD_TOKEN */
     const char *cacert; /* --cacert FILE */
     bool insecure;      /* --insecure: no certificate verification */
-    /* XMPP transport (herald pub only): --jid selects it. */
+    /* XMPP transport (herald pub, herald sub): --jid selects it. */
     const char *jid, *password, *host, *service; /* --password or $HERALD_PASSWORD */
     int port;                                    /* --port; 0: 5222 */
     CURL *curl;                                  /* owned; cli_rest_close frees it */
@@ -49,9 +49,9 @@ void cli_rest_init(struct cli_rest *c, const char *prog);
  * on stderr why it is wrong (a missing value, a bad port). */
 int cli_rest_option(struct cli_rest *c, int argc, char **argv, int *i);
 /* The help text of those options, for each command's --help; with_xmpp:
- * the command has the XMPP transport (pub). */
+ * the command has the XMPP transport (pub, sub). */
 void cli_rest_usage(FILE *f, bool with_xmpp);
-/* For commands without an XMPP transport (sub, node): CLI_USAGE after
+/* For commands without an XMPP transport (node): CLI_USAGE after
  * saying so when --jid or another XMPP option was given, else 0. */
 int cli_rest_only(struct cli_rest *c);
 /* Checks the options and makes the curl handle: 0, or CLI_USAGE after

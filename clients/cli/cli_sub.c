@@ -13,7 +13,9 @@
  * A dropped stream is resumed with Last-Event-ID (the seq of the last item
  * seen, or --since), so nothing still stored is missed; reconnecting is
  * bounded by --retries with a growing pause, each attempt said on stderr. A
- * connection that delivered its headers resets the count. */
+ * connection that delivered its headers resets the count.
+ *
+ * With --jid the node is followed over XMPP instead (cli_sub_xmpp.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 
 #include "cli_clients.h"
 #include "cli_rest.h"
+#include "cli_sub_xmpp.h"
 
 #define SUB_MAX_LINE ((2u << 20))
 #define SUB_DEFAULT_RETRIES 5
@@ -33,8 +36,9 @@ void cli_sub_usage(FILE *f)
     fprintf(f,
             "Usage: herald sub NODE [OPTIONS]\n"
             "\n"
-            "Follows NODE's event stream over the REST API (Server-Sent Events) and\n"
-            "prints one JSON object per line on stdout, flushed per line:\n"
+            "Follows NODE's event stream over the REST API (Server-Sent Events), or\n"
+            "over XMPP with --jid, and prints one JSON object per line on stdout,\n"
+            "flushed per line:\n"
             "  an item     {\"id\":...,\"seq\":N,\"published\":...,\"publisher\":...,\n"
             "               \"json\":VALUE} (or \"xml\":\"<...>\" for an XML payload)\n"
             "  a retract   {\"event\":\"retract\",\"id\":...}  (also a lease running out)\n"
@@ -43,29 +47,41 @@ void cli_sub_usage(FILE *f)
             "\n"
             "  --since SEQ      first print the stored items published after sequence\n"
             "                   SEQ (0: every stored item), then live ones; default:\n"
-            "                   only items published from now on\n"
+            "                   only items published from now on (REST only)\n"
             "  --count N        exit 0 after N items (retracts etc. do not count)\n"
             "  --timeout SECS   give up after SECS seconds: exit 4 if fewer than\n"
             "                   --count items (without --count: no item) arrived\n"
             "  --retries N      reconnect at most N times in a row after the stream\n"
             "                   drops or cannot connect (default %d; 0: never),\n"
             "                   resuming with Last-Event-ID; each attempt is said\n"
-            "                   on stderr\n"
-            "  -v, --verbose    say on stderr when the stream is open\n"
+            "                   on stderr (REST only)\n"
+            "  -v, --verbose    say on stderr when the stream is open (XMPP: when\n"
+            "                   subscribed, with the full JID)\n"
             "  -h, --help       show this help\n"
             "\n",
             SUB_DEFAULT_RETRIES);
-    cli_rest_usage(f, false);
+    cli_rest_usage(f, true);
     fprintf(f, "\n"
+               "Over XMPP (--jid) the client sends presence, subscribes its full JID\n"
+               "to NODE and prints the notifications: \"seq\" only when one carries a\n"
+               "stanza-id (live ones do not), \"published\" only for a replayed item,\n"
+               "\"publisher\" when the service sets it. However it ends (--count,\n"
+               "--timeout, SIGINT or SIGTERM, the last two with exit 0) it unsubscribes\n"
+               "and closes the stream; a killed client (SIGKILL) leaves its\n"
+               "subscription on the server. No reconnect over XMPP.\n"
+               "\n"
                "Exit status: 0 --count items arrived (or the stream ended: node deleted,\n"
                "or --timeout without --count after at least one item); 1 the server\n"
-               "refused (problem+json on stderr) or the node was deleted before --count\n"
-               "items; 2 usage; 3 no connection after the retries; 4 --timeout ran out.\n"
+               "refused (problem+json on stderr; XMPP: the condition, e.g. not-authorized)\n"
+               "or the node was deleted before --count items; 2 usage; 3 no connection\n"
+               "after the retries (XMPP: or the connection dropped); 4 --timeout ran out.\n"
                "\n"
                "Examples:\n"
                "  herald sub grid/feeder-7\n"
                "  herald sub sensors --since 0 --count 10 --timeout 30 | jq .json\n"
-               "  herald sub services/api --since 41   # resume after sequence 41\n");
+               "  herald sub services/api --since 41   # resume after sequence 41\n"
+               "  HERALD_PASSWORD=secret herald sub sensors --jid bob@example.org \\\n"
+               "      --cacert /var/lib/herald/tls/cert.pem --count 1\n");
 }
 
 struct sub {
@@ -292,7 +308,7 @@ int cli_sub(int argc, char **argv)
     struct buf url;
     const char *node = NULL;
     unsigned long retries = SUB_DEFAULT_RETRIES, timeout = 0, since = 0;
-    bool has_since = false;
+    bool has_since = false, has_retries = false;
     int ret = CLI_USAGE;
     cli_rest_init(&c, "herald sub");
     memset(&s, 0, sizeof(s));
@@ -324,6 +340,7 @@ int cli_sub(int argc, char **argv)
             num = &timeout;
         } else if (strcmp(a, "--retries") == 0 && has_v) {
             num = &retries;
+            has_retries = true;
         } else if (a[0] == '-') {
             fprintf(stderr, "herald sub: unknown option %s (or it needs a value)\n", a);
             goto done;
@@ -344,7 +361,22 @@ int cli_sub(int argc, char **argv)
                         "Run 'herald sub --help' for the options.\n");
         goto done;
     }
-    if ((ret = cli_rest_only(&c)) != 0 || (ret = cli_rest_open(&c)) != 0)
+    if (c.jid) {
+        if (has_since || has_retries) {
+            fprintf(stderr,
+                    "herald sub: %s is for REST only: XMPP notifications carry no "
+                    "sequence to resume from\n",
+                    has_since ? "--since" : "--retries");
+            goto done;
+        }
+        ret = cli_sub_xmpp(&c, node, s.count, timeout, s.verbose);
+        goto done;
+    }
+    if (c.password || c.host || c.port || c.service) {
+        fprintf(stderr, "herald sub: --password, --host, --port and --service need --jid\n");
+        goto done;
+    }
+    if ((ret = cli_rest_open(&c)) != 0)
         goto done;
     /* Each line must reach a pipe's reader at once. */
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -1,15 +1,19 @@
-/* cli_xmpp.c - the XMPP transport of `herald pub` (docs/cli.md): a minimal
- * blocking client, one connection, one request at a time.
+/* cli_xmpp.c - the XMPP transport of `herald pub` and `herald sub`
+ * (docs/cli.md): a minimal blocking client, one connection, one request at
+ * a time.
  *
  * Bytes go through a blocking socket, and through OpenSSL (SSL_set_fd)
  * once STARTTLS is done; what the server sends is fed to Herald's own
  * stream parser (xmlp), whose on_stanza callback copies the few facts the
  * client needs out of each stanza into struct xin (the tree lives only
  * during the callback). Each step then waits, with a bound (XMPP_WAIT_S),
- * for the kind of element it expects; anything else (a notification, a
- * presence) is skipped. STARTTLS is required: a server that does not offer
- * it is refused, because the password must not cross in the clear. SASL is
- * PLAIN, over that TLS. */
+ * for the kind of element it expects; anything else is skipped, except that
+ * a <message/> goes to the caller's callback (herald sub's notifications),
+ * a ping (XEP-0199) is answered and any other request gets
+ * service-unavailable (RFC 6120 §8.4), so that the server never waits on
+ * us. STARTTLS is required: a server that does not offer it is refused,
+ * because the password must not cross in the clear. SASL is PLAIN, over
+ * that TLS. */
 #include "cli_xmpp.h"
 
 #include <errno.h>
@@ -22,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -32,12 +37,16 @@
 #include "xml_parser.h"
 
 #define XMPP_WAIT_S 30
+/* Our whitespace keepalive (RFC 6120 §4.6.1) after this much silence:
+ * well under the server's c2s idle_timeout (default 600 s). */
+#define XMPP_KEEPALIVE_S 60
 #define NS_STREAMS "http://etherx.jabber.org/streams"
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+#define NS_PING "urn:xmpp:ping"
 
 enum xkind {
     K_NONE,
@@ -70,11 +79,19 @@ struct cli_xmpp {
     SSL *ssl;
     struct xmlp *p;
     struct xin in;
+    char full_jid[3072]; /* as bound (RFC 6120 §7.6.3) */
+    char subid[256];     /* of the last subscribe's answer; "" if none */
+    char substate[32];   /* its subscription state */
+    cli_xmpp_message_fn on_message;
+    void *on_message_ud;
+    unsigned long long last_write_ms;
+    bool write_failed; /* an answer written from the parser callback failed */
     unsigned long next_id;
     bool closing; /* cli_xmpp_close: failures are no longer worth a message */
 };
 
 static void read_stanza(struct cli_xmpp *x, struct xin *in, struct xnode *e, struct arena *a);
+static int io_write(struct cli_xmpp *x, const char *p, size_t n);
 
 static void copy_text(struct arena *a, const struct xnode *e, char *out, size_t cap)
 {
@@ -96,6 +113,34 @@ static void error_of(struct xin *in, struct arena *a, const struct xnode *err, c
         else if (in->cond[0] == '\0')
             snprintf(in->cond, sizeof(in->cond), "%s", c->name);
     }
+}
+
+/* A request from the server: a ping gets its result, anything else
+ * service-unavailable. Written at once, from inside the parser callback
+ * (the socket is blocking); a failure is noted for the caller. */
+static void answer_request(struct cli_xmpp *x, const struct xnode *e)
+{
+    const char *id = xml_attr(e, "id"), *from = xml_attr(e, "from");
+    const char *type = xml_attr(e, "type");
+    const struct xnode *q = xml_first_elem(e);
+    bool ping = type && strcmp(type, "get") == 0 && q && strcmp(q->ns, NS_PING) == 0 &&
+                strcmp(q->name, "ping") == 0;
+    struct buf b;
+    if (x->closing || id == NULL)
+        return;
+    buf_init(&b, 0);
+    buf_printf(&b, "<iq type='%s' id='", ping ? "result" : "error");
+    buf_xml_attr(&b, id, strlen(id));
+    if (from) {
+        buf_puts(&b, "' to='");
+        buf_xml_attr(&b, from, strlen(from));
+    }
+    buf_puts(&b, ping ? "'/>"
+                      : "'><error type='cancel'><service-unavailable xmlns='" NS_STANZAS
+                        "'/></error></iq>");
+    if (!buf_ok(&b) || io_write(x, b.data, b.len) != 0)
+        x->write_failed = true;
+    buf_free(&b);
 }
 
 /* One read may bring several elements (the server flushes a loop turn's
@@ -142,10 +187,17 @@ static void read_stanza(struct cli_xmpp *x, struct xin *in, struct xnode *e, str
     } else if (strcmp(e->ns, NS_SASL) == 0 && strcmp(e->name, "failure") == 0) {
         in->kind = K_SASL_FAILURE;
         error_of(in, a, e, NS_SASL);
+    } else if (strcmp(e->name, "message") == 0) {
+        if (x->on_message && !x->closing)
+            x->on_message(x->on_message_ud, e, a);
     } else if (strcmp(e->name, "iq") == 0) {
         const char *id = xml_attr(e, "id"), *type = xml_attr(e, "type");
-        if (type == NULL || (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
-            return; /* a request to us: not expected from a server here */
+        if (type == NULL || (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
+            answer_request(x, e);
+            return;
+        }
+        if (strcmp(type, "result") != 0 && strcmp(type, "error") != 0)
+            return;
         in->kind = K_IQ;
         snprintf(in->iq_id, sizeof(in->iq_id), "%s", id ? id : "");
         snprintf(in->iq_type, sizeof(in->iq_type), "%s", type);
@@ -157,6 +209,17 @@ static void read_stanza(struct cli_xmpp *x, struct xin *in, struct xnode *e, str
         const char *iid = item ? xml_attr(item, "id") : NULL;
         if (iid)
             snprintf(in->item_id, sizeof(in->item_id), "%s", iid);
+        const struct xnode *sub = ps ? xml_child(ps, NS_PUBSUB, "subscription") : NULL;
+        if (sub) {
+            const char *v = xml_attr(sub, "subid");
+            snprintf(x->subid, sizeof(x->subid), "%s", v ? v : "");
+            v = xml_attr(sub, "subscription");
+            snprintf(x->substate, sizeof(x->substate), "%s", v ? v : "");
+        }
+        const struct xnode *bind = xml_child(e, NS_BIND, "bind");
+        const struct xnode *bjid = bind ? xml_child(bind, NS_BIND, "jid") : NULL;
+        if (bjid)
+            copy_text(a, bjid, x->full_jid, sizeof(x->full_jid));
     }
 }
 
@@ -174,6 +237,7 @@ static void on_close(void *ud)
 
 static int io_write(struct cli_xmpp *x, const char *p, size_t n)
 {
+    x->last_write_ms = cli_now_ms();
     while (n > 0) {
         ssize_t w;
         if (x->ssl) {
@@ -204,60 +268,92 @@ static int send_buf(struct cli_xmpp *x, struct buf *b)
     return io_write(x, b->data, b->len);
 }
 
-/* Reads and parses until an element of one of the wanted kinds arrived
- * (its facts in x->in). A stream error or close is reported here. */
-static int wait_for(struct cli_xmpp *x, unsigned wanted_mask)
+/* Waits at most timeout_ms for bytes and feeds them to the parser (which
+ * calls on_stanza for each complete element): 0 when some came, -1 when
+ * none did (the time ran out, or a signal interrupted the wait), or
+ * CLI_CONNECT after saying why. */
+static int read_once(struct cli_xmpp *x, int timeout_ms)
 {
     char chunk[16384];
+    if (!(x->ssl && SSL_pending(x->ssl) > 0)) {
+        struct pollfd pfd = {.fd = x->fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, timeout_ms < 0 ? 0 : timeout_ms);
+        if (pr == 0 || (pr < 0 && errno == EINTR))
+            return -1;
+        if (pr < 0) {
+            if (!x->closing)
+                fprintf(stderr, "%s: XMPP: poll: %s\n", x->o.prog, strerror(errno));
+            return CLI_CONNECT;
+        }
+    }
+    ssize_t n;
+    if (x->ssl) {
+        int r = SSL_read(x->ssl, chunk, sizeof(chunk));
+        n = r > 0 ? r : (SSL_get_error(x->ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1);
+    } else {
+        while ((n = recv(x->fd, chunk, sizeof(chunk), 0)) < 0 && errno == EINTR)
+            ;
+    }
+    if (n <= 0) {
+        if (!x->closing)
+            fprintf(stderr, "%s: XMPP: the connection was closed\n", x->o.prog);
+        return CLI_CONNECT;
+    }
+    /* Feed element by element is not needed: after <proceed/> and
+     * <success/> the server sends nothing until our new header, and the
+     * parser drops the rest of a feed after a restart. */
+    enum xmlp_error e = xmlp_feed(x->p, chunk, (size_t)n);
+    if (e != XMLP_OK) {
+        if (!x->closing)
+            fprintf(stderr, "%s: XMPP: the server's stream does not parse: %s\n", x->o.prog,
+                    xmlp_strerror(e));
+        return CLI_CONNECT;
+    }
+    if (x->write_failed)
+        return CLI_CONNECT; /* io_write said why */
+    return 0;
+}
+
+/* A stream error or close that arrived: reported, as an exit code; 0 if
+ * neither did. */
+static int stream_ended(struct cli_xmpp *x)
+{
+    if (x->in.kind == K_STREAM_ERROR) {
+        if (!x->closing)
+            fprintf(stderr, "%s: XMPP stream error: %s%s%s\n", x->o.prog, x->in.cond,
+                    x->in.text[0] ? ": " : "", x->in.text);
+        return CLI_REFUSED;
+    }
+    if (x->in.kind == K_CLOSED) {
+        if (!x->closing)
+            fprintf(stderr, "%s: XMPP: the server closed the stream\n", x->o.prog);
+        return CLI_CONNECT;
+    }
+    return 0;
+}
+
+/* Reads and parses until an element of one of the wanted kinds arrived
+ * (its facts in x->in), XMPP_WAIT_S at most. A stream error or close is
+ * reported here. */
+static int wait_for(struct cli_xmpp *x, unsigned wanted_mask)
+{
+    unsigned long long deadline = cli_now_ms() + XMPP_WAIT_S * 1000ull;
     for (;;) {
         if (x->in.kind != K_NONE && (wanted_mask & (1u << x->in.kind)))
             return 0;
-        if (x->in.kind == K_STREAM_ERROR) {
-            if (!x->closing)
-                fprintf(stderr, "%s: XMPP stream error: %s%s%s\n", x->o.prog, x->in.cond,
-                        x->in.text[0] ? ": " : "", x->in.text);
-            return CLI_REFUSED;
-        }
-        if (x->in.kind == K_CLOSED) {
-            if (!x->closing)
-                fprintf(stderr, "%s: XMPP: the server closed the stream\n", x->o.prog);
-            return CLI_CONNECT;
-        }
+        int rc = stream_ended(x);
+        if (rc != 0)
+            return rc;
         x->in.kind = K_NONE;
-        if (!(x->ssl && SSL_pending(x->ssl) > 0)) {
-            struct pollfd pfd = {.fd = x->fd, .events = POLLIN};
-            int pr;
-            while ((pr = poll(&pfd, 1, XMPP_WAIT_S * 1000)) < 0 && errno == EINTR)
-                ;
-            if (pr == 0) {
-                if (!x->closing)
-                    fprintf(stderr, "%s: XMPP: no answer within %d s\n", x->o.prog, XMPP_WAIT_S);
-                return CLI_CONNECT;
-            }
-        }
-        ssize_t n;
-        if (x->ssl) {
-            int r = SSL_read(x->ssl, chunk, sizeof(chunk));
-            n = r > 0 ? r : (SSL_get_error(x->ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1);
-        } else {
-            while ((n = recv(x->fd, chunk, sizeof(chunk), 0)) < 0 && errno == EINTR)
-                ;
-        }
-        if (n <= 0) {
+        unsigned long long now = cli_now_ms();
+        if (now >= deadline) {
             if (!x->closing)
-                fprintf(stderr, "%s: XMPP: the connection was closed\n", x->o.prog);
+                fprintf(stderr, "%s: XMPP: no answer within %d s\n", x->o.prog, XMPP_WAIT_S);
             return CLI_CONNECT;
         }
-        /* Feed element by element is not needed: after <proceed/> and
-         * <success/> the server sends nothing until our new header, and
-         * the parser drops the rest of a feed after a restart. */
-        enum xmlp_error e = xmlp_feed(x->p, chunk, (size_t)n);
-        if (e != XMLP_OK) {
-            if (!x->closing)
-                fprintf(stderr, "%s: XMPP: the server's stream does not parse: %s\n", x->o.prog,
-                        xmlp_strerror(e));
-            return CLI_CONNECT;
-        }
+        rc = read_once(x, (int)(deadline - now));
+        if (rc > 0)
+            return rc;
     }
 }
 
@@ -526,6 +622,87 @@ int cli_xmpp_publish(struct cli_xmpp *x, const char *node, const char *item_id, 
     if (rc == 0)
         snprintf(id_out, cap, "%s", x->in.item_id[0] ? x->in.item_id : item_id ? item_id : "?");
     return rc;
+}
+
+void cli_xmpp_on_message(struct cli_xmpp *x, cli_xmpp_message_fn fn, void *ud)
+{
+    x->on_message = fn;
+    x->on_message_ud = ud;
+}
+
+const char *cli_xmpp_full_jid(const struct cli_xmpp *x)
+{
+    return x->full_jid;
+}
+
+const char *cli_xmpp_service(const struct cli_xmpp *x)
+{
+    return x->service;
+}
+
+int cli_xmpp_presence(struct cli_xmpp *x)
+{
+    static const char p[] = "<presence/>";
+    return io_write(x, p, sizeof(p) - 1);
+}
+
+/* <subscribe/> or <unsubscribe/> of the full JID to node. */
+static int subscription(struct cli_xmpp *x, const char *what, const char *node)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "<pubsub xmlns='" NS_PUBSUB "'><%s node='", what);
+    buf_xml_attr(&b, node, strlen(node));
+    buf_puts(&b, "' jid='");
+    buf_xml_attr(&b, x->full_jid, strlen(x->full_jid));
+    if (strcmp(what, "unsubscribe") == 0 && x->subid[0]) {
+        buf_puts(&b, "' subid='");
+        buf_xml_attr(&b, x->subid, strlen(x->subid));
+    }
+    buf_puts(&b, "'/></pubsub>");
+    int rc = buf_nul(&b) == 0 ? iq(x, "set", x->service, b.data) : CLI_CONNECT;
+    buf_free(&b);
+    if (rc == CLI_REFUSED)
+        fprintf(stderr, "%s: XMPP: %s %s failed: %s%s%s\n", x->o.prog, what, node, x->in.cond,
+                x->in.text[0] ? ": " : "", x->in.text);
+    return rc;
+}
+
+int cli_xmpp_subscribe(struct cli_xmpp *x, const char *node)
+{
+    if (x->full_jid[0] == '\0') {
+        fprintf(stderr, "%s: XMPP: the server bound no JID\n", x->o.prog);
+        return CLI_REFUSED;
+    }
+    x->subid[0] = x->substate[0] = '\0';
+    int rc = subscription(x, "subscribe", node);
+    if (rc == 0 && x->substate[0] && strcmp(x->substate, "subscribed") != 0)
+        fprintf(stderr,
+                "%s: XMPP: the subscription to %s is %s (the node's owner must approve it)\n",
+                x->o.prog, node, x->substate);
+    return rc;
+}
+
+int cli_xmpp_unsubscribe(struct cli_xmpp *x, const char *node)
+{
+    return subscription(x, "unsubscribe", node);
+}
+
+int cli_xmpp_wait(struct cli_xmpp *x, int timeout_ms)
+{
+    unsigned long long now = cli_now_ms(), ka = x->last_write_ms + XMPP_KEEPALIVE_S * 1000ull;
+    if (now >= ka) {
+        if (io_write(x, " ", 1) != 0)
+            return CLI_CONNECT;
+        ka = now + XMPP_KEEPALIVE_S * 1000ull;
+    }
+    if ((unsigned long long)timeout_ms > ka - now)
+        timeout_ms = (int)(ka - now);
+    x->in.kind = K_NONE;
+    int rc = read_once(x, timeout_ms);
+    if (rc > 0)
+        return rc;
+    return stream_ended(x);
 }
 
 void cli_xmpp_close(struct cli_xmpp *x)
