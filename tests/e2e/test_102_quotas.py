@@ -16,7 +16,8 @@ import time
 from e2e_helpers import run
 from pubsub_helpers import (NS_DISCO_INFO, NS_META_DATA, assert_ps_error, assert_result,
                             configure_node, create_node, disco, disco_features, error_parts,
-                            find_path, parse_form, ps_client, publish, subscribe, unsubscribe)
+                            find_path, my_subscriptions, parse_form, ps_client, publish,
+                            subscribe, unsubscribe)
 from rest_helpers import (USERS, EventStream, Rest, assert_problem, expect, item_path,
                           items_path, new_token, node_path, rest_server)
 from rest_helpers import _rest_streams  # noqa: F401 (autouse: ends curl -N streams)
@@ -115,10 +116,15 @@ def test_max_subscribers(herald):
         assert error_parts(resp)[2] == "wait", resp
         assert_result(await unsubscribe(bob, "club"), "unsubscribe")
         assert_result(await subscribe(carol, "club"), "subscription after one left")
-        # Lowering the quota under the count removes nobody.
+        # Lowering the quota under the count removes nobody: with two
+        # subscribers and a quota of one, both stay and a third is refused.
+        assert_result(await configure_node(alice, "club", {SUBS: "2"}))
+        assert_result(await subscribe(bob, "club"), "second subscription under 2")
         assert_result(await configure_node(alice, "club", {SUBS: "1"}))
-        resp = await subscribe(bob, "club")
+        resp = await subscribe(alice, "club")
         assert_ps_error(resp, "policy-violation", "too-many-subscriptions")
+        subs = await my_subscriptions(bob, "club") + await my_subscriptions(carol, "club")
+        assert sorted(s[2] for s in subs) == ["subscribed", "subscribed"], subs
     run(body)
     assert metric(srv, "club", "subscribers") == 2
 
