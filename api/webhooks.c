@@ -72,6 +72,7 @@ struct wh {
     uint64_t next_seq;      /* seq of the next outbox record */
     uint64_t done_seq;      /* records up to this seq are handled */
     uint64_t pending;       /* records after done_seq */
+    uint64_t pending_bytes; /* their size (stored records at start, event bodies since) */
     uint64_t head_seq;      /* the record being delivered, and its attempts: */
     uint32_t head_attempts; /* ... newer than a snapshot until they commit */
     int last_status;
@@ -308,11 +309,12 @@ static int load_one(void *ud, const struct store_webhook *rec)
         return HERALD_ENOMEM;
     w->seen = true;
     w->rec = *rec;
-    uint64_t count, first, last;
-    int rc = store_outbox_stats(L->t, rec->id, &count, &first, &last);
+    uint64_t count, first, last, bytes;
+    int rc = store_outbox_stats(L->t, rec->id, &count, &first, &last, &bytes);
     if (rc != 0)
         return rc;
     w->pending = count;
+    w->pending_bytes = bytes;
     if (count) {
         w->done_seq = first - 1;
         if (w->next_seq <= last)
@@ -454,7 +456,8 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
         struct store_webhook *rec = &w->rec;
         was_dropped[nw] = rec->dropped;
         was_flags[nw] = rec->flags;
-        if (want && w->pending >= W->h->cfg->webhooks_max_outbox) {
+        if (want && (w->pending >= W->h->cfg->webhooks_max_outbox ||
+                     w->pending_bytes + body.len > W->h->cfg->webhooks_max_outbox_bytes)) {
             /* The bound: the newest event is not queued (docs/webhooks.md). */
             want = false;
             rec->dropped++;
@@ -508,13 +511,14 @@ static void journal(void *ud, struct pubsub *ps, const struct ps_event *ev)
         if (queued[i]) {
             w->next_seq = seqs[i] + 1;
             w->pending++;
+            w->pending_bytes += body.len;
         } else if ((w->rec.events & bit) != 0) {
             W->n_dropped++;
             log_warn("webhooks",
-                     "webhook %llu: outbox full (%u events): a %s event of '%s' "
+                     "webhook %llu: outbox full (%llu events, %llu bytes): a %s event of '%s' "
                      "is dropped",
-                     (unsigned long long)w->rec.id, W->h->cfg->webhooks_max_outbox, event_name(bit),
-                     ev->node);
+                     (unsigned long long)w->rec.id, (unsigned long long)w->pending,
+                     (unsigned long long)w->pending_bytes, event_name(bit), ev->node);
         }
         touch(W, w);
     }
@@ -807,7 +811,8 @@ static void pump(struct webhooks *W)
 
 /* The record at the head of w's outbox is done with (delivered or dead-
  * lettered): delete it with the counters, in one operation. */
-static void finish_head(struct webhooks *W, struct wh *w, uint64_t seq, bool delivered)
+static void finish_head(struct webhooks *W, struct wh *w, uint64_t seq, size_t len,
+                        bool delivered)
 {
     int rc;
     if (delivered)
@@ -829,6 +834,7 @@ static void finish_head(struct webhooks *W, struct wh *w, uint64_t seq, bool del
     w->done_seq = seq;
     if (w->pending)
         w->pending--;
+    w->pending_bytes = w->pending == 0 || len > w->pending_bytes ? 0 : w->pending_bytes - len;
     w->head_attempts = 0;
 }
 
@@ -886,7 +892,7 @@ static void dead_letter(struct webhooks *W, struct wh *w, const char *body, size
         W->n_dead++;
         log_warn("webhooks", "webhook %llu: an event failed %u attempts (%s): moved to '%s'",
                  (unsigned long long)w->rec.id, attempts, error, w->rec.dead_letter);
-        finish_head(W, w, seq, false);
+        finish_head(W, w, seq, len, false);
     }
     buf_free(&json);
     buf_free(&payload);
@@ -924,7 +930,7 @@ static void finished(struct webhooks *W, struct delivery *d, CURLcode res)
         W->n_ok++;
         w->last_status = (int)code;
         w->last_error[0] = '\0';
-        finish_head(W, w, d->seq, true);
+        finish_head(W, w, d->seq, d->body_len, true);
     } else {
         uint32_t attempts = d->attempts + 1;
         if (d->refused)

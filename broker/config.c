@@ -79,6 +79,7 @@ void config_defaults(struct config *c)
     c->webhooks_backoff_initial_ms = 1000;
     c->webhooks_backoff_max_ms = 300000;
     c->webhooks_max_outbox = 10000;
+    c->webhooks_max_outbox_bytes = 64u << 20;
     c->pep_caps_cache_size = 10000;
     c->pep_caps_max_queries = 256;
     c->max_offline = 100;
@@ -302,6 +303,7 @@ static const struct option options[] = {
     OPT("webhooks", "backoff_initial_ms", K_UINT, webhooks_backoff_initial_ms, 1, 3600000),
     OPT("webhooks", "backoff_max_ms", K_UINT, webhooks_backoff_max_ms, 1, 86400000),
     OPT("webhooks", "max_outbox", K_UINT, webhooks_max_outbox, 1, 100000000),
+    OPT("webhooks", "max_outbox_bytes", K_SIZE, webhooks_max_outbox_bytes, 1024, 1ull << 40),
 };
 
 struct load_ctx {

@@ -177,6 +177,7 @@ struct config {
     unsigned webhooks_backoff_initial_ms; /* delay before the second attempt */
     unsigned webhooks_backoff_max_ms;     /* the delay's ceiling */
     unsigned webhooks_max_outbox; /* events waiting per webhook; more are dropped (counted) */
+    size_t webhooks_max_outbox_bytes; /* ... and their bytes */
 };
 
 void config_defaults(struct config *c);

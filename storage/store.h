@@ -500,9 +500,10 @@ int store_outbox_put(struct store_txn *t, const struct store_outbox *o);
 int store_outbox_next(struct store_txn *t, uint64_t wid, uint64_t after_seq,
                       struct store_outbox *out);
 int store_outbox_del(struct store_txn *t, uint64_t wid, uint64_t seq);
-/* How many records the webhook's outbox holds, and the seqs of its first
- * and last (0 when empty): a walk of that webhook's records (at start). */
+/* How many records the webhook's outbox holds, the seqs of its first and
+ * last (0 when empty) and their bytes: a walk of that webhook's records
+ * (at start). */
 int store_outbox_stats(struct store_txn *t, uint64_t wid, uint64_t *count, uint64_t *first_seq,
-                       uint64_t *last_seq);
+                       uint64_t *last_seq, uint64_t *bytes);
 
 #endif

@@ -224,13 +224,13 @@ int store_outbox_del(struct store_txn *t, uint64_t wid, uint64_t seq)
 }
 
 int store_outbox_stats(struct store_txn *t, uint64_t wid, uint64_t *count, uint64_t *first_seq,
-                       uint64_t *last_seq)
+                       uint64_t *last_seq, uint64_t *bytes)
 {
     MDB_cursor *cur;
     uint8_t kb[16];
     outbox_key(kb, wid, 0);
     MDB_val k = {16, kb}, v;
-    *count = *first_seq = *last_seq = 0;
+    *count = *first_seq = *last_seq = *bytes = 0;
     int rc = mdb_cursor_open(t->txn, t->s->wh_outbox, &cur);
     if (rc != 0)
         return store_map_err(rc);
@@ -242,6 +242,7 @@ int store_outbox_stats(struct store_txn *t, uint64_t wid, uint64_t *count, uint6
             *first_seq = seq;
         *last_seq = seq;
         (*count)++;
+        *bytes += v.mv_size;
     }
     mdb_cursor_close(cur);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_map_err(rc);

@@ -548,3 +548,23 @@ def test_dead_letters_are_not_lost_to_quotas(herald):
         assert metric(alice, "herald_webhook_failures_total") == 6
     finally:
         recv.close()
+
+
+def test_outbox_byte_bound(herald):
+    """[webhooks] max_outbox_bytes bounds the bytes waiting per webhook too:
+    with room for about two 1 KB events, the rest are dropped and counted."""
+    recv = Receiver()
+    try:
+        srv, alice = rest_server(herald, config={"webhooks": {
+            "allow": "127.0.0.0/8", "max_outbox_bytes": 2500, "backoff_initial_ms": 600000,
+            "backoff_max_ms": 600000}})
+        alice.create("big")
+        recv.fail_always()
+        make_webhook(alice, "big", recv.url())
+        for i in range(5):
+            alice.publish("big", {"i": i, "pad": "x" * 1000})
+        hooks = wait_until(lambda: [w for w in webhooks_of(alice, "big")
+                                    if w["state"] == "retrying"], 10, "the first attempt")
+        assert hooks[0]["pending"] == 2 and hooks[0]["dropped"] == 3, hooks
+    finally:
+        recv.close()

@@ -202,8 +202,8 @@ static void test_store(void)
     CHECK_EQ_INT(store_outbox_next(t, 2, 10, &o), 0);
     CHECK_EQ_INT((int)o.seq, 20);
     CHECK_EQ_INT(store_outbox_next(t, 2, 30, &o), HERALD_ENOTFOUND); /* not webhook 3's */
-    uint64_t n, first, last;
-    CHECK_EQ_INT(store_outbox_stats(t, 2, &n, &first, &last), 0);
+    uint64_t n, first, last, bytes;
+    CHECK_EQ_INT(store_outbox_stats(t, 2, &n, &first, &last, &bytes), 0);
     CHECK_EQ_INT((int)n, 3);
     CHECK_EQ_INT((int)first, 10);
     CHECK_EQ_INT((int)last, 30);
@@ -224,9 +224,9 @@ static void test_store(void)
     CHECK_EQ_INT((int)o.seq, 20);
     /* Deleting webhook 2 takes its outbox, not webhook 1's. */
     CHECK_EQ_INT(store_webhook_del(t, 2), 0);
-    CHECK_EQ_INT(store_outbox_stats(t, 2, &n, &first, &last), 0);
+    CHECK_EQ_INT(store_outbox_stats(t, 2, &n, &first, &last, &bytes), 0);
     CHECK_EQ_INT((int)n, 0);
-    CHECK_EQ_INT(store_outbox_stats(t, 1, &n, &first, &last), 0);
+    CHECK_EQ_INT(store_outbox_stats(t, 1, &n, &first, &last, &bytes), 0);
     CHECK_EQ_INT((int)n, 1);
     memset(&got, 0, sizeof(got));
     CHECK_EQ_INT(store_webhook_each(t, count_hook, &got), 0);
