@@ -30,6 +30,7 @@
 #include "errors.h"
 #include "herald.h"
 #include "http.h"
+#include "log.h"
 #include "pubsub.h"
 #include "rest.h"
 #include "session.h"
@@ -393,9 +394,7 @@ void rest_item_json(yajl_gen g, const struct ps_item *it)
     json_str(g, "publisher");
     json_strn(g, it->publisher, it->publisher_len);
     if (it->lease == PS_LEASE_TIMED) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        uint64_t now = wall_ms();
         json_str(g, "lease");
         yajl_gen_map_open(g);
         json_key_uint(g, "seconds", it->lease_secs);

@@ -148,12 +148,7 @@ static const char *event_name(uint8_t bit)
     return "?";
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static uint64_t now_ms(void) { return wall_ms(); }
 
 static uint64_t rng_next(struct webhooks *W)
 {

@@ -22,6 +22,13 @@ int log_level_parse(const char *s)
     return -1;
 }
 
+uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 __attribute__((format(printf, 3, 0))) static void log_v(enum log_level lvl, const char *area,
                                                      const char *fmt, va_list ap)
 {

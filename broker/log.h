@@ -2,6 +2,7 @@
  * One global level (the only process-wide state besides OpenSSL/SASL's own). */
 #ifndef HERALD_LOG_H
 #define HERALD_LOG_H
+#include <stdint.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -25,6 +26,9 @@ struct log_limit {
 };
 void log_limited(struct log_limit *l, enum log_level lvl, const char *area, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The wall clock in unix milliseconds (what log lines are stamped with). */
+uint64_t wall_ms(void);
 
 #define log_debug(area, ...) log_msg(LOG_DEBUG, area, __VA_ARGS__)
 #define log_info(area, ...) log_msg(LOG_INFO, area, __VA_ARGS__)

@@ -131,9 +131,7 @@ static void arm_leases(struct herald *h, uint64_t until)
 {
     if (h->loop == NULL || until == UINT64_MAX)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t now = wall_ms();
     uint64_t delay = until > now ? until - now : 0;
     uv_timer_start(&h->lease_timer, on_lease_timer, delay, 0);
 }

@@ -138,13 +138,6 @@ struct cluster {
     char ack_pending[512]; /* the last applied entry's ack subject, this drain */
 };
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint64_t random64(void)
 {
     uint64_t v = 0;
