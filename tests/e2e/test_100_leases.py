@@ -13,7 +13,7 @@ from pubsub_helpers import (NS_EVENT, NS_PUBLISH_OPTIONS, NS_PUBSUB, PUBSUB, for
 from rest_helpers import (EventStream, Rest, assert_problem, expect, item_path, items_path,
                           new_token, node_path)
 from rest_helpers import _rest_streams  # noqa: F401 (autouse: ends curl -N streams)
-from stream_helpers import USERS, cut, login
+from stream_helpers import USERS, config, cut, login, resume_stream, wait_log
 
 import os
 
@@ -224,3 +224,29 @@ def test_many_leases_end_together(herald):
     m = expect(alice.get("/metrics"), 200).text
     line = [x for x in m.splitlines() if x.startswith("herald_leases_expired_total ")]
     assert line and int(float(line[0].split()[1])) >= n, line
+
+
+def test_session_lease_with_stream_management(herald):
+    """With XEP-0198 the session outlives its connection: a cut that is
+    resumed keeps the session-leased item; one that is not resumed within
+    c2s.resume_timeout ends the session, and the item goes with it."""
+    srv = herald(users=USERS, config=config(resume_timeout=2))
+    alice = Rest(srv, new_token(srv, "alice@localhost"))
+    alice.create("sm")
+    pub = login(srv, "alice", "w")
+    assert publish_xmpp(pub, "sm", "kept", "session").get("type") == "result"
+    previd = pub.enabled.get("id")
+    cut(pub)
+    assert wait_log(srv, "kept for resumption"), "the server noticed the cut"
+    pub2, r = resume_stream(srv, "alice", previd, pub.h)
+    assert r is not None and r.get("previd") == previd, show(r)
+    time.sleep(2.5)  # past resume_timeout: the resumed session is the same one
+    assert alice.item("sm", "kept")["lease"] == {"session": True}
+    cut(pub2)
+    deadline = time.monotonic() + 10
+    while srv.log_text().count("kept for resumption") < 2:  # the second cut noticed
+        assert time.monotonic() < deadline, "the server did not notice the second cut"
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    wait_gone(alice, "sm", "kept", t0 + 2 + 2 * SLOWDOWN + 3)
+    assert time.monotonic() - t0 >= 1.0, "the item went before resume_timeout"
