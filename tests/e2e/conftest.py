@@ -23,6 +23,8 @@ PER_TEST_TIMEOUT = int(os.environ.get("HERALD_E2E_TEST_TIMEOUT", "90"))
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes several seconds")
+    config.addinivalue_line("markers", "once: spends its time waiting on the server's timers; "
+                            "scripts/test runs it once, in the sanitizer pass")
 
 
 def pytest_collection_modifyitems(session, config, items):

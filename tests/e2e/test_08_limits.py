@@ -3,6 +3,7 @@
 import asyncio
 import time
 
+import pytest
 from e2e_helpers import NS_STREAM, RawStream, XClient, q, run
 
 USERS = {"alice": "wonderland", "bob": "builder", "carol": "singer"}
@@ -173,6 +174,7 @@ def test_oversized_stream_header_policy_violation(herald):
         s.close()
 
 
+@pytest.mark.once
 def test_slow_reader_disconnected(herald):
     """RFC 6120 13.12 (a client that does not read must not exhaust server
     memory) with [c2s] max_outq_bytes = 65536 and write_timeout = 2: a

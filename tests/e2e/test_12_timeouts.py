@@ -3,11 +3,13 @@ whitespace keepalives counting as traffic (RFC 6120 4.6.1, 4.9.3.4
 <connection-timeout/>)."""
 import time
 
+import pytest
 from e2e_helpers import RawStream
 
 TIMEOUTS = {"c2s": {"login_timeout": 1, "idle_timeout": 2, "keepalive_interval": 0}}
 
 
+@pytest.mark.once
 def test_login_timeout(herald):
     """RFC 6120 4.9.3.4 <connection-timeout/> and 13.12 (resource exhaustion):
     a stream that does not authenticate within login_timeout (1 s) is closed
@@ -27,6 +29,7 @@ def test_login_timeout(herald):
         s.close()
 
 
+@pytest.mark.once
 def test_idle_timeout_and_whitespace_keepalive(herald):
     """RFC 6120 4.6.1 (whitespace keepalive keeps an idle stream alive) and
     4.9.3.4 <connection-timeout/>: with idle_timeout = 2 s, a logged-in

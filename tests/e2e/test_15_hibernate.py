@@ -8,6 +8,7 @@ import re
 import subprocess
 import time
 
+import pytest
 from e2e_helpers import NS_PING, RawStream, XClient, run, show
 
 USERS = {"alice": "wonderland", "bob": "builder"}
@@ -33,6 +34,7 @@ def wait_hibernations(srv, at_least, timeout=10.0):
     return n
 
 
+@pytest.mark.once
 def test_idle_sessions_work_after_hibernation(herald):
     """Two slixmpp sessions go idle, their parsers are released; then
     messages, iqs and presence flow both ways as before, and again after a
@@ -60,6 +62,7 @@ def test_idle_sessions_work_after_hibernation(herald):
     run(body)
 
 
+@pytest.mark.once
 def test_header_prefixes_survive_hibernation(herald):
     """A client that names the stream namespace 's' and declares a prefix
     'e' on its header (legal XML, RFC 6120 4.8.5 leaves prefixes free): after
@@ -105,6 +108,7 @@ def test_header_prefixes_survive_hibernation(herald):
     run(body)
 
 
+@pytest.mark.once
 def test_bad_xml_after_hibernation_is_a_stream_error(herald):
     """Waking does not loosen the parser: a wrong close tag after an idle
     period is still not-well-formed, and an oversized stanza still a

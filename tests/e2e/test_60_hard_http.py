@@ -23,6 +23,7 @@ import ssl
 import threading
 import time
 
+import pytest
 from e2e_helpers import RawStream, client_tls_context
 from hardening_helpers import SLOWDOWN, Witness, rss_kib
 from rest_helpers import (USERS, EventStream, Rest, build_request, curl_request, expect,
@@ -342,6 +343,7 @@ def closed_within(s, limit, trickle):
     raise AssertionError("connection still open after %.1f s (trickling %r)" % (limit, trickle))
 
 
+@pytest.mark.once
 def test_header_and_idle_timeouts_are_absolute(herald):
     """CRLFs between requests, header bytes of a request, or bytes of a TLS
     ClientHello trickled every 0.5 s do not keep a connection open past
@@ -422,6 +424,7 @@ def test_header_and_idle_timeouts_are_absolute(herald):
 # Finding 10: event streams that never read
 # --------------------------------------------------------------------------
 
+@pytest.mark.once
 def test_sse_readers_that_never_read_are_closed(herald):
     """120 event streams that never read while 60 items of 16 KB are
     published (before: never closed; 500 held 270 MB): each is closed

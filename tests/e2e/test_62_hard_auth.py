@@ -25,6 +25,7 @@ import os
 import threading
 import time
 
+import pytest
 from e2e_helpers import NS_SASL, RawStream, b64, q, sasl_condition, show
 from hardening_helpers import SLOWDOWN, Witness, cpu_seconds
 from rest_helpers import curl_request, new_token
@@ -142,6 +143,7 @@ def run_attack(srv, sources, user="alice"):
     return g, cpu
 
 
+@pytest.mark.once
 def test_one_address_guesses_bounded(herald):
     """One address, 4 parallel connections, ~5 s of PLAIN guesses: at most
     address_failures + one per backoff step are verified, the rest are
@@ -184,6 +186,7 @@ def test_one_address_guesses_bounded(herald):
     assert counted and counted[0] >= refused, (counted, refused)
 
 
+@pytest.mark.once
 def test_five_addresses_one_account_bounded(herald):
     """Five addresses (127.0.0.2-6) guessing one account: the account budget
     bounds the total at account_failures + one first try per address + one

@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 
+import pytest
 from e2e_helpers import RawStream
 from hardening_helpers import SLOWDOWN, WITNESS_BOUND, Witness, rss_kib, sender
 
@@ -280,6 +281,7 @@ def test_slow_subscriber_paces_the_publisher(herald):
         s.close()
 
 
+@pytest.mark.once
 def test_stalled_reader_closed_after_write_timeout(herald):
     """(c) A client that never reads is closed once its queue made no write
     progress for c2s.write_timeout (3 s here) and not before (before: closed

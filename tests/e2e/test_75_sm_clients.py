@@ -477,6 +477,7 @@ class _Tmux:
         self.run("kill-server")
 
 
+@pytest.mark.once
 def test_profanity_resumes_and_shows_message_once(herald, tmp_path):
     """Profanity 0.13 (libstrophe 0.12) enables resumable SM with Herald.
     The path to it stalls (a message bob sends is lost in flight), then the

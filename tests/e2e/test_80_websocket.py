@@ -25,6 +25,7 @@ import socket
 import time
 import xml.etree.ElementTree as ET
 
+import pytest
 from e2e_helpers import DOMAIN, NS_CLIENT, NS_PING, NS_SASL, NS_TLS, q, run, show
 from pubsub_helpers import (NS_EVENT, NS_PUBSUB, PUBSUB, must_create, must_publish,
                             items_event_children, must_subscribe, next_event,
@@ -246,6 +247,7 @@ def test_websocket_authentication_needs_tls_or_allow_plaintext(herald):
         x.close()
 
 
+@pytest.mark.once
 def test_websocket_server_pings_keepalive(herald):
     """With c2s.keepalive_interval = 1, an idle WebSocket session gets
     WebSocket pings (RFC 6455 5.5.2) rather than whitespace (which is not

@@ -20,6 +20,7 @@ import select
 import time
 import xml.etree.ElementTree as ET
 
+import pytest
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -250,6 +251,7 @@ def test_bosh_rid_replay(herald):
     assert res.get("type") == "result", show(res)
 
 
+@pytest.mark.once
 def test_bosh_long_poll_delivery_and_empty_wait(herald):
     """XEP-0124 §7 / §8: (1) an empty request is held; a message bob sends
     meanwhile comes back as the answer to that held request; (2) with
@@ -277,6 +279,7 @@ def test_bosh_long_poll_delivery_and_empty_wait(herald):
     run(scenario, timeout=scaled(40))
 
 
+@pytest.mark.once
 def test_bosh_pause_and_inactivity(herald):
     """XEP-0124 §10 with [http] bosh_inactivity = 5: (1) the creation
     response says inactivity='5'; (2) a session left without a request for

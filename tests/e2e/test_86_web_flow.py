@@ -13,6 +13,7 @@ same limits and write queues as a TCP client"; docs/architecture.md,
 import socket
 import time
 
+import pytest
 from e2e_helpers import RawStream
 from hardening_helpers import SLOWDOWN, Witness, sender
 from web_helpers import Bosh, WsXmpp, metric, metrics
@@ -40,6 +41,7 @@ def _tcp(srv, user, resource):
     return s
 
 
+@pytest.mark.once
 def test_websocket_reader_that_stops_is_closed_after_write_timeout(herald):
     srv = herald(users=USERS, allow_plaintext=True,
                  config={"c2s": {"write_timeout": TIMEOUT_S}})
@@ -70,6 +72,7 @@ def test_websocket_reader_that_stops_is_closed_after_write_timeout(herald):
     ws.close()
 
 
+@pytest.mark.once
 def test_bosh_client_that_stops_polling_is_closed(herald):
     srv = herald(users=USERS, allow_plaintext=True,
                  config={"c2s": {"write_timeout": TIMEOUT_S},
